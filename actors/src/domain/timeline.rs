@@ -1,0 +1,151 @@
+//! The output shape shared by every domain state machine: operator-facing
+//! timeline events and timer operations for the host to schedule.
+
+use std::fmt;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Why something happened, shown to operators.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    System,
+    Playbook,
+    Operator(String),
+    Channel,
+    Contact,
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cause::System => f.write_str("system"),
+            Cause::Playbook => f.write_str("playbook"),
+            Cause::Operator(name) => write!(f, "operator:{name}"),
+            Cause::Channel => f.write_str("channel"),
+            Cause::Contact => f.write_str("contact"),
+        }
+    }
+}
+
+named_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum TimelineKind {
+        Created = "created",
+        StageChanged = "stage_changed",
+        SlaEscalated = "sla_escalated",
+        Paused = "paused",
+        Resumed = "resumed",
+        Reassigned = "reassigned",
+        EffectSent = "effect_sent",
+        CallStatus = "call_status",
+        CallPlaced = "call_placed",
+        CallOutcome = "call_outcome",
+        TimerHeld = "timer_held",
+        Rejected = "rejected",
+        Replied = "replied",
+        AttemptsExhausted = "attempts_exhausted",
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEvent {
+    pub kind: TimelineKind,
+    pub cause: Cause,
+    /// Human-readable sentence for operators.
+    pub reason: String,
+    /// Structured details, e.g. `{"from":"new","to":"contacting"}`.
+    pub data: serde_json::Value,
+}
+
+impl TimelineEvent {
+    pub fn new(
+        kind: TimelineKind,
+        cause: Cause,
+        reason: impl Into<String>,
+        data: serde_json::Value,
+    ) -> Self {
+        Self {
+            kind,
+            cause,
+            reason: reason.into(),
+            data,
+        }
+    }
+}
+
+/// A timer instruction for the host. Timers are keyed by name, so setting an
+/// already armed timer re-arms it and clearing an unarmed one is harmless.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum TimerOp<N> {
+    Set { name: N, at: DateTime<Utc> },
+    Clear { name: N },
+}
+
+/// `now + seconds`, saturating at the largest representable instant so that
+/// absurd durations from configuration or API overrides can never panic a
+/// transition.
+pub fn deadline(now: DateTime<Utc>, seconds: u64) -> DateTime<Utc> {
+    i64::try_from(seconds)
+        .ok()
+        .and_then(TimeDelta::try_seconds)
+        .and_then(|delta| now.checked_add_signed(delta))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn cause_serializes_tagged_and_displays_compactly() {
+        assert_eq!(
+            serde_json::to_value(Cause::System).unwrap(),
+            json!("system")
+        );
+        let op = Cause::Operator("ana".into());
+        assert_eq!(
+            serde_json::to_value(&op).unwrap(),
+            json!({"operator": "ana"})
+        );
+        assert_eq!(op.to_string(), "operator:ana");
+        let back: Cause = serde_json::from_value(json!({"operator": "ana"})).unwrap();
+        assert_eq!(back, op);
+        assert_eq!(Cause::Contact.to_string(), "contact");
+    }
+
+    #[test]
+    fn timeline_kind_as_str_matches_serde() {
+        assert_eq!(TimelineKind::ALL.len(), 14);
+        for kind in TimelineKind::ALL {
+            assert_eq!(serde_json::to_value(kind).unwrap(), json!(kind.as_str()));
+        }
+        assert_eq!(
+            TimelineKind::AttemptsExhausted.as_str(),
+            "attempts_exhausted"
+        );
+    }
+
+    #[test]
+    fn timer_op_serializes_with_op_tag() {
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        let op: TimerOp<String> = TimerOp::Set {
+            name: "x".into(),
+            at,
+        };
+        let v = serde_json::to_value(&op).unwrap();
+        assert_eq!(v["op"], json!("set"));
+        assert_eq!(v["name"], json!("x"));
+    }
+
+    #[test]
+    fn deadline_saturates_instead_of_panicking() {
+        let now = DateTime::<Utc>::UNIX_EPOCH;
+        assert_eq!(deadline(now, 300), now + TimeDelta::seconds(300));
+        assert_eq!(deadline(now, u64::MAX), DateTime::<Utc>::MAX_UTC);
+        assert_eq!(deadline(now, i64::MAX as u64), DateTime::<Utc>::MAX_UTC);
+    }
+}

@@ -1,0 +1,20 @@
+//! The sales domain: pure state machines (`domain`), and the durable actors that host them on
+//! the supervision runtime (`opportunity`, `call`).
+
+pub mod call;
+mod convert;
+pub mod domain;
+pub mod opportunity;
+pub mod playbooks;
+
+pub use playbooks::Playbooks;
+
+use neuronx_supervision::Kinds;
+
+/// Registers the sales actors with the runtime.
+pub fn kinds(playbooks: Playbooks) -> Kinds {
+    let mut kinds = Kinds::default();
+    kinds.register(opportunity::OpportunityEntity::new(playbooks.clone()));
+    kinds.register(call::CallEntity::new(playbooks));
+    kinds
+}

@@ -1,0 +1,155 @@
+//! The opportunity actor: hosts one sales opportunity's state machine on the durable runtime.
+//! Its calls are child actors on the same shard; its SMS and escalation notices leave through
+//! the outbox.
+
+use chrono::{DateTime, Utc};
+use neuronx_supervision::{
+    ActorKey, ActorKind, Applied, Changes, EffectRequest, Entity, OutboxHold, Rejected, Summary,
+    TenantId,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::call;
+use crate::convert::{rejected, timeline, timers, to_json};
+use crate::domain::call::CallInput;
+use crate::domain::opportunity::{
+    self as rules, OppEffect, OppInput, OppReply, OppTimer, Opportunity, Rejection,
+};
+use crate::playbooks::Playbooks;
+
+pub const KIND: ActorKind = ActorKind("opportunity");
+
+/// Opportunity ids derive from the tenant and the caller's external id, so creating the same
+/// lead twice lands on the same actor and is idempotent without a lookup table.
+pub fn id_for(tenant: TenantId, external_id: &str) -> Uuid {
+    Uuid::new_v5(&tenant.0, format!("opportunity:{external_id}").as_bytes())
+}
+
+pub fn key(tenant: TenantId, id: Uuid) -> ActorKey {
+    ActorKey::root(tenant, KIND, id)
+}
+
+pub struct OpportunityEntity {
+    playbooks: Playbooks,
+}
+
+impl OpportunityEntity {
+    pub fn new(playbooks: Playbooks) -> Self {
+        Self { playbooks }
+    }
+}
+
+fn code(r: &Rejection) -> &'static str {
+    match r {
+        Rejection::NotFound => "not_found",
+        Rejection::AlreadyPaused => "already_paused",
+        Rejection::NotPaused => "not_paused",
+        Rejection::Paused { .. } => "paused",
+        Rejection::Terminal { .. } => "terminal_stage",
+        Rejection::IllegalTransition { .. } => "illegal_transition",
+        Rejection::InvalidField { .. } => "invalid_field",
+        Rejection::PlaybookMismatch { .. } => "playbook_mismatch",
+        Rejection::UnknownValue { .. } => "unknown_value",
+    }
+}
+
+impl Entity for OpportunityEntity {
+    type State = Opportunity;
+    type Input = OppInput;
+
+    fn kind(&self) -> ActorKind {
+        KIND
+    }
+
+    fn apply(
+        &self,
+        key: &ActorKey,
+        state: Option<&Opportunity>,
+        input: OppInput,
+        now: DateTime<Utc>,
+    ) -> Result<Applied<Opportunity>, Rejected> {
+        let playbook_name = match (&input, state) {
+            (_, Some(s)) => s.playbook.clone(),
+            (OppInput::Create { playbook, .. }, None) => playbook.clone(),
+            (_, None) => return Err(rejected("not_found", Rejection::NotFound)),
+        };
+        let playbook = self.playbooks.get(&playbook_name).ok_or_else(|| {
+            rejected(
+                "unknown_playbook",
+                format!("no playbook named {playbook_name:?}"),
+            )
+        })?;
+        let hold = match &input {
+            OppInput::Pause { .. } => Some(OutboxHold::Hold),
+            OppInput::Resume { .. } => Some(OutboxHold::Release),
+            _ => None,
+        };
+        let d = rules::apply(state, input, now, playbook).map_err(|r| rejected(code(&r), r))?;
+        if d.reply == OppReply::AlreadyExists {
+            return Ok(Applied {
+                state: None,
+                changes: Changes {
+                    reply: to_json(&d.reply),
+                    ..Changes::default()
+                },
+            });
+        }
+        // A closed opportunity must never dial or text again, even an effect already queued.
+        let outbox = if d.state.stage.is_terminal() {
+            Some(OutboxHold::Cancel)
+        } else {
+            hold
+        };
+        let mut changes = Changes {
+            timers: timers(d.timers, OppTimer::as_str, |timer| OppInput::TimerFired {
+                timer,
+            }),
+            timeline: timeline(d.timeline),
+            outbox,
+            reply: to_json(&d.reply),
+            ..Changes::default()
+        };
+        for effect in d.effects {
+            match effect {
+                OppEffect::StartCall {
+                    call_id,
+                    to,
+                    attempt,
+                } => {
+                    let place = CallInput::Place {
+                        call_id,
+                        opportunity_id: key.id,
+                        to,
+                        attempt,
+                        playbook: d.state.playbook.clone(),
+                    };
+                    changes
+                        .sends
+                        .push((call::key(key, call_id), to_json(&place)));
+                }
+                OppEffect::SendSms { to, body } => changes.effects.push(EffectRequest {
+                    channel: "sms".into(),
+                    payload: json!({"to": to, "body": body, "opportunity_id": key.id}),
+                }),
+                OppEffect::NotifyEscalation { queue, reason } => {
+                    changes.effects.push(EffectRequest {
+                        channel: "notify".into(),
+                        payload: json!({"queue": queue, "reason": reason, "opportunity_id": key.id}),
+                    })
+                }
+            }
+        }
+        Ok(Applied {
+            state: Some(d.state),
+            changes,
+        })
+    }
+
+    fn summary(&self, state: &Opportunity) -> Summary {
+        Summary {
+            status: state.stage.as_str().to_owned(),
+            paused: state.paused,
+        }
+    }
+}

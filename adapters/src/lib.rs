@@ -1,0 +1,5 @@
+//! The outside world. For now the loopback channels, which stand in for a carrier until a
+//! Twilio-compatible account is configured; the Twilio REST adapter and webhook signatures come
+//! next.
+
+pub mod loopback;

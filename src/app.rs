@@ -1,0 +1,149 @@
+//! Wiring: settings → store → engine → HTTP server, and an orderly stop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use neuronx_actors::Playbooks;
+use neuronx_supervision::{Engine, EngineHandle, Store};
+use ractor::Actor;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::config::Settings;
+use crate::http::{server, AppState};
+use crate::lock::{self, EngineLock};
+
+pub struct App {
+    engine: Engine,
+    tasks: Vec<JoinHandle<()>>,
+    http: ractor::ActorRef<server::Msg>,
+    pub addr: SocketAddr,
+    _lock: Option<EngineLock>,
+}
+
+/// Connects, applies migrations and creates the shard rows.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    let url = &settings.server.database_url;
+    let store = Store::connect(url, settings.server.max_connections)
+        .await
+        .with_context(|| format!("connecting to {}", redact(url)))?;
+    store
+        .migrate(settings.engine.shard_count)
+        .await
+        .context("applying migrations")?;
+    Ok(store)
+}
+
+/// The URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl App {
+    pub async fn start(settings: Settings) -> anyhow::Result<App> {
+        let lock = lock::acquire(&settings.server.database_url)?;
+        let store = open_store(&settings).await?;
+        let playbooks = settings.playbooks()?;
+        let listener = TcpListener::bind(&settings.server.listen)
+            .await
+            .with_context(|| format!("binding {}", settings.server.listen))?;
+        let addr = listener.local_addr()?;
+        let kinds = neuronx_actors::kinds(Playbooks::new(
+            playbooks.clone(),
+            settings.playbooks.default.clone(),
+        ));
+        let (handlers, reports, loopback_task) =
+            crate::channels::handlers(&settings.channels.loopback);
+        let engine = Engine::start(store, settings.engine_config(), kinds, handlers)
+            .await
+            .context("starting the engine")?;
+        let forwarder = crate::channels::forward(reports, engine.handle());
+        let state = AppState {
+            engine: engine.handle(),
+            playbooks: Arc::new(playbooks),
+            default_playbook: settings.playbooks.default.clone(),
+        };
+        let (http, _) = Actor::spawn_linked(
+            None,
+            server::HttpServer,
+            server::Args { listener, state },
+            engine.root_cell(),
+        )
+        .await
+        .context("starting the HTTP server")?;
+        tracing::info!(%addr, database = %redact(&settings.server.database_url), instance = %settings.server.instance_id, "neuronx serving");
+        Ok(App {
+            engine,
+            tasks: vec![loopback_task, forwarder],
+            http,
+            addr,
+            _lock: lock,
+        })
+    }
+
+    pub fn engine(&self) -> EngineHandle {
+        self.engine.handle()
+    }
+
+    /// Stops taking requests, finishes in-flight transitions, releases leases.
+    pub async fn shutdown(self) {
+        self.http
+            .stop_and_wait(
+                Some("shutdown".into()),
+                Some(std::time::Duration::from_secs(15)),
+            )
+            .await
+            .ok();
+        self.engine.shutdown().await;
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+
+    /// Runs until SIGTERM or Ctrl-C, or until the engine stops by itself.
+    pub async fn run_until_signal(mut self) -> anyhow::Result<()> {
+        let stopped = tokio::select! {
+            _ = shutdown_signal() => false,
+            _ = self.engine.stopped() => true,
+        };
+        if stopped {
+            anyhow::bail!("the engine stopped after repeated failures; see the log");
+        }
+        tracing::info!("shutting down");
+        self.shutdown().await;
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

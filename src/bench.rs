@@ -1,0 +1,221 @@
+//! `neuronx bench engine`: drives opportunities through create → call → result → first-touch
+//! SLA timer on a real store and reports throughput, commit latency, timer lateness and memory.
+//! A benchmark, not a test: it asserts nothing and its figures go to docs/benchmarks.md.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use neuronx_actors::domain::opportunity::{Consent, Contact, OppInput, SlaOverride};
+use neuronx_actors::opportunity as opp;
+use neuronx_supervision::{SubmitOutcome, TenantId};
+use prometheus::core::Metric;
+use prometheus::Histogram;
+use serde::Serialize;
+use tokio::sync::Semaphore;
+
+use crate::app::App;
+use crate::config::Settings;
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// postgres://... or sqlite://...; its data is kept (use a scratch database).
+    #[arg(long)]
+    pub database_url: String,
+    #[arg(long, default_value_t = 10_000)]
+    pub opportunities: u64,
+    /// Seconds from create to each opportunity's first-touch SLA timer.
+    #[arg(long, default_value_t = 5)]
+    pub first_touch_seconds: u64,
+    /// Creates in flight at once.
+    #[arg(long, default_value_t = 2_000)]
+    pub concurrency: usize,
+    /// Extra timers armed a day ahead before the run, to measure lateness under a large table.
+    #[arg(long, default_value_t = 0)]
+    pub armed_timers: i64,
+    /// Give up waiting for the backlog to drain after this many seconds.
+    #[arg(long, default_value_t = 900)]
+    pub timeout_seconds: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub backend: &'static str,
+    pub opportunities: u64,
+    pub transitions: u64,
+    pub elapsed_s: f64,
+    pub transitions_per_s: f64,
+    pub commit_p50_ms: f64,
+    pub commit_p99_ms: f64,
+    pub commit_batch_mean: f64,
+    pub timer_lateness_p50_ms: f64,
+    pub timer_lateness_p99_ms: f64,
+    pub timer_lateness_max_ms: i64,
+    pub timers_fired: u64,
+    pub armed_timers: i64,
+    pub peak_rss_mb: f64,
+}
+
+/// A quantile from a histogram's buckets, interpolated linearly inside the bucket.
+pub fn quantile_ms(h: &Histogram, q: f64) -> f64 {
+    let m = h.metric();
+    let hist = m.get_histogram();
+    let total = hist.get_sample_count() as f64;
+    if total == 0.0 {
+        return 0.0;
+    }
+    let target = q * total;
+    let mut prev_bound = 0.0;
+    let mut prev_count = 0.0;
+    for b in hist.get_bucket() {
+        let count = b.cumulative_count() as f64;
+        let bound = b.upper_bound();
+        if count >= target {
+            let within = if count > prev_count {
+                (target - prev_count) / (count - prev_count)
+            } else {
+                0.0
+            };
+            return (prev_bound + within * (bound - prev_bound)) * 1000.0;
+        }
+        prev_bound = bound;
+        prev_count = count;
+    }
+    prev_bound * 1000.0
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+pub async fn engine(mut settings: Settings, args: BenchArgs) -> anyhow::Result<Report> {
+    if args.opportunities == 0 {
+        bail!("--opportunities must be at least 1");
+    }
+    settings.server.database_url = args.database_url.clone();
+    settings.server.listen = "127.0.0.1:0".into();
+    settings.channels.loopback.ring_after_ms = 20;
+    settings.channels.loopback.no_answer_after_ms = 50;
+    // Idle opportunities leave memory soon after their last input, as at a million leads.
+    settings.engine.passivate_after_ms = 5_000;
+    let app = App::start(settings).await.context("starting the engine")?;
+    let engine = app.engine();
+    let store = engine.store().clone();
+    let backend = match store.backend() {
+        neuronx_supervision::store::Backend::Postgres => "postgres",
+        neuronx_supervision::store::Backend::Sqlite => "sqlite",
+    };
+    if args.armed_timers > 0 {
+        let day_ahead = chrono::Utc::now().timestamp_millis() + 86_400_000;
+        store
+            .seed_idle_timers(args.armed_timers, day_ahead)
+            .await
+            .context("arming the extra timers")?;
+    }
+    let tenant = crate::tenants::create(&store, "bench").await?.tenant_id;
+    let started = Instant::now();
+    let before = engine.metrics().transitions.get();
+    let permits = Arc::new(Semaphore::new(args.concurrency.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..args.opportunities {
+        let permit = permits.clone().acquire_owned().await?;
+        let engine = engine.clone();
+        let first_touch = args.first_touch_seconds;
+        tasks.spawn(async move {
+            let _permit = permit;
+            create(&engine, tenant, i, first_touch).await
+        });
+        while let Some(done) = tasks.try_join_next() {
+            done??;
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    let created_by = chrono::Utc::now().timestamp_millis();
+    // Done when every first-touch timer has fired and nothing is left in flight.
+    let last_due = created_by + (args.first_touch_seconds as i64) * 1000 + 1;
+    let deadline = Instant::now() + Duration::from_secs(args.timeout_seconds);
+    loop {
+        let b = store.backlog(last_due).await?;
+        let now = chrono::Utc::now().timestamp_millis();
+        if now > last_due && b.inbox == 0 && b.outbox_open == 0 && b.timers_due == 0 {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "backlog did not drain within {} s: {b:?}",
+                args.timeout_seconds
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let m = engine.metrics();
+    let transitions = m.transitions.get() - before;
+    let batch = m.commit_batch.get_sample_sum() / (m.commit_batch.get_sample_count().max(1) as f64);
+    let report = Report {
+        backend,
+        opportunities: args.opportunities,
+        transitions,
+        elapsed_s: elapsed,
+        transitions_per_s: transitions as f64 / elapsed,
+        commit_p50_ms: quantile_ms(&m.commit_latency, 0.5),
+        commit_p99_ms: quantile_ms(&m.commit_latency, 0.99),
+        commit_batch_mean: batch,
+        timer_lateness_p50_ms: quantile_ms(&m.timer_lateness, 0.5),
+        timer_lateness_p99_ms: quantile_ms(&m.timer_lateness, 0.99),
+        timer_lateness_max_ms: m.timer_lateness_max_ms.get(),
+        timers_fired: m.timer_lateness.get_sample_count(),
+        armed_timers: args.armed_timers,
+        peak_rss_mb: peak_rss_mb(),
+    };
+    app.shutdown().await;
+    Ok(report)
+}
+
+async fn create(
+    engine: &neuronx_supervision::EngineHandle,
+    tenant: TenantId,
+    i: u64,
+    first_touch_seconds: u64,
+) -> anyhow::Result<()> {
+    let external_id = format!("bench-{i}");
+    let id = opp::id_for(tenant, &external_id);
+    let input = OppInput::Create {
+        id,
+        external_id,
+        contact: Contact {
+            name: format!("Lead {i}"),
+            phone: format!("+1415{:07}", i % 10_000_000),
+            email: None,
+            timezone: Some("America/Los_Angeles".into()),
+            consent: Consent {
+                voice: true,
+                sms: true,
+            },
+        },
+        playbook: "speed-to-lead".into(),
+        sla: Some(SlaOverride {
+            first_touch_seconds: Some(first_touch_seconds),
+        }),
+        assignee: None,
+    };
+    let outcome = engine
+        .submit(opp::key(tenant, id), serde_json::to_value(input)?, None)
+        .await?;
+    match outcome {
+        SubmitOutcome::Applied(_) | SubmitOutcome::Accepted => Ok(()),
+        other => bail!("create {id} was not applied: {other:?}"),
+    }
+}

@@ -1,0 +1,82 @@
+//! The API's error type: every failure becomes a status and a JSON body that names the
+//! problem; internals are logged, never sent.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("missing or invalid API key")]
+    Unauthorized,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("invalid {field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("{message}")]
+    Conflict { code: String, message: String },
+    #[error("request body too large")]
+    TooLarge,
+    #[error("temporarily unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<neuronx_supervision::StoreError> for ApiError {
+    fn from(e: neuronx_supervision::StoreError) -> Self {
+        ApiError::Internal(e.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = match &self {
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                json!({"error": "unauthorized", "message": self.to_string()}),
+            ),
+            ApiError::NotFound(what) => (
+                StatusCode::NOT_FOUND,
+                json!({"error": "not_found", "message": format!("{what} not found")}),
+            ),
+            ApiError::Invalid { field, message } => (
+                StatusCode::BAD_REQUEST,
+                json!({"error": "invalid_request", "field": field, "message": message}),
+            ),
+            ApiError::Conflict { code, message } => (
+                StatusCode::CONFLICT,
+                json!({"error": code, "message": message}),
+            ),
+            ApiError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({"error": "too_large", "message": self.to_string()}),
+            ),
+            ApiError::Unavailable(reason) => {
+                tracing::warn!(%reason, "request refused: unavailable");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({"error": "unavailable", "message": "the engine cannot accept this right now; retry"}),
+                )
+            }
+            ApiError::Internal(e) => {
+                tracing::error!(error = %e, error.cause_chain = ?e, "request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({"error": "internal", "message": "internal error"}),
+                )
+            }
+        };
+        (status, Json(body)).into_response()
+    }
+}

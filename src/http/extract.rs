@@ -1,0 +1,83 @@
+//! Extractors: the authenticated tenant, and JSON bodies whose errors name the field.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use neuronx_supervision::TenantId;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use super::AppState;
+
+/// The tenant of the request's `Authorization: Bearer <key>`.
+pub struct Tenant(pub TenantId);
+
+impl FromRequestParts<AppState> for Tenant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let key = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or(ApiError::Unauthorized)?;
+        match crate::tenants::authenticate(state.engine.store(), key).await? {
+            Some(tenant) => Ok(Tenant(tenant)),
+            None => Err(ApiError::Unauthorized),
+        }
+    }
+}
+
+/// A JSON body. Unlike `axum::Json`, a bad body answers 400 with the path of the bad field.
+pub struct Body<T>(pub T);
+
+/// An empty body is read as `{}`, so commands whose fields are all optional need none.
+impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|_| ApiError::TooLarge)?;
+        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        };
+        let de = &mut serde_json::Deserializer::from_slice(bytes);
+        serde_path_to_error::deserialize(de).map(Body).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let field = match (path.as_str(), missing_field(&inner.to_string())) {
+                (".", Some(missing)) => missing,
+                (".", None) => "body".into(),
+                (_, Some(missing)) => format!("{path}.{missing}"),
+                (_, None) => path,
+            };
+            ApiError::invalid(field, inner.to_string())
+        })
+    }
+}
+
+/// serde names a missing field only in its message: "missing field `contact` at ...".
+fn missing_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("missing field `")?;
+    Some(rest.split('`').next()?.to_owned())
+}
+
+/// Query parameters. Unlike `axum::extract::Query`, a bad one answers 400 in JSON.
+pub struct Params<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequestParts<AppState> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or("");
+        serde_urlencoded::from_str(query)
+            .map(Params)
+            .map_err(|e| ApiError::invalid("query", e.to_string()))
+    }
+}

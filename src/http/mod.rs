@@ -1,0 +1,45 @@
+//! The HTTP API (axum): routes, shared state, and the server actor that runs it under the
+//! engine's supervision tree.
+
+mod error;
+mod extract;
+mod opportunities;
+mod ops;
+pub mod server;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+use neuronx_actors::domain::playbook::Playbook;
+use neuronx_supervision::EngineHandle;
+
+pub use error::ApiError;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: EngineHandle,
+    pub playbooks: Arc<BTreeMap<String, Playbook>>,
+    pub default_playbook: String,
+}
+
+pub fn router(state: AppState) -> Router {
+    use opportunities as o;
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/v1/opportunities", post(o::create).get(o::list))
+        .route("/v1/opportunities/{id}", get(o::get))
+        .route("/v1/opportunities/{id}/timeline", get(o::timeline))
+        .route("/v1/opportunities/{id}/pause", post(o::pause))
+        .route("/v1/opportunities/{id}/resume", post(o::resume))
+        .route("/v1/opportunities/{id}/reassign", post(o::reassign))
+        .route("/v1/opportunities/{id}/escalate", post(o::escalate))
+        .route("/v1/calls/{id}", get(ops::get_call))
+        .route("/v1/dead-letters", get(ops::dead_letters))
+        .fallback(|| async { ApiError::NotFound("route") })
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        .with_state(state)
+}

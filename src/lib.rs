@@ -1,0 +1,14 @@
+//! NeuronX: a real-time orchestration engine for sales conversations.
+//!
+//! This package is the program: CLI (`main.rs`), settings (`config`), the HTTP API (`http`),
+//! the wiring of the parts (`app`, `channels`), tenants and API keys (`tenants`), the embedded
+//! engine's lock (`lock`) and the benchmark (`bench`). The runtime lives in `neuronx-supervision`,
+//! the sales domain in `neuronx-actors`, the outside world in `neuronx-adapters`.
+
+pub mod app;
+pub mod bench;
+pub mod channels;
+pub mod config;
+pub mod http;
+pub mod lock;
+pub mod tenants;

@@ -1,0 +1,99 @@
+//! Tenants and their API keys. A key is shown once; only its SHA-256 is stored, looked up by a
+//! visible prefix and compared in constant time.
+
+use neuronx_supervision::store::NewTenant;
+use neuronx_supervision::{Store, StoreError, TenantId};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+const KEY_TAG: &str = "nxk";
+
+pub struct CreatedTenant {
+    pub tenant_id: TenantId,
+    pub api_key: String,
+}
+
+fn hash(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// A new key `nxk_<prefix>_<secret>`: 48 bits of prefix to find it, 256 bits of secret.
+/// SHA-256 without a salt is enough for keys of this entropy; a slow hash is for passwords.
+fn new_key() -> (String, String) {
+    let mut rng = rand::thread_rng();
+    let mut prefix = [0u8; 6];
+    let mut secret = [0u8; 32];
+    rng.fill_bytes(&mut prefix);
+    rng.fill_bytes(&mut secret);
+    let prefix = hex::encode(prefix);
+    let key = format!("{KEY_TAG}_{prefix}_{}", hex::encode(secret));
+    (prefix, key)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TenantError {
+    #[error("tenant name must be 1 to 200 characters")]
+    InvalidName,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub async fn create(store: &Store, name: &str) -> Result<CreatedTenant, TenantError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(TenantError::InvalidName);
+    }
+    let (prefix, key) = new_key();
+    let tenant_id = TenantId(Uuid::new_v4());
+    store
+        .create_tenant(&NewTenant {
+            id: tenant_id,
+            name: name.to_owned(),
+            key_prefix: prefix,
+            key_hash: hash(&key),
+        })
+        .await?;
+    Ok(CreatedTenant {
+        tenant_id,
+        api_key: key,
+    })
+}
+
+/// The tenant a presented key belongs to, or `None` for any malformed, unknown or wrong key.
+pub async fn authenticate(store: &Store, presented: &str) -> Result<Option<TenantId>, StoreError> {
+    let mut parts = presented.splitn(3, '_');
+    let (Some(KEY_TAG), Some(prefix), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
+        return Ok(None);
+    };
+    if prefix.len() != 12 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(None);
+    }
+    let Some(row) = store.find_api_key(prefix).await? else {
+        return Ok(None);
+    };
+    let matches: bool = hash(presented).as_bytes().ct_eq(row.hash.as_bytes()).into();
+    Ok(matches.then_some(row.tenant))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_unique_and_well_formed() {
+        let (p1, k1) = new_key();
+        let (_, k2) = new_key();
+        assert_ne!(k1, k2);
+        assert!(k1.starts_with(&format!("nxk_{p1}_")));
+        assert_eq!(k1.len(), 4 + 12 + 1 + 64);
+    }
+
+    #[test]
+    fn the_stored_hash_is_not_the_key() {
+        let (_, k) = new_key();
+        assert_ne!(hash(&k), k);
+        assert_eq!(hash(&k).len(), 64);
+    }
+}

@@ -1,0 +1,377 @@
+//! The engine: starts the batchers and the supervision tree, and gives the rest of the program
+//! one handle to submit inputs and read state.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
+use serde_json::Value;
+use tokio::task::JoinHandle;
+
+use crate::committer::Batcher;
+use crate::entity::Rejected;
+use crate::entity_actor::{DeliveryError, Work};
+use crate::key::{ActorKey, Epoch, ShardId};
+use crate::kinds::Kinds;
+use crate::metrics::Metrics;
+use crate::outbox::Handlers;
+use crate::restart::{RestartDecision, RestartTracker};
+use crate::shard_host::ShardHostMsg;
+use crate::shard_manager::{self, ManagerMsg, ShardManager};
+use crate::store::{EffectDone, Inserted, NewInput, Store, StoreError};
+
+pub use crate::runtime::{EngineConfig, Runtime};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SubmitOutcome {
+    /// Applied and committed; the entity's reply.
+    Applied(Value),
+    Rejected(Rejected),
+    /// The same dedupe key was submitted before; nothing changed.
+    Duplicate,
+    /// Durable, and will be applied by the shard's owner (here later, or another instance).
+    Accepted,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("the input could not be made durable: {0}")]
+    Unavailable(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("spawning the supervision tree: {0}")]
+    Spawn(#[from] ractor::SpawnErr),
+}
+
+/// The handle the HTTP API, the CLI and the adapters use. Cheap to clone.
+type ManagerWatch = tokio::sync::watch::Receiver<Option<ActorRef<ManagerMsg>>>;
+
+#[derive(Clone)]
+pub struct EngineHandle {
+    rt: Arc<Runtime>,
+    /// The current shard manager; the root publishes a new one after a restart.
+    manager: ManagerWatch,
+}
+
+impl EngineHandle {
+    pub fn store(&self) -> &Store {
+        &self.rt.store
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.rt.metrics
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.rt.config
+    }
+
+    pub fn shard_of(&self, key: &ActorKey) -> ShardId {
+        self.rt.shard_of(key)
+    }
+
+    /// Makes `input` durable for `key` and hands it to the owner without waiting for the
+    /// transition: the acknowledgement for webhooks and channel callbacks.
+    /// Returns `Duplicate` when the dedupe key was seen before, else `Accepted`.
+    pub async fn enqueue(
+        &self,
+        key: ActorKey,
+        input: Value,
+        dedupe: Option<String>,
+    ) -> Result<SubmitOutcome, SubmitError> {
+        let Some((id, shard)) = self.make_durable(key, &input, dedupe).await? else {
+            return Ok(SubmitOutcome::Duplicate);
+        };
+        if let Some(manager) = self.manager() {
+            let deliver = ShardHostMsg::Deliver(key, Work::from_inbox(id, input), None);
+            let _ = manager.cast(ManagerMsg::Route(shard, deliver));
+        }
+        Ok(SubmitOutcome::Accepted)
+    }
+
+    async fn make_durable(
+        &self,
+        key: ActorKey,
+        input: &Value,
+        dedupe: Option<String>,
+    ) -> Result<Option<(i64, ShardId)>, SubmitError> {
+        let shard = self.rt.shard_of(&key);
+        let (dedupe_key, remember) = match dedupe {
+            Some(k) => (format!("{}/{k}", key.tenant), true),
+            None => (uuid::Uuid::new_v4().to_string(), false),
+        };
+        let inserted = self
+            .rt
+            .ingest(NewInput {
+                key,
+                shard,
+                dedupe_key,
+                remember,
+                input: input.clone(),
+            })
+            .await
+            .map_err(|e| SubmitError::Unavailable(e.to_string()))?;
+        Ok(match inserted {
+            Inserted::New { id, .. } => Some((id, shard)),
+            Inserted::Duplicate => None,
+        })
+    }
+
+    /// Makes `input` durable for `key`, then lets the owning actor apply it and waits (up to the
+    /// reply timeout) for the committed result. `dedupe` makes a retried submit a no-op.
+    pub async fn submit(
+        &self,
+        key: ActorKey,
+        input: Value,
+        dedupe: Option<String>,
+    ) -> Result<SubmitOutcome, SubmitError> {
+        let Some((id, shard)) = self.make_durable(key, &input, dedupe).await? else {
+            return Ok(SubmitOutcome::Duplicate);
+        };
+        let wait = self.rt.config.reply_timeout;
+        let Some(manager) = self.manager() else {
+            return Ok(SubmitOutcome::Accepted);
+        };
+        let reply = ractor::call_t!(
+            manager,
+            |port| ManagerMsg::Route(
+                shard,
+                ShardHostMsg::Deliver(key, Work::from_inbox(id, input), Some(port))
+            ),
+            wait.as_millis() as u64
+        );
+        Ok(match reply {
+            Ok(Ok(value)) => SubmitOutcome::Applied(value),
+            Ok(Err(DeliveryError::Rejected(r))) => SubmitOutcome::Rejected(r),
+            Ok(Err(DeliveryError::Duplicate)) => SubmitOutcome::Duplicate,
+            // Not owned here, timed out, or the actor is restarting: the input is durable.
+            Ok(Err(_)) | Err(_) => SubmitOutcome::Accepted,
+        })
+    }
+
+    /// The shards this instance holds, with their epochs.
+    pub async fn owned_shards(&self) -> Vec<(ShardId, Epoch)> {
+        match self.manager() {
+            Some(m) => ractor::call_t!(m, ManagerMsg::Owned, 2000).unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+
+    fn manager(&self) -> Option<ActorRef<ManagerMsg>> {
+        self.manager.borrow().clone()
+    }
+}
+
+pub enum RootMsg {
+    RestartManager,
+}
+
+struct Root {
+    rt: Arc<Runtime>,
+    kinds: Kinds,
+    handlers: Arc<Handlers>,
+    completions: Batcher<EffectDone, Inserted>,
+}
+
+struct RootState {
+    manager: ActorRef<ManagerMsg>,
+    manager_tx: tokio::sync::watch::Sender<Option<ActorRef<ManagerMsg>>>,
+    restarts: RestartTracker,
+}
+
+impl Root {
+    async fn spawn_manager(
+        &self,
+        myself: &ActorRef<RootMsg>,
+    ) -> Result<ActorRef<ManagerMsg>, ractor::SpawnErr> {
+        let (manager, _) = Actor::spawn_linked(
+            None,
+            ShardManager::new(self.rt.clone(), self.kinds.clone()),
+            shard_manager::Args {
+                handlers: self.handlers.clone(),
+                completions: self.completions.clone(),
+            },
+            myself.get_cell(),
+        )
+        .await?;
+        Ok(manager)
+    }
+}
+
+impl Actor for Root {
+    type Msg = RootMsg;
+    type State = RootState;
+    type Arguments = tokio::sync::watch::Sender<Option<ActorRef<ManagerMsg>>>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<RootMsg>,
+        manager_tx: Self::Arguments,
+    ) -> Result<RootState, ActorProcessingErr> {
+        let manager = self.spawn_manager(&myself).await?;
+        let _ = manager_tx.send(Some(manager.clone()));
+        Ok(RootState {
+            manager,
+            manager_tx,
+            restarts: RestartTracker::default(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<RootMsg>,
+        msg: RootMsg,
+        state: &mut RootState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            RootMsg::RestartManager => {
+                state.manager = self.spawn_manager(&myself).await?;
+                let _ = state.manager_tx.send(Some(state.manager.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<RootMsg>,
+        evt: SupervisionEvent,
+        state: &mut RootState,
+    ) -> Result<(), ActorProcessingErr> {
+        match evt {
+            SupervisionEvent::ActorFailed(cell, err) if cell.get_id() == state.manager.get_id() => {
+                tracing::error!(error = %err, "shard manager failed");
+                match state
+                    .restarts
+                    .on_failure(&self.rt.config.restart, std::time::Instant::now())
+                {
+                    RestartDecision::Restart { after } => {
+                        myself.send_after(after, || RootMsg::RestartManager);
+                        Ok(())
+                    }
+                    RestartDecision::GiveUp => Err(format!("engine gave up: {err}").into()),
+                }
+            }
+            SupervisionEvent::ActorFailed(_, err) => {
+                // Any other child (the HTTP server) failing takes the engine down: a process
+                // supervisor restarts it whole.
+                Err(format!("engine component failed: {err}").into())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A running engine. Dropping it does not stop it; call [`Engine::shutdown`].
+pub struct Engine {
+    root: ActorRef<RootMsg>,
+    root_task: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
+    handle: EngineHandle,
+}
+
+impl Engine {
+    /// Starts the engine on a migrated store with the given entity kinds and effect handlers.
+    pub async fn start(
+        store: Store,
+        config: EngineConfig,
+        kinds: Kinds,
+        handlers: Handlers,
+    ) -> Result<Self, StartError> {
+        let metrics = Arc::new(Metrics::new()?);
+        let mut tasks = Vec::new();
+        let mut committers = Vec::new();
+        for _ in 0..config.commit_workers.max(1) {
+            let s = store.clone();
+            let m = metrics.clone();
+            let (b, task) = Batcher::spawn(config.commit_max_batch, move |batch| {
+                let s = s.clone();
+                let m = m.clone();
+                Box::pin(async move {
+                    let started = std::time::Instant::now();
+                    m.commit_batch.observe(batch.len() as f64);
+                    let out = s.commit(&batch).await;
+                    m.commit_latency.observe(started.elapsed().as_secs_f64());
+                    out
+                })
+            });
+            committers.push(b);
+            tasks.push(task);
+        }
+        let s = store.clone();
+        let (ingest, task) =
+            Batcher::spawn(config.commit_max_batch, move |batch: Vec<NewInput>| {
+                let s = s.clone();
+                Box::pin(async move { s.insert_inbox(&batch).await })
+            });
+        tasks.push(task);
+        let s = store.clone();
+        let (completions, task) = Batcher::spawn(256, move |batch: Vec<EffectDone>| {
+            let s = s.clone();
+            Box::pin(async move {
+                // The store answers only for results that carry a follow-up input.
+                let mut inserted = s.complete_outbox(&batch).await?.into_iter();
+                Ok(batch
+                    .iter()
+                    .map(|d| match d.followup {
+                        Some(_) => inserted.next().unwrap_or(Inserted::Duplicate),
+                        None => Inserted::Duplicate,
+                    })
+                    .collect())
+            })
+        });
+        tasks.push(task);
+
+        let rt = Arc::new(Runtime::new(store, config, metrics, committers, ingest));
+        let root = Root {
+            rt: rt.clone(),
+            kinds,
+            handlers: Arc::new(handlers),
+            completions,
+        };
+        // The root publishes the current manager here, so handles follow a restarted manager.
+        let (manager_tx, manager) = tokio::sync::watch::channel(None);
+        let (root, root_task) = Actor::spawn(None, root, manager_tx).await?;
+        Ok(Self {
+            root,
+            root_task,
+            tasks,
+            handle: EngineHandle { rt, manager },
+        })
+    }
+
+    pub fn handle(&self) -> EngineHandle {
+        self.handle.clone()
+    }
+
+    /// The root actor, for components that the program supervises under the engine (HTTP).
+    pub fn root_cell(&self) -> ractor::ActorCell {
+        self.root.get_cell()
+    }
+
+    /// Finishes in-flight transitions, releases every lease and stops.
+    pub async fn shutdown(self) {
+        if let Some(m) = self.handle.manager() {
+            let _ = ractor::call_t!(m, ManagerMsg::Release, 15_000);
+        }
+        self.root
+            .stop_and_wait(Some("shutdown".into()), Some(Duration::from_secs(15)))
+            .await
+            .ok();
+        for t in self.tasks {
+            t.abort();
+        }
+        let _ = self.root_task.await;
+    }
+
+    /// Resolves when the engine stops by itself (its supervision gave up).
+    pub async fn stopped(&mut self) {
+        let _ = (&mut self.root_task).await;
+    }
+}

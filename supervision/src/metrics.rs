@@ -1,0 +1,130 @@
+//! Prometheus metrics, one registry per engine so several engines in one test process do not
+//! mix their figures.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    timer_lateness_max: std::sync::atomic::AtomicI64,
+    pub transitions: IntCounter,
+    pub commit_latency: Histogram,
+    pub commit_batch: Histogram,
+    pub timer_lateness: Histogram,
+    pub timer_lateness_max_ms: IntGauge,
+    pub resident_actors: IntGauge,
+    pub inbox_depth: IntGauge,
+    pub fencing_rejections: IntCounter,
+    pub dead_letters: IntCounter,
+    pub actor_restarts: IntCounter,
+    pub owned_shards: IntGauge,
+    pub effects: IntCounterVec,
+    pub effect_latency: HistogramVec,
+}
+
+fn buckets() -> Vec<f64> {
+    vec![
+        0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075,
+        0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0, 10.0,
+    ]
+}
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new_custom(Some("neuronx".into()), None)?;
+        let m = Self {
+            transitions: IntCounter::new("transitions_total", "committed actor transitions")?,
+            commit_latency: Histogram::with_opts(
+                HistogramOpts::new("commit_latency_seconds", "group commit latency")
+                    .buckets(buckets()),
+            )?,
+            commit_batch: Histogram::with_opts(
+                HistogramOpts::new("commit_batch_size", "transitions per group commit").buckets(
+                    vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0],
+                ),
+            )?,
+            timer_lateness: Histogram::with_opts(
+                HistogramOpts::new(
+                    "timer_lateness_seconds",
+                    "from a timer's due time to the commit of the transition it caused",
+                )
+                .buckets(buckets()),
+            )?,
+            timer_lateness_max_ms: IntGauge::new(
+                "timer_lateness_max_ms",
+                "the largest timer lateness seen, in milliseconds",
+            )?,
+            resident_actors: IntGauge::new("resident_actors", "actors in memory")?,
+            inbox_depth: IntGauge::new("inbox_depth", "inputs queued in shard hosts")?,
+            fencing_rejections: IntCounter::new(
+                "fencing_rejections_total",
+                "writes rejected because the shard's epoch moved on",
+            )?,
+            dead_letters: IntCounter::new("dead_letters_total", "inputs moved to dead letters")?,
+            actor_restarts: IntCounter::new("actor_restarts_total", "actor restarts")?,
+            owned_shards: IntGauge::new("owned_shards", "shards leased by this instance")?,
+            effects: IntCounterVec::new(
+                Opts::new(
+                    "effects_total",
+                    "effects dispatched, by channel and outcome",
+                ),
+                &["channel", "status"],
+            )?,
+            effect_latency: HistogramVec::new(
+                HistogramOpts::new("effect_latency_seconds", "effect execution time")
+                    .buckets(buckets()),
+                &["channel"],
+            )?,
+            registry,
+            timer_lateness_max: std::sync::atomic::AtomicI64::new(0),
+        };
+        m.registry.register(Box::new(m.transitions.clone()))?;
+        m.registry.register(Box::new(m.commit_latency.clone()))?;
+        m.registry.register(Box::new(m.commit_batch.clone()))?;
+        m.registry.register(Box::new(m.timer_lateness.clone()))?;
+        m.registry
+            .register(Box::new(m.timer_lateness_max_ms.clone()))?;
+        m.registry.register(Box::new(m.resident_actors.clone()))?;
+        m.registry.register(Box::new(m.inbox_depth.clone()))?;
+        m.registry
+            .register(Box::new(m.fencing_rejections.clone()))?;
+        m.registry.register(Box::new(m.dead_letters.clone()))?;
+        m.registry.register(Box::new(m.actor_restarts.clone()))?;
+        m.registry.register(Box::new(m.owned_shards.clone()))?;
+        m.registry.register(Box::new(m.effects.clone()))?;
+        m.registry.register(Box::new(m.effect_latency.clone()))?;
+        Ok(m)
+    }
+
+    /// Records a timer's lateness, keeping the maximum exact.
+    pub fn observe_timer_lateness(&self, late_ms: i64) {
+        self.timer_lateness.observe(late_ms as f64 / 1000.0);
+        let max = self
+            .timer_lateness_max
+            .fetch_max(late_ms, std::sync::atomic::Ordering::Relaxed);
+        self.timer_lateness_max_ms.set(max.max(late_ms));
+    }
+
+    /// Registers a collector owned by another layer (HTTP, adapters).
+    pub fn register(
+        &self,
+        c: Box<dyn prometheus::core::Collector>,
+    ) -> Result<(), prometheus::Error> {
+        self.registry.register(c)
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding into a Vec cannot fail for the text format; an empty page is the fallback.
+        if TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .is_err()
+        {
+            return String::new();
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}

@@ -1,0 +1,239 @@
+//! The outbox dispatcher: claims committed effects of owned shards (fenced by epoch), runs
+//! them through their channel's handler, and turns each result into an input for its actor.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use serde_json::Value;
+use tokio::task::JoinSet;
+
+use crate::committer::Batcher;
+use crate::entity_actor::Work;
+use crate::key::{ActorKey, Epoch, ShardId};
+use crate::kinds::Kinds;
+use crate::runtime::Runtime;
+use crate::shard_host::{resolve_key, ShardHostMsg};
+use crate::shard_manager::ManagerMsg;
+use crate::store::{EffectDone, Inserted, NewInput, OutboxRow, OutboxStatus};
+
+/// One effect to run.
+#[derive(Debug, Clone)]
+pub struct EffectCall {
+    pub key: ActorKey,
+    /// Stable across retries: providers that dedupe get it as their idempotency key.
+    pub idem_key: String,
+    pub payload: Value,
+    pub attempt: i32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum EffectStatus {
+    Done,
+    /// The request may have reached the provider but no answer came: never sent again blindly.
+    Unknown,
+}
+
+#[derive(Debug, Clone)]
+pub struct EffectOutcome {
+    pub status: EffectStatus,
+    pub result: Value,
+    /// An input for the actor that asked for the effect, carrying the result.
+    pub followup: Option<Value>,
+}
+
+pub type EffectFuture = Pin<Box<dyn Future<Output = EffectOutcome> + Send>>;
+
+/// Runs the effects of one channel. Implemented by the loopback channel and, next, by the
+/// Twilio-compatible adapter.
+pub trait EffectHandler: Send + Sync + 'static {
+    fn execute(&self, call: EffectCall) -> EffectFuture;
+}
+
+pub type Handlers = HashMap<String, Arc<dyn EffectHandler>>;
+
+pub enum DispatcherMsg {
+    Owned(Vec<(ShardId, Epoch)>),
+    /// Effects were committed; claim them.
+    Kick,
+    /// A spawned effect finished.
+    Finished,
+}
+
+pub struct Args {
+    pub manager: ActorRef<ManagerMsg>,
+}
+
+pub struct State {
+    manager: ActorRef<ManagerMsg>,
+    held: Vec<(ShardId, Epoch)>,
+    running: JoinSet<()>,
+}
+
+pub struct Dispatcher {
+    rt: Arc<Runtime>,
+    kinds: Kinds,
+    handlers: Arc<Handlers>,
+    completions: Batcher<EffectDone, Inserted>,
+}
+
+impl Dispatcher {
+    pub fn new(
+        rt: Arc<Runtime>,
+        kinds: Kinds,
+        handlers: Arc<Handlers>,
+        completions: Batcher<EffectDone, Inserted>,
+    ) -> Self {
+        Self {
+            rt,
+            kinds,
+            handlers,
+            completions,
+        }
+    }
+}
+
+impl Actor for Dispatcher {
+    type Msg = DispatcherMsg;
+    type State = State;
+    type Arguments = Args;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<DispatcherMsg>,
+        args: Args,
+    ) -> Result<State, ActorProcessingErr> {
+        // The safety net for effects committed by a previous owner or missed wake-ups.
+        myself.send_interval(self.rt.config.poll_interval, || DispatcherMsg::Kick);
+        Ok(State {
+            manager: args.manager,
+            held: Vec::new(),
+            running: JoinSet::new(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<DispatcherMsg>,
+        msg: DispatcherMsg,
+        state: &mut State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            DispatcherMsg::Owned(held) => {
+                state.held = held;
+                self.claim(&myself, state).await;
+            }
+            DispatcherMsg::Kick => self.claim(&myself, state).await,
+            DispatcherMsg::Finished => {
+                while state.running.try_join_next().is_some() {}
+                if state.running.len() < self.rt.config.effect_concurrency / 2 {
+                    self.claim(&myself, state).await;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Dispatcher {
+    async fn claim(&self, myself: &ActorRef<DispatcherMsg>, state: &mut State) {
+        while state.running.try_join_next().is_some() {}
+        let room = self
+            .rt
+            .config
+            .effect_concurrency
+            .saturating_sub(state.running.len()) as i64;
+        if room == 0 || state.held.is_empty() {
+            return;
+        }
+        let limit = room.min(self.rt.config.outbox_batch);
+        let rows = match self.rt.store.claim_outbox(&state.held, limit).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox claim failed");
+                return;
+            }
+        };
+        let full = rows.len() as i64 == limit;
+        for row in rows {
+            self.spawn_effect(myself, state, row);
+        }
+        if full {
+            let _ = myself.cast(DispatcherMsg::Kick);
+        }
+    }
+
+    fn spawn_effect(&self, myself: &ActorRef<DispatcherMsg>, state: &mut State, row: OutboxRow) {
+        let Some(key) = resolve_key(&self.kinds, &row.key) else {
+            tracing::warn!(kind = %row.key.kind, "effect of an unknown kind");
+            return;
+        };
+        let handler = self.handlers.get(&row.channel).cloned();
+        let completions = self.completions.clone();
+        let manager = state.manager.clone();
+        let me = myself.clone();
+        let metrics = self.rt.metrics.clone();
+        let shard = row.shard;
+        state.running.spawn(async move {
+            let started = Instant::now();
+            let outcome = match handler {
+                Some(h) => {
+                    h.execute(EffectCall {
+                        key,
+                        idem_key: row.idem_key.clone(),
+                        payload: row.payload.clone(),
+                        attempt: row.attempts,
+                    })
+                    .await
+                }
+                None => EffectOutcome {
+                    status: EffectStatus::Done,
+                    result: serde_json::json!({"error": format!("no handler for channel {}", row.channel)}),
+                    followup: None,
+                },
+            };
+            metrics
+                .effect_latency
+                .with_label_values(&[row.channel.as_str()])
+                .observe(started.elapsed().as_secs_f64());
+            let status = match outcome.status {
+                EffectStatus::Done => OutboxStatus::Done,
+                EffectStatus::Unknown => OutboxStatus::Unknown,
+            };
+            metrics
+                .effects
+                .with_label_values(&[row.channel.as_str(), status.as_str()])
+                .inc();
+            let followup_input = outcome.followup.clone();
+            let done = EffectDone {
+                outbox_id: row.id,
+                status,
+                result: outcome.result,
+                now_ms: Utc::now().timestamp_millis(),
+                followup: outcome.followup.map(|input| NewInput {
+                    key,
+                    shard,
+                    dedupe_key: format!("{}/result", row.idem_key),
+                    remember: true,
+                    input,
+                }),
+            };
+            match completions.submit(done).await {
+                Ok(Inserted::New { id, key, shard }) => {
+                    if let Some(input) = followup_input {
+                        let deliver =
+                            ShardHostMsg::Deliver(key, Work::from_inbox(id, input), None);
+                        let _ = manager.cast(ManagerMsg::Route(shard, deliver));
+                    }
+                }
+                Ok(Inserted::Duplicate) => {}
+                Err(e) => tracing::warn!(error = %e, "effect completion not recorded"),
+            }
+            let _ = me.cast(DispatcherMsg::Finished);
+        });
+    }
+}

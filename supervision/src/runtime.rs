@@ -1,0 +1,101 @@
+//! What every runtime actor shares: the store, the group committers, metrics and settings.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::committer::{BatchError, Batcher};
+use crate::key::ShardId;
+use crate::metrics::Metrics;
+use crate::restart::RestartPolicy;
+use crate::store::{CommitOutcome, CommitRecord, Inserted, NewInput, Store};
+
+/// Engine settings. Durations are chosen for one machine; see the configuration reference.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub instance_id: String,
+    pub shard_count: u32,
+    pub lease_ttl: Duration,
+    pub lease_renew: Duration,
+    /// Idle actors leave memory after this; their state and timers stay in the store.
+    pub passivate_after: Duration,
+    pub commit_max_batch: usize,
+    pub commit_workers: usize,
+    /// Timers due within this window are held in memory; later ones are read when they near.
+    pub timer_horizon: Duration,
+    pub outbox_batch: i64,
+    pub effect_concurrency: usize,
+    /// The safety-net poll of the inbox and outbox; wake-ups normally come in-process.
+    pub poll_interval: Duration,
+    pub restart: RestartPolicy,
+    /// Failures of one input before it goes to the dead letters.
+    pub max_strikes: u32,
+    /// How long `submit` waits for the transition before answering "accepted".
+    pub reply_timeout: Duration,
+    /// Claim shards unconditionally at start (embedded SQLite, guarded by a file lock).
+    pub force_claim: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            instance_id: "neuronx".into(),
+            shard_count: 256,
+            lease_ttl: Duration::from_secs(3),
+            lease_renew: Duration::from_secs(1),
+            passivate_after: Duration::from_secs(30),
+            commit_max_batch: 500,
+            commit_workers: 2,
+            timer_horizon: Duration::from_secs(60),
+            outbox_batch: 256,
+            effect_concurrency: 256,
+            poll_interval: Duration::from_secs(1),
+            restart: RestartPolicy::default(),
+            max_strikes: 3,
+            reply_timeout: Duration::from_secs(5),
+            force_claim: false,
+        }
+    }
+}
+
+pub struct Runtime {
+    pub store: Store,
+    pub config: EngineConfig,
+    pub metrics: Arc<Metrics>,
+    committers: Vec<Batcher<CommitRecord, CommitOutcome>>,
+    ingest: Batcher<NewInput, Inserted>,
+}
+
+impl Runtime {
+    pub(crate) fn new(
+        store: Store,
+        config: EngineConfig,
+        metrics: Arc<Metrics>,
+        committers: Vec<Batcher<CommitRecord, CommitOutcome>>,
+        ingest: Batcher<NewInput, Inserted>,
+    ) -> Self {
+        Self {
+            store,
+            config,
+            metrics,
+            committers,
+            ingest,
+        }
+    }
+
+    /// Commits one transition as part of a group commit on the shard's committer.
+    pub async fn commit(&self, record: CommitRecord) -> Result<CommitOutcome, BatchError> {
+        let n = self.committers.len().max(1);
+        let idx = record.shard.0.unsigned_abs() as usize % n;
+        let committer = self.committers.get(idx).ok_or(BatchError::Closed)?;
+        committer.submit(record).await
+    }
+
+    /// Makes one input durable as part of a group insert.
+    pub async fn ingest(&self, input: NewInput) -> Result<Inserted, BatchError> {
+        self.ingest.submit(input).await
+    }
+
+    pub fn shard_of(&self, key: &crate::key::ActorKey) -> ShardId {
+        key.shard(self.config.shard_count)
+    }
+}

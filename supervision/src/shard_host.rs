@@ -1,0 +1,466 @@
+//! One shard host per leased shard: the directory of its resident actors, input delivery one
+//! at a time per actor, restarts from checkpoint, dead letters and passivation.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+
+use crate::entity_actor::{self, ActorFault, Committed, EntityRef, Reply, Work};
+use crate::key::{ActorKey, Epoch, ShardId};
+use crate::kinds::Kinds;
+use crate::outbox::DispatcherMsg;
+use crate::restart::{RestartDecision, RestartTracker};
+use crate::runtime::Runtime;
+use crate::shard_manager::ManagerMsg;
+use crate::store::{Consumed, DeadLetter, Inserted, RowKey};
+use crate::timers::TimerMsg;
+
+pub enum ShardHostMsg {
+    /// An input for an actor of this shard.
+    Deliver(ActorKey, Work, Option<Reply>),
+    /// The actor finished its in-flight input (`None`: nothing was committed).
+    Done(ActorKey, Option<Committed>),
+    /// A commit was fenced: this instance lost the shard.
+    Fenced,
+    /// Read inputs that arrived while nobody was told (restart, another instance).
+    PollInbox,
+    /// Passivate idle actors.
+    Sweep,
+    Respawn(ActorKey),
+}
+
+pub struct Args {
+    pub shard: ShardId,
+    pub epoch: Epoch,
+    pub manager: ActorRef<ManagerMsg>,
+    pub timers: ActorRef<TimerMsg>,
+    pub dispatcher: ActorRef<DispatcherMsg>,
+}
+
+struct Resident {
+    actor: Option<EntityRef>,
+    queue: VecDeque<(Work, Option<Reply>)>,
+    inflight: Option<Work>,
+    strikes: u32,
+    restarts: RestartTracker,
+    last_active: Instant,
+}
+
+pub struct State {
+    shard: ShardId,
+    epoch: Epoch,
+    manager: ActorRef<ManagerMsg>,
+    timers: ActorRef<TimerMsg>,
+    dispatcher: ActorRef<DispatcherMsg>,
+    residents: HashMap<ActorKey, Resident>,
+    cells: HashMap<ActorId, ActorKey>,
+    /// Inbox rows queued or in flight here, so a poll does not deliver them twice.
+    known_inbox: HashSet<i64>,
+}
+
+pub struct ShardHost {
+    rt: Arc<Runtime>,
+    kinds: Kinds,
+}
+
+impl ShardHost {
+    pub fn new(rt: Arc<Runtime>, kinds: Kinds) -> Self {
+        Self { rt, kinds }
+    }
+}
+
+pub fn resolve_key(kinds: &Kinds, key: &RowKey) -> Option<ActorKey> {
+    let kind = kinds.resolve(&key.kind)?;
+    Some(ActorKey {
+        tenant: key.tenant,
+        kind,
+        id: key.id,
+        group: key.group,
+    })
+}
+
+impl Actor for ShardHost {
+    type Msg = ShardHostMsg;
+    type State = State;
+    type Arguments = Args;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<ShardHostMsg>,
+        args: Args,
+    ) -> Result<State, ActorProcessingErr> {
+        myself.send_interval(self.rt.config.poll_interval, || ShardHostMsg::PollInbox);
+        myself.send_interval(self.rt.config.passivate_after / 2, || ShardHostMsg::Sweep);
+        myself.cast(ShardHostMsg::PollInbox)?;
+        Ok(State {
+            shard: args.shard,
+            epoch: args.epoch,
+            manager: args.manager,
+            timers: args.timers,
+            dispatcher: args.dispatcher,
+            residents: HashMap::new(),
+            cells: HashMap::new(),
+            known_inbox: HashSet::new(),
+        })
+    }
+
+    async fn post_stop(
+        &self,
+        myself: ActorRef<ShardHostMsg>,
+        state: &mut State,
+    ) -> Result<(), ActorProcessingErr> {
+        // In-flight transitions finish (a stop is seen between messages); queued ones stay in
+        // the store for the next owner.
+        myself
+            .stop_children_and_wait(None, Some(std::time::Duration::from_secs(10)))
+            .await;
+        let resident = state
+            .residents
+            .values()
+            .filter(|r| r.actor.is_some())
+            .count();
+        self.rt.metrics.resident_actors.sub(resident as i64);
+        let queued: usize = state.residents.values().map(|r| r.queue.len()).sum();
+        self.rt.metrics.inbox_depth.sub(queued as i64);
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<ShardHostMsg>,
+        msg: ShardHostMsg,
+        state: &mut State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ShardHostMsg::Deliver(key, work, reply) => {
+                self.enqueue(&myself, state, key, work, reply).await
+            }
+            ShardHostMsg::Done(key, committed) => self.done(&myself, state, key, committed).await,
+            ShardHostMsg::Fenced => {
+                tracing::warn!(shard = %state.shard, epoch = %state.epoch, "shard lost: stopping its actors");
+                let _ = state
+                    .manager
+                    .cast(ManagerMsg::HostFenced(state.shard, state.epoch));
+                myself.stop(Some("fenced".into()));
+                Ok(())
+            }
+            ShardHostMsg::PollInbox => self.poll_inbox(&myself, state).await,
+            ShardHostMsg::Sweep => {
+                self.sweep(state);
+                Ok(())
+            }
+            ShardHostMsg::Respawn(key) => {
+                self.ensure_actor(&myself, state, key).await?;
+                self.pump(state, key);
+                Ok(())
+            }
+        }
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<ShardHostMsg>,
+        evt: SupervisionEvent,
+        state: &mut State,
+    ) -> Result<(), ActorProcessingErr> {
+        match evt {
+            SupervisionEvent::ActorFailed(cell, err) => {
+                let Some(key) = state.cells.remove(&cell.get_id()) else {
+                    return Ok(());
+                };
+                self.rt.metrics.resident_actors.dec();
+                self.rt.metrics.actor_restarts.inc();
+                let poison =
+                    !matches!(err.downcast_ref::<ActorFault>(), Some(ActorFault::Infra(_)));
+                tracing::warn!(%key, error = %err, poison, "actor failed");
+                self.on_failure(&myself, state, key, cell.get_id(), poison, err.to_string())
+                    .await
+            }
+            SupervisionEvent::ActorTerminated(cell, _, _) => {
+                if let Some(key) = state.cells.remove(&cell.get_id()) {
+                    self.rt.metrics.resident_actors.dec();
+                    // A resident may already have a newer actor (passivated, then asked again).
+                    let needs_actor = state
+                        .residents
+                        .get_mut(&key)
+                        .filter(|r| r.actor.as_ref().map(|a| a.get_id()) == Some(cell.get_id()))
+                        .map(|r| {
+                            r.actor = None;
+                            !r.queue.is_empty() || r.inflight.is_some()
+                        });
+                    match needs_actor {
+                        Some(true) => {
+                            self.ensure_actor(&myself, state, key).await?;
+                            self.pump(state, key);
+                        }
+                        Some(false) => {
+                            state.residents.remove(&key);
+                        }
+                        None => {}
+                    }
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl ShardHost {
+    async fn enqueue(
+        &self,
+        myself: &ActorRef<ShardHostMsg>,
+        state: &mut State,
+        key: ActorKey,
+        work: Work,
+        reply: Option<Reply>,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Consumed::Inbox { id } = work.consumed {
+            if !state.known_inbox.insert(id) {
+                // Already queued by a poll: hand it the waiting caller instead.
+                if let Some(slot) = state.residents.get_mut(&key).and_then(|r| {
+                    r.queue
+                        .iter_mut()
+                        .find(|(w, _)| w.consumed == work.consumed)
+                }) {
+                    if slot.1.is_none() {
+                        slot.1 = reply;
+                    }
+                }
+                return Ok(());
+            }
+        }
+        let resident = state.residents.entry(key).or_insert_with(|| Resident {
+            actor: None,
+            queue: VecDeque::new(),
+            inflight: None,
+            strikes: 0,
+            restarts: RestartTracker::default(),
+            last_active: Instant::now(),
+        });
+        resident.queue.push_back((work, reply));
+        self.rt.metrics.inbox_depth.inc();
+        self.ensure_actor(myself, state, key).await?;
+        self.pump(state, key);
+        Ok(())
+    }
+
+    async fn ensure_actor(
+        &self,
+        myself: &ActorRef<ShardHostMsg>,
+        state: &mut State,
+        key: ActorKey,
+    ) -> Result<(), ActorProcessingErr> {
+        let Some(resident) = state.residents.get(&key) else {
+            return Ok(());
+        };
+        if resident.actor.is_some() {
+            return Ok(());
+        }
+        let spawner = self
+            .kinds
+            .spawner(key.kind)
+            .ok_or_else(|| format!("no entity registered for kind {}", key.kind))?;
+        let args = entity_actor::Args {
+            key,
+            shard: state.shard,
+            epoch: state.epoch,
+            host: myself.clone(),
+        };
+        let actor = spawner
+            .spawn(self.rt.clone(), args, myself.get_cell())
+            .await?;
+        self.rt.metrics.resident_actors.inc();
+        state.cells.insert(actor.get_id(), key);
+        if let Some(r) = state.residents.get_mut(&key) {
+            r.actor = Some(actor);
+        }
+        Ok(())
+    }
+
+    fn pump(&self, state: &mut State, key: ActorKey) {
+        let Some(r) = state.residents.get_mut(&key) else {
+            return;
+        };
+        if r.inflight.is_some() {
+            return;
+        }
+        let Some(actor) = r.actor.clone() else {
+            return;
+        };
+        if let Some((work, reply)) = r.queue.pop_front() {
+            self.rt.metrics.inbox_depth.dec();
+            r.inflight = Some(work.clone());
+            r.last_active = Instant::now();
+            if actor
+                .cast(entity_actor::Msg::Apply(work.clone(), reply))
+                .is_err()
+            {
+                // The actor is stopping; it comes back through ActorTerminated with this input.
+                r.inflight = None;
+                r.queue.push_front((work, None));
+                self.rt.metrics.inbox_depth.inc();
+            }
+        }
+    }
+
+    async fn done(
+        &self,
+        myself: &ActorRef<ShardHostMsg>,
+        state: &mut State,
+        key: ActorKey,
+        committed: Option<Committed>,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(r) = state.residents.get_mut(&key) {
+            if let Some(Work {
+                consumed: Consumed::Inbox { id },
+                ..
+            }) = r.inflight.take()
+            {
+                state.known_inbox.remove(&id);
+            }
+            r.strikes = 0;
+            r.last_active = Instant::now();
+        }
+        if let Some(c) = committed {
+            if !c.timers.is_empty() {
+                let _ = state
+                    .timers
+                    .cast(TimerMsg::Changed(key, state.shard, c.timers));
+            }
+            if c.had_effects {
+                let _ = state.dispatcher.cast(DispatcherMsg::Kick);
+            }
+            for (sent, input) in c.sent {
+                if let Inserted::New { id, key, shard } = sent {
+                    // The input is already durable; delivering it here only saves a poll.
+                    let msg = ShardHostMsg::Deliver(key, Work::from_inbox(id, input), None);
+                    if shard == state.shard {
+                        let _ = myself.cast(msg);
+                    } else {
+                        let _ = state.manager.cast(ManagerMsg::Route(shard, msg));
+                    }
+                }
+            }
+        }
+        self.pump(state, key);
+        Ok(())
+    }
+
+    async fn on_failure(
+        &self,
+        myself: &ActorRef<ShardHostMsg>,
+        state: &mut State,
+        key: ActorKey,
+        failed: ActorId,
+        poison: bool,
+        error: String,
+    ) -> Result<(), ActorProcessingErr> {
+        let policy = self.rt.config.restart;
+        let max_strikes = self.rt.config.max_strikes;
+        let Some(r) = state.residents.get_mut(&key) else {
+            return Ok(());
+        };
+        if r.actor.as_ref().map(|a| a.get_id()) != Some(failed) {
+            return Ok(());
+        }
+        r.actor = None;
+        let decision = r.restarts.on_failure(&policy, Instant::now());
+        if let Some(work) = r.inflight.take() {
+            if poison {
+                r.strikes += 1;
+            }
+            if r.strikes >= max_strikes {
+                r.strikes = 0;
+                let letter = DeadLetter {
+                    key,
+                    shard: state.shard,
+                    epoch: state.epoch,
+                    consumed: work.consumed.clone(),
+                    input: work.input.clone(),
+                    error: error.clone(),
+                    attempts: max_strikes as i32,
+                    now_ms: Utc::now().timestamp_millis(),
+                };
+                if let Consumed::Inbox { id } = work.consumed {
+                    state.known_inbox.remove(&id);
+                }
+                match self.rt.store.dead_letter(&letter).await {
+                    Ok(true) => {
+                        self.rt.metrics.dead_letters.inc();
+                        tracing::warn!(%key, %error, "input moved to dead letters");
+                    }
+                    Ok(false) => {
+                        tracing::warn!(%key, "dead letter skipped: input gone or shard lost")
+                    }
+                    Err(e) => {
+                        // Not consumed: the next poll brings it back and it fails again.
+                        tracing::warn!(%key, error = %e, "dead letter write failed");
+                    }
+                }
+            } else {
+                r.queue.push_front((work, None));
+                self.rt.metrics.inbox_depth.inc();
+            }
+        }
+        match decision {
+            RestartDecision::Restart { after } => {
+                myself.send_after(after, move || ShardHostMsg::Respawn(key));
+                Ok(())
+            }
+            RestartDecision::GiveUp => {
+                Err(format!("actor {key} exceeded its restart intensity: {error}").into())
+            }
+        }
+    }
+
+    async fn poll_inbox(
+        &self,
+        myself: &ActorRef<ShardHostMsg>,
+        state: &mut State,
+    ) -> Result<(), ActorProcessingErr> {
+        let rows = match self.rt.store.pending_inbox(state.shard, 0, 1000).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(shard = %state.shard, error = %e, "inbox poll failed");
+                return Ok(());
+            }
+        };
+        for row in rows {
+            if state.known_inbox.contains(&row.id) {
+                continue;
+            }
+            let Some(key) = resolve_key(&self.kinds, &row.key) else {
+                tracing::warn!(kind = %row.key.kind, "inbox row for an unknown kind");
+                continue;
+            };
+            self.enqueue(
+                myself,
+                state,
+                key,
+                Work::from_inbox(row.id, row.input),
+                None,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    fn sweep(&self, state: &mut State) {
+        let idle_after = self.rt.config.passivate_after;
+        for r in state.residents.values_mut() {
+            if r.inflight.is_none() && r.queue.is_empty() && r.last_active.elapsed() >= idle_after {
+                if let Some(actor) = r.actor.take() {
+                    // Its state is in the store and its timers stay armed in the timer service.
+                    actor.stop(Some("passivated".into()));
+                }
+            }
+        }
+        state
+            .residents
+            .retain(|_, r| r.actor.is_some() || !r.queue.is_empty());
+    }
+}

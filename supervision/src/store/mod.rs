@@ -1,0 +1,262 @@
+//! Durable storage behind one interface, with two real backends: PostgreSQL for production and
+//! several instances, embedded SQLite as the zero-setup default for one instance.
+//!
+//! Both backends have the same tables and the same semantics; the conformance suite in
+//! `tests/store_conformance.rs` runs against both. Every write of a shard's data checks the
+//! shard's epoch inside the same transaction.
+
+mod pg;
+mod sqlite;
+mod types;
+
+use std::time::Duration;
+
+pub use pg::PgStore;
+pub use sqlite::SqliteStore;
+pub use types::*;
+
+use crate::key::{ActorKey, Epoch, ShardId, TenantId};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database url {0:?}: expected postgres://... or sqlite://...")]
+    UnsupportedUrl(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("the database has {stored} shards but the configuration asks for {configured}")]
+    ShardCountMismatch { stored: u32, configured: u32 },
+}
+
+/// The engine's storage. An enum rather than a trait object: there are exactly two backends and
+/// the compiler checks that both implement every operation.
+#[derive(Clone, Debug)]
+pub enum Store {
+    Postgres(PgStore),
+    Sqlite(SqliteStore),
+}
+
+macro_rules! each {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            Store::Postgres($s) => $e,
+            Store::Sqlite($s) => $e,
+        }
+    };
+}
+
+impl Store {
+    /// Connects to `url` (`postgres://...` or `sqlite://...`; a missing SQLite file is created).
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Store::Postgres(
+                PgStore::connect(url, max_connections).await?,
+            ))
+        } else if url.starts_with("sqlite:") {
+            Ok(Store::Sqlite(
+                SqliteStore::connect(url, max_connections).await?,
+            ))
+        } else {
+            Err(StoreError::UnsupportedUrl(url.to_owned()))
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Store::Postgres(_) => Backend::Postgres,
+            Store::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// Applies the embedded migrations and creates the shard rows on first use.
+    pub async fn migrate(&self, shard_count: u32) -> Result<(), StoreError> {
+        each!(self, s => s.migrate(shard_count).await)
+    }
+
+    pub async fn close(&self) {
+        each!(self, s => s.close().await)
+    }
+
+    /// The database clock, in milliseconds since the epoch.
+    pub async fn now_ms(&self) -> Result<i64, StoreError> {
+        each!(self, s => s.now_ms().await)
+    }
+
+    pub async fn shard_count(&self) -> Result<u32, StoreError> {
+        each!(self, s => s.shard_count().await)
+    }
+
+    // ----- tenants and keys
+
+    pub async fn create_tenant(&self, tenant: &NewTenant) -> Result<(), StoreError> {
+        each!(self, s => s.create_tenant(tenant).await)
+    }
+
+    pub async fn find_api_key(&self, prefix: &str) -> Result<Option<ApiKeyRow>, StoreError> {
+        each!(self, s => s.find_api_key(prefix).await)
+    }
+
+    // ----- ownership
+
+    /// Claims `shard` for `owner` if it is free or its lease has expired (or unconditionally with
+    /// `force`, which only the embedded engine uses: its file lock already excludes others).
+    /// Returns the new lease, whose epoch is one more than the last owner's.
+    pub async fn claim_shard(
+        &self,
+        shard: ShardId,
+        owner: &str,
+        ttl: Duration,
+        force: bool,
+    ) -> Result<Option<Lease>, StoreError> {
+        each!(self, s => s.claim_shard(shard, owner, ttl, force).await)
+    }
+
+    /// Extends the leases `owner` still holds at the given epochs; returns those renewed.
+    pub async fn renew_shards(
+        &self,
+        owner: &str,
+        held: &[(ShardId, Epoch)],
+        ttl: Duration,
+    ) -> Result<Vec<Lease>, StoreError> {
+        each!(self, s => s.renew_shards(owner, held, ttl).await)
+    }
+
+    pub async fn release_shards(
+        &self,
+        owner: &str,
+        held: &[(ShardId, Epoch)],
+    ) -> Result<(), StoreError> {
+        each!(self, s => s.release_shards(owner, held).await)
+    }
+
+    pub async fn shards(&self) -> Result<Vec<ShardRow>, StoreError> {
+        each!(self, s => s.shards().await)
+    }
+
+    // ----- the actor's own data
+
+    pub async fn load_actor(&self, key: &ActorKey) -> Result<Option<ActorRow>, StoreError> {
+        each!(self, s => s.load_actor(key).await)
+    }
+
+    /// Commits a batch of transitions in one transaction. Items that cannot commit (fenced,
+    /// stale input, version conflict) are reported and left out; the rest commit together.
+    pub async fn commit(&self, batch: &[CommitRecord]) -> Result<Vec<CommitOutcome>, StoreError> {
+        each!(self, s => s.commit(batch).await)
+    }
+
+    /// Makes inputs durable. A duplicate of an earlier dedupe key is reported, not inserted.
+    pub async fn insert_inbox(&self, items: &[NewInput]) -> Result<Vec<Inserted>, StoreError> {
+        each!(self, s => s.insert_inbox(items).await)
+    }
+
+    pub async fn pending_inbox(
+        &self,
+        shard: ShardId,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<InboxRow>, StoreError> {
+        each!(self, s => s.pending_inbox(shard, after_id, limit).await)
+    }
+
+    pub async fn timers_due_before(
+        &self,
+        shards: &[ShardId],
+        before_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<TimerRow>, StoreError> {
+        each!(self, s => s.timers_due_before(shards, before_ms, limit).await)
+    }
+
+    /// Claims up to `limit` pending effects of shards held at the given epochs, fenced.
+    pub async fn claim_outbox(
+        &self,
+        held: &[(ShardId, Epoch)],
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        each!(self, s => s.claim_outbox(held, limit).await)
+    }
+
+    /// Records effect results and turns each into an input for its actor, atomically.
+    pub async fn complete_outbox(&self, done: &[EffectDone]) -> Result<Vec<Inserted>, StoreError> {
+        each!(self, s => s.complete_outbox(done).await)
+    }
+
+    /// Moves a poisoned input to the dead letters and consumes it, fenced.
+    pub async fn dead_letter(&self, letter: &DeadLetter) -> Result<bool, StoreError> {
+        each!(self, s => s.dead_letter(letter).await)
+    }
+
+    // ----- reads for the API, always scoped to a tenant
+
+    pub async fn get_actor(
+        &self,
+        tenant: TenantId,
+        kind: &str,
+        id: uuid::Uuid,
+    ) -> Result<Option<ActorRow>, StoreError> {
+        each!(self, s => s.get_actor(tenant, kind, id).await)
+    }
+
+    pub async fn list_actors(&self, query: &ListQuery) -> Result<Vec<ActorRow>, StoreError> {
+        each!(self, s => s.list_actors(query).await)
+    }
+
+    pub async fn timers_of(
+        &self,
+        tenant: TenantId,
+        kind: &str,
+        id: uuid::Uuid,
+    ) -> Result<Vec<TimerRow>, StoreError> {
+        each!(self, s => s.timers_of(tenant, kind, id).await)
+    }
+
+    pub async fn timeline(
+        &self,
+        tenant: TenantId,
+        kind: &str,
+        id: uuid::Uuid,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<TimelineRow>, StoreError> {
+        each!(self, s => s.timeline(tenant, kind, id, after_id, limit).await)
+    }
+
+    pub async fn dead_letters(
+        &self,
+        tenant: TenantId,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<DeadLetterRow>, StoreError> {
+        each!(self, s => s.dead_letters(tenant, after_id, limit).await)
+    }
+
+    /// Work not yet done: inputs waiting, effects not yet finished, timers due before `before_ms`.
+    pub async fn backlog(&self, before_ms: i64) -> Result<Backlog, StoreError> {
+        each!(self, s => s.backlog(before_ms).await)
+    }
+
+    /// Arms `count` timers of an unregistered kind, due at `due_ms`: load for the timer
+    /// benchmark (a million armed timers), never fired by anyone.
+    pub async fn seed_idle_timers(&self, count: i64, due_ms: i64) -> Result<(), StoreError> {
+        each!(self, s => s.seed_idle_timers(count, due_ms).await)
+    }
+
+    pub async fn outbox_of(
+        &self,
+        tenant: TenantId,
+        kind: &str,
+        id: uuid::Uuid,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        each!(self, s => s.outbox_of(tenant, kind, id).await)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}

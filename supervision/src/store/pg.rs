@@ -1,0 +1,1094 @@
+//! PostgreSQL: batched, array-bound statements so a group commit costs a handful of round trips
+//! whatever its size.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnection, PgPoolOptions};
+use sqlx::{Connection, PgPool};
+use uuid::Uuid;
+
+use super::types::*;
+use super::StoreError;
+use crate::entity::OutboxHold;
+use crate::key::{ActorKey, Epoch, ShardId, TenantId};
+
+/// The database clock in milliseconds: leases depend on it, never on an instance's clock.
+const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+type ActorTuple = (
+    Uuid,
+    String,
+    Uuid,
+    Uuid,
+    i32,
+    i64,
+    String,
+    String,
+    bool,
+    i64,
+    i64,
+);
+type KeyTuple = (Uuid, String, Uuid);
+
+fn actor_row(t: ActorTuple) -> Result<ActorRow, StoreError> {
+    Ok(ActorRow {
+        key: RowKey {
+            tenant: TenantId(t.0),
+            kind: t.1,
+            id: t.2,
+            group: t.3,
+        },
+        shard: ShardId(t.4),
+        version: t.5,
+        state: parse_json(&t.6)?,
+        status: t.7,
+        paused: t.8,
+        created_at_ms: t.9,
+        updated_at_ms: t.10,
+    })
+}
+
+fn key_tuple(key: &ActorKey) -> KeyTuple {
+    (key.tenant.0, key.kind.as_str().to_owned(), key.id)
+}
+
+impl PgStore {
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await
+    }
+
+    pub async fn migrate(&self, shard_count: u32) -> Result<(), StoreError> {
+        // sqlx takes a PostgreSQL advisory lock around migrations, so instances may start together.
+        MIGRATOR.run(&self.pool).await?;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(7268331)")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO engine_meta (key, value) VALUES ('shard_count', $1) ON CONFLICT DO NOTHING",
+        )
+        .bind(shard_count.to_string())
+        .execute(&mut *tx)
+        .await?;
+        let stored: String =
+            sqlx::query_scalar("SELECT value FROM engine_meta WHERE key = 'shard_count'")
+                .fetch_one(&mut *tx)
+                .await?;
+        let stored: u32 = stored
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("shard_count {stored:?}")))?;
+        if stored != shard_count {
+            return Err(StoreError::ShardCountMismatch {
+                stored,
+                configured: shard_count,
+            });
+        }
+        sqlx::query(
+            "INSERT INTO shards (id) SELECT g FROM generate_series(0, $1 - 1) g ON CONFLICT DO NOTHING",
+        )
+        .bind(shard_count as i32)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn now_ms(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(&format!("SELECT {NOW_MS}"))
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    pub async fn shard_count(&self) -> Result<u32, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM shards")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u32)
+    }
+
+    pub async fn create_tenant(&self, t: &NewTenant) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(&format!(
+            "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, {NOW_MS})"
+        ))
+        .bind(t.id.0)
+        .bind(&t.name)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(&format!(
+            "INSERT INTO api_keys (prefix, tenant_id, hash, created_at) VALUES ($1, $2, $3, {NOW_MS})"
+        ))
+        .bind(&t.key_prefix)
+        .bind(t.id.0)
+        .bind(&t.key_hash)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn find_api_key(&self, prefix: &str) -> Result<Option<ApiKeyRow>, StoreError> {
+        let row: Option<(Uuid, String)> =
+            sqlx::query_as("SELECT tenant_id, hash FROM api_keys WHERE prefix = $1")
+                .bind(prefix)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(tenant, hash)| ApiKeyRow {
+            tenant: TenantId(tenant),
+            hash,
+        }))
+    }
+
+    pub async fn claim_shard(
+        &self,
+        shard: ShardId,
+        owner: &str,
+        ttl: Duration,
+        force: bool,
+    ) -> Result<Option<Lease>, StoreError> {
+        let row: Option<(i64, i64)> = sqlx::query_as(&format!(
+            "UPDATE shards SET owner = $1, epoch = epoch + 1, lease_until = {NOW_MS} + $2
+             WHERE id = $3 AND ($4 OR owner IS NULL OR lease_until < {NOW_MS})
+             RETURNING epoch, lease_until"
+        ))
+        .bind(owner)
+        .bind(ttl.as_millis() as i64)
+        .bind(shard.0)
+        .bind(force)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(epoch, until)| Lease {
+            shard,
+            epoch: Epoch(epoch),
+            lease_until_ms: until,
+        }))
+    }
+
+    pub async fn renew_shards(
+        &self,
+        owner: &str,
+        held: &[(ShardId, Epoch)],
+        ttl: Duration,
+    ) -> Result<Vec<Lease>, StoreError> {
+        let (ids, epochs) = split_held(held);
+        let rows: Vec<(i32, i64, i64)> = sqlx::query_as(&format!(
+            "UPDATE shards s SET lease_until = {NOW_MS} + $2
+             FROM UNNEST($3::int[], $4::bigint[]) h(id, epoch)
+             WHERE s.id = h.id AND s.epoch = h.epoch AND s.owner = $1
+             RETURNING s.id, s.epoch, s.lease_until"
+        ))
+        .bind(owner)
+        .bind(ttl.as_millis() as i64)
+        .bind(ids)
+        .bind(epochs)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, epoch, until)| Lease {
+                shard: ShardId(id),
+                epoch: Epoch(epoch),
+                lease_until_ms: until,
+            })
+            .collect())
+    }
+
+    pub async fn release_shards(
+        &self,
+        owner: &str,
+        held: &[(ShardId, Epoch)],
+    ) -> Result<(), StoreError> {
+        let (ids, epochs) = split_held(held);
+        sqlx::query(
+            "UPDATE shards s SET owner = NULL, lease_until = 0
+             FROM UNNEST($2::int[], $3::bigint[]) h(id, epoch)
+             WHERE s.id = h.id AND s.epoch = h.epoch AND s.owner = $1",
+        )
+        .bind(owner)
+        .bind(ids)
+        .bind(epochs)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn shards(&self) -> Result<Vec<ShardRow>, StoreError> {
+        let rows: Vec<(i32, Option<String>, i64, i64)> =
+            sqlx::query_as("SELECT id, owner, epoch, lease_until FROM shards ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, owner, epoch, until)| ShardRow {
+                shard: ShardId(id),
+                owner,
+                epoch: Epoch(epoch),
+                lease_until_ms: until,
+            })
+            .collect())
+    }
+
+    pub async fn load_actor(&self, key: &ActorKey) -> Result<Option<ActorRow>, StoreError> {
+        self.get_actor(key.tenant, key.kind.as_str(), key.id).await
+    }
+
+    pub async fn get_actor(
+        &self,
+        tenant: TenantId,
+        kind: &str,
+        id: Uuid,
+    ) -> Result<Option<ActorRow>, StoreError> {
+        let row: Option<ActorTuple> = sqlx::query_as(
+            "SELECT tenant_id, kind, id, grp, shard, version, state::text, status, paused, created_at, updated_at
+             FROM actors WHERE tenant_id = $1 AND kind = $2 AND id = $3",
+        )
+        .bind(tenant.0)
+        .bind(kind)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(actor_row).transpose()
+    }
+
+    pub async fn list_actors(&self, q: &ListQuery) -> Result<Vec<ActorRow>, StoreError> {
+        let (after_at, after_id) = q.after.unwrap_or((i64::MIN, Uuid::nil()));
+        let rows: Vec<ActorTuple> = sqlx::query_as(
+            "SELECT tenant_id, kind, id, grp, shard, version, state::text, status, paused, created_at, updated_at
+             FROM actors
+             WHERE tenant_id = $1 AND kind = $2
+               AND ($3::text IS NULL OR status = $3)
+               AND ($4::bool IS NULL OR paused = $4)
+               AND (created_at, id) > ($5, $6)
+             ORDER BY created_at, id LIMIT $7",
+        )
+        .bind(q.tenant.0)
+        .bind(&q.kind)
+        .bind(&q.status)
+        .bind(q.paused)
+        .bind(after_at)
+        .bind(after_id)
+        .bind(q.limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(actor_row).collect()
+    }
+
+    pub async fn timers_of(
+        &self,
+        tenant: TenantId,
+        kind: &str,
+        id: Uuid,
+    ) -> Result<Vec<TimerRow>, StoreError> {
+        let rows: Vec<TimerTuple> = sqlx::query_as(
+            "SELECT tenant_id, kind, actor_id, grp, shard, name, due_at, input::text
+             FROM timers WHERE tenant_id = $1 AND kind = $2 AND actor_id = $3 ORDER BY due_at, name",
+        )
+        .bind(tenant.0)
+        .bind(kind)
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(timer_row).collect()
+    }
+
+    pub async fn timers_due_before(
+        &self,
+        shards: &[ShardId],
+        before_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<TimerRow>, StoreError> {
+        let ids: Vec<i32> = shards.iter().map(|s| s.0).collect();
+        let rows: Vec<TimerTuple> = sqlx::query_as(
+            "SELECT tenant_id, kind, actor_id, grp, shard, name, due_at, input::text
+             FROM timers WHERE shard = ANY($1) AND due_at < $2 ORDER BY due_at LIMIT $3",
+        )
+        .bind(ids)
+        .bind(before_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(timer_row).collect()
+    }
+
+    pub async fn timeline(
+        &self,
+        tenant: TenantId,
+        kind: &str,
+        id: Uuid,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<TimelineRow>, StoreError> {
+        let rows: Vec<(i64, i64, i64, String, String, String, String)> = sqlx::query_as(
+            "SELECT id, version, at, entry_kind, cause, reason, data::text FROM timeline
+             WHERE tenant_id = $1 AND kind = $2 AND actor_id = $3 AND id > $4 ORDER BY id LIMIT $5",
+        )
+        .bind(tenant.0)
+        .bind(kind)
+        .bind(id)
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(id, version, at, kind, cause, reason, data)| {
+                Ok(TimelineRow {
+                    id,
+                    version,
+                    at_ms: at,
+                    kind,
+                    cause,
+                    reason,
+                    data: parse_json(&data)?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn dead_letters(
+        &self,
+        tenant: TenantId,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<DeadLetterRow>, StoreError> {
+        let rows: Vec<DeadLetterTuple> = sqlx::query_as(
+            "SELECT id, tenant_id, kind, actor_id, input::text, error, attempts, created_at
+             FROM dead_letters WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        )
+        .bind(tenant.0)
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(id, t, kind, actor, input, error, attempts, at)| {
+                Ok(DeadLetterRow {
+                    id,
+                    key: RowKey {
+                        tenant: TenantId(t),
+                        kind,
+                        id: actor,
+                        group: actor,
+                    },
+                    input: parse_json(&input)?,
+                    error,
+                    attempts,
+                    created_at_ms: at,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn outbox_of(
+        &self,
+        tenant: TenantId,
+        kind: &str,
+        id: Uuid,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let rows: Vec<OutboxTuple> = sqlx::query_as(&format!(
+            "SELECT {OUTBOX_COLS} FROM outbox WHERE tenant_id = $1 AND kind = $2 AND actor_id = $3 ORDER BY id"
+        ))
+        .bind(tenant.0)
+        .bind(kind)
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(outbox_row).collect()
+    }
+
+    pub async fn backlog(&self, before_ms: i64) -> Result<Backlog, StoreError> {
+        let (inbox, outbox_open, timers_due): (i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM inbox),
+                    (SELECT count(*) FROM outbox WHERE status IN ('pending', 'inflight')),
+                    (SELECT count(*) FROM timers WHERE due_at < $1)",
+        )
+        .bind(before_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Backlog {
+            inbox,
+            outbox_open,
+            timers_due,
+        })
+    }
+
+    pub async fn seed_idle_timers(&self, count: i64, due_ms: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO timers (tenant_id, kind, actor_id, name, grp, shard, due_at, input)
+             SELECT gen_random_uuid(), 'idle', gen_random_uuid(), 'idle', gen_random_uuid(),
+                    (g % (SELECT count(*) FROM shards))::int, $2, '{}'::jsonb
+             FROM generate_series(1, $1) g",
+        )
+        .bind(count)
+        .bind(due_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn pending_inbox(
+        &self,
+        shard: ShardId,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<InboxRow>, StoreError> {
+        let rows: Vec<(i64, Uuid, String, Uuid, Uuid, i32, String)> = sqlx::query_as(
+            "SELECT id, tenant_id, kind, actor_id, grp, shard, input::text FROM inbox
+             WHERE shard = $1 AND id > $2 ORDER BY id LIMIT $3",
+        )
+        .bind(shard.0)
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(id, t, kind, actor, grp, shard, input)| {
+                Ok(InboxRow {
+                    id,
+                    key: RowKey {
+                        tenant: TenantId(t),
+                        kind,
+                        id: actor,
+                        group: grp,
+                    },
+                    shard: ShardId(shard),
+                    input: parse_json(&input)?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn insert_inbox(&self, items: &[NewInput]) -> Result<Vec<Inserted>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let now: i64 = sqlx::query_scalar(&format!("SELECT {NOW_MS}"))
+            .fetch_one(&mut *conn)
+            .await?;
+        insert_inputs(&mut conn, items, now).await
+    }
+
+    pub async fn commit(&self, batch: &[CommitRecord]) -> Result<Vec<CommitOutcome>, StoreError> {
+        let mut outcomes: Vec<Option<CommitOutcome>> = vec![None; batch.len()];
+        loop {
+            let live: Vec<&CommitRecord> = batch
+                .iter()
+                .zip(&outcomes)
+                .filter(|(_, o)| o.is_none())
+                .map(|(r, _)| r)
+                .collect();
+            if live.is_empty() {
+                break;
+            }
+            let mut conn = self.pool.acquire().await?;
+            match try_commit(&mut conn, &live).await? {
+                Attempt::Committed(mut sent) => {
+                    for slot in outcomes.iter_mut().filter(|o| o.is_none()) {
+                        *slot = Some(CommitOutcome::Committed {
+                            sent: std::mem::take(&mut sent[0]),
+                        });
+                        sent.remove(0);
+                    }
+                    break;
+                }
+                Attempt::Excluded(excluded) => {
+                    let live_idx: Vec<usize> = outcomes
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, o)| o.is_none())
+                        .map(|(i, _)| i)
+                        .collect();
+                    for (pos, outcome) in excluded {
+                        outcomes[live_idx[pos]] = Some(outcome);
+                    }
+                }
+            }
+        }
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or(CommitOutcome::Stale))
+            .collect())
+    }
+
+    pub async fn claim_outbox(
+        &self,
+        held: &[(ShardId, Epoch)],
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let (ids, epochs) = split_held(held);
+        let rows: Vec<OutboxTuple> = sqlx::query_as(&format!(
+            "UPDATE outbox o SET status = 'inflight', attempts = o.attempts + 1, updated_at = {NOW_MS}
+             FROM (SELECT c.id FROM outbox c
+                   JOIN UNNEST($1::int[], $2::bigint[]) h(shard, epoch) ON h.shard = c.shard
+                   JOIN shards s ON s.id = c.shard AND s.epoch = h.epoch
+                   WHERE c.status = 'pending' ORDER BY c.id LIMIT $3
+                   FOR UPDATE OF c SKIP LOCKED) claimed
+             WHERE o.id = claimed.id
+             RETURNING {OUTBOX_COLS_O}"
+        ))
+        .bind(ids)
+        .bind(epochs)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(outbox_row).collect()
+    }
+
+    pub async fn complete_outbox(&self, done: &[EffectDone]) -> Result<Vec<Inserted>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let ids: Vec<i64> = done.iter().map(|d| d.outbox_id).collect();
+        let statuses: Vec<&str> = done.iter().map(|d| d.status.as_str()).collect();
+        let results: Vec<String> = done.iter().map(|d| d.result.to_string()).collect();
+        let now = done.first().map(|d| d.now_ms).unwrap_or_default();
+        sqlx::query(
+            "UPDATE outbox o SET status = u.status, result = u.result::jsonb, updated_at = $4
+             FROM UNNEST($1::bigint[], $2::text[], $3::text[]) u(id, status, result)
+             WHERE o.id = u.id",
+        )
+        .bind(ids)
+        .bind(statuses)
+        .bind(results)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let followups: Vec<NewInput> = done.iter().filter_map(|d| d.followup.clone()).collect();
+        let inserted = insert_inputs(&mut tx, &followups, now).await?;
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    pub async fn dead_letter(&self, l: &DeadLetter) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let epoch: Option<i64> =
+            sqlx::query_scalar("SELECT epoch FROM shards WHERE id = $1 FOR SHARE")
+                .bind(l.shard.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if epoch != Some(l.epoch.0) {
+            return Ok(false);
+        }
+        let consumed = match &l.consumed {
+            Consumed::Inbox { id } => sqlx::query("DELETE FROM inbox WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected(),
+            Consumed::Timer { name, due_at_ms } => sqlx::query(
+                "DELETE FROM timers WHERE tenant_id = $1 AND kind = $2 AND actor_id = $3 AND name = $4 AND due_at = $5",
+            )
+            .bind(l.key.tenant.0)
+            .bind(l.key.kind.as_str())
+            .bind(l.key.id)
+            .bind(name)
+            .bind(due_at_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected(),
+        };
+        if consumed == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO dead_letters (tenant_id, kind, actor_id, input, error, attempts, created_at)
+             VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7)",
+        )
+        .bind(l.key.tenant.0)
+        .bind(l.key.kind.as_str())
+        .bind(l.key.id)
+        .bind(l.input.to_string())
+        .bind(&l.error)
+        .bind(l.attempts)
+        .bind(l.now_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+type DeadLetterTuple = (i64, Uuid, String, Uuid, String, String, i32, i64);
+type TimerTuple = (Uuid, String, Uuid, Uuid, i32, String, i64, String);
+
+fn timer_row(t: TimerTuple) -> Result<TimerRow, StoreError> {
+    Ok(TimerRow {
+        key: RowKey {
+            tenant: TenantId(t.0),
+            kind: t.1,
+            id: t.2,
+            group: t.3,
+        },
+        shard: ShardId(t.4),
+        name: t.5,
+        due_at_ms: t.6,
+        input: parse_json(&t.7)?,
+    })
+}
+
+const OUTBOX_COLS: &str = "id, tenant_id, kind, actor_id, grp, shard, idem_key, channel, payload::text, status, attempts, created_at";
+const OUTBOX_COLS_O: &str = "o.id, o.tenant_id, o.kind, o.actor_id, o.grp, o.shard, o.idem_key, o.channel, o.payload::text, o.status, o.attempts, o.created_at";
+type OutboxTuple = (
+    i64,
+    Uuid,
+    String,
+    Uuid,
+    Uuid,
+    i32,
+    String,
+    String,
+    String,
+    String,
+    i32,
+    i64,
+);
+
+fn outbox_row(t: OutboxTuple) -> Result<OutboxRow, StoreError> {
+    Ok(OutboxRow {
+        id: t.0,
+        key: RowKey {
+            tenant: TenantId(t.1),
+            kind: t.2,
+            id: t.3,
+            group: t.4,
+        },
+        shard: ShardId(t.5),
+        idem_key: t.6,
+        channel: t.7,
+        payload: parse_json(&t.8)?,
+        status: OutboxStatus::parse(&t.9)
+            .ok_or_else(|| StoreError::Corrupt(format!("outbox status {:?}", t.9)))?,
+        attempts: t.10,
+        created_at_ms: t.11,
+    })
+}
+
+fn split_held(held: &[(ShardId, Epoch)]) -> (Vec<i32>, Vec<i64>) {
+    held.iter().map(|(s, e)| (s.0, e.0)).unzip()
+}
+
+enum Attempt {
+    /// Per live record, the inputs it sent.
+    Committed(Vec<Vec<Inserted>>),
+    /// Positions among the live records that must be left out, and why.
+    Excluded(Vec<(usize, CommitOutcome)>),
+}
+
+/// One try at committing `live` together. Checks come first (fencing, consumed input, version);
+/// any failure rolls everything back and names the records to leave out of the next try.
+async fn try_commit(
+    conn: &mut PgConnection,
+    live: &[&CommitRecord],
+) -> Result<Attempt, StoreError> {
+    let mut tx = conn.begin().await?;
+
+    // Fencing: the epoch each record was computed under must still be the shard's epoch.
+    let mut shard_ids: Vec<i32> = live.iter().map(|r| r.shard.0).collect();
+    shard_ids.sort_unstable();
+    shard_ids.dedup();
+    let epochs: HashMap<i32, i64> = sqlx::query_as::<_, (i32, i64)>(
+        "SELECT id, epoch FROM shards WHERE id = ANY($1) ORDER BY id FOR SHARE",
+    )
+    .bind(&shard_ids)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+    let fenced: Vec<(usize, CommitOutcome)> = live
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| epochs.get(&r.shard.0) != Some(&r.epoch.0))
+        .map(|(i, _)| (i, CommitOutcome::Fenced))
+        .collect();
+    if !fenced.is_empty() {
+        return Ok(Attempt::Excluded(fenced));
+    }
+
+    let mut excluded = Vec::new();
+
+    // Consume inbox inputs; one already gone was applied by an earlier commit.
+    let inbox_ids: Vec<i64> = live
+        .iter()
+        .filter_map(|r| match r.consumed {
+            Consumed::Inbox { id } => Some(id),
+            Consumed::Timer { .. } => None,
+        })
+        .collect();
+    if !inbox_ids.is_empty() {
+        let deleted: HashSet<i64> =
+            sqlx::query_scalar::<_, i64>("DELETE FROM inbox WHERE id = ANY($1) RETURNING id")
+                .bind(&inbox_ids)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
+        for (i, r) in live.iter().enumerate() {
+            if let Consumed::Inbox { id } = r.consumed {
+                if !deleted.contains(&id) {
+                    excluded.push((i, CommitOutcome::Stale));
+                }
+            }
+        }
+    }
+
+    // Consume timer firings; a timer re-set or cleared since it was read is stale.
+    let fired: Vec<(usize, KeyTuple, &str, i64)> = live
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| match &r.consumed {
+            Consumed::Timer { name, due_at_ms } => {
+                Some((i, key_tuple(&r.key), name.as_str(), *due_at_ms))
+            }
+            Consumed::Inbox { .. } => None,
+        })
+        .collect();
+    if !fired.is_empty() {
+        let deleted: HashSet<(Uuid, String, Uuid, String)> = sqlx::query_as(
+            "DELETE FROM timers t USING UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::bigint[])
+                 u(tenant_id, kind, actor_id, name, due_at)
+             WHERE t.tenant_id = u.tenant_id AND t.kind = u.kind AND t.actor_id = u.actor_id
+               AND t.name = u.name AND t.due_at = u.due_at
+             RETURNING t.tenant_id, t.kind, t.actor_id, t.name",
+        )
+        .bind(fired.iter().map(|f| f.1 .0).collect::<Vec<_>>())
+        .bind(fired.iter().map(|f| f.1 .1.clone()).collect::<Vec<_>>())
+        .bind(fired.iter().map(|f| f.1 .2).collect::<Vec<_>>())
+        .bind(fired.iter().map(|f| f.2).collect::<Vec<_>>())
+        .bind(fired.iter().map(|f| f.3).collect::<Vec<_>>())
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        for (i, k, name, _) in &fired {
+            if !deleted.contains(&(k.0, k.1.clone(), k.2, (*name).to_owned())) {
+                excluded.push((*i, CommitOutcome::Stale));
+            }
+        }
+    }
+    if !excluded.is_empty() {
+        return Ok(Attempt::Excluded(excluded));
+    }
+
+    // Checkpoints: create new actors, advance existing ones only from the version they read.
+    type Indexed<'a> = Vec<(usize, &'a CommitRecord)>;
+    let (new, existing): (Indexed, Indexed) = live
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.checkpoint.is_some())
+        .map(|(i, r)| (i, *r))
+        .partition(|(_, r)| {
+            r.checkpoint
+                .as_ref()
+                .is_some_and(|c| c.expected_version == 0)
+        });
+    let written = write_checkpoints(&mut tx, &new, true).await?;
+    let updated = write_checkpoints(&mut tx, &existing, false).await?;
+    for (i, r) in new.iter().chain(&existing) {
+        if !written.contains(&key_tuple(&r.key)) && !updated.contains(&key_tuple(&r.key)) {
+            excluded.push((*i, CommitOutcome::VersionConflict));
+        }
+    }
+    if !excluded.is_empty() {
+        return Ok(Attempt::Excluded(excluded));
+    }
+
+    write_effects(&mut tx, live).await?;
+    write_timers(&mut tx, live).await?;
+    write_timeline(&mut tx, live).await?;
+    write_holds(&mut tx, live).await?;
+
+    let now = live.first().map(|r| r.now_ms).unwrap_or_default();
+    let sends: Vec<NewInput> = live.iter().flat_map(|r| r.sends.iter().cloned()).collect();
+    let mut inserted = insert_inputs(&mut tx, &sends, now).await?.into_iter();
+    let sent = live
+        .iter()
+        .map(|r| inserted.by_ref().take(r.sends.len()).collect())
+        .collect();
+    tx.commit().await?;
+    Ok(Attempt::Committed(sent))
+}
+
+fn version_after(r: &CommitRecord) -> i64 {
+    r.checkpoint
+        .as_ref()
+        .map(|c| c.expected_version + 1)
+        .unwrap_or(0)
+}
+
+async fn write_checkpoints(
+    tx: &mut PgConnection,
+    items: &[(usize, &CommitRecord)],
+    create: bool,
+) -> Result<HashSet<KeyTuple>, StoreError> {
+    if items.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let cps: Vec<(&CommitRecord, &CheckpointWrite)> = items
+        .iter()
+        .filter_map(|(_, r)| r.checkpoint.as_ref().map(|c| (*r, c)))
+        .collect();
+    let sql = if create {
+        "INSERT INTO actors (tenant_id, kind, id, grp, shard, version, state, status, paused, created_at, updated_at)
+         SELECT tenant_id, kind, id, grp, shard, 1, state::jsonb, status, paused, now_ms, now_ms
+         FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::int[], $6::bigint[], $7::text[], $8::text[], $9::bool[], $10::bigint[])
+             u(tenant_id, kind, id, grp, shard, expected, state, status, paused, now_ms)
+         ON CONFLICT DO NOTHING
+         RETURNING tenant_id, kind, id"
+    } else {
+        "UPDATE actors a SET version = u.expected + 1, state = u.state::jsonb, status = u.status,
+                paused = u.paused, updated_at = u.now_ms
+         FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::int[], $6::bigint[], $7::text[], $8::text[], $9::bool[], $10::bigint[])
+             u(tenant_id, kind, id, grp, shard, expected, state, status, paused, now_ms)
+         WHERE a.tenant_id = u.tenant_id AND a.kind = u.kind AND a.id = u.id AND a.version = u.expected
+         RETURNING a.tenant_id, a.kind, a.id"
+    };
+    let rows: Vec<KeyTuple> = sqlx::query_as(sql)
+        .bind(cps.iter().map(|(r, _)| r.key.tenant.0).collect::<Vec<_>>())
+        .bind(
+            cps.iter()
+                .map(|(r, _)| r.key.kind.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(cps.iter().map(|(r, _)| r.key.id).collect::<Vec<_>>())
+        .bind(cps.iter().map(|(r, _)| r.key.group).collect::<Vec<_>>())
+        .bind(cps.iter().map(|(r, _)| r.shard.0).collect::<Vec<_>>())
+        .bind(
+            cps.iter()
+                .map(|(_, c)| c.expected_version)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            cps.iter()
+                .map(|(_, c)| c.state.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            cps.iter()
+                .map(|(_, c)| c.status.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(cps.iter().map(|(_, c)| c.paused).collect::<Vec<_>>())
+        .bind(cps.iter().map(|(r, _)| r.now_ms).collect::<Vec<_>>())
+        .fetch_all(&mut *tx)
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
+async fn write_effects(tx: &mut PgConnection, live: &[&CommitRecord]) -> Result<(), StoreError> {
+    let rows: Vec<(&CommitRecord, &EffectWrite)> = live
+        .iter()
+        .flat_map(|r| r.effects.iter().map(move |e| (*r, e)))
+        .collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO outbox (tenant_id, kind, actor_id, grp, shard, idem_key, channel, payload, status, created_at, updated_at)
+         SELECT tenant_id, kind, actor_id, grp, shard, idem_key, channel, payload::jsonb, 'pending', now_ms, now_ms
+         FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::int[], $6::text[], $7::text[], $8::text[], $9::bigint[])
+             u(tenant_id, kind, actor_id, grp, shard, idem_key, channel, payload, now_ms)
+         ON CONFLICT (idem_key) DO NOTHING",
+    )
+    .bind(rows.iter().map(|(r, _)| r.key.tenant.0).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(r, _)| r.key.kind.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(r, _)| r.key.id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(r, _)| r.key.group).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(r, _)| r.shard.0).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, e)| e.idem_key.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, e)| e.channel.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, e)| e.payload.to_string()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(r, _)| r.now_ms).collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+async fn write_timers(tx: &mut PgConnection, live: &[&CommitRecord]) -> Result<(), StoreError> {
+    let mut clears: Vec<(&CommitRecord, &str)> = Vec::new();
+    // Keyed so that a transition setting one name twice writes the last one only.
+    let mut sets: HashMap<(KeyTuple, &str), (&CommitRecord, i64, &serde_json::Value)> =
+        HashMap::new();
+    for r in live {
+        for t in &r.timers {
+            match t {
+                TimerWrite::Clear { name } => {
+                    sets.remove(&(key_tuple(&r.key), name.as_str()));
+                    clears.push((*r, name));
+                }
+                TimerWrite::Set {
+                    name,
+                    due_at_ms,
+                    input,
+                } => {
+                    sets.insert((key_tuple(&r.key), name.as_str()), (*r, *due_at_ms, input));
+                }
+            }
+        }
+    }
+    if !clears.is_empty() {
+        sqlx::query(
+            "DELETE FROM timers t USING UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::text[]) u(tenant_id, kind, actor_id, name)
+             WHERE t.tenant_id = u.tenant_id AND t.kind = u.kind AND t.actor_id = u.actor_id AND t.name = u.name",
+        )
+        .bind(clears.iter().map(|(r, _)| r.key.tenant.0).collect::<Vec<_>>())
+        .bind(clears.iter().map(|(r, _)| r.key.kind.as_str()).collect::<Vec<_>>())
+        .bind(clears.iter().map(|(r, _)| r.key.id).collect::<Vec<_>>())
+        .bind(clears.iter().map(|(_, n)| *n).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !sets.is_empty() {
+        let sets: Vec<(&str, &CommitRecord, i64, &serde_json::Value)> = sets
+            .into_iter()
+            .map(|((_, name), (r, due, input))| (name, r, due, input))
+            .collect();
+        sqlx::query(
+            "INSERT INTO timers (tenant_id, kind, actor_id, name, grp, shard, due_at, input)
+             SELECT tenant_id, kind, actor_id, name, grp, shard, due_at, input::jsonb
+             FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::uuid[], $6::int[], $7::bigint[], $8::text[])
+                 u(tenant_id, kind, actor_id, name, grp, shard, due_at, input)
+             ON CONFLICT (tenant_id, kind, actor_id, name)
+             DO UPDATE SET due_at = excluded.due_at, input = excluded.input",
+        )
+        .bind(sets.iter().map(|s| s.1.key.tenant.0).collect::<Vec<_>>())
+        .bind(sets.iter().map(|s| s.1.key.kind.as_str()).collect::<Vec<_>>())
+        .bind(sets.iter().map(|s| s.1.key.id).collect::<Vec<_>>())
+        .bind(sets.iter().map(|s| s.0).collect::<Vec<_>>())
+        .bind(sets.iter().map(|s| s.1.key.group).collect::<Vec<_>>())
+        .bind(sets.iter().map(|s| s.1.shard.0).collect::<Vec<_>>())
+        .bind(sets.iter().map(|s| s.2).collect::<Vec<_>>())
+        .bind(sets.iter().map(|s| s.3.to_string()).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn write_timeline(tx: &mut PgConnection, live: &[&CommitRecord]) -> Result<(), StoreError> {
+    let rows: Vec<(&CommitRecord, &crate::entity::TimelineRecord)> = live
+        .iter()
+        .flat_map(|r| r.timeline.iter().map(move |t| (*r, t)))
+        .collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO timeline (tenant_id, kind, actor_id, version, at, entry_kind, cause, reason, data)
+         SELECT tenant_id, kind, actor_id, version, at, entry_kind, cause, reason, data::jsonb
+         FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[])
+             u(tenant_id, kind, actor_id, version, at, entry_kind, cause, reason, data)",
+    )
+    .bind(rows.iter().map(|(r, _)| r.key.tenant.0).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(r, _)| r.key.kind.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(r, _)| r.key.id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(r, _)| version_after(r)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(r, _)| r.now_ms).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, t)| t.kind.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, t)| t.cause.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, t)| t.reason.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, t)| t.data.to_string()).collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+async fn write_holds(tx: &mut PgConnection, live: &[&CommitRecord]) -> Result<(), StoreError> {
+    for (hold, from, to) in [
+        (OutboxHold::Hold, vec!["pending"], "held"),
+        (OutboxHold::Release, vec!["held"], "pending"),
+        (OutboxHold::Cancel, vec!["pending", "held"], "canceled"),
+    ] {
+        let keys: Vec<KeyTuple> = live
+            .iter()
+            .filter(|r| r.outbox == Some(hold))
+            .map(|r| key_tuple(&r.key))
+            .collect();
+        if keys.is_empty() {
+            continue;
+        }
+        sqlx::query(
+            "UPDATE outbox o SET status = $5 FROM UNNEST($1::uuid[], $2::text[], $3::uuid[]) u(tenant_id, kind, actor_id)
+             WHERE o.tenant_id = u.tenant_id AND o.kind = u.kind AND o.actor_id = u.actor_id AND o.status = ANY($4)",
+        )
+        .bind(keys.iter().map(|k| k.0).collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| k.1.clone()).collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| k.2).collect::<Vec<_>>())
+        .bind(from)
+        .bind(to)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Inserts inputs, dropping any whose remembered dedupe key was seen before (here or earlier in
+/// the same call). Returns one result per item, in order.
+async fn insert_inputs(
+    conn: &mut PgConnection,
+    items: &[NewInput],
+    now: i64,
+) -> Result<Vec<Inserted>, StoreError> {
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut seen = HashSet::new();
+    let unique: Vec<&NewInput> = items
+        .iter()
+        .filter(|i| seen.insert(i.dedupe_key.as_str()))
+        .collect();
+    let rows: Vec<(i64, String)> = sqlx::query_as(
+        "WITH input AS (
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::int[], $6::text[], $7::text[], $8::bool[])
+                 WITH ORDINALITY u(tenant_id, kind, actor_id, grp, shard, dedupe_key, input, remember, ord)
+         ), fresh AS (
+             INSERT INTO inbox_dedupe (key, created_at)
+             SELECT dedupe_key, $9 FROM input WHERE remember
+             ON CONFLICT DO NOTHING RETURNING key
+         )
+         INSERT INTO inbox (tenant_id, kind, actor_id, grp, shard, dedupe_key, input, created_at)
+         SELECT tenant_id, kind, actor_id, grp, shard, dedupe_key, input::jsonb, $9 FROM input
+         WHERE NOT remember OR dedupe_key IN (SELECT key FROM fresh)
+         ORDER BY ord
+         RETURNING id, dedupe_key",
+    )
+    .bind(unique.iter().map(|i| i.key.tenant.0).collect::<Vec<_>>())
+    .bind(unique.iter().map(|i| i.key.kind.as_str()).collect::<Vec<_>>())
+    .bind(unique.iter().map(|i| i.key.id).collect::<Vec<_>>())
+    .bind(unique.iter().map(|i| i.key.group).collect::<Vec<_>>())
+    .bind(unique.iter().map(|i| i.shard.0).collect::<Vec<_>>())
+    .bind(unique.iter().map(|i| i.dedupe_key.as_str()).collect::<Vec<_>>())
+    .bind(unique.iter().map(|i| i.input.to_string()).collect::<Vec<_>>())
+    .bind(unique.iter().map(|i| i.remember).collect::<Vec<_>>())
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await?;
+    let ids: HashMap<String, i64> = rows.into_iter().map(|(id, k)| (k, id)).collect();
+    let mut assigned = HashSet::new();
+    Ok(items
+        .iter()
+        .map(|i| match ids.get(&i.dedupe_key) {
+            Some(id) if assigned.insert(*id) => Inserted::New {
+                id: *id,
+                key: i.key,
+                shard: i.shard,
+            },
+            _ => Inserted::Duplicate,
+        })
+        .collect())
+}

@@ -1,0 +1,867 @@
+//! Embedded SQLite: one engine process owns every shard (a file lock keeps a second one out),
+//! so statements run one by one inside a single immediate transaction, and each record of a
+//! group commit sits in its own savepoint so a stale one is rolled back alone.
+
+use std::collections::HashSet;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{SqliteConnection, SqlitePool};
+use uuid::Uuid;
+
+use super::types::*;
+use super::StoreError;
+use crate::entity::OutboxHold;
+use crate::key::{ActorKey, Epoch, ShardId, TenantId};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn uuid(text: &str) -> Result<Uuid, StoreError> {
+    Uuid::parse_str(text).map_err(|e| StoreError::Corrupt(format!("uuid {text:?}: {e}")))
+}
+
+fn row_key(t: &str, kind: String, id: &str, grp: &str) -> Result<RowKey, StoreError> {
+    Ok(RowKey {
+        tenant: TenantId(uuid(t)?),
+        kind,
+        id: uuid(id)?,
+        group: uuid(grp)?,
+    })
+}
+
+type ActorTuple = (
+    String,
+    String,
+    String,
+    String,
+    i32,
+    i64,
+    String,
+    String,
+    bool,
+    i64,
+    i64,
+);
+const ACTOR_COLS: &str =
+    "tenant_id, kind, id, grp, shard, version, state, status, paused, created_at, updated_at";
+
+fn actor_row(t: ActorTuple) -> Result<ActorRow, StoreError> {
+    Ok(ActorRow {
+        key: row_key(&t.0, t.1, &t.2, &t.3)?,
+        shard: ShardId(t.4),
+        version: t.5,
+        state: parse_json(&t.6)?,
+        status: t.7,
+        paused: t.8,
+        created_at_ms: t.9,
+        updated_at_ms: t.10,
+    })
+}
+
+type DeadLetterTuple = (i64, String, String, String, String, String, i32, i64);
+type TimerTuple = (String, String, String, String, i32, String, i64, String);
+const TIMER_COLS: &str = "tenant_id, kind, actor_id, grp, shard, name, due_at, input";
+
+fn timer_row(t: TimerTuple) -> Result<TimerRow, StoreError> {
+    Ok(TimerRow {
+        key: row_key(&t.0, t.1, &t.2, &t.3)?,
+        shard: ShardId(t.4),
+        name: t.5,
+        due_at_ms: t.6,
+        input: parse_json(&t.7)?,
+    })
+}
+
+type OutboxTuple = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    i32,
+    String,
+    String,
+    String,
+    String,
+    i32,
+    i64,
+);
+const OUTBOX_COLS: &str = "id, tenant_id, kind, actor_id, grp, shard, idem_key, channel, payload, status, attempts, created_at";
+
+fn outbox_row(t: OutboxTuple) -> Result<OutboxRow, StoreError> {
+    Ok(OutboxRow {
+        id: t.0,
+        key: row_key(&t.1, t.2, &t.3, &t.4)?,
+        shard: ShardId(t.5),
+        idem_key: t.6,
+        channel: t.7,
+        payload: parse_json(&t.8)?,
+        status: OutboxStatus::parse(&t.9)
+            .ok_or_else(|| StoreError::Corrupt(format!("outbox status {:?}", t.9)))?,
+        attempts: t.10,
+        created_at_ms: t.11,
+    })
+}
+
+impl SqliteStore {
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections.max(2))
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await
+    }
+
+    pub async fn migrate(&self, shard_count: u32) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "INSERT INTO engine_meta (key, value) VALUES ('shard_count', ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(shard_count.to_string())
+        .execute(&mut *tx)
+        .await?;
+        let stored: String =
+            sqlx::query_scalar("SELECT value FROM engine_meta WHERE key = 'shard_count'")
+                .fetch_one(&mut *tx)
+                .await?;
+        let stored: u32 = stored
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("shard_count {stored:?}")))?;
+        if stored != shard_count {
+            return Err(StoreError::ShardCountMismatch {
+                stored,
+                configured: shard_count,
+            });
+        }
+        for id in 0..shard_count {
+            sqlx::query("INSERT INTO shards (id) VALUES (?) ON CONFLICT DO NOTHING")
+                .bind(id as i32)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn now_ms(&self) -> Result<i64, StoreError> {
+        Ok(now_ms())
+    }
+
+    pub async fn shard_count(&self) -> Result<u32, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM shards")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u32)
+    }
+
+    pub async fn create_tenant(&self, t: &NewTenant) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)")
+            .bind(t.id.0.to_string())
+            .bind(&t.name)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO api_keys (prefix, tenant_id, hash, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&t.key_prefix)
+        .bind(t.id.0.to_string())
+        .bind(&t.key_hash)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn find_api_key(&self, prefix: &str) -> Result<Option<ApiKeyRow>, StoreError> {
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT tenant_id, hash FROM api_keys WHERE prefix = ?")
+                .bind(prefix)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|(t, hash)| {
+            Ok(ApiKeyRow {
+                tenant: TenantId(uuid(&t)?),
+                hash,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn claim_shard(
+        &self,
+        shard: ShardId,
+        owner: &str,
+        ttl: Duration,
+        force: bool,
+    ) -> Result<Option<Lease>, StoreError> {
+        let now = now_ms();
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "UPDATE shards SET owner = ?1, epoch = epoch + 1, lease_until = ?2 + ?3
+             WHERE id = ?4 AND (?5 OR owner IS NULL OR lease_until < ?2)
+             RETURNING epoch, lease_until",
+        )
+        .bind(owner)
+        .bind(now)
+        .bind(ttl.as_millis() as i64)
+        .bind(shard.0)
+        .bind(force)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(epoch, until)| Lease {
+            shard,
+            epoch: Epoch(epoch),
+            lease_until_ms: until,
+        }))
+    }
+
+    pub async fn renew_shards(
+        &self,
+        owner: &str,
+        held: &[(ShardId, Epoch)],
+        ttl: Duration,
+    ) -> Result<Vec<Lease>, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let until = now_ms() + ttl.as_millis() as i64;
+        let mut renewed = Vec::with_capacity(held.len());
+        for (shard, epoch) in held {
+            let n = sqlx::query(
+                "UPDATE shards SET lease_until = ? WHERE id = ? AND epoch = ? AND owner = ?",
+            )
+            .bind(until)
+            .bind(shard.0)
+            .bind(epoch.0)
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 1 {
+                renewed.push(Lease {
+                    shard: *shard,
+                    epoch: *epoch,
+                    lease_until_ms: until,
+                });
+            }
+        }
+        tx.commit().await?;
+        Ok(renewed)
+    }
+
+    pub async fn release_shards(
+        &self,
+        owner: &str,
+        held: &[(ShardId, Epoch)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for (shard, epoch) in held {
+            sqlx::query(
+                "UPDATE shards SET owner = NULL, lease_until = 0 WHERE id = ? AND epoch = ? AND owner = ?",
+            )
+            .bind(shard.0)
+            .bind(epoch.0)
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn shards(&self) -> Result<Vec<ShardRow>, StoreError> {
+        let rows: Vec<(i32, Option<String>, i64, i64)> =
+            sqlx::query_as("SELECT id, owner, epoch, lease_until FROM shards ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, owner, epoch, until)| ShardRow {
+                shard: ShardId(id),
+                owner,
+                epoch: Epoch(epoch),
+                lease_until_ms: until,
+            })
+            .collect())
+    }
+
+    pub async fn load_actor(&self, key: &ActorKey) -> Result<Option<ActorRow>, StoreError> {
+        self.get_actor(key.tenant, key.kind.as_str(), key.id).await
+    }
+
+    pub async fn get_actor(
+        &self,
+        tenant: TenantId,
+        kind: &str,
+        id: Uuid,
+    ) -> Result<Option<ActorRow>, StoreError> {
+        let row: Option<ActorTuple> = sqlx::query_as(&format!(
+            "SELECT {ACTOR_COLS} FROM actors WHERE tenant_id = ? AND kind = ? AND id = ?"
+        ))
+        .bind(tenant.0.to_string())
+        .bind(kind)
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(actor_row).transpose()
+    }
+
+    pub async fn list_actors(&self, q: &ListQuery) -> Result<Vec<ActorRow>, StoreError> {
+        let (after_at, after_id) = q.after.unwrap_or((i64::MIN, Uuid::nil()));
+        let rows: Vec<ActorTuple> = sqlx::query_as(&format!(
+            "SELECT {ACTOR_COLS} FROM actors
+             WHERE tenant_id = ?1 AND kind = ?2
+               AND (?3 IS NULL OR status = ?3)
+               AND (?4 IS NULL OR paused = ?4)
+               AND (created_at > ?5 OR (created_at = ?5 AND id > ?6))
+             ORDER BY created_at, id LIMIT ?7"
+        ))
+        .bind(q.tenant.0.to_string())
+        .bind(&q.kind)
+        .bind(&q.status)
+        .bind(q.paused)
+        .bind(after_at)
+        .bind(after_id.to_string())
+        .bind(q.limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(actor_row).collect()
+    }
+
+    pub async fn timers_of(
+        &self,
+        tenant: TenantId,
+        kind: &str,
+        id: Uuid,
+    ) -> Result<Vec<TimerRow>, StoreError> {
+        let rows: Vec<TimerTuple> = sqlx::query_as(&format!(
+            "SELECT {TIMER_COLS} FROM timers WHERE tenant_id = ? AND kind = ? AND actor_id = ? ORDER BY due_at, name"
+        ))
+        .bind(tenant.0.to_string())
+        .bind(kind)
+        .bind(id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(timer_row).collect()
+    }
+
+    pub async fn timers_due_before(
+        &self,
+        shards: &[ShardId],
+        before_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<TimerRow>, StoreError> {
+        let wanted: HashSet<i32> = shards.iter().map(|s| s.0).collect();
+        // The embedded engine owns every shard, so the filter rarely removes anything; it is
+        // applied here rather than in SQL to keep one statement for any shard set.
+        let rows: Vec<TimerTuple> = sqlx::query_as(&format!(
+            "SELECT {TIMER_COLS} FROM timers WHERE due_at < ? ORDER BY due_at LIMIT ?"
+        ))
+        .bind(before_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .filter(|t| wanted.contains(&t.4))
+            .map(timer_row)
+            .collect()
+    }
+
+    pub async fn timeline(
+        &self,
+        tenant: TenantId,
+        kind: &str,
+        id: Uuid,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<TimelineRow>, StoreError> {
+        let rows: Vec<(i64, i64, i64, String, String, String, String)> = sqlx::query_as(
+            "SELECT id, version, at, entry_kind, cause, reason, data FROM timeline
+             WHERE tenant_id = ? AND kind = ? AND actor_id = ? AND id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(tenant.0.to_string())
+        .bind(kind)
+        .bind(id.to_string())
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(id, version, at, kind, cause, reason, data)| {
+                Ok(TimelineRow {
+                    id,
+                    version,
+                    at_ms: at,
+                    kind,
+                    cause,
+                    reason,
+                    data: parse_json(&data)?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn dead_letters(
+        &self,
+        tenant: TenantId,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<DeadLetterRow>, StoreError> {
+        let rows: Vec<DeadLetterTuple> = sqlx::query_as(
+            "SELECT id, tenant_id, kind, actor_id, input, error, attempts, created_at
+             FROM dead_letters WHERE tenant_id = ? AND id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(tenant.0.to_string())
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(id, t, kind, actor, input, error, attempts, at)| {
+                Ok(DeadLetterRow {
+                    id,
+                    key: row_key(&t, kind, &actor, &actor)?,
+                    input: parse_json(&input)?,
+                    error,
+                    attempts,
+                    created_at_ms: at,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn outbox_of(
+        &self,
+        tenant: TenantId,
+        kind: &str,
+        id: Uuid,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let rows: Vec<OutboxTuple> = sqlx::query_as(&format!(
+            "SELECT {OUTBOX_COLS} FROM outbox WHERE tenant_id = ? AND kind = ? AND actor_id = ? ORDER BY id"
+        ))
+        .bind(tenant.0.to_string())
+        .bind(kind)
+        .bind(id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(outbox_row).collect()
+    }
+
+    pub async fn backlog(&self, before_ms: i64) -> Result<Backlog, StoreError> {
+        let (inbox, outbox_open, timers_due): (i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM inbox),
+                    (SELECT count(*) FROM outbox WHERE status IN ('pending', 'inflight')),
+                    (SELECT count(*) FROM timers WHERE due_at < ?)",
+        )
+        .bind(before_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Backlog {
+            inbox,
+            outbox_open,
+            timers_due,
+        })
+    }
+
+    pub async fn seed_idle_timers(&self, count: i64, due_ms: i64) -> Result<(), StoreError> {
+        let shards = self.shard_count().await?.max(1) as i64;
+        sqlx::query(
+            "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < ?1)
+             INSERT INTO timers (tenant_id, kind, actor_id, name, grp, shard, due_at, input)
+             SELECT lower(hex(randomblob(16))), 'idle', lower(hex(randomblob(16))), 'idle',
+                    lower(hex(randomblob(16))), n % ?2, ?3, '{}'
+             FROM g",
+        )
+        .bind(count)
+        .bind(shards)
+        .bind(due_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn pending_inbox(
+        &self,
+        shard: ShardId,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<InboxRow>, StoreError> {
+        let rows: Vec<(i64, String, String, String, String, i32, String)> = sqlx::query_as(
+            "SELECT id, tenant_id, kind, actor_id, grp, shard, input FROM inbox
+             WHERE shard = ? AND id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(shard.0)
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(id, t, kind, actor, grp, shard, input)| {
+                Ok(InboxRow {
+                    id,
+                    key: row_key(&t, kind, &actor, &grp)?,
+                    shard: ShardId(shard),
+                    input: parse_json(&input)?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn insert_inbox(&self, items: &[NewInput]) -> Result<Vec<Inserted>, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let inserted = insert_inputs(&mut tx, items, now_ms()).await?;
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    pub async fn commit(&self, batch: &[CommitRecord]) -> Result<Vec<CommitOutcome>, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for record in batch {
+            sqlx::query("SAVEPOINT record").execute(&mut *tx).await?;
+            let outcome = commit_one(&mut tx, record).await?;
+            if !matches!(outcome, CommitOutcome::Committed { .. }) {
+                sqlx::query("ROLLBACK TO record").execute(&mut *tx).await?;
+            }
+            sqlx::query("RELEASE record").execute(&mut *tx).await?;
+            outcomes.push(outcome);
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    pub async fn claim_outbox(
+        &self,
+        held: &[(ShardId, Epoch)],
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut claimed = Vec::new();
+        let current: Vec<(i32, i64)> = sqlx::query_as("SELECT id, epoch FROM shards")
+            .fetch_all(&mut *tx)
+            .await?;
+        let live: HashSet<(i32, i64)> = current.into_iter().collect();
+        let held: HashSet<i32> = held
+            .iter()
+            .filter(|(s, e)| live.contains(&(s.0, e.0)))
+            .map(|(s, _)| s.0)
+            .collect();
+        let rows: Vec<OutboxTuple> = sqlx::query_as(&format!(
+            "SELECT {OUTBOX_COLS} FROM outbox WHERE status = 'pending' ORDER BY id LIMIT ?"
+        ))
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in rows.into_iter().filter(|r| held.contains(&r.5)) {
+            sqlx::query(
+                "UPDATE outbox SET status = 'inflight', attempts = attempts + 1, updated_at = ? WHERE id = ?",
+            )
+            .bind(now_ms())
+            .bind(row.0)
+            .execute(&mut *tx)
+            .await?;
+            let mut row = outbox_row(row)?;
+            row.status = OutboxStatus::Inflight;
+            row.attempts += 1;
+            claimed.push(row);
+        }
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    pub async fn complete_outbox(&self, done: &[EffectDone]) -> Result<Vec<Inserted>, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for d in done {
+            sqlx::query("UPDATE outbox SET status = ?, result = ?, updated_at = ? WHERE id = ?")
+                .bind(d.status.as_str())
+                .bind(d.result.to_string())
+                .bind(d.now_ms)
+                .bind(d.outbox_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let followups: Vec<NewInput> = done.iter().filter_map(|d| d.followup.clone()).collect();
+        let inserted = insert_inputs(&mut tx, &followups, now_ms()).await?;
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    pub async fn dead_letter(&self, l: &DeadLetter) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if !epoch_matches(&mut tx, l.shard, l.epoch).await?
+            || !consume(&mut tx, &l.key, &l.consumed).await?
+        {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO dead_letters (tenant_id, kind, actor_id, input, error, attempts, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(l.key.tenant.0.to_string())
+        .bind(l.key.kind.as_str())
+        .bind(l.key.id.to_string())
+        .bind(l.input.to_string())
+        .bind(&l.error)
+        .bind(l.attempts)
+        .bind(l.now_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+async fn epoch_matches(
+    conn: &mut SqliteConnection,
+    shard: ShardId,
+    epoch: Epoch,
+) -> Result<bool, StoreError> {
+    let current: Option<i64> = sqlx::query_scalar("SELECT epoch FROM shards WHERE id = ?")
+        .bind(shard.0)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(current == Some(epoch.0))
+}
+
+/// Deletes the consumed input; false when it was already consumed or the timer has changed.
+async fn consume(
+    conn: &mut SqliteConnection,
+    key: &ActorKey,
+    consumed: &Consumed,
+) -> Result<bool, StoreError> {
+    let n = match consumed {
+        Consumed::Inbox { id } => sqlx::query("DELETE FROM inbox WHERE id = ?")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected(),
+        Consumed::Timer { name, due_at_ms } => sqlx::query(
+            "DELETE FROM timers WHERE tenant_id = ? AND kind = ? AND actor_id = ? AND name = ? AND due_at = ?",
+        )
+        .bind(key.tenant.0.to_string())
+        .bind(key.kind.as_str())
+        .bind(key.id.to_string())
+        .bind(name)
+        .bind(due_at_ms)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected(),
+    };
+    Ok(n == 1)
+}
+
+async fn commit_one(
+    conn: &mut SqliteConnection,
+    r: &CommitRecord,
+) -> Result<CommitOutcome, StoreError> {
+    if !epoch_matches(conn, r.shard, r.epoch).await? {
+        return Ok(CommitOutcome::Fenced);
+    }
+    if !consume(conn, &r.key, &r.consumed).await? {
+        return Ok(CommitOutcome::Stale);
+    }
+    let (tenant, kind, id) = (
+        r.key.tenant.0.to_string(),
+        r.key.kind.as_str(),
+        r.key.id.to_string(),
+    );
+    let grp = r.key.group.to_string();
+    let mut version = 0;
+    if let Some(cp) = &r.checkpoint {
+        version = cp.expected_version + 1;
+        let n = if cp.expected_version == 0 {
+            sqlx::query(
+                "INSERT INTO actors (tenant_id, kind, id, grp, shard, version, state, status, paused, created_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(&tenant)
+            .bind(kind)
+            .bind(&id)
+            .bind(&grp)
+            .bind(r.shard.0)
+            .bind(cp.state.to_string())
+            .bind(&cp.status)
+            .bind(cp.paused)
+            .bind(r.now_ms)
+            .bind(r.now_ms)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+        } else {
+            sqlx::query(
+                "UPDATE actors SET version = version + 1, state = ?, status = ?, paused = ?, updated_at = ?
+                 WHERE tenant_id = ? AND kind = ? AND id = ? AND version = ?",
+            )
+            .bind(cp.state.to_string())
+            .bind(&cp.status)
+            .bind(cp.paused)
+            .bind(r.now_ms)
+            .bind(&tenant)
+            .bind(kind)
+            .bind(&id)
+            .bind(cp.expected_version)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+        };
+        if n != 1 {
+            return Ok(CommitOutcome::VersionConflict);
+        }
+    }
+    for e in &r.effects {
+        sqlx::query(
+            "INSERT INTO outbox (tenant_id, kind, actor_id, grp, shard, idem_key, channel, payload, status, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT (idem_key) DO NOTHING",
+        )
+        .bind(&tenant)
+        .bind(kind)
+        .bind(&id)
+        .bind(&grp)
+        .bind(r.shard.0)
+        .bind(&e.idem_key)
+        .bind(&e.channel)
+        .bind(e.payload.to_string())
+        .bind(r.now_ms)
+        .bind(r.now_ms)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for t in &r.timers {
+        match t {
+            TimerWrite::Clear { name } => {
+                sqlx::query("DELETE FROM timers WHERE tenant_id = ? AND kind = ? AND actor_id = ? AND name = ?")
+                    .bind(&tenant)
+                    .bind(kind)
+                    .bind(&id)
+                    .bind(name)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            TimerWrite::Set {
+                name,
+                due_at_ms,
+                input,
+            } => {
+                sqlx::query(
+                    "INSERT INTO timers (tenant_id, kind, actor_id, name, grp, shard, due_at, input)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                     ON CONFLICT (tenant_id, kind, actor_id, name) DO UPDATE SET due_at = excluded.due_at, input = excluded.input",
+                )
+                .bind(&tenant)
+                .bind(kind)
+                .bind(&id)
+                .bind(name)
+                .bind(&grp)
+                .bind(r.shard.0)
+                .bind(due_at_ms)
+                .bind(input.to_string())
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+    }
+    for t in &r.timeline {
+        sqlx::query(
+            "INSERT INTO timeline (tenant_id, kind, actor_id, version, at, entry_kind, cause, reason, data)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&tenant)
+        .bind(kind)
+        .bind(&id)
+        .bind(version)
+        .bind(r.now_ms)
+        .bind(&t.kind)
+        .bind(&t.cause)
+        .bind(&t.reason)
+        .bind(t.data.to_string())
+        .execute(&mut *conn)
+        .await?;
+    }
+    if let Some(hold) = r.outbox {
+        let (from, to) = match hold {
+            OutboxHold::Hold => ("('pending')", "held"),
+            OutboxHold::Release => ("('held')", "pending"),
+            OutboxHold::Cancel => ("('pending', 'held')", "canceled"),
+        };
+        sqlx::query(&format!(
+            "UPDATE outbox SET status = ? WHERE tenant_id = ? AND kind = ? AND actor_id = ? AND status IN {from}"
+        ))
+        .bind(to)
+        .bind(&tenant)
+        .bind(kind)
+        .bind(&id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    let sent = insert_inputs(conn, &r.sends, r.now_ms).await?;
+    Ok(CommitOutcome::Committed { sent })
+}
+
+async fn insert_inputs(
+    conn: &mut SqliteConnection,
+    items: &[NewInput],
+    now: i64,
+) -> Result<Vec<Inserted>, StoreError> {
+    let mut out = Vec::with_capacity(items.len());
+    for i in items {
+        if i.remember {
+            let fresh = sqlx::query(
+                "INSERT INTO inbox_dedupe (key, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(&i.dedupe_key)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if fresh == 0 {
+                out.push(Inserted::Duplicate);
+                continue;
+            }
+        }
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO inbox (tenant_id, kind, actor_id, grp, shard, dedupe_key, input, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(i.key.tenant.0.to_string())
+        .bind(i.key.kind.as_str())
+        .bind(i.key.id.to_string())
+        .bind(i.key.group.to_string())
+        .bind(i.shard.0)
+        .bind(&i.dedupe_key)
+        .bind(i.input.to_string())
+        .bind(now)
+        .fetch_one(&mut *conn)
+        .await?;
+        out.push(Inserted::New {
+            id,
+            key: i.key,
+            shard: i.shard,
+        });
+    }
+    Ok(out)
+}

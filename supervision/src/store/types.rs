@@ -1,0 +1,290 @@
+//! Rows and batch items exchanged with the store.
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::entity::{OutboxHold, TimelineRecord};
+use crate::key::{ActorKey, Epoch, ShardId, TenantId};
+
+/// The `(tenant, kind, id, group)` of a row, with the kind as stored text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RowKey {
+    pub tenant: TenantId,
+    pub kind: String,
+    pub id: Uuid,
+    pub group: Uuid,
+}
+
+impl From<&ActorKey> for RowKey {
+    fn from(key: &ActorKey) -> Self {
+        Self {
+            tenant: key.tenant,
+            kind: key.kind.as_str().to_owned(),
+            id: key.id,
+            group: key.group,
+        }
+    }
+}
+
+pub struct NewTenant {
+    pub id: TenantId,
+    pub name: String,
+    pub key_prefix: String,
+    pub key_hash: String,
+}
+
+pub struct ApiKeyRow {
+    pub tenant: TenantId,
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub shard: ShardId,
+    pub epoch: Epoch,
+    pub lease_until_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardRow {
+    pub shard: ShardId,
+    pub owner: Option<String>,
+    pub epoch: Epoch,
+    pub lease_until_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ActorRow {
+    pub key: RowKey,
+    pub shard: ShardId,
+    pub version: i64,
+    pub state: Value,
+    pub status: String,
+    pub paused: bool,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// Where the input a transition consumes is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Consumed {
+    Inbox {
+        id: i64,
+    },
+    /// A timer firing; stale when the timer was re-set or cleared since it was read.
+    Timer {
+        name: String,
+        due_at_ms: i64,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct CheckpointWrite {
+    /// The version the actor loaded; 0 for an actor that has no row yet.
+    pub expected_version: i64,
+    pub state: Value,
+    pub status: String,
+    pub paused: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct EffectWrite {
+    pub idem_key: String,
+    pub channel: String,
+    pub payload: Value,
+}
+
+#[derive(Debug, Clone)]
+pub enum TimerWrite {
+    Set {
+        name: String,
+        due_at_ms: i64,
+        input: Value,
+    },
+    Clear {
+        name: String,
+    },
+}
+
+/// Everything one transition writes.
+#[derive(Debug, Clone)]
+pub struct CommitRecord {
+    pub key: ActorKey,
+    pub shard: ShardId,
+    pub epoch: Epoch,
+    pub now_ms: i64,
+    pub consumed: Consumed,
+    pub checkpoint: Option<CheckpointWrite>,
+    pub effects: Vec<EffectWrite>,
+    pub timers: Vec<TimerWrite>,
+    pub timeline: Vec<TimelineRecord>,
+    pub sends: Vec<NewInput>,
+    pub outbox: Option<OutboxHold>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// Committed. Carries the ids of the inputs sent to other actors, in order.
+    Committed { sent: Vec<Inserted> },
+    /// The shard's epoch moved on: another instance owns it.
+    Fenced,
+    /// The input was already consumed, or the timer was re-set or cleared.
+    Stale,
+    /// The checkpoint moved on under this writer.
+    VersionConflict,
+}
+
+/// An input to make durable.
+#[derive(Debug, Clone)]
+pub struct NewInput {
+    pub key: ActorKey,
+    pub shard: ShardId,
+    /// Globally unique; a second input with the same key is a duplicate and is dropped.
+    pub dedupe_key: String,
+    /// When false the key is only an identifier (randomly generated) and is not remembered.
+    pub remember: bool,
+    pub input: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inserted {
+    New {
+        id: i64,
+        key: ActorKey,
+        shard: ShardId,
+    },
+    Duplicate,
+}
+
+#[derive(Debug, Clone)]
+pub struct InboxRow {
+    pub id: i64,
+    pub key: RowKey,
+    pub shard: ShardId,
+    pub input: Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct TimerRow {
+    pub key: RowKey,
+    pub shard: ShardId,
+    pub name: String,
+    pub due_at_ms: i64,
+    pub input: Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxStatus {
+    Pending,
+    Held,
+    Inflight,
+    Done,
+    /// Sent, but whether the provider acted is not known; never sent again blindly.
+    Unknown,
+    Canceled,
+}
+
+impl OutboxStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxStatus::Pending => "pending",
+            OutboxStatus::Held => "held",
+            OutboxStatus::Inflight => "inflight",
+            OutboxStatus::Done => "done",
+            OutboxStatus::Unknown => "unknown",
+            OutboxStatus::Canceled => "canceled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => OutboxStatus::Pending,
+            "held" => OutboxStatus::Held,
+            "inflight" => OutboxStatus::Inflight,
+            "done" => OutboxStatus::Done,
+            "unknown" => OutboxStatus::Unknown,
+            "canceled" => OutboxStatus::Canceled,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub key: RowKey,
+    pub shard: ShardId,
+    pub idem_key: String,
+    pub channel: String,
+    pub payload: Value,
+    pub status: OutboxStatus,
+    pub attempts: i32,
+    pub created_at_ms: i64,
+}
+
+/// The end of one effect attempt.
+#[derive(Debug, Clone)]
+pub struct EffectDone {
+    pub outbox_id: i64,
+    pub status: OutboxStatus,
+    pub result: Value,
+    pub now_ms: i64,
+    /// The input that carries the result back to an actor.
+    pub followup: Option<NewInput>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub key: ActorKey,
+    pub shard: ShardId,
+    pub epoch: Epoch,
+    pub consumed: Consumed,
+    pub input: Value,
+    pub error: String,
+    pub attempts: i32,
+    pub now_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeadLetterRow {
+    pub id: i64,
+    pub key: RowKey,
+    pub input: Value,
+    pub error: String,
+    pub attempts: i32,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct TimelineRow {
+    pub id: i64,
+    pub version: i64,
+    pub at_ms: i64,
+    pub kind: String,
+    pub cause: String,
+    pub reason: String,
+    pub data: Value,
+}
+
+/// A page of one tenant's actors of one kind, oldest first.
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    pub tenant: TenantId,
+    pub kind: String,
+    pub status: Option<String>,
+    pub paused: Option<bool>,
+    /// Resume after this `(created_at_ms, id)`.
+    pub after: Option<(i64, Uuid)>,
+    pub limit: i64,
+}
+
+pub(crate) fn parse_json(text: &str) -> Result<Value, super::StoreError> {
+    serde_json::from_str(text).map_err(|e| super::StoreError::Corrupt(e.to_string()))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Backlog {
+    pub inbox: i64,
+    pub outbox_open: i64,
+    pub timers_due: i64,
+}
