@@ -48,11 +48,13 @@ pub enum DeliveryError {
     Failed(String),
 }
 
-pub type Reply = RpcReplyPort<Result<Value, DeliveryError>>;
+pub type Answer = Result<Value, DeliveryError>;
+pub type Reply = RpcReplyPort<Answer>;
 
 pub enum Msg {
-    /// Apply one input; the host sends the next only after `Done`.
-    Apply(Work, Option<Reply>),
+    /// Apply one input; the host sends the next only after `Done`, and answers the callers
+    /// waiting for it (reply ports stay with the host, so a restart never loses one silently).
+    Apply(Work),
 }
 
 /// Why an actor failed, so its host can tell a poisoned input from an unavailable database.
@@ -136,7 +138,7 @@ impl<E: Entity> Actor for EntityActor<E> {
     ) -> Result<(), ActorProcessingErr> {
         let span = state.span.clone();
         match msg {
-            Msg::Apply(work, reply) => self.apply(state, work, reply).instrument(span).await,
+            Msg::Apply(work) => self.apply(state, work).instrument(span).await,
         }
     }
 }
@@ -167,7 +169,6 @@ impl<E: Entity> EntityActor<E> {
         &self,
         state: &mut State<E::State>,
         work: Work,
-        reply: Option<Reply>,
     ) -> Result<(), ActorProcessingErr> {
         self.load(state).await?;
         let (version, current) = match &state.loaded {
@@ -208,27 +209,20 @@ impl<E: Entity> EntityActor<E> {
                     sent: sent.into_iter().zip(sent_inputs).collect(),
                     had_effects,
                 };
-                let _ = state
-                    .host
-                    .cast(ShardHostMsg::Done(state.key, Some(committed)));
-                if let Some(reply) = reply {
-                    let _ = reply.send(answer);
-                }
+                let _ =
+                    state
+                        .host
+                        .cast(ShardHostMsg::Done(state.key, Some(committed), Some(answer)));
                 Ok(())
             }
             CommitOutcome::Stale => {
-                let _ = state.host.cast(ShardHostMsg::Done(state.key, None));
-                if let Some(reply) = reply {
-                    let _ = reply.send(Err(DeliveryError::Duplicate));
-                }
+                // Applied before (a poll raced an in-process delivery): its answer is recorded.
+                let _ = state.host.cast(ShardHostMsg::Done(state.key, None, None));
                 Ok(())
             }
             CommitOutcome::Fenced => {
                 self.rt.metrics.fencing_rejections.inc();
                 tracing::warn!(epoch = %state.epoch, "commit fenced: shard owned elsewhere");
-                if let Some(reply) = reply {
-                    let _ = reply.send(Err(DeliveryError::Fenced));
-                }
                 let _ = state.host.cast(ShardHostMsg::Fenced);
                 Ok(())
             }

@@ -8,7 +8,9 @@ use std::time::Instant;
 use chrono::Utc;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 
-use crate::entity_actor::{self, ActorFault, Committed, EntityRef, Reply, Work};
+use crate::entity_actor::{
+    self, ActorFault, Answer, Committed, DeliveryError, EntityRef, Reply, Work,
+};
 use crate::key::{ActorKey, Epoch, ShardId};
 use crate::kinds::Kinds;
 use crate::outbox::DispatcherMsg;
@@ -21,8 +23,9 @@ use crate::timers::TimerMsg;
 pub enum ShardHostMsg {
     /// An input for an actor of this shard.
     Deliver(ActorKey, Work, Option<Reply>),
-    /// The actor finished its in-flight input (`None`: nothing was committed).
-    Done(ActorKey, Option<Committed>),
+    /// The actor finished its in-flight input (`None`: nothing was committed), with the answer
+    /// it gave, kept for a caller whose delivery arrives after a poll already applied it.
+    Done(ActorKey, Option<Committed>, Option<Answer>),
     /// A commit was fenced: this instance lost the shard.
     Fenced,
     /// Read inputs that arrived while nobody was told (restart, another instance).
@@ -42,7 +45,7 @@ pub struct Args {
 
 struct Resident {
     actor: Option<EntityRef>,
-    queue: VecDeque<(Work, Option<Reply>)>,
+    queue: VecDeque<Work>,
     inflight: Option<Work>,
     strikes: u32,
     restarts: RestartTracker,
@@ -59,7 +62,15 @@ pub struct State {
     cells: HashMap<ActorId, ActorKey>,
     /// Inbox rows queued or in flight here, so a poll does not deliver them twice.
     known_inbox: HashSet<i64>,
+    /// Answers of recently applied inbox inputs. The safety-net poll can apply an input before
+    /// the in-process delivery that carries its caller arrives; the caller gets the answer here.
+    answered: HashMap<i64, Answer>,
+    answered_order: VecDeque<i64>,
+    /// Callers waiting for the answer to an inbox input.
+    waiting: HashMap<i64, Vec<Reply>>,
 }
+
+const ANSWERS_KEPT: usize = 1024;
 
 pub struct ShardHost {
     rt: Arc<Runtime>,
@@ -104,6 +115,9 @@ impl Actor for ShardHost {
             residents: HashMap::new(),
             cells: HashMap::new(),
             known_inbox: HashSet::new(),
+            answered: HashMap::new(),
+            answered_order: VecDeque::new(),
+            waiting: HashMap::new(),
         })
     }
 
@@ -138,7 +152,9 @@ impl Actor for ShardHost {
             ShardHostMsg::Deliver(key, work, reply) => {
                 self.enqueue(&myself, state, key, work, reply).await
             }
-            ShardHostMsg::Done(key, committed) => self.done(&myself, state, key, committed).await,
+            ShardHostMsg::Done(key, committed, answer) => {
+                self.done(&myself, state, key, committed, answer).await
+            }
             ShardHostMsg::Fenced => {
                 tracing::warn!(shard = %state.shard, epoch = %state.epoch, "shard lost: stopping its actors");
                 let _ = state
@@ -219,17 +235,17 @@ impl ShardHost {
         reply: Option<Reply>,
     ) -> Result<(), ActorProcessingErr> {
         if let Consumed::Inbox { id } = work.consumed {
-            if !state.known_inbox.insert(id) {
-                // Already queued by a poll: hand it the waiting caller instead.
-                if let Some(slot) = state.residents.get_mut(&key).and_then(|r| {
-                    r.queue
-                        .iter_mut()
-                        .find(|(w, _)| w.consumed == work.consumed)
-                }) {
-                    if slot.1.is_none() {
-                        slot.1 = reply;
-                    }
+            if let Some(answer) = state.answered.get(&id) {
+                if let Some(reply) = reply {
+                    let _ = reply.send(answer.clone());
                 }
+                return Ok(());
+            }
+            if let Some(reply) = reply {
+                state.waiting.entry(id).or_default().push(reply);
+            }
+            if !state.known_inbox.insert(id) {
+                // Already queued or in flight (a poll found it first).
                 return Ok(());
             }
         }
@@ -241,7 +257,7 @@ impl ShardHost {
             restarts: RestartTracker::default(),
             last_active: Instant::now(),
         });
-        resident.queue.push_back((work, reply));
+        resident.queue.push_back(work);
         self.rt.metrics.inbox_depth.inc();
         self.ensure_actor(myself, state, key).await?;
         self.pump(state, key);
@@ -291,17 +307,14 @@ impl ShardHost {
         let Some(actor) = r.actor.clone() else {
             return;
         };
-        if let Some((work, reply)) = r.queue.pop_front() {
+        if let Some(work) = r.queue.pop_front() {
             self.rt.metrics.inbox_depth.dec();
             r.inflight = Some(work.clone());
             r.last_active = Instant::now();
-            if actor
-                .cast(entity_actor::Msg::Apply(work.clone(), reply))
-                .is_err()
-            {
+            if actor.cast(entity_actor::Msg::Apply(work.clone())).is_err() {
                 // The actor is stopping; it comes back through ActorTerminated with this input.
                 r.inflight = None;
-                r.queue.push_front((work, None));
+                r.queue.push_front(work);
                 self.rt.metrics.inbox_depth.inc();
             }
         }
@@ -313,6 +326,7 @@ impl ShardHost {
         state: &mut State,
         key: ActorKey,
         committed: Option<Committed>,
+        answer: Option<Answer>,
     ) -> Result<(), ActorProcessingErr> {
         if let Some(r) = state.residents.get_mut(&key) {
             if let Some(Work {
@@ -321,6 +335,18 @@ impl ShardHost {
             }) = r.inflight.take()
             {
                 state.known_inbox.remove(&id);
+                if let Some(answer) = answer {
+                    for reply in state.waiting.remove(&id).unwrap_or_default() {
+                        let _ = reply.send(answer.clone());
+                    }
+                    state.answered.insert(id, answer);
+                    state.answered_order.push_back(id);
+                    if state.answered_order.len() > ANSWERS_KEPT {
+                        if let Some(old) = state.answered_order.pop_front() {
+                            state.answered.remove(&old);
+                        }
+                    }
+                }
             }
             r.strikes = 0;
             r.last_active = Instant::now();
@@ -387,6 +413,9 @@ impl ShardHost {
                 };
                 if let Consumed::Inbox { id } = work.consumed {
                     state.known_inbox.remove(&id);
+                    for reply in state.waiting.remove(&id).unwrap_or_default() {
+                        let _ = reply.send(Err(DeliveryError::Failed(error.clone())));
+                    }
                 }
                 match self.rt.store.dead_letter(&letter).await {
                     Ok(true) => {
@@ -402,7 +431,7 @@ impl ShardHost {
                     }
                 }
             } else {
-                r.queue.push_front((work, None));
+                r.queue.push_front(work);
                 self.rt.metrics.inbox_depth.inc();
             }
         }

@@ -1,0 +1,217 @@
+//! Test harness: a real engine on a fresh database (PostgreSQL over TCP, or a SQLite file),
+//! a real HTTP server on a loopback port, and a real HTTP client.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use neuronx::app::App;
+use neuronx::config::Settings;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// The admin URL of the test PostgreSQL server (`.ci/run` starts one on loopback).
+pub fn pg_admin_url() -> String {
+    std::env::var("NEURONX_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A new, empty database for one test.
+pub async fn fresh_database(backend: Backend, dir: &TempDir) -> String {
+    match backend {
+        Backend::Sqlite => format!("sqlite://{}", dir.path().join("neuronx.db").display()),
+        Backend::Postgres => {
+            use sqlx::Connection;
+            let admin = pg_admin_url();
+            let mut conn = sqlx::PgConnection::connect(&admin)
+                .await
+                .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is required for this test: {e}"));
+            let name = format!("nx_e2e_{}", uuid::Uuid::new_v4().simple());
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .expect("create test database");
+            let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+            format!("{base}/{name}")
+        }
+    }
+}
+
+pub fn settings(database_url: &str) -> Settings {
+    let env = BTreeMap::from([
+        ("NEURONX_DATABASE_URL".to_string(), database_url.to_string()),
+        ("NEURONX_LISTEN".to_string(), "127.0.0.1:0".to_string()),
+        (
+            "NEURONX_INSTANCE_ID".to_string(),
+            format!("test-{}", uuid::Uuid::new_v4().simple()),
+        ),
+    ]);
+    let mut s = Settings::load(None, &env).expect("settings");
+    s.engine.shard_count = 32;
+    s.engine.poll_interval_ms = 200;
+    s.server.max_connections = 8;
+    s.channels.loopback.ring_after_ms = 50;
+    s.channels.loopback.no_answer_after_ms = 150;
+    s
+}
+
+pub struct TestApp {
+    pub app: Option<App>,
+    pub base: String,
+    pub key: String,
+    pub tenant: String,
+    pub client: reqwest::Client,
+    pub database_url: String,
+    pub dir: TempDir,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let database_url = fresh_database(backend, &dir).await;
+        Self::spawn_on(database_url, dir).await
+    }
+
+    pub async fn spawn_on(database_url: String, dir: TempDir) -> TestApp {
+        let app = App::start(settings(&database_url))
+            .await
+            .expect("start app");
+        let created = neuronx::tenants::create(app.engine().store(), "acme")
+            .await
+            .expect("tenant");
+        TestApp {
+            base: format!("http://{}", app.addr),
+            key: created.api_key,
+            tenant: created.tenant_id.to_string(),
+            app: Some(app),
+            client: reqwest::Client::new(),
+            database_url,
+            dir,
+        }
+    }
+
+    pub fn engine(&self) -> neuronx_supervision::EngineHandle {
+        self.app.as_ref().expect("running").engine()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(app) = self.app.take() {
+            app.shutdown().await;
+        }
+    }
+
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(key) = key {
+            req = req.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let text = resp.text().await.expect("body");
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.request(reqwest::Method::GET, path, Some(&self.key), None)
+            .await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.request(reqwest::Method::POST, path, Some(&self.key), Some(body))
+            .await
+    }
+
+    pub async fn create(&self, external_id: &str, first_touch_seconds: u64) -> Value {
+        let (status, body) = self
+            .post("/v1/opportunities", lead(external_id, first_touch_seconds))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    pub async fn timeline(&self, id: &str) -> Vec<Value> {
+        let (status, body) = self
+            .get(&format!("/v1/opportunities/{id}/timeline?limit=1000"))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["items"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+pub fn lead(external_id: &str, first_touch_seconds: u64) -> Value {
+    json!({
+        "external_id": external_id,
+        "contact": {
+            "name": "Ana Lima",
+            "phone": "+14155550100",
+            "email": "ana@example.com",
+            "timezone": "America/Los_Angeles",
+            "consent": {"voice": true, "sms": true}
+        },
+        "sla": {"first_touch_seconds": first_touch_seconds}
+    })
+}
+
+pub fn kinds(timeline: &[Value]) -> Vec<String> {
+    timeline
+        .iter()
+        .filter_map(|e| e["kind"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Polls `check` until it returns `Some`, or fails the test after `within`.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Runs one test body against both backends.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod pg {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Postgres).await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sqlite).await;
+                }
+            )*
+        }
+    };
+}
