@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 //! The HTTP contract, end to end: a real engine on a fresh database, a real server, a real
 //! client. Every test runs on PostgreSQL and on SQLite.
 

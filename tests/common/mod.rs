@@ -1,6 +1,6 @@
 //! Test harness: a real engine on a fresh database (PostgreSQL over TCP, or a SQLite file),
 //! a real HTTP server on a loopback port, and a real HTTP client.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::future::Future;
