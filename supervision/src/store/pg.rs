@@ -489,35 +489,37 @@ impl PgStore {
     pub async fn commit(&self, batch: &[CommitRecord]) -> Result<Vec<CommitOutcome>, StoreError> {
         let mut outcomes: Vec<Option<CommitOutcome>> = vec![None; batch.len()];
         loop {
-            let live: Vec<&CommitRecord> = batch
-                .iter()
-                .zip(&outcomes)
-                .filter(|(_, o)| o.is_none())
-                .map(|(r, _)| r)
+            // A round takes each actor and each input once, in batch order; a later record of
+            // the same actor waits for the next round, so it sees the earlier one committed
+            // (the committer never sends two of one actor today, but the contract is in order).
+            let mut actors = HashSet::new();
+            let mut inputs = HashSet::new();
+            let round: Vec<usize> = (0..batch.len())
+                .filter(|&i| outcomes[i].is_none())
+                .filter(|&i| {
+                    let r = &batch[i];
+                    let fresh_input = match r.consumed {
+                        Consumed::Inbox { id } => inputs.insert(id),
+                        Consumed::Timer { .. } => true,
+                    };
+                    // Both checks run, so a deferred record does not claim its input.
+                    actors.insert(key_tuple(&r.key)) & fresh_input
+                })
                 .collect();
-            if live.is_empty() {
+            if round.is_empty() {
                 break;
             }
+            let live: Vec<&CommitRecord> = round.iter().map(|&i| &batch[i]).collect();
             let mut conn = self.pool.acquire().await?;
             match try_commit(&mut conn, &live).await? {
-                Attempt::Committed(mut sent) => {
-                    for slot in outcomes.iter_mut().filter(|o| o.is_none()) {
-                        *slot = Some(CommitOutcome::Committed {
-                            sent: std::mem::take(&mut sent[0]),
-                        });
-                        sent.remove(0);
+                Attempt::Committed(sent) => {
+                    for (i, sent) in round.iter().zip(sent) {
+                        outcomes[*i] = Some(CommitOutcome::Committed { sent });
                     }
-                    break;
                 }
                 Attempt::Excluded(excluded) => {
-                    let live_idx: Vec<usize> = outcomes
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, o)| o.is_none())
-                        .map(|(i, _)| i)
-                        .collect();
                     for (pos, outcome) in excluded {
-                        outcomes[live_idx[pos]] = Some(outcome);
+                        outcomes[round[pos]] = Some(outcome);
                     }
                 }
             }
@@ -1047,10 +1049,11 @@ async fn insert_inputs(
     if items.is_empty() {
         return Ok(Vec::new());
     }
+    // A remembered key repeated within the call is a duplicate; keys not remembered are ids.
     let mut seen = HashSet::new();
     let unique: Vec<&NewInput> = items
         .iter()
-        .filter(|i| seen.insert(i.dedupe_key.as_str()))
+        .filter(|i| !i.remember || seen.insert(i.dedupe_key.as_str()))
         .collect();
     let rows: Vec<(i64, String)> = sqlx::query_as(
         "WITH input AS (
@@ -1078,17 +1081,24 @@ async fn insert_inputs(
     .bind(now)
     .fetch_all(&mut *conn)
     .await?;
-    let ids: HashMap<String, i64> = rows.into_iter().map(|(id, k)| (k, id)).collect();
-    let mut assigned = HashSet::new();
+    // Ids per key in insertion order, handed out in item order.
+    let mut ids: HashMap<String, std::collections::VecDeque<i64>> = HashMap::new();
+    let mut rows = rows;
+    rows.sort_unstable();
+    for (id, k) in rows {
+        ids.entry(k).or_default().push_back(id);
+    }
     Ok(items
         .iter()
-        .map(|i| match ids.get(&i.dedupe_key) {
-            Some(id) if assigned.insert(*id) => Inserted::New {
-                id: *id,
-                key: i.key,
-                shard: i.shard,
+        .map(
+            |i| match ids.get_mut(&i.dedupe_key).and_then(|q| q.pop_front()) {
+                Some(id) => Inserted::New {
+                    id,
+                    key: i.key,
+                    shard: i.shard,
+                },
+                None => Inserted::Duplicate,
             },
-            _ => Inserted::Duplicate,
-        })
+        )
         .collect())
 }

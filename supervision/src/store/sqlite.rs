@@ -376,20 +376,15 @@ impl SqliteStore {
         before_ms: i64,
         limit: i64,
     ) -> Result<Vec<TimerRow>, StoreError> {
-        let wanted: HashSet<i32> = shards.iter().map(|s| s.0).collect();
-        // The embedded engine owns every shard, so the filter rarely removes anything; it is
-        // applied here rather than in SQL to keep one statement for any shard set.
         let rows: Vec<TimerTuple> = sqlx::query_as(&format!(
-            "SELECT {TIMER_COLS} FROM timers WHERE due_at < ? ORDER BY due_at LIMIT ?"
+            "SELECT {TIMER_COLS} FROM timers WHERE due_at < ? AND shard IN ({}) ORDER BY due_at LIMIT ?",
+            shard_list(shards.iter().map(|s| s.0))
         ))
         .bind(before_ms)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .filter(|t| wanted.contains(&t.4))
-            .map(timer_row)
-            .collect()
+        rows.into_iter().map(timer_row).collect()
     }
 
     pub async fn timeline(
@@ -572,12 +567,13 @@ impl SqliteStore {
             .map(|(s, _)| s.0)
             .collect();
         let rows: Vec<OutboxTuple> = sqlx::query_as(&format!(
-            "SELECT {OUTBOX_COLS} FROM outbox WHERE status = 'pending' ORDER BY id LIMIT ?"
+            "SELECT {OUTBOX_COLS} FROM outbox WHERE status = 'pending' AND shard IN ({}) ORDER BY id LIMIT ?",
+            shard_list(held.iter().copied())
         ))
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
-        for row in rows.into_iter().filter(|r| held.contains(&r.5)) {
+        for row in rows {
             sqlx::query(
                 "UPDATE outbox SET status = 'inflight', attempts = attempts + 1, updated_at = ? WHERE id = ?",
             )
@@ -633,6 +629,17 @@ impl SqliteStore {
         .await?;
         tx.commit().await?;
         Ok(true)
+    }
+}
+
+/// A SQL list of shard numbers. They are integers, so formatting them in is safe; an empty set
+/// becomes a list that matches nothing.
+fn shard_list(shards: impl Iterator<Item = i32>) -> String {
+    let list: Vec<String> = shards.map(|s| s.to_string()).collect();
+    if list.is_empty() {
+        "NULL".into()
+    } else {
+        list.join(",")
     }
 }
 

@@ -81,7 +81,10 @@ async fn create_database(admin_url: &str, name: &str) {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match admin.execute(format!("CREATE DATABASE {name}").as_str()).await {
+        match admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+        {
             Ok(_) => break,
             Err(e) if attempt < 20 && e.to_string().contains("being accessed by other users") => {
                 tokio::time::sleep(Duration::from_millis(50 * attempt)).await;

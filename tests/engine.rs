@@ -1,0 +1,124 @@
+#![allow(clippy::unwrap_used)]
+//! The engine's guarantees seen from outside: fencing, dead letters, restarts of failed actors.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{eventually, Backend, TestApp};
+use neuronx_actors::opportunity as opp;
+use neuronx_supervision::store::{Inserted, NewInput};
+use neuronx_supervision::{ShardId, TenantId};
+use reqwest::StatusCode;
+use serde_json::json;
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn a_stale_epoch_write_is_rejected_counted_and_the_shard_stops(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let id = t.create("lead-1", 300).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Another instance takes every shard, as after this one's lease expired.
+    let store = t.engine().store().clone();
+    for s in 0..32 {
+        let lease = store
+            .claim_shard(ShardId(s), "intruder", Duration::from_secs(60), true)
+            .await
+            .unwrap();
+        assert!(lease.is_some());
+    }
+    let (status, body) = t
+        .post(&format!("/v1/opportunities/{id}/pause"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let (_, view) = t.get(&format!("/v1/opportunities/{id}")).await;
+    assert_eq!(view["paused"], false, "a fenced commit writes nothing");
+    assert_eq!(view["version"], 1);
+    let (_, metrics) = t
+        .request(reqwest::Method::GET, "/metrics", None, None)
+        .await;
+    assert!(
+        metric(
+            metrics.as_str().unwrap(),
+            "neuronx_fencing_rejections_total"
+        ) >= 1.0
+    );
+    eventually(
+        Duration::from_secs(10),
+        "this instance to drop its shards",
+        || async { t.engine().owned_shards().await.is_empty().then_some(()) },
+    )
+    .await;
+    let (status, _) = t.request(reqwest::Method::GET, "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    t.stop().await;
+}
+
+async fn a_poisoned_input_goes_to_the_dead_letters_and_the_actor_moves_on(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let id = t.create("lead-1", 300).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let tenant = TenantId(t.tenant.parse().unwrap());
+    let key = opp::key(tenant, id.parse().unwrap());
+    let inserted = t
+        .engine()
+        .store()
+        .insert_inbox(&[NewInput {
+            key,
+            shard: key.shard(32),
+            dedupe_key: "poison-1".into(),
+            remember: true,
+            input: json!({"type": "no_such_input"}),
+        }])
+        .await
+        .unwrap();
+    assert!(matches!(inserted[0], Inserted::New { .. }));
+    let letters = eventually(Duration::from_secs(15), "the dead letter", || async {
+        let (_, body) = t.get("/v1/dead-letters").await;
+        let items = body["items"].as_array().cloned().unwrap_or_default();
+        (!items.is_empty()).then_some(items)
+    })
+    .await;
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0]["actor_id"], id.as_str());
+    assert_eq!(letters[0]["attempts"], 3);
+    assert!(letters[0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("undecodable input"));
+    // The actor restarted from its checkpoint and keeps working.
+    let before = eventually(Duration::from_secs(10), "the first call to end", || async {
+        let (_, v) = t.get(&format!("/v1/opportunities/{id}")).await;
+        v["active_call"].is_null().then_some(v)
+    })
+    .await;
+    let (status, body) = t
+        .post(&format!("/v1/opportunities/{id}/pause"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["paused"], true);
+    assert_eq!(body["version"], before["version"].as_i64().unwrap() + 1);
+    let other = neuronx::tenants::create(t.engine().store(), "other")
+        .await
+        .unwrap()
+        .api_key;
+    let (_, theirs) = t
+        .request(reqwest::Method::GET, "/v1/dead-letters", Some(&other), None)
+        .await;
+    assert_eq!(theirs["items"], json!([]));
+    t.stop().await;
+}
+
+both_backends!(
+    a_stale_epoch_write_is_rejected_counted_and_the_shard_stops,
+    a_poisoned_input_goes_to_the_dead_letters_and_the_actor_moves_on,
+);
