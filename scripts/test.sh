@@ -50,6 +50,10 @@ ensure_postgres
 ensure_redis
 export NEURONX_TEST_PG_URL="${NEURONX_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 
+# Each test makes its own database (nx_e2e_*, nx_t_*); drop those left by earlier runs.
+psql "$NEURONX_TEST_PG_URL" -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'nx\_%'" 2>/dev/null |
+  while read -r db; do psql "$NEURONX_TEST_PG_URL" -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true; done
+
 log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"
