@@ -118,7 +118,44 @@ async fn a_poisoned_input_goes_to_the_dead_letters_and_the_actor_moves_on(backen
     t.stop().await;
 }
 
+async fn idle_actors_passivate_and_come_back_on_their_next_input(backend: Backend) {
+    let t = TestApp::spawn_with(backend, |s| s.engine.passivate_after_ms = 300).await;
+    let id = t.create("lead-1", 300).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let resident = || async {
+        let (_, m) = t
+            .request(reqwest::Method::GET, "/metrics", None, None)
+            .await;
+        metric(m.as_str().unwrap(), "neuronx_resident_actors")
+    };
+    assert!(resident().await >= 1.0);
+    eventually(
+        Duration::from_secs(10),
+        "every actor to passivate",
+        || async { (resident().await == 0.0).then_some(()) },
+    )
+    .await;
+    // State stayed in the store; the timer stayed armed; the next input reactivates it.
+    let (_, before) = t.get(&format!("/v1/opportunities/{id}")).await;
+    assert_eq!(before["timers"].as_array().unwrap().len(), 2, "{before}");
+    let (status, body) = t
+        .post(
+            &format!("/v1/opportunities/{id}/escalate"),
+            json!({"operator": "ana", "reason": "VIP lead"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["escalated"], true);
+    assert_eq!(body["assignee"], "escalations");
+    assert_eq!(body["version"], before["version"].as_i64().unwrap() + 1);
+    assert!(resident().await >= 1.0);
+    t.stop().await;
+}
+
 both_backends!(
+    idle_actors_passivate_and_come_back_on_their_next_input,
     a_stale_epoch_write_is_rejected_counted_and_the_shard_stops,
     a_poisoned_input_goes_to_the_dead_letters_and_the_actor_moves_on,
 );

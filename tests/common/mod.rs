@@ -80,10 +80,21 @@ impl TestApp {
         Self::spawn_on(database_url, dir).await
     }
 
+    /// Like `spawn`, with settings adjusted by `tune`.
+    pub async fn spawn_with(backend: Backend, tune: impl FnOnce(&mut Settings)) -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let database_url = fresh_database(backend, &dir).await;
+        let mut s = settings(&database_url);
+        tune(&mut s);
+        Self::start(s, database_url, dir).await
+    }
+
     pub async fn spawn_on(database_url: String, dir: TempDir) -> TestApp {
-        let app = App::start(settings(&database_url))
-            .await
-            .expect("start app");
+        Self::start(settings(&database_url), database_url, dir).await
+    }
+
+    async fn start(settings: Settings, database_url: String, dir: TempDir) -> TestApp {
+        let app = App::start(settings).await.expect("start app");
         let created = neuronx::tenants::create(app.engine().store(), "acme")
             .await
             .expect("tenant");
