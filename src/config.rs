@@ -53,6 +53,7 @@ pub struct EngineSettings {
     pub max_strikes: u32,
     pub reply_timeout_ms: u64,
     pub effect_concurrency: usize,
+    pub dedupe_retention_hours: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -174,6 +175,7 @@ impl Settings {
             poll_interval: Duration::from_millis(e.poll_interval_ms),
             restart: Default::default(),
             max_strikes: e.max_strikes,
+            dedupe_retention: Duration::from_secs(e.dedupe_retention_hours * 3600),
             reply_timeout: Duration::from_millis(e.reply_timeout_ms),
             force_claim: self.is_sqlite(),
         }

@@ -31,6 +31,8 @@ pub struct EngineConfig {
     pub max_strikes: u32,
     /// How long `submit` waits for the transition before answering "accepted".
     pub reply_timeout: Duration,
+    /// How long a dedupe key is remembered (a webhook retried later than this is new input).
+    pub dedupe_retention: Duration,
     /// Claim shards unconditionally at start (embedded SQLite, guarded by a file lock).
     pub force_claim: bool,
 }
@@ -52,6 +54,7 @@ impl Default for EngineConfig {
             restart: RestartPolicy::default(),
             max_strikes: 3,
             reply_timeout: Duration::from_secs(5),
+            dedupe_retention: Duration::from_secs(7 * 86_400),
             force_claim: false,
         }
     }

@@ -52,6 +52,7 @@ pub struct State {
     deadline: Instant,
     first_claim: bool,
     releasing: bool,
+    ticks: u64,
 }
 
 pub struct ShardManager {
@@ -109,6 +110,7 @@ impl Actor for ShardManager {
             deadline: Instant::now(),
             first_claim: true,
             releasing: false,
+            ticks: 0,
         })
     }
 
@@ -122,6 +124,10 @@ impl Actor for ShardManager {
             ManagerMsg::Tick => {
                 if !state.releasing {
                     self.tick(&myself, state).await?;
+                    state.ticks += 1;
+                    if state.ticks % HOUSEKEEPING_EVERY == 1 {
+                        self.housekeeping().await;
+                    }
                 }
             }
             ManagerMsg::Route(shard, msg) => {
@@ -202,6 +208,9 @@ impl Actor for ShardManager {
         Ok(())
     }
 }
+
+/// Housekeeping runs on the first tick and then every this many ticks.
+const HOUSEKEEPING_EVERY: u64 = 300;
 
 fn held(state: &State) -> Vec<(ShardId, Epoch)> {
     let mut held: Vec<_> = state.hosts.iter().map(|(s, h)| (*s, h.epoch)).collect();
@@ -321,6 +330,17 @@ impl ShardManager {
         state.cells.insert(actor.get_id(), shard);
         state.hosts.insert(shard, Host { epoch, actor });
         Ok(())
+    }
+
+    /// Retention: forget old dedupe keys. Every instance may do it; the delete is idempotent.
+    async fn housekeeping(&self) {
+        let retention = self.rt.config.dedupe_retention.as_millis() as i64;
+        let before = chrono::Utc::now().timestamp_millis() - retention;
+        match self.rt.store.prune_dedupe(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, "old dedupe keys forgotten"),
+            Err(e) => tracing::warn!(error = %e, "dedupe pruning failed"),
+        }
     }
 
     /// Tells the timer service and the dispatcher which shards are ours now.

@@ -72,6 +72,7 @@ conformance!(
     reads_are_scoped_to_their_tenant,
     list_actors_filters_by_status_and_paused_and_pages_in_order,
     backlog_counts_waiting_inputs_open_effects_and_due_timers,
+    pruned_dedupe_keys_are_forgotten_and_recent_ones_kept,
 );
 
 // ----- helpers
@@ -2165,4 +2166,29 @@ async fn backlog_counts_waiting_inputs_open_effects_and_due_timers(store: Store)
             timers_due: 0,
         }
     );
+}
+
+async fn pruned_dedupe_keys_are_forgotten_and_recent_ones_kept(store: Store) {
+    let key = actor(tenant());
+    let inserted = store
+        .insert_inbox(&[keyed(&key, "old", true, json!({ "n": 1 }))])
+        .await
+        .expect("insert_inbox");
+    assert!(matches!(inserted[0], Inserted::New { .. }));
+    // Nothing is older than an hour ago: nothing is forgotten.
+    let hour_ago = chrono::Utc::now().timestamp_millis() - 3_600_000;
+    assert_eq!(store.prune_dedupe(hour_ago).await.expect("prune"), 0);
+    let again = store
+        .insert_inbox(&[keyed(&key, "old", true, json!({ "n": 2 }))])
+        .await
+        .expect("insert_inbox");
+    assert_eq!(again, vec![Inserted::Duplicate]);
+    // Past the retention the key is forgotten and the same key is new input again.
+    let later = chrono::Utc::now().timestamp_millis() + 1;
+    assert_eq!(store.prune_dedupe(later).await.expect("prune"), 1);
+    let after = store
+        .insert_inbox(&[keyed(&key, "old", true, json!({ "n": 3 }))])
+        .await
+        .expect("insert_inbox");
+    assert!(matches!(after[0], Inserted::New { .. }));
 }

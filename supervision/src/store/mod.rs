@@ -234,6 +234,11 @@ impl Store {
         each!(self, s => s.dead_letters(tenant, after_id, limit).await)
     }
 
+    /// Forgets dedupe keys recorded before `before_ms`: a retry older than that is new input.
+    pub async fn prune_dedupe(&self, before_ms: i64) -> Result<u64, StoreError> {
+        each!(self, s => s.prune_dedupe(before_ms).await)
+    }
+
     /// Work not yet done: inputs waiting, effects not yet finished, timers due before `before_ms`.
     pub async fn backlog(&self, before_ms: i64) -> Result<Backlog, StoreError> {
         each!(self, s => s.backlog(before_ms).await)

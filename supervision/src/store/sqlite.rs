@@ -467,6 +467,14 @@ impl SqliteStore {
         rows.into_iter().map(outbox_row).collect()
     }
 
+    pub async fn prune_dedupe(&self, before_ms: i64) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM inbox_dedupe WHERE created_at < ?")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
     pub async fn backlog(&self, before_ms: i64) -> Result<Backlog, StoreError> {
         let (inbox, outbox_open, timers_due): (i64, i64, i64) = sqlx::query_as(
             "SELECT (SELECT count(*) FROM inbox),
