@@ -54,6 +54,7 @@ impl App {
         let lock = lock::acquire(&settings.server.database_url)?;
         let store = open_store(&settings).await?;
         let playbooks = settings.playbooks()?;
+        let keyring = Arc::new(settings.keyring()?);
         let listener = TcpListener::bind(&settings.server.listen)
             .await
             .with_context(|| format!("binding {}", settings.server.listen))?;
@@ -72,6 +73,7 @@ impl App {
             engine: engine.handle(),
             playbooks: Arc::new(playbooks),
             default_playbook: settings.playbooks.default.clone(),
+            keyring,
         };
         let (http, _) = Actor::spawn_linked(
             None,

@@ -27,6 +27,14 @@ pub struct Settings {
     pub engine: EngineSettings,
     pub playbooks: PlaybookSettings,
     pub channels: ChannelSettings,
+    pub secrets: SecretSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSettings {
+    /// `id:base64` 32-byte keys; the first seals, all open. Prefer NEURONX_SECRET_KEYS.
+    pub keys: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -119,6 +127,9 @@ impl Settings {
                 *slot = v.clone();
             }
         }
+        if let Some(keys) = env.get("NEURONX_SECRET_KEYS").filter(|v| !v.is_empty()) {
+            settings.secrets.keys = keys.split(',').map(str::to_owned).collect();
+        }
         if settings.server.instance_id.is_empty() {
             let host = env
                 .get("HOSTNAME")
@@ -179,6 +190,12 @@ impl Settings {
             reply_timeout: Duration::from_millis(e.reply_timeout_ms),
             force_claim: self.is_sqlite(),
         }
+    }
+
+    pub fn keyring(&self) -> anyhow::Result<crate::secrets::Keyring> {
+        Ok(crate::secrets::Keyring::parse(
+            self.secrets.keys.iter().map(String::as_str),
+        )?)
     }
 
     pub fn is_sqlite(&self) -> bool {

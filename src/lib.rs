@@ -11,4 +11,6 @@ pub mod channels;
 pub mod config;
 pub mod http;
 pub mod lock;
+pub mod secrets;
+pub mod tenant_data;
 pub mod tenants;

@@ -3,3 +3,4 @@
 //! next.
 
 pub mod loopback;
+pub mod twilio;

@@ -1,6 +1,7 @@
 //! The HTTP API (axum): routes, shared state, and the server actor that runs it under the
 //! engine's supervision tree.
 
+mod channels;
 mod error;
 mod extract;
 mod opportunities;
@@ -22,6 +23,7 @@ pub struct AppState {
     pub engine: EngineHandle,
     pub playbooks: Arc<BTreeMap<String, Playbook>>,
     pub default_playbook: String,
+    pub keyring: Arc<crate::secrets::Keyring>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -39,6 +41,15 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/opportunities/{id}/escalate", post(o::escalate))
         .route("/v1/calls/{id}", get(ops::get_call))
         .route("/v1/dead-letters", get(ops::dead_letters))
+        .route(
+            "/v1/channels/twilio",
+            axum::routing::put(channels::put_twilio).get(channels::get_twilio),
+        )
+        .route("/v1/dnc", post(channels::add_dnc))
+        .route(
+            "/v1/dnc/{phone}",
+            axum::routing::delete(channels::remove_dnc),
+        )
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(state)

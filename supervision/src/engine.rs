@@ -328,7 +328,16 @@ impl Engine {
         });
         tasks.push(task);
 
-        let rt = Arc::new(Runtime::new(store, config, metrics, committers, ingest));
+        let s = store.clone();
+        let (loader, task) = Batcher::spawn(config.commit_max_batch, move |keys: Vec<ActorKey>| {
+            let s = s.clone();
+            Box::pin(async move { s.load_actors(&keys).await })
+        });
+        tasks.push(task);
+
+        let rt = Arc::new(Runtime::new(
+            store, config, metrics, committers, ingest, loader,
+        ));
         let root = Root {
             rt: rt.clone(),
             kinds,

@@ -49,7 +49,8 @@ pub struct TimelineRecord {
     pub data: Value,
 }
 
-/// What happens to this actor's effects that are committed but not yet dispatched.
+/// What happens to the effects of this actor's group (the actor and its children, e.g. an
+/// opportunity and its calls) that are committed but not yet dispatched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutboxHold {
     /// Keep them in the outbox without sending them (pause).

@@ -150,8 +150,7 @@ impl<E: Entity> EntityActor<E> {
         }
         let row = self
             .rt
-            .store
-            .load_actor(&state.key)
+            .load(state.key)
             .await
             .map_err(|e| ActorFault::Infra(e.to_string()))?;
         state.loaded = Some(match row {

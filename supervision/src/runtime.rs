@@ -4,10 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::committer::{BatchError, Batcher};
+use crate::key::ActorKey;
 use crate::key::ShardId;
 use crate::metrics::Metrics;
 use crate::restart::RestartPolicy;
-use crate::store::{CommitOutcome, CommitRecord, Inserted, NewInput, Store};
+use crate::store::{ActorRow, CommitOutcome, CommitRecord, Inserted, NewInput, Store};
 
 /// Engine settings. Durations are chosen for one machine; see the configuration reference.
 #[derive(Debug, Clone)]
@@ -66,6 +67,7 @@ pub struct Runtime {
     pub metrics: Arc<Metrics>,
     committers: Vec<Batcher<CommitRecord, CommitOutcome>>,
     ingest: Batcher<NewInput, Inserted>,
+    loader: Batcher<ActorKey, Option<ActorRow>>,
 }
 
 impl Runtime {
@@ -75,6 +77,7 @@ impl Runtime {
         metrics: Arc<Metrics>,
         committers: Vec<Batcher<CommitRecord, CommitOutcome>>,
         ingest: Batcher<NewInput, Inserted>,
+        loader: Batcher<ActorKey, Option<ActorRow>>,
     ) -> Self {
         Self {
             store,
@@ -82,7 +85,13 @@ impl Runtime {
             metrics,
             committers,
             ingest,
+            loader,
         }
+    }
+
+    /// Loads one checkpoint as part of a group read: activations come in bursts.
+    pub async fn load(&self, key: ActorKey) -> Result<Option<ActorRow>, BatchError> {
+        self.loader.submit(key).await
     }
 
     /// Commits one transition as part of a group commit on the shard's committer.
@@ -98,7 +107,7 @@ impl Runtime {
         self.ingest.submit(input).await
     }
 
-    pub fn shard_of(&self, key: &crate::key::ActorKey) -> ShardId {
+    pub fn shard_of(&self, key: &ActorKey) -> ShardId {
         key.shard(self.config.shard_count)
     }
 }

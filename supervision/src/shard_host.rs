@@ -29,10 +29,19 @@ pub enum ShardHostMsg {
     /// A commit was fenced: this instance lost the shard.
     Fenced,
     /// Read inputs that arrived while nobody was told (restart, another instance).
-    PollInbox,
+    PollInbox(PollScope),
     /// Passivate idle actors.
     Sweep,
     Respawn(ActorKey),
+}
+
+pub enum PollScope {
+    /// Every waiting input: when the shard is taken over.
+    Everything,
+    /// Inputs older than two poll intervals: fresher ones are on their way in-process, and
+    /// polling them too would apply them twice (the second commit is stale, but costs a
+    /// transition).
+    Stragglers,
 }
 
 pub struct Args {
@@ -103,9 +112,11 @@ impl Actor for ShardHost {
         myself: ActorRef<ShardHostMsg>,
         args: Args,
     ) -> Result<State, ActorProcessingErr> {
-        myself.send_interval(self.rt.config.poll_interval, || ShardHostMsg::PollInbox);
+        myself.send_interval(self.rt.config.poll_interval, || {
+            ShardHostMsg::PollInbox(PollScope::Stragglers)
+        });
         myself.send_interval(self.rt.config.passivate_after / 2, || ShardHostMsg::Sweep);
-        myself.cast(ShardHostMsg::PollInbox)?;
+        myself.cast(ShardHostMsg::PollInbox(PollScope::Everything))?;
         Ok(State {
             shard: args.shard,
             epoch: args.epoch,
@@ -163,7 +174,7 @@ impl Actor for ShardHost {
                 myself.stop(Some("fenced".into()));
                 Ok(())
             }
-            ShardHostMsg::PollInbox => self.poll_inbox(&myself, state).await,
+            ShardHostMsg::PollInbox(scope) => self.poll_inbox(&myself, state, scope).await,
             ShardHostMsg::Sweep => {
                 self.sweep(state);
                 Ok(())
@@ -450,8 +461,16 @@ impl ShardHost {
         &self,
         myself: &ActorRef<ShardHostMsg>,
         state: &mut State,
+        scope: PollScope,
     ) -> Result<(), ActorProcessingErr> {
-        let rows = match self.rt.store.pending_inbox(state.shard, 0, 1000).await {
+        let before = match scope {
+            PollScope::Everything => i64::MAX,
+            PollScope::Stragglers => {
+                let grace = 2 * self.rt.config.poll_interval.as_millis() as i64;
+                Utc::now().timestamp_millis() - grace
+            }
+        };
+        let rows = match self.rt.store.pending_inbox(state.shard, before, 1000).await {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::warn!(shard = %state.shard, error = %e, "inbox poll failed");

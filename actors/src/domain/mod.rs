@@ -62,7 +62,9 @@ macro_rules! parse_by_name {
     };
 }
 
+pub mod area_codes;
 pub mod call;
+pub mod compliance;
 pub mod opportunity;
 pub mod playbook;
 pub mod timeline;

@@ -153,13 +153,23 @@ impl Store {
         each!(self, s => s.insert_inbox(items).await)
     }
 
+    /// Inputs of `shard` waiting to be applied that were written before `created_before_ms`
+    /// (the safety-net poll leaves fresh rows to their in-process delivery), oldest first.
     pub async fn pending_inbox(
         &self,
         shard: ShardId,
-        after_id: i64,
+        created_before_ms: i64,
         limit: i64,
     ) -> Result<Vec<InboxRow>, StoreError> {
-        each!(self, s => s.pending_inbox(shard, after_id, limit).await)
+        each!(self, s => s.pending_inbox(shard, created_before_ms, limit).await)
+    }
+
+    /// Loads the checkpoints of several actors in one round trip, in the order asked.
+    pub async fn load_actors(
+        &self,
+        keys: &[ActorKey],
+    ) -> Result<Vec<Option<ActorRow>>, StoreError> {
+        each!(self, s => s.load_actors(keys).await)
     }
 
     pub async fn timers_due_before(

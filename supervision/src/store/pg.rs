@@ -249,6 +249,29 @@ impl PgStore {
             .collect())
     }
 
+    pub async fn load_actors(
+        &self,
+        keys: &[ActorKey],
+    ) -> Result<Vec<Option<ActorRow>>, StoreError> {
+        let rows: Vec<ActorTuple> = sqlx::query_as(
+            "SELECT a.tenant_id, a.kind, a.id, a.grp, a.shard, a.version, a.state::text, a.status,
+                    a.paused, a.created_at, a.updated_at
+             FROM actors a JOIN UNNEST($1::uuid[], $2::text[], $3::uuid[]) u(tenant_id, kind, id)
+               ON a.tenant_id = u.tenant_id AND a.kind = u.kind AND a.id = u.id",
+        )
+        .bind(keys.iter().map(|k| k.tenant.0).collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| k.kind.as_str()).collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| k.id).collect::<Vec<_>>())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut found: HashMap<KeyTuple, ActorRow> = HashMap::new();
+        for row in rows {
+            let row = actor_row(row)?;
+            found.insert((row.key.tenant.0, row.key.kind.clone(), row.key.id), row);
+        }
+        Ok(keys.iter().map(|k| found.remove(&key_tuple(k))).collect())
+    }
+
     pub async fn load_actor(&self, key: &ActorKey) -> Result<Option<ActorRow>, StoreError> {
         self.get_actor(key.tenant, key.kind.as_str(), key.id).await
     }
@@ -459,15 +482,15 @@ impl PgStore {
     pub async fn pending_inbox(
         &self,
         shard: ShardId,
-        after_id: i64,
+        created_before_ms: i64,
         limit: i64,
     ) -> Result<Vec<InboxRow>, StoreError> {
         let rows: Vec<(i64, Uuid, String, Uuid, Uuid, i32, String)> = sqlx::query_as(
             "SELECT id, tenant_id, kind, actor_id, grp, shard, input::text FROM inbox
-             WHERE shard = $1 AND id > $2 ORDER BY id LIMIT $3",
+             WHERE shard = $1 AND created_at < $2 ORDER BY id LIMIT $3",
         )
         .bind(shard.0)
-        .bind(after_id)
+        .bind(created_before_ms)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
@@ -1026,21 +1049,21 @@ async fn write_holds(tx: &mut PgConnection, live: &[&CommitRecord]) -> Result<()
         (OutboxHold::Release, vec!["held"], "pending"),
         (OutboxHold::Cancel, vec!["pending", "held"], "canceled"),
     ] {
-        let keys: Vec<KeyTuple> = live
+        // The whole group: pausing an opportunity also holds its calls' queued dials.
+        let groups: Vec<(Uuid, Uuid)> = live
             .iter()
             .filter(|r| r.outbox == Some(hold))
-            .map(|r| key_tuple(&r.key))
+            .map(|r| (r.key.tenant.0, r.key.group))
             .collect();
-        if keys.is_empty() {
+        if groups.is_empty() {
             continue;
         }
         sqlx::query(
-            "UPDATE outbox o SET status = $5 FROM UNNEST($1::uuid[], $2::text[], $3::uuid[]) u(tenant_id, kind, actor_id)
-             WHERE o.tenant_id = u.tenant_id AND o.kind = u.kind AND o.actor_id = u.actor_id AND o.status = ANY($4)",
+            "UPDATE outbox o SET status = $4 FROM UNNEST($1::uuid[], $2::uuid[]) u(tenant_id, grp)
+             WHERE o.tenant_id = u.tenant_id AND o.grp = u.grp AND o.status = ANY($3)",
         )
-        .bind(keys.iter().map(|k| k.0).collect::<Vec<_>>())
-        .bind(keys.iter().map(|k| k.1.clone()).collect::<Vec<_>>())
-        .bind(keys.iter().map(|k| k.2).collect::<Vec<_>>())
+        .bind(groups.iter().map(|g| g.0).collect::<Vec<_>>())
+        .bind(groups.iter().map(|g| g.1).collect::<Vec<_>>())
         .bind(from)
         .bind(to)
         .execute(&mut *tx)

@@ -310,6 +310,18 @@ impl SqliteStore {
             .collect())
     }
 
+    /// One statement per key: SQLite runs in process, so there is no round trip to save.
+    pub async fn load_actors(
+        &self,
+        keys: &[ActorKey],
+    ) -> Result<Vec<Option<ActorRow>>, StoreError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            out.push(self.load_actor(key).await?);
+        }
+        Ok(out)
+    }
+
     pub async fn load_actor(&self, key: &ActorKey) -> Result<Option<ActorRow>, StoreError> {
         self.get_actor(key.tenant, key.kind.as_str(), key.id).await
     }
@@ -511,15 +523,15 @@ impl SqliteStore {
     pub async fn pending_inbox(
         &self,
         shard: ShardId,
-        after_id: i64,
+        created_before_ms: i64,
         limit: i64,
     ) -> Result<Vec<InboxRow>, StoreError> {
         let rows: Vec<(i64, String, String, String, String, i32, String)> = sqlx::query_as(
             "SELECT id, tenant_id, kind, actor_id, grp, shard, input FROM inbox
-             WHERE shard = ? AND id > ? ORDER BY id LIMIT ?",
+             WHERE shard = ? AND created_at < ? ORDER BY id LIMIT ?",
         )
         .bind(shard.0)
-        .bind(after_id)
+        .bind(created_before_ms)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
@@ -823,13 +835,13 @@ async fn commit_one(
             OutboxHold::Release => ("('held')", "pending"),
             OutboxHold::Cancel => ("('pending', 'held')", "canceled"),
         };
+        // The whole group: pausing an opportunity also holds its calls' queued dials.
         sqlx::query(&format!(
-            "UPDATE outbox SET status = ? WHERE tenant_id = ? AND kind = ? AND actor_id = ? AND status IN {from}"
+            "UPDATE outbox SET status = ? WHERE tenant_id = ? AND grp = ? AND status IN {from}"
         ))
         .bind(to)
         .bind(&tenant)
-        .bind(kind)
-        .bind(&id)
+        .bind(&grp)
         .execute(&mut *conn)
         .await?;
     }

@@ -1,0 +1,122 @@
+//! `/v1/channels/twilio` (credentials, sealed at rest, never returned) and `/v1/dnc`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use neuronx_actors::domain::opportunity::validate_e164;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::error::ApiError;
+use super::extract::{Body, Tenant};
+use super::AppState;
+use crate::tenant_data::{self, StoredCredentials};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwilioRequest {
+    account_sid: String,
+    auth_token: String,
+    from_number: String,
+    base_url: Option<String>,
+}
+
+fn view(c: &StoredCredentials) -> serde_json::Value {
+    json!({
+        "channel": "twilio",
+        "account_sid": c.account_sid,
+        "from_number": c.from_number,
+        "base_url": c.base_url,
+        "auth_token": "set",
+    })
+}
+
+pub async fn put_twilio(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Body(req): Body<TwilioRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let sid_ok = req.account_sid.len() == 34
+        && req.account_sid.starts_with("AC")
+        && req.account_sid[2..].bytes().all(|b| b.is_ascii_hexdigit());
+    if !sid_ok {
+        return Err(ApiError::invalid(
+            "account_sid",
+            "must be AC followed by 32 hex digits",
+        ));
+    }
+    if req.auth_token.trim().is_empty() || req.auth_token.len() > 200 {
+        return Err(ApiError::invalid(
+            "auth_token",
+            "must be 1 to 200 characters",
+        ));
+    }
+    validate_e164(&req.from_number).map_err(|e| ApiError::invalid("from_number", e.to_string()))?;
+    if let Some(url) = &req.base_url {
+        let ok = (url.starts_with("https://") || url.starts_with("http://"))
+            && url.len() <= 500
+            && url::Url::parse(url).is_ok();
+        if !ok {
+            return Err(ApiError::invalid("base_url", "must be an http(s) URL"));
+        }
+    }
+    let sealed = state
+        .keyring
+        .seal(&req.auth_token)
+        .map_err(|e| ApiError::Conflict {
+            code: "no_encryption_key".into(),
+            message: e.to_string(),
+        })?;
+    let stored = StoredCredentials {
+        account_sid: req.account_sid,
+        from_number: req.from_number,
+        base_url: req.base_url.map(|u| u.trim_end_matches('/').to_owned()),
+        sealed,
+    };
+    tenant_data::put_credentials(state.engine.store(), tenant, "twilio", &stored).await?;
+    Ok(Json(view(&stored)))
+}
+
+pub async fn get_twilio(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let stored = tenant_data::get_credentials(state.engine.store(), tenant, "twilio")
+        .await?
+        .ok_or(ApiError::NotFound("twilio channel"))?;
+    Ok(Json(view(&stored)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DncRequest {
+    phone: String,
+}
+
+pub async fn add_dnc(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Body(req): Body<DncRequest>,
+) -> Result<Response, ApiError> {
+    validate_e164(&req.phone).map_err(|e| ApiError::invalid("phone", e.to_string()))?;
+    let added = tenant_data::add_dnc(state.engine.store(), tenant, &req.phone).await?;
+    let status = if added {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(json!({"phone": req.phone, "listed": true}))).into_response())
+}
+
+pub async fn remove_dnc(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(phone): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    validate_e164(&phone).map_err(|e| ApiError::invalid("phone", e.to_string()))?;
+    if !tenant_data::remove_dnc(state.engine.store(), tenant, &phone).await? {
+        return Err(ApiError::NotFound("do-not-call entry"));
+    }
+    Ok(Json(json!({"phone": phone, "listed": false})))
+}

@@ -1,0 +1,162 @@
+//! Tenant-managed data outside the actors: channel credentials (sealed) and the do-not-call
+//! list. Plain queries on the engine's pool, every one scoped to its tenant.
+
+use neuronx_supervision::{Store, StoreError, TenantId};
+
+use crate::secrets::Sealed;
+
+/// A tenant's Twilio-compatible account, with the auth token still sealed.
+#[derive(Debug, Clone)]
+pub struct StoredCredentials {
+    pub account_sid: String,
+    pub from_number: String,
+    pub base_url: Option<String>,
+    pub sealed: Sealed,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+pub async fn put_credentials(
+    store: &Store,
+    tenant: TenantId,
+    channel: &str,
+    c: &StoredCredentials,
+) -> Result<(), StoreError> {
+    const SQL: &str = "INSERT INTO channel_credentials
+            (tenant_id, channel, account_sid, from_number, base_url, key_id, sealed, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (tenant_id, channel) DO UPDATE SET
+            account_sid = excluded.account_sid, from_number = excluded.from_number,
+            base_url = excluded.base_url, key_id = excluded.key_id, sealed = excluded.sealed,
+            updated_at = excluded.updated_at";
+    match store {
+        Store::Postgres(pg) => {
+            sqlx::query(SQL)
+                .bind(tenant.0)
+                .bind(channel)
+                .bind(&c.account_sid)
+                .bind(&c.from_number)
+                .bind(&c.base_url)
+                .bind(&c.sealed.key_id)
+                .bind(&c.sealed.data)
+                .bind(now_ms())
+                .execute(pg.pool())
+                .await?;
+        }
+        Store::Sqlite(lite) => {
+            sqlx::query(SQL)
+                .bind(tenant.0.to_string())
+                .bind(channel)
+                .bind(&c.account_sid)
+                .bind(&c.from_number)
+                .bind(&c.base_url)
+                .bind(&c.sealed.key_id)
+                .bind(&c.sealed.data)
+                .bind(now_ms())
+                .execute(lite.pool())
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+type CredentialRow = (String, String, Option<String>, String, String);
+
+pub async fn get_credentials(
+    store: &Store,
+    tenant: TenantId,
+    channel: &str,
+) -> Result<Option<StoredCredentials>, StoreError> {
+    const SQL: &str = "SELECT account_sid, from_number, base_url, key_id, sealed
+         FROM channel_credentials WHERE tenant_id = $1 AND channel = $2";
+    let row: Option<CredentialRow> = match store {
+        Store::Postgres(pg) => {
+            sqlx::query_as(SQL)
+                .bind(tenant.0)
+                .bind(channel)
+                .fetch_optional(pg.pool())
+                .await?
+        }
+        Store::Sqlite(lite) => {
+            sqlx::query_as(SQL)
+                .bind(tenant.0.to_string())
+                .bind(channel)
+                .fetch_optional(lite.pool())
+                .await?
+        }
+    };
+    Ok(row.map(
+        |(account_sid, from_number, base_url, key_id, data)| StoredCredentials {
+            account_sid,
+            from_number,
+            base_url,
+            sealed: Sealed { key_id, data },
+        },
+    ))
+}
+
+/// Adds a number to the tenant's do-not-call list; false when it was already there.
+pub async fn add_dnc(store: &Store, tenant: TenantId, phone: &str) -> Result<bool, StoreError> {
+    const SQL: &str =
+        "INSERT INTO dnc (tenant_id, phone, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+    let n = match store {
+        Store::Postgres(pg) => sqlx::query(SQL)
+            .bind(tenant.0)
+            .bind(phone)
+            .bind(now_ms())
+            .execute(pg.pool())
+            .await?
+            .rows_affected(),
+        Store::Sqlite(lite) => sqlx::query(SQL)
+            .bind(tenant.0.to_string())
+            .bind(phone)
+            .bind(now_ms())
+            .execute(lite.pool())
+            .await?
+            .rows_affected(),
+    };
+    Ok(n == 1)
+}
+
+/// Removes a number; false when it was not listed.
+pub async fn remove_dnc(store: &Store, tenant: TenantId, phone: &str) -> Result<bool, StoreError> {
+    const SQL: &str = "DELETE FROM dnc WHERE tenant_id = $1 AND phone = $2";
+    let n = match store {
+        Store::Postgres(pg) => sqlx::query(SQL)
+            .bind(tenant.0)
+            .bind(phone)
+            .execute(pg.pool())
+            .await?
+            .rows_affected(),
+        Store::Sqlite(lite) => sqlx::query(SQL)
+            .bind(tenant.0.to_string())
+            .bind(phone)
+            .execute(lite.pool())
+            .await?
+            .rows_affected(),
+    };
+    Ok(n == 1)
+}
+
+pub async fn on_dnc(store: &Store, tenant: TenantId, phone: &str) -> Result<bool, StoreError> {
+    const SQL: &str = "SELECT count(*) FROM dnc WHERE tenant_id = $1 AND phone = $2";
+    let n: i64 = match store {
+        Store::Postgres(pg) => {
+            sqlx::query_scalar(SQL)
+                .bind(tenant.0)
+                .bind(phone)
+                .fetch_one(pg.pool())
+                .await?
+        }
+        Store::Sqlite(lite) => {
+            sqlx::query_scalar(SQL)
+                .bind(tenant.0.to_string())
+                .bind(phone)
+                .fetch_one(lite.pool())
+                .await?
+        }
+    };
+    Ok(n > 0)
+}

@@ -1,0 +1,148 @@
+#![allow(clippy::unwrap_used)]
+//! Channel credentials are sealed at rest and never returned; the do-not-call list is per tenant.
+
+mod common;
+
+use common::{Backend, TestApp};
+use neuronx::secrets::Keyring;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+const SID: &str = "AC0123456789abcdef0123456789abcdef";
+
+fn twilio(token: &str) -> serde_json::Value {
+    json!({"account_sid": SID, "auth_token": token, "from_number": "+14155550000",
+           "base_url": "http://127.0.0.1:9/"})
+}
+
+async fn credentials_are_sealed_and_never_returned(backend: Backend) {
+    let t = TestApp::spawn_with(backend, |s| {
+        s.secrets.keys = vec![Keyring::generate_entry("k1")]
+    })
+    .await;
+    for (body, field) in [
+        (
+            json!({"account_sid": "AC1", "auth_token": "x", "from_number": "+14155550000"}),
+            "account_sid",
+        ),
+        (
+            json!({"account_sid": SID, "auth_token": "", "from_number": "+14155550000"}),
+            "auth_token",
+        ),
+        (
+            json!({"account_sid": SID, "auth_token": "x", "from_number": "555"}),
+            "from_number",
+        ),
+        (
+            json!({"account_sid": SID, "auth_token": "x", "from_number": "+14155550000", "base_url": "ftp://x"}),
+            "base_url",
+        ),
+    ] {
+        let (status, err) = t
+            .request(Method::PUT, "/v1/channels/twilio", Some(&t.key), Some(body))
+            .await;
+        assert_eq!(
+            (status, err["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(field)),
+            "{err}"
+        );
+    }
+    let (status, _) = t.get("/v1/channels/twilio").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing half-written");
+
+    let token = "super-secret-auth-token-42";
+    let (status, body) = t
+        .request(
+            Method::PUT,
+            "/v1/channels/twilio",
+            Some(&t.key),
+            Some(twilio(token)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(!body.to_string().contains(token));
+    assert_eq!(body["base_url"], "http://127.0.0.1:9");
+    let (_, got) = t.get("/v1/channels/twilio").await;
+    assert_eq!(got["account_sid"], SID);
+    assert!(!got.to_string().contains(token));
+
+    // At rest: sealed, and it opens with the keyring.
+    let tenant = neuronx_supervision::TenantId(t.tenant.parse().unwrap());
+    let stored = neuronx::tenant_data::get_credentials(t.engine().store(), tenant, "twilio")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!stored.sealed.data.contains(token));
+    assert_eq!(stored.sealed.key_id, "k1");
+
+    let other = neuronx::tenants::create(t.engine().store(), "other")
+        .await
+        .unwrap()
+        .api_key;
+    let (status, _) = t
+        .request(Method::GET, "/v1/channels/twilio", Some(&other), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    t.stop().await;
+}
+
+async fn without_a_key_credentials_are_refused(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let (status, body) = t
+        .request(
+            Method::PUT,
+            "/v1/channels/twilio",
+            Some(&t.key),
+            Some(twilio("x")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["error"], "no_encryption_key");
+    t.stop().await;
+}
+
+async fn the_do_not_call_list_is_managed_per_tenant(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let (status, _) = t.post("/v1/dnc", json!({"phone": "+14155550100"})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = t.post("/v1/dnc", json!({"phone": "+14155550100"})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, err) = t.post("/v1/dnc", json!({"phone": "0800"})).await;
+    assert_eq!(
+        (status, err["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("phone"))
+    );
+    let tenant = neuronx_supervision::TenantId(t.tenant.parse().unwrap());
+    assert!(
+        neuronx::tenant_data::on_dnc(t.engine().store(), tenant, "+14155550100")
+            .await
+            .unwrap()
+    );
+    let other = neuronx::tenants::create(t.engine().store(), "other")
+        .await
+        .unwrap()
+        .api_key;
+    let (status, _) = t
+        .request(Method::DELETE, "/v1/dnc/+14155550100", Some(&other), None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "another tenant's list is not this one"
+    );
+    let (status, _) = t
+        .request(Method::DELETE, "/v1/dnc/+14155550100", Some(&t.key), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = t
+        .request(Method::DELETE, "/v1/dnc/+14155550100", Some(&t.key), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    t.stop().await;
+}
+
+both_backends!(
+    credentials_are_sealed_and_never_returned,
+    without_a_key_credentials_are_refused,
+    the_do_not_call_list_is_managed_per_tenant,
+);
