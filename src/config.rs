@@ -1,6 +1,6 @@
 //! Settings: the embedded default, then an optional `--config` file, then `NEURONX_*`
-//! environment variables. Loaded and validated once at start; nothing else reads the
-//! environment.
+//! environment variables. Loaded and validated once at start; apart from the log filter read
+//! by `main` before anything else, nothing else reads the environment.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -157,6 +157,9 @@ impl Settings {
         if e.max_strikes == 0 {
             bail!("engine.max_strikes must be positive");
         }
+        if e.reply_timeout_ms == 0 || e.dedupe_retention_hours == 0 {
+            bail!("engine.reply_timeout_ms and engine.dedupe_retention_hours must be positive");
+        }
         if e.passivate_after_ms < 2 || e.timer_horizon_ms < 2 || e.poll_interval_ms == 0 {
             bail!("engine durations must be positive");
         }
@@ -165,7 +168,7 @@ impl Settings {
             || db.starts_with("postgresql://")
             || db.starts_with("sqlite:"))
         {
-            bail!("server.database_url must start with postgres:// or sqlite:// (got {db:?})");
+            bail!("server.database_url must start with postgres:// or sqlite: (got {db:?})");
         }
         Ok(())
     }

@@ -35,10 +35,26 @@ pub fn sqlite_path(url: &str) -> Option<PathBuf> {
     Some(PathBuf::from(path))
 }
 
+fn canonical(path: &std::path::Path) -> PathBuf {
+    if let Ok(p) = std::fs::canonicalize(path) {
+        return p;
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    match (std::fs::canonicalize(parent), path.file_name()) {
+        (Ok(dir), Some(name)) => dir.join(name),
+        _ => path.to_path_buf(),
+    }
+}
+
 pub fn acquire(url: &str) -> Result<Option<EngineLock>, LockError> {
     let Some(db) = sqlite_path(url) else {
         return Ok(None);
     };
+    // One file, one lock, however the URL spells its path (relative, absolute, via a link).
+    let db = canonical(&db);
     let mut lock = db.clone().into_os_string();
     lock.push(".lock");
     let lock = PathBuf::from(lock);
@@ -76,6 +92,9 @@ mod tests {
         assert!(first.is_some());
         let err = acquire(&url).unwrap_err();
         assert!(err.to_string().contains("already serving"), "{err}");
+        // The same file spelled another way is the same lock.
+        let dotted = format!("sqlite://{}/./n.db", dir.path().display());
+        assert!(acquire(&dotted).is_err());
         drop(first);
         assert!(acquire(&url).unwrap().is_some());
     }

@@ -61,6 +61,10 @@ async fn bad_input_is_refused_by_field_and_writes_nothing(backend: Backend) {
             json!({"external_id": "x", "surprise": 1, "contact": lead("x", 5)["contact"]}),
             "body",
         ),
+        (
+            json!({"external_id": "nul\u{0}", "contact": lead("x", 5)["contact"]}),
+            "body",
+        ),
     ];
     for (body, field) in cases {
         let (status, err) = t.post("/v1/opportunities", body).await;

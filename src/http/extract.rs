@@ -42,6 +42,14 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|_| ApiError::TooLarge)?;
+        // PostgreSQL cannot store NUL in text or JSON; refuse it here, by name, before anything
+        // is written (JSON can only carry it escaped).
+        if bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000")) {
+            return Err(ApiError::invalid(
+                "body",
+                "strings must not contain NUL (\\u0000)",
+            ));
+        }
         let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
             b"{}"
         } else {

@@ -37,30 +37,49 @@ impl<I, O> Clone for Batcher<I, O> {
     }
 }
 
-impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
+fn answer<O>(waiters: Vec<oneshot::Sender<Result<O, BatchError>>>, outputs: Vec<O>) {
+    for (waiter, out) in waiters.into_iter().zip(outputs) {
+        // The caller may have given up waiting; the write stands anyway.
+        let _ = waiter.send(Ok(out));
+    }
+}
+
+fn fail<O>(waiters: Vec<oneshot::Sender<Result<O, BatchError>>>, e: StoreError) {
+    let e = BatchError::Store(Arc::new(e));
+    for waiter in waiters {
+        let _ = waiter.send(Err(e.clone()));
+    }
+}
+
+impl<I: Clone + Send + Sync + 'static, O: Send + 'static> Batcher<I, O> {
     /// Starts the writer task. `write` gets a batch and must return one output per item.
     /// The returned handle is owned by whoever must stop it (the engine root).
     pub fn spawn<F>(max_batch: usize, write: F) -> (Self, JoinHandle<()>)
     where
-        F: Fn(Vec<I>) -> WriteFuture<O> + Send + 'static,
+        F: Fn(Arc<[I]>) -> WriteFuture<O> + Send + 'static,
     {
         let (tx, mut rx) = mpsc::channel::<Job<I, O>>(max_batch * 4);
         let task = tokio::spawn(async move {
             let mut jobs = Vec::with_capacity(max_batch);
             while rx.recv_many(&mut jobs, max_batch).await > 0 {
                 let (items, waiters): (Vec<I>, Vec<_>) = jobs.drain(..).unzip();
-                match write(items).await {
-                    Ok(outputs) => {
-                        for (waiter, out) in waiters.into_iter().zip(outputs) {
-                            // The caller may have given up waiting; the write stands anyway.
-                            let _ = waiter.send(Ok(out));
-                        }
+                let items: Arc<[I]> = items.into();
+                let single = items.len() == 1;
+                match write(items.clone()).await {
+                    Ok(outputs) => answer(waiters, outputs),
+                    Err(e) if single => {
+                        tracing::warn!(error = %e, "write failed");
+                        fail(waiters, e);
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "group write failed");
-                        let e = BatchError::Store(Arc::new(e));
-                        for waiter in waiters {
-                            let _ = waiter.send(Err(e.clone()));
+                        // One bad item (a value the database refuses) must not fail the
+                        // others: write them one by one so only the culprit fails.
+                        tracing::warn!(error = %e, batch = waiters.len(), "group write failed; retrying one by one");
+                        for (item, waiter) in items.iter().zip(waiters) {
+                            match write(Arc::from(vec![item.clone()])).await {
+                                Ok(outputs) => answer(vec![waiter], outputs),
+                                Err(e) => fail(vec![waiter], e),
+                            }
                         }
                     }
                 }
@@ -84,13 +103,38 @@ mod tests {
     use super::*;
 
     #[tokio::test]
+    async fn one_bad_item_fails_alone() {
+        let (b, _task) = Batcher::spawn(100, |items: Arc<[u32]>| {
+            Box::pin(async move {
+                if items.contains(&13) {
+                    return Err(StoreError::Corrupt("13 refused".into()));
+                }
+                Ok(items.to_vec())
+            })
+        });
+        let mut handles = Vec::new();
+        for i in 10..16u32 {
+            let b = b.clone();
+            handles.push(tokio::spawn(async move { (i, b.submit(i).await) }));
+        }
+        for h in handles {
+            let (i, result) = h.await.unwrap();
+            match result {
+                Ok(v) => assert_eq!(v, i),
+                Err(BatchError::Store(_)) => assert_eq!(i, 13),
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    #[tokio::test]
     async fn items_submitted_together_share_one_write() {
         let (calls_tx, mut calls_rx) = mpsc::unbounded_channel();
-        let (b, _task) = Batcher::spawn(100, move |items: Vec<u32>| {
+        let (b, _task) = Batcher::spawn(100, move |items: Arc<[u32]>| {
             let calls_tx = calls_tx.clone();
             Box::pin(async move {
                 let _ = calls_tx.send(items.len());
-                Ok(items.into_iter().map(|i| i * 2).collect())
+                Ok(items.iter().map(|i| i * 2).collect())
             })
         });
         let mut handles = Vec::new();

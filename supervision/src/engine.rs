@@ -306,13 +306,13 @@ impl Engine {
         }
         let s = store.clone();
         let (ingest, task) =
-            Batcher::spawn(config.commit_max_batch, move |batch: Vec<NewInput>| {
+            Batcher::spawn(config.commit_max_batch, move |batch: Arc<[NewInput]>| {
                 let s = s.clone();
                 Box::pin(async move { s.insert_inbox(&batch).await })
             });
         tasks.push(task);
         let s = store.clone();
-        let (completions, task) = Batcher::spawn(256, move |batch: Vec<EffectDone>| {
+        let (completions, task) = Batcher::spawn(256, move |batch: Arc<[EffectDone]>| {
             let s = s.clone();
             Box::pin(async move {
                 // The store answers only for results that carry a follow-up input.
@@ -329,10 +329,11 @@ impl Engine {
         tasks.push(task);
 
         let s = store.clone();
-        let (loader, task) = Batcher::spawn(config.commit_max_batch, move |keys: Vec<ActorKey>| {
-            let s = s.clone();
-            Box::pin(async move { s.load_actors(&keys).await })
-        });
+        let (loader, task) =
+            Batcher::spawn(config.commit_max_batch, move |keys: Arc<[ActorKey]>| {
+                let s = s.clone();
+                Box::pin(async move { s.load_actors(&keys).await })
+            });
         tasks.push(task);
 
         let rt = Arc::new(Runtime::new(

@@ -9,6 +9,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::Value;
 use tracing::Instrument;
 
+use crate::committer::BatchError;
 use crate::entity::{Applied, Entity, Rejected, TimerChange};
 use crate::key::{ActorKey, Epoch, ShardId};
 use crate::runtime::Runtime;
@@ -188,11 +189,10 @@ impl<E: Entity> EntityActor<E> {
         };
         let had_effects = !record.effects.is_empty();
         let sent_inputs: Vec<Value> = record.sends.iter().map(|s| s.input.clone()).collect();
-        let outcome = self
-            .rt
-            .commit(record)
-            .await
-            .map_err(|e| ActorFault::Infra(e.to_string()))?;
+        let outcome = self.rt.commit(record).await.map_err(|e| match &e {
+            BatchError::Store(s) if s.is_data_error() => ActorFault::Poison(e.to_string()),
+            _ => ActorFault::Infra(e.to_string()),
+        })?;
         match outcome {
             CommitOutcome::Committed { sent } => {
                 if let Some(next) = next_state {

@@ -58,8 +58,11 @@ pub type Handlers = HashMap<String, Arc<dyn EffectHandler>>;
 
 pub enum DispatcherMsg {
     Owned(Vec<(ShardId, Epoch)>),
-    /// Effects were committed; claim them.
+    /// Effects were committed; claim them soon. Kicks within a short window share one claim,
+    /// so a burst of commits costs one claim query, not one each.
     Kick,
+    /// Claim now.
+    Claim,
     /// A spawned effect finished.
     Finished,
 }
@@ -72,7 +75,11 @@ pub struct State {
     manager: ActorRef<ManagerMsg>,
     held: Vec<(ShardId, Epoch)>,
     running: JoinSet<()>,
+    claim_scheduled: bool,
 }
+
+/// How long kicks gather before one claim serves them all.
+const KICK_WINDOW: std::time::Duration = std::time::Duration::from_millis(2);
 
 pub struct Dispatcher {
     rt: Arc<Runtime>,
@@ -113,7 +120,28 @@ impl Actor for Dispatcher {
             manager: args.manager,
             held: Vec::new(),
             running: JoinSet::new(),
+            claim_scheduled: false,
         })
+    }
+
+    /// Effects already running finish (bounded), so a clean stop leaves none half-recorded.
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<DispatcherMsg>,
+        state: &mut State,
+    ) -> Result<(), ActorProcessingErr> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !state.running.is_empty() {
+            match tokio::time::timeout_at(deadline, state.running.join_next()).await {
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(_) => {
+                    tracing::warn!(left = state.running.len(), "effects still running at stop");
+                    break;
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn handle(
@@ -127,11 +155,22 @@ impl Actor for Dispatcher {
                 state.held = held;
                 self.claim(&myself, state).await;
             }
-            DispatcherMsg::Kick => self.claim(&myself, state).await,
+            DispatcherMsg::Kick => {
+                if !state.claim_scheduled {
+                    state.claim_scheduled = true;
+                    myself.send_after(KICK_WINDOW, || DispatcherMsg::Claim);
+                }
+            }
+            DispatcherMsg::Claim => {
+                state.claim_scheduled = false;
+                self.claim(&myself, state).await;
+            }
             DispatcherMsg::Finished => {
                 while state.running.try_join_next().is_some() {}
-                if state.running.len() < self.rt.config.effect_concurrency / 2 {
-                    self.claim(&myself, state).await;
+                // Room again: claim what waited for it, sharing the claim with other kicks.
+                if !state.claim_scheduled {
+                    state.claim_scheduled = true;
+                    myself.send_after(KICK_WINDOW, || DispatcherMsg::Claim);
                 }
             }
         }
@@ -163,7 +202,7 @@ impl Dispatcher {
             self.spawn_effect(myself, state, row);
         }
         if full {
-            let _ = myself.cast(DispatcherMsg::Kick);
+            let _ = myself.cast(DispatcherMsg::Claim);
         }
     }
 

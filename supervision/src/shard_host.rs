@@ -346,15 +346,29 @@ impl ShardHost {
             }) = r.inflight.take()
             {
                 state.known_inbox.remove(&id);
-                if let Some(answer) = answer {
-                    for reply in state.waiting.remove(&id).unwrap_or_default() {
-                        let _ = reply.send(answer.clone());
+                let waiters = state.waiting.remove(&id).unwrap_or_default();
+                match answer {
+                    Some(answer) => {
+                        for reply in waiters {
+                            let _ = reply.send(answer.clone());
+                        }
+                        state.answered.insert(id, answer);
+                        state.answered_order.push_back(id);
+                        if state.answered_order.len() > ANSWERS_KEPT {
+                            if let Some(old) = state.answered_order.pop_front() {
+                                state.answered.remove(&old);
+                            }
+                        }
                     }
-                    state.answered.insert(id, answer);
-                    state.answered_order.push_back(id);
-                    if state.answered_order.len() > ANSWERS_KEPT {
-                        if let Some(old) = state.answered_order.pop_front() {
-                            state.answered.remove(&old);
+                    None => {
+                        // Applied before (stale commit): answer from then, if still known.
+                        let earlier = state
+                            .answered
+                            .get(&id)
+                            .cloned()
+                            .unwrap_or(Err(DeliveryError::Duplicate));
+                        for reply in waiters {
+                            let _ = reply.send(earlier.clone());
                         }
                     }
                 }

@@ -731,7 +731,7 @@ impl BlockReason {
                 "outside calling hours in {zone} ({} local; allowed {window}{}); {}",
                 hhmm(local_time.time()),
                 under(state),
-                retry_text(*local_time, *retry_local)
+                retry_text(Some(*local_time), *retry_local)
             ),
             BlockReason::ClosedDay {
                 zone,
@@ -749,7 +749,7 @@ impl BlockReason {
                     "{what}{} in {zone} (it is {} local); {}",
                     under(state),
                     local_time.format("%a %Y-%m-%d %H:%M"),
-                    retry_text(*local_time, *retry_local)
+                    retry_text(Some(*local_time), *retry_local)
                 )
             }
             BlockReason::FrequencyCap {
@@ -762,10 +762,10 @@ impl BlockReason {
                 retry_local,
             } => format!(
                 "frequency cap reached: {attempts} {} attempts in the last {window_hours} h \
-                 (max {max}{}); retry at {} local in {zone}",
+                 (max {max}{}); {} in {zone}",
                 channel_word(*channel),
                 under(state),
-                local_stamp(*retry_local)
+                retry_text(None, *retry_local)
             ),
             BlockReason::NoPermittedTime { horizon_days } => format!(
                 "no permitted contact time in the next {horizon_days} days under the configured rules"
@@ -792,25 +792,18 @@ fn channel_word(channel: Channel) -> &'static str {
     }
 }
 
-fn local_stamp(at: NaiveDateTime) -> String {
+/// "08:00" (or "09:15:27" off the minute) local, with " on Thu 2026-06-11"
+/// unless `at` falls on the same local date as `reference`.
+fn retry_text(reference: Option<NaiveDateTime>, at: NaiveDateTime) -> String {
     let time = if at.second() == 0 {
         at.format("%H:%M")
     } else {
         at.format("%H:%M:%S")
     };
-    format!("{time} on {}", at.format("%a %Y-%m-%d"))
-}
-
-fn retry_text(local: NaiveDateTime, retry: NaiveDateTime) -> String {
-    if local.date() == retry.date() {
-        let time = if retry.second() == 0 {
-            retry.format("%H:%M")
-        } else {
-            retry.format("%H:%M:%S")
-        };
+    if reference.is_some_and(|r| r.date() == at.date()) {
         format!("retry at {time} local")
     } else {
-        format!("retry at {} local", local_stamp(retry))
+        format!("retry at {time} local on {}", at.format("%a %Y-%m-%d"))
     }
 }
 

@@ -31,6 +31,20 @@ pub enum StoreError {
     ShardCountMismatch { stored: u32, configured: u32 },
 }
 
+impl StoreError {
+    /// The database refused the data itself (PostgreSQL class 22, e.g. a NUL character in
+    /// JSON): retrying cannot help, unlike a lost connection.
+    pub fn is_data_error(&self) -> bool {
+        match self {
+            StoreError::Db(sqlx::Error::Database(e)) => {
+                e.code().is_some_and(|c| c.starts_with("22"))
+            }
+            StoreError::Corrupt(_) => true,
+            _ => false,
+        }
+    }
+}
+
 /// The engine's storage. An enum rather than a trait object: there are exactly two backends and
 /// the compiler checks that both implement every operation.
 #[derive(Clone, Debug)]
