@@ -121,9 +121,17 @@ pub fn handlers(settings: &LoopbackSettings) -> (Handlers, Reports, JoinHandle<(
 }
 
 /// Feeds status reports to the call actors, deduplicated by call sid and sequence number.
+/// Reports are enqueued concurrently (like webhooks arriving on many connections); the task
+/// owns the in-flight writes and bounds them.
 pub fn forward(mut reports: Reports, engine: EngineHandle) -> JoinHandle<()> {
+    const IN_FLIGHT: usize = 512;
     tokio::spawn(async move {
+        let mut writes = tokio::task::JoinSet::new();
         while let Some(r) = reports.rx.recv().await {
+            while writes.len() >= IN_FLIGHT {
+                writes.join_next().await;
+            }
+            while writes.try_join_next().is_some() {}
             let Ok(status) = r.status.parse::<CallStatus>() else {
                 tracing::warn!(status = r.status, "unknown call status from the channel");
                 continue;
@@ -138,9 +146,13 @@ pub fn forward(mut reports: Reports, engine: EngineHandle) -> JoinHandle<()> {
                 continue;
             };
             let dedupe = format!("{}:{}", r.call_sid, r.sequence);
-            if let Err(e) = engine.enqueue(r.correlation, input, Some(dedupe)).await {
-                tracing::warn!(error = %e, "call status not recorded");
-            }
+            let engine = engine.clone();
+            writes.spawn(async move {
+                if let Err(e) = engine.enqueue(r.correlation, input, Some(dedupe)).await {
+                    tracing::warn!(error = %e, "call status not recorded");
+                }
+            });
         }
+        while writes.join_next().await.is_some() {}
     })
 }
