@@ -33,6 +33,10 @@ pub struct BenchArgs {
     /// Extra timers armed a day ahead before the run, to measure lateness under a large table.
     #[arg(long, default_value_t = 0)]
     pub armed_timers: i64,
+    /// Creates per second (0: as fast as the engine takes them). A paced run measures timer
+    /// lateness at a given load rather than at saturation.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
     /// Give up waiting for the backlog to drain after this many seconds.
     #[arg(long, default_value_t = 900)]
     pub timeout_seconds: u64,
@@ -53,6 +57,7 @@ pub struct Report {
     pub timer_lateness_max_ms: i64,
     pub timers_fired: u64,
     pub armed_timers: i64,
+    pub rate: u64,
     pub peak_rss_mb: f64,
 }
 
@@ -127,7 +132,11 @@ pub async fn engine(mut settings: Settings, args: BenchArgs) -> anyhow::Result<R
     let before = engine.metrics().transitions.get();
     let permits = Arc::new(Semaphore::new(args.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
+    let pace = (args.rate > 0).then(|| Duration::from_secs_f64(1.0 / args.rate as f64));
     for i in 0..args.opportunities {
+        if let Some(pace) = pace {
+            tokio::time::sleep_until((started + pace * i as u32).into()).await;
+        }
         let permit = permits.clone().acquire_owned().await?;
         let engine = engine.clone();
         let first_touch = args.first_touch_seconds;
@@ -178,6 +187,7 @@ pub async fn engine(mut settings: Settings, args: BenchArgs) -> anyhow::Result<R
         timer_lateness_max_ms: m.timer_lateness_max_ms.get(),
         timers_fired: m.timer_lateness.get_sample_count(),
         armed_timers: args.armed_timers,
+        rate: args.rate,
         peak_rss_mb: peak_rss_mb(),
     };
     app.shutdown().await;
