@@ -59,12 +59,18 @@ impl App {
             .await
             .with_context(|| format!("binding {}", settings.server.listen))?;
         let addr = listener.local_addr()?;
-        let kinds = neuronx_actors::kinds(Playbooks::new(
-            playbooks.clone(),
-            settings.playbooks.default.clone(),
-        ));
+        let kinds = neuronx_actors::kinds(
+            Playbooks::new(playbooks.clone(), settings.playbooks.default.clone()),
+            Arc::new(settings.compliance_rules()?),
+        );
+        let public_url = settings.server.public_url.trim_end_matches('/').to_owned();
+        let ctx = crate::channels::Context {
+            store: store.clone(),
+            keyring: keyring.clone(),
+            public_url: public_url.clone(),
+        };
         let (handlers, reports, loopback_task) =
-            crate::channels::handlers(&settings.channels.loopback);
+            crate::channels::handlers(&settings.channels.loopback, ctx);
         let engine = Engine::start(store, settings.engine_config(), kinds, handlers)
             .await
             .context("starting the engine")?;
@@ -74,6 +80,8 @@ impl App {
             playbooks: Arc::new(playbooks),
             default_playbook: settings.playbooks.default.clone(),
             keyring,
+            public_url,
+            webhooks: webhook_counter(&engine)?,
         };
         let (http, _) = Actor::spawn_linked(
             None,
@@ -125,6 +133,18 @@ impl App {
         self.shutdown().await;
         Ok(())
     }
+}
+
+fn webhook_counter(engine: &Engine) -> anyhow::Result<prometheus::IntCounterVec> {
+    let counter = prometheus::IntCounterVec::new(
+        prometheus::Opts::new("webhooks_total", "webhook requests by route and outcome"),
+        &["route", "outcome"],
+    )?;
+    engine
+        .handle()
+        .metrics()
+        .register(Box::new(counter.clone()))?;
+    Ok(counter)
 }
 
 async fn shutdown_signal() {

@@ -209,7 +209,7 @@ async fn create(
             name: format!("Lead {i}"),
             phone: format!("+1415{:07}", i % 10_000_000),
             email: None,
-            timezone: Some("America/Los_Angeles".into()),
+            timezone: Some(crate::demo::daytime_zone().into()),
             consent: Consent {
                 voice: true,
                 sms: true,

@@ -6,25 +6,90 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use neuronx_actors::domain::call::{CallInput, CallStatus};
+use neuronx_actors::domain::compliance::Channel;
 use neuronx_adapters::loopback::{self, LoopbackVoice, StatusReport};
 use neuronx_supervision::{
     ActorKey, EffectCall, EffectFuture, EffectHandler, EffectOutcome, EffectStatus, EngineHandle,
-    Handlers,
+    Handlers, Store, TenantId,
 };
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::config::LoopbackSettings;
+use crate::secrets::Keyring;
+use crate::tenant_data;
+use crate::twilio_channel;
+
+/// What the voice and SMS handlers share: where tenants' accounts are, and our public URL.
+#[derive(Clone)]
+pub struct Context {
+    pub store: Store,
+    pub keyring: Arc<Keyring>,
+    pub public_url: String,
+}
+
+impl Context {
+    fn tenant(call: &EffectCall) -> TenantId {
+        call.key.tenant
+    }
+
+    async fn on_dnc(&self, call: &EffectCall) -> Result<bool, String> {
+        let to = call
+            .payload
+            .get("to")
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
+        tenant_data::on_dnc(&self.store, Self::tenant(call), to)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The effect cannot be judged now (the database or the keyring failed): report it as an
+/// unknown outcome rather than guess; nothing was sent.
+fn undecided(reason: String) -> EffectOutcome {
+    EffectOutcome {
+        status: EffectStatus::Unknown,
+        result: json!({"undecided": reason}),
+        followup: None,
+    }
+}
 
 struct Voice {
     channel: LoopbackVoice<ActorKey>,
+    ctx: Context,
 }
 
 impl EffectHandler for Voice {
     fn execute(&self, call: EffectCall) -> EffectFuture {
         let channel = self.channel.clone();
+        let ctx = self.ctx.clone();
         Box::pin(async move {
+            let dialling = call.payload.get("op").and_then(|v| v.as_str()) == Some("dial");
+            if dialling {
+                match ctx.on_dnc(&call).await {
+                    Ok(true) => {
+                        return EffectOutcome {
+                            status: EffectStatus::Done,
+                            result: json!({"blocked": "do-not-call"}),
+                            followup: serde_json::to_value(CallInput::DialFailed {
+                                reason: "blocked: the number is on the do-not-call list".into(),
+                            })
+                            .ok(),
+                        }
+                    }
+                    Ok(false) => {}
+                    Err(e) => return undecided(e),
+                }
+            }
+            match twilio_channel::account(&ctx.store, &ctx.keyring, Context::tenant(&call)).await {
+                Ok(Some(account)) => {
+                    return twilio_channel::voice(&account, &ctx.public_url, &call).await
+                }
+                Ok(None) => {}
+                Err(e) => return undecided(e),
+            }
             match call.payload.get("op").and_then(|v| v.as_str()) {
                 Some("dial") => match channel.dial(call.key) {
                     Ok(sid) => EffectOutcome {
@@ -60,16 +125,35 @@ impl EffectHandler for Voice {
 
 struct Sms {
     sent: AtomicU64,
+    ctx: Context,
 }
 
 impl EffectHandler for Sms {
-    fn execute(&self, _call: EffectCall) -> EffectFuture {
+    fn execute(&self, call: EffectCall) -> EffectFuture {
         let sid = loopback::sms_sid(self.sent.fetch_add(1, Ordering::Relaxed));
+        let ctx = self.ctx.clone();
         Box::pin(async move {
-            EffectOutcome {
-                status: EffectStatus::Done,
-                result: json!({"message_sid": sid}),
-                followup: None,
+            // The opt-out confirmation and help replies go out whatever the list says.
+            let marketing = call
+                .payload
+                .get("purpose")
+                .and_then(|v| v.as_str())
+                .is_none_or(|p| p == "marketing");
+            if marketing {
+                match ctx.on_dnc(&call).await {
+                    Ok(true) => return twilio_channel::blocked_by_dnc(Channel::Sms),
+                    Ok(false) => {}
+                    Err(e) => return undecided(e),
+                }
+            }
+            match twilio_channel::account(&ctx.store, &ctx.keyring, Context::tenant(&call)).await {
+                Ok(Some(account)) => twilio_channel::sms(&account, &ctx.public_url, &call).await,
+                Ok(None) => EffectOutcome {
+                    status: EffectStatus::Done,
+                    result: json!({"message_sid": sid}),
+                    followup: None,
+                },
+                Err(e) => undecided(e),
             }
         })
     }
@@ -100,7 +184,9 @@ pub struct Reports {
     rx: mpsc::UnboundedReceiver<StatusReport<ActorKey>>,
 }
 
-pub fn handlers(settings: &LoopbackSettings) -> (Handlers, Reports, JoinHandle<()>) {
+/// Voice and SMS go through the tenant's Twilio-compatible account when it has one, else
+/// through the loopback channel.
+pub fn handlers(settings: &LoopbackSettings, ctx: Context) -> (Handlers, Reports, JoinHandle<()>) {
     let (voice, rx, task) = LoopbackVoice::start(
         Duration::from_millis(settings.ring_after_ms),
         Duration::from_millis(settings.no_answer_after_ms),
@@ -108,12 +194,16 @@ pub fn handlers(settings: &LoopbackSettings) -> (Handlers, Reports, JoinHandle<(
     let mut handlers = Handlers::new();
     handlers.insert(
         "voice".into(),
-        Arc::new(Voice { channel: voice }) as Arc<dyn EffectHandler>,
+        Arc::new(Voice {
+            channel: voice,
+            ctx: ctx.clone(),
+        }) as Arc<dyn EffectHandler>,
     );
     handlers.insert(
         "sms".into(),
         Arc::new(Sms {
             sent: AtomicU64::new(0),
+            ctx,
         }),
     );
     handlers.insert("notify".into(), Arc::new(Notify));

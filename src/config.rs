@@ -7,11 +7,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use neuronx_actors::domain::compliance::Rules;
 use neuronx_actors::domain::playbook::Playbook;
 use neuronx_supervision::EngineConfig;
 use serde::Deserialize;
 
 pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
+const BUILTIN_COMPLIANCE: &str = include_str!("../config/compliance.toml");
 const BUILTIN_PLAYBOOKS: [(&str, &str); 2] = [
     (
         "speed-to-lead",
@@ -28,6 +30,14 @@ pub struct Settings {
     pub playbooks: PlaybookSettings,
     pub channels: ChannelSettings,
     pub secrets: SecretSettings,
+    pub compliance: ComplianceSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComplianceSettings {
+    /// A rules file replacing the built-in `config/compliance.toml`; empty for the built-in.
+    pub rules_file: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -195,6 +205,24 @@ impl Settings {
         }
     }
 
+    /// The calling-hours and frequency rules: the built-in table or `compliance.rules_file`.
+    pub fn compliance_rules(&self) -> anyhow::Result<Rules> {
+        let (text, from) = if self.compliance.rules_file.is_empty() {
+            (
+                BUILTIN_COMPLIANCE.to_owned(),
+                "the built-in compliance rules".to_owned(),
+            )
+        } else {
+            let path = &self.compliance.rules_file;
+            (
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("reading compliance.rules_file {path}"))?,
+                format!("compliance rules {path}"),
+            )
+        };
+        Rules::from_toml(&text).with_context(|| from)
+    }
+
     pub fn keyring(&self) -> anyhow::Result<crate::secrets::Keyring> {
         Ok(crate::secrets::Keyring::parse(
             self.secrets.keys.iter().map(String::as_str),
@@ -249,6 +277,7 @@ mod tests {
         assert_eq!(s.server.database_url, "sqlite://neuronx.db");
         assert_eq!(s.engine.shard_count, 256);
         assert!(s.playbooks().unwrap().contains_key("speed-to-lead"));
+        assert!(s.compliance_rules().unwrap().state("FL").is_some());
     }
 
     #[test]

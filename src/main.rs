@@ -35,6 +35,18 @@ enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
+    /// The engine and the carrier simulator in one process, on a temporary database: a batch
+    /// of leads called, texted and escalated, with live counters and a summary.
+    Demo(neuronx::demo::DemoArgs),
+    /// Serve the Twilio-compatible carrier simulator (for tests and load runs).
+    CarrierSim {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: String,
+        /// A TOML file with the simulator's settings (outcome mix, timing, replies, disorder).
+        #[arg(long)]
+        sim_config: Option<PathBuf>,
+    },
     /// Benchmarks (not tests): figures for docs/benchmarks.md.
     Bench {
         #[command(subcommand)]
@@ -116,6 +128,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "{}",
                 serde_json::json!({"tenant_id": created.tenant_id, "api_key": created.api_key})
             );
+            Ok(())
+        }
+        Command::Demo(args) => {
+            let summary = neuronx::demo::run(settings, args).await?;
+            neuronx::demo::print(&summary);
+            Ok(())
+        }
+        Command::CarrierSim { listen, sim_config } => {
+            let config = match sim_config {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+                }
+                None => neuronx_adapters::carrier_sim::SimConfig::default(),
+            };
+            let listener = tokio::net::TcpListener::bind(&listen)
+                .await
+                .with_context(|| format!("binding {listen}"))?;
+            let sim = neuronx_adapters::carrier_sim::start(config, listener).await?;
+            eprintln!(
+                "carrier simulator on {} (stats: {}/sim/stats)",
+                sim.base_url, sim.base_url
+            );
+            let _ = tokio::signal::ctrl_c().await;
+            sim.shutdown().await;
             Ok(())
         }
         Command::Bench {

@@ -160,3 +160,62 @@ pub async fn on_dnc(store: &Store, tenant: TenantId, phone: &str) -> Result<bool
     };
     Ok(n > 0)
 }
+
+/// Records that `phone` is the contact of `opportunity` (idempotent).
+pub async fn index_contact(
+    store: &Store,
+    tenant: TenantId,
+    phone: &str,
+    opportunity: uuid::Uuid,
+) -> Result<(), StoreError> {
+    const SQL: &str = "INSERT INTO contact_index (tenant_id, phone, opportunity_id, created_at)
+         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
+    match store {
+        Store::Postgres(pg) => {
+            sqlx::query(SQL)
+                .bind(tenant.0)
+                .bind(phone)
+                .bind(opportunity)
+                .bind(now_ms())
+                .execute(pg.pool())
+                .await?;
+        }
+        Store::Sqlite(lite) => {
+            sqlx::query(SQL)
+                .bind(tenant.0.to_string())
+                .bind(phone)
+                .bind(opportunity.to_string())
+                .bind(now_ms())
+                .execute(lite.pool())
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The most recent opportunity whose contact has this number.
+pub async fn opportunity_of_phone(
+    store: &Store,
+    tenant: TenantId,
+    phone: &str,
+) -> Result<Option<uuid::Uuid>, StoreError> {
+    const SQL: &str = "SELECT opportunity_id FROM contact_index WHERE tenant_id = $1 AND phone = $2
+         ORDER BY created_at DESC LIMIT 1";
+    Ok(match store {
+        Store::Postgres(pg) => {
+            sqlx::query_scalar(SQL)
+                .bind(tenant.0)
+                .bind(phone)
+                .fetch_optional(pg.pool())
+                .await?
+        }
+        Store::Sqlite(lite) => {
+            let id: Option<String> = sqlx::query_scalar(SQL)
+                .bind(tenant.0.to_string())
+                .bind(phone)
+                .fetch_optional(lite.pool())
+                .await?;
+            id.and_then(|s| uuid::Uuid::parse_str(&s).ok())
+        }
+    })
+}

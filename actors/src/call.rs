@@ -88,9 +88,22 @@ impl Entity for CallEntity {
         };
         for effect in d.effects {
             match effect {
-                CallEffect::Dial { to } => changes.effects.push(EffectRequest {
+                CallEffect::Dial {
+                    to,
+                    machine_detection,
+                    ring_timeout_seconds,
+                } => changes.effects.push(EffectRequest {
                     channel: "voice".into(),
-                    payload: json!({"op": "dial", "to": to, "call_id": key.id, "opportunity_id": d.state.opportunity_id}),
+                    payload: json!({
+                        "op": "dial", "to": to, "call_id": key.id,
+                        "opportunity_id": d.state.opportunity_id,
+                        "machine_detection": machine_detection,
+                        "ring_timeout_seconds": ring_timeout_seconds,
+                    }),
+                }),
+                CallEffect::Fetch { provider_sid } => changes.effects.push(EffectRequest {
+                    channel: "voice".into(),
+                    payload: json!({"op": "fetch", "provider_sid": provider_sid, "call_id": key.id}),
                 }),
                 CallEffect::Hangup { provider_sid } => changes.effects.push(EffectRequest {
                     channel: "voice".into(),

@@ -12,9 +12,12 @@ pub use playbooks::Playbooks;
 use neuronx_supervision::Kinds;
 
 /// Registers the sales actors with the runtime.
-pub fn kinds(playbooks: Playbooks) -> Kinds {
+pub fn kinds(playbooks: Playbooks, compliance: std::sync::Arc<domain::compliance::Rules>) -> Kinds {
     let mut kinds = Kinds::default();
-    kinds.register(opportunity::OpportunityEntity::new(playbooks.clone()));
+    kinds.register(opportunity::OpportunityEntity::new(
+        playbooks.clone(),
+        compliance,
+    ));
     kinds.register(call::CallEntity::new(playbooks));
     kinds
 }

@@ -10,9 +10,12 @@ use neuronx_supervision::{
 use serde_json::json;
 use uuid::Uuid;
 
+use std::sync::Arc;
+
 use crate::call;
 use crate::convert::{rejected, timeline, timers, to_json};
 use crate::domain::call::CallInput;
+use crate::domain::compliance;
 use crate::domain::opportunity::{
     self as rules, OppEffect, OppInput, OppReply, OppTimer, Opportunity, Rejection,
 };
@@ -32,11 +35,15 @@ pub fn key(tenant: TenantId, id: Uuid) -> ActorKey {
 
 pub struct OpportunityEntity {
     playbooks: Playbooks,
+    compliance: Arc<compliance::Rules>,
 }
 
 impl OpportunityEntity {
-    pub fn new(playbooks: Playbooks) -> Self {
-        Self { playbooks }
+    pub fn new(playbooks: Playbooks, compliance: Arc<compliance::Rules>) -> Self {
+        Self {
+            playbooks,
+            compliance,
+        }
     }
 }
 
@@ -51,6 +58,7 @@ fn code(r: &Rejection) -> &'static str {
         Rejection::InvalidField { .. } => "invalid_field",
         Rejection::PlaybookMismatch { .. } => "playbook_mismatch",
         Rejection::UnknownValue { .. } => "unknown_value",
+        Rejection::OptedOut { .. } => "opted_out",
     }
 }
 
@@ -85,7 +93,8 @@ impl Entity for OpportunityEntity {
             OppInput::Resume { .. } => Some(OutboxHold::Release),
             _ => None,
         };
-        let d = rules::apply(state, input, now, playbook).map_err(|r| rejected(code(&r), r))?;
+        let d = rules::apply(state, input, now, playbook, &self.compliance)
+            .map_err(|r| rejected(code(&r), r))?;
         if d.reply == OppReply::AlreadyExists {
             return Ok(Applied {
                 state: None,
@@ -128,9 +137,11 @@ impl Entity for OpportunityEntity {
                         .sends
                         .push((call::key(key, call_id), to_json(&place)));
                 }
-                OppEffect::SendSms { to, body } => changes.effects.push(EffectRequest {
+                // The purpose travels with the text: the dispatcher's do-not-call check applies
+                // to marketing only, never to the opt-out confirmation or a help reply.
+                OppEffect::SendSms { to, body, purpose } => changes.effects.push(EffectRequest {
                     channel: "sms".into(),
-                    payload: json!({"to": to, "body": body, "opportunity_id": key.id}),
+                    payload: json!({"to": to, "body": body, "opportunity_id": key.id, "purpose": purpose.as_str()}),
                 }),
                 OppEffect::NotifyEscalation { queue, reason } => {
                     changes.effects.push(EffectRequest {

@@ -2,5 +2,6 @@
 //! Twilio-compatible account is configured; the Twilio REST adapter and webhook signatures come
 //! next.
 
+pub mod carrier_sim;
 pub mod loopback;
 pub mod twilio;

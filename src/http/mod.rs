@@ -7,6 +7,7 @@ mod extract;
 mod opportunities;
 mod ops;
 pub mod server;
+mod webhooks;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,6 +25,10 @@ pub struct AppState {
     pub playbooks: Arc<BTreeMap<String, Playbook>>,
     pub default_playbook: String,
     pub keyring: Arc<crate::secrets::Keyring>,
+    /// The URL Twilio uses to reach this instance: webhook signatures are computed over it.
+    pub public_url: String,
+    /// Webhook requests by route and outcome.
+    pub webhooks: prometheus::IntCounterVec,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -49,6 +54,18 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/dnc/{phone}",
             axum::routing::delete(channels::remove_dnc),
+        )
+        .route(
+            "/webhooks/twilio/{tenant_id}/voice/status",
+            post(webhooks::voice_status_route),
+        )
+        .route(
+            "/webhooks/twilio/{tenant_id}/sms/status",
+            post(webhooks::sms_status_route),
+        )
+        .route(
+            "/webhooks/twilio/{tenant_id}/sms/inbound",
+            post(webhooks::sms_inbound_route),
         )
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))

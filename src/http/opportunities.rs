@@ -183,7 +183,14 @@ pub async fn create(
         }),
         assignee: req.assignee,
     };
+    let phone = match &input {
+        OppInput::Create { contact, .. } => contact.phone.clone(),
+        _ => String::new(),
+    };
     let outcome = submit(&state, tenant, id, &input).await?;
+    // The index only finds the conversation for an inbound SMS; it may run ahead of the create
+    // (a lookup then routes to an actor that applies the input after creating, or rejects it).
+    crate::tenant_data::index_contact(state.engine.store(), tenant, &phone, id).await?;
     let status = match outcome {
         SubmitOutcome::Applied(reply) if reply == json!("created") => StatusCode::CREATED,
         SubmitOutcome::Applied(_) | SubmitOutcome::Duplicate => StatusCode::OK,

@@ -174,7 +174,7 @@ pub fn lead(external_id: &str, first_touch_seconds: u64) -> Value {
             "name": "Ana Lima",
             "phone": "+14155550100",
             "email": "ana@example.com",
-            "timezone": "America/Los_Angeles",
+            "timezone": neuronx::demo::daytime_zone(),
             "consent": {"voice": true, "sms": true}
         },
         "sla": {"first_touch_seconds": first_touch_seconds}

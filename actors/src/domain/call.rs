@@ -111,6 +111,13 @@ pub struct Call {
     pub answered_by: Option<AnsweredBy>,
     /// The outcome has been sent to the opportunity; it is sent exactly once.
     pub reported: bool,
+    /// The dial request may or may not have reached the provider. The call
+    /// is never dialed again; callbacks or the watchdog settle it.
+    #[serde(default)]
+    pub dial_unknown: bool,
+    /// The watchdog has asked the provider for the call once already.
+    #[serde(default)]
+    pub fetch_attempted: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -134,6 +141,11 @@ pub enum CallInput {
     DialFailed {
         reason: String,
     },
+    /// The dial request got no answer (timeout, connection reset): it may
+    /// have reached the provider. Never dial again; wait for callbacks.
+    DialUnknown {
+        reason: String,
+    },
     Status {
         status: CallStatus,
         #[serde(default)]
@@ -146,6 +158,14 @@ pub enum CallInput {
     TimerFired {
         timer: CallTimer,
     },
+    /// The provider's answer to `CallEffect::Fetch`, applied like a status
+    /// callback without a sequence number.
+    Fetched {
+        status: CallStatus,
+        #[serde(default)]
+        answered_by: Option<AnsweredBy>,
+        provider_sid: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,6 +173,10 @@ pub enum CallInput {
 pub enum CallEffect {
     Dial {
         to: String,
+        /// Ask the provider for answering-machine detection. Always true:
+        /// both leaving a voicemail and hanging up on machines need it.
+        machine_detection: bool,
+        ring_timeout_seconds: u32,
     },
     Hangup {
         provider_sid: String,
@@ -160,6 +184,11 @@ pub enum CallEffect {
     Report {
         opportunity_id: Uuid,
         result: CallResult,
+    },
+    /// Read the call from the provider (GET Calls/{sid}); the result comes
+    /// back as `CallInput::Fetched`.
+    Fetch {
+        provider_sid: String,
     },
 }
 
@@ -177,6 +206,10 @@ pub struct CallDecision {
 /// `answered_by = human`, not when it completes: the opportunity's
 /// first-touch SLA must not escalate a lead who is on the phone. Every other
 /// outcome is reported at the terminal status. `reported` makes it once only.
+///
+/// The call is dialed once, when placed, and never again. A watchdog that
+/// fires before a terminal status first fetches the call from the provider
+/// (once, when its sid is known) and re-arms; only then is it marked failed.
 pub fn apply(
     state: Option<&Call>,
     input: CallInput,
@@ -199,6 +232,7 @@ pub fn apply(
     };
     let mut step = Step {
         call: current.clone(),
+        now,
         pb: playbook,
         effects: Vec::new(),
         timers: Vec::new(),
@@ -208,6 +242,12 @@ pub fn apply(
         CallInput::Place { .. } => {}
         CallInput::Dialed { provider_sid } => step.dialed(provider_sid)?,
         CallInput::DialFailed { reason } => step.dial_failed(reason),
+        CallInput::DialUnknown { reason } => step.dial_unknown(reason),
+        CallInput::Fetched {
+            status,
+            answered_by,
+            provider_sid,
+        } => step.status(status, None, answered_by, Some(provider_sid))?,
         CallInput::Status {
             status,
             sequence,
@@ -260,12 +300,18 @@ fn place(
         provider_sid: None,
         answered_by: None,
         reported: false,
+        dial_unknown: false,
+        fetch_attempted: false,
         created_at: now,
         updated_at: now,
     };
     Ok(CallDecision {
         state: call,
-        effects: vec![CallEffect::Dial { to }],
+        effects: vec![CallEffect::Dial {
+            to,
+            machine_detection: true,
+            ring_timeout_seconds: u32::try_from(pb.ring_timeout_seconds).unwrap_or(u32::MAX),
+        }],
         timers: vec![
             TimerOp::Set {
                 name: CallTimer::RingTimeout,
@@ -301,202 +347,9 @@ fn outcome(status: CallStatus, was_in_progress: bool, by: Option<AnsweredBy>) ->
     }
 }
 
-struct Step<'a> {
-    call: Call,
-    pb: &'a Playbook,
-    effects: Vec<CallEffect>,
-    timers: Vec<TimerOp<CallTimer>>,
-    timeline: Vec<TimelineEvent>,
-}
+mod progress;
 
-impl Step<'_> {
-    fn dialed(&mut self, sid: String) -> Result<(), Rejection> {
-        if sid.trim().is_empty() {
-            return Err(Rejection::InvalidField {
-                field: "provider_sid",
-                reason: "must not be empty".to_owned(),
-            });
-        }
-        match &self.call.provider_sid {
-            Some(known) if *known == sid => return Ok(()),
-            Some(known) => {
-                return Err(Rejection::SidMismatch {
-                    known: known.clone(),
-                    got: sid,
-                })
-            }
-            None => self.call.provider_sid = Some(sid.clone()),
-        }
-        if self.call.status.is_terminal() {
-            // We already gave up on this call (ring timeout or watchdog
-            // before the provider answered our request); make sure the
-            // provider's leg does not ring on unobserved.
-            self.effects.push(CallEffect::Hangup {
-                provider_sid: sid.clone(),
-            });
-        }
-        self.event(
-            Cause::Channel,
-            format!("the provider accepted the call as {sid}"),
-            json!({ "status": self.call.status, "provider_sid": sid }),
-        );
-        Ok(())
-    }
-
-    fn dial_failed(&mut self, reason: String) {
-        // Once the provider has accepted the call its callbacks are the
-        // authority; a late refusal from a retried request cannot undo that.
-        if self.call.status != CallStatus::Queued || self.call.provider_sid.is_some() {
-            return;
-        }
-        let text = format!("the provider refused the call: {reason}");
-        self.end(CallStatus::Failed, CallResult::Failed, Cause::Channel, text);
-    }
-
-    fn status(
-        &mut self,
-        status: CallStatus,
-        sequence: Option<u64>,
-        answered_by: Option<AnsweredBy>,
-        provider_sid: Option<String>,
-    ) -> Result<(), Rejection> {
-        if let (Some(known), Some(got)) = (&self.call.provider_sid, &provider_sid) {
-            if known != got {
-                return Err(Rejection::SidMismatch {
-                    known: known.clone(),
-                    got: got.clone(),
-                });
-            }
-        }
-        let from = self.call.status;
-        let stale =
-            matches!((self.call.last_sequence, sequence), (Some(last), Some(seq)) if seq <= last);
-        let news = status.rank() > from.rank()
-            || (status == from && answered_by.is_some() && answered_by != self.call.answered_by);
-        if from.is_terminal() || stale || !news {
-            return Ok(());
-        }
-        let was_machine = self.call.answered_by.is_some_and(AnsweredBy::is_machine);
-        self.call.status = status;
-        self.call.last_sequence = self.call.last_sequence.max(sequence);
-        if self.call.provider_sid.is_none() {
-            self.call.provider_sid = provider_sid;
-        }
-        if answered_by.is_some() {
-            self.call.answered_by = answered_by;
-        }
-        let by = self.call.answered_by;
-        self.event(
-            Cause::Channel,
-            format!("call status {status} (was {from})"),
-            json!({ "from": from, "to": status, "sequence": sequence, "answered_by": by }),
-        );
-        if status == CallStatus::InProgress {
-            self.clear(CallTimer::RingTimeout);
-            if by == Some(AnsweredBy::Human) {
-                self.report(CallResult::Answered);
-            }
-            let now_machine = by.is_some_and(AnsweredBy::is_machine);
-            if now_machine && !was_machine && !self.pb.voicemail {
-                // The playbook leaves no voicemail; the completed callback
-                // that follows the hangup reports the machine.
-                self.hangup();
-            }
-        } else if status.is_terminal() {
-            let was_in_progress = from == CallStatus::InProgress;
-            self.report(outcome(status, was_in_progress, by));
-            self.clear(CallTimer::RingTimeout);
-            self.clear(CallTimer::Watchdog);
-        }
-        Ok(())
-    }
-
-    fn timer_fired(&mut self, timer: CallTimer) {
-        let status = self.call.status;
-        if status.is_terminal() {
-            return;
-        }
-        match timer {
-            CallTimer::RingTimeout if status == CallStatus::InProgress => {}
-            CallTimer::RingTimeout => {
-                self.hangup();
-                let text = format!(
-                    "no answer within {} s; hanging up",
-                    self.pb.ring_timeout_seconds
-                );
-                self.end(
-                    CallStatus::NoAnswer,
-                    CallResult::NoAnswer,
-                    Cause::Playbook,
-                    text,
-                );
-            }
-            CallTimer::Watchdog => {
-                // A call still in progress did connect; reporting it failed
-                // would make the opportunity redial a lead who picked up.
-                let result = if status == CallStatus::InProgress {
-                    outcome(CallStatus::Completed, true, self.call.answered_by)
-                } else {
-                    CallResult::Failed
-                };
-                let text = format!(
-                    "no terminal status within {} s; marking the call failed",
-                    self.pb.call_watchdog_seconds
-                );
-                self.end(CallStatus::Failed, result, Cause::System, text);
-            }
-        }
-    }
-
-    /// Ends the call locally, without a provider callback.
-    fn end(&mut self, status: CallStatus, result: CallResult, cause: Cause, text: String) {
-        let from = std::mem::replace(&mut self.call.status, status);
-        self.event(cause, text, json!({ "from": from, "to": status }));
-        self.report(result);
-        self.clear(CallTimer::RingTimeout);
-        self.clear(CallTimer::Watchdog);
-    }
-
-    fn report(&mut self, result: CallResult) {
-        if self.call.reported {
-            return;
-        }
-        self.call.reported = true;
-        self.effects.push(CallEffect::Report {
-            opportunity_id: self.call.opportunity_id,
-            result,
-        });
-        self.timeline.push(TimelineEvent::new(
-            TimelineKind::CallOutcome,
-            Cause::Channel,
-            format!("call outcome {result} reported to the opportunity"),
-            json!({ "result": result, "attempt": self.call.attempt }),
-        ));
-    }
-
-    fn hangup(&mut self) {
-        if let Some(sid) = &self.call.provider_sid {
-            self.effects.push(CallEffect::Hangup {
-                provider_sid: sid.clone(),
-            });
-        }
-    }
-
-    fn clear(&mut self, name: CallTimer) {
-        if !self.timers.contains(&TimerOp::Clear { name }) {
-            self.timers.push(TimerOp::Clear { name });
-        }
-    }
-
-    fn event(&mut self, cause: Cause, reason: String, data: serde_json::Value) {
-        self.timeline.push(TimelineEvent::new(
-            TimelineKind::CallStatus,
-            cause,
-            reason,
-            data,
-        ));
-    }
-}
+use progress::Step;
 
 #[cfg(test)]
 #[path = "call_tests.rs"]

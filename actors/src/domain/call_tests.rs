@@ -97,7 +97,9 @@ fn place_dials_and_arms_both_timers() {
     assert_eq!(
         d.effects,
         vec![CallEffect::Dial {
-            to: "+14155550100".into()
+            to: "+14155550100".into(),
+            machine_detection: true,
+            ring_timeout_seconds: 30,
         }]
     );
     assert_eq!(
@@ -400,30 +402,41 @@ fn ring_timeout_hangs_up_an_unanswered_call() {
     assert_eq!(ignored.state, answered);
 }
 
+fn watchdog() -> CallInput {
+    CallInput::TimerFired {
+        timer: CallTimer::Watchdog,
+    }
+}
+
+fn fetch() -> CallEffect {
+    CallEffect::Fetch {
+        provider_sid: "CA1".into(),
+    }
+}
+
+fn fetched(status: CallStatus, answered_by: Option<AnsweredBy>) -> CallInput {
+    CallInput::Fetched {
+        status,
+        answered_by,
+        provider_sid: "CA1".into(),
+    }
+}
+
 #[test]
 fn watchdog_gives_up_on_a_silent_call() {
-    let ringing = run(&dialed(), status(Ringing, Some(1), None), 5).state;
-    let d = run(
-        &ringing,
-        CallInput::TimerFired {
-            timer: CallTimer::Watchdog,
-        },
-        300,
-    );
+    // Without a provider sid there is nothing to fetch.
+    let d = run(&placed(), watchdog(), 300);
     assert_eq!(d.state.status, Failed);
     assert_eq!(d.effects, vec![report(CallResult::Failed)]);
     assert_eq!(
         d.timeline[0].reason,
         "no terminal status within 300 s; marking the call failed"
     );
+    // An in-progress call did connect; the fetch failing still reports it.
     let talking = run(&dialed(), status(InProgress, None, None), 5).state;
-    let d = run(
-        &talking,
-        CallInput::TimerFired {
-            timer: CallTimer::Watchdog,
-        },
-        300,
-    );
+    let asked = run(&talking, watchdog(), 300);
+    assert_eq!(asked.effects, vec![fetch()]);
+    let d = run(&asked.state, watchdog(), 600);
     assert_eq!(d.effects, vec![report(CallResult::Answered)]);
     let done = run(&dialed(), status(Busy, None, None), 5).state;
     assert_eq!(
@@ -484,6 +497,104 @@ fn a_foreign_provider_sid_is_rejected() {
     assert_eq!(dup.state, dialed());
 }
 
+#[test]
+fn watchdog_fetches_once_and_the_fetch_resolves_the_call() {
+    let ringing = run(&dialed(), status(Ringing, Some(1), None), 5).state;
+    let d = run(&ringing, watchdog(), 300);
+    assert_eq!(d.state.status, Ringing);
+    assert!(d.state.fetch_attempted && !d.state.reported);
+    assert_eq!(d.effects, vec![fetch()]);
+    assert_eq!(
+        d.timers,
+        vec![TimerOp::Set {
+            name: CallTimer::Watchdog,
+            at: t(600)
+        }]
+    );
+    assert_eq!(
+        d.timeline[0].reason,
+        "no terminal status within 300 s; asking the provider for the call"
+    );
+    let resolved = run(&d.state, fetched(Completed, Some(MachineStart)), 301);
+    assert_eq!(resolved.state.status, Completed);
+    assert_eq!(resolved.effects, vec![report(CallResult::Machine)]);
+    assert!(resolved.timers.contains(&TimerOp::Clear {
+        name: CallTimer::Watchdog
+    }));
+    // The re-armed watchdog firing late finds the call settled.
+    let late = run(&resolved.state, watchdog(), 600);
+    assert_eq!(late.state, resolved.state);
+    assert!(late.effects.is_empty());
+}
+
+#[test]
+fn a_fetch_that_never_answers_fails_the_call() {
+    let ringing = run(&dialed(), status(Ringing, Some(1), None), 5).state;
+    let asked = run(&ringing, watchdog(), 300).state;
+    let d = run(&asked, watchdog(), 600);
+    assert_eq!(d.state.status, Failed);
+    assert_eq!(d.effects, vec![report(CallResult::Failed)]);
+    assert_eq!(
+        d.timeline[0].reason,
+        "still no terminal status after asking the provider; marking the call failed"
+    );
+    // A fetch still showing the call ringing changes nothing new.
+    let still = run(&asked, fetched(Ringing, None), 301);
+    assert_eq!(still.state, asked);
+    assert!(still.effects.is_empty());
+}
+
+#[test]
+fn an_unknown_dial_outcome_never_redials() {
+    let unknown = CallInput::DialUnknown {
+        reason: "timed out".into(),
+    };
+    let d = run(&placed(), unknown.clone(), 1);
+    assert!(d.state.dial_unknown);
+    assert_eq!(d.state.status, Queued);
+    assert!(d.effects.is_empty() && d.timers.is_empty());
+    assert!(d.timeline[0].reason.contains("not dialing again"));
+    let dup = run(&d.state, unknown.clone(), 2);
+    assert_eq!(dup.state, d.state);
+    assert!(dup.timeline.is_empty());
+    // The provider's callbacks settle it as usual.
+    let (call, ds) = feed(
+        d.state.clone(),
+        vec![
+            status(Ringing, Some(1), None),
+            status(InProgress, Some(2), Some(Human)),
+        ],
+    );
+    assert_eq!(call.provider_sid.as_deref(), Some("CA1"));
+    assert_eq!(reports(&ds), vec![CallResult::Answered]);
+    // Without any callback the watchdog gives up; nothing to fetch.
+    let gave_up = run(&d.state, watchdog(), 300);
+    assert_eq!(gave_up.effects, vec![report(CallResult::Failed)]);
+    assert_eq!(
+        gave_up.timeline[0].reason,
+        "the dial request's outcome was never resolved; marking the call failed"
+    );
+    // Once the provider has the call, an unknown outcome is moot.
+    assert_eq!(run(&dialed(), unknown, 2).state, dialed());
+}
+
+#[test]
+fn reconciliation_inputs_have_tagged_wire_shapes() {
+    let input: CallInput = serde_json::from_value(json!({
+        "type": "fetched", "status": "completed", "answered_by": "human", "provider_sid": "CA1"
+    }))
+    .unwrap();
+    assert_eq!(input, fetched(Completed, Some(Human)));
+    let effect = serde_json::to_value(fetch()).unwrap();
+    assert_eq!(effect, json!({"type": "fetch", "provider_sid": "CA1"}));
+    let old = json!({"id": Uuid::nil(), "opportunity_id": Uuid::nil(), "to": "+14155550100",
+        "attempt": 1, "playbook": "p", "status": "queued", "last_sequence": null,
+        "provider_sid": null, "answered_by": null, "reported": false,
+        "created_at": t(0), "updated_at": t(0)});
+    let call: Call = serde_json::from_value(old).unwrap();
+    assert!(!call.dial_unknown && !call.fetch_attempted);
+}
+
 // ---- properties ----------------------------------------------------------
 
 #[derive(Debug, Clone)]
@@ -492,6 +603,7 @@ struct CallSim {
     call: Call,
     armed: BTreeMap<CallTimer, DateTime<Utc>>,
     reports: usize,
+    fetches: usize,
     now: DateTime<Utc>,
 }
 
@@ -499,6 +611,15 @@ fn check_invariants(sim: &CallSim) -> Result<(), String> {
     let c = &sim.call;
     let checks = [
         (sim.reports <= 1, "reported more than once"),
+        (sim.fetches <= 1, "fetched more than once"),
+        (
+            c.fetch_attempted == (sim.fetches == 1),
+            "fetch flag disagrees with fetches sent",
+        ),
+        (
+            !c.status.is_terminal() || !sim.armed.contains_key(&CallTimer::Watchdog),
+            "watchdog armed on a settled call",
+        ),
         (
             c.reported == (sim.reports == 1),
             "reported flag disagrees with reports sent",
@@ -533,6 +654,10 @@ fn call_input() -> impl Strategy<Value = CallInput> {
     prop_oneof![
         1 => sid.clone().prop_map(|provider_sid| CallInput::Dialed { provider_sid }),
         1 => Just(CallInput::DialFailed { reason: "refused".into() }),
+        1 => Just(CallInput::DialUnknown { reason: "timed out".into() }),
+        2 => (prop::sample::select(CallStatus::ALL.to_vec()), prop::option::of(prop::sample::select(AnsweredBy::ALL.to_vec())), sid.clone()).prop_map(
+            |(status, answered_by, provider_sid)| CallInput::Fetched { status, answered_by, provider_sid }
+        ),
         8 => (status, prop::option::of(0u64..8), answered, prop::option::of(sid)).prop_map(
             |(status, sequence, answered_by, provider_sid)| CallInput::Status { status, sequence, answered_by, provider_sid }
         ),
@@ -556,10 +681,19 @@ fn step_checks(before: &Call, d: &CallDecision) -> Result<(), String> {
         .effects
         .iter()
         .all(|e| matches!(e, CallEffect::Hangup { .. }));
-    let no_sets = d
-        .timers
+    let fetching = d
+        .effects
         .iter()
-        .all(|op| matches!(op, TimerOp::Clear { .. }));
+        .any(|e| matches!(e, CallEffect::Fetch { .. }));
+    // Only the watchdog is re-armed, and only when it asks for a fetch.
+    let no_sets = d.timers.iter().all(|op| match op {
+        TimerOp::Clear { .. } => true,
+        TimerOp::Set { name, .. } => fetching && *name == CallTimer::Watchdog,
+    });
+    let no_dial = !d
+        .effects
+        .iter()
+        .any(|e| matches!(e, CallEffect::Dial { .. }));
     let checks = [
         (
             after.status.rank() >= before.status.rank(),
@@ -576,6 +710,7 @@ fn step_checks(before: &Call, d: &CallDecision) -> Result<(), String> {
             "terminal call emitted more than a hangup",
         ),
         (no_sets, "timer armed after placing"),
+        (no_dial, "dialed again after placing"),
         (
             after.last_sequence >= before.last_sequence,
             "sequence went backwards",
@@ -596,7 +731,7 @@ proptest! {
         inputs in prop::collection::vec((call_input(), 0u16..100), 0..40),
     ) {
         let d = apply(None, place(), t(0), &pb).unwrap();
-        let mut sim = CallSim { pb, call: d.state, armed: BTreeMap::new(), reports: 0, now: t(0) };
+        let mut sim = CallSim { pb, call: d.state, armed: BTreeMap::new(), reports: 0, fetches: 0, now: t(0) };
         for op in &d.timers {
             if let TimerOp::Set { name, at } = op { sim.armed.insert(*name, *at); }
         }
@@ -612,8 +747,12 @@ proptest! {
                 return Err(TestCaseError::fail(e));
             }
             sim.reports += d.effects.iter().filter(|e| matches!(e, CallEffect::Report { .. })).count();
+            sim.fetches += d.effects.iter().filter(|e| matches!(e, CallEffect::Fetch { .. })).count();
             for op in &d.timers {
-                if let TimerOp::Clear { name } = op { sim.armed.remove(name); }
+                match op {
+                    TimerOp::Set { name, at } => sim.armed.insert(*name, *at),
+                    TimerOp::Clear { name } => sim.armed.remove(name),
+                };
             }
             sim.call = d.state;
             if let Err(e) = check_invariants(&sim) {

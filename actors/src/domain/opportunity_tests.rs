@@ -1,18 +1,29 @@
-use std::collections::BTreeMap;
-
 use chrono::{TimeDelta, TimeZone};
-use proptest::prelude::*;
 use serde_json::json;
 
+use super::step::timer_name;
 use super::*;
+use crate::domain::compliance::{Purpose, Rules};
+use crate::domain::timeline::{Cause, TimelineEvent, TimelineKind};
 
+/// Wednesday 2025-01-08 12:00 in Los Angeles, the test contact's zone: well
+/// inside calling hours.
 fn t(seconds: i64) -> DateTime<Utc> {
-    let t0 = Utc.with_ymd_and_hms(2025, 1, 1, 12, 0, 0).unwrap();
+    let t0 = Utc.with_ymd_and_hms(2025, 1, 8, 20, 0, 0).unwrap();
     t0 + TimeDelta::seconds(seconds)
 }
 
 fn pb() -> Playbook {
     Playbook::with_defaults("speed-to-lead")
+}
+
+fn rules() -> Rules {
+    Rules::federal_only()
+}
+
+/// The shipped table: state windows, Florida's cap, holidays.
+fn shipped_rules() -> Rules {
+    Rules::from_toml(include_str!("../../../config/compliance.toml")).unwrap()
 }
 
 fn opp_id() -> Uuid {
@@ -45,7 +56,7 @@ fn created_with(voice: bool, sms: bool, pb: &Playbook) -> Opportunity {
     if let OppInput::Create { playbook, .. } = &mut input {
         playbook.clone_from(&pb.name);
     }
-    apply(None, input, t(0), pb).unwrap().state
+    apply(None, input, t(0), pb, &rules()).unwrap().state
 }
 
 fn created(voice: bool, sms: bool) -> Opportunity {
@@ -53,7 +64,7 @@ fn created(voice: bool, sms: bool) -> Opportunity {
 }
 
 fn run(state: &Opportunity, input: OppInput, at: i64) -> OppDecision {
-    apply(Some(state), input, t(at), &pb()).unwrap()
+    apply(Some(state), input, t(at), &pb(), &rules()).unwrap()
 }
 
 fn kinds(d: &OppDecision) -> Vec<TimelineKind> {
@@ -83,7 +94,7 @@ fn set_stage(stage: Stage) -> OppInput {
 
 #[test]
 fn create_with_voice_consent_places_the_first_call() {
-    let d = apply(None, create_input(true, true), t(0), &pb()).unwrap();
+    let d = apply(None, create_input(true, true), t(0), &pb(), &rules()).unwrap();
     let call_id = Uuid::new_v5(&opp_id(), b"call-1");
     assert_eq!(d.reply, OppReply::Created);
     assert_eq!(d.state.stage, Stage::Contacting);
@@ -113,18 +124,19 @@ fn create_with_voice_consent_places_the_first_call() {
 
 #[test]
 fn create_with_sms_only_texts_the_lead() {
-    let d = apply(None, create_input(false, true), t(0), &pb()).unwrap();
+    let d = apply(None, create_input(false, true), t(0), &pb(), &rules()).unwrap();
     assert_eq!(d.state.attempts, 0);
     assert_eq!(d.state.active_call, None);
     let body = "Hi Ana, we just tried to call you. Reply here or call us back.".to_owned();
     let to = "+14155550100".to_owned();
-    assert_eq!(d.effects, vec![OppEffect::SendSms { to, body }]);
+    let purpose = Purpose::Marketing;
+    assert_eq!(d.effects, vec![OppEffect::SendSms { to, body, purpose }]);
     assert_eq!(d.timeline.last().unwrap().kind, TimelineKind::EffectSent);
 }
 
 #[test]
 fn create_without_consent_only_arms_the_sla() {
-    let d = apply(None, create_input(false, false), t(0), &pb()).unwrap();
+    let d = apply(None, create_input(false, false), t(0), &pb(), &rules()).unwrap();
     assert!(d.effects.is_empty());
     assert_eq!(d.timers.len(), 1);
 }
@@ -138,7 +150,7 @@ fn create_honours_sla_override_and_assignee() {
         });
         *assignee = Some("bo".into());
     }
-    let d = apply(None, input, t(0), &pb()).unwrap();
+    let d = apply(None, input, t(0), &pb(), &rules()).unwrap();
     assert_eq!(d.state.assignee, "bo");
     assert_eq!(d.state.first_touch_seconds, 60);
     assert!(d.timers.contains(&TimerOp::Set {
@@ -158,7 +170,7 @@ fn create_is_idempotent() {
 
 #[test]
 fn inputs_other_than_create_need_an_opportunity() {
-    let err = apply(None, fire(OppTimer::RetryCall), t(0), &pb()).unwrap_err();
+    let err = apply(None, fire(OppTimer::RetryCall), t(0), &pb(), &rules()).unwrap_err();
     assert_eq!(err, Rejection::NotFound);
 }
 
@@ -167,7 +179,9 @@ fn create_rejections_name_the_field() {
     let reject = |edit: fn(&mut OppInput)| {
         let mut input = create_input(true, true);
         edit(&mut input);
-        apply(None, input, t(0), &pb()).unwrap_err().to_string()
+        apply(None, input, t(0), &pb(), &rules())
+            .unwrap_err()
+            .to_string()
     };
     let bad_phone = reject(|i| {
         if let OppInput::Create { contact, .. } = i {
@@ -249,6 +263,8 @@ fn stage_moves_follow_the_table() {
         (Booked, &[Won, Qualified]),
         (Unreachable, &[Contacting, Nurture]),
         (Nurture, &[Contacting]),
+        // Only once the contact has opted back in; `apply` checks.
+        (DoNotContact, &[Contacting]),
     ];
     for &from in Stage::ALL {
         for &to in Stage::ALL {
@@ -414,11 +430,19 @@ fn exhausting_attempts_marks_the_lead_unreachable() {
             call_id,
             result: CallResult::Machine,
         };
-        opp = apply(Some(&opp), input, t(at), &demo).unwrap().state;
+        opp = apply(Some(&opp), input, t(at), &demo, &rules())
+            .unwrap()
+            .state;
         if opp.stage == Stage::Contacting {
-            opp = apply(Some(&opp), fire(OppTimer::RetryCall), t(at + 1), &demo)
-                .unwrap()
-                .state;
+            opp = apply(
+                Some(&opp),
+                fire(OppTimer::RetryCall),
+                t(at + 1),
+                &demo,
+                &rules(),
+            )
+            .unwrap()
+            .state;
         }
     }
     assert_eq!(opp.stage, Stage::Unreachable);
@@ -428,7 +452,7 @@ fn exhausting_attempts_marks_the_lead_unreachable() {
     before.stage = Stage::Contacting;
     before.active_call = Some(Uuid::new_v5(&opp_id(), b"call-2"));
     let input = finish(&before, CallResult::NoAnswer);
-    let d = apply(Some(&before), input, t(30), &demo).unwrap();
+    let d = apply(Some(&before), input, t(30), &demo, &rules()).unwrap();
     use TimelineKind::*;
     assert_eq!(
         kinds(&d),
@@ -439,7 +463,9 @@ fn exhausting_attempts_marks_the_lead_unreachable() {
         json!({"from": "contacting", "to": "unreachable"})
     );
     for &name in OppTimer::ALL {
-        assert!(d.timers.contains(&TimerOp::Clear { name }), "{name}");
+        // A parked lead may still get a text the gate deferred.
+        let cleared = d.timers.contains(&TimerOp::Clear { name });
+        assert_eq!(cleared, name != OppTimer::SendSms, "{name}");
     }
     assert!(run(&d.state, fire(OppTimer::RetryCall), 40)
         .effects
@@ -472,9 +498,16 @@ fn pause_and_resume_guard_their_preconditions() {
     assert!(paused.state.paused);
     assert_eq!(paused.timeline[0].reason, "paused by ana: lead asked");
     assert_eq!(paused.timeline[0].cause, Cause::Operator(op("ana")));
-    let err = apply(Some(&paused.state), pause(), t(6), &pb()).unwrap_err();
+    let err = apply(Some(&paused.state), pause(), t(6), &pb(), &rules()).unwrap_err();
     assert_eq!(err.to_string(), "opportunity is already paused");
-    let err = apply(Some(&opp), OppInput::Resume { by: op("ana") }, t(6), &pb()).unwrap_err();
+    let err = apply(
+        Some(&opp),
+        OppInput::Resume { by: op("ana") },
+        t(6),
+        &pb(),
+        &rules(),
+    )
+    .unwrap_err();
     assert_eq!(err, Rejection::NotPaused);
 }
 
@@ -546,7 +579,7 @@ fn reassign_records_who_and_why() {
         json!({"from": "unassigned", "to": "bo", "by": "ana", "reason": "vacation"})
     );
     assert_eq!(run(&d.state, reassign("bo"), 6).state, d.state);
-    let err = apply(Some(&opp), reassign(""), t(5), &pb()).unwrap_err();
+    let err = apply(Some(&opp), reassign(""), t(5), &pb(), &rules()).unwrap_err();
     assert_eq!(err.to_string(), "invalid assignee: must not be empty");
 }
 
@@ -573,13 +606,13 @@ fn operator_escalation() {
         5,
     )
     .state;
-    let err = apply(Some(&paused), escalate(), t(6), &pb()).unwrap_err();
+    let err = apply(Some(&paused), escalate(), t(6), &pb(), &rules()).unwrap_err();
     assert!(matches!(err, Rejection::Paused { .. }));
     let won = Opportunity {
         stage: Stage::Won,
         ..opp
     };
-    let err = apply(Some(&won), escalate(), t(6), &pb()).unwrap_err();
+    let err = apply(Some(&won), escalate(), t(6), &pb(), &rules()).unwrap_err();
     assert_eq!(
         err.to_string(),
         "opportunity is won, a terminal stage; cannot escalate"
@@ -592,13 +625,20 @@ fn illegal_stage_moves_are_rejected() {
         stage: Stage::Won,
         ..created(true, true)
     };
-    let err = apply(Some(&won), set_stage(Stage::Contacting), t(5), &pb()).unwrap_err();
+    let err = apply(
+        Some(&won),
+        set_stage(Stage::Contacting),
+        t(5),
+        &pb(),
+        &rules(),
+    )
+    .unwrap_err();
     assert_eq!(
         err.to_string(),
         "illegal stage transition from won to contacting"
     );
     let opp = created(true, true);
-    let err = apply(Some(&opp), set_stage(Stage::Booked), t(5), &pb()).unwrap_err();
+    let err = apply(Some(&opp), set_stage(Stage::Booked), t(5), &pb(), &rules()).unwrap_err();
     assert_eq!(
         err,
         Rejection::IllegalTransition {
@@ -694,341 +734,8 @@ fn reply_engages_and_arms_the_response_sla() {
     ));
 }
 
-// ---- properties ----------------------------------------------------------
+#[path = "opportunity_compliance_tests.rs"]
+mod compliance;
 
-/// A host's view: the opportunity plus the timers its decisions armed.
-#[derive(Debug, Clone)]
-struct Sim {
-    pb: Playbook,
-    opp: Opportunity,
-    armed: BTreeMap<OppTimer, DateTime<Utc>>,
-    now: DateTime<Utc>,
-}
-
-fn check_invariants(sim: &Sim) -> Result<(), String> {
-    let o = &sim.opp;
-    let armed_or_held = |t: OppTimer| sim.armed.contains_key(&t) || o.held_timers.contains(&t);
-    let mut held = o.held_timers.clone();
-    held.sort();
-    held.dedup();
-    let checks = [
-        (
-            o.attempts <= sim.pb.max_attempts,
-            "attempts exceed max_attempts",
-        ),
-        (o.stage != Stage::New, "stage new after creation"),
-        (
-            !o.stage.is_terminal() || sim.armed.is_empty(),
-            "terminal with armed timers",
-        ),
-        (
-            !o.stage.is_terminal() || o.held_timers.is_empty(),
-            "terminal with held timers",
-        ),
-        (
-            o.paused || o.held_timers.is_empty(),
-            "held timers while running",
-        ),
-        (held.len() == o.held_timers.len(), "duplicate held timers"),
-        (
-            !armed_or_held(OppTimer::RetryCall) || o.stage == Stage::Contacting,
-            "retry outside contacting",
-        ),
-        (
-            !o.reached || !armed_or_held(OppTimer::FirstTouchSla),
-            "first-touch sla after reaching",
-        ),
-        (
-            o.active_call.is_none() || (o.contact.consent.voice && o.attempts >= 1),
-            "call without consent",
-        ),
-        (o.updated_at >= o.created_at, "updated before created"),
-    ];
-    match checks.iter().find(|(ok, _)| !ok) {
-        Some((_, what)) => Err(format!("{what}: {o:?} armed {:?}", sim.armed)),
-        None => Ok(()),
-    }
-}
-
-#[derive(Debug, Clone)]
-enum Act {
-    Pause,
-    Resume,
-    Reassign(bool),
-    Escalate,
-    SetStage(Stage),
-    FireArmed(usize),
-    FireAny(OppTimer),
-    FinishActive(CallResult),
-    FinishStray(CallResult),
-    Reply,
-    Create,
-    Wait(u16),
-}
-
-fn call_result() -> impl Strategy<Value = CallResult> {
-    use CallResult::*;
-    prop::sample::select(vec![Answered, Machine, NoAnswer, Busy, Failed, Canceled])
-}
-
-fn act() -> impl Strategy<Value = Act> {
-    prop_oneof![
-        2 => Just(Act::Pause),
-        2 => Just(Act::Resume),
-        1 => any::<bool>().prop_map(Act::Reassign),
-        1 => Just(Act::Escalate),
-        3 => prop::sample::select(Stage::ALL.to_vec()).prop_map(Act::SetStage),
-        6 => any::<usize>().prop_map(Act::FireArmed),
-        1 => prop::sample::select(OppTimer::ALL.to_vec()).prop_map(Act::FireAny),
-        6 => call_result().prop_map(Act::FinishActive),
-        1 => call_result().prop_map(Act::FinishStray),
-        2 => Just(Act::Reply),
-        1 => Just(Act::Create),
-        2 => (0u16..900).prop_map(Act::Wait),
-    ]
-}
-
-fn playbook() -> impl Strategy<Value = Playbook> {
-    (1u32..5, 1u64..400, 1u64..200, 0u64..700, any::<bool>()).prop_map(
-        |(max_attempts, first_touch, response, retry, sms)| Playbook {
-            max_attempts,
-            first_touch_sla_seconds: first_touch,
-            response_sla_seconds: response,
-            retry_delay_seconds: retry,
-            sms_after_missed_call: sms.then(|| "Hi {name}".to_owned()),
-            ..pb()
-        },
-    )
-}
-
-/// Fresh opportunities, and opportunities built directly in any stage.
-fn start() -> impl Strategy<Value = Sim> {
-    let fresh = (
-        playbook(),
-        any::<(bool, bool)>(),
-        prop::option::of(1u64..500),
-    )
-        .prop_map(|(pb, (voice, sms), first_touch)| {
-            let mut input = create_input(voice, sms);
-            if let OppInput::Create { playbook, sla, .. } = &mut input {
-                playbook.clone_from(&pb.name);
-                *sla = Some(SlaOverride {
-                    first_touch_seconds: first_touch,
-                });
-            }
-            let d = apply(None, input, t(0), &pb).unwrap();
-            let mut sim = Sim {
-                pb,
-                opp: d.state,
-                armed: BTreeMap::new(),
-                now: t(0),
-            };
-            track(&mut sim, &d.timers);
-            sim
-        });
-    let stage = prop::sample::select(Stage::ALL[1..].to_vec());
-    let flags = any::<(bool, bool, bool, bool, bool)>();
-    let held = prop::collection::vec(prop::sample::select(OppTimer::ALL.to_vec()), 0..4);
-    let built = (playbook(), stage, flags, 0u32..5, held).prop_map(
-        |(pb, stage, (voice, sms, paused, reached, calling), attempts, mut held)| {
-            let mut opp = created_with(voice, sms, &pb);
-            opp.stage = stage;
-            opp.attempts = attempts.min(pb.max_attempts);
-            opp.active_call = (calling && voice && opp.attempts >= 1)
-                .then(|| Uuid::new_v5(&opp.id, format!("call-{}", opp.attempts).as_bytes()));
-            opp.paused = paused;
-            opp.reached = reached;
-            held.sort();
-            held.dedup();
-            held.retain(|h| {
-                paused
-                    && !stage.is_terminal()
-                    && (*h != OppTimer::RetryCall || stage == Stage::Contacting)
-                    && (*h != OppTimer::FirstTouchSla || !reached)
-            });
-            opp.held_timers = held;
-            Sim {
-                pb,
-                opp,
-                armed: BTreeMap::new(),
-                now: t(0),
-            }
-        },
-    );
-    prop_oneof![fresh, built]
-}
-
-fn track(sim: &mut Sim, ops: &[TimerOp<OppTimer>]) {
-    for op in ops {
-        match op {
-            TimerOp::Set { name, at } => sim.armed.insert(*name, *at),
-            TimerOp::Clear { name } => sim.armed.remove(name),
-        };
-    }
-}
-
-/// Turns an abstract act into a concrete input, firing armed timers the way
-/// a host would (advancing the clock and disarming them).
-fn resolve(sim: &mut Sim, act: Act) -> Option<OppInput> {
-    let by = op("ana");
-    Some(match act {
-        Act::Pause => OppInput::Pause { by, reason: None },
-        Act::Resume => OppInput::Resume { by },
-        Act::Reassign(other) => {
-            let assignee = if other { "bo" } else { "ana" }.to_owned();
-            OppInput::Reassign {
-                assignee,
-                by,
-                reason: String::new(),
-            }
-        }
-        Act::Escalate => OppInput::Escalate { by, reason: None },
-        Act::SetStage(stage) => OppInput::SetStage {
-            stage,
-            by,
-            reason: None,
-        },
-        Act::FireArmed(i) => {
-            let (&timer, &at) = sim.armed.iter().nth(i % sim.armed.len().max(1))?;
-            sim.now = sim.now.max(at);
-            sim.armed.remove(&timer);
-            OppInput::TimerFired { timer }
-        }
-        Act::FireAny(timer) => {
-            sim.armed.remove(&timer);
-            OppInput::TimerFired { timer }
-        }
-        Act::FinishActive(result) => OppInput::CallFinished {
-            call_id: sim.opp.active_call?,
-            result,
-        },
-        Act::FinishStray(result) => OppInput::CallFinished {
-            call_id: Uuid::nil(),
-            result,
-        },
-        Act::Reply => OppInput::Replied { body: "ok".into() },
-        Act::Create => create_input(true, true),
-        Act::Wait(s) => {
-            sim.now += TimeDelta::seconds(i64::from(s));
-            return None;
-        }
-    })
-}
-
-fn step_checks(before: &Opportunity, input: &OppInput, d: &OppDecision) -> Result<(), String> {
-    let after = &d.state;
-    let resuming = matches!(input, OppInput::Resume { .. });
-    let stage_events: Vec<_> = d
-        .timeline
-        .iter()
-        .filter(|e| e.kind == TimelineKind::StageChanged)
-        .collect();
-    let moved = before.stage != after.stage;
-    let starts = d
-        .effects
-        .iter()
-        .filter(|e| matches!(e, OppEffect::StartCall { .. }))
-        .count();
-    let mut names: Vec<_> = d.timers.iter().map(timer_name).collect();
-    names.sort();
-    names.dedup();
-    let checks = [
-        (
-            !before.paused || resuming || d.effects.is_empty(),
-            "paused opportunity emitted effects",
-        ),
-        (
-            !before.stage.is_terminal() || d.effects.is_empty(),
-            "terminal stage emitted effects",
-        ),
-        (
-            !before.stage.is_terminal() || after.stage == before.stage,
-            "left a terminal stage",
-        ),
-        (
-            !before.stage.is_terminal()
-                || after
-                    .active_call
-                    .is_none_or(|c| before.active_call == Some(c)),
-            "closed opportunity started a call",
-        ),
-        (
-            stage_events.len() == usize::from(moved),
-            "stage change without exactly one event",
-        ),
-        (
-            stage_events
-                .iter()
-                .all(|e| e.data == json!({"from": before.stage, "to": after.stage})),
-            "stage event data does not match the move",
-        ),
-        (starts <= 1, "more than one call started"),
-        (
-            (after.attempts > before.attempts) == (starts == 1),
-            "attempts changed without a call",
-        ),
-        (after.attempts <= before.attempts + 1, "attempts jumped"),
-        (names.len() == d.timers.len(), "several ops for one timer"),
-        (
-            d.timers.iter().all(|op| match op {
-                TimerOp::Set { at, .. } => *at >= after.updated_at,
-                TimerOp::Clear { .. } => true,
-            }),
-            "timer set in the past",
-        ),
-    ];
-    match checks.iter().find(|(ok, _)| !ok) {
-        Some((_, what)) => Err(format!("{what}: {input:?}\nbefore {before:?}\n{d:?}")),
-        None => Ok(()),
-    }
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
-
-    #[test]
-    fn no_sequence_of_inputs_breaks_an_invariant(
-        mut sim in start(),
-        acts in prop::collection::vec(act(), 0..60),
-    ) {
-        prop_assert_eq!(check_invariants(&sim), Ok(()));
-        for act in acts {
-            let Some(input) = resolve(&mut sim, act) else { continue };
-            let system = matches!(
-                input,
-                OppInput::TimerFired { .. } | OppInput::CallFinished { .. }
-                    | OppInput::Replied { .. } | OppInput::Create { .. }
-            );
-            match apply(Some(&sim.opp), input.clone(), sim.now, &sim.pb) {
-                Ok(d) => {
-                    if let Err(e) = step_checks(&sim.opp, &input, &d) {
-                        return Err(TestCaseError::fail(e));
-                    }
-                    track(&mut sim, &d.timers);
-                    sim.opp = d.state;
-                }
-                Err(e) => prop_assert!(!system, "system input rejected: {e}"),
-            }
-            if let Err(e) = check_invariants(&sim) {
-                return Err(TestCaseError::fail(e));
-            }
-        }
-    }
-
-    #[test]
-    fn apply_is_deterministic(
-        mut sim in start(),
-        acts in prop::collection::vec(act(), 1..20),
-    ) {
-        for act in acts {
-            let Some(input) = resolve(&mut sim, act) else { continue };
-            let first = apply(Some(&sim.opp), input.clone(), sim.now, &sim.pb);
-            let second = apply(Some(&sim.opp), input, sim.now, &sim.pb);
-            prop_assert_eq!(&first, &second);
-            if let Ok(d) = first {
-                track(&mut sim, &d.timers);
-                sim.opp = d.state;
-            }
-        }
-    }
-}
+#[path = "opportunity_props_tests.rs"]
+mod props;

@@ -36,6 +36,12 @@ pub struct Playbook {
     /// by a machine is hung up.
     #[serde(default)]
     pub voicemail: bool,
+    /// The one text confirming an opt-out (STOP), sent at most once ever.
+    #[serde(default = "defaults::opt_out_confirmation")]
+    pub opt_out_confirmation: String,
+    /// The answer to a HELP/INFO text.
+    #[serde(default = "defaults::help_reply")]
+    pub help_reply: String,
 }
 
 mod defaults {
@@ -63,6 +69,13 @@ mod defaults {
     pub fn sms_after_missed_call() -> Option<String> {
         Some("Hi {name}, we just tried to call you. Reply here or call us back.".to_owned())
     }
+    pub fn opt_out_confirmation() -> String {
+        "You are unsubscribed and will receive no more messages. Reply START to resubscribe."
+            .to_owned()
+    }
+    pub fn help_reply() -> String {
+        "Reply STOP to unsubscribe. Msg&data rates may apply.".to_owned()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,6 +100,8 @@ impl Playbook {
             escalation_queue: defaults::escalation_queue(),
             sms_after_missed_call: defaults::sms_after_missed_call(),
             voicemail: false,
+            opt_out_confirmation: defaults::opt_out_confirmation(),
+            help_reply: defaults::help_reply(),
         }
     }
 
@@ -119,6 +134,12 @@ impl Playbook {
         }
         if self.escalation_queue.trim().is_empty() {
             return invalid("escalation_queue", "must not be empty");
+        }
+        if self.opt_out_confirmation.trim().is_empty() {
+            return invalid("opt_out_confirmation", "must not be empty");
+        }
+        if self.help_reply.trim().is_empty() {
+            return invalid("help_reply", "must not be empty");
         }
         Ok(())
     }
@@ -187,6 +208,11 @@ mod tests {
                 "ring_timeout_seconds",
             ),
             ("name = \"x\"\nescalation_queue = \"\"", "escalation_queue"),
+            (
+                "name = \"x\"\nopt_out_confirmation = \" \"",
+                "opt_out_confirmation",
+            ),
+            ("name = \"x\"\nhelp_reply = \"\"", "help_reply"),
         ];
         for (text, field) in cases {
             match Playbook::from_toml(text) {
@@ -209,5 +235,22 @@ mod tests {
             ..pb
         };
         assert_eq!(silent.missed_call_sms("Ana"), None);
+    }
+
+    #[test]
+    fn compliance_texts_default_and_can_be_tuned() {
+        let pb = Playbook::from_toml("name = \"x\"").unwrap();
+        assert_eq!(
+            pb.opt_out_confirmation,
+            "You are unsubscribed and will receive no more messages. Reply START to resubscribe."
+        );
+        assert_eq!(
+            pb.help_reply,
+            "Reply STOP to unsubscribe. Msg&data rates may apply."
+        );
+        let tuned =
+            Playbook::from_toml("name = \"x\"\nhelp_reply = \"Acme: call 555. STOP to end.\"")
+                .unwrap();
+        assert_eq!(tuned.help_reply, "Acme: call 555. STOP to end.");
     }
 }

@@ -46,6 +46,14 @@ named_enum! {
         Rejected = "rejected",
         Replied = "replied",
         AttemptsExhausted = "attempts_exhausted",
+        /// The compliance gate (or the dispatcher's do-not-call check)
+        /// deferred or denied an outbound call or text.
+        ComplianceBlocked = "compliance_blocked",
+        OptedOut = "opted_out",
+        OptedIn = "opted_in",
+        HelpRequested = "help_requested",
+        /// An outbound text was delivered, or failed for good.
+        MessageStatus = "message_status",
     }
 }
 
@@ -119,7 +127,7 @@ mod tests {
 
     #[test]
     fn timeline_kind_as_str_matches_serde() {
-        assert_eq!(TimelineKind::ALL.len(), 14);
+        assert_eq!(TimelineKind::ALL.len(), 19);
         for kind in TimelineKind::ALL {
             assert_eq!(serde_json::to_value(kind).unwrap(), json!(kind.as_str()));
         }

@@ -843,10 +843,12 @@ async fn try_commit(
         return Ok(Attempt::Excluded(excluded));
     }
 
+    // Holds first: they apply to effects committed before, never to this transition's own
+    // (a closing transition may still send one last message, such as an opt-out confirmation).
+    write_holds(&mut tx, live).await?;
     write_effects(&mut tx, live).await?;
     write_timers(&mut tx, live).await?;
     write_timeline(&mut tx, live).await?;
-    write_holds(&mut tx, live).await?;
 
     let now = live.first().map(|r| r.now_ms).unwrap_or_default();
     let sends: Vec<NewInput> = live.iter().flat_map(|r| r.sends.iter().cloned()).collect();

@@ -763,6 +763,24 @@ async fn commit_one(
             return Ok(CommitOutcome::VersionConflict);
         }
     }
+    // Holds first: they apply to effects committed before, never to this transition's own
+    // (a closing transition may still send one last message, such as an opt-out confirmation).
+    if let Some(hold) = r.outbox {
+        let (from, to) = match hold {
+            OutboxHold::Hold => ("('pending')", "held"),
+            OutboxHold::Release => ("('held')", "pending"),
+            OutboxHold::Cancel => ("('pending', 'held')", "canceled"),
+        };
+        // The whole group: pausing an opportunity also holds its calls' queued dials.
+        sqlx::query(&format!(
+            "UPDATE outbox SET status = ? WHERE tenant_id = ? AND grp = ? AND status IN {from}"
+        ))
+        .bind(to)
+        .bind(&tenant)
+        .bind(&grp)
+        .execute(&mut *conn)
+        .await?;
+    }
     for e in &r.effects {
         sqlx::query(
             "INSERT INTO outbox (tenant_id, kind, actor_id, grp, shard, idem_key, channel, payload, status, created_at, updated_at)
@@ -829,22 +847,6 @@ async fn commit_one(
         .bind(&t.cause)
         .bind(&t.reason)
         .bind(t.data.to_string())
-        .execute(&mut *conn)
-        .await?;
-    }
-    if let Some(hold) = r.outbox {
-        let (from, to) = match hold {
-            OutboxHold::Hold => ("('pending')", "held"),
-            OutboxHold::Release => ("('held')", "pending"),
-            OutboxHold::Cancel => ("('pending', 'held')", "canceled"),
-        };
-        // The whole group: pausing an opportunity also holds its calls' queued dials.
-        sqlx::query(&format!(
-            "UPDATE outbox SET status = ? WHERE tenant_id = ? AND grp = ? AND status IN {from}"
-        ))
-        .bind(to)
-        .bind(&tenant)
-        .bind(&grp)
         .execute(&mut *conn)
         .await?;
     }

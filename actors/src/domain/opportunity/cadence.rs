@@ -1,0 +1,252 @@
+//! The cadence: timers, call outcomes, and every outbound call or text,
+//! each checked against the compliance gate first.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{CallResult, OppEffect, OppTimer, PendingSms, Stage, Step};
+use crate::domain::compliance::{self, Channel, Decision, GateInput, Purpose, CAP_WINDOW_HOURS};
+use crate::domain::timeline::{Cause, TimelineKind};
+
+/// Appends `now`, dropping instants older than the gate's cap window.
+fn record(instants: &mut Vec<DateTime<Utc>>, now: DateTime<Utc>) {
+    if let Some(cutoff) = now.checked_sub_signed(TimeDelta::hours(i64::from(CAP_WINDOW_HOURS))) {
+        instants.retain(|&at| at > cutoff);
+    }
+    instants.push(now);
+}
+
+impl Step<'_> {
+    /// The compliance gate's verdict on one outbound message right now. The
+    /// do-not-call list is checked by the dispatcher at send time; here
+    /// `on_dnc` only reflects channels it has already refused.
+    pub(super) fn gate(&self, channel: Channel, purpose: Purpose) -> Decision {
+        let o = &self.opp;
+        let recent_attempts = match channel {
+            Channel::Voice => &o.call_attempts,
+            Channel::Sms => &o.sms_sent,
+        };
+        compliance::check(
+            self.rules,
+            &GateInput {
+                channel,
+                purpose,
+                phone: &o.contact.phone,
+                contact_timezone: o.contact.timezone.as_deref(),
+                consent_voice: o.contact.consent.voice,
+                consent_sms: o.contact.consent.sms,
+                opted_out: o.opted_out,
+                opt_out_confirmation_sent: o.opt_out_confirmed,
+                on_dnc: o.dnc_channels.contains(&channel),
+                recent_attempts,
+                now: self.now,
+            },
+        )
+    }
+
+    /// Records a deferral or denial in the timeline.
+    pub(super) fn blocked(&mut self, channel: Channel, decision: &Decision) {
+        let version = self.rules.version.clone();
+        let (text, data) = match decision {
+            Decision::Allow => return,
+            Decision::Defer { until, reason } => (
+                reason.describe(),
+                json!({ "channel": channel, "decision": "defer", "until": until,
+                    "rules_version": version }),
+            ),
+            Decision::Deny { reason } => (
+                reason.describe(),
+                json!({ "channel": channel, "decision": "deny", "rules_version": version }),
+            ),
+        };
+        self.event(TimelineKind::ComplianceBlocked, Cause::System, text, data);
+    }
+
+    pub(super) fn can_retry(&self) -> bool {
+        self.opp.stage == Stage::Contacting
+            && self.opp.contact.consent.voice
+            && self.opp.active_call.is_none()
+            && self.opp.attempts < self.pb.max_attempts
+    }
+
+    pub(super) fn fire(&mut self, timer: OppTimer) {
+        // A firing can race a clear, so each timer re-checks that it applies.
+        let applies = !self.opp.stage.is_terminal()
+            && match timer {
+                OppTimer::FirstTouchSla => !self.opp.reached,
+                OppTimer::ResponseSla => true,
+                OppTimer::RetryCall => self.can_retry(),
+                OppTimer::SendSms => self.opp.pending_sms.is_some(),
+            };
+        if !applies {
+            return;
+        }
+        if self.opp.paused {
+            return self.hold(timer, "");
+        }
+        let text = match timer {
+            OppTimer::FirstTouchSla => format!(
+                "lead not reached within {} s of creation",
+                self.opp.first_touch_seconds
+            ),
+            OppTimer::ResponseSla => format!(
+                "no human response within {} s of the lead's reply",
+                self.pb.response_sla_seconds
+            ),
+            OppTimer::RetryCall => return self.try_call(),
+            OppTimer::SendSms => {
+                if let Some(pending) = self.opp.pending_sms.take() {
+                    self.try_sms(pending.body, "deferred until the rules permitted it");
+                }
+                return;
+            }
+        };
+        self.escalate(Cause::Playbook, text, Some(timer));
+    }
+
+    pub(super) fn hold(&mut self, timer: OppTimer, note: &str) {
+        if !self.opp.held_timers.contains(&timer) {
+            self.opp.held_timers.push(timer);
+        }
+        let text = format!("{timer} held until the opportunity is resumed{note}");
+        self.event(
+            TimelineKind::TimerHeld,
+            Cause::System,
+            text,
+            json!({ "timer": timer }),
+        );
+    }
+
+    pub(super) fn escalate(&mut self, cause: Cause, text: String, timer: Option<OppTimer>) {
+        let queue = self.pb.escalation_queue.clone();
+        let from = std::mem::replace(&mut self.opp.assignee, queue.clone());
+        self.opp.escalated = true;
+        let reason = text.clone();
+        self.effects.push(OppEffect::NotifyEscalation {
+            queue: queue.clone(),
+            reason,
+        });
+        let text = format!("{text}; moved to the {queue} queue");
+        let data = json!({ "queue": queue, "from_assignee": from, "timer": timer });
+        self.event(TimelineKind::SlaEscalated, cause, text, data);
+    }
+
+    /// The next cadence call, if the gate allows it now. A deferral re-arms
+    /// `RetryCall` at the permitted instant without counting an attempt; a
+    /// denial (no consent, opted out, do-not-call, unknown zone, no permitted
+    /// time) stops the call cadence: only an operator or a changed fact
+    /// restarts it. The first-touch SLA keeps running either way.
+    pub(super) fn try_call(&mut self) {
+        let decision = self.gate(Channel::Voice, Purpose::Marketing);
+        self.blocked(Channel::Voice, &decision);
+        match decision {
+            Decision::Allow => self.place_call(),
+            Decision::Defer { until, .. } => self.set_at(OppTimer::RetryCall, until),
+            Decision::Deny { .. } => {}
+        }
+    }
+
+    fn place_call(&mut self) {
+        self.opp.attempts += 1;
+        record(&mut self.opp.call_attempts, self.now);
+        let (attempt, max) = (self.opp.attempts, self.pb.max_attempts);
+        // Derived, not random: a replayed transition must name the same call.
+        let call_id = Uuid::new_v5(&self.opp.id, format!("call-{attempt}").as_bytes());
+        self.opp.active_call = Some(call_id);
+        let to = self.opp.contact.phone.clone();
+        self.effects.push(OppEffect::StartCall {
+            call_id,
+            to,
+            attempt,
+        });
+        let text = format!("call attempt {attempt} of {max}");
+        // The rules the gate allowed it under, for audit.
+        let data = json!({ "call_id": call_id, "attempt": attempt, "max_attempts": max,
+            "rules_version": self.rules.version });
+        self.event(TimelineKind::CallPlaced, Cause::Playbook, text, data);
+    }
+
+    /// A marketing text, if the gate allows it now. A deferral keeps it as
+    /// `pending_sms` (replacing any older one) with `SendSms` armed at the
+    /// permitted instant, where it is checked again; a denial drops it.
+    pub(super) fn try_sms(&mut self, body: String, why: &str) {
+        let decision = self.gate(Channel::Sms, Purpose::Marketing);
+        self.blocked(Channel::Sms, &decision);
+        match decision {
+            Decision::Allow => {
+                record(&mut self.opp.sms_sent, self.now);
+                self.send_sms(body, Purpose::Marketing, why);
+            }
+            Decision::Defer { until, .. } => {
+                let purpose = Purpose::Marketing;
+                self.opp.pending_sms = Some(PendingSms { body, purpose });
+                self.set_at(OppTimer::SendSms, until);
+            }
+            Decision::Deny { .. } => {}
+        }
+    }
+
+    /// Emits a text the gate already allowed.
+    pub(super) fn send_sms(&mut self, body: String, purpose: Purpose, why: &str) {
+        let data = json!({ "effect": "send_sms", "body": body, "purpose": purpose,
+            "rules_version": self.rules.version });
+        let to = self.opp.contact.phone.clone();
+        self.effects.push(OppEffect::SendSms { to, body, purpose });
+        let text = format!("sms sent to the lead ({why})");
+        self.event(TimelineKind::EffectSent, Cause::Playbook, text, data);
+    }
+
+    pub(super) fn call_finished(&mut self, call_id: Uuid, result: CallResult) {
+        if self.opp.active_call != Some(call_id) {
+            return; // duplicate or late: counting it again would skew attempts
+        }
+        self.opp.active_call = None;
+        let attempt = self.opp.attempts;
+        let text = format!("call attempt {attempt} ended: {result}");
+        let data = json!({ "call_id": call_id, "attempt": attempt, "result": result });
+        self.event(TimelineKind::CallOutcome, Cause::Channel, text, data);
+        let stage = self.opp.stage;
+        if stage.is_terminal() {
+            return;
+        }
+        if result == CallResult::Answered {
+            self.mark_reached();
+            if stage == Stage::Contacting {
+                let text = "the lead answered the call".to_owned();
+                self.move_stage(Stage::Engaged, Cause::Contact, text);
+            }
+        } else if stage == Stage::Contacting {
+            // A machine, no answer, busy, failed or canceled call.
+            self.after_missed_call();
+        }
+    }
+
+    fn after_missed_call(&mut self) {
+        let (attempts, max) = (self.opp.attempts, self.pb.max_attempts);
+        let exhausted = attempts >= max;
+        if self.opp.paused {
+            // The follow-up waits for resume; the sms is not worth holding
+            // since the retried call reaches the lead anyway.
+            if !exhausted {
+                self.hold(OppTimer::RetryCall, "; the missed-call sms was skipped");
+            }
+        } else {
+            let sms = self.pb.missed_call_sms(&self.opp.contact.name);
+            if let (true, Some(body)) = (self.opp.contact.consent.sms, sms) {
+                self.try_sms(body, "follow-up after a missed call");
+            }
+            if !exhausted {
+                // The gate is asked when the timer fires.
+                self.set(OppTimer::RetryCall, self.pb.retry_delay_seconds);
+            }
+        }
+        if exhausted {
+            let text = format!("lead not reached after {attempts} call attempts");
+            let data = json!({ "attempts": attempts, "max_attempts": max });
+            self.event(TimelineKind::AttemptsExhausted, Cause::Playbook, text, data);
+            let text = "every call attempt went unanswered".to_owned();
+            self.move_stage(Stage::Unreachable, Cause::Playbook, text);
+        }
+    }
+}

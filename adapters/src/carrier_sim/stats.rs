@@ -1,0 +1,94 @@
+//! Counters served at `GET /sim/stats` and by [`super::SimHandle::stats`].
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// What the simulator has seen and done since it started. Also the JSON of `GET /sim/stats`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SimStats {
+    /// Calls created (accepted creates only).
+    pub calls: u64,
+    /// Outbound messages created (accepted creates only).
+    pub messages: u64,
+    /// Lead replies generated (and POSTed to `inbound_sms_url`).
+    pub replies: u64,
+    /// Hangup requests that ended a live call.
+    pub hangups: u64,
+    /// REST requests answered with a 4xx (auth, validation, not found, opted out).
+    pub rejected_requests: u64,
+    /// Message creates refused with 21610 because the lead had replied STOP.
+    pub blocked_opted_out: u64,
+    /// Webhook requests issued (each copy of a duplicate counts; retries do not).
+    pub callbacks_sent: u64,
+    /// Webhook requests that got a 2xx.
+    pub callbacks_delivered: u64,
+    /// HTTP attempts, including retries.
+    pub callback_attempts: u64,
+    /// Attempts after the first (non-2xx or connection error before).
+    pub callback_retries: u64,
+    /// Webhook requests abandoned after every retry failed.
+    pub callback_failures: u64,
+    /// Second copies sent on purpose (`disorder.duplicate_probability`).
+    pub duplicates_sent: u64,
+    /// Webhooks sent after the one that followed them (`disorder.swap_probability`).
+    pub reordered: u64,
+    /// Terminal status of each call (`completed`, `no-answer`, …) → count.
+    pub call_outcomes: BTreeMap<String, u64>,
+    /// `To` number → calls created.
+    pub calls_per_number: BTreeMap<String, u64>,
+    /// `To` number → outbound messages created.
+    pub messages_per_number: BTreeMap<String, u64>,
+    /// The `effect` query parameter of a create's `StatusCallback` → accepted creates carrying
+    /// it (calls and messages together).
+    pub creates_per_effect: BTreeMap<String, u64>,
+    /// Effect keys created more than once: each is a lead dialled or texted twice for one
+    /// intended effect. Must stay 0.
+    pub duplicate_creates: u64,
+}
+
+impl SimStats {
+    pub(crate) fn count_effect(&mut self, effect: Option<&str>) {
+        if let Some(key) = effect {
+            let n = self.creates_per_effect.entry(key.to_string()).or_insert(0);
+            *n += 1;
+            if *n == 2 {
+                self.duplicate_creates += 1;
+            }
+        }
+    }
+}
+
+/// One call, as listed by `GET /sim/calls`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallView {
+    pub sid: String,
+    pub to: String,
+    pub from: String,
+    pub status: String,
+    /// The outcome the simulator drew (a hangup may have cut it short).
+    pub outcome: String,
+    pub answered_by: Option<String>,
+    pub effect: Option<String>,
+    /// Status callbacks fired so far (the next `SequenceNumber`).
+    pub callbacks: u64,
+    pub date_created: String,
+}
+
+/// One message, as listed by `GET /sim/messages`. The body is left out (lead content).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageView {
+    pub sid: String,
+    pub to: String,
+    pub from: String,
+    pub status: String,
+    /// `outbound-api` for ours, `inbound` for lead replies.
+    pub direction: String,
+    /// The fate drawn at create (`delivered`, `undelivered`, `failed`; `received` for replies).
+    pub fate: String,
+    pub error_code: Option<u32>,
+    pub body_chars: usize,
+    pub effect: Option<String>,
+    pub date_created: String,
+}

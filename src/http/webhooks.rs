@@ -1,0 +1,246 @@
+//! Twilio webhooks: voice and SMS status callbacks and inbound SMS.
+//!
+//! Order matters: the signature is checked (against the URL Twilio saw: the public URL, the
+//! path and the query) before anything is written; a valid request is made durable in the inbox
+//! (deduplicated by CallSid+SequenceNumber or MessageSid+status), then answered 200. A bad or
+//! missing signature gets 403; when the input cannot be made durable, 503 so Twilio retries.
+
+use axum::body::Bytes;
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use neuronx_actors::domain::call::{AnsweredBy, CallInput, CallStatus};
+use neuronx_actors::domain::opportunity::OppInput;
+use neuronx_actors::{call as call_actor, opportunity as opp};
+use neuronx_adapters::twilio::signature;
+use neuronx_supervision::{ActorKey, SubmitOutcome, TenantId};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::AppState;
+use crate::tenant_data;
+
+#[derive(Clone, Copy)]
+enum Hook {
+    VoiceStatus,
+    SmsStatus,
+    SmsInbound,
+}
+
+impl Hook {
+    fn label(self) -> &'static str {
+        match self {
+            Hook::VoiceStatus => "voice_status",
+            Hook::SmsStatus => "sms_status",
+            Hook::SmsInbound => "sms_inbound",
+        }
+    }
+}
+
+fn reply(status: StatusCode, hook: Hook, outcome: &str, state: &AppState) -> Response {
+    state
+        .webhooks
+        .with_label_values(&[hook.label(), outcome])
+        .inc();
+    let twiml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>";
+    (status, [(header::CONTENT_TYPE, "text/xml")], twiml).into_response()
+}
+
+fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query?).ok()?;
+    pairs.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+}
+
+/// Checks the signature; `None` when the request must be refused.
+async fn verified(
+    state: &AppState,
+    tenant_id: &str,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(TenantId, Vec<(String, String)>), &'static str> {
+    let tenant = Uuid::parse_str(tenant_id)
+        .map(TenantId)
+        .map_err(|_| "unknown_tenant")?;
+    let header = headers
+        .get("x-twilio-signature")
+        .and_then(|v| v.to_str().ok())
+        .ok_or("missing_signature")?;
+    let params: Vec<(String, String)> =
+        serde_urlencoded::from_bytes(body).map_err(|_| "bad_form")?;
+    let creds = tenant_data::get_credentials(state.engine.store(), tenant, "twilio")
+        .await
+        .map_err(|_| "store_unavailable")?
+        .ok_or("no_credentials")?;
+    let token = state
+        .keyring
+        .open(&creds.sealed)
+        .map_err(|_| "sealed_token_unreadable")?;
+    let path_and_query = uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or(uri.path());
+    let url = format!("{}{}", state.public_url, path_and_query);
+    if !signature::validate(&token, &url, &params, header) {
+        return Err("bad_signature");
+    }
+    Ok((tenant, params))
+}
+
+async fn handle(
+    state: AppState,
+    hook: Hook,
+    tenant_id: String,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (tenant, params) = match verified(&state, &tenant_id, &uri, &headers, &body).await {
+        Ok(v) => v,
+        Err("store_unavailable") => {
+            return reply(StatusCode::SERVICE_UNAVAILABLE, hook, "unavailable", &state)
+        }
+        Err(why) => {
+            tracing::warn!(hook = hook.label(), why, "webhook refused");
+            return reply(StatusCode::FORBIDDEN, hook, why, &state);
+        }
+    };
+    let routed = match hook {
+        Hook::VoiceStatus => voice_status(&state, tenant, uri.query(), &params).await,
+        Hook::SmsStatus => sms_status(tenant, uri.query(), &params),
+        Hook::SmsInbound => sms_inbound(&state, tenant, &params).await,
+    };
+    let (key, input, dedupe) = match routed {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            tracing::info!(hook = hook.label(), "webhook for an unknown call or sender");
+            return reply(StatusCode::OK, hook, "unknown", &state);
+        }
+        Err(why) => return reply(StatusCode::BAD_REQUEST, hook, why, &state),
+    };
+    match state.engine.enqueue(key, input, Some(dedupe)).await {
+        Ok(SubmitOutcome::Duplicate) => reply(StatusCode::OK, hook, "duplicate", &state),
+        Ok(_) => reply(StatusCode::OK, hook, "accepted", &state),
+        Err(e) => {
+            tracing::warn!(error = %e, "webhook not made durable");
+            reply(StatusCode::SERVICE_UNAVAILABLE, hook, "unavailable", &state)
+        }
+    }
+}
+
+type Routed = Result<Option<(ActorKey, Value, String)>, &'static str>;
+
+async fn voice_status(
+    state: &AppState,
+    tenant: TenantId,
+    query: Option<&str>,
+    params: &[(String, String)],
+) -> Routed {
+    let call_sid = param(params, "CallSid").ok_or("missing_call_sid")?;
+    let status: CallStatus = param(params, "CallStatus")
+        .ok_or("missing_call_status")?
+        .parse()
+        .map_err(|_| "bad_call_status")?;
+    let sequence = param(params, "SequenceNumber").and_then(|s| s.parse::<u64>().ok());
+    let answered_by = param(params, "AnsweredBy").and_then(|s| s.parse::<AnsweredBy>().ok());
+    let (Some(call_id), Some(opp_id)) = (
+        query_param(query, "call").and_then(|s| Uuid::parse_str(&s).ok()),
+        query_param(query, "opp").and_then(|s| Uuid::parse_str(&s).ok()),
+    ) else {
+        return Ok(None);
+    };
+    let known = state
+        .engine
+        .store()
+        .get_actor(tenant, call_actor::KIND.as_str(), call_id)
+        .await
+        .map_err(|_| "store_unavailable")?
+        .is_some();
+    if !known {
+        return Ok(None);
+    }
+    let key = call_actor::key(&opp::key(tenant, opp_id), call_id);
+    let dedupe = match sequence {
+        Some(seq) => format!("voice:{call_sid}:{seq}"),
+        None => format!("voice:{call_sid}:{}", status.as_str()),
+    };
+    let input = CallInput::Status {
+        status,
+        sequence,
+        answered_by,
+        provider_sid: Some(call_sid.to_owned()),
+    };
+    Ok(Some((key, to_value(&input)?, dedupe)))
+}
+
+fn sms_status(tenant: TenantId, query: Option<&str>, params: &[(String, String)]) -> Routed {
+    let sid = param(params, "MessageSid")
+        .or_else(|| param(params, "SmsSid"))
+        .ok_or("missing_message_sid")?;
+    let status = param(params, "MessageStatus")
+        .or_else(|| param(params, "SmsStatus"))
+        .ok_or("missing_message_status")?;
+    let Some(opp_id) = query_param(query, "opp").and_then(|s| Uuid::parse_str(&s).ok()) else {
+        return Ok(None);
+    };
+    let input = OppInput::MessageStatus {
+        message_sid: sid.to_owned(),
+        status: status.to_owned(),
+    };
+    Ok(Some((
+        opp::key(tenant, opp_id),
+        to_value(&input)?,
+        format!("sms:{sid}:{status}"),
+    )))
+}
+
+async fn sms_inbound(state: &AppState, tenant: TenantId, params: &[(String, String)]) -> Routed {
+    let sid = param(params, "MessageSid")
+        .or_else(|| param(params, "SmsSid"))
+        .ok_or("missing_message_sid")?;
+    let from = param(params, "From").ok_or("missing_from")?;
+    let body = param(params, "Body").unwrap_or("");
+    let Some(opp_id) = tenant_data::opportunity_of_phone(state.engine.store(), tenant, from)
+        .await
+        .map_err(|_| "store_unavailable")?
+    else {
+        return Ok(None);
+    };
+    let input = OppInput::Replied {
+        body: body.to_owned(),
+    };
+    Ok(Some((
+        opp::key(tenant, opp_id),
+        to_value(&input)?,
+        format!("inbound:{sid}"),
+    )))
+}
+
+fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, &'static str> {
+    serde_json::to_value(v).map_err(|_| "unencodable")
+}
+
+macro_rules! webhook_route {
+    ($name:ident, $hook:expr) => {
+        pub async fn $name(
+            State(state): State<AppState>,
+            Path(tenant_id): Path<String>,
+            OriginalUri(uri): OriginalUri,
+            headers: HeaderMap,
+            body: Bytes,
+        ) -> Response {
+            handle(state, $hook, tenant_id, uri, headers, body).await
+        }
+    };
+}
+
+webhook_route!(voice_status_route, Hook::VoiceStatus);
+webhook_route!(sms_status_route, Hook::SmsStatus);
+webhook_route!(sms_inbound_route, Hook::SmsInbound);

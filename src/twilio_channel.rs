@@ -1,0 +1,236 @@
+//! Voice and SMS through a tenant's Twilio-compatible account, when one is configured.
+//!
+//! Status callbacks point at our webhooks with the call (or opportunity) and the effect's
+//! idempotency key in the query, so a callback finds its actor and the carrier simulator can
+//! count creates per effect. A create whose outcome is unknown is never sent again: the call
+//! actor waits for a callback and its watchdog reconciles by fetching.
+
+use neuronx_actors::domain::call::{AnsweredBy, CallInput, CallStatus};
+use neuronx_actors::domain::compliance::Channel;
+use neuronx_actors::domain::opportunity::OppInput;
+use neuronx_adapters::twilio::{
+    CallResource, ClientConfig, CreateCall, CreateMessage, HangupStatus, StatusCallbackEvent,
+    TwilioClient, TwilioCredentials, TwilioError, DEFAULT_BASE_URL,
+};
+use neuronx_supervision::{EffectCall, EffectOutcome, EffectStatus, Store, TenantId};
+use serde_json::{json, Value};
+
+use crate::secrets::Keyring;
+use crate::tenant_data::{self, StoredCredentials};
+
+/// What a Twilio effect needs: the tenant's account and where our webhooks live.
+pub struct Account {
+    pub client: TwilioClient,
+    pub from: String,
+    pub tenant: TenantId,
+}
+
+/// The tenant's account, if it configured one; errors mean "cannot tell now".
+pub async fn account(
+    store: &Store,
+    keyring: &Keyring,
+    tenant: TenantId,
+) -> Result<Option<Account>, String> {
+    let Some(StoredCredentials {
+        account_sid,
+        from_number,
+        base_url,
+        sealed,
+    }) = tenant_data::get_credentials(store, tenant, "twilio")
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(None);
+    };
+    let auth_token = keyring.open(&sealed).map_err(|e| e.to_string())?;
+    let base = base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
+    let client = TwilioClient::new(
+        base,
+        TwilioCredentials {
+            account_sid,
+            auth_token,
+        },
+        ClientConfig::default(),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(Some(Account {
+        client,
+        from: from_number,
+        tenant,
+    }))
+}
+
+fn done(result: Value, followup: Option<Value>) -> EffectOutcome {
+    EffectOutcome {
+        status: EffectStatus::Done,
+        result,
+        followup,
+    }
+}
+
+fn input<T: serde::Serialize>(v: &T) -> Option<Value> {
+    serde_json::to_value(v).ok()
+}
+
+fn callback(public_url: &str, account: &Account, route: &str, query: &[(&str, String)]) -> String {
+    let query = serde_urlencoded::to_string(query).unwrap_or_default();
+    format!(
+        "{public_url}/webhooks/twilio/{}/{route}?{query}",
+        account.tenant
+    )
+}
+
+fn fetched(c: &CallResource) -> Option<Value> {
+    use neuronx_adapters::twilio::CallStatus as Rest;
+    let status = match c.status {
+        Rest::Queued => CallStatus::Queued,
+        Rest::Initiated => CallStatus::Initiated,
+        Rest::Ringing => CallStatus::Ringing,
+        Rest::InProgress => CallStatus::InProgress,
+        Rest::Completed => CallStatus::Completed,
+        Rest::Busy => CallStatus::Busy,
+        Rest::Failed => CallStatus::Failed,
+        Rest::NoAnswer => CallStatus::NoAnswer,
+        Rest::Canceled => CallStatus::Canceled,
+        // The watchdog gives up on its next firing.
+        Rest::Unknown => return None,
+    };
+    let answered_by = c
+        .answered_by
+        .as_deref()
+        .and_then(|a| a.parse::<AnsweredBy>().ok());
+    input(&CallInput::Fetched {
+        status,
+        answered_by,
+        provider_sid: c.sid.clone(),
+    })
+}
+
+/// Runs a voice effect (`dial`, `hangup`, `fetch`) through the account.
+pub async fn voice(account: &Account, public_url: &str, call: &EffectCall) -> EffectOutcome {
+    let p = &call.payload;
+    let text = |k: &str| {
+        p.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    match p.get("op").and_then(|v| v.as_str()) {
+        Some("dial") => {
+            let status_callback = callback(
+                public_url,
+                account,
+                "voice/status",
+                &[
+                    ("call", text("call_id")),
+                    ("opp", text("opportunity_id")),
+                    ("effect", call.idem_key.clone()),
+                ],
+            );
+            let request = CreateCall {
+                to: text("to"),
+                from: account.from.clone(),
+                // No call flow yet: a person who answers hears a short pause while an agent joins.
+                twiml: Some("<Response><Pause length=\"1\"/></Response>".into()),
+                status_callback,
+                status_callback_events: StatusCallbackEvent::ALL.to_vec(),
+                machine_detection: p
+                    .get("machine_detection")
+                    .and_then(|v| v.as_bool())
+                    .unwrap_or(true)
+                    .then(|| "Enable".into()),
+                timeout_seconds: p
+                    .get("ring_timeout_seconds")
+                    .and_then(|v| v.as_u64())
+                    .map(|t| t as u32),
+                ..CreateCall::default()
+            };
+            match account.client.create_call(&request).await {
+                Ok(c) => done(
+                    json!({"call_sid": c.sid}),
+                    input(&CallInput::Dialed {
+                        provider_sid: c.sid,
+                    }),
+                ),
+                Err(TwilioError::UnknownOutcome(reason)) => EffectOutcome {
+                    status: EffectStatus::Unknown,
+                    result: json!({"unknown_outcome": reason}),
+                    followup: input(&CallInput::DialUnknown { reason }),
+                },
+                Err(e) => done(
+                    json!({"error": e.to_string()}),
+                    input(&CallInput::DialFailed {
+                        reason: e.to_string(),
+                    }),
+                ),
+            }
+        }
+        Some("hangup") => {
+            let sid = text("provider_sid");
+            match account
+                .client
+                .hangup_call(&sid, HangupStatus::Completed)
+                .await
+            {
+                Ok(c) => done(json!({"hung_up": c.sid}), None),
+                Err(e) => done(json!({"error": e.to_string()}), None),
+            }
+        }
+        Some("fetch") => {
+            let sid = text("provider_sid");
+            match account.client.fetch_call(&sid).await {
+                Ok(c) => done(json!({"fetched": c.sid}), fetched(&c)),
+                // The watchdog gives up on its next firing when no answer came.
+                Err(e) => done(json!({"error": e.to_string()}), None),
+            }
+        }
+        other => done(
+            json!({"error": format!("unknown voice operation {other:?}")}),
+            None,
+        ),
+    }
+}
+
+/// Sends an SMS through the account. An unknown outcome is recorded, never resent.
+pub async fn sms(account: &Account, public_url: &str, call: &EffectCall) -> EffectOutcome {
+    let p = &call.payload;
+    let text = |k: &str| {
+        p.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let request = CreateMessage {
+        to: text("to"),
+        from: account.from.clone(),
+        body: text("body"),
+        status_callback: callback(
+            public_url,
+            account,
+            "sms/status",
+            &[
+                ("opp", text("opportunity_id")),
+                ("effect", call.idem_key.clone()),
+            ],
+        ),
+    };
+    match account.client.create_message(&request).await {
+        Ok(m) => done(json!({"message_sid": m.sid}), None),
+        Err(TwilioError::UnknownOutcome(reason)) => EffectOutcome {
+            status: EffectStatus::Unknown,
+            result: json!({"unknown_outcome": reason}),
+            followup: None,
+        },
+        Err(e) => done(json!({"error": e.to_string()}), None),
+    }
+}
+
+/// The follow-up for an effect refused at dispatch because the number is on the tenant's
+/// do-not-call list.
+pub fn blocked_by_dnc(channel: Channel) -> EffectOutcome {
+    let reason = "the number is on the tenant's do-not-call list".to_owned();
+    done(
+        json!({"blocked": reason}),
+        input(&OppInput::EffectBlocked { channel, reason }),
+    )
+}
