@@ -66,9 +66,10 @@ enum BenchCommand {
     Engine(BenchArgs),
 }
 
-fn init_tracing() {
+/// `default` applies when NEURONX_LOG is unset.
+fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("NEURONX_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let json = std::env::var("NEURONX_LOG_FORMAT").is_ok_and(|f| f == "json");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -82,7 +83,9 @@ fn init_tracing() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    // The demo and benchmarks draw on the terminal: only warnings interrupt them.
+    let quiet = matches!(cli.command, Command::Demo(_) | Command::Bench { .. });
+    init_tracing(if quiet { "warn,sqlx=error" } else { "info,sqlx=warn" });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
