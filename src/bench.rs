@@ -14,6 +14,8 @@ use prometheus::Histogram;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
+use neuronx_adapters::carrier_sim;
+
 use crate::app::App;
 use crate::config::Settings;
 
@@ -37,6 +39,10 @@ pub struct BenchArgs {
     /// lateness at a given load rather than at saturation.
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
+    /// Place calls and texts through the carrier simulator's Twilio-compatible REST API (and
+    /// take its signed callbacks through the webhooks) instead of the loopback channel.
+    #[arg(long)]
+    pub simulator: bool,
     /// Give up waiting for the backlog to drain after this many seconds.
     #[arg(long, default_value_t = 900)]
     pub timeout_seconds: u64,
@@ -45,6 +51,7 @@ pub struct BenchArgs {
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub backend: &'static str,
+    pub carrier: &'static str,
     pub opportunities: u64,
     pub transitions: u64,
     pub elapsed_s: f64,
@@ -58,6 +65,9 @@ pub struct Report {
     pub timers_fired: u64,
     pub armed_timers: i64,
     pub rate: u64,
+    /// From create to the carrier accepting the first call, over up to 2,000 opportunities.
+    pub lead_to_dial_p50_ms: i64,
+    pub lead_to_dial_p99_ms: i64,
     pub peak_rss_mb: f64,
 }
 
@@ -113,6 +123,13 @@ pub async fn engine(mut settings: Settings, args: BenchArgs) -> anyhow::Result<R
     settings.channels.loopback.no_answer_after_ms = 50;
     // Idle opportunities leave memory soon after their last input, as at a million leads.
     settings.engine.passivate_after_ms = 5_000;
+    if args.simulator {
+        let port = crate::demo::free_port()?;
+        settings.server.listen = format!("127.0.0.1:{port}");
+        settings.server.public_url = format!("http://127.0.0.1:{port}");
+        settings.secrets.keys = vec![crate::secrets::Keyring::generate_entry("bench")];
+    }
+    let keyring = settings.keyring()?;
     let app = App::start(settings).await.context("starting the engine")?;
     let engine = app.engine();
     let store = engine.store().clone();
@@ -128,6 +145,29 @@ pub async fn engine(mut settings: Settings, args: BenchArgs) -> anyhow::Result<R
             .context("arming the extra timers")?;
     }
     let tenant = crate::tenants::create(&store, "bench").await?.tenant_id;
+    let sim = if args.simulator {
+        let mut config = carrier_sim::SimConfig {
+            seed: 11,
+            ..carrier_sim::SimConfig::default()
+        };
+        config.reply_mix.probability = 0.0;
+        let sim = carrier_sim::start(
+            config.clone(),
+            tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+        )
+        .await
+        .context("starting the carrier simulator")?;
+        let stored = crate::tenant_data::StoredCredentials {
+            account_sid: config.account_sid.clone(),
+            from_number: "+14155550000".into(),
+            base_url: Some(sim.base_url.clone()),
+            sealed: keyring.seal(&config.auth_token)?,
+        };
+        crate::tenant_data::put_credentials(&store, tenant, "twilio", &stored).await?;
+        Some(sim)
+    } else {
+        None
+    };
     let started = Instant::now();
     let before = engine.metrics().transitions.get();
     let permits = Arc::new(Semaphore::new(args.concurrency.max(1)));
@@ -173,8 +213,14 @@ pub async fn engine(mut settings: Settings, args: BenchArgs) -> anyhow::Result<R
     let m = engine.metrics();
     let transitions = m.transitions.get() - before;
     let batch = m.commit_batch.get_sample_sum() / (m.commit_batch.get_sample_count().max(1) as f64);
+    let (lead_to_dial_p50_ms, lead_to_dial_p99_ms) = lead_to_dial(&store, tenant).await?;
     let report = Report {
         backend,
+        carrier: if args.simulator {
+            "simulator"
+        } else {
+            "loopback"
+        },
         opportunities: args.opportunities,
         transitions,
         elapsed_s: elapsed,
@@ -188,10 +234,51 @@ pub async fn engine(mut settings: Settings, args: BenchArgs) -> anyhow::Result<R
         timers_fired: m.timer_lateness.get_sample_count(),
         armed_timers: args.armed_timers,
         rate: args.rate,
+        lead_to_dial_p50_ms,
+        lead_to_dial_p99_ms,
         peak_rss_mb: peak_rss_mb(),
     };
+    if let Some(sim) = sim {
+        if sim.stats().duplicate_creates > 0 {
+            bail!("the carrier saw duplicate sends: {:?}", sim.stats());
+        }
+        sim.shutdown().await;
+    }
     app.shutdown().await;
     Ok(report)
+}
+
+async fn lead_to_dial(
+    store: &neuronx_supervision::Store,
+    tenant: TenantId,
+) -> anyhow::Result<(i64, i64)> {
+    let rows = store
+        .list_actors(&neuronx_supervision::store::ListQuery {
+            tenant,
+            kind: "opportunity".into(),
+            status: None,
+            paused: None,
+            after: None,
+            limit: 2_000,
+        })
+        .await?;
+    let mut samples = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let timeline = store
+            .timeline(tenant, "opportunity", row.key.id, 0, 100)
+            .await?;
+        if let Some(ms) = crate::demo::speed_to_lead(store, tenant, row, &timeline).await? {
+            samples.push(ms);
+        }
+    }
+    samples.sort_unstable();
+    let pick = |q: f64| {
+        samples
+            .get(((samples.len().max(1) - 1) as f64 * q).round() as usize)
+            .copied()
+            .unwrap_or(0)
+    };
+    Ok((pick(0.5), pick(0.99)))
 }
 
 async fn create(

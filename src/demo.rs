@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use neuronx_adapters::carrier_sim::{self, SimConfig};
 use neuronx_supervision::store::ListQuery;
 use neuronx_supervision::TenantId;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::app::App;
 use crate::config::Settings;
@@ -62,7 +62,7 @@ fn zone_where(pred: impl Fn(u32) -> bool) -> Option<&'static str> {
     })
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
@@ -260,6 +260,29 @@ fn percentile(sorted: &[i64], q: f64) -> i64 {
     sorted[idx.min(sorted.len() - 1)]
 }
 
+/// Speed to lead of one opportunity: from its creation to the carrier accepting its first call
+/// (the first call's `provider_sid` on the call's timeline). `None` if no call went out.
+pub async fn speed_to_lead(
+    store: &neuronx_supervision::Store,
+    tenant: TenantId,
+    row: &neuronx_supervision::store::ActorRow,
+    timeline: &[neuronx_supervision::store::TimelineRow],
+) -> anyhow::Result<Option<i64>> {
+    let Some(call_id) = timeline
+        .iter()
+        .find(|e| e.kind == "call_placed")
+        .and_then(|e| e.data.get("call_id").and_then(|v| v.as_str()))
+        .and_then(|c| uuid::Uuid::parse_str(c).ok())
+    else {
+        return Ok(None);
+    };
+    let call_timeline = store.timeline(tenant, "call", call_id, 0, 50).await?;
+    Ok(call_timeline
+        .iter()
+        .find(|e| e.data.get("provider_sid").is_some_and(|v| v.is_string()))
+        .map(|accepted| accepted.at_ms - row.created_at_ms))
+}
+
 async fn summarize(
     store: &neuronx_supervision::Store,
     tenant: TenantId,
@@ -289,26 +312,8 @@ async fn summarize(
                 _ => {}
             }
         }
-        // Speed to lead: from creation to the carrier accepting the first call.
-        let first_call: Option<Value> = row.state.get("active_call").cloned();
-        let call_id = timeline
-            .iter()
-            .find(|e| e.kind == "call_placed")
-            .and_then(|e| {
-                e.data
-                    .get("call_id")
-                    .and_then(|v| v.as_str())
-                    .map(str::to_owned)
-            })
-            .or_else(|| first_call.and_then(|v| v.as_str().map(str::to_owned)));
-        if let Some(call_id) = call_id.and_then(|c| uuid::Uuid::parse_str(&c).ok()) {
-            let call_timeline = store.timeline(tenant, "call", call_id, 0, 50).await?;
-            if let Some(accepted) = call_timeline
-                .iter()
-                .find(|e| e.data.get("provider_sid").is_some_and(|v| v.is_string()))
-            {
-                speed.push(accepted.at_ms - row.created_at_ms);
-            }
+        if let Some(ms) = speed_to_lead(store, tenant, &row, &timeline).await? {
+            speed.push(ms);
         }
     }
     speed.sort_unstable();
