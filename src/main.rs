@@ -47,6 +47,11 @@ enum Command {
         #[arg(long)]
         sim_config: Option<PathBuf>,
     },
+    /// Provider secrets at rest.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
     /// Benchmarks (not tests): figures for docs/benchmarks.md.
     Bench {
         #[command(subcommand)]
@@ -58,6 +63,17 @@ enum Command {
 enum TenantCommand {
     /// Create a tenant and print its id and first API key as JSON.
     Create { name: String },
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Print a new random key entry (`id:base64`) for NEURONX_SECRET_KEYS.
+    NewKey {
+        /// The key's id, recorded with everything it seals.
+        id: String,
+    },
+    /// Reseal every stored secret under the first key of NEURONX_SECRET_KEYS.
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -85,7 +101,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo and benchmarks draw on the terminal: only warnings interrupt them.
     let quiet = matches!(cli.command, Command::Demo(_) | Command::Bench { .. });
-    init_tracing(if quiet { "warn,sqlx=error" } else { "info,sqlx=warn" });
+    init_tracing(if quiet {
+        "warn,sqlx=error"
+    } else {
+        "info,sqlx=warn"
+    });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -157,6 +177,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             let _ = tokio::signal::ctrl_c().await;
             sim.shutdown().await;
+            Ok(())
+        }
+        Command::Secrets {
+            command: SecretsCommand::NewKey { id },
+        } => {
+            if id.is_empty() || id.contains([':', ',']) {
+                anyhow::bail!("the key id must be non-empty and contain no ':' or ','");
+            }
+            println!("{}", neuronx::secrets::Keyring::generate_entry(&id));
+            Ok(())
+        }
+        Command::Secrets {
+            command: SecretsCommand::Rotate,
+        } => {
+            let keyring = settings.keyring()?;
+            let store = app::open_store(&settings).await?;
+            let changed = neuronx::tenant_data::reseal_all(&store, &keyring).await?;
+            store.close().await;
+            println!(
+                "{}",
+                serde_json::json!({"resealed": changed, "key_id": keyring.current_id()})
+            );
             Ok(())
         }
         Command::Bench {

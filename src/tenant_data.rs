@@ -219,3 +219,49 @@ pub async fn opportunity_of_phone(
         }
     })
 }
+
+/// Reseals every stored secret under the keyring's current key; returns how many changed.
+/// Run after putting a new key first in the keyring, before removing the old one.
+pub async fn reseal_all(store: &Store, keyring: &crate::secrets::Keyring) -> anyhow::Result<u64> {
+    let current = keyring
+        .current_id()
+        .ok_or(crate::secrets::SecretError::NoKey)?
+        .to_owned();
+    type Row = (String, String, String, String);
+    const SELECT: &str =
+        "SELECT CAST(tenant_id AS TEXT), channel, key_id, sealed FROM channel_credentials";
+    let rows: Vec<Row> = match store {
+        Store::Postgres(pg) => sqlx::query_as(SELECT).fetch_all(pg.pool()).await?,
+        Store::Sqlite(lite) => sqlx::query_as(SELECT).fetch_all(lite.pool()).await?,
+    };
+    let mut changed = 0;
+    for (tenant, channel, key_id, data) in rows {
+        if key_id == current {
+            continue;
+        }
+        let secret = keyring.open(&Sealed { key_id, data })?;
+        let sealed = keyring.seal(&secret)?;
+        const UPDATE: &str = "UPDATE channel_credentials SET key_id = $1, sealed = $2
+             WHERE CAST(tenant_id AS TEXT) = $3 AND channel = $4";
+        let n = match store {
+            Store::Postgres(pg) => sqlx::query(UPDATE)
+                .bind(&sealed.key_id)
+                .bind(&sealed.data)
+                .bind(&tenant)
+                .bind(&channel)
+                .execute(pg.pool())
+                .await?
+                .rows_affected(),
+            Store::Sqlite(lite) => sqlx::query(UPDATE)
+                .bind(&sealed.key_id)
+                .bind(&sealed.data)
+                .bind(&tenant)
+                .bind(&channel)
+                .execute(lite.pool())
+                .await?
+                .rows_affected(),
+        };
+        changed += n;
+    }
+    Ok(changed)
+}

@@ -141,7 +141,48 @@ async fn the_do_not_call_list_is_managed_per_tenant(backend: Backend) {
     t.stop().await;
 }
 
+async fn rotating_the_key_reseals_every_secret(backend: Backend) {
+    let old = Keyring::generate_entry("old");
+    let new = Keyring::generate_entry("new");
+    let old_for_app = old.clone();
+    let t = TestApp::spawn_with(backend, move |s| s.secrets.keys = vec![old_for_app]).await;
+    let (status, _) = t
+        .request(
+            Method::PUT,
+            "/v1/channels/twilio",
+            Some(&t.key),
+            Some(twilio("tok-1")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let store = t.engine().store().clone();
+    let both = Keyring::parse([new.as_str(), old.as_str()]).unwrap();
+    assert_eq!(
+        neuronx::tenant_data::reseal_all(&store, &both)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        neuronx::tenant_data::reseal_all(&store, &both)
+            .await
+            .unwrap(),
+        0
+    );
+    let tenant = neuronx_supervision::TenantId(t.tenant.parse().unwrap());
+    let stored = neuronx::tenant_data::get_credentials(&store, tenant, "twilio")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.sealed.key_id, "new");
+    // The old key can go: the new one alone opens the secret.
+    let only_new = Keyring::parse([new.as_str()]).unwrap();
+    assert_eq!(only_new.open(&stored.sealed).unwrap(), "tok-1");
+    t.stop().await;
+}
+
 both_backends!(
+    rotating_the_key_reseals_every_secret,
     credentials_are_sealed_and_never_returned,
     without_a_key_credentials_are_refused,
     the_do_not_call_list_is_managed_per_tenant,
