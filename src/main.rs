@@ -80,6 +80,8 @@ enum SecretsCommand {
 enum BenchCommand {
     /// Drive opportunities through create, call, result and SLA timer; print one JSON object.
     Engine(BenchArgs),
+    /// Signed Twilio voice-status callbacks against a bare axum baseline; print one JSON object.
+    Webhooks(neuronx::bench_webhooks::WebhookBenchArgs),
 }
 
 /// `default` applies when NEURONX_LOG is unset.
@@ -199,6 +201,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "{}",
                 serde_json::json!({"resealed": changed, "key_id": keyring.current_id()})
             );
+            Ok(())
+        }
+        Command::Bench {
+            command: BenchCommand::Webhooks(args),
+        } => {
+            let report = neuronx::bench_webhooks::run(settings, args).await?;
+            println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }
         Command::Bench {
