@@ -34,6 +34,30 @@ impl Context {
         call.key.tenant
     }
 
+    /// Why the call's opportunity forbids dialling now (paused or closed), if it does.
+    async fn parent_blocks_dial(&self, call: &EffectCall) -> Result<Option<&'static str>, String> {
+        let Some(opp) = call
+            .payload
+            .get("opportunity_id")
+            .and_then(|v| v.as_str())
+            .and_then(|s| uuid::Uuid::parse_str(s).ok())
+        else {
+            return Ok(None);
+        };
+        let row = self
+            .store
+            .get_actor(Self::tenant(call), "opportunity", opp)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(match row {
+            Some(r) if r.paused => Some("the opportunity is paused"),
+            Some(r) if matches!(r.status.as_str(), "won" | "lost" | "do_not_contact") => {
+                Some("the opportunity is closed")
+            }
+            _ => None,
+        })
+    }
+
     async fn on_dnc(&self, call: &EffectCall) -> Result<bool, String> {
         let to = call
             .payload
@@ -46,11 +70,12 @@ impl Context {
     }
 }
 
-/// The effect cannot be judged now (the database or the keyring failed): report it as an
-/// unknown outcome rather than guess; nothing was sent.
+/// The effect cannot be judged now (the database or the keyring failed) and nothing was sent:
+/// it goes back to the outbox to be tried again.
 fn undecided(reason: String) -> EffectOutcome {
+    tracing::warn!(%reason, "effect put back: cannot decide now");
     EffectOutcome {
-        status: EffectStatus::Unknown,
+        status: EffectStatus::RetryLater,
         result: json!({"undecided": reason}),
         followup: None,
     }
@@ -68,6 +93,22 @@ impl EffectHandler for Voice {
         Box::pin(async move {
             let dialling = call.payload.get("op").and_then(|v| v.as_str()) == Some("dial");
             if dialling {
+                // A hold or cancel covers effects queued when the opportunity paused or closed;
+                // a dial its call actor queues afterwards is caught here.
+                match ctx.parent_blocks_dial(&call).await {
+                    Ok(Some(reason)) => {
+                        return EffectOutcome {
+                            status: EffectStatus::Done,
+                            result: json!({"blocked": reason}),
+                            followup: serde_json::to_value(CallInput::DialFailed {
+                                reason: format!("blocked: {reason}"),
+                            })
+                            .ok(),
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => return undecided(e),
+                }
                 match ctx.on_dnc(&call).await {
                     Ok(true) => {
                         return EffectOutcome {

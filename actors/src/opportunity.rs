@@ -104,8 +104,10 @@ impl Entity for OpportunityEntity {
                 },
             });
         }
-        // A closed opportunity must never dial or text again, even an effect already queued.
-        let outbox = if d.state.stage.is_terminal() {
+        // Closing cancels whatever the group had queued; only the transition that closes does it,
+        // so a later input cannot cancel the last message the closing one sent (a confirmation).
+        let closing = d.state.stage.is_terminal() && !state.is_some_and(|s| s.stage.is_terminal());
+        let outbox = if closing {
             Some(OutboxHold::Cancel)
         } else {
             hold

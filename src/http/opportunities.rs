@@ -188,9 +188,13 @@ pub async fn create(
         _ => String::new(),
     };
     let outcome = submit(&state, tenant, id, &input).await?;
-    // The index only finds the conversation for an inbound SMS; it may run ahead of the create
-    // (a lookup then routes to an actor that applies the input after creating, or rejects it).
-    crate::tenant_data::index_contact(state.engine.store(), tenant, &phone, id).await?;
+    // Only a new opportunity is indexed: a repeated external id with another phone must not
+    // route that number's texts (a STOP, say) to this conversation.
+    if matches!(&outcome, SubmitOutcome::Applied(r) if *r == json!("created"))
+        || matches!(outcome, SubmitOutcome::Accepted)
+    {
+        crate::tenant_data::index_contact(state.engine.store(), tenant, &phone, id).await?;
+    }
     let status = match outcome {
         SubmitOutcome::Applied(reply) if reply == json!("created") => StatusCode::CREATED,
         SubmitOutcome::Applied(_) | SubmitOutcome::Duplicate => StatusCode::OK,

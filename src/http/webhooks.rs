@@ -75,6 +75,14 @@ async fn verified(
         .ok_or("missing_signature")?;
     let params: Vec<(String, String)> =
         serde_urlencoded::from_bytes(body).map_err(|_| "bad_form")?;
+    // NUL cannot be stored (PostgreSQL text and JSON refuse it); a signed request carrying one
+    // is still refused by name rather than failing its write on every retry.
+    if params
+        .iter()
+        .any(|(k, v)| k.contains('\0') || v.contains('\0'))
+    {
+        return Err("nul_in_form");
+    }
     let creds = tenant_data::get_credentials(state.engine.store(), tenant, "twilio")
         .await
         .map_err(|_| "store_unavailable")?
@@ -122,6 +130,10 @@ async fn handle(
         Ok(None) => {
             tracing::info!(hook = hook.label(), "webhook for an unknown call or sender");
             return reply(StatusCode::OK, hook, "unknown", &state);
+        }
+        // A failed lookup is ours, not the caller's: 503 makes Twilio retry.
+        Err("store_unavailable") => {
+            return reply(StatusCode::SERVICE_UNAVAILABLE, hook, "unavailable", &state)
         }
         Err(why) => return reply(StatusCode::BAD_REQUEST, hook, why, &state),
     };

@@ -228,6 +228,9 @@ impl<E: Entity> EntityActor<E> {
             CommitOutcome::VersionConflict => {
                 Err(ActorFault::Infra("checkpoint version moved under this actor".into()).into())
             }
+            CommitOutcome::Unavailable => {
+                Err(ActorFault::Infra("the commit did not reach the store".into()).into())
+            }
         }
     }
 

@@ -36,6 +36,9 @@ pub enum EffectStatus {
     Done,
     /// The request may have reached the provider but no answer came: never sent again blindly.
     Unknown,
+    /// Nothing was sent (a precondition could not be checked): back to the outbox, to be
+    /// claimed again.
+    RetryLater,
 }
 
 #[derive(Debug, Clone)]
@@ -242,6 +245,7 @@ impl Dispatcher {
             let status = match outcome.status {
                 EffectStatus::Done => OutboxStatus::Done,
                 EffectStatus::Unknown => OutboxStatus::Unknown,
+                EffectStatus::RetryLater => OutboxStatus::Pending,
             };
             metrics
                 .effects

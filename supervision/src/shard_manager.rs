@@ -25,7 +25,9 @@ pub enum ManagerMsg {
     /// durable and its owner will read it.
     Route(ShardId, ShardHostMsg),
     HostFenced(ShardId, Epoch),
-    RestartHost(ShardId),
+    /// Respawn the host of a shard after a failure, if the failed host is still the current
+    /// one (the lease may have been lost and re-claimed meanwhile).
+    RestartHost(ShardId, ActorId),
     /// The shards held now, with their epochs.
     Owned(RpcReplyPort<Vec<(ShardId, Epoch)>>),
     /// Graceful stop: finish in-flight transitions, stop hosts, release every lease.
@@ -143,8 +145,12 @@ impl Actor for ShardManager {
                     self.announce(state);
                 }
             }
-            ManagerMsg::RestartHost(shard) => {
-                if let Some(epoch) = state.hosts.get(&shard).map(|h| h.epoch) {
+            ManagerMsg::RestartHost(shard, failed) => {
+                let current = state.hosts.get(&shard);
+                if let Some(epoch) = current
+                    .filter(|h| h.actor.get_id() == failed)
+                    .map(|h| h.epoch)
+                {
                     self.spawn_host(&myself, state, shard, epoch).await?;
                 }
             }
@@ -155,6 +161,11 @@ impl Actor for ShardManager {
                 state.releasing = true;
                 let leases = held(state);
                 self.drop_all(state).await;
+                // Stop these now, while their stop hooks can run: running effects finish and
+                // record their results (a supervisor exiting would kill them instead).
+                let stopping = Some(Duration::from_secs(15));
+                let _ = state.dispatcher.stop_and_wait(None, stopping).await;
+                let _ = state.timers.stop_and_wait(None, stopping).await;
                 if let Err(e) = self
                     .rt
                     .store
@@ -176,9 +187,15 @@ impl Actor for ShardManager {
         state: &mut State,
     ) -> Result<(), ActorProcessingErr> {
         if let SupervisionEvent::ActorFailed(cell, err) = evt {
-            let Some(shard) = state.cells.remove(&cell.get_id()) else {
-                // The timer service or dispatcher failed: let our supervisor restart us whole.
-                return Err(format!("engine component failed: {err}").into());
+            let failed = cell.get_id();
+            let Some(shard) = state.cells.remove(&failed) else {
+                if failed == state.timers.get_id() || failed == state.dispatcher.get_id() {
+                    // Let our supervisor restart us whole, with fresh hosts.
+                    return Err(format!("engine component failed: {err}").into());
+                }
+                // A host already dropped (lease lost, fenced) failing on its way out.
+                tracing::info!(error = %err, "a released shard host failed while stopping");
+                return Ok(());
             };
             tracing::warn!(%shard, error = %err, "shard host failed");
             let decision = state
@@ -188,7 +205,7 @@ impl Actor for ShardManager {
                 .on_failure(&self.rt.config.restart, Instant::now());
             match decision {
                 RestartDecision::Restart { after } => {
-                    myself.send_after(after, move || ManagerMsg::RestartHost(shard));
+                    myself.send_after(after, move || ManagerMsg::RestartHost(shard, failed));
                 }
                 RestartDecision::GiveUp => {
                     return Err(format!("shard host {shard} keeps failing: {err}").into());

@@ -543,8 +543,24 @@ impl PgStore {
                 break;
             }
             let live: Vec<&CommitRecord> = round.iter().map(|&i| &batch[i]).collect();
-            let mut conn = self.pool.acquire().await?;
-            match try_commit(&mut conn, &live).await? {
+            let attempt = match self.pool.acquire().await {
+                Ok(mut conn) => try_commit(&mut conn, &live).await,
+                Err(e) => Err(e.into()),
+            };
+            let attempt = match attempt {
+                Ok(a) => a,
+                // Nothing committed yet: the caller may retry the whole batch.
+                Err(e) if outcomes.iter().all(Option::is_none) => return Err(e),
+                // Earlier rounds committed: keep their outcomes, and let the rest be retried.
+                Err(e) => {
+                    tracing::warn!(error = %e, "a later commit round failed");
+                    for slot in outcomes.iter_mut().filter(|o| o.is_none()) {
+                        *slot = Some(CommitOutcome::Unavailable);
+                    }
+                    break;
+                }
+            };
+            match attempt {
                 Attempt::Committed(sent) => {
                     for (i, sent) in round.iter().zip(sent) {
                         outcomes[*i] = Some(CommitOutcome::Committed { sent });

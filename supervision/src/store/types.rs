@@ -132,6 +132,9 @@ pub enum CommitOutcome {
     Stale,
     /// The checkpoint moved on under this writer.
     VersionConflict,
+    /// Not written: the store failed after other records of the batch had committed. Try the
+    /// input again (it is still in the inbox or the timer table).
+    Unavailable,
 }
 
 /// An input to make durable.
