@@ -82,6 +82,7 @@ impl App {
             keyring,
             public_url,
             webhooks: webhook_counter(&engine)?,
+            tokens: crate::http::token_cache(),
         };
         let (http, _) = Actor::spawn_linked(
             None,

@@ -75,6 +75,8 @@ pub async fn put_twilio(
         sealed,
     };
     tenant_data::put_credentials(state.engine.store(), tenant, "twilio", &stored).await?;
+    // This instance verifies webhooks with the new token at once; others within a minute.
+    state.tokens.invalidate(&tenant);
     Ok(Json(view(&stored)))
 }
 

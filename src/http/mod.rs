@@ -29,6 +29,18 @@ pub struct AppState {
     pub public_url: String,
     /// Webhook requests by route and outcome.
     pub webhooks: prometheus::IntCounterVec,
+    /// Opened Twilio auth tokens by tenant, for webhook signatures: without it every callback
+    /// would read and unseal the credentials. Short-lived, and cleared when they change.
+    pub tokens: TokenCache,
+}
+
+pub type TokenCache = moka::sync::Cache<neuronx_supervision::TenantId, Arc<str>>;
+
+pub fn token_cache() -> TokenCache {
+    moka::sync::Cache::builder()
+        .max_capacity(100_000)
+        .time_to_live(std::time::Duration::from_secs(60))
+        .build()
 }
 
 pub fn router(state: AppState) -> Router {

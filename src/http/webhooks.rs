@@ -5,6 +5,8 @@
 //! (deduplicated by CallSid+SequenceNumber or MessageSid+status), then answered 200. A bad or
 //! missing signature gets 403; when the input cannot be made durable, 503 so Twilio retries.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -83,19 +85,28 @@ async fn verified(
     {
         return Err("nul_in_form");
     }
-    let creds = tenant_data::get_credentials(state.engine.store(), tenant, "twilio")
-        .await
-        .map_err(|_| "store_unavailable")?
-        .ok_or("no_credentials")?;
-    let token = state
-        .keyring
-        .open(&creds.sealed)
-        .map_err(|_| "sealed_token_unreadable")?;
     let path_and_query = uri
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or(uri.path());
     let url = format!("{}{}", state.public_url, path_and_query);
+    if let Some(token) = state.tokens.get(&tenant) {
+        if signature::validate(&token, &url, &params, header) {
+            return Ok((tenant, params));
+        }
+        // The token may have changed on another instance: check against the stored one.
+        state.tokens.invalidate(&tenant);
+    }
+    let creds = tenant_data::get_credentials(state.engine.store(), tenant, "twilio")
+        .await
+        .map_err(|_| "store_unavailable")?
+        .ok_or("no_credentials")?;
+    let token: Arc<str> = state
+        .keyring
+        .open(&creds.sealed)
+        .map_err(|_| "sealed_token_unreadable")?
+        .into();
+    state.tokens.insert(tenant, token.clone());
     if !signature::validate(&token, &url, &params, header) {
         return Err("bad_signature");
     }
@@ -171,10 +182,9 @@ async fn voice_status(
     let known = state
         .engine
         .store()
-        .get_actor(tenant, call_actor::KIND.as_str(), call_id)
+        .actor_exists(tenant, call_actor::KIND.as_str(), call_id)
         .await
-        .map_err(|_| "store_unavailable")?
-        .is_some();
+        .map_err(|_| "store_unavailable")?;
     if !known {
         return Ok(None);
     }

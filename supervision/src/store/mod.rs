@@ -225,6 +225,16 @@ impl Store {
         each!(self, s => s.get_actor(tenant, kind, id).await)
     }
 
+    /// Whether the actor exists, without reading its state.
+    pub async fn actor_exists(
+        &self,
+        tenant: TenantId,
+        kind: &str,
+        id: uuid::Uuid,
+    ) -> Result<bool, StoreError> {
+        each!(self, s => s.actor_exists(tenant, kind, id).await)
+    }
+
     pub async fn list_actors(&self, query: &ListQuery) -> Result<Vec<ActorRow>, StoreError> {
         each!(self, s => s.list_actors(query).await)
     }

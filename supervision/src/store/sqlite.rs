@@ -346,6 +346,22 @@ impl SqliteStore {
         row.map(actor_row).transpose()
     }
 
+    pub async fn actor_exists(
+        &self,
+        tenant: TenantId,
+        kind: &str,
+        id: Uuid,
+    ) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar::<_, bool>(
+            "SELECT EXISTS (SELECT 1 FROM actors WHERE tenant_id = ? AND kind = ? AND id = ?)",
+        )
+        .bind(tenant.0.to_string())
+        .bind(kind)
+        .bind(id.to_string())
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     pub async fn list_actors(&self, q: &ListQuery) -> Result<Vec<ActorRow>, StoreError> {
         let (after_at, after_id) = q.after.unwrap_or((i64::MIN, Uuid::nil()));
         let rows: Vec<ActorTuple> = sqlx::query_as(&format!(
