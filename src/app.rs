@@ -64,11 +64,8 @@ impl App {
             Arc::new(settings.compliance_rules()?),
         );
         let public_url = settings.server.public_url.trim_end_matches('/').to_owned();
-        let ctx = crate::channels::Context {
-            store: store.clone(),
-            keyring: keyring.clone(),
-            public_url: public_url.clone(),
-        };
+        let ctx = crate::channels::Context::new(store.clone(), keyring.clone(), public_url.clone());
+        let accounts = ctx.accounts.clone();
         let (handlers, reports, loopback_task) =
             crate::channels::handlers(&settings.channels.loopback, ctx);
         let engine = Engine::start(store, settings.engine_config(), kinds, handlers)
@@ -83,6 +80,7 @@ impl App {
             public_url,
             webhooks: webhook_counter(&engine)?,
             tokens: crate::http::token_cache(),
+            accounts,
         };
         let (http, _) = Actor::spawn_linked(
             None,

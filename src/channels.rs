@@ -27,6 +27,40 @@ pub struct Context {
     pub store: Store,
     pub keyring: Arc<Keyring>,
     pub public_url: String,
+    /// Tenants' accounts (or their absence), so an effect does not read and unseal the
+    /// credentials and build a TLS client each time. Short-lived: a changed account is used
+    /// within the time to live.
+    pub accounts: AccountCache,
+}
+
+pub type AccountCache = moka::future::Cache<TenantId, Option<Arc<twilio_channel::Account>>>;
+
+impl Context {
+    pub fn new(store: Store, keyring: Arc<Keyring>, public_url: String) -> Self {
+        Self {
+            store,
+            keyring,
+            public_url,
+            accounts: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(30))
+                .build(),
+        }
+    }
+
+    async fn account(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Option<Arc<twilio_channel::Account>>, String> {
+        if let Some(found) = self.accounts.get(&tenant).await {
+            return Ok(found);
+        }
+        let found = twilio_channel::account(&self.store, &self.keyring, tenant)
+            .await?
+            .map(Arc::new);
+        self.accounts.insert(tenant, found.clone()).await;
+        Ok(found)
+    }
 }
 
 impl Context {
@@ -46,12 +80,12 @@ impl Context {
         };
         let row = self
             .store
-            .get_actor(Self::tenant(call), "opportunity", opp)
+            .actor_status(Self::tenant(call), "opportunity", opp)
             .await
             .map_err(|e| e.to_string())?;
         Ok(match row {
-            Some(r) if r.paused => Some("the opportunity is paused"),
-            Some(r) if matches!(r.status.as_str(), "won" | "lost" | "do_not_contact") => {
+            Some((_, true)) => Some("the opportunity is paused"),
+            Some((status, _)) if matches!(status.as_str(), "won" | "lost" | "do_not_contact") => {
                 Some("the opportunity is closed")
             }
             _ => None,
@@ -124,7 +158,7 @@ impl EffectHandler for Voice {
                     Err(e) => return undecided(e),
                 }
             }
-            match twilio_channel::account(&ctx.store, &ctx.keyring, Context::tenant(&call)).await {
+            match ctx.account(Context::tenant(&call)).await {
                 Ok(Some(account)) => {
                     return twilio_channel::voice(&account, &ctx.public_url, &call).await
                 }
@@ -187,7 +221,7 @@ impl EffectHandler for Sms {
                     Err(e) => return undecided(e),
                 }
             }
-            match twilio_channel::account(&ctx.store, &ctx.keyring, Context::tenant(&call)).await {
+            match ctx.account(Context::tenant(&call)).await {
                 Ok(Some(account)) => twilio_channel::sms(&account, &ctx.public_url, &call).await,
                 Ok(None) => EffectOutcome {
                     status: EffectStatus::Done,

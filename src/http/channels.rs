@@ -77,6 +77,7 @@ pub async fn put_twilio(
     tenant_data::put_credentials(state.engine.store(), tenant, "twilio", &stored).await?;
     // This instance verifies webhooks with the new token at once; others within a minute.
     state.tokens.invalidate(&tenant);
+    state.accounts.invalidate(&tenant).await;
     Ok(Json(view(&stored)))
 }
 

@@ -32,6 +32,8 @@ pub struct AppState {
     /// Opened Twilio auth tokens by tenant, for webhook signatures: without it every callback
     /// would read and unseal the credentials. Short-lived, and cleared when they change.
     pub tokens: TokenCache,
+    /// The effect handlers' account cache, cleared here when credentials change.
+    pub accounts: crate::channels::AccountCache,
 }
 
 pub type TokenCache = moka::sync::Cache<neuronx_supervision::TenantId, Arc<str>>;

@@ -225,6 +225,16 @@ impl Store {
         each!(self, s => s.get_actor(tenant, kind, id).await)
     }
 
+    /// The actor's indexed status and paused flag, without reading its state.
+    pub async fn actor_status(
+        &self,
+        tenant: TenantId,
+        kind: &str,
+        id: uuid::Uuid,
+    ) -> Result<Option<(String, bool)>, StoreError> {
+        each!(self, s => s.actor_status(tenant, kind, id).await)
+    }
+
     /// Whether the actor exists, without reading its state.
     pub async fn actor_exists(
         &self,

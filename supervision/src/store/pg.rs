@@ -294,6 +294,22 @@ impl PgStore {
         row.map(actor_row).transpose()
     }
 
+    pub async fn actor_status(
+        &self,
+        tenant: TenantId,
+        kind: &str,
+        id: Uuid,
+    ) -> Result<Option<(String, bool)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT status, paused FROM actors WHERE tenant_id = $1 AND kind = $2 AND id = $3",
+        )
+        .bind(tenant.0)
+        .bind(kind)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     pub async fn actor_exists(
         &self,
         tenant: TenantId,

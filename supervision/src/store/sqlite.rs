@@ -346,6 +346,22 @@ impl SqliteStore {
         row.map(actor_row).transpose()
     }
 
+    pub async fn actor_status(
+        &self,
+        tenant: TenantId,
+        kind: &str,
+        id: Uuid,
+    ) -> Result<Option<(String, bool)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT status, paused FROM actors WHERE tenant_id = ? AND kind = ? AND id = ?",
+        )
+        .bind(tenant.0.to_string())
+        .bind(kind)
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     pub async fn actor_exists(
         &self,
         tenant: TenantId,
