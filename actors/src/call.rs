@@ -55,17 +55,13 @@ impl Entity for CallEntity {
         input: CallInput,
         now: DateTime<Utc>,
     ) -> Result<Applied<Call>, Rejected> {
-        let playbook_name = match (&input, state) {
-            (_, Some(c)) => c.playbook.clone(),
-            (CallInput::Place { playbook, .. }, None) => playbook.clone(),
-            (_, None) => return Err(rejected("not_found", Rejection::NotFound)),
+        let creating = match &input {
+            CallInput::Place { playbook, .. } => Some(playbook.as_str()),
+            _ => None,
         };
-        let playbook = self.playbooks.get(&playbook_name).ok_or_else(|| {
-            rejected(
-                "unknown_playbook",
-                format!("no playbook named {playbook_name:?}"),
-            )
-        })?;
+        let playbook = self
+            .playbooks
+            .resolve(state.map(|c| c.playbook.as_str()), creating)?;
         let d = rules::apply(state, input, now, playbook).map_err(|r| rejected(code(&r), r))?;
         if state == Some(&d.state)
             && d.effects.is_empty()

@@ -77,17 +77,13 @@ impl Entity for OpportunityEntity {
         input: OppInput,
         now: DateTime<Utc>,
     ) -> Result<Applied<Opportunity>, Rejected> {
-        let playbook_name = match (&input, state) {
-            (_, Some(s)) => s.playbook.clone(),
-            (OppInput::Create { playbook, .. }, None) => playbook.clone(),
-            (_, None) => return Err(rejected("not_found", Rejection::NotFound)),
+        let creating = match &input {
+            OppInput::Create { playbook, .. } => Some(playbook.as_str()),
+            _ => None,
         };
-        let playbook = self.playbooks.get(&playbook_name).ok_or_else(|| {
-            rejected(
-                "unknown_playbook",
-                format!("no playbook named {playbook_name:?}"),
-            )
-        })?;
+        let playbook = self
+            .playbooks
+            .resolve(state.map(|s| s.playbook.as_str()), creating)?;
         let hold = match &input {
             OppInput::Pause { .. } => Some(OutboxHold::Hold),
             OppInput::Resume { .. } => Some(OutboxHold::Release),

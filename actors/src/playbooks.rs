@@ -28,6 +28,21 @@ impl Playbooks {
             .or_else(|| self.by_name.get(&self.default))
     }
 
+    /// The playbook an actor runs: its state's (once created) or its creating input's.
+    /// `None` for both means the actor does not exist and the input is not a creation.
+    pub fn resolve(
+        &self,
+        from_state: Option<&str>,
+        from_input: Option<&str>,
+    ) -> Result<&Playbook, neuronx_supervision::Rejected> {
+        let Some(name) = from_state.or(from_input) else {
+            return Err(crate::convert::rejected("not_found", "not found"));
+        };
+        self.get(name).ok_or_else(|| {
+            crate::convert::rejected("unknown_playbook", format!("no playbook named {name:?}"))
+        })
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.by_name.contains_key(name)
     }
