@@ -59,4 +59,12 @@ cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo test"
-cargo test --workspace --locked
+out=$(mktemp); trap 'rm -f "$out"' EXIT
+# --all-targets: unit, integration and bench targets (this workspace has no doc tests).
+set +e
+cargo test --workspace --all-targets --locked 2>&1 | tee "$out"
+status=${PIPESTATUS[0]}
+set -e
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$out"
+exit "$status"
