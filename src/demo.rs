@@ -187,7 +187,7 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<Summa
         let backlog = store.backlog(i64::MAX).await?;
         let armed = first_touch_armed(&store, tenant.tenant_id).await?;
         eprint!(
-            "\r{:>5.1}s  calls {:>4}  answered {:>4}  sms {:>4}  replies {:>4}  awaiting first touch {:>4}  ",
+            "\r{:>5.1}s  calls {:>4}  connected {:>4}  sms {:>4}  replies {:>4}  awaiting first touch {:>4}  ",
             started.elapsed().as_secs_f64(),
             stats.calls,
             stats.call_outcomes.get("completed").copied().unwrap_or(0),
@@ -326,7 +326,7 @@ pub fn print(s: &Summary) {
     let rows: Vec<(&str, String)> = vec![
         ("leads", s.leads.to_string()),
         ("calls placed", s.calls.to_string()),
-        ("calls answered", s.answered.to_string()),
+        ("calls connected", s.answered.to_string()),
         ("SMS sent", s.sms.to_string()),
         ("replies", s.replies.to_string()),
         ("opt-outs (STOP)", s.opted_out.to_string()),
