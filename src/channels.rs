@@ -148,8 +148,8 @@ impl EffectHandler for Voice {
                         return EffectOutcome {
                             status: EffectStatus::Done,
                             result: json!({"blocked": "do-not-call"}),
-                            followup: serde_json::to_value(CallInput::DialFailed {
-                                reason: "blocked: the number is on the do-not-call list".into(),
+                            followup: serde_json::to_value(CallInput::DialBlocked {
+                                reason: "the number is on the do-not-call list".into(),
                             })
                             .ok(),
                         }

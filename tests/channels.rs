@@ -181,7 +181,56 @@ async fn rotating_the_key_reseals_every_secret(backend: Backend) {
     t.stop().await;
 }
 
+async fn a_number_on_the_do_not_call_list_is_never_dialled(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let (status, _) = t.post("/v1/dnc", json!({"phone": "+14155550100"})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let created = t.create("lead-1", 300).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let blocked = common::eventually(std::time::Duration::from_secs(10), "the block", || async {
+        t.timeline(&id)
+            .await
+            .into_iter()
+            .find(|e| e["kind"] == "compliance_blocked")
+    })
+    .await;
+    assert_eq!(blocked["data"]["channel"], "voice");
+    assert!(blocked["reason"].as_str().unwrap().contains("do-not-call"));
+    let (_, view) = t.get(&format!("/v1/opportunities/{id}")).await;
+    assert_eq!(view["active_call"], serde_json::Value::Null);
+    let timers: Vec<&str> = view["timers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(!timers.contains(&"retry_call"), "no retry: {timers:?}");
+    // The dial left the outbox refused, and no follow-up text was sent.
+    let tenant = neuronx_supervision::TenantId(t.tenant.parse().unwrap());
+    let call_id: uuid::Uuid = created["active_call"].as_str().unwrap().parse().unwrap();
+    let dials = t
+        .engine()
+        .store()
+        .outbox_of(tenant, "call", call_id)
+        .await
+        .unwrap();
+    assert_eq!(dials.len(), 1);
+    assert_eq!(
+        dials[0].status,
+        neuronx_supervision::store::OutboxStatus::Done
+    );
+    let texts = t
+        .engine()
+        .store()
+        .outbox_of(tenant, "opportunity", id.parse().unwrap())
+        .await
+        .unwrap();
+    assert!(texts.iter().all(|r| r.channel != "sms"), "{texts:?}");
+    t.stop().await;
+}
+
 both_backends!(
+    a_number_on_the_do_not_call_list_is_never_dialled,
     rotating_the_key_reseals_every_secret,
     credentials_are_sealed_and_never_returned,
     without_a_key_credentials_are_refused,

@@ -138,6 +138,11 @@ pub enum CallInput {
         provider_sid: String,
     },
     /// The provider refused the dial request.
+    /// The dispatcher refused to dial (the number is on the do-not-call list): the call ends
+    /// and the opportunity closes its voice channel.
+    DialBlocked {
+        reason: String,
+    },
     DialFailed {
         reason: String,
     },
@@ -242,6 +247,7 @@ pub fn apply(
         CallInput::Place { .. } => {}
         CallInput::Dialed { provider_sid } => step.dialed(provider_sid)?,
         CallInput::DialFailed { reason } => step.dial_failed(reason),
+        CallInput::DialBlocked { reason } => step.dial_blocked(reason),
         CallInput::DialUnknown { reason } => step.dial_unknown(reason),
         CallInput::Fetched {
             status,

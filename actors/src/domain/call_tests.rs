@@ -761,3 +761,26 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_dial_blocked_at_dispatch_ends_the_call_and_reports_blocked() {
+    let d = run(
+        &placed(),
+        CallInput::DialBlocked {
+            reason: "the number is on the do-not-call list".into(),
+        },
+        1,
+    );
+    assert_eq!(d.state.status, CallStatus::Failed);
+    assert_eq!(reports(std::slice::from_ref(&d)), vec![CallResult::Blocked]);
+    // Once the provider has the call, a late block changes nothing.
+    let late = run(
+        &dialed(),
+        CallInput::DialBlocked {
+            reason: "late".into(),
+        },
+        2,
+    );
+    assert!(late.effects.is_empty());
+    assert_eq!(late.state.status, dialed().status);
+}

@@ -228,6 +228,8 @@ named_enum! {
         Busy = "busy",
         Failed = "failed",
         Canceled = "canceled",
+        /// Not placed: the dispatcher found the number on the tenant's do-not-call list.
+        Blocked = "blocked",
     }
 }
 

@@ -457,3 +457,27 @@ fn checkpoints_from_before_the_gate_still_load() {
         }
     );
 }
+
+#[test]
+fn a_call_blocked_at_dispatch_closes_voice_without_a_follow_up() {
+    let opp = created(true, true);
+    let blocked = OppInput::CallFinished {
+        call_id: opp.active_call.unwrap(),
+        result: CallResult::Blocked,
+    };
+    let d = run(&opp, blocked, 2);
+    assert_eq!(d.state.active_call, None);
+    assert_eq!(d.state.dnc_channels, vec![Channel::Voice]);
+    // Not a missed call: no text, no retry armed.
+    assert!(d.effects.is_empty(), "{:?}", d.effects);
+    assert!(!d.timers.iter().any(|t| matches!(
+        t,
+        TimerOp::Set {
+            name: OppTimer::RetryCall,
+            ..
+        }
+    )));
+    let blocked_events = blocked_events(&d);
+    assert_eq!(blocked_events.len(), 1);
+    assert!(blocked_events[0].reason.contains("do-not-call"));
+}

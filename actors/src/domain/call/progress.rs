@@ -62,6 +62,14 @@ impl Step<'_> {
         self.end(CallStatus::Failed, CallResult::Failed, Cause::Channel, text);
     }
 
+    pub(super) fn dial_blocked(&mut self, reason: String) {
+        if self.call.status != CallStatus::Queued || self.call.provider_sid.is_some() {
+            return;
+        }
+        let text = format!("the call was not placed: {reason}");
+        self.end(CallStatus::Failed, CallResult::Blocked, Cause::System, text);
+    }
+
     pub(super) fn dial_unknown(&mut self, reason: String) {
         // Any sign of the provider having the call makes this moot.
         if self.call.status != CallStatus::Queued

@@ -210,6 +210,12 @@ impl Step<'_> {
         if stage.is_terminal() {
             return;
         }
+        if result == CallResult::Blocked {
+            // Not a missed call: no follow-up text, no retry, and voice stays closed.
+            let reason = "the call was not placed: the number is on the tenant's do-not-call list";
+            self.effect_blocked(Channel::Voice, reason.to_owned());
+            return;
+        }
         if result == CallResult::Answered {
             self.mark_reached();
             if stage == Stage::Contacting {
