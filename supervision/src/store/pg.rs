@@ -254,10 +254,15 @@ impl PgStore {
         keys: &[ActorKey],
     ) -> Result<Vec<Option<ActorRow>>, StoreError> {
         let rows: Vec<ActorTuple> = sqlx::query_as(
+            // LATERAL: one primary-key lookup per key, whatever plan the statistics suggest
+            // (a hash join over a large, bloated table took over a second for a handful of keys).
             "SELECT a.tenant_id, a.kind, a.id, a.grp, a.shard, a.version, a.state::text, a.status,
                     a.paused, a.created_at, a.updated_at
-             FROM actors a JOIN UNNEST($1::uuid[], $2::text[], $3::uuid[]) u(tenant_id, kind, id)
-               ON a.tenant_id = u.tenant_id AND a.kind = u.kind AND a.id = u.id",
+             FROM UNNEST($1::uuid[], $2::text[], $3::uuid[]) u(tenant_id, kind, id)
+             CROSS JOIN LATERAL (
+                 SELECT * FROM actors x
+                 WHERE x.tenant_id = u.tenant_id AND x.kind = u.kind AND x.id = u.id
+             ) a",
         )
         .bind(keys.iter().map(|k| k.tenant.0).collect::<Vec<_>>())
         .bind(keys.iter().map(|k| k.kind.as_str()).collect::<Vec<_>>())
@@ -637,6 +642,9 @@ impl PgStore {
 
     pub async fn complete_outbox(&self, done: &[EffectDone]) -> Result<Vec<Inserted>, StoreError> {
         let mut tx = self.pool.begin().await?;
+        sqlx::query("SET LOCAL enable_hashjoin = off")
+            .execute(&mut *tx)
+            .await?;
         let ids: Vec<i64> = done.iter().map(|d| d.outbox_id).collect();
         let statuses: Vec<&str> = done.iter().map(|d| d.status.as_str()).collect();
         let results: Vec<String> = done.iter().map(|d| d.result.to_string()).collect();
@@ -780,6 +788,15 @@ async fn try_commit(
     live: &[&CommitRecord],
 ) -> Result<Attempt, StoreError> {
     let mut tx = conn.begin().await?;
+    // Every statement below joins a small array of keys to a large table by its key: nested
+    // loops over index lookups are always right, and the planner's estimates on a bloated table
+    // sometimes are not.
+    sqlx::query("SET LOCAL enable_hashjoin = off")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("SET LOCAL enable_mergejoin = off")
+        .execute(&mut *tx)
+        .await?;
 
     // Fencing: the epoch each record was computed under must still be the shard's epoch.
     let mut shard_ids: Vec<i32> = live.iter().map(|r| r.shard.0).collect();
