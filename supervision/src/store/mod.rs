@@ -6,7 +6,9 @@
 //! shard's epoch inside the same transaction.
 
 mod pg;
+mod pg_commit;
 mod sqlite;
+mod sqlite_commit;
 mod types;
 
 use std::time::Duration;
