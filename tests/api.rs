@@ -257,7 +257,7 @@ async fn a_paused_lead_holds_its_timer_until_resumed(backend: Backend) {
 async fn the_call_is_visible_with_its_status(backend: Backend) {
     let t = TestApp::spawn(backend).await;
     let created = t.create("lead-1", 300).await;
-    let call_id = created["active_call"].as_str().unwrap().to_owned();
+    let call_id = common::first_call(&t.timeline(created["id"].as_str().unwrap()).await).unwrap();
     let call = eventually(Duration::from_secs(10), "the call to end", || async {
         let (status, body) = t.get(&format!("/v1/calls/{call_id}")).await;
         (status == StatusCode::OK && body["status"] == "no-answer").then_some(body)

@@ -207,7 +207,15 @@ async fn a_number_on_the_do_not_call_list_is_never_dialled(backend: Backend) {
     assert!(!timers.contains(&"retry_call"), "no retry: {timers:?}");
     // The dial left the outbox refused, and no follow-up text was sent.
     let tenant = neuronx_supervision::TenantId(t.tenant.parse().unwrap());
-    let call_id: uuid::Uuid = created["active_call"].as_str().unwrap().parse().unwrap();
+    // The create's answer may already show the call ended; the timeline names it.
+    let placed = t.timeline(&id).await;
+    let call_id: uuid::Uuid = placed
+        .iter()
+        .find(|e| e["kind"] == "call_placed")
+        .and_then(|e| e["data"]["call_id"].as_str())
+        .unwrap()
+        .parse()
+        .unwrap();
     let dials = t
         .engine()
         .store()

@@ -194,7 +194,18 @@ async fn kill_9_then_restart_keeps_state_and_fires_overdue_timers_once(backend: 
     let store = neuronx_supervision::Store::connect(&db, 2).await.unwrap();
     let tenant =
         neuronx_supervision::TenantId(created["tenant_id"].as_str().unwrap().parse().unwrap());
-    let call_id: uuid::Uuid = a["active_call"].as_str().unwrap().parse().unwrap();
+    let (_, a_timeline) = call(
+        &client,
+        reqwest::Method::GET,
+        url(&format!("/v1/opportunities/{a_id}/timeline")),
+        &key,
+        None,
+    )
+    .await;
+    let call_id: uuid::Uuid = common::first_call(a_timeline["items"].as_array().unwrap())
+        .unwrap()
+        .parse()
+        .unwrap();
     let dials = eventually(
         Duration::from_secs(15),
         "the dial to leave the outbox",

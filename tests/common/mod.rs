@@ -167,6 +167,16 @@ impl TestApp {
     }
 }
 
+/// The first call an opportunity placed, from its timeline (a create's answer may already show
+/// that call ended).
+pub fn first_call(timeline: &[Value]) -> Option<String> {
+    timeline
+        .iter()
+        .find(|e| e["kind"] == "call_placed")
+        .and_then(|e| e["data"]["call_id"].as_str())
+        .map(str::to_owned)
+}
+
 pub fn lead(external_id: &str, first_touch_seconds: u64) -> Value {
     json!({
         "external_id": external_id,
