@@ -480,6 +480,12 @@ impl ShardHost {
         let before = match scope {
             PollScope::Everything => i64::MAX,
             PollScope::Stragglers => {
+                // While this shard has work queued, inputs are flowing in-process and every
+                // waiting row would be read again only to be skipped as known: under a backlog
+                // that is most of the database's work. Stragglers wait for a quiet moment.
+                if !state.known_inbox.is_empty() {
+                    return Ok(());
+                }
                 let grace = 2 * self.rt.config.poll_interval.as_millis() as i64;
                 Utc::now().timestamp_millis() - grace
             }
