@@ -64,7 +64,8 @@ impl App {
             Arc::new(settings.compliance_rules()?),
         );
         let public_url = settings.server.public_url.trim_end_matches('/').to_owned();
-        let ctx = crate::channels::Context::new(store.clone(), keyring.clone(), public_url.clone());
+        let (ctx, precheck_task) =
+            crate::channels::Context::new(store.clone(), keyring.clone(), public_url.clone());
         let accounts = ctx.accounts.clone();
         let (handlers, reports, loopback_task) =
             crate::channels::handlers(&settings.channels.loopback, ctx);
@@ -93,7 +94,7 @@ impl App {
         tracing::info!(%addr, database = %redact(&settings.server.database_url), instance = %settings.server.instance_id, "neuronx serving");
         Ok(App {
             engine,
-            tasks: vec![loopback_task, forwarder],
+            tasks: vec![loopback_task, forwarder, precheck_task],
             http,
             addr,
             _lock: lock,

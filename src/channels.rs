@@ -8,6 +8,7 @@ use std::time::Duration;
 use neuronx_actors::domain::call::{CallInput, CallStatus};
 use neuronx_actors::domain::compliance::Channel;
 use neuronx_adapters::loopback::{self, LoopbackVoice, StatusReport};
+use neuronx_supervision::committer::Batcher;
 use neuronx_supervision::{
     ActorKey, EffectCall, EffectFuture, EffectHandler, EffectOutcome, EffectStatus, EngineHandle,
     Handlers, Store, TenantId,
@@ -18,7 +19,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::LoopbackSettings;
 use crate::secrets::Keyring;
-use crate::tenant_data;
+use crate::tenant_data::{self, Precheck, PrecheckResult};
 use crate::twilio_channel;
 
 /// What the voice and SMS handlers share: where tenants' accounts are, and our public URL.
@@ -31,13 +32,22 @@ pub struct Context {
     /// credentials and build a TLS client each time. Short-lived: a changed account is used
     /// within the time to live.
     pub accounts: AccountCache,
+    /// Do-not-call and opportunity-state checks, answered in groups: one round trip serves
+    /// every effect dispatched meanwhile.
+    prechecks: Batcher<Precheck, PrecheckResult>,
 }
 
 pub type AccountCache = moka::future::Cache<TenantId, Option<Arc<twilio_channel::Account>>>;
 
 impl Context {
-    pub fn new(store: Store, keyring: Arc<Keyring>, public_url: String) -> Self {
-        Self {
+    /// The returned task answers the grouped prechecks; its owner aborts it at shutdown.
+    pub fn new(store: Store, keyring: Arc<Keyring>, public_url: String) -> (Self, JoinHandle<()>) {
+        let lookups = store.clone();
+        let (prechecks, task) = Batcher::spawn(256, move |items: Arc<[Precheck]>| {
+            let store = lookups.clone();
+            Box::pin(async move { tenant_data::precheck_batch(&store, &items).await })
+        });
+        let ctx = Self {
             store,
             keyring,
             public_url,
@@ -45,7 +55,9 @@ impl Context {
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(30))
                 .build(),
-        }
+            prechecks,
+        };
+        (ctx, task)
     }
 
     async fn account(
@@ -68,39 +80,43 @@ impl Context {
         call.key.tenant
     }
 
-    /// Why the call's opportunity forbids dialling now (paused or closed), if it does.
-    async fn parent_blocks_dial(&self, call: &EffectCall) -> Result<Option<&'static str>, String> {
-        let Some(opp) = call
-            .payload
-            .get("opportunity_id")
-            .and_then(|v| v.as_str())
-            .and_then(|s| uuid::Uuid::parse_str(s).ok())
-        else {
-            return Ok(None);
-        };
-        let row = self
-            .store
-            .actor_status(Self::tenant(call), "opportunity", opp)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(match row {
-            Some((_, true)) => Some("the opportunity is paused"),
-            Some((status, _)) if matches!(status.as_str(), "won" | "lost" | "do_not_contact") => {
-                Some("the opportunity is closed")
-            }
-            _ => None,
-        })
-    }
-
-    async fn on_dnc(&self, call: &EffectCall) -> Result<bool, String> {
-        let to = call
+    async fn precheck(
+        &self,
+        call: &EffectCall,
+        with_parent: bool,
+    ) -> Result<PrecheckResult, String> {
+        let phone = call
             .payload
             .get("to")
             .and_then(|v| v.as_str())
             .unwrap_or("");
-        tenant_data::on_dnc(&self.store, Self::tenant(call), to)
+        let opportunity = with_parent
+            .then(|| {
+                call.payload
+                    .get("opportunity_id")
+                    .and_then(|v| v.as_str())
+                    .and_then(|s| uuid::Uuid::parse_str(s).ok())
+            })
+            .flatten();
+        self.prechecks
+            .submit(Precheck {
+                tenant: Self::tenant(call),
+                phone: phone.to_owned(),
+                opportunity,
+            })
             .await
             .map_err(|e| e.to_string())
+    }
+}
+
+/// Why the call's opportunity forbids dialling now (paused or closed), if it does.
+fn parent_blocks_dial(check: &PrecheckResult) -> Option<&'static str> {
+    match &check.opportunity {
+        Some((_, true)) => Some("the opportunity is paused"),
+        Some((status, _)) if matches!(status.as_str(), "won" | "lost" | "do_not_contact") => {
+            Some("the opportunity is closed")
+        }
+        _ => None,
     }
 }
 
@@ -127,35 +143,31 @@ impl EffectHandler for Voice {
         Box::pin(async move {
             let dialling = call.payload.get("op").and_then(|v| v.as_str()) == Some("dial");
             if dialling {
+                let check = match ctx.precheck(&call, true).await {
+                    Ok(check) => check,
+                    Err(e) => return undecided(e),
+                };
                 // A hold or cancel covers effects queued when the opportunity paused or closed;
                 // a dial its call actor queues afterwards is caught here.
-                match ctx.parent_blocks_dial(&call).await {
-                    Ok(Some(reason)) => {
-                        return EffectOutcome {
-                            status: EffectStatus::Done,
-                            result: json!({"blocked": reason}),
-                            followup: serde_json::to_value(CallInput::DialFailed {
-                                reason: format!("blocked: {reason}"),
-                            })
-                            .ok(),
-                        }
-                    }
-                    Ok(None) => {}
-                    Err(e) => return undecided(e),
+                if let Some(reason) = parent_blocks_dial(&check) {
+                    return EffectOutcome {
+                        status: EffectStatus::Done,
+                        result: json!({"blocked": reason}),
+                        followup: serde_json::to_value(CallInput::DialFailed {
+                            reason: format!("blocked: {reason}"),
+                        })
+                        .ok(),
+                    };
                 }
-                match ctx.on_dnc(&call).await {
-                    Ok(true) => {
-                        return EffectOutcome {
-                            status: EffectStatus::Done,
-                            result: json!({"blocked": "do-not-call"}),
-                            followup: serde_json::to_value(CallInput::DialBlocked {
-                                reason: "the number is on the do-not-call list".into(),
-                            })
-                            .ok(),
-                        }
-                    }
-                    Ok(false) => {}
-                    Err(e) => return undecided(e),
+                if check.on_dnc {
+                    return EffectOutcome {
+                        status: EffectStatus::Done,
+                        result: json!({"blocked": "do-not-call"}),
+                        followup: serde_json::to_value(CallInput::DialBlocked {
+                            reason: "the number is on the do-not-call list".into(),
+                        })
+                        .ok(),
+                    };
                 }
             }
             match ctx.account(Context::tenant(&call)).await {
@@ -215,9 +227,11 @@ impl EffectHandler for Sms {
                 .and_then(|v| v.as_str())
                 .is_none_or(|p| p == "marketing");
             if marketing {
-                match ctx.on_dnc(&call).await {
-                    Ok(true) => return twilio_channel::blocked_by_dnc(Channel::Sms),
-                    Ok(false) => {}
+                match ctx.precheck(&call, false).await {
+                    Ok(check) if check.on_dnc => {
+                        return twilio_channel::blocked_by_dnc(Channel::Sms)
+                    }
+                    Ok(_) => {}
                     Err(e) => return undecided(e),
                 }
             }

@@ -265,3 +265,67 @@ pub async fn reseal_all(store: &Store, keyring: &crate::secrets::Keyring) -> any
     }
     Ok(changed)
 }
+
+/// What the dispatcher checks before a dial or a text.
+#[derive(Debug, Clone)]
+pub struct Precheck {
+    pub tenant: TenantId,
+    pub phone: String,
+    /// The opportunity whose state may forbid a dial (paused, closed); `None` for texts.
+    pub opportunity: Option<uuid::Uuid>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrecheckResult {
+    pub on_dnc: bool,
+    /// The opportunity's status and paused flag, when asked and found.
+    pub opportunity: Option<(String, bool)>,
+}
+
+/// Answers many prechecks in one round trip (PostgreSQL) or one pass (SQLite), in order.
+pub async fn precheck_batch(
+    store: &Store,
+    items: &[Precheck],
+) -> Result<Vec<PrecheckResult>, StoreError> {
+    match store {
+        Store::Postgres(pg) => {
+            let rows: Vec<(i64, bool, Option<String>, Option<bool>)> = sqlx::query_as(
+                "SELECT u.ord,
+                        EXISTS (SELECT 1 FROM dnc d WHERE d.tenant_id = u.t AND d.phone = u.p),
+                        a.status, a.paused
+                 FROM UNNEST($1::uuid[], $2::text[], $3::uuid[]) WITH ORDINALITY u(t, p, o, ord)
+                 LEFT JOIN LATERAL (
+                     SELECT status, paused FROM actors x
+                     WHERE x.tenant_id = u.t AND x.kind = 'opportunity' AND x.id = u.o
+                 ) a ON true
+                 ORDER BY u.ord",
+            )
+            .bind(items.iter().map(|i| i.tenant.0).collect::<Vec<_>>())
+            .bind(items.iter().map(|i| i.phone.as_str()).collect::<Vec<_>>())
+            .bind(items.iter().map(|i| i.opportunity).collect::<Vec<_>>())
+            .fetch_all(pg.pool())
+            .await?;
+            Ok(rows
+                .into_iter()
+                .map(|(_, on_dnc, status, paused)| PrecheckResult {
+                    on_dnc,
+                    opportunity: status.zip(paused),
+                })
+                .collect())
+        }
+        Store::Sqlite(_) => {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                let opportunity = match item.opportunity {
+                    Some(id) => store.actor_status(item.tenant, "opportunity", id).await?,
+                    None => None,
+                };
+                out.push(PrecheckResult {
+                    on_dnc: on_dnc(store, item.tenant, &item.phone).await?,
+                    opportunity,
+                });
+            }
+            Ok(out)
+        }
+    }
+}
