@@ -133,10 +133,7 @@ pub async fn engine(mut settings: Settings, args: BenchArgs) -> anyhow::Result<R
     let app = App::start(settings).await.context("starting the engine")?;
     let engine = app.engine();
     let store = engine.store().clone();
-    let backend = match store.backend() {
-        neuronx_supervision::store::Backend::Postgres => "postgres",
-        neuronx_supervision::store::Backend::Sqlite => "sqlite",
-    };
+    let backend = store.backend().as_str();
     if args.armed_timers > 0 {
         let day_ahead = chrono::Utc::now().timestamp_millis() + 86_400_000;
         store

@@ -465,10 +465,7 @@ async fn run_with(
 ) -> anyhow::Result<WebhookReport> {
     let engine = app.engine();
     let store = engine.store().clone();
-    let backend = match store.backend() {
-        neuronx_supervision::store::Backend::Postgres => "postgres",
-        neuronx_supervision::store::Backend::Sqlite => "sqlite",
-    };
+    let backend = store.backend().as_str();
     let created = crate::tenants::create(&store, "bench-webhooks").await?;
     let tenant = created.tenant_id;
     let http = client(args.concurrency)?;

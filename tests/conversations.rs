@@ -13,21 +13,13 @@ use neuronx_adapters::carrier_sim::{self, SimConfig};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Setup {
     app: TestApp,
     sim: carrier_sim::SimHandle,
 }
 
 async fn setup(backend: Backend, sim_config: SimConfig) -> Setup {
-    let port = free_port();
+    let port = neuronx::demo::free_port().unwrap();
     let app = TestApp::spawn_with(backend, |s| {
         s.server.listen = format!("127.0.0.1:{port}");
         s.server.public_url = format!("http://127.0.0.1:{port}");

@@ -26,14 +26,6 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn command(db: &str, dir: &std::path::Path) -> Command {
     let mut c = Command::new(BIN);
     c.current_dir(dir)
@@ -82,7 +74,7 @@ async fn call(
 async fn kill_9_then_restart_keeps_state_and_fires_overdue_timers_once(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let db = fresh_database(backend, &dir).await;
-    let port = free_port();
+    let port = neuronx::demo::free_port().unwrap();
     let mut server = serve(&db, dir.path(), port).await;
 
     // Admin commands work while the engine runs (SQLite: beside its lock).

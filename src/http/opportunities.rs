@@ -367,11 +367,7 @@ pub async fn timeline(
     let id = parse_id(&id)?;
     let (limit, after) = page(&p)?;
     let store = state.engine.store();
-    if store
-        .get_actor(tenant, opp::KIND.as_str(), id)
-        .await?
-        .is_none()
-    {
+    if !store.actor_exists(tenant, opp::KIND.as_str(), id).await? {
         return Err(ApiError::NotFound("opportunity"));
     }
     let rows = store
@@ -460,12 +456,11 @@ pub async fn command(
     req: CommandRequest,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    if state
+    if !state
         .engine
         .store()
-        .get_actor(tenant, opp::KIND.as_str(), id)
+        .actor_exists(tenant, opp::KIND.as_str(), id)
         .await?
-        .is_none()
     {
         return Err(ApiError::NotFound("opportunity"));
     }

@@ -232,7 +232,7 @@ async fn pending_ids(store: &Store, shard: ShardId) -> Vec<i64> {
 
 async fn version_of(store: &Store, key: &ActorKey) -> Option<i64> {
     store
-        .load_actor(key)
+        .get_actor(key.tenant, key.kind.as_str(), key.id)
         .await
         .expect("load_actor")
         .map(|row| row.version)
@@ -511,7 +511,7 @@ async fn fencing_rejects_a_stale_epoch_and_writes_nothing(store: Store) {
     assert_eq!(commit(&store, r).await, CommitOutcome::Fenced);
 
     let row = store
-        .load_actor(&key)
+        .get_actor(key.tenant, key.kind.as_str(), key.id)
         .await
         .expect("load_actor")
         .expect("exists");
@@ -578,7 +578,7 @@ async fn one_transition_commits_all_its_writes_in_one_transaction(store: Store) 
     );
 
     let row = store
-        .load_actor(&key)
+        .get_actor(key.tenant, key.kind.as_str(), key.id)
         .await
         .expect("load_actor")
         .expect("created");
@@ -721,7 +721,7 @@ async fn a_stale_record_in_a_batch_is_left_out_and_the_rest_commit(store: Store)
     );
 
     let row = store
-        .load_actor(&stale)
+        .get_actor(stale.tenant, stale.kind.as_str(), stale.id)
         .await
         .expect("load_actor")
         .expect("exists");
@@ -759,7 +759,7 @@ async fn a_second_writer_of_the_same_version_gets_a_version_conflict(store: Stor
     assert_eq!(commit(&store, r).await, CommitOutcome::VersionConflict);
 
     let row = store
-        .load_actor(&key)
+        .get_actor(key.tenant, key.kind.as_str(), key.id)
         .await
         .expect("load_actor")
         .expect("exists");
@@ -782,7 +782,7 @@ async fn a_second_creator_of_the_same_actor_gets_a_version_conflict(store: Store
     r.effects = vec![effect("create/again")];
     assert_eq!(commit(&store, r).await, CommitOutcome::VersionConflict);
     let row = store
-        .load_actor(&key)
+        .get_actor(key.tenant, key.kind.as_str(), key.id)
         .await
         .expect("load_actor")
         .expect("exists");
@@ -806,7 +806,7 @@ async fn a_batch_with_two_transitions_of_one_actor_applies_them_in_order(store: 
 
     let outcomes = store.commit(&[first, second]).await.expect("commit");
     let row = store
-        .load_actor(&key)
+        .get_actor(key.tenant, key.kind.as_str(), key.id)
         .await
         .expect("load_actor")
         .expect("exists");
@@ -843,7 +843,7 @@ async fn a_batch_with_two_writers_of_one_version_commits_only_the_first(store: S
 
     let outcomes = store.commit(&[first, second]).await.expect("commit");
     let row = store
-        .load_actor(&key)
+        .get_actor(key.tenant, key.kind.as_str(), key.id)
         .await
         .expect("load_actor")
         .expect("exists");

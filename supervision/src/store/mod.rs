@@ -154,10 +154,6 @@ impl Store {
 
     // ----- the actor's own data
 
-    pub async fn load_actor(&self, key: &ActorKey) -> Result<Option<ActorRow>, StoreError> {
-        each!(self, s => s.load_actor(key).await)
-    }
-
     /// Commits a batch of transitions in one transaction. Items that cannot commit (fenced,
     /// stale input, version conflict) are reported and left out; the rest commit together.
     pub async fn commit(&self, batch: &[CommitRecord]) -> Result<Vec<CommitOutcome>, StoreError> {
@@ -310,4 +306,13 @@ impl Store {
 pub enum Backend {
     Postgres,
     Sqlite,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Postgres => "postgres",
+            Backend::Sqlite => "sqlite",
+        }
+    }
 }

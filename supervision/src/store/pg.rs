@@ -272,10 +272,6 @@ impl PgStore {
         Ok(keys.iter().map(|k| found.remove(&key_tuple(k))).collect())
     }
 
-    pub async fn load_actor(&self, key: &ActorKey) -> Result<Option<ActorRow>, StoreError> {
-        self.get_actor(key.tenant, key.kind.as_str(), key.id).await
-    }
-
     pub async fn get_actor(
         &self,
         tenant: TenantId,
