@@ -242,14 +242,15 @@ async fn first_touch_armed(
     store: &neuronx_supervision::Store,
     tenant: TenantId,
 ) -> anyhow::Result<usize> {
-    let mut armed = 0;
-    for row in all_opportunities(store, tenant).await? {
-        let timers = store.timers_of(tenant, "opportunity", row.key.id).await?;
-        if timers.iter().any(|t| t.name == "first_touch_sla") {
-            armed += 1;
-        }
-    }
-    Ok(armed)
+    // One query for every armed timer, not one per opportunity on every refresh.
+    let shards: Vec<_> = store.shards().await?.into_iter().map(|s| s.shard).collect();
+    let timers = store
+        .timers_due_before(&shards, i64::MAX, 1_000_000)
+        .await?;
+    Ok(timers
+        .iter()
+        .filter(|t| t.key.tenant == tenant && t.name == "first_touch_sla")
+        .count())
 }
 
 fn percentile(sorted: &[i64], q: f64) -> i64 {
