@@ -168,7 +168,9 @@ async fn kill_9_then_restart_keeps_state_and_fires_overdue_timers_once(backend: 
         .count();
     assert_eq!(fired, 1, "the overdue timer fires exactly once");
 
-    // The paused opportunity is exactly as it was, its timer still armed.
+    // The paused opportunity is still paused with its SLA timer armed as before. Its first call
+    // may have been refused meanwhile because it is paused (the outcome is recorded and the
+    // retry held), but nothing left: no text, no new call.
     let (_, b_now) = call(
         &client,
         reqwest::Method::GET,
@@ -178,8 +180,37 @@ async fn kill_9_then_restart_keeps_state_and_fires_overdue_timers_once(backend: 
     )
     .await;
     assert_eq!(b_now["paused"], true);
-    assert_eq!(b_now["version"], paused["version"]);
-    assert_eq!(b_now["timers"], paused["timers"]);
+    let sla = |v: &Value| {
+        v["timers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "first_touch_sla")
+            .cloned()
+    };
+    assert_eq!(sla(&b_now), sla(&paused));
+    assert!(sla(&paused).is_some());
+    let (_, b_timeline) = call(
+        &client,
+        reqwest::Method::GET,
+        url(&format!("/v1/opportunities/{b_id}/timeline")),
+        &key,
+        None,
+    )
+    .await;
+    let after_pause: Vec<&str> = b_timeline["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["version"].as_i64().unwrap() > paused["version"].as_i64().unwrap())
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        after_pause
+            .iter()
+            .all(|k| matches!(*k, "call_outcome" | "timer_held")),
+        "only the refused call's outcome may follow the pause: {after_pause:?}"
+    );
 
     // Pending effects were not lost and none ran twice: a's first call was dialled exactly once,
     // before the kill or by the restarted engine.
