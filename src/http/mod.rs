@@ -2,6 +2,7 @@
 //! engine's supervision tree.
 
 mod channels;
+mod cluster;
 mod error;
 mod extract;
 mod opportunities;
@@ -60,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/opportunities/{id}/escalate", post(o::escalate))
         .route("/v1/calls/{id}", get(ops::get_call))
         .route("/v1/dead-letters", get(ops::dead_letters))
+        .route("/v1/cluster", get(cluster::cluster))
         .route(
             "/v1/channels/twilio",
             axum::routing::put(channels::put_twilio).get(channels::get_twilio),

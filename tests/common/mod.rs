@@ -94,7 +94,17 @@ impl TestApp {
     }
 
     async fn start(settings: Settings, database_url: String, dir: TempDir) -> TestApp {
+        let shards = settings.engine.shard_count as usize;
         let app = App::start(settings).await.expect("start app");
+        // Alone on its database, the instance holds every shard once its first claim is done;
+        // tests that play another owner start from there.
+        let engine = app.engine();
+        eventually(
+            Duration::from_secs(20),
+            "every shard to be claimed",
+            || async { (engine.owned_shards().await.len() == shards).then_some(()) },
+        )
+        .await;
         let created = neuronx::tenants::create(app.engine().store(), "acme")
             .await
             .expect("tenant");
