@@ -20,6 +20,11 @@ run "$BIN" bench engine --database-url "$(fresh bench_timers)" --opportunities $
   --first-touch-seconds 5 --armed-timers $((1000000 / scale))
 run "$BIN" bench engine --database-url "$(fresh bench_dial)" --opportunities $((6000 / scale)) --rate 100 \
   --first-touch-seconds 5 --simulator
+for n in 2 3; do
+  run "$BIN" bench engine --database-url "$(fresh bench_engine_$n)" --opportunities $((20000 / scale)) \
+    --first-touch-seconds 5 --instances $n
+done
+run "$BIN" bench failover --kills $((20 / (scale > 1 ? 4 : 1)))
 run "$BIN" bench webhooks --database-url "$(fresh bench_webhooks)" --requests $((50000 / scale))
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 run "$BIN" bench engine --database-url "sqlite://$tmp/bench.db" --opportunities $((20000 / scale)) --first-touch-seconds 5

@@ -183,7 +183,7 @@ impl EngineHandle {
         let deadline = tokio::time::Instant::now() + self.rt.config.reply_timeout;
         let mut pause = Duration::from_millis(1);
         loop {
-            match self.rt.store.take_reply(id).await {
+            match self.rt.take_reply(id).await {
                 Ok(Some(body)) => return decode_reply(body),
                 Ok(None) => {}
                 Err(e) => tracing::debug!(error = %e, "reading a remote answer failed"),
@@ -365,6 +365,12 @@ impl Engine {
             });
         tasks.push(task);
         let s = store.clone();
+        let (replies, task) = Batcher::spawn(config.commit_max_batch, move |ids: Arc<[i64]>| {
+            let s = s.clone();
+            Box::pin(async move { s.take_replies(&ids).await })
+        });
+        tasks.push(task);
+        let s = store.clone();
         let (completions, task) = Batcher::spawn(256, move |batch: Arc<[EffectDone]>| {
             let s = s.clone();
             Box::pin(async move {
@@ -390,7 +396,7 @@ impl Engine {
         tasks.push(task);
 
         let rt = Arc::new(Runtime::new(
-            store, config, metrics, committers, ingest, loader,
+            store, config, metrics, committers, ingest, loader, replies,
         ));
         let root = Root {
             rt: rt.clone(),

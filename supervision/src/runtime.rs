@@ -75,6 +75,8 @@ pub struct Runtime {
     committers: Vec<Batcher<CommitRecord, CommitOutcome>>,
     ingest: Batcher<NewInput, Inserted>,
     loader: Batcher<ActorKey, Option<ActorRow>>,
+    /// Reads of answers from other instances: many callers waiting at once share one query.
+    replies: Batcher<i64, Option<serde_json::Value>>,
     /// The shards held now, sorted, as the shard manager last announced them.
     owned: watch::Sender<Vec<(ShardId, Epoch)>>,
     /// Past this instant the leases may have run out (no renewal succeeded in time): nothing
@@ -90,6 +92,7 @@ impl Runtime {
         committers: Vec<Batcher<CommitRecord, CommitOutcome>>,
         ingest: Batcher<NewInput, Inserted>,
         loader: Batcher<ActorKey, Option<ActorRow>>,
+        replies: Batcher<i64, Option<serde_json::Value>>,
     ) -> Self {
         Self {
             store,
@@ -98,9 +101,15 @@ impl Runtime {
             committers,
             ingest,
             loader,
+            replies,
             owned: watch::Sender::new(Vec::new()),
             act_until: watch::Sender::new(None),
         }
+    }
+
+    /// The answer to inbox input `id` if its owner (on another instance) has applied it.
+    pub async fn take_reply(&self, id: i64) -> Result<Option<serde_json::Value>, BatchError> {
+        self.replies.submit(id).await
     }
 
     /// Whether this instance holds `shard` now.

@@ -130,8 +130,8 @@ async fn an_answer_stored_with_a_transition_is_taken_once(store: Store) {
         "the flag is kept"
     );
     assert_eq!(
-        store.take_reply(id).await.expect("take"),
-        None,
+        store.take_replies(&[id]).await.expect("take"),
+        vec![None],
         "not applied yet"
     );
 
@@ -153,11 +153,14 @@ async fn an_answer_stored_with_a_transition_is_taken_once(store: Store) {
         .await
         .expect("commit");
     assert!(matches!(outcome[0], CommitOutcome::Committed { .. }));
-    let body = store.take_reply(id).await.expect("take");
-    assert_eq!(body, Some(json!({"applied": {"paused": true}})));
+    let taken = store.take_replies(&[id + 1, id]).await.expect("take");
     assert_eq!(
-        store.take_reply(id).await.expect("take"),
-        None,
+        taken,
+        vec![None, Some(json!({"applied": {"paused": true}}))]
+    );
+    assert_eq!(
+        store.take_replies(&[id]).await.expect("take"),
+        vec![None],
         "taken once"
     );
     assert_eq!(store.prune_replies(i64::MAX).await.expect("prune"), 0);

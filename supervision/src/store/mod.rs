@@ -205,9 +205,13 @@ impl Store {
 
     // ----- answers for callers on other instances
 
-    /// Takes (reads and deletes) the answer to inbox input `inbox_id`, once its owner applied it.
-    pub async fn take_reply(&self, inbox_id: i64) -> Result<Option<serde_json::Value>, StoreError> {
-        each!(self, s => s.take_reply(inbox_id).await)
+    /// Takes (reads and deletes) the answers to inbox inputs `ids` whose owner applied them:
+    /// one slot per id, `None` while not applied yet.
+    pub async fn take_replies(
+        &self,
+        ids: &[i64],
+    ) -> Result<Vec<Option<serde_json::Value>>, StoreError> {
+        each!(self, s => s.take_replies(ids).await)
     }
 
     pub async fn prune_replies(&self, before_ms: i64) -> Result<u64, StoreError> {

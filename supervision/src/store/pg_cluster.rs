@@ -46,9 +46,12 @@ impl PgStore {
     ) -> Result<Vec<Lease>, StoreError> {
         let (ids, epochs) = split_held(held);
         let rows: Vec<(i32, i64, i64)> = sqlx::query_as(&format!(
+            // Rows locked in id order, as commits take their shares: an update locking them
+            // in plan order deadlocked against group commits (each waiting a second to be told).
             "UPDATE shards s SET lease_until = {NOW_MS} + $2
-             FROM UNNEST($3::int[], $4::bigint[]) h(id, epoch)
-             WHERE s.id = h.id AND s.epoch = h.epoch AND s.owner = $1
+             FROM UNNEST($3::int[], $4::bigint[]) h(id, epoch),
+                  (SELECT id FROM shards WHERE id = ANY($3) ORDER BY id FOR UPDATE) l
+             WHERE s.id = h.id AND l.id = s.id AND s.epoch = h.epoch AND s.owner = $1
              RETURNING s.id, s.epoch, s.lease_until"
         ))
         .bind(owner)
@@ -75,8 +78,9 @@ impl PgStore {
         let (ids, epochs) = split_held(held);
         sqlx::query(
             "UPDATE shards s SET owner = NULL, lease_until = 0
-             FROM UNNEST($2::int[], $3::bigint[]) h(id, epoch)
-             WHERE s.id = h.id AND s.epoch = h.epoch AND s.owner = $1",
+             FROM UNNEST($2::int[], $3::bigint[]) h(id, epoch),
+                  (SELECT id FROM shards WHERE id = ANY($2) ORDER BY id FOR UPDATE) l
+             WHERE s.id = h.id AND l.id = s.id AND s.epoch = h.epoch AND s.owner = $1",
         )
         .bind(owner)
         .bind(ids)
@@ -180,14 +184,15 @@ impl PgStore {
             .rows_affected())
     }
 
-    /// Takes the stored answer to inbox input `inbox_id`, if its owner has applied it.
-    pub async fn take_reply(&self, inbox_id: i64) -> Result<Option<Value>, StoreError> {
-        let body: Option<String> =
-            sqlx::query_scalar("DELETE FROM replies WHERE inbox_id = $1 RETURNING body::text")
-                .bind(inbox_id)
-                .fetch_optional(&self.pool)
-                .await?;
-        body.map(|b| parse_json(&b)).transpose()
+    /// Takes the stored answers to inbox inputs `ids` whose owner has applied them, in order.
+    pub async fn take_replies(&self, ids: &[i64]) -> Result<Vec<Option<Value>>, StoreError> {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "DELETE FROM replies WHERE inbox_id = ANY($1) RETURNING inbox_id, body::text",
+        )
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        super::types::replies_in_order(ids, rows)
     }
 
     /// Forgets answers nobody came for (the caller gave up waiting).
@@ -206,13 +211,5 @@ async fn instance_rows(conn: &mut sqlx::PgConnection) -> Result<Vec<InstanceRow>
     )
     .fetch_all(&mut *conn)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, started, beat, shared)| InstanceRow {
-            id,
-            started_at_ms: started,
-            heartbeat_at_ms: beat,
-            shared_limits: shared,
-        })
-        .collect())
+    Ok(rows.into_iter().map(InstanceRow::from).collect())
 }

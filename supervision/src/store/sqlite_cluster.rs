@@ -151,15 +151,7 @@ impl SqliteStore {
         .await?;
         Ok(Membership {
             now_ms: now,
-            instances: rows
-                .into_iter()
-                .map(|(id, started, beat, shared)| InstanceRow {
-                    id,
-                    started_at_ms: started,
-                    heartbeat_at_ms: beat,
-                    shared_limits: shared,
-                })
-                .collect(),
+            instances: rows.into_iter().map(InstanceRow::from).collect(),
         })
     }
 
@@ -179,13 +171,17 @@ impl SqliteStore {
             .rows_affected())
     }
 
-    pub async fn take_reply(&self, inbox_id: i64) -> Result<Option<Value>, StoreError> {
-        let body: Option<String> =
-            sqlx::query_scalar("DELETE FROM replies WHERE inbox_id = ? RETURNING body")
-                .bind(inbox_id)
-                .fetch_optional(&self.pool)
-                .await?;
-        body.map(|b| parse_json(&b)).transpose()
+    pub async fn take_replies(&self, ids: &[i64]) -> Result<Vec<Option<Value>>, StoreError> {
+        let mut rows = Vec::new();
+        for id in ids {
+            let body: Option<String> =
+                sqlx::query_scalar("DELETE FROM replies WHERE inbox_id = ? RETURNING body")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            rows.extend(body.map(|b| (*id, b)));
+        }
+        super::types::replies_in_order(ids, rows)
     }
 
     pub async fn prune_replies(&self, before_ms: i64) -> Result<u64, StoreError> {

@@ -187,6 +187,18 @@ pub struct InstanceRow {
     pub shared_limits: bool,
 }
 
+/// As both backends read it: id, started_at, heartbeat_at, shared_limits.
+impl From<(String, i64, i64, bool)> for InstanceRow {
+    fn from((id, started, beat, shared): (String, i64, i64, bool)) -> Self {
+        Self {
+            id,
+            started_at_ms: started,
+            heartbeat_at_ms: beat,
+            shared_limits: shared,
+        }
+    }
+}
+
 /// The instances seen at one instant of the database clock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Membership {
@@ -331,4 +343,16 @@ pub struct Backlog {
     pub inbox: i64,
     pub outbox_open: i64,
     pub timers_due: i64,
+}
+
+/// Answers found for `ids` (as `(id, json)` rows in any order), one slot per id.
+pub(crate) fn replies_in_order(
+    ids: &[i64],
+    rows: Vec<(i64, String)>,
+) -> Result<Vec<Option<Value>>, super::StoreError> {
+    let mut found: std::collections::HashMap<i64, Value> = std::collections::HashMap::new();
+    for (id, body) in rows {
+        found.insert(id, parse_json(&body)?);
+    }
+    Ok(ids.iter().map(|id| found.remove(id)).collect())
 }
