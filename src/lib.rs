@@ -10,6 +10,7 @@ pub mod bench;
 pub mod bench_webhooks;
 pub mod channels;
 pub mod config;
+pub mod control;
 pub mod demo;
 pub mod http;
 pub mod lock;

@@ -1,35 +1,13 @@
-//! Extractors: the authenticated tenant, and JSON bodies whose errors name the field.
+//! Extractors: JSON bodies and query strings whose errors name the field. The caller is
+//! `auth::Caller`.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use neuronx_supervision::TenantId;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use super::AppState;
-
-/// The tenant of the request's `Authorization: Bearer <key>`.
-pub struct Tenant(pub TenantId);
-
-impl FromRequestParts<AppState> for Tenant {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let key = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or(ApiError::Unauthorized)?;
-        match crate::tenants::authenticate(state.engine.store(), key).await? {
-            Some(tenant) => Ok(Tenant(tenant)),
-            None => Err(ApiError::Unauthorized),
-        }
-    }
-}
 
 /// A JSON body. Unlike `axum::Json`, a bad body answers 400 with the path of the bad field.
 pub struct Body<T>(pub T);

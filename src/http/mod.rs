@@ -1,7 +1,11 @@
 //! The HTTP API (axum): routes, shared state, and the server actor that runs it under the
 //! engine's supervision tree.
 
+mod access;
+mod audit;
+pub mod auth;
 mod channels;
+mod commands;
 mod error;
 mod extract;
 mod opportunities;
@@ -34,6 +38,8 @@ pub struct AppState {
     pub tokens: TokenCache,
     /// The effect handlers' account cache, cleared here when credentials change.
     pub accounts: crate::channels::AccountCache,
+    /// Failed authentications per client address, to refuse guessers (429).
+    pub auth_failures: auth::AuthLimiter,
 }
 
 pub type TokenCache = moka::sync::Cache<neuronx_supervision::TenantId, Arc<str>>;
@@ -46,6 +52,7 @@ pub fn token_cache() -> TokenCache {
 }
 
 pub fn router(state: AppState) -> Router {
+    use commands as c;
     use opportunities as o;
     Router::new()
         .route("/healthz", get(ops::healthz))
@@ -54,12 +61,34 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/opportunities", post(o::create).get(o::list))
         .route("/v1/opportunities/{id}", get(o::get))
         .route("/v1/opportunities/{id}/timeline", get(o::timeline))
-        .route("/v1/opportunities/{id}/pause", post(o::pause))
-        .route("/v1/opportunities/{id}/resume", post(o::resume))
-        .route("/v1/opportunities/{id}/reassign", post(o::reassign))
-        .route("/v1/opportunities/{id}/escalate", post(o::escalate))
+        .route("/v1/opportunities/{id}/pause", post(c::pause))
+        .route("/v1/opportunities/{id}/resume", post(c::resume))
+        .route("/v1/opportunities/{id}/reassign", post(c::reassign))
+        .route("/v1/opportunities/{id}/escalate", post(c::escalate))
+        .route(
+            "/v1/opportunities/{id}/timers/{name}/cancel",
+            post(c::cancel_timer),
+        )
+        .route("/v1/bulk/pause", post(c::bulk_pause))
+        .route("/v1/bulk/resume", post(c::bulk_resume))
         .route("/v1/calls/{id}", get(ops::get_call))
         .route("/v1/dead-letters", get(ops::dead_letters))
+        .route("/v1/dead-letters/{id}/retry", post(ops::retry_dead_letter))
+        .route(
+            "/v1/dead-letters/{id}/discard",
+            post(ops::discard_dead_letter),
+        )
+        .route(
+            "/v1/teams",
+            post(access::create_team).get(access::list_teams),
+        )
+        .route(
+            "/v1/principals",
+            post(access::create_principal).get(access::list_principals),
+        )
+        .route("/v1/keys", post(access::create_key).get(access::list_keys))
+        .route("/v1/keys/{id}", axum::routing::delete(access::revoke_key))
+        .route("/v1/audit", get(audit::list))
         .route(
             "/v1/channels/twilio",
             axum::routing::put(channels::put_twilio).get(channels::get_twilio),

@@ -16,9 +16,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::auth::Caller;
 use super::error::ApiError;
-use super::extract::{Body, Params, Tenant};
+use super::extract::{Body, Params};
 use super::AppState;
+use crate::control::{access, Action};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +30,8 @@ pub struct CreateRequest {
     playbook: Option<String>,
     sla: Option<SlaRequest>,
     assignee: Option<String>,
+    /// The team the opportunity is bound to; a team-scoped key's own team by default.
+    team: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -73,6 +77,7 @@ fn view(row: &ActorRow, timers: Vec<TimerView>) -> Result<Value, ApiError> {
         "assignee": o.assignee,
         "paused": o.paused,
         "escalated": o.escalated,
+        "team": o.team,
         "reached": o.reached,
         "version": row.version,
         "attempts": o.attempts,
@@ -86,7 +91,7 @@ fn view(row: &ActorRow, timers: Vec<TimerView>) -> Result<Value, ApiError> {
     }))
 }
 
-async fn load(state: &AppState, tenant: TenantId, id: Uuid) -> Result<Value, ApiError> {
+pub(super) async fn load(state: &AppState, tenant: TenantId, id: Uuid) -> Result<Value, ApiError> {
     let store = state.engine.store();
     let row = store
         .get_actor(tenant, opp::KIND.as_str(), id)
@@ -154,14 +159,55 @@ fn validate(req: &CreateRequest, state: &AppState) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The team a new opportunity binds to and who it is assigned to: a team-scoped key creates in
+/// its own team only; without an assignee, the team's operators take turns.
+async fn bind_team(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    req: &CreateRequest,
+) -> Result<(Option<access::Team>, Option<String>), ApiError> {
+    let store = state.engine.store();
+    let tenant = caller.0.tenant;
+    let team = match (&req.team, &caller.0.team) {
+        (None, own) => own.clone(),
+        (Some(name), Some(own)) if name.trim() != own.name => {
+            return Err(ApiError::invalid(
+                "team",
+                format!("this key creates opportunities in team {:?} only", own.name),
+            ))
+        }
+        (Some(name), _) => Some(access::require_team(store, tenant, "team", name).await?),
+    };
+    let Some(team) = team else {
+        return Ok((None, req.assignee.clone()));
+    };
+    if let Some(a) = &req.assignee {
+        super::commands::check_member(state, tenant, &team, "assignee", a).await?;
+        return Ok((Some(team), Some(a.trim().to_owned())));
+    }
+    // A repeated create must not take another operator's turn.
+    let assignee = if store.actor_exists(tenant, opp::KIND.as_str(), id).await? {
+        None
+    } else {
+        access::next_assignee(store, tenant, team.id).await?
+    };
+    // Bound before the opportunity exists, so no instant shows it outside its team; the first
+    // binding wins.
+    access::bind_opportunity(store, tenant, id, team.id).await?;
+    Ok((Some(team), assignee))
+}
+
 pub async fn create(
     State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    caller: Caller,
     Body(req): Body<CreateRequest>,
 ) -> Result<Response, ApiError> {
+    let tenant = caller.require(Action::CreateOpportunity)?;
     validate(&req, &state)?;
     let external_id = req.external_id.trim().to_owned();
     let id = opp::id_for(tenant, &external_id);
+    let (team, assignee) = bind_team(&state, &caller, id, &req).await?;
     let input = OppInput::Create {
         id,
         external_id,
@@ -181,7 +227,8 @@ pub async fn create(
         sla: req.sla.map(|s| SlaOverride {
             first_touch_seconds: s.first_touch_seconds,
         }),
-        assignee: req.assignee,
+        assignee,
+        team: team.map(|t| t.name),
     };
     let phone = match &input {
         OppInput::Create { contact, .. } => contact.phone.clone(),
@@ -215,7 +262,7 @@ pub async fn create(
     Ok((status, Json(load(&state, tenant, id).await?)).into_response())
 }
 
-async fn submit(
+pub(super) async fn submit(
     state: &AppState,
     tenant: TenantId,
     id: Uuid,
@@ -231,10 +278,11 @@ async fn submit(
 
 pub async fn get(
     State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = parse_id(&id)?;
+    let tenant = caller.require(Action::Read)?;
+    let id = visible(&state, &caller, &id).await?;
     Ok(Json(load(&state, tenant, id).await?))
 }
 
@@ -243,11 +291,27 @@ fn parse_id(id: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(id).map_err(|_| ApiError::NotFound("opportunity"))
 }
 
+/// The opportunity `id` names, if it exists for this caller: in its tenant and, for a
+/// team-scoped key, in its team. Anything else is 404, never 403, so ids cannot be probed.
+pub(super) async fn visible(state: &AppState, caller: &Caller, id: &str) -> Result<Uuid, ApiError> {
+    let id = parse_id(id)?;
+    let exists = state
+        .engine
+        .store()
+        .actor_exists(caller.0.tenant, opp::KIND.as_str(), id)
+        .await?;
+    if !exists || !caller.sees(state, id).await? {
+        return Err(ApiError::NotFound("opportunity"));
+    }
+    Ok(id)
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     stage: Option<String>,
     paused: Option<String>,
+    team: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
 }
@@ -265,11 +329,25 @@ fn decode_cursor(c: &str) -> Option<(i64, Uuid)> {
     Some((at.parse().ok()?, Uuid::parse_str(id).ok()?))
 }
 
+/// A page of opportunities. Filtering by team (or listing with a team-scoped key) filters each
+/// page after reading it, so such a page may hold fewer than `limit` items; `next_cursor`
+/// still walks every one.
 pub async fn list(
     State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    caller: Caller,
     Params(p): Params<ListParams>,
 ) -> Result<Json<Value>, ApiError> {
+    let tenant = caller.require(Action::Read)?;
+    let team = match (&p.team, &caller.0.team) {
+        (_, Some(own)) => Some(own.id),
+        (Some(name), None) => Some(
+            access::find_team(state.engine.store(), tenant, name)
+                .await?
+                .ok_or_else(|| ApiError::invalid("team", format!("no team named {name:?}")))?
+                .id,
+        ),
+        (None, None) => None,
+    };
     let stage = p
         .stage
         .map(|s| {
@@ -324,8 +402,13 @@ pub async fn list(
                 .map(|r| encode_cursor(r.created_at_ms, r.key.id))
         })
         .flatten();
+    let members = match team {
+        Some(team) => Some(access::opportunities_of(state.engine.store(), tenant, team).await?),
+        None => None,
+    };
     let items = rows
         .iter()
+        .filter(|r| members.as_ref().is_none_or(|m| m.contains(&r.key.id)))
         .map(|r| view(r, Vec::new()))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(json!({"items": items, "next_cursor": next})))
@@ -360,16 +443,14 @@ pub fn page(p: &PageParams) -> Result<(i64, i64), ApiError> {
 
 pub async fn timeline(
     State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    caller: Caller,
     Path(id): Path<String>,
     Params(p): Params<PageParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = parse_id(&id)?;
+    let tenant = caller.require(Action::Read)?;
     let (limit, after) = page(&p)?;
+    let id = visible(&state, &caller, &id).await?;
     let store = state.engine.store();
-    if !store.actor_exists(tenant, opp::KIND.as_str(), id).await? {
-        return Err(ApiError::NotFound("opportunity"));
-    }
     let rows = store
         .timeline(tenant, opp::KIND.as_str(), id, after, limit)
         .await?;
@@ -391,110 +472,3 @@ pub async fn timeline(
         .collect();
     Ok(Json(json!({"items": items, "next_cursor": next})))
 }
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CommandRequest {
-    /// Who acts; until principals exist, the caller names the operator.
-    operator: Option<String>,
-    reason: Option<String>,
-    assignee: Option<String>,
-}
-
-#[derive(Clone, Copy)]
-pub enum Command {
-    Pause,
-    Resume,
-    Reassign,
-    Escalate,
-}
-
-fn command_input(cmd: Command, req: CommandRequest) -> Result<OppInput, ApiError> {
-    let by = req.operator.unwrap_or_else(|| "api".into());
-    if by.trim().is_empty() || by.len() > 200 {
-        return Err(ApiError::invalid("operator", "must be 1 to 200 characters"));
-    }
-    if req.reason.as_ref().is_some_and(|r| r.len() > 2000) {
-        return Err(ApiError::invalid(
-            "reason",
-            "must be at most 2000 characters",
-        ));
-    }
-    Ok(match cmd {
-        Command::Pause => OppInput::Pause {
-            by,
-            reason: req.reason,
-        },
-        Command::Resume => OppInput::Resume { by },
-        Command::Escalate => OppInput::Escalate {
-            by,
-            reason: req.reason,
-        },
-        Command::Reassign => {
-            let assignee = req
-                .assignee
-                .filter(|a| !a.trim().is_empty() && a.len() <= 200)
-                .ok_or_else(|| ApiError::invalid("assignee", "required, 1 to 200 characters"))?;
-            let reason = req
-                .reason
-                .filter(|r| !r.trim().is_empty())
-                .ok_or_else(|| ApiError::invalid("reason", "required for a reassignment"))?;
-            OppInput::Reassign {
-                assignee: assignee.trim().to_owned(),
-                by,
-                reason,
-            }
-        }
-    })
-}
-
-pub async fn command(
-    state: AppState,
-    tenant: TenantId,
-    id: String,
-    cmd: Command,
-    req: CommandRequest,
-) -> Result<Response, ApiError> {
-    let id = parse_id(&id)?;
-    if !state
-        .engine
-        .store()
-        .actor_exists(tenant, opp::KIND.as_str(), id)
-        .await?
-    {
-        return Err(ApiError::NotFound("opportunity"));
-    }
-    let input = command_input(cmd, req)?;
-    match submit(&state, tenant, id, &input).await? {
-        SubmitOutcome::Applied(_) | SubmitOutcome::Duplicate => {
-            Ok(Json(load(&state, tenant, id).await?).into_response())
-        }
-        SubmitOutcome::Accepted => Ok((
-            StatusCode::ACCEPTED,
-            Json(json!({"id": id, "status": "accepted"})),
-        )
-            .into_response()),
-        SubmitOutcome::Rejected(r) => Err(ApiError::Conflict {
-            code: r.code,
-            message: r.message,
-        }),
-    }
-}
-
-macro_rules! command_route {
-    ($name:ident, $cmd:expr) => {
-        pub async fn $name(
-            State(state): State<AppState>,
-            Tenant(tenant): Tenant,
-            Path(id): Path<String>,
-            Body(req): Body<CommandRequest>,
-        ) -> Result<Response, ApiError> {
-            command(state, tenant, id, $cmd, req).await
-        }
-    };
-}
-
-command_route!(pause, Command::Pause);
-command_route!(resume, Command::Resume);
-command_route!(reassign, Command::Reassign);
-command_route!(escalate, Command::Escalate);
