@@ -397,7 +397,187 @@ async fn bulk_pause_counts_first_then_acts(backend: Backend) {
     t.stop().await;
 }
 
+/// Puts an input no opportunity can decode in its inbox and waits for it to be dead-lettered.
+async fn poison(t: &TestApp, id: &str, dedupe: &str) -> Value {
+    use neuronx_supervision::store::NewInput;
+    let tenant = neuronx_supervision::TenantId(t.tenant.parse().unwrap());
+    let key = neuronx_actors::opportunity::key(tenant, id.parse().unwrap());
+    t.engine()
+        .store()
+        .insert_inbox(&[NewInput {
+            key,
+            shard: key.shard(32),
+            dedupe_key: dedupe.into(),
+            remember: true,
+            input: json!({"type": "no_such_input"}),
+        }])
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(15), "the dead letter", || async {
+        let (_, body) = t.get("/v1/dead-letters").await;
+        items(&body).into_iter().next()
+    })
+    .await
+}
+
+async fn dead_letters_are_retried_or_discarded(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let id = t.create("lead-1", 300).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let letter = poison(&t, &id, "poison-1").await;
+    let first = letter["id"].as_i64().unwrap();
+    let viewer = key(&t, "viewer", None, None).await;
+    let retry = format!("/v1/dead-letters/{first}/retry");
+    let (status, _) = as_key(&t, &viewer, Method::POST, &retry, Some(json!({}))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let other = neuronx::tenants::create(t.engine().store(), "other")
+        .await
+        .unwrap()
+        .api_key;
+    let (status, _) = as_key(&t, &other, Method::POST, &retry, Some(json!({}))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Retrying the same poison fails again: a new letter replaces the retried one.
+    let (status, body) = t.post(&retry, json!({"reason": "after the fix"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "retried");
+    let again = eventually(Duration::from_secs(15), "the retried letter", || async {
+        let (_, body) = t.get("/v1/dead-letters").await;
+        items(&body)
+            .into_iter()
+            .find(|l| l["id"].as_i64() != Some(first))
+    })
+    .await;
+    let (_, all) = t.get("/v1/dead-letters").await;
+    assert_eq!(items(&all).len(), 1, "the retried letter is gone: {all}");
+
+    let second = again["id"].as_i64().unwrap();
+    let (status, body) = t
+        .post(&format!("/v1/dead-letters/{second}/discard"), json!({}))
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("discarded"))
+    );
+    let (_, all) = t.get("/v1/dead-letters").await;
+    assert_eq!(items(&all), Vec::<Value>::new());
+    let (status, _) = t
+        .post(&format!("/v1/dead-letters/{second}/discard"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, log) = t.get("/v1/audit?target_kind=dead_letter").await;
+    assert_eq!(log["field"], "query", "unknown filters are refused");
+    let (_, retried) = t.get("/v1/audit?action=dead_letter_retry").await;
+    let (_, discarded) = t.get("/v1/audit?action=dead_letter_discard").await;
+    assert_eq!((items(&retried).len(), items(&discarded).len()), (1, 1));
+    t.stop().await;
+}
+
+/// Runs `neuronx tenant ...` against `database_url`; returns the exit code, stdout and stderr.
+fn cli(database_url: &str, args: &[&str]) -> (i32, Value, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_neuronx"))
+        .arg("tenant")
+        .args(args)
+        .env("NEURONX_DATABASE_URL", database_url)
+        .env("NEURONX_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code().unwrap_or(-1), json, stderr)
+}
+
+async fn the_tenant_command_manages_teams_principals_and_keys(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::fresh_database(backend, &dir).await;
+    let (code, created, err) = cli(&url, &["create", "acme"]);
+    assert_eq!(code, 0, "{err}");
+    let tenant = created["tenant_id"].as_str().unwrap().to_owned();
+    assert!(created["api_key"].as_str().unwrap().starts_with("nxk_"));
+    let t = ["--tenant", tenant.as_str()];
+
+    let (code, _, err) = cli(&url, &["team", "create", t[0], t[1], "west"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = cli(&url, &["team", "create", t[0], t[1], "west"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("already exists"), "{err}");
+    let (code, teams, _) = cli(&url, &["team", "list", t[0], t[1]]);
+    assert_eq!(
+        (code, teams["items"][0]["name"].as_str()),
+        (0, Some("west"))
+    );
+
+    let p = [
+        "principal",
+        "create",
+        t[0],
+        t[1],
+        "--name",
+        "ana",
+        "--role",
+        "operator",
+    ];
+    let (code, ana, err) = cli(&url, &[&p[..], &["--team", "west"]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        (ana["team"].as_str(), ana["kind"].as_str()),
+        (Some("west"), Some("user"))
+    );
+    let (code, _, err) = cli(&url, &[&p[..], &["--team", "north"]].concat());
+    assert_eq!(code, 1);
+    assert!(err.contains("no team named"), "{err}");
+    let (code, listed, _) = cli(&url, &["principal", "list", t[0], t[1], "--team", "west"]);
+    assert_eq!((code, listed["items"].as_array().unwrap().len()), (0, 1));
+
+    let k = [
+        "key",
+        "create",
+        t[0],
+        t[1],
+        "--name",
+        "ana's key",
+        "--role",
+        "operator",
+    ];
+    let (code, key, err) = cli(
+        &url,
+        &[&k[..], &["--team", "west", "--principal", "ana"]].concat(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let secret = key["key"].as_str().unwrap().to_owned();
+    let id = key["id"].as_str().unwrap().to_owned();
+    let (code, keys, _) = cli(&url, &["key", "list", t[0], t[1]]);
+    assert_eq!(code, 0);
+    assert_eq!(keys["items"].as_array().unwrap().len(), 2);
+    assert!(
+        !keys.to_string().contains(&secret),
+        "lists never show a secret"
+    );
+    let (code, revoked, _) = cli(&url, &["key", "revoke", t[0], t[1], &id]);
+    assert_eq!(code, 0);
+    assert!(revoked["revoked_at"].is_string());
+
+    let (code, _, err) = cli(
+        &url,
+        &["key", "create", t[0], t[1], "--name", "x", "--role", "root"],
+    );
+    assert_eq!(code, 2, "a bad argument is a usage error");
+    assert!(err.contains("unknown role"), "{err}");
+    let nobody = uuid::Uuid::new_v4().to_string();
+    let (code, _, err) = cli(&url, &["team", "list", "--tenant", &nobody]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no tenant"), "{err}");
+    let (code, _, err) = cli(&url, &["key", "revoke", t[0], t[1], "000000000000"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("key not found"), "{err}");
+}
+
 both_backends!(
+    dead_letters_are_retried_or_discarded,
+    the_tenant_command_manages_teams_principals_and_keys,
     keys_are_shown_once_scoped_and_revocable,
     team_opportunities_go_round_robin_and_stay_in_their_team,
     every_operator_action_is_audited,
