@@ -324,6 +324,20 @@ async fn an_operator_cancels_one_timer(backend: Backend) {
         .as_str()
         .unwrap()
         .contains("handled by phone"));
+    assert!(
+        entry["why"].is_null(),
+        "an operator's action carries its own reason"
+    );
+    // A decision carries the rule that fired and what it weighed.
+    let placed = timeline
+        .iter()
+        .find(|e| e["kind"] == "call_placed")
+        .unwrap();
+    assert!(
+        placed["why"]["rule"].as_str().unwrap().contains("cadence"),
+        "{placed}"
+    );
+    assert_eq!(placed["why"]["inputs"]["attempt"], 1);
     let (status, _) = t.post(&cancel, json!({})).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "no longer armed");
     let (status, _) = t

@@ -12,6 +12,7 @@ mod opportunities;
 mod ops;
 pub mod server;
 mod webhooks;
+mod why;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -460,12 +460,14 @@ pub async fn timeline(
     let items: Vec<Value> = rows
         .into_iter()
         .map(|r| {
+            let why = super::why::why(&r.kind, &r.cause, &r.data);
             json!({
                 "at": ms_to_time(r.at_ms),
                 "kind": r.kind,
                 "by": r.cause,
                 "reason": r.reason,
                 "data": r.data,
+                "why": why,
                 "version": r.version,
             })
         })
