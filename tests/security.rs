@@ -319,7 +319,50 @@ async fn wrong_keys_are_refused_and_guessing_is_rate_limited(backend: Backend) {
     t.stop().await;
 }
 
+async fn the_openapi_document_lists_every_route(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let (status, doc) = t.request(Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK, "served without a key");
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    let mut listed: Vec<String> = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            listed.push(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    listed.sort();
+    let mut every: Vec<String> = matrix()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .map(|r| r.replace("{call}", "{id}").replace("{key}", "{id}"))
+        .map(|r| {
+            r.replace("/999999/", "/{id}/")
+                .replace("+14155550100", "{phone}")
+        })
+        .map(|r| r.replace("first_touch_sla", "{name}"))
+        .chain(["GET /healthz", "GET /readyz", "GET /metrics"].map(String::from))
+        .collect();
+    every.sort();
+    every.dedup();
+    assert_eq!(
+        listed, every,
+        "the document and the role matrix name the same routes"
+    );
+    // The same document as the code builds, and every /v1 operation needs the key.
+    assert_eq!(
+        serde_json::to_value(neuronx::http::openapi_document()).unwrap()["paths"],
+        doc["paths"]
+    );
+    assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
+    t.stop().await;
+}
+
 both_backends!(
+    the_openapi_document_lists_every_route,
     every_route_answers_each_role_as_the_policy_says,
     another_tenants_ids_answer_404_on_every_route,
     wrong_keys_are_refused_and_guessing_is_rate_limited,

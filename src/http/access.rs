@@ -43,12 +43,19 @@ async fn audit_created(
     Ok(())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TeamRequest {
     name: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/teams",
+    tag = "access",
+    request_body = TeamRequest,
+    responses((status = 201, description = "created", body = Object), crate::http::openapi::Errors)
+)]
 pub async fn create_team(
     State(state): State<AppState>,
     caller: Caller,
@@ -69,6 +76,12 @@ pub async fn create_team(
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/teams",
+    tag = "access",
+    responses((status = 200, description = "the tenant's teams", body = Object), crate::http::openapi::Errors)
+)]
 pub async fn list_teams(
     State(state): State<AppState>,
     caller: Caller,
@@ -83,7 +96,7 @@ fn parse_role(field: &'static str, raw: &str) -> Result<Role, ApiError> {
         .map_err(|e: crate::control::roles::UnknownRole| ApiError::invalid(field, e.to_string()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PrincipalRequest {
     name: String,
@@ -92,6 +105,13 @@ pub struct PrincipalRequest {
     team: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/principals",
+    tag = "access",
+    request_body = PrincipalRequest,
+    responses((status = 201, description = "created", body = Object), crate::http::openapi::Errors)
+)]
 pub async fn create_principal(
     State(state): State<AppState>,
     caller: Caller,
@@ -130,12 +150,20 @@ pub async fn create_principal(
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PrincipalParams {
     team: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/principals",
+    tag = "access",
+    params(PrincipalParams),
+    responses((status = 200, description = "the tenant's principals", body = Object), crate::http::openapi::Errors)
+)]
 pub async fn list_principals(
     State(state): State<AppState>,
     caller: Caller,
@@ -151,7 +179,7 @@ pub async fn list_principals(
     Ok(Json(json!({"items": principals})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyRequest {
     name: String,
@@ -162,6 +190,13 @@ pub struct KeyRequest {
     expires_at: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/keys",
+    tag = "access",
+    request_body = KeyRequest,
+    responses((status = 201, description = "created; `key` is the secret, shown this once", body = Object), crate::http::openapi::Errors)
+)]
 pub async fn create_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -206,6 +241,12 @@ pub async fn create_key(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/keys",
+    tag = "access",
+    responses((status = 200, description = "the tenant's keys, never their secrets", body = Object), crate::http::openapi::Errors)
+)]
 pub async fn list_keys(
     State(state): State<AppState>,
     caller: Caller,
@@ -216,6 +257,13 @@ pub async fn list_keys(
 }
 
 /// `DELETE /v1/keys/{id}` revokes: the key stays listed, with `revoked_at`.
+#[utoipa::path(
+    delete,
+    path = "/v1/keys/{id}",
+    tag = "access",
+    params(("id" = String, Path, description = "the key's id")),
+    responses((status = 200, description = "revoked", body = Object), crate::http::openapi::Errors)
+)]
 pub async fn revoke_key(
     State(state): State<AppState>,
     caller: Caller,

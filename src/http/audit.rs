@@ -13,8 +13,9 @@ use super::AppState;
 use crate::control::audit::{self, AuditAction, Query};
 use crate::control::Action;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditParams {
     principal: Option<String>,
     action: Option<String>,
@@ -34,6 +35,13 @@ fn time(field: &'static str, raw: Option<&str>) -> Result<Option<DateTime<Utc>>,
     .transpose()
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    tag = "audit",
+    params(AuditParams),
+    responses((status = 200, description = "a page of audit entries, oldest first", body = Object), crate::http::openapi::Errors)
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,

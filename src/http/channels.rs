@@ -16,7 +16,7 @@ use crate::control::audit::{self, AuditAction, Entry, Outcome};
 use crate::control::Action;
 use crate::tenant_data::{self, StoredCredentials};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TwilioRequest {
     account_sid: String,
@@ -61,6 +61,13 @@ async fn record(
     Ok(())
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/channels/twilio",
+    tag = "channels",
+    request_body = TwilioRequest,
+    responses((status = 200, description = "stored; the token is never returned", body = Object), crate::http::openapi::Errors)
+)]
 pub async fn put_twilio(
     State(state): State<AppState>,
     caller: Caller,
@@ -120,6 +127,12 @@ pub async fn put_twilio(
     Ok(Json(view))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/channels/twilio",
+    tag = "channels",
+    responses((status = 200, description = "the stored account", body = Object), crate::http::openapi::Errors)
+)]
 pub async fn get_twilio(
     State(state): State<AppState>,
     caller: Caller,
@@ -131,12 +144,19 @@ pub async fn get_twilio(
     Ok(Json(view(&stored)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DncRequest {
     phone: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/dnc",
+    tag = "channels",
+    request_body = DncRequest,
+    responses((status = 201, description = "added", body = Object), (status = 200, description = "already listed", body = Object), crate::http::openapi::Errors)
+)]
 pub async fn add_dnc(
     State(state): State<AppState>,
     caller: Caller,
@@ -155,6 +175,13 @@ pub async fn add_dnc(
     Ok((status, Json(json!({"phone": req.phone, "listed": true}))).into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/dnc/{phone}",
+    tag = "channels",
+    params(("phone" = String, Path, description = "E.164 number")),
+    responses((status = 200, description = "removed", body = Object), crate::http::openapi::Errors)
+)]
 pub async fn remove_dnc(
     State(state): State<AppState>,
     caller: Caller,

@@ -24,7 +24,7 @@ use crate::control::access::{self, Team};
 use crate::control::audit::{self, AuditAction, Entry, Outcome};
 use crate::control::Action;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommandRequest {
     /// Who acts, for keys that belong to no principal (automation acting for a person); a
@@ -218,7 +218,19 @@ pub async fn command(
 }
 
 macro_rules! command_route {
-    ($name:ident, $cmd:expr) => {
+    ($name:ident, $cmd:expr, $path:tt) => {
+        #[utoipa::path(
+                    post,
+                    path = $path,
+                    tag = "operator actions",
+                    request_body = CommandRequest,
+                    params(("id" = String, Path, description = "the opportunity's id")),
+                    responses(
+                        (status = 200, description = "the opportunity after", body = Object),
+                        (status = 202, description = "durable, not yet applied", body = Object),
+                        crate::http::openapi::Errors
+                    )
+                )]
         pub async fn $name(
             State(state): State<AppState>,
             caller: Caller,
@@ -230,12 +242,20 @@ macro_rules! command_route {
     };
 }
 
-command_route!(pause, Command::Pause);
-command_route!(resume, Command::Resume);
-command_route!(reassign, Command::Reassign);
-command_route!(escalate, Command::Escalate);
+command_route!(pause, Command::Pause, "/v1/opportunities/{id}/pause");
+command_route!(resume, Command::Resume, "/v1/opportunities/{id}/resume");
+command_route!(
+    reassign,
+    Command::Reassign,
+    "/v1/opportunities/{id}/reassign"
+);
+command_route!(
+    escalate,
+    Command::Escalate,
+    "/v1/opportunities/{id}/escalate"
+);
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelTimerRequest {
     operator: Option<String>,
@@ -244,6 +264,14 @@ pub struct CancelTimerRequest {
 
 /// `POST /v1/opportunities/{id}/timers/{name}/cancel`: only an armed or held timer can be
 /// cancelled; any other name answers 404.
+#[utoipa::path(
+    post,
+    path = "/v1/opportunities/{id}/timers/{name}/cancel",
+    tag = "operator actions",
+    request_body = CancelTimerRequest,
+    params(("id" = String, Path, description = "the opportunity's id"), ("name" = String, Path, description = "first_touch_sla, response_sla, retry_call or send_sms")),
+    responses((status = 200, description = "the opportunity after", body = Object), (status = 202, description = "durable, not yet applied", body = Object), crate::http::openapi::Errors)
+)]
 pub async fn cancel_timer(
     State(state): State<AppState>,
     caller: Caller,
@@ -278,7 +306,7 @@ pub async fn cancel_timer(
     run(&state, &caller, id, AuditAction::CancelTimer, input).await
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BulkFilter {
     team: Option<String>,
@@ -287,7 +315,7 @@ pub struct BulkFilter {
     paused: Option<bool>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BulkRequest {
     #[serde(default)]
@@ -435,6 +463,13 @@ async fn bulk(
     })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/bulk/pause",
+    tag = "operator actions",
+    request_body = BulkRequest,
+    responses((status = 200, description = "dry run: matched; otherwise matched, applied, accepted, rejected", body = Object), crate::http::openapi::Errors)
+)]
 pub async fn bulk_pause(
     State(state): State<AppState>,
     caller: Caller,
@@ -443,6 +478,13 @@ pub async fn bulk_pause(
     bulk(state, caller, req, true).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/bulk/resume",
+    tag = "operator actions",
+    request_body = BulkRequest,
+    responses((status = 200, description = "dry run: matched; otherwise matched, applied, accepted, rejected", body = Object), crate::http::openapi::Errors)
+)]
 pub async fn bulk_resume(
     State(state): State<AppState>,
     caller: Caller,

@@ -8,6 +8,7 @@ mod channels;
 mod commands;
 mod error;
 mod extract;
+mod openapi;
 mod opportunities;
 mod ops;
 pub mod server;
@@ -21,6 +22,9 @@ use axum::routing::{get, post};
 use axum::Router;
 use neuronx_actors::domain::playbook::Playbook;
 use neuronx_supervision::EngineHandle;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use error::ApiError;
 
@@ -52,53 +56,59 @@ pub fn token_cache() -> TokenCache {
         .build()
 }
 
-pub fn router(state: AppState) -> Router {
+/// The API's routes with their OpenAPI description, not yet given their state.
+fn api() -> OpenApiRouter<AppState> {
     use commands as c;
     use opportunities as o;
-    Router::new()
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .route("/v1/opportunities", post(o::create).get(o::list))
-        .route("/v1/opportunities/{id}", get(o::get))
-        .route("/v1/opportunities/{id}/timeline", get(o::timeline))
-        .route("/v1/opportunities/{id}/pause", post(c::pause))
-        .route("/v1/opportunities/{id}/resume", post(c::resume))
-        .route("/v1/opportunities/{id}/reassign", post(c::reassign))
-        .route("/v1/opportunities/{id}/escalate", post(c::escalate))
-        .route(
-            "/v1/opportunities/{id}/timers/{name}/cancel",
-            post(c::cancel_timer),
-        )
-        .route("/v1/bulk/pause", post(c::bulk_pause))
-        .route("/v1/bulk/resume", post(c::bulk_resume))
-        .route("/v1/calls/{id}", get(ops::get_call))
-        .route("/v1/dead-letters", get(ops::dead_letters))
-        .route("/v1/dead-letters/{id}/retry", post(ops::retry_dead_letter))
-        .route(
-            "/v1/dead-letters/{id}/discard",
-            post(ops::discard_dead_letter),
-        )
-        .route(
-            "/v1/teams",
-            post(access::create_team).get(access::list_teams),
-        )
-        .route(
-            "/v1/principals",
-            post(access::create_principal).get(access::list_principals),
-        )
-        .route("/v1/keys", post(access::create_key).get(access::list_keys))
-        .route("/v1/keys/{id}", axum::routing::delete(access::revoke_key))
-        .route("/v1/audit", get(audit::list))
-        .route(
-            "/v1/channels/twilio",
-            axum::routing::put(channels::put_twilio).get(channels::get_twilio),
-        )
-        .route("/v1/dnc", post(channels::add_dnc))
-        .route(
-            "/v1/dnc/{phone}",
-            axum::routing::delete(channels::remove_dnc),
-        )
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(o::create, o::list))
+        .routes(routes!(o::get))
+        .routes(routes!(o::timeline))
+        .routes(routes!(c::pause))
+        .routes(routes!(c::resume))
+        .routes(routes!(c::reassign))
+        .routes(routes!(c::escalate))
+        .routes(routes!(c::cancel_timer))
+        .routes(routes!(c::bulk_pause))
+        .routes(routes!(c::bulk_resume))
+        .routes(routes!(ops::get_call))
+        .routes(routes!(ops::dead_letters))
+        .routes(routes!(ops::retry_dead_letter))
+        .routes(routes!(ops::discard_dead_letter))
+        .routes(routes!(access::create_team, access::list_teams))
+        .routes(routes!(access::create_principal, access::list_principals))
+        .routes(routes!(access::create_key, access::list_keys))
+        .routes(routes!(access::revoke_key))
+        .routes(routes!(audit::list))
+        .routes(routes!(channels::put_twilio, channels::get_twilio))
+        .routes(routes!(channels::add_dnc))
+        .routes(routes!(channels::remove_dnc))
+}
+
+/// The OpenAPI document of the API (what `/openapi.json` serves).
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    api().into_openapi()
+}
+
+pub fn router(state: AppState) -> Router {
+    let (api, doc) = api().split_for_parts();
+    // Rendered once: the document is a constant of the build.
+    let doc = Arc::new(doc.to_pretty_json().unwrap_or_else(|_| "{}".into()));
+    let openapi_json = move || {
+        let doc = doc.clone();
+        async move {
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                (*doc).clone(),
+            )
+        }
+    };
+    // Twilio's webhooks are Twilio's contract, authenticated by its signature: not part of the
+    // API document.
+    api.route("/openapi.json", get(openapi_json))
         .route(
             "/webhooks/twilio/{tenant_id}/voice/status",
             post(webhooks::voice_status_route),

@@ -22,7 +22,7 @@ use super::extract::{Body, Params};
 use super::AppState;
 use crate::control::{access, Action};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRequest {
     external_id: String,
@@ -34,7 +34,7 @@ pub struct CreateRequest {
     team: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ContactRequest {
     name: String,
@@ -44,14 +44,14 @@ struct ContactRequest {
     consent: ConsentRequest,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ConsentRequest {
     voice: bool,
     sms: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SlaRequest {
     first_touch_seconds: Option<u64>,
@@ -198,6 +198,13 @@ async fn bind_team(
     Ok((Some(team), assignee))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/opportunities",
+    tag = "opportunities",
+    request_body = CreateRequest,
+    responses((status = 201, description = "created", body = Object), (status = 200, description = "already existed (same external_id)", body = Object), (status = 202, description = "durable, not yet applied", body = Object), crate::http::openapi::Errors)
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -276,6 +283,13 @@ pub(super) async fn submit(
         .map_err(|e| ApiError::Unavailable(e.to_string()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/opportunities/{id}",
+    tag = "opportunities",
+    params(("id" = String, Path, description = "the opportunity's id")),
+    responses((status = 200, description = "the opportunity with its armed timers", body = Object), crate::http::openapi::Errors)
+)]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -306,8 +320,9 @@ pub(super) async fn visible(state: &AppState, caller: &Caller, id: &str) -> Resu
     Ok(id)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     stage: Option<String>,
     paused: Option<String>,
@@ -332,6 +347,13 @@ fn decode_cursor(c: &str) -> Option<(i64, Uuid)> {
 /// A page of opportunities. Filtering by team (or listing with a team-scoped key) filters each
 /// page after reading it, so such a page may hold fewer than `limit` items; `next_cursor`
 /// still walks every one.
+#[utoipa::path(
+    get,
+    path = "/v1/opportunities",
+    tag = "opportunities",
+    params(ListParams),
+    responses((status = 200, description = "a page: items, next_cursor", body = Object), crate::http::openapi::Errors)
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -414,8 +436,9 @@ pub async fn list(
     Ok(Json(json!({"items": items, "next_cursor": next})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PageParams {
     limit: Option<String>,
     cursor: Option<String>,
@@ -441,6 +464,13 @@ pub fn page(p: &PageParams) -> Result<(i64, i64), ApiError> {
     Ok((limit, after))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/opportunities/{id}/timeline",
+    tag = "opportunities",
+    params(("id" = String, Path, description = "the opportunity's id"), PageParams),
+    responses((status = 200, description = "a page of entries, oldest first, each with its why", body = Object), crate::http::openapi::Errors)
+)]
 pub async fn timeline(
     State(state): State<AppState>,
     caller: Caller,

@@ -17,6 +17,13 @@ use super::AppState;
 use crate::control::audit::{self, AuditAction, Entry, Outcome};
 use crate::control::{dead_letters, Action};
 
+#[utoipa::path(
+    get,
+    path = "/v1/calls/{id}",
+    tag = "calls",
+    params(("id" = String, Path, description = "the call's id")),
+    responses((status = 200, description = "the call with its timeline", body = Object), crate::http::openapi::Errors)
+)]
 pub async fn get_call(
     State(state): State<AppState>,
     caller: Caller,
@@ -56,6 +63,13 @@ pub async fn get_call(
     })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/dead-letters",
+    tag = "dead letters",
+    params(PageParams),
+    responses((status = 200, description = "a page of dead letters", body = Object), crate::http::openapi::Errors)
+)]
 pub async fn dead_letters(
     State(state): State<AppState>,
     caller: Caller,
@@ -99,7 +113,7 @@ pub async fn dead_letters(
     Ok(Json(json!({"items": items, "next_cursor": next})))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeadLetterRequest {
     reason: Option<String>,
@@ -192,6 +206,14 @@ async fn handle_dead_letter(
     Ok(Json(json!({"id": dl.id, "status": outcome})))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/dead-letters/{id}/retry",
+    tag = "dead letters",
+    request_body = DeadLetterRequest,
+    params(("id" = String, Path, description = "the dead letter's id")),
+    responses((status = 200, description = "resubmitted", body = Object), crate::http::openapi::Errors)
+)]
 pub async fn retry_dead_letter(
     State(state): State<AppState>,
     caller: Caller,
@@ -201,6 +223,14 @@ pub async fn retry_dead_letter(
     handle_dead_letter(state, caller, id, req.reason, true).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/dead-letters/{id}/discard",
+    tag = "dead letters",
+    request_body = DeadLetterRequest,
+    params(("id" = String, Path, description = "the dead letter's id")),
+    responses((status = 200, description = "discarded", body = Object), crate::http::openapi::Errors)
+)]
 pub async fn discard_dead_letter(
     State(state): State<AppState>,
     caller: Caller,
@@ -210,11 +240,13 @@ pub async fn discard_dead_letter(
     handle_dead_letter(state, caller, id, req.reason, false).await
 }
 
+#[utoipa::path(get, path = "/healthz", tag = "health", security(()), responses((status = 200, description = "alive", body = Object)))]
 pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// Ready when the database answers and this instance holds at least one shard.
+#[utoipa::path(get, path = "/readyz", tag = "health", security(()), responses((status = 200, description = "ready", body = Object), (status = 503, description = "not ready", body = Object)))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let db = state.engine.store().now_ms().await.is_ok();
     let shards = state.engine.owned_shards().await.len();
@@ -230,6 +262,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "health", security(()), responses((status = 200, description = "Prometheus text", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
