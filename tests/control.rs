@@ -94,6 +94,17 @@ async fn keys_are_shown_once_scoped_and_revocable(backend: Backend) {
     assert!(revoked["revoked_at"].is_string());
     let (status, _) = as_key(&t, &secret, Method::GET, "/v1/opportunities", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    for bad in ["%00", "nxk_zz", "0000000000000"] {
+        let (status, _) = t
+            .request(
+                Method::DELETE,
+                &format!("/v1/keys/{bad}"),
+                Some(&t.key),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{bad}");
+    }
 
     let soon = (chrono::Utc::now() + chrono::TimeDelta::seconds(1)).to_rfc3339();
     let (_, short) = t
@@ -259,6 +270,7 @@ async fn every_operator_action_is_audited(backend: Backend) {
         ("since=yesterday", "since"),
         ("limit=0", "limit"),
         ("surprise=1", "query"),
+        ("principal=%00", "query"),
     ] {
         let (status, err) = t.get(&format!("/v1/audit?{query}")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {err}");

@@ -187,8 +187,18 @@ pub async fn list(store: &Store, tenant: TenantId) -> Result<Vec<KeyView>, Contr
     rows.into_iter().map(key_view).collect()
 }
 
+/// A key id is its 12 hex digits, with or without `nxk_`; anything else names no key.
+fn key_id(raw: &str) -> Result<&str, ControlError> {
+    let id = raw.strip_prefix("nxk_").unwrap_or(raw);
+    if id.len() == 12 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(id)
+    } else {
+        Err(ControlError::NotFound("key"))
+    }
+}
+
 pub async fn get(store: &Store, tenant: TenantId, prefix: &str) -> Result<KeyView, ControlError> {
-    let prefix = prefix.strip_prefix("nxk_").unwrap_or(prefix);
+    let prefix = key_id(prefix)?;
     let sql = format!("{SELECT_KEYS} WHERE k.tenant_id = $1 AND k.prefix = $2");
     let row: Option<KeyRow> = on_db!(store, |db, id, _json| sqlx::query_as(&sql)
         .bind(id(tenant.0))
@@ -207,7 +217,7 @@ pub async fn revoke(
     tenant: TenantId,
     prefix: &str,
 ) -> Result<KeyView, ControlError> {
-    let bare = prefix.strip_prefix("nxk_").unwrap_or(prefix);
+    let bare = key_id(prefix)?;
     let sql = "UPDATE api_keys SET revoked_at = $3
                WHERE tenant_id = $1 AND prefix = $2 AND revoked_at IS NULL";
     on_db!(store, |db, id, _json| sqlx::query(sql)

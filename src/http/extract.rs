@@ -62,6 +62,14 @@ impl<T: DeserializeOwned> FromRequestParts<AppState> for Params<T> {
 
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or("");
+        // As for bodies: PostgreSQL cannot compare against text holding NUL.
+        let decoded: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+        if decoded
+            .iter()
+            .any(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            return Err(ApiError::invalid("query", "must not contain NUL (%00)"));
+        }
         serde_urlencoded::from_str(query)
             .map(Params)
             .map_err(|e| ApiError::invalid("query", e.to_string()))
