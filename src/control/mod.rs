@@ -8,6 +8,7 @@ pub mod cli;
 pub mod dead_letters;
 pub mod keys;
 pub mod roles;
+pub mod sessions;
 
 use neuronx_supervision::StoreError;
 use uuid::Uuid;

@@ -140,3 +140,14 @@ impl FromRequestParts<AppState> for Caller {
         check_key(state, client, key).await.map(Caller)
     }
 }
+
+/// The client's address, for handlers that check keys themselves (the console's sign-in).
+pub struct ClientAddr(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(client_address(parts)))
+    }
+}

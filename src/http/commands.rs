@@ -34,6 +34,18 @@ pub struct CommandRequest {
     assignee: Option<String>,
 }
 
+impl CommandRequest {
+    /// A command from the console's forms: the session's principal acts.
+    pub(super) fn from_form(reason: Option<String>, assignee: Option<String>) -> Self {
+        let blank = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
+        Self {
+            operator: None,
+            reason: blank(reason),
+            assignee: blank(assignee),
+        }
+    }
+}
+
 #[derive(Clone, Copy)]
 pub enum Command {
     Pause,

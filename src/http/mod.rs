@@ -6,6 +6,7 @@ mod audit;
 pub mod auth;
 mod channels;
 mod commands;
+mod console;
 mod error;
 mod extract;
 mod openapi;
@@ -109,6 +110,7 @@ pub fn router(state: AppState) -> Router {
     // Twilio's webhooks are Twilio's contract, authenticated by its signature: not part of the
     // API document.
     api.route("/openapi.json", get(openapi_json))
+        .merge(console::router())
         .route(
             "/webhooks/twilio/{tenant_id}/voice/status",
             post(webhooks::voice_status_route),

@@ -331,6 +331,23 @@ pub struct ListParams {
     cursor: Option<String>,
 }
 
+impl ListParams {
+    /// The console's list: one page, filtered like the API's.
+    pub(super) fn console(
+        stage: Option<String>,
+        paused: Option<String>,
+        team: Option<String>,
+    ) -> Self {
+        Self {
+            stage,
+            paused,
+            team,
+            limit: Some("200".into()),
+            cursor: None,
+        }
+    }
+}
+
 fn encode_cursor(at: i64, id: Uuid) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{at}:{id}"))
 }
@@ -442,6 +459,15 @@ pub async fn list(
 pub struct PageParams {
     limit: Option<String>,
     cursor: Option<String>,
+}
+
+impl PageParams {
+    pub(super) fn first(limit: i64) -> Self {
+        Self {
+            limit: Some(limit.to_string()),
+            cursor: None,
+        }
+    }
 }
 
 pub fn page(p: &PageParams) -> Result<(i64, i64), ApiError> {
