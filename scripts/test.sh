@@ -64,9 +64,10 @@ out=$(mktemp); trap 'rm -f "$out"' EXIT
 set +e
 cargo test --workspace --all-targets --locked 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}
-# Checks outside cargo, each counted as one test: the API fuzzed from its OpenAPI document.
+# Checks outside cargo, each counted as one test: the API fuzzed from its OpenAPI document,
+# and the operator console in a real browser.
 extra_passed=0 extra_failed=0
-for check in scripts/schemathesis.sh; do
+for check in scripts/schemathesis.sh scripts/browser.sh; do
   log "$check"
   if "$check"; then extra_passed=$((extra_passed + 1)); else extra_failed=$((extra_failed + 1)); status=1; fi
 done
