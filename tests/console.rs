@@ -223,11 +223,19 @@ async fn the_live_feed_announces_changes(backend: Backend) {
         .unwrap();
     assert_eq!(feed.status(), StatusCode::OK);
     assert_eq!(feed.headers()[header::CONTENT_TYPE], "text/event-stream");
+    let mut seen = String::new();
+    while !seen.contains("event: ready") {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), feed.chunk())
+            .await
+            .expect("the feed's baseline")
+            .unwrap()
+            .expect("an open feed");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
     let (status, _) = t
         .post(&format!("/v1/opportunities/{id}/pause"), json!({}))
         .await;
     assert_eq!(status, StatusCode::OK);
-    let mut seen = String::new();
     let found = tokio::time::timeout(Duration::from_secs(10), async {
         while let Some(chunk) = feed.chunk().await.unwrap() {
             seen.push_str(&String::from_utf8_lossy(&chunk));

@@ -173,6 +173,18 @@ async fn team_opportunities_go_round_robin_and_stay_in_their_team(backend: Backe
     assert_eq!(items(&list).len(), 3, "only the west team's opportunities");
     let (_, list) = t.get("/v1/opportunities?team=east").await;
     assert_eq!(items(&list).len(), 1);
+    // Creating with another team's external id shows nothing of it.
+    let feeder = key(&t, "integration", Some("west"), None).await;
+    let (status, body) = as_key(
+        &t,
+        &feeder,
+        Method::POST,
+        "/v1/opportunities",
+        Some(common::lead("e-0", 300)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body.get("contact").is_none());
 
     let w0 = west[0]["id"].as_str().unwrap();
     let (status, paused) = as_key(

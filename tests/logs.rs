@@ -95,6 +95,27 @@ async fn no_key_or_secret_appears_in_the_logs(backend: Backend) {
         let (status, _) = as_key(&t, &presented, Method::GET, "/v1/opportunities", None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
+    // A console session's token is a secret too.
+    let signed_in = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/console/login", t.base))
+        .form(&[("api_key", operator.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let session = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("nx_session=");
+    assert_eq!(session.len(), 64);
+    secrets.push(session.to_owned());
     let (_, listed) = t.get("/v1/keys").await;
     let operator_id = listed["items"][1]["id"].as_str().unwrap().to_owned();
     t.request(

@@ -266,6 +266,14 @@ pub async fn create(
             })
         }
     };
+    // A repeated external id of another team's opportunity: the team-scoped caller may not
+    // see it, so it gets no view of it.
+    if !caller.sees(&state, id).await? {
+        return Err(ApiError::Conflict {
+            code: "external_id_in_use".into(),
+            message: "an opportunity with this external_id belongs to another team".into(),
+        });
+    }
     Ok((status, Json(load(&state, tenant, id).await?)).into_response())
 }
 

@@ -18,7 +18,8 @@ use crate::control::sessions;
 const POLL: Duration = Duration::from_millis(500);
 const LIFETIME: Duration = Duration::from_secs(600);
 
-/// `GET /console/events`: a `changed` event whenever any of the tenant's opportunities changes.
+/// `GET /console/events`: `ready` once the baseline is read, then a `changed` event whenever
+/// any of the tenant's opportunities changes.
 /// Polling one aggregate per tenant keeps this simple and bounded: one small query per open
 /// console every 500 ms, and no hook into the engine's commit path.
 pub async fn events(
@@ -37,12 +38,11 @@ pub async fn events(
                 .await
                 .ok();
             if now.is_some() && now != last {
-                let first = last.is_none();
+                // The first reading is the baseline: `ready` says changes count from here.
+                let name = if last.is_none() { "ready" } else { "changed" };
                 last = now;
-                if !first {
-                    let event = Event::default().event("changed").data("opportunities");
-                    return Some((Ok(event), (state, last)));
-                }
+                let event = Event::default().event(name).data("opportunities");
+                return Some((Ok(event), (state, last)));
             }
             tokio::time::sleep(POLL).await;
         }
