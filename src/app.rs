@@ -13,6 +13,8 @@ use tokio::task::JoinHandle;
 use crate::config::Settings;
 use crate::http::{server, AppState};
 use crate::lock::{self, EngineLock};
+use crate::send_limits::SendLimits;
+use neuronx_adapters::limits::Limiter;
 
 pub struct App {
     engine: Engine,
@@ -53,6 +55,7 @@ impl App {
     pub async fn start(settings: Settings) -> anyhow::Result<App> {
         let lock = lock::acquire(&settings.server.database_url)?;
         let store = open_store(&settings).await?;
+        check_peers(&store, &settings).await?;
         let playbooks = settings.playbooks()?;
         let keyring = Arc::new(settings.keyring()?);
         let listener = TcpListener::bind(&settings.server.listen)
@@ -64,8 +67,16 @@ impl App {
             Arc::new(settings.compliance_rules()?),
         );
         let public_url = settings.server.public_url.trim_end_matches('/').to_owned();
-        let (ctx, precheck_task) =
-            crate::channels::Context::new(store.clone(), keyring.clone(), public_url.clone());
+        let limiter = Limiter::connect(Some(settings.server.redis_url.as_str()))
+            .await
+            .context("send limits (server.redis_url)")?;
+        let limits = Arc::new(SendLimits::new(limiter, &settings.limits)?);
+        let (ctx, precheck_task) = crate::channels::Context::new(
+            store.clone(),
+            keyring.clone(),
+            public_url.clone(),
+            limits,
+        );
         let accounts = ctx.accounts.clone();
         let (handlers, reports, loopback_task) =
             crate::channels::handlers(&settings.channels.loopback, ctx);
@@ -134,6 +145,63 @@ impl App {
         self.shutdown().await;
         Ok(())
     }
+}
+
+/// Several instances on one database must share send limits, or each would send up to the
+/// whole limit: refuse to start beside a live instance unless every one uses Redis. A peer that
+/// was just killed still looks alive until its heartbeat ages past the lease TTL, so a conflict
+/// is only final once it has lasted that long (a restart right after a crash then works).
+async fn check_peers(store: &Store, settings: &Settings) -> anyhow::Result<()> {
+    if settings.is_sqlite() {
+        // One engine per file, enforced by the file lock.
+        return Ok(());
+    }
+    let ttl = std::time::Duration::from_millis(settings.engine.lease_ttl_ms);
+    let give_up = tokio::time::Instant::now() + ttl + ttl / 2;
+    loop {
+        let membership = store
+            .membership()
+            .await
+            .context("reading the instances registered on this database")?;
+        let Some(conflict) = peer_conflict(&membership, ttl, settings) else {
+            return Ok(());
+        };
+        if tokio::time::Instant::now() >= give_up {
+            anyhow::bail!(conflict);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+fn peer_conflict(
+    membership: &neuronx_supervision::store::Membership,
+    ttl: std::time::Duration,
+    settings: &Settings,
+) -> Option<String> {
+    let me = &settings.server.instance_id;
+    let others: Vec<_> = membership
+        .live(ttl)
+        .into_iter()
+        .filter(|i| &i.id != me)
+        .collect();
+    if others.is_empty() {
+        return None;
+    }
+    if settings.server.redis_url.is_empty() {
+        let names: Vec<&str> = others.iter().map(|i| i.id.as_str()).collect();
+        return Some(format!(
+            "another NeuronX instance ({}) is running on this database; several instances must \
+             share their send limits through Redis: set NEURONX_REDIS_URL on every instance",
+            names.join(", ")
+        ));
+    }
+    others.iter().find(|i| !i.shared_limits).map(|alone| {
+        format!(
+            "instance {} is running on this database without Redis, so its send limits are its \
+             own; restart it with NEURONX_REDIS_URL before adding instances",
+            alone.id
+        )
+    })
 }
 
 fn webhook_counter(engine: &Engine) -> anyhow::Result<prometheus::IntCounterVec> {

@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::LoopbackSettings;
 use crate::secrets::Keyring;
+use crate::send_limits::{SendKind, SendLimits};
 use crate::tenant_data::{self, Precheck, PrecheckResult};
 use crate::twilio_channel;
 
@@ -35,13 +36,20 @@ pub struct Context {
     /// Do-not-call and opportunity-state checks, answered in groups: one round trip serves
     /// every effect dispatched meanwhile.
     prechecks: Batcher<Precheck, PrecheckResult>,
+    /// Every dial and text waits here for its turn.
+    limits: Arc<SendLimits>,
 }
 
 pub type AccountCache = moka::future::Cache<TenantId, Option<Arc<twilio_channel::Account>>>;
 
 impl Context {
     /// The returned task answers the grouped prechecks; its owner aborts it at shutdown.
-    pub fn new(store: Store, keyring: Arc<Keyring>, public_url: String) -> (Self, JoinHandle<()>) {
+    pub fn new(
+        store: Store,
+        keyring: Arc<Keyring>,
+        public_url: String,
+        limits: Arc<SendLimits>,
+    ) -> (Self, JoinHandle<()>) {
         let lookups = store.clone();
         let (prechecks, task) = Batcher::spawn(256, move |items: Arc<[Precheck]>| {
             let store = lookups.clone();
@@ -56,6 +64,7 @@ impl Context {
                 .time_to_live(Duration::from_secs(30))
                 .build(),
             prechecks,
+            limits,
         };
         (ctx, task)
     }
@@ -170,12 +179,22 @@ impl EffectHandler for Voice {
                     };
                 }
             }
-            match ctx.account(Context::tenant(&call)).await {
-                Ok(Some(account)) => {
-                    return twilio_channel::voice(&account, &ctx.public_url, &call).await
-                }
-                Ok(None) => {}
+            let account = match ctx.account(Context::tenant(&call)).await {
+                Ok(account) => account,
                 Err(e) => return undecided(e),
+            };
+            if dialling {
+                let sid = account.as_ref().map(|a| a.client.account_sid());
+                if let Err(later) = ctx
+                    .limits
+                    .admit(SendKind::Dial, Context::tenant(&call), sid, &call.lease)
+                    .await
+                {
+                    return later;
+                }
+            }
+            if let Some(account) = account {
+                return twilio_channel::voice(&account, &ctx.public_url, &call).await;
             }
             match call.payload.get("op").and_then(|v| v.as_str()) {
                 Some("dial") => match channel.dial(call.key) {
@@ -235,14 +254,24 @@ impl EffectHandler for Sms {
                     Err(e) => return undecided(e),
                 }
             }
-            match ctx.account(Context::tenant(&call)).await {
-                Ok(Some(account)) => twilio_channel::sms(&account, &ctx.public_url, &call).await,
-                Ok(None) => EffectOutcome {
+            let account = match ctx.account(Context::tenant(&call)).await {
+                Ok(account) => account,
+                Err(e) => return undecided(e),
+            };
+            if let Err(later) = ctx
+                .limits
+                .admit(SendKind::Text, Context::tenant(&call), None, &call.lease)
+                .await
+            {
+                return later;
+            }
+            match account {
+                Some(account) => twilio_channel::sms(&account, &ctx.public_url, &call).await,
+                None => EffectOutcome {
                     status: EffectStatus::Done,
                     result: json!({"message_sid": sid}),
                     followup: None,
                 },
-                Err(e) => undecided(e),
             }
         })
     }

@@ -31,6 +31,20 @@ pub struct Settings {
     pub channels: ChannelSettings,
     pub secrets: SecretSettings,
     pub compliance: ComplianceSettings,
+    pub limits: LimitSettings,
+}
+
+/// Send limits (ADR 0015): shared through Redis when `server.redis_url` is set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    pub voice_per_second: f64,
+    pub voice_burst: u32,
+    pub sms_per_second: f64,
+    pub sms_burst: u32,
+    pub account_calls_per_second: f64,
+    pub account_calls_burst: u32,
+    pub max_wait_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -55,6 +69,7 @@ pub struct ServerSettings {
     pub database_url: String,
     pub instance_id: String,
     pub max_connections: u32,
+    pub redis_url: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -132,6 +147,7 @@ impl Settings {
             ("NEURONX_LISTEN", &mut s.listen),
             ("NEURONX_PUBLIC_URL", &mut s.public_url),
             ("NEURONX_INSTANCE_ID", &mut s.instance_id),
+            ("NEURONX_REDIS_URL", &mut s.redis_url),
         ] {
             if let Some(v) = env.get(var).filter(|v| !v.is_empty()) {
                 *slot = v.clone();
@@ -173,6 +189,22 @@ impl Settings {
         if e.passivate_after_ms < 2 || e.timer_horizon_ms < 2 || e.poll_interval_ms == 0 {
             bail!("engine durations must be positive");
         }
+        let l = &self.limits;
+        for (name, rate, burst) in [
+            ("voice", l.voice_per_second, l.voice_burst),
+            ("sms", l.sms_per_second, l.sms_burst),
+            (
+                "account_calls",
+                l.account_calls_per_second,
+                l.account_calls_burst,
+            ),
+        ] {
+            neuronx_adapters::limits::Quota::new(rate, burst)
+                .map_err(|e| anyhow::anyhow!("limits.{name}: {e}"))?;
+        }
+        if l.max_wait_ms == 0 {
+            bail!("limits.max_wait_ms must be positive");
+        }
         let db = &self.server.database_url;
         if !(db.starts_with("postgres://")
             || db.starts_with("postgresql://")
@@ -202,6 +234,7 @@ impl Settings {
             dedupe_retention: Duration::from_secs(e.dedupe_retention_hours * 3600),
             reply_timeout: Duration::from_millis(e.reply_timeout_ms),
             force_claim: self.is_sqlite(),
+            shared_limits: !self.server.redis_url.is_empty(),
         }
     }
 

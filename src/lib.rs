@@ -15,6 +15,7 @@ pub mod demo;
 pub mod http;
 pub mod lock;
 pub mod secrets;
+pub mod send_limits;
 pub mod tenant_data;
 pub mod tenants;
 pub mod twilio_channel;

@@ -448,6 +448,8 @@ async fn poison(t: &TestApp, id: &str, dedupe: &str) -> Value {
             dedupe_key: dedupe.into(),
             remember: true,
             input: json!({"type": "no_such_input"}),
+            reply: false,
+            notify: false,
         }])
         .await
         .unwrap();

@@ -78,6 +78,8 @@ async fn a_poisoned_input_goes_to_the_dead_letters_and_the_actor_moves_on(backen
             dedupe_key: "poison-1".into(),
             remember: true,
             input: json!({"type": "no_such_input"}),
+            reply: false,
+            notify: false,
         }])
         .await
         .unwrap();

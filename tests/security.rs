@@ -102,6 +102,7 @@ fn matrix() -> Vec<Row> {
         ),
         row(M::GET, "/v1/calls/{call}", None, [200, 200, 200, 200, 200]),
         row(M::GET, "/v1/dead-letters", None, [200, 200, 200, 200, 403]),
+        row(M::GET, "/v1/cluster", None, [200, 200, 200, 200, 403]),
         // No such letter: allowed roles get as far as looking it up.
         row(
             M::POST,

@@ -3,5 +3,6 @@
 //! next.
 
 pub mod carrier_sim;
+pub mod limits;
 pub mod loopback;
 pub mod twilio;

@@ -1,6 +1,6 @@
 //! The append-only audit log: who did what to which object, why, and the object before and
 //! after. Written before the response of every operator and admin action; the database refuses
-//! updates and deletes (triggers in migration 0004).
+//! updates and deletes (triggers in migration 0005).
 
 use std::str::FromStr;
 

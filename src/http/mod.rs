@@ -5,6 +5,7 @@ mod access;
 mod audit;
 pub mod auth;
 mod channels;
+mod cluster;
 mod commands;
 mod console;
 mod error;
@@ -79,6 +80,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::dead_letters))
         .routes(routes!(ops::retry_dead_letter))
         .routes(routes!(ops::discard_dead_letter))
+        .routes(routes!(cluster::cluster))
         .routes(routes!(access::create_team, access::list_teams))
         .routes(routes!(access::create_principal, access::list_principals))
         .routes(routes!(access::create_key, access::list_keys))

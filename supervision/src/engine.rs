@@ -85,10 +85,14 @@ impl EngineHandle {
         input: Value,
         dedupe: Option<String>,
     ) -> Result<SubmitOutcome, SubmitError> {
-        let Some((id, shard)) = self.make_durable(key, &input, dedupe).await? else {
+        let local = self.rt.owns(self.rt.shard_of(&key));
+        let Some((id, shard)) = self
+            .make_durable(key, &input, dedupe, false, !local)
+            .await?
+        else {
             return Ok(SubmitOutcome::Duplicate);
         };
-        if let Some(manager) = self.manager() {
+        if let Some(manager) = self.manager().filter(|_| local) {
             let deliver = ShardHostMsg::Deliver(key, Work::from_inbox(id, input), None);
             let _ = manager.cast(ManagerMsg::Route(shard, deliver));
         }
@@ -100,6 +104,8 @@ impl EngineHandle {
         key: ActorKey,
         input: &Value,
         dedupe: Option<String>,
+        reply: bool,
+        notify: bool,
     ) -> Result<Option<(i64, ShardId)>, SubmitError> {
         let shard = self.rt.shard_of(&key);
         let (dedupe_key, remember) = match dedupe {
@@ -114,6 +120,8 @@ impl EngineHandle {
                 dedupe_key,
                 remember,
                 input: input.clone(),
+                reply,
+                notify,
             })
             .await
             .map_err(|e| SubmitError::Unavailable(e.to_string()))?;
@@ -131,9 +139,16 @@ impl EngineHandle {
         input: Value,
         dedupe: Option<String>,
     ) -> Result<SubmitOutcome, SubmitError> {
-        let Some((id, shard)) = self.make_durable(key, &input, dedupe).await? else {
+        let local = self.rt.owns(self.rt.shard_of(&key));
+        let Some((id, shard)) = self
+            .make_durable(key, &input, dedupe, !local, !local)
+            .await?
+        else {
             return Ok(SubmitOutcome::Duplicate);
         };
+        if !local {
+            return Ok(self.await_remote(id).await);
+        }
         let wait = self.rt.config.reply_timeout;
         let Some(manager) = self.manager() else {
             return Ok(SubmitOutcome::Accepted);
@@ -157,14 +172,47 @@ impl EngineHandle {
 
     /// The shards this instance holds, with their epochs.
     pub async fn owned_shards(&self) -> Vec<(ShardId, Epoch)> {
-        match self.manager() {
-            Some(m) => ractor::call_t!(m, ManagerMsg::Owned, 2000).unwrap_or_default(),
-            None => Vec::new(),
+        self.rt.owned()
+    }
+
+    /// Waits for the owner on another instance to apply input `id` and store its answer. The
+    /// owner was woken by NOTIFY; this side polls the answer, briefly, up to the reply timeout.
+    async fn await_remote(&self, id: i64) -> SubmitOutcome {
+        let deadline = tokio::time::Instant::now() + self.rt.config.reply_timeout;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match self.rt.store.take_reply(id).await {
+                Ok(Some(body)) => return decode_reply(body),
+                Ok(None) => {}
+                Err(e) => tracing::debug!(error = %e, "reading a remote answer failed"),
+            }
+            if tokio::time::Instant::now() + pause >= deadline {
+                return SubmitOutcome::Accepted;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(REMOTE_POLL_MAX);
         }
     }
 
     fn manager(&self) -> Option<ActorRef<ManagerMsg>> {
         self.manager.borrow().clone()
+    }
+}
+
+/// The longest pause between two reads of a remote answer: it bounds the latency a caller on a
+/// non-owning instance adds to the owner's (a pause is meant to take effect within 100 ms).
+const REMOTE_POLL_MAX: Duration = Duration::from_millis(5);
+
+fn decode_reply(body: Value) -> SubmitOutcome {
+    if let Some(v) = body.get("applied") {
+        return SubmitOutcome::Applied(v.clone());
+    }
+    match body.get("rejected") {
+        Some(r) => SubmitOutcome::Rejected(Rejected {
+            code: r["code"].as_str().unwrap_or("rejected").to_owned(),
+            message: r["message"].as_str().unwrap_or_default().to_owned(),
+        }),
+        None => SubmitOutcome::Accepted,
     }
 }
 

@@ -26,6 +26,8 @@ pub type EntityRef = ActorRef<Msg>;
 pub struct Work {
     pub consumed: Consumed,
     pub input: Value,
+    /// A caller on another instance waits: store the answer with the transition.
+    pub reply: bool,
 }
 
 impl Work {
@@ -33,8 +35,29 @@ impl Work {
         Self {
             consumed: Consumed::Inbox { id },
             input,
+            reply: false,
         }
     }
+
+    pub fn from_row(row: crate::store::InboxRow) -> Self {
+        Self {
+            consumed: Consumed::Inbox { id: row.id },
+            input: row.input,
+            reply: row.reply,
+        }
+    }
+}
+
+/// The stored form of an answer, for a caller waiting on another instance.
+pub(crate) fn encode_answer(answer: &Answer) -> Option<String> {
+    let body = match answer {
+        Ok(value) => serde_json::json!({ "applied": value }),
+        Err(DeliveryError::Rejected(r)) => {
+            serde_json::json!({ "rejected": { "code": r.code, "message": r.message } })
+        }
+        Err(_) => return None,
+    };
+    Some(body.to_string())
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -187,6 +210,10 @@ impl<E: Entity> EntityActor<E> {
             }
             Ok(applied) => self.build(state, version, &work, applied, now.timestamp_millis())?,
         };
+        let mut record = record;
+        if work.reply {
+            record.reply = encode_answer(&answer);
+        }
         let had_effects = !record.effects.is_empty();
         let sent_inputs: Vec<Value> = record.sends.iter().map(|s| s.input.clone()).collect();
         let outcome = self.rt.commit(record).await.map_err(|e| match &e {
@@ -253,6 +280,7 @@ impl<E: Entity> EntityActor<E> {
             timeline: vec![],
             sends: vec![],
             outbox: None,
+            reply: None,
         }
     }
 
@@ -335,13 +363,18 @@ impl<E: Entity> EntityActor<E> {
             .sends
             .into_iter()
             .enumerate()
-            .map(|(i, (to, input))| NewInput {
-                shard: self.rt.shard_of(&to),
-                key: to,
-                // The version check makes a commit happen once, so the key needs no memory.
-                dedupe_key: format!("{}/{new_version}/send/{i}", state.key),
-                remember: false,
-                input,
+            .map(|(i, (to, input))| {
+                let shard = self.rt.shard_of(&to);
+                NewInput {
+                    shard,
+                    key: to,
+                    // The version check makes a commit happen once, so the key needs no memory.
+                    dedupe_key: format!("{}/{new_version}/send/{i}", state.key),
+                    remember: false,
+                    input,
+                    reply: false,
+                    notify: !self.rt.owns(shard),
+                }
             })
             .collect();
         record.outbox = changes.outbox;

@@ -19,6 +19,8 @@ pub mod entity;
 pub mod entity_actor;
 pub mod key;
 pub mod kinds;
+pub mod listener;
+pub mod membership;
 pub mod metrics;
 pub mod outbox;
 pub mod restart;
@@ -35,5 +37,7 @@ pub use entity::{
 };
 pub use key::{ActorKey, ActorKind, Epoch, ShardId, TenantId};
 pub use kinds::Kinds;
-pub use outbox::{EffectCall, EffectFuture, EffectHandler, EffectOutcome, EffectStatus, Handlers};
+pub use outbox::{
+    EffectCall, EffectFuture, EffectHandler, EffectOutcome, EffectStatus, Handlers, LeaseCheck,
+};
 pub use store::{Store, StoreError};

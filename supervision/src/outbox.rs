@@ -29,7 +29,35 @@ pub struct EffectCall {
     pub idem_key: String,
     pub payload: Value,
     pub attempt: i32,
+    /// Whether this instance may still act for the effect's shard: a handler that waited (for
+    /// a send limit, say) asks again right before sending.
+    pub lease: LeaseCheck,
 }
+
+/// A view of the instance's lease deadline (see `Runtime::may_act`).
+#[derive(Debug, Clone)]
+pub struct LeaseCheck(tokio::sync::watch::Receiver<Option<Instant>>);
+
+impl LeaseCheck {
+    pub(crate) fn new(rx: tokio::sync::watch::Receiver<Option<Instant>>) -> Self {
+        Self(rx)
+    }
+
+    /// Always valid: for effects run outside an engine (tests, benchmarks).
+    pub fn always() -> Self {
+        let (tx, rx) = tokio::sync::watch::channel(Some(Instant::now() + FOREVER));
+        // The value stays readable after the sender is gone.
+        drop(tx);
+        Self(rx)
+    }
+
+    pub fn valid(&self) -> bool {
+        self.0.borrow().is_some_and(|until| Instant::now() < until)
+    }
+}
+
+/// About thirty years: "no deadline" for `LeaseCheck::always`.
+const FOREVER: std::time::Duration = std::time::Duration::from_secs(1 << 30);
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum EffectStatus {
@@ -189,7 +217,7 @@ impl Dispatcher {
             .config
             .effect_concurrency
             .saturating_sub(state.running.len()) as i64;
-        if room == 0 || state.held.is_empty() {
+        if room == 0 || state.held.is_empty() || !self.rt.may_act() {
             return;
         }
         let limit = room.min(self.rt.config.outbox_batch);
@@ -219,16 +247,25 @@ impl Dispatcher {
         let manager = state.manager.clone();
         let me = myself.clone();
         let metrics = self.rt.metrics.clone();
+        let rt = self.rt.clone();
         let shard = row.shard;
         state.running.spawn(async move {
             let started = Instant::now();
             let outcome = match handler {
+                // Claimed before a freeze or a lost connection: the lease may be another's now.
+                // Hand it back unsent; whoever owns the shard sends it.
+                _ if !rt.may_act() => EffectOutcome {
+                    status: EffectStatus::RetryLater,
+                    result: serde_json::json!({"error": "lease not renewed in time; not sent"}),
+                    followup: None,
+                },
                 Some(h) => {
                     h.execute(EffectCall {
                         key,
                         idem_key: row.idem_key.clone(),
                         payload: row.payload.clone(),
                         attempt: row.attempts,
+                        lease: LeaseCheck::new(rt.lease_watch()),
                     })
                     .await
                 }
@@ -263,6 +300,9 @@ impl Dispatcher {
                     dedupe_key: format!("{}/result", row.idem_key),
                     remember: true,
                     input,
+                    reply: false,
+                    // Released while the effect ran (rebalancing): wake the new owner.
+                    notify: !rt.owns(shard),
                 }),
             };
             match completions.submit(done).await {

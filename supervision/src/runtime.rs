@@ -4,8 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::committer::{BatchError, Batcher};
-use crate::key::ActorKey;
-use crate::key::ShardId;
+use std::time::Instant;
+
+use tokio::sync::watch;
+
+use crate::key::{ActorKey, Epoch, ShardId};
 use crate::metrics::Metrics;
 use crate::restart::RestartPolicy;
 use crate::store::{ActorRow, CommitOutcome, CommitRecord, Inserted, NewInput, Store};
@@ -36,6 +39,9 @@ pub struct EngineConfig {
     pub dedupe_retention: Duration,
     /// Claim shards unconditionally at start (embedded SQLite, guarded by a file lock).
     pub force_claim: bool,
+    /// Sends are rate-limited through Redis, shared with other instances (recorded with this
+    /// instance's heartbeats, so an instance that limits alone is visible to the others).
+    pub shared_limits: bool,
 }
 
 impl Default for EngineConfig {
@@ -57,6 +63,7 @@ impl Default for EngineConfig {
             reply_timeout: Duration::from_secs(5),
             dedupe_retention: Duration::from_secs(7 * 86_400),
             force_claim: false,
+            shared_limits: false,
         }
     }
 }
@@ -68,6 +75,11 @@ pub struct Runtime {
     committers: Vec<Batcher<CommitRecord, CommitOutcome>>,
     ingest: Batcher<NewInput, Inserted>,
     loader: Batcher<ActorKey, Option<ActorRow>>,
+    /// The shards held now, sorted, as the shard manager last announced them.
+    owned: watch::Sender<Vec<(ShardId, Epoch)>>,
+    /// Past this instant the leases may have run out (no renewal succeeded in time): nothing
+    /// may be sent. Set by the shard manager after each renewal.
+    act_until: watch::Sender<Option<Instant>>,
 }
 
 impl Runtime {
@@ -86,7 +98,42 @@ impl Runtime {
             committers,
             ingest,
             loader,
+            owned: watch::Sender::new(Vec::new()),
+            act_until: watch::Sender::new(None),
         }
+    }
+
+    /// Whether this instance holds `shard` now.
+    pub fn owns(&self, shard: ShardId) -> bool {
+        self.owned
+            .borrow()
+            .binary_search_by_key(&shard, |(s, _)| *s)
+            .is_ok()
+    }
+
+    pub fn owned(&self) -> Vec<(ShardId, Epoch)> {
+        self.owned.borrow().clone()
+    }
+
+    pub(crate) fn announce_owned(&self, mut held: Vec<(ShardId, Epoch)>) {
+        held.sort();
+        self.owned.send_replace(held);
+    }
+
+    /// False once the leases may have expired unrenewed (a frozen or cut-off instance): the
+    /// dispatcher sends nothing then, even effects it claimed before.
+    pub fn may_act(&self) -> bool {
+        self.act_until
+            .borrow()
+            .is_some_and(|until| Instant::now() < until)
+    }
+
+    pub(crate) fn lease_watch(&self) -> watch::Receiver<Option<Instant>> {
+        self.act_until.subscribe()
+    }
+
+    pub(crate) fn set_act_until(&self, until: Option<Instant>) {
+        self.act_until.send_replace(until);
     }
 
     /// Loads one checkpoint as part of a group read: activations come in bursts.

@@ -30,6 +30,9 @@ pub enum ShardHostMsg {
     Fenced,
     /// Read inputs that arrived while nobody was told (restart, another instance).
     PollInbox(PollScope),
+    /// Another instance wrote inputs for this shard (NOTIFY). Wake-ups arriving before the
+    /// poll they cause share it.
+    Wake,
     /// Passivate idle actors.
     Sweep,
     Respawn(ActorKey),
@@ -38,6 +41,8 @@ pub enum ShardHostMsg {
 pub enum PollScope {
     /// Every waiting input: when the shard is taken over.
     Everything,
+    /// Every waiting input, after a wake-up from another instance.
+    Woken,
     /// Inputs older than two poll intervals: fresher ones are on their way in-process, and
     /// polling them too would apply them twice (the second commit is stale, but costs a
     /// transition).
@@ -71,6 +76,8 @@ pub struct State {
     cells: HashMap<ActorId, ActorKey>,
     /// Inbox rows queued or in flight here, so a poll does not deliver them twice.
     known_inbox: HashSet<i64>,
+    /// A poll for a wake-up is queued.
+    woken: bool,
     /// Answers of recently applied inbox inputs. The safety-net poll can apply an input before
     /// the in-process delivery that carries its caller arrives; the caller gets the answer here.
     answered: HashMap<i64, Answer>,
@@ -126,6 +133,7 @@ impl Actor for ShardHost {
             residents: HashMap::new(),
             cells: HashMap::new(),
             known_inbox: HashSet::new(),
+            woken: false,
             answered: HashMap::new(),
             answered_order: VecDeque::new(),
             waiting: HashMap::new(),
@@ -175,6 +183,13 @@ impl Actor for ShardHost {
                 Ok(())
             }
             ShardHostMsg::PollInbox(scope) => self.poll_inbox(&myself, state, scope).await,
+            ShardHostMsg::Wake => {
+                if !state.woken {
+                    state.woken = true;
+                    myself.cast(ShardHostMsg::PollInbox(PollScope::Woken))?;
+                }
+                Ok(())
+            }
             ShardHostMsg::Sweep => {
                 self.sweep(state);
                 Ok(())
@@ -479,6 +494,10 @@ impl ShardHost {
     ) -> Result<(), ActorProcessingErr> {
         let before = match scope {
             PollScope::Everything => i64::MAX,
+            PollScope::Woken => {
+                state.woken = false;
+                i64::MAX
+            }
             PollScope::Stragglers => {
                 // While this shard has work queued, inputs are flowing in-process and every
                 // waiting row would be read again only to be skipped as known: under a backlog
@@ -505,14 +524,8 @@ impl ShardHost {
                 tracing::warn!(kind = %row.key.kind, "inbox row for an unknown kind");
                 continue;
             };
-            self.enqueue(
-                myself,
-                state,
-                key,
-                Work::from_inbox(row.id, row.input),
-                None,
-            )
-            .await?;
+            self.enqueue(myself, state, key, Work::from_row(row), None)
+                .await?;
         }
         Ok(())
     }

@@ -1,6 +1,8 @@
-//! The shard manager: leases shards from the store, renews them, spawns one shard host per
-//! owned shard, routes inputs to hosts, and stops acting before a lease it cannot renew runs
-//! out. It also supervises the timer service and the outbox dispatcher.
+//! The shard manager: registers this instance and heartbeats, holds its fair share of the shard
+//! leases (claiming free or expired ones, releasing surplus ones when others join), renews
+//! them, spawns one shard host per owned shard, routes inputs to hosts, and stops acting before
+//! a lease it cannot renew runs out. It also supervises the timer service, the outbox
+//! dispatcher and the inbox listener (wake-ups from other instances).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,6 +13,7 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, Supervi
 use crate::committer::Batcher;
 use crate::key::{Epoch, ShardId};
 use crate::kinds::Kinds;
+use crate::membership;
 use crate::outbox::{self, Dispatcher, DispatcherMsg, Handlers};
 use crate::restart::{RestartDecision, RestartTracker};
 use crate::runtime::Runtime;
@@ -28,6 +31,9 @@ pub enum ManagerMsg {
     /// Respawn the host of a shard after a failure, if the failed host is still the current
     /// one (the lease may have been lost and re-claimed meanwhile).
     RestartHost(ShardId, ActorId),
+    /// Another instance made inputs durable for this shard (`None`: for any owned shard, after
+    /// the listener lost notifications).
+    Wake(Option<ShardId>),
     /// The shards held now, with their epochs.
     Owned(RpcReplyPort<Vec<(ShardId, Epoch)>>),
     /// Graceful stop: finish in-flight transitions, stop hosts, release every lease.
@@ -53,6 +59,9 @@ pub struct State {
     /// Past this instant the leases may have expired: act no more until renewed.
     deadline: Instant,
     first_claim: bool,
+    /// No heartbeat yet: the first one records the start time.
+    fresh: bool,
+    listener: Option<tokio::task::JoinHandle<()>>,
     releasing: bool,
     ticks: u64,
 }
@@ -101,6 +110,15 @@ impl Actor for ShardManager {
             myself.get_cell(),
         )
         .await?;
+        // Without it wake-ups from other instances wait for the safety-net poll, which is slower
+        // but correct; so a failure here is logged, not fatal.
+        let listener = match self.rt.store.inbox_listener().await {
+            Ok(l) => l.map(|l| crate::listener::spawn(l, myself.clone())),
+            Err(e) => {
+                tracing::warn!(error = %e, "inbox listener unavailable; relying on polls");
+                None
+            }
+        };
         myself.send_interval(self.rt.config.lease_renew, || ManagerMsg::Tick);
         myself.cast(ManagerMsg::Tick)?;
         Ok(State {
@@ -111,6 +129,8 @@ impl Actor for ShardManager {
             dispatcher,
             deadline: Instant::now(),
             first_claim: true,
+            fresh: true,
+            listener,
             releasing: false,
             ticks: 0,
         })
@@ -154,6 +174,13 @@ impl Actor for ShardManager {
                     self.spawn_host(&myself, state, shard, epoch).await?;
                 }
             }
+            ManagerMsg::Wake(shard) => {
+                for (s, host) in &state.hosts {
+                    if shard.is_none_or(|w| w == *s) {
+                        let _ = host.actor.cast(ShardHostMsg::Wake);
+                    }
+                }
+            }
             ManagerMsg::Owned(reply) => {
                 let _ = reply.send(held(state));
             }
@@ -173,6 +200,11 @@ impl Actor for ShardManager {
                     .await
                 {
                     tracing::warn!(error = %e, "releasing leases failed; they expire by themselves");
+                }
+                // Leaving at once, rather than when the heartbeat ages, lets the others take
+                // their larger shares on their next tick.
+                if let Err(e) = self.rt.store.deregister(&self.rt.config.instance_id).await {
+                    tracing::warn!(error = %e, "deregistering failed; the heartbeat ages out");
                 }
                 let _ = reply.send(());
             }
@@ -221,7 +253,12 @@ impl Actor for ShardManager {
         state: &mut State,
     ) -> Result<(), ActorProcessingErr> {
         self.rt.metrics.owned_shards.set(0);
+        self.rt.announce_owned(Vec::new());
+        self.rt.set_act_until(None);
         state.hosts.clear();
+        if let Some(l) = state.listener.take() {
+            l.abort();
+        }
         Ok(())
     }
 }
@@ -243,45 +280,124 @@ impl ShardManager {
     ) -> Result<(), ActorProcessingErr> {
         let cfg = &self.rt.config;
         let started = Instant::now();
+        // A hung connection must not keep this actor past its deadline: bound every call.
+        let budget = state
+            .deadline
+            .saturating_duration_since(started)
+            .max(cfg.lease_renew);
+        let membership = match tokio::time::timeout(
+            budget,
+            self.rt
+                .store
+                .heartbeat(&cfg.instance_id, state.fresh, cfg.shared_limits),
+        )
+        .await
+        {
+            Ok(Ok(m)) => m,
+            Ok(Err(e)) => return self.unreachable(state, &e.to_string()).await,
+            Err(_) => return self.unreachable(state, "heartbeat timed out").await,
+        };
+        state.fresh = false;
         let leases = held(state);
         if !leases.is_empty() {
-            match self
-                .rt
-                .store
-                .renew_shards(&cfg.instance_id, &leases, cfg.lease_ttl)
-                .await
-            {
-                Ok(renewed) => {
-                    let renewed: HashMap<ShardId, Epoch> =
-                        renewed.iter().map(|l| (l.shard, l.epoch)).collect();
-                    let lost: Vec<ShardId> = leases
-                        .iter()
-                        .filter(|(s, e)| renewed.get(s) != Some(e))
-                        .map(|(s, _)| *s)
-                        .collect();
-                    for shard in &lost {
-                        tracing::warn!(%shard, "lease lost: stopping the shard host");
-                        if let Some(h) = state.hosts.remove(shard) {
-                            state.cells.remove(&h.actor.get_id());
-                            h.actor.stop(Some("lease lost".into()));
-                        }
-                    }
-                    state.deadline = started + safe_window(cfg.lease_ttl);
-                    if !lost.is_empty() {
-                        self.announce(state);
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "lease renewal failed");
-                    if Instant::now() >= state.deadline {
-                        tracing::warn!("leases may have expired: stopping every shard host");
-                        self.drop_all(state).await;
-                    }
-                    return Ok(());
+            let renewal = tokio::time::timeout(
+                budget.saturating_sub(started.elapsed()),
+                self.rt
+                    .store
+                    .renew_shards(&cfg.instance_id, &leases, cfg.lease_ttl),
+            )
+            .await;
+            let renewed = match renewal {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => return self.unreachable(state, &e.to_string()).await,
+                Err(_) => return self.unreachable(state, "lease renewal timed out").await,
+            };
+            let renewed: HashMap<ShardId, Epoch> =
+                renewed.iter().map(|l| (l.shard, l.epoch)).collect();
+            let lost: Vec<ShardId> = leases
+                .iter()
+                .filter(|(s, e)| renewed.get(s) != Some(e))
+                .map(|(s, _)| *s)
+                .collect();
+            for shard in &lost {
+                tracing::warn!(%shard, "lease lost: stopping the shard host");
+                if let Some(h) = state.hosts.remove(shard) {
+                    state.cells.remove(&h.actor.get_id());
+                    h.actor.stop(Some("lease lost".into()));
                 }
             }
+            if !lost.is_empty() {
+                self.announce(state);
+            }
         }
-        self.claim(myself, state, started).await
+        state.deadline = started + safe_window(cfg.lease_ttl);
+        self.rt.set_act_until(Some(state.deadline));
+        let target = if cfg.force_claim {
+            cfg.shard_count
+        } else {
+            membership::target(
+                cfg.shard_count,
+                &membership,
+                cfg.lease_ttl,
+                &cfg.instance_id,
+            )
+        };
+        let owned = state.hosts.len() as u32;
+        if owned > target {
+            self.release_surplus(state, (owned - target) as usize).await;
+            Ok(())
+        } else {
+            self.claim(myself, state, started, (target - owned) as usize)
+                .await
+        }
+    }
+
+    /// The database did not answer: past the local deadline, stop acting on every shard (the
+    /// leases may be another's by now). Claims resume by themselves once it answers again.
+    async fn unreachable(&self, state: &mut State, error: &str) -> Result<(), ActorProcessingErr> {
+        tracing::warn!(error, "heartbeat or lease renewal failed");
+        if Instant::now() >= state.deadline && !state.hosts.is_empty() {
+            tracing::warn!("leases may have expired: stopping every shard host");
+            self.drop_all(state).await;
+        }
+        Ok(())
+    }
+
+    /// Gives shards back so instances that joined can take their share: the hosts stop first
+    /// (their in-flight commits land under the old epoch or are fenced), then the leases go.
+    async fn release_surplus(&self, state: &mut State, surplus: usize) {
+        let mut leases = held(state);
+        let keep = leases.len().saturating_sub(surplus);
+        let give: Vec<(ShardId, Epoch)> = leases.split_off(keep);
+        let mut hosts = Vec::with_capacity(give.len());
+        for (shard, _) in &give {
+            if let Some(h) = state.hosts.remove(shard) {
+                state.cells.remove(&h.actor.get_id());
+                hosts.push(h);
+            }
+        }
+        self.announce(state);
+        for h in hosts {
+            let _ = h
+                .actor
+                .stop_and_wait(Some("rebalancing".into()), Some(Duration::from_secs(5)))
+                .await;
+        }
+        match self
+            .rt
+            .store
+            .release_shards(&self.rt.config.instance_id, &give)
+            .await
+        {
+            Ok(()) => tracing::info!(
+                released = give.len(),
+                owned = state.hosts.len(),
+                "shards released to rebalance"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "releasing surplus shards failed; they expire by themselves")
+            }
+        }
     }
 
     async fn claim(
@@ -289,12 +405,31 @@ impl ShardManager {
         myself: &ActorRef<ManagerMsg>,
         state: &mut State,
         started: Instant,
+        wanted: usize,
     ) -> Result<(), ActorProcessingErr> {
         let cfg = &self.rt.config;
         let force = cfg.force_claim && state.first_claim;
-        let mut gained = false;
-        for id in 0..cfg.shard_count as i32 {
-            let shard = ShardId(id);
+        let candidates: Vec<ShardId> = if force {
+            (0..cfg.shard_count as i32).map(ShardId).collect()
+        } else if wanted == 0 {
+            Vec::new()
+        } else {
+            match self.rt.store.free_shards().await {
+                Ok(free) => free,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading free shards failed");
+                    return Ok(());
+                }
+            }
+        };
+        let mut gained = 0;
+        for shard in candidates {
+            // Leave time to renew what is held; the rest is claimed on the next tick. The
+            // embedded engine takes everything at once: nobody else may hold its shards.
+            let late = started.elapsed() >= safe_window(cfg.lease_ttl) / 2;
+            if gained >= wanted || (late && !force) {
+                break;
+            }
             if state.hosts.contains_key(&shard) {
                 continue;
             }
@@ -306,7 +441,7 @@ impl ShardManager {
             {
                 Ok(Some(lease)) => {
                     self.spawn_host(myself, state, shard, lease.epoch).await?;
-                    gained = true;
+                    gained += 1;
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -315,9 +450,8 @@ impl ShardManager {
                 }
             }
         }
-        if gained {
-            state.deadline = started + safe_window(cfg.lease_ttl);
-            tracing::info!(owned = state.hosts.len(), "shards claimed");
+        if gained > 0 {
+            tracing::info!(gained, owned = state.hosts.len(), "shards claimed");
             self.announce(state);
         }
         state.first_claim = false;
@@ -358,12 +492,21 @@ impl ShardManager {
             Ok(n) => tracing::info!(pruned = n, "old dedupe keys forgotten"),
             Err(e) => tracing::warn!(error = %e, "dedupe pruning failed"),
         }
+        let now = chrono::Utc::now().timestamp_millis();
+        // Answers nobody came for (the caller timed out) and instances gone for a day.
+        if let Err(e) = self.rt.store.prune_replies(now - 600_000).await {
+            tracing::warn!(error = %e, "reply pruning failed");
+        }
+        if let Err(e) = self.rt.store.prune_instances(now - 86_400_000).await {
+            tracing::warn!(error = %e, "instance pruning failed");
+        }
     }
 
     /// Tells the timer service and the dispatcher which shards are ours now.
     fn announce(&self, state: &State) {
         let leases = held(state);
         self.rt.metrics.owned_shards.set(leases.len() as i64);
+        self.rt.announce_owned(leases.clone());
         let _ = state
             .timers
             .cast(TimerMsg::Owned(leases.iter().map(|(s, _)| *s).collect()));

@@ -184,6 +184,7 @@ impl TimerService {
                     due_at_ms: at,
                 },
                 input,
+                reply: false,
             };
             let _ = state.manager.cast(ManagerMsg::Route(
                 shard,

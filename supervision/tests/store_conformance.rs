@@ -4,6 +4,7 @@
 //! PostgreSQL database (`pg::name`) and on a fresh SQLite file (`sqlite::name`). PostgreSQL must
 //! be reachable (see `common::postgres`): its tests fail rather than skip without it.
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
@@ -19,31 +20,6 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use common::SHARDS;
-
-macro_rules! conformance {
-    ($($name:ident),+ $(,)?) => {
-        mod pg {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let db = crate::common::postgres().await;
-                    super::$name(db.store.clone()).await;
-                    db.finish().await;
-                }
-            )+
-        }
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let db = crate::common::sqlite().await;
-                    super::$name(db.store.clone()).await;
-                    db.finish().await;
-                }
-            )+
-        }
-    };
-}
 
 conformance!(
     migrations_are_idempotent_and_keep_their_shard_count,
@@ -136,6 +112,8 @@ fn input_to(key: &ActorKey, input: Value) -> NewInput {
         dedupe_key: Uuid::new_v4().to_string(),
         remember: true,
         input,
+        reply: false,
+        notify: false,
     }
 }
 
@@ -165,6 +143,7 @@ fn record(key: &ActorKey, epoch: Epoch, consumed: Consumed) -> CommitRecord {
         timeline: Vec::new(),
         sends: Vec::new(),
         outbox: None,
+        reply: None,
     }
 }
 
@@ -1220,6 +1199,8 @@ fn keyed(key: &ActorKey, dedupe_key: &str, remember: bool, input: Value) -> NewI
         dedupe_key: dedupe_key.to_owned(),
         remember,
         input,
+        reply: false,
+        notify: false,
     }
 }
 
@@ -1532,6 +1513,8 @@ async fn completing_an_effect_records_it_and_delivers_the_followup(store: Store)
         dedupe_key: "effect/c/1".to_owned(),
         remember: true,
         input: json!({ "effect": "c/1", "ok": true }),
+        reply: false,
+        notify: false,
     };
     let inserted = store
         .complete_outbox(&[

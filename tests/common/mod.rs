@@ -18,6 +18,11 @@ pub enum Backend {
     Sqlite,
 }
 
+/// The Redis that several instances share in tests (`.ci/run` starts one on loopback).
+pub fn redis_url() -> String {
+    std::env::var("NEURONX_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
 /// The admin URL of the test PostgreSQL server (`.ci/run` starts one on loopback).
 pub fn pg_admin_url() -> String {
     std::env::var("NEURONX_TEST_PG_URL")
@@ -94,7 +99,17 @@ impl TestApp {
     }
 
     async fn start(settings: Settings, database_url: String, dir: TempDir) -> TestApp {
+        let shards = settings.engine.shard_count as usize;
         let app = App::start(settings).await.expect("start app");
+        // Alone on its database, the instance holds every shard once its first claim is done;
+        // tests that play another owner start from there.
+        let engine = app.engine();
+        eventually(
+            Duration::from_secs(20),
+            "every shard to be claimed",
+            || async { (engine.owned_shards().await.len() == shards).then_some(()) },
+        )
+        .await;
         let created = neuronx::tenants::create(app.engine().store(), "acme")
             .await
             .expect("tenant");
@@ -106,6 +121,23 @@ impl TestApp {
             client: reqwest::Client::new(),
             database_url,
             dir,
+        }
+    }
+
+    /// Another instance on the same database, serving the same tenant (several instances need
+    /// Redis: `tune` sets it, as it must for `self`). It starts with whatever shards are free.
+    pub async fn peer(&self, tune: impl FnOnce(&mut Settings)) -> TestApp {
+        let mut s = settings(&self.database_url);
+        tune(&mut s);
+        let app = App::start(s).await.expect("start peer");
+        TestApp {
+            base: format!("http://{}", app.addr),
+            key: self.key.clone(),
+            tenant: self.tenant.clone(),
+            app: Some(app),
+            client: reqwest::Client::new(),
+            database_url: self.database_url.clone(),
+            dir: tempfile::tempdir().expect("tempdir"),
         }
     }
 

@@ -6,14 +6,17 @@
 //! shard's epoch inside the same transaction.
 
 mod pg;
+mod pg_cluster;
 mod pg_commit;
 mod sqlite;
+mod sqlite_cluster;
 mod sqlite_commit;
 mod types;
 
 use std::time::Duration;
 
 pub use pg::PgStore;
+pub use pg_cluster::INBOX_CHANNEL;
 pub use sqlite::SqliteStore;
 pub use types::*;
 
@@ -150,6 +153,56 @@ impl Store {
 
     pub async fn shards(&self) -> Result<Vec<ShardRow>, StoreError> {
         each!(self, s => s.shards().await)
+    }
+
+    /// Shards nobody holds, or whose lease has run out (database clock).
+    pub async fn free_shards(&self) -> Result<Vec<ShardId>, StoreError> {
+        each!(self, s => s.free_shards().await)
+    }
+
+    /// PostgreSQL: a listener for inbox wake-ups from other instances. SQLite has one engine
+    /// per file and no notifications.
+    pub async fn inbox_listener(&self) -> Result<Option<sqlx::postgres::PgListener>, StoreError> {
+        match self {
+            Store::Postgres(s) => s.inbox_listener().await.map(Some),
+            Store::Sqlite(_) => Ok(None),
+        }
+    }
+
+    // ----- membership
+
+    /// Registers or refreshes instance `id` (`fresh`: it has just started) and returns every
+    /// registered instance, read at the same instant of the database clock.
+    pub async fn heartbeat(
+        &self,
+        id: &str,
+        fresh: bool,
+        shared_limits: bool,
+    ) -> Result<Membership, StoreError> {
+        each!(self, s => s.heartbeat(id, fresh, shared_limits).await)
+    }
+
+    pub async fn membership(&self) -> Result<Membership, StoreError> {
+        each!(self, s => s.membership().await)
+    }
+
+    pub async fn deregister(&self, id: &str) -> Result<(), StoreError> {
+        each!(self, s => s.deregister(id).await)
+    }
+
+    pub async fn prune_instances(&self, before_ms: i64) -> Result<u64, StoreError> {
+        each!(self, s => s.prune_instances(before_ms).await)
+    }
+
+    // ----- answers for callers on other instances
+
+    /// Takes (reads and deletes) the answer to inbox input `inbox_id`, once its owner applied it.
+    pub async fn take_reply(&self, inbox_id: i64) -> Result<Option<serde_json::Value>, StoreError> {
+        each!(self, s => s.take_reply(inbox_id).await)
+    }
+
+    pub async fn prune_replies(&self, before_ms: i64) -> Result<u64, StoreError> {
+        each!(self, s => s.prune_replies(before_ms).await)
     }
 
     // ----- the actor's own data

@@ -14,14 +14,17 @@ use super::StoreError;
 use crate::key::{ActorKey, Epoch, ShardId, TenantId};
 
 /// The database clock in milliseconds: leases depend on it, never on an instance's clock.
-const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+pub(super) const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 
 #[derive(Clone, Debug)]
 pub struct PgStore {
-    pool: PgPool,
+    pub(super) pool: PgPool,
 }
+
+/// id, tenant, kind, actor, group, shard, input, reply.
+type InboxTuple = (i64, Uuid, String, Uuid, Uuid, i32, String, bool);
 
 type ActorTuple = (
     Uuid,
@@ -153,95 +156,6 @@ impl PgStore {
             tenant: TenantId(tenant),
             hash,
         }))
-    }
-
-    pub async fn claim_shard(
-        &self,
-        shard: ShardId,
-        owner: &str,
-        ttl: Duration,
-        force: bool,
-    ) -> Result<Option<Lease>, StoreError> {
-        let row: Option<(i64, i64)> = sqlx::query_as(&format!(
-            "UPDATE shards SET owner = $1, epoch = epoch + 1, lease_until = {NOW_MS} + $2
-             WHERE id = $3 AND ($4 OR owner IS NULL OR lease_until < {NOW_MS})
-             RETURNING epoch, lease_until"
-        ))
-        .bind(owner)
-        .bind(ttl.as_millis() as i64)
-        .bind(shard.0)
-        .bind(force)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|(epoch, until)| Lease {
-            shard,
-            epoch: Epoch(epoch),
-            lease_until_ms: until,
-        }))
-    }
-
-    pub async fn renew_shards(
-        &self,
-        owner: &str,
-        held: &[(ShardId, Epoch)],
-        ttl: Duration,
-    ) -> Result<Vec<Lease>, StoreError> {
-        let (ids, epochs) = split_held(held);
-        let rows: Vec<(i32, i64, i64)> = sqlx::query_as(&format!(
-            "UPDATE shards s SET lease_until = {NOW_MS} + $2
-             FROM UNNEST($3::int[], $4::bigint[]) h(id, epoch)
-             WHERE s.id = h.id AND s.epoch = h.epoch AND s.owner = $1
-             RETURNING s.id, s.epoch, s.lease_until"
-        ))
-        .bind(owner)
-        .bind(ttl.as_millis() as i64)
-        .bind(ids)
-        .bind(epochs)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, epoch, until)| Lease {
-                shard: ShardId(id),
-                epoch: Epoch(epoch),
-                lease_until_ms: until,
-            })
-            .collect())
-    }
-
-    pub async fn release_shards(
-        &self,
-        owner: &str,
-        held: &[(ShardId, Epoch)],
-    ) -> Result<(), StoreError> {
-        let (ids, epochs) = split_held(held);
-        sqlx::query(
-            "UPDATE shards s SET owner = NULL, lease_until = 0
-             FROM UNNEST($2::int[], $3::bigint[]) h(id, epoch)
-             WHERE s.id = h.id AND s.epoch = h.epoch AND s.owner = $1",
-        )
-        .bind(owner)
-        .bind(ids)
-        .bind(epochs)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    pub async fn shards(&self) -> Result<Vec<ShardRow>, StoreError> {
-        let rows: Vec<(i32, Option<String>, i64, i64)> =
-            sqlx::query_as("SELECT id, owner, epoch, lease_until FROM shards ORDER BY id")
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, owner, epoch, until)| ShardRow {
-                shard: ShardId(id),
-                owner,
-                epoch: Epoch(epoch),
-                lease_until_ms: until,
-            })
-            .collect())
     }
 
     pub async fn load_actors(
@@ -513,8 +427,8 @@ impl PgStore {
         created_before_ms: i64,
         limit: i64,
     ) -> Result<Vec<InboxRow>, StoreError> {
-        let rows: Vec<(i64, Uuid, String, Uuid, Uuid, i32, String)> = sqlx::query_as(
-            "SELECT id, tenant_id, kind, actor_id, grp, shard, input::text FROM inbox
+        let rows: Vec<InboxTuple> = sqlx::query_as(
+            "SELECT id, tenant_id, kind, actor_id, grp, shard, input::text, reply FROM inbox
              WHERE shard = $1 AND created_at < $2 ORDER BY id LIMIT $3",
         )
         .bind(shard.0)
@@ -523,7 +437,7 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
-            .map(|(id, t, kind, actor, grp, shard, input)| {
+            .map(|(id, t, kind, actor, grp, shard, input, reply)| {
                 Ok(InboxRow {
                     id,
                     key: RowKey {
@@ -534,6 +448,7 @@ impl PgStore {
                     },
                     shard: ShardId(shard),
                     input: parse_json(&input)?,
+                    reply,
                 })
             })
             .collect()
@@ -544,7 +459,24 @@ impl PgStore {
         let now: i64 = sqlx::query_scalar(&format!("SELECT {NOW_MS}"))
             .fetch_one(&mut *conn)
             .await?;
-        insert_inputs(&mut conn, items, now).await
+        let inserted = insert_inputs(&mut conn, items, now).await?;
+        // Wake the owners on other instances; after the insert, so they find the rows.
+        let mut shards: Vec<i32> = items
+            .iter()
+            .zip(&inserted)
+            .filter(|(i, done)| i.notify && matches!(done, Inserted::New { .. }))
+            .map(|(i, _)| i.shard.0)
+            .collect();
+        shards.sort_unstable();
+        shards.dedup();
+        if !shards.is_empty() {
+            sqlx::query("SELECT pg_notify($1, s::text) FROM UNNEST($2::int[]) s")
+                .bind(super::pg_cluster::INBOX_CHANNEL)
+                .bind(&shards)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(inserted)
     }
 
     pub async fn commit(&self, batch: &[CommitRecord]) -> Result<Vec<CommitOutcome>, StoreError> {
@@ -761,6 +693,6 @@ fn outbox_row(t: OutboxTuple) -> Result<OutboxRow, StoreError> {
     })
 }
 
-fn split_held(held: &[(ShardId, Epoch)]) -> (Vec<i32>, Vec<i64>) {
+pub(super) fn split_held(held: &[(ShardId, Epoch)]) -> (Vec<i32>, Vec<i64>) {
     held.iter().map(|(s, e)| (s.0, e.0)).unzip()
 }

@@ -158,6 +158,7 @@ pub(super) async fn try_commit(
     write_effects(&mut tx, live).await?;
     write_timers(&mut tx, live).await?;
     write_timeline(&mut tx, live).await?;
+    write_replies(&mut tx, live).await?;
 
     let now = live.first().map(|r| r.now_ms).unwrap_or_default();
     let sends: Vec<NewInput> = live.iter().flat_map(|r| r.sends.iter().cloned()).collect();
@@ -354,6 +355,31 @@ async fn write_timeline(tx: &mut PgConnection, live: &[&CommitRecord]) -> Result
     Ok(())
 }
 
+/// Answers for callers waiting on another instance, keyed by the input they wait for.
+async fn write_replies(tx: &mut PgConnection, live: &[&CommitRecord]) -> Result<(), StoreError> {
+    let rows: Vec<(i64, &str, i64)> = live
+        .iter()
+        .filter_map(|r| match (&r.consumed, &r.reply) {
+            (Consumed::Inbox { id }, Some(body)) => Some((*id, body.as_str(), r.now_ms)),
+            _ => None,
+        })
+        .collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO replies (inbox_id, body, created_at)
+         SELECT id, body::jsonb, at FROM UNNEST($1::bigint[], $2::text[], $3::bigint[]) u(id, body, at)
+         ON CONFLICT (inbox_id) DO NOTHING",
+    )
+    .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.1).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.2).collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
 async fn write_holds(tx: &mut PgConnection, live: &[&CommitRecord]) -> Result<(), StoreError> {
     for (hold, from, to) in [
         (OutboxHold::Hold, vec!["pending"], "held"),
@@ -401,15 +427,15 @@ pub(super) async fn insert_inputs(
         .collect();
     let rows: Vec<(i64, String)> = sqlx::query_as(
         "WITH input AS (
-             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::int[], $6::text[], $7::text[], $8::bool[])
-                 WITH ORDINALITY u(tenant_id, kind, actor_id, grp, shard, dedupe_key, input, remember, ord)
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::int[], $6::text[], $7::text[], $8::bool[], $10::bool[])
+                 WITH ORDINALITY u(tenant_id, kind, actor_id, grp, shard, dedupe_key, input, remember, reply, ord)
          ), fresh AS (
              INSERT INTO inbox_dedupe (key, created_at)
              SELECT dedupe_key, $9 FROM input WHERE remember
              ON CONFLICT DO NOTHING RETURNING key
          )
-         INSERT INTO inbox (tenant_id, kind, actor_id, grp, shard, dedupe_key, input, created_at)
-         SELECT tenant_id, kind, actor_id, grp, shard, dedupe_key, input::jsonb, $9 FROM input
+         INSERT INTO inbox (tenant_id, kind, actor_id, grp, shard, dedupe_key, input, created_at, reply)
+         SELECT tenant_id, kind, actor_id, grp, shard, dedupe_key, input::jsonb, $9, reply FROM input
          WHERE NOT remember OR dedupe_key IN (SELECT key FROM fresh)
          ORDER BY ord
          RETURNING id, dedupe_key",
@@ -423,6 +449,7 @@ pub(super) async fn insert_inputs(
     .bind(unique.iter().map(|i| i.input.to_string()).collect::<Vec<_>>())
     .bind(unique.iter().map(|i| i.remember).collect::<Vec<_>>())
     .bind(now)
+    .bind(unique.iter().map(|i| i.reply).collect::<Vec<_>>())
     .fetch_all(&mut *conn)
     .await?;
     // Ids per key in insertion order, handed out in item order.

@@ -19,10 +19,13 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite"
 
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
 }
 
-fn now_ms() -> i64 {
+/// id, tenant, kind, actor, group, shard, input, reply.
+type InboxTuple = (i64, String, String, String, String, i32, String, bool);
+
+pub(super) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
@@ -216,101 +219,6 @@ impl SqliteStore {
             })
         })
         .transpose()
-    }
-
-    pub async fn claim_shard(
-        &self,
-        shard: ShardId,
-        owner: &str,
-        ttl: Duration,
-        force: bool,
-    ) -> Result<Option<Lease>, StoreError> {
-        let now = now_ms();
-        let row: Option<(i64, i64)> = sqlx::query_as(
-            "UPDATE shards SET owner = ?1, epoch = epoch + 1, lease_until = ?2 + ?3
-             WHERE id = ?4 AND (?5 OR owner IS NULL OR lease_until < ?2)
-             RETURNING epoch, lease_until",
-        )
-        .bind(owner)
-        .bind(now)
-        .bind(ttl.as_millis() as i64)
-        .bind(shard.0)
-        .bind(force)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|(epoch, until)| Lease {
-            shard,
-            epoch: Epoch(epoch),
-            lease_until_ms: until,
-        }))
-    }
-
-    pub async fn renew_shards(
-        &self,
-        owner: &str,
-        held: &[(ShardId, Epoch)],
-        ttl: Duration,
-    ) -> Result<Vec<Lease>, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let until = now_ms() + ttl.as_millis() as i64;
-        let mut renewed = Vec::with_capacity(held.len());
-        for (shard, epoch) in held {
-            let n = sqlx::query(
-                "UPDATE shards SET lease_until = ? WHERE id = ? AND epoch = ? AND owner = ?",
-            )
-            .bind(until)
-            .bind(shard.0)
-            .bind(epoch.0)
-            .bind(owner)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if n == 1 {
-                renewed.push(Lease {
-                    shard: *shard,
-                    epoch: *epoch,
-                    lease_until_ms: until,
-                });
-            }
-        }
-        tx.commit().await?;
-        Ok(renewed)
-    }
-
-    pub async fn release_shards(
-        &self,
-        owner: &str,
-        held: &[(ShardId, Epoch)],
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        for (shard, epoch) in held {
-            sqlx::query(
-                "UPDATE shards SET owner = NULL, lease_until = 0 WHERE id = ? AND epoch = ? AND owner = ?",
-            )
-            .bind(shard.0)
-            .bind(epoch.0)
-            .bind(owner)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    pub async fn shards(&self) -> Result<Vec<ShardRow>, StoreError> {
-        let rows: Vec<(i32, Option<String>, i64, i64)> =
-            sqlx::query_as("SELECT id, owner, epoch, lease_until FROM shards ORDER BY id")
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, owner, epoch, until)| ShardRow {
-                shard: ShardId(id),
-                owner,
-                epoch: Epoch(epoch),
-                lease_until_ms: until,
-            })
-            .collect())
     }
 
     /// One statement per key: SQLite runs in process, so there is no round trip to save.
@@ -561,8 +469,8 @@ impl SqliteStore {
         created_before_ms: i64,
         limit: i64,
     ) -> Result<Vec<InboxRow>, StoreError> {
-        let rows: Vec<(i64, String, String, String, String, i32, String)> = sqlx::query_as(
-            "SELECT id, tenant_id, kind, actor_id, grp, shard, input FROM inbox
+        let rows: Vec<InboxTuple> = sqlx::query_as(
+            "SELECT id, tenant_id, kind, actor_id, grp, shard, input, reply FROM inbox
              WHERE shard = ? AND created_at < ? ORDER BY id LIMIT ?",
         )
         .bind(shard.0)
@@ -571,12 +479,13 @@ impl SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
-            .map(|(id, t, kind, actor, grp, shard, input)| {
+            .map(|(id, t, kind, actor, grp, shard, input, reply)| {
                 Ok(InboxRow {
                     id,
                     key: row_key(&t, kind, &actor, &grp)?,
                     shard: ShardId(shard),
                     input: parse_json(&input)?,
+                    reply,
                 })
             })
             .collect()

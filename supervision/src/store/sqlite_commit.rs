@@ -192,6 +192,16 @@ pub(super) async fn commit_one(
         .execute(&mut *conn)
         .await?;
     }
+    if let (Consumed::Inbox { id }, Some(body)) = (&r.consumed, &r.reply) {
+        sqlx::query(
+            "INSERT INTO replies (inbox_id, body, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(body)
+        .bind(r.now_ms)
+        .execute(&mut *conn)
+        .await?;
+    }
     let sent = insert_inputs(conn, &r.sends, r.now_ms).await?;
     Ok(CommitOutcome::Committed { sent })
 }
@@ -218,8 +228,8 @@ pub(super) async fn insert_inputs(
             }
         }
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO inbox (tenant_id, kind, actor_id, grp, shard, dedupe_key, input, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO inbox (tenant_id, kind, actor_id, grp, shard, dedupe_key, input, created_at, reply)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(i.key.tenant.0.to_string())
         .bind(i.key.kind.as_str())
@@ -229,6 +239,7 @@ pub(super) async fn insert_inputs(
         .bind(&i.dedupe_key)
         .bind(i.input.to_string())
         .bind(now)
+        .bind(i.reply)
         .fetch_one(&mut *conn)
         .await?;
         out.push(Inserted::New {

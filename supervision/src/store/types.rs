@@ -120,6 +120,9 @@ pub struct CommitRecord {
     pub timeline: Vec<TimelineRecord>,
     pub sends: Vec<NewInput>,
     pub outbox: Option<OutboxHold>,
+    /// The answer for a caller waiting on another instance (JSON), written to `replies` with
+    /// the transition.
+    pub reply: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,6 +150,11 @@ pub struct NewInput {
     /// When false the key is only an identifier (randomly generated) and is not remembered.
     pub remember: bool,
     pub input: Value,
+    /// The caller waits on another instance: the owner stores the answer in `replies`.
+    pub reply: bool,
+    /// The shard is owned elsewhere: wake its owner (PostgreSQL NOTIFY) rather than wait for
+    /// the safety-net poll.
+    pub notify: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,6 +173,39 @@ pub struct InboxRow {
     pub key: RowKey,
     pub shard: ShardId,
     pub input: Value,
+    /// A caller on another instance waits for the answer.
+    pub reply: bool,
+}
+
+/// One registered engine instance, as its heartbeats left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceRow {
+    pub id: String,
+    pub started_at_ms: i64,
+    pub heartbeat_at_ms: i64,
+    /// It rate-limits sends through Redis, shared with the other instances.
+    pub shared_limits: bool,
+}
+
+/// The instances seen at one instant of the database clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    pub now_ms: i64,
+    pub instances: Vec<InstanceRow>,
+}
+
+impl Membership {
+    /// Those whose last heartbeat is younger than `ttl`, sorted by id.
+    pub fn live(&self, ttl: std::time::Duration) -> Vec<&InstanceRow> {
+        let since = self.now_ms - ttl.as_millis() as i64;
+        let mut live: Vec<&InstanceRow> = self
+            .instances
+            .iter()
+            .filter(|i| i.heartbeat_at_ms >= since)
+            .collect();
+        live.sort_by(|a, b| a.id.cmp(&b.id));
+        live
+    }
 }
 
 #[derive(Debug, Clone)]

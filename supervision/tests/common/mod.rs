@@ -132,3 +132,30 @@ fn a_database_name_replaces_the_one_in_the_url() {
         "postgresql://h/x?application_name=t"
     );
 }
+
+/// Runs each `async fn name(store: Store)` twice: on a fresh PostgreSQL database (`pg::name`)
+/// and on a fresh SQLite file (`sqlite::name`).
+macro_rules! conformance {
+    ($($name:ident),+ $(,)?) => {
+        mod pg {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let db = crate::common::postgres().await;
+                    super::$name(db.store.clone()).await;
+                    db.finish().await;
+                }
+            )+
+        }
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let db = crate::common::sqlite().await;
+                    super::$name(db.store.clone()).await;
+                    db.finish().await;
+                }
+            )+
+        }
+    };
+}

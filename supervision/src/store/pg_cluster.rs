@@ -1,0 +1,218 @@
+//! PostgreSQL: shard leases and instance membership. Every time here is the database clock.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::pg::{split_held, PgStore, NOW_MS};
+use super::types::*;
+use super::StoreError;
+use crate::key::{Epoch, ShardId};
+
+/// The channel an instance NOTIFYs when it makes an input durable for a shard it does not own.
+pub const INBOX_CHANNEL: &str = "neuronx_inbox";
+
+impl PgStore {
+    pub async fn claim_shard(
+        &self,
+        shard: ShardId,
+        owner: &str,
+        ttl: Duration,
+        force: bool,
+    ) -> Result<Option<Lease>, StoreError> {
+        let row: Option<(i64, i64)> = sqlx::query_as(&format!(
+            "UPDATE shards SET owner = $1, epoch = epoch + 1, lease_until = {NOW_MS} + $2
+             WHERE id = $3 AND ($4 OR owner IS NULL OR lease_until < {NOW_MS})
+             RETURNING epoch, lease_until"
+        ))
+        .bind(owner)
+        .bind(ttl.as_millis() as i64)
+        .bind(shard.0)
+        .bind(force)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(epoch, until)| Lease {
+            shard,
+            epoch: Epoch(epoch),
+            lease_until_ms: until,
+        }))
+    }
+
+    pub async fn renew_shards(
+        &self,
+        owner: &str,
+        held: &[(ShardId, Epoch)],
+        ttl: Duration,
+    ) -> Result<Vec<Lease>, StoreError> {
+        let (ids, epochs) = split_held(held);
+        let rows: Vec<(i32, i64, i64)> = sqlx::query_as(&format!(
+            "UPDATE shards s SET lease_until = {NOW_MS} + $2
+             FROM UNNEST($3::int[], $4::bigint[]) h(id, epoch)
+             WHERE s.id = h.id AND s.epoch = h.epoch AND s.owner = $1
+             RETURNING s.id, s.epoch, s.lease_until"
+        ))
+        .bind(owner)
+        .bind(ttl.as_millis() as i64)
+        .bind(ids)
+        .bind(epochs)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, epoch, until)| Lease {
+                shard: ShardId(id),
+                epoch: Epoch(epoch),
+                lease_until_ms: until,
+            })
+            .collect())
+    }
+
+    pub async fn release_shards(
+        &self,
+        owner: &str,
+        held: &[(ShardId, Epoch)],
+    ) -> Result<(), StoreError> {
+        let (ids, epochs) = split_held(held);
+        sqlx::query(
+            "UPDATE shards s SET owner = NULL, lease_until = 0
+             FROM UNNEST($2::int[], $3::bigint[]) h(id, epoch)
+             WHERE s.id = h.id AND s.epoch = h.epoch AND s.owner = $1",
+        )
+        .bind(owner)
+        .bind(ids)
+        .bind(epochs)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn shards(&self) -> Result<Vec<ShardRow>, StoreError> {
+        let rows: Vec<(i32, Option<String>, i64, i64)> =
+            sqlx::query_as("SELECT id, owner, epoch, lease_until FROM shards ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, owner, epoch, until)| ShardRow {
+                shard: ShardId(id),
+                owner,
+                epoch: Epoch(epoch),
+                lease_until_ms: until,
+            })
+            .collect())
+    }
+
+    /// A connection listening for inbox wake-ups (outside the pool; it reconnects by itself).
+    pub async fn inbox_listener(&self) -> Result<sqlx::postgres::PgListener, StoreError> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen(INBOX_CHANNEL).await?;
+        Ok(listener)
+    }
+
+    /// Shards nobody holds, or whose lease has run out.
+    pub async fn free_shards(&self) -> Result<Vec<ShardId>, StoreError> {
+        let ids: Vec<i32> = sqlx::query_scalar(&format!(
+            "SELECT id FROM shards WHERE owner IS NULL OR lease_until < {NOW_MS} ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids.into_iter().map(ShardId).collect())
+    }
+
+    /// Records that `id` is alive (and, with `fresh`, that it just started), and returns every
+    /// registered instance with the database's clock.
+    pub async fn heartbeat(
+        &self,
+        id: &str,
+        fresh: bool,
+        shared_limits: bool,
+    ) -> Result<Membership, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let now: i64 = sqlx::query_scalar(&format!(
+            "INSERT INTO instances (id, started_at, heartbeat_at, shared_limits)
+             SELECT $1, now, now, $3 FROM (SELECT {NOW_MS} AS now) t
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at,
+                 shared_limits = EXCLUDED.shared_limits,
+                 started_at = CASE WHEN $2 THEN EXCLUDED.started_at ELSE instances.started_at END
+             RETURNING heartbeat_at"
+        ))
+        .bind(id)
+        .bind(fresh)
+        .bind(shared_limits)
+        .fetch_one(&mut *tx)
+        .await?;
+        let instances = instance_rows(&mut tx).await?;
+        tx.commit().await?;
+        Ok(Membership {
+            now_ms: now,
+            instances,
+        })
+    }
+
+    /// The registered instances, without registering anyone.
+    pub async fn membership(&self) -> Result<Membership, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let now: i64 = sqlx::query_scalar(&format!("SELECT {NOW_MS}"))
+            .fetch_one(&mut *conn)
+            .await?;
+        let instances = instance_rows(&mut conn).await?;
+        Ok(Membership {
+            now_ms: now,
+            instances,
+        })
+    }
+
+    /// A graceful leave: the others need not wait for the heartbeat to age.
+    pub async fn deregister(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM instances WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets instances silent since before `before_ms`.
+    pub async fn prune_instances(&self, before_ms: i64) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM instances WHERE heartbeat_at < $1")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    /// Takes the stored answer to inbox input `inbox_id`, if its owner has applied it.
+    pub async fn take_reply(&self, inbox_id: i64) -> Result<Option<Value>, StoreError> {
+        let body: Option<String> =
+            sqlx::query_scalar("DELETE FROM replies WHERE inbox_id = $1 RETURNING body::text")
+                .bind(inbox_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        body.map(|b| parse_json(&b)).transpose()
+    }
+
+    /// Forgets answers nobody came for (the caller gave up waiting).
+    pub async fn prune_replies(&self, before_ms: i64) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM replies WHERE created_at < $1")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+}
+
+async fn instance_rows(conn: &mut sqlx::PgConnection) -> Result<Vec<InstanceRow>, StoreError> {
+    let rows: Vec<(String, i64, i64, bool)> = sqlx::query_as(
+        "SELECT id, started_at, heartbeat_at, shared_limits FROM instances ORDER BY id",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, started, beat, shared)| InstanceRow {
+            id,
+            started_at_ms: started,
+            heartbeat_at_ms: beat,
+            shared_limits: shared,
+        })
+        .collect())
+}

@@ -1,0 +1,164 @@
+//! The membership, free-shard and remote-answer parts of the store, checked on both backends.
+
+#[macro_use]
+mod common;
+
+use std::time::Duration;
+
+use neuronx_supervision::store::{CommitOutcome, CommitRecord, Consumed, Inserted, NewInput};
+use neuronx_supervision::{ActorKey, ActorKind, ShardId, Store, TenantId};
+use serde_json::json;
+use uuid::Uuid;
+
+use common::SHARDS;
+
+conformance!(
+    heartbeats_register_instances_and_refresh_them,
+    free_shards_are_the_unowned_and_the_expired,
+    an_answer_stored_with_a_transition_is_taken_once,
+);
+
+const TTL: Duration = Duration::from_secs(3);
+
+async fn heartbeats_register_instances_and_refresh_them(store: Store) {
+    let first = store.heartbeat("b", true, true).await.expect("heartbeat");
+    assert_eq!(first.instances.len(), 1);
+    let b = &first.instances[0];
+    assert_eq!((b.id.as_str(), b.shared_limits), ("b", true));
+    assert_eq!(b.started_at_ms, b.heartbeat_at_ms);
+
+    let m = store.heartbeat("a", true, false).await.expect("heartbeat");
+    let ids: Vec<&str> = m.live(TTL).iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(ids, vec!["a", "b"], "live instances, sorted by id");
+
+    // A later beat keeps the start time and moves the heartbeat.
+    let again = store.heartbeat("b", false, true).await.expect("heartbeat");
+    let b2 = again.instances.iter().find(|i| i.id == "b").expect("b");
+    assert_eq!(b2.started_at_ms, b.started_at_ms);
+    assert!(b2.heartbeat_at_ms >= b.heartbeat_at_ms);
+
+    // An instance whose beat is older than the TTL is not live.
+    let later = neuronx_supervision::store::Membership {
+        now_ms: again.now_ms + 10_000,
+        instances: again.instances.clone(),
+    };
+    assert!(later.live(TTL).is_empty());
+
+    store.deregister("a").await.expect("deregister");
+    let m = store.membership().await.expect("membership");
+    let ids: Vec<&str> = m.instances.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(ids, vec!["b"]);
+    assert_eq!(
+        store
+            .prune_instances(m.now_ms + 60_000)
+            .await
+            .expect("prune"),
+        1
+    );
+    assert!(store
+        .membership()
+        .await
+        .expect("membership")
+        .instances
+        .is_empty());
+}
+
+async fn free_shards_are_the_unowned_and_the_expired(store: Store) {
+    let all: Vec<ShardId> = (0..SHARDS as i32).map(ShardId).collect();
+    assert_eq!(store.free_shards().await.expect("free"), all);
+    store
+        .claim_shard(ShardId(3), "a", TTL, false)
+        .await
+        .expect("claim")
+        .expect("free shard claimed");
+    store
+        .claim_shard(ShardId(5), "a", Duration::from_millis(1), false)
+        .await
+        .expect("claim")
+        .expect("free shard claimed");
+    // Shard 5's lease runs out after a millisecond; poll rather than sleep a guess.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let free = store.free_shards().await.expect("free");
+        assert!(!free.contains(&ShardId(3)), "a live lease is not free");
+        if free.contains(&ShardId(5)) {
+            assert_eq!(free.len(), SHARDS as usize - 1);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expired lease never freed"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+async fn an_answer_stored_with_a_transition_is_taken_once(store: Store) {
+    let key = ActorKey::root(
+        TenantId(Uuid::new_v4()),
+        ActorKind("opportunity"),
+        Uuid::new_v4(),
+    );
+    let shard = key.shard(SHARDS);
+    let epoch = store
+        .claim_shard(shard, "a", TTL, true)
+        .await
+        .expect("claim")
+        .expect("forced")
+        .epoch;
+    let inserted = store
+        .insert_inbox(&[NewInput {
+            key,
+            shard,
+            dedupe_key: Uuid::new_v4().to_string(),
+            remember: false,
+            input: json!({"type": "pause"}),
+            reply: true,
+            notify: true,
+        }])
+        .await
+        .expect("insert");
+    let Inserted::New { id, .. } = inserted[0] else {
+        panic!("expected a new input, got {inserted:?}");
+    };
+    let rows = store
+        .pending_inbox(shard, i64::MAX, 10)
+        .await
+        .expect("poll");
+    assert!(
+        rows.iter().any(|r| r.id == id && r.reply),
+        "the flag is kept"
+    );
+    assert_eq!(
+        store.take_reply(id).await.expect("take"),
+        None,
+        "not applied yet"
+    );
+
+    let outcome = store
+        .commit(&[CommitRecord {
+            key,
+            shard,
+            epoch,
+            now_ms: chrono::Utc::now().timestamp_millis(),
+            consumed: Consumed::Inbox { id },
+            checkpoint: None,
+            effects: Vec::new(),
+            timers: Vec::new(),
+            timeline: Vec::new(),
+            sends: Vec::new(),
+            outbox: None,
+            reply: Some(json!({"applied": {"paused": true}}).to_string()),
+        }])
+        .await
+        .expect("commit");
+    assert!(matches!(outcome[0], CommitOutcome::Committed { .. }));
+    let body = store.take_reply(id).await.expect("take");
+    assert_eq!(body, Some(json!({"applied": {"paused": true}})));
+    assert_eq!(
+        store.take_reply(id).await.expect("take"),
+        None,
+        "taken once"
+    );
+    assert_eq!(store.prune_replies(i64::MAX).await.expect("prune"), 0);
+}
