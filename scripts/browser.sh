@@ -3,7 +3,9 @@
 # installed here when missing; playwright-core into tests/browser/node_modules, ignored by
 # git). Starts `neuronx serve` on a temporary database with an operator and a lead, then runs
 # tests/browser/console.mjs: sign in, find the lead, click pause, see the paused badge appear
-# live, check through the API. Screenshots go to target/artifacts/ and docs/images/.
+# live, check through the API. Screenshots go to target/artifacts/; with
+# NEURONX_UPDATE_DOC_IMAGES=1 also to docs/images/ for the operator guide (off by default, so a
+# test run leaves the work tree clean).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,8 +37,10 @@ for lead in "Ana Lima:+14155550100" "Rui Costa:+14155550101"; do
     \"consent\": {\"voice\": true, \"sms\": true}}, \"sla\": {\"first_touch_seconds\": 900}}" >/dev/null
 done
 
-mkdir -p "${CARGO_TARGET_DIR:-target}/artifacts" docs/images
+mkdir -p "${CARGO_TARGET_DIR:-target}/artifacts"
+doc_images=""
+[ "${NEURONX_UPDATE_DOC_IMAGES:-0}" = 1 ] && doc_images=docs/images
 log "console in chromium"
 BASE="$BASE" KEY="$OPERATOR_KEY" CHROMIUM="$(command -v chromium)" \
-  ARTIFACTS="${CARGO_TARGET_DIR:-target}/artifacts" DOC_IMAGES=docs/images \
+  ARTIFACTS="${CARGO_TARGET_DIR:-target}/artifacts" DOC_IMAGES="$doc_images" \
   node tests/browser/console.mjs
