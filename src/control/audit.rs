@@ -132,7 +132,7 @@ pub struct Query {
     pub limit: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Record {
     pub id: i64,
     pub at: DateTime<Utc>,
@@ -143,7 +143,9 @@ pub struct Record {
     pub target_id: String,
     pub reason: Option<String>,
     pub outcome: String,
+    #[schema(value_type = Option<Object>)]
     pub before: Option<Value>,
+    #[schema(value_type = Option<Object>)]
     pub after: Option<Value>,
 }
 

@@ -38,7 +38,7 @@ impl Identity {
 }
 
 /// A key as listed: never the secret, never its hash.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct KeyView {
     pub id: String,
     pub prefix: String,

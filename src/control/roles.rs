@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// A principal's or key's role. Ordered from most to least powerful for granting (see
 /// [`Role::can_grant`]); `Integration` sits apart: it writes data but never operates actors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Owner,

@@ -54,7 +54,7 @@ pub struct TeamRequest {
     path = "/v1/teams",
     tag = "access",
     request_body = TeamRequest,
-    responses((status = 201, description = "created", body = Object), crate::http::openapi::Errors)
+    responses((status = 201, description = "created", body = crate::control::access::Team), crate::http::openapi::Errors)
 )]
 pub async fn create_team(
     State(state): State<AppState>,
@@ -80,7 +80,7 @@ pub async fn create_team(
     get,
     path = "/v1/teams",
     tag = "access",
-    responses((status = 200, description = "the tenant's teams", body = Object), crate::http::openapi::Errors)
+    responses((status = 200, description = "the tenant's teams", body = crate::http::openapi::TeamList), crate::http::openapi::Errors)
 )]
 pub async fn list_teams(
     State(state): State<AppState>,
@@ -110,7 +110,7 @@ pub struct PrincipalRequest {
     path = "/v1/principals",
     tag = "access",
     request_body = PrincipalRequest,
-    responses((status = 201, description = "created", body = Object), crate::http::openapi::Errors)
+    responses((status = 201, description = "created", body = crate::control::access::Principal), crate::http::openapi::Errors)
 )]
 pub async fn create_principal(
     State(state): State<AppState>,
@@ -162,7 +162,7 @@ pub struct PrincipalParams {
     path = "/v1/principals",
     tag = "access",
     params(PrincipalParams),
-    responses((status = 200, description = "the tenant's principals", body = Object), crate::http::openapi::Errors)
+    responses((status = 200, description = "the tenant's principals", body = crate::http::openapi::PrincipalList), crate::http::openapi::Errors)
 )]
 pub async fn list_principals(
     State(state): State<AppState>,
@@ -195,7 +195,7 @@ pub struct KeyRequest {
     path = "/v1/keys",
     tag = "access",
     request_body = KeyRequest,
-    responses((status = 201, description = "created; `key` is the secret, shown this once", body = Object), crate::http::openapi::Errors)
+    responses((status = 201, description = "created; `key` is the secret, shown this once", body = crate::http::openapi::CreatedKey), crate::http::openapi::Errors)
 )]
 pub async fn create_key(
     State(state): State<AppState>,
@@ -245,7 +245,7 @@ pub async fn create_key(
     get,
     path = "/v1/keys",
     tag = "access",
-    responses((status = 200, description = "the tenant's keys, never their secrets", body = Object), crate::http::openapi::Errors)
+    responses((status = 200, description = "the tenant's keys, never their secrets", body = crate::http::openapi::KeyList), crate::http::openapi::Errors)
 )]
 pub async fn list_keys(
     State(state): State<AppState>,
@@ -262,7 +262,7 @@ pub async fn list_keys(
     path = "/v1/keys/{id}",
     tag = "access",
     params(("id" = String, Path, description = "the key's id")),
-    responses((status = 200, description = "revoked", body = Object), crate::http::openapi::Errors)
+    responses((status = 200, description = "revoked", body = crate::control::keys::KeyView), crate::http::openapi::Errors)
 )]
 pub async fn revoke_key(
     State(state): State<AppState>,

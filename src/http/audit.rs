@@ -40,7 +40,7 @@ fn time(field: &'static str, raw: Option<&str>) -> Result<Option<DateTime<Utc>>,
     path = "/v1/audit",
     tag = "audit",
     params(AuditParams),
-    responses((status = 200, description = "a page of audit entries, oldest first", body = Object), crate::http::openapi::Errors)
+    responses((status = 200, description = "a page of audit entries, oldest first", body = crate::http::openapi::AuditPage), crate::http::openapi::Errors)
 )]
 pub async fn list(
     State(state): State<AppState>,
