@@ -208,6 +208,51 @@ async fn buttons_follow_the_role_and_the_server_enforces_it(backend: Backend) {
     t.stop().await;
 }
 
+/// The console's routes for every role: every role reads; only owner, admin and operator act.
+async fn every_role_reads_the_console_and_only_operating_roles_act(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    //                role           pause from the list
+    let table = [
+        ("owner", StatusCode::NO_CONTENT),
+        ("admin", StatusCode::NO_CONTENT),
+        ("operator", StatusCode::NO_CONTENT),
+        ("viewer", StatusCode::FORBIDDEN),
+        ("integration", StatusCode::FORBIDDEN),
+    ];
+    for (role, pause_status) in table {
+        let id = t.create(&format!("lead-{role}"), 300).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let secret = if role == "owner" {
+            t.key.clone()
+        } else {
+            key(&t, role, None, None).await
+        };
+        let (cookie, _) = sign_in(&t, &secret).await;
+        for path in [
+            "/console",
+            &format!("/console/opportunities/{id}"),
+            "/console/rows",
+        ] {
+            let (status, _) = get_page(&t, &cookie, path).await;
+            assert_eq!(status, StatusCode::OK, "{role} {path}");
+        }
+        let (_, list) = get_page(&t, &cookie, "/console").await;
+        let token = csrf(&list);
+        let pause = format!("/console/opportunities/{id}/pause");
+        let status = post_form(&t, &cookie, &pause, &[("csrf", &token)]).await;
+        assert_eq!(status, pause_status, "{role} pause");
+        let (_, body) = t.get(&format!("/v1/opportunities/{id}")).await;
+        assert_eq!(
+            body["paused"],
+            pause_status == StatusCode::NO_CONTENT,
+            "{role}"
+        );
+    }
+    t.stop().await;
+}
+
 async fn the_live_feed_announces_changes(backend: Backend) {
     let t = TestApp::spawn(backend).await;
     let id = t.create("lead-1", 300).await["id"]
@@ -253,5 +298,6 @@ async fn the_live_feed_announces_changes(backend: Backend) {
 both_backends!(
     signing_in_opens_a_strict_cookie_session_and_pages_render,
     buttons_follow_the_role_and_the_server_enforces_it,
+    every_role_reads_the_console_and_only_operating_roles_act,
     the_live_feed_announces_changes,
 );
