@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use access::{as_key, create_in, key, principal, team};
+use access::{as_key, create_in, key, poison, principal, team};
 use common::{eventually, Backend, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -433,31 +433,6 @@ async fn bulk_pause_counts_first_then_acts(backend: Backend) {
     let (status, _) = as_key(&t, &viewer, Method::POST, "/v1/bulk/pause", Some(json!({}))).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     t.stop().await;
-}
-
-/// Puts an input no opportunity can decode in its inbox and waits for it to be dead-lettered.
-async fn poison(t: &TestApp, id: &str, dedupe: &str) -> Value {
-    use neuronx_supervision::store::NewInput;
-    let tenant = neuronx_supervision::TenantId(t.tenant.parse().unwrap());
-    let key = neuronx_actors::opportunity::key(tenant, id.parse().unwrap());
-    t.engine()
-        .store()
-        .insert_inbox(&[NewInput {
-            key,
-            shard: key.shard(32),
-            dedupe_key: dedupe.into(),
-            remember: true,
-            input: json!({"type": "no_such_input"}),
-            reply: false,
-            notify: false,
-        }])
-        .await
-        .unwrap();
-    eventually(Duration::from_secs(15), "the dead letter", || async {
-        let (_, body) = t.get("/v1/dead-letters").await;
-        items(&body).into_iter().next()
-    })
-    .await
 }
 
 async fn dead_letters_are_retried_or_discarded(backend: Backend) {

@@ -244,6 +244,9 @@ async fn another_tenants_ids_answer_404_on_every_route(backend: Backend) {
         .await;
     let key_id = k["id"].as_str().unwrap().to_owned();
     t.post("/v1/dnc", json!({"phone": "+14155550123"})).await;
+    let letter = access::poison(&t, &id, "poison-1").await["id"]
+        .as_i64()
+        .unwrap();
     let other = neuronx::tenants::create(t.engine().store(), "other")
         .await
         .unwrap()
@@ -262,6 +265,8 @@ async fn another_tenants_ids_answer_404_on_every_route(backend: Backend) {
         (Method::GET, format!("/v1/calls/{call}")),
         (Method::DELETE, format!("/v1/keys/{key_id}")),
         (Method::DELETE, "/v1/dnc/+14155550123".to_owned()),
+        (Method::POST, format!("/v1/dead-letters/{letter}/retry")),
+        (Method::POST, format!("/v1/dead-letters/{letter}/discard")),
     ];
     for (method, path) in routes {
         let body = if path.ends_with("/reassign") {
@@ -284,6 +289,11 @@ async fn another_tenants_ids_answer_404_on_every_route(backend: Backend) {
         .unwrap()
         .clone();
     assert!(victim["revoked_at"].is_null());
+    let (_, letters) = t.get("/v1/dead-letters").await;
+    assert_eq!(
+        letters["items"][0]["id"], letter,
+        "the letter is still there"
+    );
     t.stop().await;
 }
 

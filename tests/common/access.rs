@@ -5,7 +5,9 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::common::{lead, TestApp};
+use std::time::Duration;
+
+use crate::common::{eventually, lead, TestApp};
 
 pub async fn team(t: &TestApp, name: &str) -> Value {
     let (status, body) = t.post("/v1/teams", json!({"name": name})).await;
@@ -55,4 +57,29 @@ pub async fn create_in(t: &TestApp, external_id: &str, team: Option<&str>) -> Va
     let (status, body) = t.post("/v1/opportunities", lead).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     body
+}
+
+/// Puts an input no opportunity can decode in its inbox and waits for it to be dead-lettered.
+pub async fn poison(t: &TestApp, id: &str, dedupe: &str) -> Value {
+    use neuronx_supervision::store::NewInput;
+    let tenant = neuronx_supervision::TenantId(t.tenant.parse().unwrap());
+    let key = neuronx_actors::opportunity::key(tenant, id.parse().unwrap());
+    t.engine()
+        .store()
+        .insert_inbox(&[NewInput {
+            key,
+            shard: key.shard(32),
+            dedupe_key: dedupe.into(),
+            remember: true,
+            input: json!({"type": "no_such_input"}),
+            reply: false,
+            notify: false,
+        }])
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(15), "the dead letter", || async {
+        let (_, body) = t.get("/v1/dead-letters").await;
+        body["items"].as_array().and_then(|i| i.first().cloned())
+    })
+    .await
 }
