@@ -4,6 +4,7 @@
 mod access;
 mod audit;
 pub mod auth;
+mod bulk;
 mod channels;
 mod cluster;
 mod commands;
@@ -13,6 +14,7 @@ mod extract;
 mod openapi;
 mod opportunities;
 mod ops;
+mod scope;
 pub mod server;
 mod webhooks;
 mod why;
@@ -74,8 +76,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(c::reassign))
         .routes(routes!(c::escalate))
         .routes(routes!(c::cancel_timer))
-        .routes(routes!(c::bulk_pause))
-        .routes(routes!(c::bulk_resume))
+        .routes(routes!(bulk::bulk_pause))
+        .routes(routes!(bulk::bulk_resume))
         .routes(routes!(ops::get_call))
         .routes(routes!(ops::dead_letters))
         .routes(routes!(ops::retry_dead_letter))

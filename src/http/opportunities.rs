@@ -19,6 +19,8 @@ use uuid::Uuid;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::extract::{Body, Params};
+use super::scope;
+pub(super) use super::scope::visible;
 use super::AppState;
 use crate::control::{access, Action};
 
@@ -159,45 +161,6 @@ fn validate(req: &CreateRequest, state: &AppState) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The team a new opportunity binds to and who it is assigned to: a team-scoped key creates in
-/// its own team only; without an assignee, the team's operators take turns.
-async fn bind_team(
-    state: &AppState,
-    caller: &Caller,
-    id: Uuid,
-    req: &CreateRequest,
-) -> Result<(Option<access::Team>, Option<String>), ApiError> {
-    let store = state.engine.store();
-    let tenant = caller.0.tenant;
-    let team = match (&req.team, &caller.0.team) {
-        (None, own) => own.clone(),
-        (Some(name), Some(own)) if name.trim() != own.name => {
-            return Err(ApiError::invalid(
-                "team",
-                format!("this key creates opportunities in team {:?} only", own.name),
-            ))
-        }
-        (Some(name), _) => Some(access::require_team(store, tenant, "team", name).await?),
-    };
-    let Some(team) = team else {
-        return Ok((None, req.assignee.clone()));
-    };
-    if let Some(a) = &req.assignee {
-        super::commands::check_member(state, tenant, &team, "assignee", a).await?;
-        return Ok((Some(team), Some(a.trim().to_owned())));
-    }
-    // A repeated create must not take another operator's turn.
-    let assignee = if store.actor_exists(tenant, opp::KIND.as_str(), id).await? {
-        None
-    } else {
-        access::next_assignee(store, tenant, team.id).await?
-    };
-    // Bound before the opportunity exists, so no instant shows it outside its team; the first
-    // binding wins.
-    access::bind_opportunity(store, tenant, id, team.id).await?;
-    Ok((Some(team), assignee))
-}
-
 #[utoipa::path(
     post,
     path = "/v1/opportunities",
@@ -214,7 +177,14 @@ pub async fn create(
     validate(&req, &state)?;
     let external_id = req.external_id.trim().to_owned();
     let id = opp::id_for(tenant, &external_id);
-    let (team, assignee) = bind_team(&state, &caller, id, &req).await?;
+    let (team, assignee) = scope::bind_team(
+        &state,
+        &caller,
+        id,
+        req.team.as_deref(),
+        req.assignee.as_deref(),
+    )
+    .await?;
     let input = OppInput::Create {
         id,
         external_id,
@@ -309,23 +279,8 @@ pub async fn get(
 }
 
 /// An id that is not a UUID names no opportunity: 404, like any other unknown id.
-fn parse_id(id: &str) -> Result<Uuid, ApiError> {
+pub(super) fn parse_id(id: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(id).map_err(|_| ApiError::NotFound("opportunity"))
-}
-
-/// The opportunity `id` names, if it exists for this caller: in its tenant and, for a
-/// team-scoped key, in its team. Anything else is 404, never 403, so ids cannot be probed.
-pub(super) async fn visible(state: &AppState, caller: &Caller, id: &str) -> Result<Uuid, ApiError> {
-    let id = parse_id(id)?;
-    let exists = state
-        .engine
-        .store()
-        .actor_exists(caller.0.tenant, opp::KIND.as_str(), id)
-        .await?;
-    if !exists || !caller.sees(state, id).await? {
-        return Err(ApiError::NotFound("opportunity"));
-    }
-    Ok(id)
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
