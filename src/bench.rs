@@ -46,11 +46,23 @@ pub struct BenchArgs {
     /// Give up waiting for the backlog to drain after this many seconds.
     #[arg(long, default_value_t = 900)]
     pub timeout_seconds: u64,
+    /// Engine instances sharing the database, in this process; creates go round robin to them,
+    /// so most land on an instance that does not own the actor (PostgreSQL only).
+    #[arg(long, default_value_t = 1)]
+    pub instances: u32,
+    /// The Redis several instances share their send limits through.
+    #[arg(
+        long,
+        env = "NEURONX_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    pub redis_url: String,
 }
 
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub backend: &'static str,
+    pub instances: u32,
     pub carrier: &'static str,
     pub opportunities: u64,
     pub transitions: u64,
@@ -129,9 +141,37 @@ pub async fn engine(mut settings: Settings, args: BenchArgs) -> anyhow::Result<R
         settings.server.public_url = format!("http://127.0.0.1:{port}");
         settings.secrets.keys = vec![crate::secrets::Keyring::generate_entry("bench")];
     }
+    if args.instances == 0 || (args.instances > 1 && !args.database_url.starts_with("postgres")) {
+        bail!("--instances must be 1, or several on a postgres:// database");
+    }
+    if args.instances > 1 {
+        settings.server.redis_url = args.redis_url.clone();
+        // Generous limits: the benchmark measures the engine, not the limiter.
+        settings.limits.voice_per_second = 100_000.0;
+        settings.limits.voice_burst = 100_000;
+        settings.limits.sms_per_second = 100_000.0;
+        settings.limits.sms_burst = 100_000;
+        settings.limits.account_calls_per_second = 100_000.0;
+        settings.limits.account_calls_burst = 100_000;
+    }
     let keyring = settings.keyring()?;
-    let app = App::start(settings).await.context("starting the engine")?;
+    let shard_count = settings.engine.shard_count as usize;
+    settings.server.instance_id = "bench-0".into();
+    let app = App::start(settings.clone())
+        .await
+        .context("starting the engine")?;
+    let mut peers = Vec::new();
+    for k in 1..args.instances {
+        let mut s = settings.clone();
+        s.server.instance_id = format!("bench-{k}");
+        s.server.listen = "127.0.0.1:0".into();
+        peers.push(App::start(s).await.context("starting another instance")?);
+    }
     let engine = app.engine();
+    let handles: Vec<_> = std::iter::once(engine.clone())
+        .chain(peers.iter().map(|p| p.engine()))
+        .collect();
+    balanced(&handles, shard_count).await?;
     let store = engine.store().clone();
     let backend = store.backend().as_str();
     if args.armed_timers > 0 {
@@ -166,7 +206,13 @@ pub async fn engine(mut settings: Settings, args: BenchArgs) -> anyhow::Result<R
         None
     };
     let started = Instant::now();
-    let before = engine.metrics().transitions.get();
+    let transitions_now = || {
+        handles
+            .iter()
+            .map(|h| h.metrics().transitions.get())
+            .sum::<u64>()
+    };
+    let before = transitions_now();
     let permits = Arc::new(Semaphore::new(args.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     let pace = (args.rate > 0).then(|| Duration::from_secs_f64(1.0 / args.rate as f64));
@@ -175,7 +221,7 @@ pub async fn engine(mut settings: Settings, args: BenchArgs) -> anyhow::Result<R
             tokio::time::sleep_until((started + pace * i as u32).into()).await;
         }
         let permit = permits.clone().acquire_owned().await?;
-        let engine = engine.clone();
+        let engine = handles[i as usize % handles.len()].clone();
         let first_touch = args.first_touch_seconds;
         tasks.spawn(async move {
             let _permit = permit;
@@ -208,11 +254,12 @@ pub async fn engine(mut settings: Settings, args: BenchArgs) -> anyhow::Result<R
     }
     let elapsed = started.elapsed().as_secs_f64();
     let m = engine.metrics();
-    let transitions = m.transitions.get() - before;
+    let transitions = transitions_now() - before;
     let batch = m.commit_batch.get_sample_sum() / (m.commit_batch.get_sample_count().max(1) as f64);
     let (lead_to_dial_p50_ms, lead_to_dial_p99_ms) = lead_to_dial(&store, tenant).await?;
     let report = Report {
         backend,
+        instances: args.instances,
         carrier: if args.simulator {
             "simulator"
         } else {
@@ -241,8 +288,33 @@ pub async fn engine(mut settings: Settings, args: BenchArgs) -> anyhow::Result<R
         }
         sim.shutdown().await;
     }
+    for p in peers {
+        p.shutdown().await;
+    }
     app.shutdown().await;
     Ok(report)
+}
+
+/// Waits until every instance holds its fair share (within one) of the shards.
+async fn balanced(
+    handles: &[neuronx_supervision::EngineHandle],
+    shard_count: usize,
+) -> anyhow::Result<()> {
+    let fair = shard_count / handles.len();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut held = Vec::new();
+        for h in handles {
+            held.push(h.owned_shards().await.len());
+        }
+        if held.iter().sum::<usize>() == shard_count && held.iter().all(|n| *n >= fair) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the shards did not balance within 60 s: {held:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn lead_to_dial(

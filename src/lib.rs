@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod bench_failover;
 pub mod bench_webhooks;
 pub mod channels;
 pub mod config;

@@ -77,6 +77,9 @@ enum BenchCommand {
     Engine(BenchArgs),
     /// Signed Twilio voice-status callbacks against a bare axum baseline; print one JSON object.
     Webhooks(neuronx::bench_webhooks::WebhookBenchArgs),
+    /// Instances killed with `kill -9` under a steady stream of due timers: time to the first
+    /// timer fired by the new owner, and cross-instance pause latency; print one JSON object.
+    Failover(neuronx::bench_failover::FailoverArgs),
 }
 
 /// `default` applies when NEURONX_LOG is unset.
@@ -195,6 +198,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             command: BenchCommand::Webhooks(args),
         } => {
             let report = neuronx::bench_webhooks::run(settings, args).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
+        Command::Bench {
+            command: BenchCommand::Failover(args),
+        } => {
+            let report = neuronx::bench_failover::run(settings, args).await?;
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }

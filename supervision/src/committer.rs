@@ -71,6 +71,12 @@ impl<I: Clone + Send + Sync + 'static, O: Send + 'static> Batcher<I, O> {
                         tracing::warn!(error = %e, "write failed");
                         fail(waiters, e);
                     }
+                    // The database is unreachable or slow: one by one would wait as long
+                    // again per item, and every caller queued behind them with it.
+                    Err(e) if !e.may_be_one_item() => {
+                        tracing::warn!(error = %e, batch = waiters.len(), "group write failed");
+                        fail(waiters, e);
+                    }
                     Err(e) => {
                         // One bad item (a value the database refuses) must not fail the
                         // others: write them one by one so only the culprit fails.

@@ -112,18 +112,20 @@ impl EngineHandle {
             Some(k) => (format!("{}/{k}", key.tenant), true),
             None => (uuid::Uuid::new_v4().to_string(), false),
         };
-        let inserted = self
-            .rt
-            .ingest(NewInput {
-                key,
-                shard,
-                dedupe_key,
-                remember,
-                input: input.clone(),
-                reply,
-                notify,
-            })
+        // Bounded: a caller (a carrier's webhook) is better told 503 now, and retries, than
+        // left waiting on a database that does not answer.
+        let ingest = self.rt.ingest(NewInput {
+            key,
+            shard,
+            dedupe_key,
+            remember,
+            input: input.clone(),
+            reply,
+            notify,
+        });
+        let inserted = tokio::time::timeout(INGEST_TIMEOUT, ingest)
             .await
+            .map_err(|_| SubmitError::Unavailable("the database did not answer in time".into()))?
             .map_err(|e| SubmitError::Unavailable(e.to_string()))?;
         Ok(match inserted {
             Inserted::New { id, .. } => Some((id, shard)),
@@ -198,6 +200,9 @@ impl EngineHandle {
         self.manager.borrow().clone()
     }
 }
+
+/// How long making an input durable may take before the caller is answered "unavailable".
+const INGEST_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The longest pause between two reads of a remote answer: it bounds the latency a caller on a
 /// non-owning instance adds to the owner's (a pause is meant to take effect within 100 ms).

@@ -24,6 +24,9 @@ use crate::timers::{self, TimerMsg, TimerService};
 pub enum ManagerMsg {
     /// Renew held leases and claim free ones.
     Tick,
+    /// The local lease deadline set by a renewal has come: if no later renewal moved it,
+    /// stop acting now rather than at the next tick.
+    Deadline,
     /// Forward to the host of `shard` if this instance owns it; otherwise the input is already
     /// durable and its owner will read it.
     Route(ShardId, ShardHostMsg),
@@ -150,6 +153,14 @@ impl Actor for ShardManager {
                     if state.ticks % HOUSEKEEPING_EVERY == 1 {
                         self.housekeeping().await;
                     }
+                }
+            }
+            ManagerMsg::Deadline => {
+                if Instant::now() >= state.deadline && !state.hosts.is_empty() {
+                    tracing::warn!(
+                        "lease deadline passed without a renewal: stopping every shard host"
+                    );
+                    self.drop_all(state).await;
                 }
             }
             ManagerMsg::Route(shard, msg) => {
@@ -332,6 +343,10 @@ impl ShardManager {
         }
         state.deadline = started + safe_window(cfg.lease_ttl);
         self.rt.set_act_until(Some(state.deadline));
+        myself.send_after(
+            state.deadline.saturating_duration_since(Instant::now()),
+            || ManagerMsg::Deadline,
+        );
         let target = if cfg.force_claim {
             cfg.shard_count
         } else {

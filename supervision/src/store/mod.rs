@@ -39,6 +39,15 @@ pub enum StoreError {
 impl StoreError {
     /// The database refused the data itself (PostgreSQL class 22, e.g. a NUL character in
     /// JSON): retrying cannot help, unlike a lost connection.
+    /// The database answered and refused something (a constraint, a value): one item of a
+    /// batch may be the cause. Connection and pool failures are not about any item.
+    pub fn may_be_one_item(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Db(sqlx::Error::Database(_)) | StoreError::Corrupt(_)
+        )
+    }
+
     pub fn is_data_error(&self) -> bool {
         match self {
             StoreError::Db(sqlx::Error::Database(e)) => {

@@ -4,7 +4,9 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use sqlx::postgres::PgPoolOptions;
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -15,6 +17,10 @@ use crate::key::{ActorKey, Epoch, ShardId, TenantId};
 
 /// The database clock in milliseconds: leases depend on it, never on an instance's clock.
 pub(super) const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+
+/// Milliseconds a session may sit idle inside a transaction (our transactions never wait on
+/// anything but the database between statements).
+const IDLE_IN_TRANSACTION_MS: &str = "1000";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 
@@ -60,10 +66,17 @@ fn actor_row(t: ActorTuple) -> Result<ActorRow, StoreError> {
 
 impl PgStore {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        // A process frozen mid-transaction (SIGSTOP, a VM stall) would keep its row locks,
+        // the `FOR SHARE` on its shards included, and stall the takeover that fencing makes
+        // safe: the server ends such a session after a second of silence.
+        let options = PgConnectOptions::from_str(url)?.options([(
+            "idle_in_transaction_session_timeout",
+            IDLE_IN_TRANSACTION_MS,
+        )]);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
-            .connect(url)
+            .connect_with(options)
             .await?;
         Ok(Self { pool })
     }
