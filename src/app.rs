@@ -93,6 +93,7 @@ impl App {
             webhooks: webhook_counter(&engine)?,
             tokens: crate::http::token_cache(),
             accounts,
+            auth_failures: Default::default(),
         };
         let (http, _) = Actor::spawn_linked(
             None,

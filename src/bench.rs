@@ -376,6 +376,7 @@ async fn create(
             first_touch_seconds: Some(first_touch_seconds),
         }),
         assignee: None,
+        team: None,
     };
     let outcome = engine
         .submit(opp::key(tenant, id), serde_json::to_value(input)?, None)

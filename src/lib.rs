@@ -11,6 +11,7 @@ pub mod bench_failover;
 pub mod bench_webhooks;
 pub mod channels;
 pub mod config;
+pub mod control;
 pub mod demo;
 pub mod http;
 pub mod lock;

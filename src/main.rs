@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use neuronx::app::{self, App};
 use neuronx::bench::{self, BenchArgs};
 use neuronx::config::Settings;
+use neuronx::control::cli::TenantCommand;
 
 #[derive(Parser)]
 #[command(
@@ -30,7 +31,7 @@ enum Command {
     Serve,
     /// Apply the database migrations and exit.
     Migrate,
-    /// Manage tenants.
+    /// Manage tenants, their teams, principals and API keys.
     Tenant {
         #[command(subcommand)]
         command: TenantCommand,
@@ -57,12 +58,6 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
-}
-
-#[derive(Subcommand)]
-enum TenantCommand {
-    /// Create a tenant and print its id and first API key as JSON.
-    Create { name: String },
 }
 
 #[derive(Subcommand)]
@@ -144,18 +139,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Tenant {
-            command: TenantCommand::Create { name },
-        } => {
+        Command::Tenant { command } => {
             let store = app::open_store(&settings).await?;
-            let created = neuronx::tenants::create(&store, &name)
-                .await
-                .context("creating the tenant")?;
+            let result = neuronx::control::cli::run(&store, command).await;
             store.close().await;
-            println!(
-                "{}",
-                serde_json::json!({"tenant_id": created.tenant_id, "api_key": created.api_key})
-            );
+            println!("{}", result?);
             Ok(())
         }
         Command::Demo(args) => {

@@ -1,27 +1,27 @@
-//! Tenants and their API keys. A key is shown once; only its SHA-256 is stored, looked up by a
-//! visible prefix and compared in constant time.
+//! Tenants, and the shape of API keys: a key is shown once; only its SHA-256 is stored, looked
+//! up by a visible prefix and compared in constant time (`control::keys`). A new tenant's first
+//! key is its owner's.
 
 use neuronx_supervision::store::NewTenant;
 use neuronx_supervision::{Store, StoreError, TenantId};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-const KEY_TAG: &str = "nxk";
+pub(crate) const KEY_TAG: &str = "nxk";
 
 pub struct CreatedTenant {
     pub tenant_id: TenantId,
     pub api_key: String,
 }
 
-fn hash(key: &str) -> String {
+pub(crate) fn hash_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
 /// A new key `nxk_<prefix>_<secret>`: 48 bits of prefix to find it, 256 bits of secret.
 /// SHA-256 without a salt is enough for keys of this entropy; a slow hash is for passwords.
-fn new_key() -> (String, String) {
+pub(crate) fn new_key() -> (String, String) {
     let mut rng = rand::thread_rng();
     let mut prefix = [0u8; 6];
     let mut secret = [0u8; 32];
@@ -52,29 +52,13 @@ pub async fn create(store: &Store, name: &str) -> Result<CreatedTenant, TenantEr
             id: tenant_id,
             name: name.to_owned(),
             key_prefix: prefix,
-            key_hash: hash(&key),
+            key_hash: hash_key(&key),
         })
         .await?;
     Ok(CreatedTenant {
         tenant_id,
         api_key: key,
     })
-}
-
-/// The tenant a presented key belongs to, or `None` for any malformed, unknown or wrong key.
-pub async fn authenticate(store: &Store, presented: &str) -> Result<Option<TenantId>, StoreError> {
-    let mut parts = presented.splitn(3, '_');
-    let (Some(KEY_TAG), Some(prefix), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
-        return Ok(None);
-    };
-    if prefix.len() != 12 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Ok(None);
-    }
-    let Some(row) = store.find_api_key(prefix).await? else {
-        return Ok(None);
-    };
-    let matches: bool = hash(presented).as_bytes().ct_eq(row.hash.as_bytes()).into();
-    Ok(matches.then_some(row.tenant))
 }
 
 #[cfg(test)]
@@ -93,7 +77,7 @@ mod tests {
     #[test]
     fn the_stored_hash_is_not_the_key() {
         let (_, k) = new_key();
-        assert_ne!(hash(&k), k);
-        assert_eq!(hash(&k).len(), 64);
+        assert_ne!(hash_key(&k), k);
+        assert_eq!(hash_key(&k).len(), 64);
     }
 }

@@ -8,12 +8,15 @@ use neuronx_actors::domain::opportunity::validate_e164;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::auth::Caller;
 use super::error::ApiError;
-use super::extract::{Body, Tenant};
+use super::extract::Body;
 use super::AppState;
+use crate::control::audit::{self, AuditAction, Entry, Outcome};
+use crate::control::Action;
 use crate::tenant_data::{self, StoredCredentials};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TwilioRequest {
     account_sid: String,
@@ -32,11 +35,45 @@ fn view(c: &StoredCredentials) -> serde_json::Value {
     })
 }
 
+/// Channel and do-not-call changes are audited like operator actions; the auth token never
+/// reaches the log (the view says only that it is set).
+async fn record(
+    state: &AppState,
+    caller: &Caller,
+    action: AuditAction,
+    target: String,
+    after: serde_json::Value,
+) -> Result<(), ApiError> {
+    audit::record(
+        state.engine.store(),
+        &caller.0,
+        Entry {
+            action,
+            target_kind: "channel",
+            target_id: target,
+            reason: None,
+            outcome: Outcome::Applied,
+            before: None,
+            after: Some(after),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+#[utoipa::path(
+    put,
+    path = "/v1/channels/twilio",
+    tag = "channels",
+    request_body = TwilioRequest,
+    responses((status = 200, description = "stored; the token is never returned", body = Object), crate::http::openapi::Errors)
+)]
 pub async fn put_twilio(
     State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    caller: Caller,
     Body(req): Body<TwilioRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let tenant = caller.require(Action::ManageChannels)?;
     let sid_ok = req.account_sid.len() == 34
         && req.account_sid.starts_with("AC")
         && req.account_sid[2..].bytes().all(|b| b.is_ascii_hexdigit());
@@ -78,32 +115,58 @@ pub async fn put_twilio(
     // This instance verifies webhooks with the new token at once; others within a minute.
     state.tokens.invalidate(&tenant);
     state.accounts.invalidate(&tenant).await;
-    Ok(Json(view(&stored)))
+    let view = view(&stored);
+    record(
+        &state,
+        &caller,
+        AuditAction::ChannelUpdate,
+        "twilio".into(),
+        view.clone(),
+    )
+    .await?;
+    Ok(Json(view))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/channels/twilio",
+    tag = "channels",
+    responses((status = 200, description = "the stored account", body = Object), crate::http::openapi::Errors)
+)]
 pub async fn get_twilio(
     State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    caller: Caller,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let tenant = caller.require(Action::ManageChannels)?;
     let stored = tenant_data::get_credentials(state.engine.store(), tenant, "twilio")
         .await?
         .ok_or(ApiError::NotFound("twilio channel"))?;
     Ok(Json(view(&stored)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DncRequest {
     phone: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/dnc",
+    tag = "channels",
+    request_body = DncRequest,
+    responses((status = 201, description = "added", body = Object), (status = 200, description = "already listed", body = Object), crate::http::openapi::Errors)
+)]
 pub async fn add_dnc(
     State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    caller: Caller,
     Body(req): Body<DncRequest>,
 ) -> Result<Response, ApiError> {
+    let tenant = caller.require(Action::WriteDnc)?;
     validate_e164(&req.phone).map_err(|e| ApiError::invalid("phone", e.to_string()))?;
     let added = tenant_data::add_dnc(state.engine.store(), tenant, &req.phone).await?;
+    let after = json!({"phone": req.phone, "listed": true});
+    record(&state, &caller, AuditAction::DncAdd, "dnc".into(), after).await?;
     let status = if added {
         StatusCode::CREATED
     } else {
@@ -112,14 +175,24 @@ pub async fn add_dnc(
     Ok((status, Json(json!({"phone": req.phone, "listed": true}))).into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/dnc/{phone}",
+    tag = "channels",
+    params(("phone" = String, Path, description = "E.164 number")),
+    responses((status = 200, description = "removed", body = Object), crate::http::openapi::Errors)
+)]
 pub async fn remove_dnc(
     State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    caller: Caller,
     Path(phone): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let tenant = caller.require(Action::WriteDnc)?;
     validate_e164(&phone).map_err(|e| ApiError::invalid("phone", e.to_string()))?;
     if !tenant_data::remove_dnc(state.engine.store(), tenant, &phone).await? {
         return Err(ApiError::NotFound("do-not-call entry"));
     }
+    let after = json!({"phone": phone, "listed": false});
+    record(&state, &caller, AuditAction::DncRemove, "dnc".into(), after).await?;
     Ok(Json(json!({"phone": phone, "listed": false})))
 }

@@ -7,14 +7,26 @@ use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
 
+use super::auth::Caller;
 use super::error::ApiError;
-use super::extract::Tenant;
 use super::AppState;
+use crate::control::Action;
 
+#[utoipa::path(
+    get,
+    path = "/v1/cluster",
+    tag = "health",
+    responses(
+        (status = 200, description = "instances, their shards, epochs and lease ages", body = Object),
+        crate::http::openapi::Errors
+    )
+)]
 pub async fn cluster(
     State(state): State<AppState>,
-    Tenant(_tenant): Tenant,
+    caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
+    // Operational, like dead letters: not for integrations.
+    caller.require(Action::ReadOps)?;
     let store = state.engine.store();
     let membership = store.membership().await?;
     let shards = store.shards().await?;

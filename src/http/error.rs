@@ -1,7 +1,7 @@
 //! The API's error type: every failure becomes a status and a JSON body that names the
 //! problem; internals are logged, never sent.
 
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -10,6 +10,10 @@ use serde_json::json;
 pub enum ApiError {
     #[error("missing or invalid API key")]
     Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("too many failed authentication attempts; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("invalid {field}: {message}")]
@@ -39,6 +43,22 @@ impl From<neuronx_supervision::StoreError> for ApiError {
     }
 }
 
+impl From<crate::control::ControlError> for ApiError {
+    fn from(e: crate::control::ControlError) -> Self {
+        use crate::control::ControlError as C;
+        match e {
+            C::Invalid { field, message } => ApiError::invalid(field, message),
+            C::NotFound(what) => ApiError::NotFound(what),
+            e @ C::Exists { .. } => ApiError::Conflict {
+                code: "already_exists".into(),
+                message: e.to_string(),
+            },
+            e @ C::Forbidden { .. } => ApiError::Forbidden(e.to_string()),
+            C::Store(e) => e.into(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, body) = match &self {
@@ -46,6 +66,19 @@ impl IntoResponse for ApiError {
                 StatusCode::UNAUTHORIZED,
                 json!({"error": "unauthorized", "message": self.to_string()}),
             ),
+            ApiError::Forbidden(message) => (
+                StatusCode::FORBIDDEN,
+                json!({"error": "forbidden", "message": message}),
+            ),
+            ApiError::RateLimited { retry_after_secs } => {
+                let body = json!({"error": "rate_limited", "message": self.to_string()});
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(header::RETRY_AFTER, retry_after_secs.to_string())],
+                    Json(body),
+                )
+                    .into_response();
+            }
             ApiError::NotFound(what) => (
                 StatusCode::NOT_FOUND,
                 json!({"error": "not_found", "message": format!("{what} not found")}),

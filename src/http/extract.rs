@@ -1,35 +1,13 @@
-//! Extractors: the authenticated tenant, and JSON bodies whose errors name the field.
+//! Extractors: JSON bodies and query strings whose errors name the field. The caller is
+//! `auth::Caller`.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use neuronx_supervision::TenantId;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use super::AppState;
-
-/// The tenant of the request's `Authorization: Bearer <key>`.
-pub struct Tenant(pub TenantId);
-
-impl FromRequestParts<AppState> for Tenant {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let key = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or(ApiError::Unauthorized)?;
-        match crate::tenants::authenticate(state.engine.store(), key).await? {
-            Some(tenant) => Ok(Tenant(tenant)),
-            None => Err(ApiError::Unauthorized),
-        }
-    }
-}
 
 /// A JSON body. Unlike `axum::Json`, a bad body answers 400 with the path of the bad field.
 pub struct Body<T>(pub T);
@@ -84,6 +62,14 @@ impl<T: DeserializeOwned> FromRequestParts<AppState> for Params<T> {
 
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or("");
+        // As for bodies: PostgreSQL cannot compare against text holding NUL.
+        let decoded: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+        if decoded
+            .iter()
+            .any(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            return Err(ApiError::invalid("query", "must not contain NUL (%00)"));
+        }
         serde_urlencoded::from_str(query)
             .map(Params)
             .map_err(|e| ApiError::invalid("query", e.to_string()))

@@ -1,14 +1,23 @@
 //! The HTTP API (axum): routes, shared state, and the server actor that runs it under the
 //! engine's supervision tree.
 
+mod access;
+mod audit;
+pub mod auth;
+mod bulk;
 mod channels;
 mod cluster;
+mod commands;
+mod console;
 mod error;
 mod extract;
+mod openapi;
 mod opportunities;
 mod ops;
+mod scope;
 pub mod server;
 mod webhooks;
+mod why;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,6 +26,9 @@ use axum::routing::{get, post};
 use axum::Router;
 use neuronx_actors::domain::playbook::Playbook;
 use neuronx_supervision::EngineHandle;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use error::ApiError;
 
@@ -35,6 +47,8 @@ pub struct AppState {
     pub tokens: TokenCache,
     /// The effect handlers' account cache, cleared here when credentials change.
     pub accounts: crate::channels::AccountCache,
+    /// Failed authentications per client address, to refuse guessers (429).
+    pub auth_failures: auth::AuthLimiter,
 }
 
 pub type TokenCache = moka::sync::Cache<neuronx_supervision::TenantId, Arc<str>>;
@@ -46,31 +60,61 @@ pub fn token_cache() -> TokenCache {
         .build()
 }
 
-pub fn router(state: AppState) -> Router {
+/// The API's routes with their OpenAPI description, not yet given their state.
+fn api() -> OpenApiRouter<AppState> {
+    use commands as c;
     use opportunities as o;
-    Router::new()
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .route("/v1/opportunities", post(o::create).get(o::list))
-        .route("/v1/opportunities/{id}", get(o::get))
-        .route("/v1/opportunities/{id}/timeline", get(o::timeline))
-        .route("/v1/opportunities/{id}/pause", post(o::pause))
-        .route("/v1/opportunities/{id}/resume", post(o::resume))
-        .route("/v1/opportunities/{id}/reassign", post(o::reassign))
-        .route("/v1/opportunities/{id}/escalate", post(o::escalate))
-        .route("/v1/calls/{id}", get(ops::get_call))
-        .route("/v1/dead-letters", get(ops::dead_letters))
-        .route("/v1/cluster", get(cluster::cluster))
-        .route(
-            "/v1/channels/twilio",
-            axum::routing::put(channels::put_twilio).get(channels::get_twilio),
-        )
-        .route("/v1/dnc", post(channels::add_dnc))
-        .route(
-            "/v1/dnc/{phone}",
-            axum::routing::delete(channels::remove_dnc),
-        )
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(o::create, o::list))
+        .routes(routes!(o::get))
+        .routes(routes!(o::timeline))
+        .routes(routes!(c::pause))
+        .routes(routes!(c::resume))
+        .routes(routes!(c::reassign))
+        .routes(routes!(c::escalate))
+        .routes(routes!(c::cancel_timer))
+        .routes(routes!(bulk::bulk_pause))
+        .routes(routes!(bulk::bulk_resume))
+        .routes(routes!(ops::get_call))
+        .routes(routes!(ops::dead_letters))
+        .routes(routes!(ops::retry_dead_letter))
+        .routes(routes!(ops::discard_dead_letter))
+        .routes(routes!(cluster::cluster))
+        .routes(routes!(access::create_team, access::list_teams))
+        .routes(routes!(access::create_principal, access::list_principals))
+        .routes(routes!(access::create_key, access::list_keys))
+        .routes(routes!(access::revoke_key))
+        .routes(routes!(audit::list))
+        .routes(routes!(channels::put_twilio, channels::get_twilio))
+        .routes(routes!(channels::add_dnc))
+        .routes(routes!(channels::remove_dnc))
+}
+
+/// The OpenAPI document of the API (what `/openapi.json` serves).
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    api().into_openapi()
+}
+
+pub fn router(state: AppState) -> Router {
+    let (api, doc) = api().split_for_parts();
+    // Rendered once: the document is a constant of the build.
+    let doc = Arc::new(doc.to_pretty_json().unwrap_or_else(|_| "{}".into()));
+    let openapi_json = move || {
+        let doc = doc.clone();
+        async move {
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                (*doc).clone(),
+            )
+        }
+    };
+    // Twilio's webhooks are Twilio's contract, authenticated by its signature: not part of the
+    // API document.
+    api.route("/openapi.json", get(openapi_json))
+        .merge(console::router())
         .route(
             "/webhooks/twilio/{tenant_id}/voice/status",
             post(webhooks::voice_status_route),

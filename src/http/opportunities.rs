@@ -16,11 +16,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::auth::Caller;
 use super::error::ApiError;
-use super::extract::{Body, Params, Tenant};
+use super::extract::{Body, Params};
+use super::scope;
+pub(super) use super::scope::visible;
 use super::AppState;
+use crate::control::{access, Action};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRequest {
     external_id: String,
@@ -28,9 +32,11 @@ pub struct CreateRequest {
     playbook: Option<String>,
     sla: Option<SlaRequest>,
     assignee: Option<String>,
+    /// The team the opportunity is bound to; a team-scoped key's own team by default.
+    team: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ContactRequest {
     name: String,
@@ -40,14 +46,14 @@ struct ContactRequest {
     consent: ConsentRequest,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ConsentRequest {
     voice: bool,
     sms: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SlaRequest {
     first_touch_seconds: Option<u64>,
@@ -73,6 +79,7 @@ fn view(row: &ActorRow, timers: Vec<TimerView>) -> Result<Value, ApiError> {
         "assignee": o.assignee,
         "paused": o.paused,
         "escalated": o.escalated,
+        "team": o.team,
         "reached": o.reached,
         "version": row.version,
         "attempts": o.attempts,
@@ -86,7 +93,7 @@ fn view(row: &ActorRow, timers: Vec<TimerView>) -> Result<Value, ApiError> {
     }))
 }
 
-async fn load(state: &AppState, tenant: TenantId, id: Uuid) -> Result<Value, ApiError> {
+pub(super) async fn load(state: &AppState, tenant: TenantId, id: Uuid) -> Result<Value, ApiError> {
     let store = state.engine.store();
     let row = store
         .get_actor(tenant, opp::KIND.as_str(), id)
@@ -154,14 +161,30 @@ fn validate(req: &CreateRequest, state: &AppState) -> Result<(), ApiError> {
     Ok(())
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/opportunities",
+    tag = "opportunities",
+    request_body = CreateRequest,
+    responses((status = 201, description = "created", body = Object), (status = 200, description = "already existed (same external_id)", body = Object), (status = 202, description = "durable, not yet applied", body = Object), crate::http::openapi::Errors)
+)]
 pub async fn create(
     State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    caller: Caller,
     Body(req): Body<CreateRequest>,
 ) -> Result<Response, ApiError> {
+    let tenant = caller.require(Action::CreateOpportunity)?;
     validate(&req, &state)?;
     let external_id = req.external_id.trim().to_owned();
     let id = opp::id_for(tenant, &external_id);
+    let (team, assignee) = scope::bind_team(
+        &state,
+        &caller,
+        id,
+        req.team.as_deref(),
+        req.assignee.as_deref(),
+    )
+    .await?;
     let input = OppInput::Create {
         id,
         external_id,
@@ -181,7 +204,8 @@ pub async fn create(
         sla: req.sla.map(|s| SlaOverride {
             first_touch_seconds: s.first_touch_seconds,
         }),
-        assignee: req.assignee,
+        assignee,
+        team: team.map(|t| t.name),
     };
     let phone = match &input {
         OppInput::Create { contact, .. } => contact.phone.clone(),
@@ -212,10 +236,18 @@ pub async fn create(
             })
         }
     };
+    // A repeated external id of another team's opportunity: the team-scoped caller may not
+    // see it, so it gets no view of it.
+    if !caller.sees(&state, id).await? {
+        return Err(ApiError::Conflict {
+            code: "external_id_in_use".into(),
+            message: "an opportunity with this external_id belongs to another team".into(),
+        });
+    }
     Ok((status, Json(load(&state, tenant, id).await?)).into_response())
 }
 
-async fn submit(
+pub(super) async fn submit(
     state: &AppState,
     tenant: TenantId,
     id: Uuid,
@@ -229,27 +261,54 @@ async fn submit(
         .map_err(|e| ApiError::Unavailable(e.to_string()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/opportunities/{id}",
+    tag = "opportunities",
+    params(("id" = String, Path, description = "the opportunity's id")),
+    responses((status = 200, description = "the opportunity with its armed timers", body = Object), crate::http::openapi::Errors)
+)]
 pub async fn get(
     State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = parse_id(&id)?;
+    let tenant = caller.require(Action::Read)?;
+    let id = visible(&state, &caller, &id).await?;
     Ok(Json(load(&state, tenant, id).await?))
 }
 
 /// An id that is not a UUID names no opportunity: 404, like any other unknown id.
-fn parse_id(id: &str) -> Result<Uuid, ApiError> {
+pub(super) fn parse_id(id: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(id).map_err(|_| ApiError::NotFound("opportunity"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     stage: Option<String>,
     paused: Option<String>,
+    team: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
+}
+
+impl ListParams {
+    /// The console's list: one page, filtered like the API's.
+    pub(super) fn console(
+        stage: Option<String>,
+        paused: Option<String>,
+        team: Option<String>,
+    ) -> Self {
+        Self {
+            stage,
+            paused,
+            team,
+            limit: Some("200".into()),
+            cursor: None,
+        }
+    }
 }
 
 fn encode_cursor(at: i64, id: Uuid) -> String {
@@ -265,11 +324,32 @@ fn decode_cursor(c: &str) -> Option<(i64, Uuid)> {
     Some((at.parse().ok()?, Uuid::parse_str(id).ok()?))
 }
 
+/// A page of opportunities. Filtering by team (or listing with a team-scoped key) filters each
+/// page after reading it, so such a page may hold fewer than `limit` items; `next_cursor`
+/// still walks every one.
+#[utoipa::path(
+    get,
+    path = "/v1/opportunities",
+    tag = "opportunities",
+    params(ListParams),
+    responses((status = 200, description = "a page: items, next_cursor", body = Object), crate::http::openapi::Errors)
+)]
 pub async fn list(
     State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    caller: Caller,
     Params(p): Params<ListParams>,
 ) -> Result<Json<Value>, ApiError> {
+    let tenant = caller.require(Action::Read)?;
+    let team = match (&p.team, &caller.0.team) {
+        (_, Some(own)) => Some(own.id),
+        (Some(name), None) => Some(
+            access::find_team(state.engine.store(), tenant, name)
+                .await?
+                .ok_or_else(|| ApiError::invalid("team", format!("no team named {name:?}")))?
+                .id,
+        ),
+        (None, None) => None,
+    };
     let stage = p
         .stage
         .map(|s| {
@@ -324,18 +404,33 @@ pub async fn list(
                 .map(|r| encode_cursor(r.created_at_ms, r.key.id))
         })
         .flatten();
+    let members = match team {
+        Some(team) => Some(access::opportunities_of(state.engine.store(), tenant, team).await?),
+        None => None,
+    };
     let items = rows
         .iter()
+        .filter(|r| members.as_ref().is_none_or(|m| m.contains(&r.key.id)))
         .map(|r| view(r, Vec::new()))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(json!({"items": items, "next_cursor": next})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PageParams {
     limit: Option<String>,
     cursor: Option<String>,
+}
+
+impl PageParams {
+    pub(super) fn first(limit: i64) -> Self {
+        Self {
+            limit: Some(limit.to_string()),
+            cursor: None,
+        }
+    }
 }
 
 pub fn page(p: &PageParams) -> Result<(i64, i64), ApiError> {
@@ -358,18 +453,23 @@ pub fn page(p: &PageParams) -> Result<(i64, i64), ApiError> {
     Ok((limit, after))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/opportunities/{id}/timeline",
+    tag = "opportunities",
+    params(("id" = String, Path, description = "the opportunity's id"), PageParams),
+    responses((status = 200, description = "a page of entries, oldest first, each with its why", body = Object), crate::http::openapi::Errors)
+)]
 pub async fn timeline(
     State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    caller: Caller,
     Path(id): Path<String>,
     Params(p): Params<PageParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = parse_id(&id)?;
+    let tenant = caller.require(Action::Read)?;
     let (limit, after) = page(&p)?;
+    let id = visible(&state, &caller, &id).await?;
     let store = state.engine.store();
-    if !store.actor_exists(tenant, opp::KIND.as_str(), id).await? {
-        return Err(ApiError::NotFound("opportunity"));
-    }
     let rows = store
         .timeline(tenant, opp::KIND.as_str(), id, after, limit)
         .await?;
@@ -379,122 +479,17 @@ pub async fn timeline(
     let items: Vec<Value> = rows
         .into_iter()
         .map(|r| {
+            let why = super::why::why(&r.kind, &r.cause, &r.data);
             json!({
                 "at": ms_to_time(r.at_ms),
                 "kind": r.kind,
                 "by": r.cause,
                 "reason": r.reason,
                 "data": r.data,
+                "why": why,
                 "version": r.version,
             })
         })
         .collect();
     Ok(Json(json!({"items": items, "next_cursor": next})))
 }
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CommandRequest {
-    /// Who acts; until principals exist, the caller names the operator.
-    operator: Option<String>,
-    reason: Option<String>,
-    assignee: Option<String>,
-}
-
-#[derive(Clone, Copy)]
-pub enum Command {
-    Pause,
-    Resume,
-    Reassign,
-    Escalate,
-}
-
-fn command_input(cmd: Command, req: CommandRequest) -> Result<OppInput, ApiError> {
-    let by = req.operator.unwrap_or_else(|| "api".into());
-    if by.trim().is_empty() || by.len() > 200 {
-        return Err(ApiError::invalid("operator", "must be 1 to 200 characters"));
-    }
-    if req.reason.as_ref().is_some_and(|r| r.len() > 2000) {
-        return Err(ApiError::invalid(
-            "reason",
-            "must be at most 2000 characters",
-        ));
-    }
-    Ok(match cmd {
-        Command::Pause => OppInput::Pause {
-            by,
-            reason: req.reason,
-        },
-        Command::Resume => OppInput::Resume { by },
-        Command::Escalate => OppInput::Escalate {
-            by,
-            reason: req.reason,
-        },
-        Command::Reassign => {
-            let assignee = req
-                .assignee
-                .filter(|a| !a.trim().is_empty() && a.len() <= 200)
-                .ok_or_else(|| ApiError::invalid("assignee", "required, 1 to 200 characters"))?;
-            let reason = req
-                .reason
-                .filter(|r| !r.trim().is_empty())
-                .ok_or_else(|| ApiError::invalid("reason", "required for a reassignment"))?;
-            OppInput::Reassign {
-                assignee: assignee.trim().to_owned(),
-                by,
-                reason,
-            }
-        }
-    })
-}
-
-pub async fn command(
-    state: AppState,
-    tenant: TenantId,
-    id: String,
-    cmd: Command,
-    req: CommandRequest,
-) -> Result<Response, ApiError> {
-    let id = parse_id(&id)?;
-    if !state
-        .engine
-        .store()
-        .actor_exists(tenant, opp::KIND.as_str(), id)
-        .await?
-    {
-        return Err(ApiError::NotFound("opportunity"));
-    }
-    let input = command_input(cmd, req)?;
-    match submit(&state, tenant, id, &input).await? {
-        SubmitOutcome::Applied(_) | SubmitOutcome::Duplicate => {
-            Ok(Json(load(&state, tenant, id).await?).into_response())
-        }
-        SubmitOutcome::Accepted => Ok((
-            StatusCode::ACCEPTED,
-            Json(json!({"id": id, "status": "accepted"})),
-        )
-            .into_response()),
-        SubmitOutcome::Rejected(r) => Err(ApiError::Conflict {
-            code: r.code,
-            message: r.message,
-        }),
-    }
-}
-
-macro_rules! command_route {
-    ($name:ident, $cmd:expr) => {
-        pub async fn $name(
-            State(state): State<AppState>,
-            Tenant(tenant): Tenant,
-            Path(id): Path<String>,
-            Body(req): Body<CommandRequest>,
-        ) -> Result<Response, ApiError> {
-            command(state, tenant, id, $cmd, req).await
-        }
-    };
-}
-
-command_route!(pause, Command::Pause);
-command_route!(resume, Command::Resume);
-command_route!(reassign, Command::Reassign);
-command_route!(escalate, Command::Escalate);

@@ -188,6 +188,10 @@ pub struct Opportunity {
     /// Timers that fired while paused, re-fired in order on resume.
     pub held_timers: Vec<OppTimer>,
     pub escalated: bool,
+    /// The team the opportunity is bound to, by name: escalations go to its queue
+    /// (`<escalation queue>:<team>`), and operators outside it do not see it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// When each call of the last 24 h was placed (the gate's frequency
@@ -245,6 +249,9 @@ pub enum OppInput {
         sla: Option<SlaOverride>,
         #[serde(default)]
         assignee: Option<String>,
+        /// The team the opportunity is bound to; its escalations go to that team's queue.
+        #[serde(default)]
+        team: Option<String>,
     },
     Pause {
         by: String,
@@ -260,6 +267,14 @@ pub enum OppInput {
         reason: String,
     },
     Escalate {
+        by: String,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    /// An operator cancels one armed (or held) timer. The host checks it is armed before
+    /// submitting; cancelling one that is not is a no-op with no timeline entry.
+    CancelTimer {
+        timer: OppTimer,
         by: String,
         #[serde(default)]
         reason: Option<String>,
@@ -362,6 +377,7 @@ pub fn apply(
             reason,
         } => step.reassign(assignee, by, reason)?,
         OppInput::Escalate { by, reason } => step.operator_escalate(by, reason)?,
+        OppInput::CancelTimer { timer, by, reason } => step.cancel_timer(timer, by, reason)?,
         OppInput::SetStage { stage, by, reason } => step.set_stage(stage, by, reason)?,
         OppInput::TimerFired { timer } => step.fire(timer),
         OppInput::CallFinished { call_id, result } => step.call_finished(call_id, result),

@@ -48,6 +48,7 @@ fn create_input(voice: bool, sms: bool) -> OppInput {
         playbook: "speed-to-lead".into(),
         sla: None,
         assignee: None,
+        team: None,
     }
 }
 
@@ -739,3 +740,66 @@ mod compliance;
 
 #[path = "opportunity_props_tests.rs"]
 mod props;
+
+#[test]
+fn a_team_bound_opportunity_escalates_to_its_teams_queue() {
+    let mut input = create_input(true, true);
+    if let OppInput::Create { team, .. } = &mut input {
+        *team = Some("west".into());
+    }
+    let opp = apply(None, input, t(0), &pb(), &rules()).unwrap().state;
+    assert_eq!(opp.team.as_deref(), Some("west"));
+    let d = run(&opp, fire(OppTimer::FirstTouchSla), 400);
+    assert_eq!(d.state.assignee, "escalations:west");
+    assert!(matches!(
+        &d.effects[0],
+        OppEffect::NotifyEscalation { queue, .. } if queue == "escalations:west"
+    ));
+}
+
+#[test]
+fn cancelling_a_timer_clears_it_and_says_who_and_why() {
+    let opp = created(true, true);
+    let cancel = || OppInput::CancelTimer {
+        timer: OppTimer::FirstTouchSla,
+        by: op("ana"),
+        reason: Some("handled by phone".into()),
+    };
+    let d = run(&opp, cancel(), 5);
+    assert!(d.timers.contains(&TimerOp::Clear {
+        name: OppTimer::FirstTouchSla
+    }));
+    assert_eq!(kinds(&d), vec![TimelineKind::TimerCancelled]);
+    assert_eq!(d.timeline[0].cause, Cause::Operator(op("ana")));
+    assert_eq!(
+        d.timeline[0].reason,
+        "first_touch_sla timer cancelled by ana: handled by phone"
+    );
+    let won = Opportunity {
+        stage: Stage::Won,
+        ..opp
+    };
+    let err = apply(Some(&won), cancel(), t(6), &pb(), &rules()).unwrap_err();
+    assert!(matches!(err, Rejection::Terminal { .. }));
+}
+
+#[test]
+fn a_held_timer_that_is_cancelled_does_not_fire_on_resume() {
+    let opp = created(true, true);
+    let pause = OppInput::Pause {
+        by: op("ana"),
+        reason: None,
+    };
+    let paused = run(&opp, pause, 1).state;
+    let held = run(&paused, fire(OppTimer::FirstTouchSla), 400).state;
+    assert_eq!(held.held_timers, vec![OppTimer::FirstTouchSla]);
+    let cancel = OppInput::CancelTimer {
+        timer: OppTimer::FirstTouchSla,
+        by: op("ana"),
+        reason: None,
+    };
+    let cancelled = run(&held, cancel, 401).state;
+    let resumed = run(&cancelled, OppInput::Resume { by: op("ana") }, 402);
+    assert_eq!(kinds(&resumed), vec![TimelineKind::Resumed]);
+    assert!(!resumed.state.escalated);
+}

@@ -43,6 +43,8 @@ named_enum! {
         CallPlaced = "call_placed",
         CallOutcome = "call_outcome",
         TimerHeld = "timer_held",
+        /// An operator cancelled an armed timer.
+        TimerCancelled = "timer_cancelled",
         Rejected = "rejected",
         Replied = "replied",
         AttemptsExhausted = "attempts_exhausted",
@@ -127,7 +129,7 @@ mod tests {
 
     #[test]
     fn timeline_kind_as_str_matches_serde() {
-        assert_eq!(TimelineKind::ALL.len(), 19);
+        assert_eq!(TimelineKind::ALL.len(), 20);
         for kind in TimelineKind::ALL {
             assert_eq!(serde_json::to_value(kind).unwrap(), json!(kind.as_str()));
         }

@@ -119,7 +119,10 @@ impl Step<'_> {
     }
 
     pub(super) fn escalate(&mut self, cause: Cause, text: String, timer: Option<OppTimer>) {
-        let queue = self.pb.escalation_queue.clone();
+        let queue = match &self.opp.team {
+            Some(team) => format!("{}:{team}", self.pb.escalation_queue),
+            None => self.pb.escalation_queue.clone(),
+        };
         let from = std::mem::replace(&mut self.opp.assignee, queue.clone());
         self.opp.escalated = true;
         let reason = text.clone();

@@ -1,8 +1,8 @@
-//! Operator commands: pause, resume, reassign, escalate, move the stage.
+//! Operator commands: pause, resume, reassign, escalate, cancel a timer, move the stage.
 
 use serde_json::json;
 
-use super::{invalid, with_reason, Rejection, Stage, Step};
+use super::{invalid, with_reason, OppTimer, Rejection, Stage, Step};
 use crate::domain::timeline::{Cause, TimelineKind};
 
 impl Step<'_> {
@@ -79,6 +79,36 @@ impl Step<'_> {
         }
         let text = with_reason(format!("escalated by {by}"), reason.as_deref());
         self.escalate(Cause::Operator(by), text, None);
+        Ok(())
+    }
+
+    /// Cancelling the first-touch SLA means nobody is escalated for this
+    /// lead: the operator takes that on, and the timeline says so.
+    pub(super) fn cancel_timer(
+        &mut self,
+        timer: OppTimer,
+        by: String,
+        reason: Option<String>,
+    ) -> Result<(), Rejection> {
+        let stage = self.opp.stage;
+        if stage.is_terminal() {
+            return Err(Rejection::Terminal {
+                stage,
+                action: "cancel a timer",
+            });
+        }
+        self.clear(timer);
+        let text = with_reason(
+            format!("{timer} timer cancelled by {by}"),
+            reason.as_deref(),
+        );
+        let data = json!({ "timer": timer, "by": by, "reason": reason });
+        self.event(
+            TimelineKind::TimerCancelled,
+            Cause::Operator(by),
+            text,
+            data,
+        );
         Ok(())
     }
 

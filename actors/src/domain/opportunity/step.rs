@@ -32,6 +32,7 @@ pub(super) fn create(
         playbook,
         sla,
         assignee,
+        team,
     } = input
     else {
         return Err(Rejection::NotFound);
@@ -69,6 +70,7 @@ pub(super) fn create(
         active_call: None,
         held_timers: Vec::new(),
         escalated: false,
+        team,
         created_at: now,
         updated_at: now,
         call_attempts: Vec::new(),

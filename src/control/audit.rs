@@ -1,0 +1,215 @@
+//! The append-only audit log: who did what to which object, why, and the object before and
+//! after. Written before the response of every operator and admin action; the database refuses
+//! updates and deletes (triggers in migration 0005).
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use neuronx_supervision::{Store, TenantId};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::keys::Identity;
+use super::{now_ms, on_db, ControlError, Role};
+
+macro_rules! audit_actions {
+    ($($variant:ident = $name:literal),* $(,)?) => {
+        /// Every action the log records.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum AuditAction { $($variant),* }
+
+        impl AuditAction {
+            pub const ALL: &'static [AuditAction] = &[$(AuditAction::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(AuditAction::$variant => $name),* }
+            }
+        }
+    };
+}
+
+audit_actions! {
+    Pause = "pause",
+    Resume = "resume",
+    Reassign = "reassign",
+    Escalate = "escalate",
+    CancelTimer = "cancel_timer",
+    BulkPause = "bulk_pause",
+    BulkResume = "bulk_resume",
+    DeadLetterRetry = "dead_letter_retry",
+    DeadLetterDiscard = "dead_letter_discard",
+    TeamCreate = "team_create",
+    PrincipalCreate = "principal_create",
+    KeyCreate = "key_create",
+    KeyRevoke = "key_revoke",
+    ChannelUpdate = "channel_update",
+    DncAdd = "dnc_add",
+    DncRemove = "dnc_remove",
+    ConsoleSignIn = "console_sign_in",
+}
+
+impl Serialize for AuditAction {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl FromStr for AuditAction {
+    type Err = ControlError;
+
+    fn from_str(s: &str) -> Result<Self, ControlError> {
+        AuditAction::ALL
+            .iter()
+            .copied()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| ControlError::invalid("action", format!("unknown action {s:?}")))
+    }
+}
+
+/// How the action ended: the log keeps refusals too, so a probe shows up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Applied,
+    /// Durable but not yet applied (another instance owns the actor).
+    Accepted,
+    Rejected,
+    DryRun,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::Accepted => "accepted",
+            Outcome::Rejected => "rejected",
+            Outcome::DryRun => "dry_run",
+        }
+    }
+}
+
+pub struct Entry<'a> {
+    pub action: AuditAction,
+    pub target_kind: &'a str,
+    pub target_id: String,
+    pub reason: Option<&'a str>,
+    pub outcome: Outcome,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+}
+
+pub async fn record(store: &Store, who: &Identity, e: Entry<'_>) -> Result<(), ControlError> {
+    let sql = "INSERT INTO audit_log (tenant_id, at, principal, role, action, target_kind,
+                                      target_id, reason, outcome, before, after)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+    on_db!(store, |db, id, json| sqlx::query(sql)
+        .bind(id(who.tenant.0))
+        .bind(now_ms())
+        .bind(who.actor_name())
+        .bind(who.role.as_str())
+        .bind(e.action.as_str())
+        .bind(e.target_kind)
+        .bind(&e.target_id)
+        .bind(e.reason)
+        .bind(e.outcome.as_str())
+        .bind(e.before.as_ref().map(json))
+        .bind(e.after.as_ref().map(json))
+        .execute(db)
+        .await?
+        .rows_affected());
+    Ok(())
+}
+
+#[derive(Default)]
+pub struct Query {
+    pub principal: Option<String>,
+    pub action: Option<AuditAction>,
+    pub target_id: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// The id of the last entry already seen.
+    pub after: i64,
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Record {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub principal: String,
+    pub role: String,
+    pub action: String,
+    pub target_kind: String,
+    pub target_id: String,
+    pub reason: Option<String>,
+    pub outcome: String,
+    #[schema(value_type = Option<Object>)]
+    pub before: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    pub after: Option<Value>,
+}
+
+type Row = (
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+);
+
+/// The tenant's entries matching `q`, oldest first.
+pub async fn list(store: &Store, tenant: TenantId, q: &Query) -> Result<Vec<Record>, ControlError> {
+    let sql = "SELECT id, at, principal, role, action, target_kind, target_id, reason, outcome,
+                      CAST(before AS TEXT), CAST(after AS TEXT)
+               FROM audit_log
+               WHERE tenant_id = $1 AND id > $2
+                 AND ($3 IS NULL OR principal = $3) AND ($4 IS NULL OR action = $4)
+                 AND ($5 IS NULL OR target_id = $5) AND ($6 IS NULL OR at >= $6)
+                 AND ($7 IS NULL OR at < $7)
+               ORDER BY id LIMIT $8";
+    let rows: Vec<Row> = on_db!(store, |db, id, _json| sqlx::query_as(sql)
+        .bind(id(tenant.0))
+        .bind(q.after)
+        .bind(&q.principal)
+        .bind(q.action.map(AuditAction::as_str))
+        .bind(&q.target_id)
+        .bind(q.since.map(|t| t.timestamp_millis()))
+        .bind(q.until.map(|t| t.timestamp_millis()))
+        .bind(q.limit)
+        .fetch_all(db)
+        .await?);
+    let parse = |t: Option<String>| t.and_then(|t| serde_json::from_str(&t).ok());
+    Ok(rows
+        .into_iter()
+        .map(|r| Record {
+            id: r.0,
+            at: DateTime::from_timestamp_millis(r.1).unwrap_or_default(),
+            principal: r.2,
+            role: r.3,
+            action: r.4,
+            target_kind: r.5,
+            target_id: r.6,
+            reason: r.7,
+            outcome: r.8,
+            before: parse(r.9),
+            after: parse(r.10),
+        })
+        .collect())
+}
+
+/// Kept for callers that only know a role (the CLI acting as the tenant's owner).
+pub fn cli_identity(tenant: TenantId) -> Identity {
+    Identity {
+        tenant,
+        key_prefix: "cli".into(),
+        role: Role::Owner,
+        team: None,
+        principal: Some("cli".into()),
+    }
+}

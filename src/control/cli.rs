@@ -1,0 +1,293 @@
+//! `neuronx tenant ...`: tenants, their teams, principals and API keys from the command line.
+//! Each prints one JSON document on success; a bad argument or unknown name exits non-zero
+//! with a message saying which. Works while `serve` runs (it only writes rows).
+
+use anyhow::{bail, Context};
+use chrono::{DateTime, Utc};
+use clap::{Args, Subcommand};
+use neuronx_supervision::{Store, TenantId};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::access::{self, NewPrincipal, PrincipalKind};
+use super::audit::{self, AuditAction, Entry, Outcome};
+use super::keys::{self, NewKey};
+use super::{on_db, ControlError, Role};
+
+#[derive(Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant and print its id and first API key (an owner's) as JSON.
+    Create { name: String },
+    /// API keys: create (prints the secret once), list, revoke.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// Teams: create, list.
+    Team {
+        #[command(subcommand)]
+        command: TeamCommand,
+    },
+    /// Principals (users and service accounts): create, list.
+    Principal {
+        #[command(subcommand)]
+        command: PrincipalCommand,
+    },
+}
+
+#[derive(Args)]
+pub struct TenantArg {
+    /// The tenant's id, as `tenant create` printed it.
+    #[arg(long, value_name = "ID")]
+    tenant: Uuid,
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse()
+        .map_err(|e: super::roles::UnknownRole| e.to_string())
+}
+
+fn parse_kind(s: &str) -> Result<PrincipalKind, String> {
+    s.parse().map_err(|e: ControlError| e.to_string())
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("not an RFC 3339 time ({e}), e.g. 2030-01-31T00:00:00Z"))
+}
+
+#[derive(Subcommand)]
+pub enum KeyCommand {
+    /// Create a key; prints it with its secret, which is never shown again.
+    Create {
+        #[command(flatten)]
+        tenant: TenantArg,
+        /// What the key is for, shown in lists.
+        #[arg(long)]
+        name: String,
+        /// owner, admin, operator, viewer or integration.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// Restrict the key to one team's opportunities.
+        #[arg(long)]
+        team: Option<String>,
+        /// The principal the key acts as (recorded in the audit log).
+        #[arg(long)]
+        principal: Option<String>,
+        /// When the key stops working (RFC 3339).
+        #[arg(long, value_parser = parse_time)]
+        expires_at: Option<DateTime<Utc>>,
+    },
+    /// List the tenant's keys (never their secrets).
+    List {
+        #[command(flatten)]
+        tenant: TenantArg,
+    },
+    /// Revoke a key by its id (the 12 hex digits after `nxk_`, or `nxk_<id>`).
+    Revoke {
+        #[command(flatten)]
+        tenant: TenantArg,
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TeamCommand {
+    Create {
+        #[command(flatten)]
+        tenant: TenantArg,
+        name: String,
+    },
+    List {
+        #[command(flatten)]
+        tenant: TenantArg,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PrincipalCommand {
+    Create {
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[arg(long)]
+        name: String,
+        /// owner, admin, operator, viewer or integration.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// user or service_account.
+        #[arg(long, value_parser = parse_kind, default_value = "user")]
+        kind: PrincipalKind,
+        /// The team the principal belongs to (operators take turns on its opportunities).
+        #[arg(long)]
+        team: Option<String>,
+    },
+    List {
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[arg(long)]
+        team: Option<String>,
+    },
+}
+
+async fn tenant(store: &Store, arg: &TenantArg) -> anyhow::Result<TenantId> {
+    let sql = "SELECT COUNT(*) FROM tenants WHERE id = $1";
+    let n: i64 = on_db!(store, |db, id, _json| sqlx::query_scalar(sql)
+        .bind(id(arg.tenant))
+        .fetch_one(db)
+        .await?);
+    if n == 0 {
+        bail!("no tenant with id {}", arg.tenant);
+    }
+    Ok(TenantId(arg.tenant))
+}
+
+async fn audit_cli(
+    store: &Store,
+    tenant: TenantId,
+    action: AuditAction,
+    kind: &str,
+    id: String,
+    after: serde_json::Value,
+) -> anyhow::Result<()> {
+    let who = audit::cli_identity(tenant);
+    let entry = Entry {
+        action,
+        target_kind: kind,
+        target_id: id,
+        reason: None,
+        outcome: Outcome::Applied,
+        before: None,
+        after: Some(after),
+    };
+    audit::record(store, &who, entry).await?;
+    Ok(())
+}
+
+/// Runs one `tenant` subcommand and returns the JSON to print.
+pub async fn run(store: &Store, command: TenantCommand) -> anyhow::Result<serde_json::Value> {
+    match command {
+        TenantCommand::Create { name } => {
+            let created = crate::tenants::create(store, &name)
+                .await
+                .context("creating the tenant")?;
+            Ok(json!({"tenant_id": created.tenant_id, "api_key": created.api_key}))
+        }
+        TenantCommand::Key { command } => key(store, command).await,
+        TenantCommand::Team { command } => match command {
+            TeamCommand::Create { tenant: t, name } => {
+                let t = tenant(store, &t).await?;
+                let team = access::create_team(store, t, &name).await?;
+                let view = json!(team);
+                audit_cli(
+                    store,
+                    t,
+                    AuditAction::TeamCreate,
+                    "team",
+                    team.id.to_string(),
+                    view.clone(),
+                )
+                .await?;
+                Ok(view)
+            }
+            TeamCommand::List { tenant: t } => {
+                let t = tenant(store, &t).await?;
+                Ok(json!({"items": access::list_teams(store, t).await?}))
+            }
+        },
+        TenantCommand::Principal { command } => match command {
+            PrincipalCommand::Create {
+                tenant: t,
+                name,
+                role,
+                kind,
+                team,
+            } => {
+                let t = tenant(store, &t).await?;
+                let new = NewPrincipal {
+                    name: &name,
+                    kind,
+                    role,
+                    team: team.as_deref(),
+                };
+                let p = access::create_principal(store, t, &new).await?;
+                let view = json!(p);
+                audit_cli(
+                    store,
+                    t,
+                    AuditAction::PrincipalCreate,
+                    "principal",
+                    p.id.to_string(),
+                    view.clone(),
+                )
+                .await?;
+                Ok(view)
+            }
+            PrincipalCommand::List { tenant: t, team } => {
+                let t = tenant(store, &t).await?;
+                let team = match team {
+                    Some(name) => Some(access::require_team(store, t, "team", &name).await?.id),
+                    None => None,
+                };
+                Ok(json!({"items": access::list_principals(store, t, team).await?}))
+            }
+        },
+    }
+}
+
+async fn key(store: &Store, command: KeyCommand) -> anyhow::Result<serde_json::Value> {
+    match command {
+        KeyCommand::Create {
+            tenant: t,
+            name,
+            role,
+            team,
+            principal,
+            expires_at,
+        } => {
+            let t = tenant(store, &t).await?;
+            let new = NewKey {
+                name: &name,
+                role,
+                team: team.as_deref(),
+                principal: principal.as_deref(),
+                expires_at,
+            };
+            let (view, secret) = keys::create(store, t, Role::Owner, &new).await?;
+            let listed = json!(view);
+            audit_cli(
+                store,
+                t,
+                AuditAction::KeyCreate,
+                "key",
+                view.id.clone(),
+                listed.clone(),
+            )
+            .await?;
+            let mut out = listed;
+            out["key"] = json!(secret);
+            Ok(out)
+        }
+        KeyCommand::List { tenant: t } => {
+            let t = tenant(store, &t).await?;
+            Ok(json!({"items": keys::list(store, t).await?}))
+        }
+        KeyCommand::Revoke { tenant: t, id } => {
+            let t = tenant(store, &t).await?;
+            let before = keys::get(store, t, &id).await?;
+            let after = keys::revoke(store, t, &id).await?;
+            let who = audit::cli_identity(t);
+            let entry = Entry {
+                action: AuditAction::KeyRevoke,
+                target_kind: "key",
+                target_id: after.id.clone(),
+                reason: None,
+                outcome: Outcome::Applied,
+                before: Some(json!(before)),
+                after: Some(json!(after)),
+            };
+            audit::record(store, &who, entry).await?;
+            Ok(json!(after))
+        }
+    }
+}

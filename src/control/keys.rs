@@ -1,0 +1,314 @@
+//! Scoped API keys: a role, optionally a team (then only that team's opportunities exist for
+//! it) and a principal (whose name the audit log records). Shown once; only the SHA-256 is
+//! stored, found by its visible prefix and compared in constant time.
+
+use chrono::{DateTime, Utc};
+use neuronx_supervision::{Store, TenantId};
+use serde::Serialize;
+use subtle::ConstantTimeEq;
+
+use super::access::{self, Team};
+use super::{clean_name, now_ms, on_db, parse_uuid, ControlError, Role};
+use crate::tenants::{hash_key, new_key, KEY_TAG};
+
+/// `last_used_at` is written at most this often per key, so a busy key costs no write per
+/// request.
+const LAST_USED_RESOLUTION_MS: i64 = 60_000;
+
+/// Who a request is from, once its key checked out.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub tenant: TenantId,
+    /// The key's visible prefix (`nxk_<prefix>`); safe to log and to show.
+    pub key_prefix: String,
+    pub role: Role,
+    pub team: Option<Team>,
+    pub principal: Option<String>,
+}
+
+impl Identity {
+    /// How the audit log and the timeline name the caller: the principal if the key has one,
+    /// else the key's visible prefix.
+    pub fn actor_name(&self) -> String {
+        match &self.principal {
+            Some(p) => p.clone(),
+            None => format!("{KEY_TAG}_{}", self.key_prefix),
+        }
+    }
+}
+
+/// A key as listed: never the secret, never its hash.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct KeyView {
+    pub id: String,
+    pub prefix: String,
+    pub name: String,
+    pub role: Role,
+    pub team: Option<String>,
+    pub principal: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+pub struct NewKey<'a> {
+    pub name: &'a str,
+    pub role: Role,
+    pub team: Option<&'a str>,
+    pub principal: Option<&'a str>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+fn time(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// Creates a key; returns its view and the secret, which is never shown again. `granter` is
+/// the role of whoever asks (owner from the CLI): nobody hands out more than they may.
+pub async fn create(
+    store: &Store,
+    tenant: TenantId,
+    granter: Role,
+    new: &NewKey<'_>,
+) -> Result<(KeyView, String), ControlError> {
+    if !granter.can_grant(new.role) {
+        return Err(ControlError::Forbidden {
+            role: granter,
+            what: format!("create a key with role {}", new.role),
+        });
+    }
+    let name = clean_name("name", new.name)?;
+    let now = now_ms();
+    if let Some(at) = new.expires_at {
+        if at.timestamp_millis() <= now {
+            return Err(ControlError::invalid("expires_at", "must be in the future"));
+        }
+    }
+    let team = match new.team {
+        Some(t) => Some(access::require_team(store, tenant, "team", t).await?),
+        None => None,
+    };
+    let principal = match new.principal {
+        Some(p) => Some(
+            access::find_principal(store, tenant, p)
+                .await?
+                .ok_or_else(|| {
+                    ControlError::invalid("principal", format!("no principal named {:?}", p.trim()))
+                })?,
+        ),
+        None => None,
+    };
+    if let Some(p) = &principal {
+        // A key acts for its principal: it may not do more than the principal may.
+        if p.role != new.role && !p.role.can_grant(new.role) {
+            return Err(ControlError::invalid(
+                "role",
+                format!(
+                    "principal {} is {}; its key cannot be {}",
+                    p.name, p.role, new.role
+                ),
+            ));
+        }
+    }
+    let (prefix, secret) = new_key();
+    let sql = "INSERT INTO api_keys (prefix, tenant_id, hash, created_at, name, role, team_id,
+                                     principal_id, expires_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+    on_db!(store, |db, id, _json| sqlx::query(sql)
+        .bind(&prefix)
+        .bind(id(tenant.0))
+        .bind(hash_key(&secret))
+        .bind(now)
+        .bind(&name)
+        .bind(new.role.as_str())
+        .bind(team.as_ref().map(|t| id(t.id)))
+        .bind(principal.as_ref().map(|p| id(p.id)))
+        .bind(new.expires_at.map(|t| t.timestamp_millis()))
+        .execute(db)
+        .await?
+        .rows_affected());
+    let view = KeyView {
+        id: prefix.clone(),
+        prefix: format!("{KEY_TAG}_{prefix}"),
+        name,
+        role: new.role,
+        team: team.map(|t| t.name),
+        principal: principal.map(|p| p.name),
+        created_at: time(now),
+        last_used_at: None,
+        expires_at: new.expires_at,
+        revoked_at: None,
+    };
+    Ok((view, secret))
+}
+
+type KeyRow = (
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+
+const SELECT_KEYS: &str = "SELECT k.prefix, k.name, k.role, t.name, p.name, k.created_at,
+        k.last_used_at, k.expires_at, k.revoked_at
+    FROM api_keys k LEFT JOIN teams t ON t.id = k.team_id
+    LEFT JOIN principals p ON p.id = k.principal_id";
+
+fn key_view(r: KeyRow) -> Result<KeyView, ControlError> {
+    let (prefix, name, role, team, principal, created, used, expires, revoked) = r;
+    Ok(KeyView {
+        prefix: format!("{KEY_TAG}_{prefix}"),
+        id: prefix,
+        name,
+        role: role.parse().map_err(|e: super::roles::UnknownRole| {
+            neuronx_supervision::StoreError::Corrupt(e.to_string())
+        })?,
+        team,
+        principal,
+        created_at: time(created),
+        last_used_at: used.map(time),
+        expires_at: expires.map(time),
+        revoked_at: revoked.map(time),
+    })
+}
+
+pub async fn list(store: &Store, tenant: TenantId) -> Result<Vec<KeyView>, ControlError> {
+    let sql = format!("{SELECT_KEYS} WHERE k.tenant_id = $1 ORDER BY k.created_at, k.prefix");
+    let rows: Vec<KeyRow> = on_db!(store, |db, id, _json| sqlx::query_as(&sql)
+        .bind(id(tenant.0))
+        .fetch_all(db)
+        .await?);
+    rows.into_iter().map(key_view).collect()
+}
+
+/// A key id is its 12 hex digits, with or without `nxk_`; anything else names no key.
+fn key_id(raw: &str) -> Result<&str, ControlError> {
+    let id = raw.strip_prefix("nxk_").unwrap_or(raw);
+    if id.len() == 12 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(id)
+    } else {
+        Err(ControlError::NotFound("key"))
+    }
+}
+
+pub async fn get(store: &Store, tenant: TenantId, prefix: &str) -> Result<KeyView, ControlError> {
+    let prefix = key_id(prefix)?;
+    let sql = format!("{SELECT_KEYS} WHERE k.tenant_id = $1 AND k.prefix = $2");
+    let row: Option<KeyRow> = on_db!(store, |db, id, _json| sqlx::query_as(&sql)
+        .bind(id(tenant.0))
+        .bind(prefix)
+        .fetch_optional(db)
+        .await?);
+    row.map(key_view)
+        .transpose()?
+        .ok_or(ControlError::NotFound("key"))
+}
+
+/// Revokes a key of this tenant (another tenant's answers not found). Revoking twice keeps
+/// the first time.
+pub async fn revoke(
+    store: &Store,
+    tenant: TenantId,
+    prefix: &str,
+) -> Result<KeyView, ControlError> {
+    let bare = key_id(prefix)?;
+    let sql = "UPDATE api_keys SET revoked_at = $3
+               WHERE tenant_id = $1 AND prefix = $2 AND revoked_at IS NULL";
+    on_db!(store, |db, id, _json| sqlx::query(sql)
+        .bind(id(tenant.0))
+        .bind(bare)
+        .bind(now_ms())
+        .execute(db)
+        .await?
+        .rows_affected());
+    get(store, tenant, bare).await
+}
+
+type AuthRow = (
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+
+/// The identity behind a presented key, or `None` for any malformed, unknown, wrong, revoked
+/// or expired key: the caller cannot tell which, so a guess learns nothing.
+pub async fn authenticate(
+    store: &Store,
+    presented: &str,
+) -> Result<Option<Identity>, ControlError> {
+    let mut parts = presented.splitn(3, '_');
+    let (Some(KEY_TAG), Some(prefix), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
+        return Ok(None);
+    };
+    if prefix.len() != 12 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(None);
+    }
+    let sql = "SELECT CAST(k.tenant_id AS TEXT), k.hash, k.role, CAST(k.team_id AS TEXT), t.name,
+                      COALESCE(t.created_at, 0), p.name, k.last_used_at, k.expires_at, k.revoked_at
+               FROM api_keys k LEFT JOIN teams t ON t.id = k.team_id
+               LEFT JOIN principals p ON p.id = k.principal_id
+               WHERE k.prefix = $1";
+    let row: Option<AuthRow> = on_db!(store, |db, id, _json| sqlx::query_as(sql)
+        .bind(prefix)
+        .fetch_optional(db)
+        .await?);
+    let Some((tenant, hash, role, team_id, team_name, team_at, principal, used, expires, revoked)) =
+        row
+    else {
+        return Ok(None);
+    };
+    let matches: bool = hash_key(presented).as_bytes().ct_eq(hash.as_bytes()).into();
+    let now = now_ms();
+    if !matches || revoked.is_some() || expires.is_some_and(|e| e <= now) {
+        return Ok(None);
+    }
+    let tenant = TenantId(parse_uuid(&tenant)?);
+    if used.is_none_or(|u| u < now - LAST_USED_RESOLUTION_MS) {
+        touch(store, prefix, now).await?;
+    }
+    let team = match (team_id, team_name) {
+        (Some(id), Some(name)) => Some(Team {
+            id: parse_uuid(&id)?,
+            name,
+            created_at: time(team_at),
+        }),
+        _ => None,
+    };
+    Ok(Some(Identity {
+        tenant,
+        key_prefix: prefix.to_owned(),
+        role: role.parse().map_err(|e: super::roles::UnknownRole| {
+            neuronx_supervision::StoreError::Corrupt(e.to_string())
+        })?,
+        team,
+        principal,
+    }))
+}
+
+/// Records a use. Conditional, so concurrent requests of one key write at most once per
+/// resolution window.
+async fn touch(store: &Store, prefix: &str, now: i64) -> Result<(), ControlError> {
+    let sql = "UPDATE api_keys SET last_used_at = $2
+               WHERE prefix = $1 AND (last_used_at IS NULL OR last_used_at < $3)";
+    on_db!(store, |db, id, _json| sqlx::query(sql)
+        .bind(prefix)
+        .bind(now)
+        .bind(now - LAST_USED_RESOLUTION_MS)
+        .execute(db)
+        .await?
+        .rows_affected());
+    Ok(())
+}

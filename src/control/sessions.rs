@@ -1,0 +1,142 @@
+//! Console sessions: signing in with an API key opens one. The browser holds a random token in
+//! an HttpOnly cookie; only its SHA-256 is stored, with the key it was opened with (revoking or
+//! expiring that key ends the session) and the session's CSRF token.
+
+use neuronx_supervision::{Store, TenantId};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use super::access::Team;
+use super::keys::Identity;
+use super::{now_ms, on_db, parse_uuid, ControlError};
+
+/// How long a console session lasts without signing in again.
+pub const SESSION_TTL_MS: i64 = 12 * 3600 * 1000;
+
+fn random_hex() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+fn hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// An open session: who, and the token forms must echo.
+pub struct Session {
+    pub identity: Identity,
+    pub csrf: String,
+}
+
+/// Opens a session for an authenticated key; returns the cookie's token and the CSRF token.
+pub async fn open(store: &Store, who: &Identity) -> Result<(String, String), ControlError> {
+    let (token, csrf) = (random_hex(), random_hex());
+    let now = now_ms();
+    let sql =
+        "INSERT INTO console_sessions (hash, tenant_id, key_prefix, csrf, expires_at, created_at)
+               VALUES ($1, $2, $3, $4, $5, $6)";
+    on_db!(store, |db, id, _json| sqlx::query(sql)
+        .bind(hash(&token))
+        .bind(id(who.tenant.0))
+        .bind(&who.key_prefix)
+        .bind(&csrf)
+        .bind(now + SESSION_TTL_MS)
+        .bind(now)
+        .execute(db)
+        .await?
+        .rows_affected());
+    Ok((token, csrf))
+}
+
+type Row = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// The session a cookie's token opens, if it is live and its key still works.
+pub async fn find(store: &Store, token: &str) -> Result<Option<Session>, ControlError> {
+    if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(None);
+    }
+    let now = now_ms();
+    let sql = "SELECT CAST(s.tenant_id AS TEXT), s.csrf, k.prefix, k.role, CAST(k.team_id AS TEXT),
+                      t.name, p.name
+               FROM console_sessions s JOIN api_keys k ON k.prefix = s.key_prefix
+               LEFT JOIN teams t ON t.id = k.team_id
+               LEFT JOIN principals p ON p.id = k.principal_id
+               WHERE s.hash = $1 AND s.expires_at > $2 AND k.revoked_at IS NULL
+                 AND (k.expires_at IS NULL OR k.expires_at > $2)";
+    let row: Option<Row> = on_db!(store, |db, id, _json| sqlx::query_as(sql)
+        .bind(hash(token))
+        .bind(now)
+        .fetch_optional(db)
+        .await?);
+    let Some((tenant, csrf, prefix, role, team_id, team_name, principal)) = row else {
+        return Ok(None);
+    };
+    let team = match (team_id, team_name) {
+        (Some(id), Some(name)) => Some(Team {
+            id: parse_uuid(&id)?,
+            name,
+            created_at: chrono::DateTime::default(),
+        }),
+        _ => None,
+    };
+    Ok(Some(Session {
+        identity: Identity {
+            tenant: TenantId(parse_uuid(&tenant)?),
+            key_prefix: prefix,
+            role: role.parse().map_err(|e: super::roles::UnknownRole| {
+                neuronx_supervision::StoreError::Corrupt(e.to_string())
+            })?,
+            team,
+            principal,
+        },
+        csrf,
+    }))
+}
+
+/// Ends a session (signing out); also drops sessions that have expired.
+pub async fn close(store: &Store, token: &str) -> Result<(), ControlError> {
+    let sql = "DELETE FROM console_sessions WHERE hash = $1 OR expires_at < $2";
+    on_db!(store, |db, id, _json| sqlx::query(sql)
+        .bind(hash(token))
+        .bind(now_ms())
+        .execute(db)
+        .await?
+        .rows_affected());
+    Ok(())
+}
+
+/// The last timeline entry of an opportunity: the console's "last event" column.
+pub async fn last_event(
+    store: &Store,
+    tenant: TenantId,
+    opportunity: uuid::Uuid,
+) -> Result<Option<(String, String, i64)>, ControlError> {
+    let sql = "SELECT entry_kind, reason, at FROM timeline
+               WHERE tenant_id = $1 AND kind = 'opportunity' AND actor_id = $2
+               ORDER BY id DESC LIMIT 1";
+    Ok(on_db!(store, |db, id, _json| sqlx::query_as(sql)
+        .bind(id(tenant.0))
+        .bind(id(opportunity))
+        .fetch_optional(db)
+        .await?))
+}
+
+/// A value that changes whenever any of the tenant's opportunities changes (a transition bumps
+/// its version), so the console's live feed can tell when to refresh.
+pub async fn fingerprint(store: &Store, tenant: TenantId) -> Result<(i64, i64), ControlError> {
+    let sql = "SELECT COUNT(*), CAST(COALESCE(SUM(version), 0) AS BIGINT) FROM actors
+               WHERE tenant_id = $1 AND kind = 'opportunity'";
+    Ok(on_db!(store, |db, id, _json| sqlx::query_as(sql)
+        .bind(id(tenant.0))
+        .fetch_one(db)
+        .await?))
+}

@@ -1,0 +1,86 @@
+//! `GET /v1/audit`: the tenant's audit log, oldest first, filtered.
+
+use axum::extract::State;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::auth::Caller;
+use super::error::ApiError;
+use super::extract::Params;
+use super::AppState;
+use crate::control::audit::{self, AuditAction, Query};
+use crate::control::Action;
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditParams {
+    principal: Option<String>,
+    action: Option<String>,
+    target: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+fn time(field: &'static str, raw: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    raw.map(|t| {
+        DateTime::parse_from_rfc3339(t)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| ApiError::invalid(field, format!("not an RFC 3339 time: {e}")))
+    })
+    .transpose()
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    tag = "audit",
+    params(AuditParams),
+    responses((status = 200, description = "a page of audit entries, oldest first", body = crate::http::openapi::AuditPage), crate::http::openapi::Errors)
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Params(p): Params<AuditParams>,
+) -> Result<Json<Value>, ApiError> {
+    let tenant = caller.require(Action::ReadOps)?;
+    let limit = match &p.limit {
+        None => 100,
+        Some(l) => l
+            .parse::<i64>()
+            .ok()
+            .filter(|l| (1..=1000).contains(l))
+            .ok_or_else(|| ApiError::invalid("limit", "must be a whole number from 1 to 1000"))?,
+    };
+    let after = match &p.cursor {
+        None => 0,
+        Some(c) => c
+            .parse::<i64>()
+            .ok()
+            .filter(|c| *c >= 0)
+            .ok_or_else(|| ApiError::invalid("cursor", "not a cursor from this API"))?,
+    };
+    let action = p
+        .action
+        .as_deref()
+        .map(str::parse::<AuditAction>)
+        .transpose()?;
+    let q = Query {
+        principal: p.principal,
+        action,
+        target_id: p.target,
+        since: time("since", p.since.as_deref())?,
+        until: time("until", p.until.as_deref())?,
+        after,
+        limit,
+    };
+    let rows = audit::list(state.engine.store(), tenant, &q).await?;
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| r.id.to_string()))
+        .flatten();
+    Ok(Json(json!({"items": rows, "next_cursor": next})))
+}

@@ -1,0 +1,205 @@
+//! The operator console at `/console`: server-rendered pages (maud) made live with htmx and
+//! server-sent events, served by this binary with no build step. Signing in with an API key
+//! opens a cookie session (`control::sessions`); every form carries the session's CSRF token;
+//! every action goes through the same handlers, role checks and audit log as the API, so a
+//! button a role may not use answers 403 on the server, not only by being hidden (ADR 0025).
+
+mod live;
+mod pages;
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use super::auth::{self, Caller};
+use super::commands::{self, Command, CommandRequest};
+use super::error::ApiError;
+use super::AppState;
+use crate::control::keys::Identity;
+use crate::control::sessions;
+
+const COOKIE_NAME: &str = "nx_session";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/console", get(pages::list))
+        .route("/console/rows", get(pages::rows))
+        .route("/console/login", get(pages::login_form).post(login))
+        .route("/console/logout", post(logout))
+        .route("/console/opportunities/{id}", get(pages::detail))
+        .route("/console/opportunities/{id}/panel", get(pages::panel))
+        .route("/console/opportunities/{id}/{action}", post(act))
+        .route("/console/events", get(live::events))
+        .route("/console/assets/htmx.min.js", get(live::htmx))
+}
+
+/// A signed-in operator: the identity of the key the session was opened with.
+pub struct Operator {
+    pub identity: Identity,
+    pub csrf: String,
+    token: String,
+}
+
+fn cookie_token(parts: &Parts) -> Option<String> {
+    parts
+        .headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix("nx_session=").map(str::to_owned))
+}
+
+/// Not signed in (or the key was revoked): pages send the browser to sign in.
+pub struct SignIn;
+
+impl IntoResponse for SignIn {
+    fn into_response(self) -> Response {
+        Redirect::to("/console/login").into_response()
+    }
+}
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let token = cookie_token(parts).ok_or_else(|| SignIn.into_response())?;
+        match sessions::find(state.engine.store(), &token).await {
+            Ok(Some(s)) => Ok(Operator {
+                identity: s.identity,
+                csrf: s.csrf,
+                token,
+            }),
+            Ok(None) => Err(SignIn.into_response()),
+            Err(e) => Err(ApiError::from(e).into_response()),
+        }
+    }
+}
+
+impl Operator {
+    fn caller(&self) -> Caller {
+        Caller(self.identity.clone())
+    }
+
+    /// Forms must echo the session's token: another site cannot make the browser act.
+    fn csrf_ok(&self, presented: &str) -> bool {
+        bool::from(presented.as_bytes().ct_eq(self.csrf.as_bytes()))
+    }
+}
+
+fn csrf_refused() -> Response {
+    pages::error_page(
+        StatusCode::FORBIDDEN,
+        "this form has expired; reload the page and try again",
+    )
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    api_key: String,
+}
+
+/// The cookie: HttpOnly (no script reads it), SameSite=Strict (no other site sends it),
+/// Secure when the console is served over https.
+fn session_cookie(state: &AppState, token: &str, max_age_s: i64) -> String {
+    let secure = if state.public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!("{COOKIE_NAME}={token}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={max_age_s}{secure}")
+}
+
+async fn login(
+    State(state): State<AppState>,
+    auth::ClientAddr(client): auth::ClientAddr,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let identity = match auth::check_key(&state, client, form.api_key.trim()).await {
+        Ok(identity) => identity,
+        Err(ApiError::RateLimited { .. }) => {
+            return pages::login_page(
+                Some("Too many failed attempts; wait a minute."),
+                StatusCode::TOO_MANY_REQUESTS,
+            )
+        }
+        Err(ApiError::Unauthorized) => {
+            return pages::login_page(Some("That key is not valid."), StatusCode::UNAUTHORIZED)
+        }
+        Err(e) => return e.into_response(),
+    };
+    let (token, _) = match sessions::open(state.engine.store(), &identity).await {
+        Ok(t) => t,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let cookie = session_cookie(&state, &token, sessions::SESSION_TTL_MS / 1000);
+    ([(SET_COOKIE, cookie)], Redirect::to("/console")).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    op: Operator,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if !op.csrf_ok(&form.csrf) {
+        return csrf_refused();
+    }
+    if let Err(e) = sessions::close(state.engine.store(), &op.token).await {
+        return ApiError::from(e).into_response();
+    }
+    let cookie = session_cookie(&state, "", 0);
+    ([(SET_COOKIE, cookie)], Redirect::to("/console/login")).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct ActionForm {
+    csrf: String,
+    reason: Option<String>,
+    assignee: Option<String>,
+    /// Where to go afterwards: `detail`, or nothing for an htmx button that stays put.
+    back: Option<String>,
+}
+
+/// A button: the same command, role check and audit entry as the API's.
+async fn act(
+    State(state): State<AppState>,
+    op: Operator,
+    Path((id, action)): Path<(String, String)>,
+    Form(form): Form<ActionForm>,
+) -> Response {
+    if !op.csrf_ok(&form.csrf) {
+        return csrf_refused();
+    }
+    let cmd = match action.as_str() {
+        "pause" => Command::Pause,
+        "resume" => Command::Resume,
+        "reassign" => Command::Reassign,
+        "escalate" => Command::Escalate,
+        _ => return pages::error_page(StatusCode::NOT_FOUND, "no such action"),
+    };
+    let req = CommandRequest::from_form(form.reason, form.assignee);
+    match commands::command(state, op.caller(), id.clone(), cmd, req).await {
+        Ok(_) if form.back.as_deref() == Some("detail") => {
+            Redirect::to(&format!("/console/opportunities/{id}")).into_response()
+        }
+        // An htmx button: the live feed shows the change.
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => pages::api_error_page(e),
+    }
+}
+
+/// Renders maud markup as an HTML answer.
+fn html(status: StatusCode, markup: maud::Markup) -> Response {
+    (status, Html(markup.into_string())).into_response()
+}

@@ -1,0 +1,380 @@
+#![allow(clippy::unwrap_used)]
+//! Security properties of the API, table-driven: every route against every role, every route
+//! that takes an id against another tenant's key, wrong keys and the limit on guessing them.
+//! Every test runs on PostgreSQL and on SQLite.
+
+#[path = "common/access.rs"]
+mod access;
+mod common;
+
+use access::{as_key, key};
+use common::{lead, Backend, TestApp};
+use neuronx::secrets::Keyring;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+const ROLES: [&str; 5] = ["owner", "admin", "operator", "viewer", "integration"];
+
+/// One row of the matrix: a route, a body, and the status expected for each role in `ROLES`
+/// order. `{id}`, `{call}`, `{key}`, `{n}` are filled per role.
+struct Row {
+    method: Method,
+    path: &'static str,
+    body: Option<Value>,
+    expect: [u16; 5],
+}
+
+fn row(method: Method, path: &'static str, body: Option<Value>, expect: [u16; 5]) -> Row {
+    Row {
+        method,
+        path,
+        body,
+        expect,
+    }
+}
+
+fn matrix() -> Vec<Row> {
+    use Method as M;
+    let twilio = json!({"account_sid": format!("AC{}", "0".repeat(32)), "auth_token": "t0ken",
+                        "from_number": "+14155550199"});
+    vec![
+        //                                                          owner admin oper view integ
+        row(M::GET, "/v1/opportunities", None, [200, 200, 200, 200, 200]),
+        row(
+            M::POST,
+            "/v1/opportunities",
+            Some(lead("m-{n}", 300)),
+            [201, 201, 403, 403, 201],
+        ),
+        row(
+            M::GET,
+            "/v1/opportunities/{id}",
+            None,
+            [200, 200, 200, 200, 200],
+        ),
+        row(
+            M::GET,
+            "/v1/opportunities/{id}/timeline",
+            None,
+            [200, 200, 200, 200, 200],
+        ),
+        row(
+            M::POST,
+            "/v1/opportunities/{id}/pause",
+            Some(json!({})),
+            [200, 200, 200, 403, 403],
+        ),
+        row(
+            M::POST,
+            "/v1/opportunities/{id}/resume",
+            Some(json!({})),
+            [200, 200, 200, 403, 403],
+        ),
+        row(
+            M::POST,
+            "/v1/opportunities/{id}/reassign",
+            Some(json!({"assignee": "bo", "reason": "matrix"})),
+            [200, 200, 200, 403, 403],
+        ),
+        row(
+            M::POST,
+            "/v1/opportunities/{id}/escalate",
+            Some(json!({})),
+            [200, 200, 200, 403, 403],
+        ),
+        row(
+            M::POST,
+            "/v1/opportunities/{id}/timers/first_touch_sla/cancel",
+            Some(json!({})),
+            [200, 200, 200, 403, 403],
+        ),
+        row(
+            M::POST,
+            "/v1/bulk/pause",
+            Some(json!({})),
+            [200, 200, 200, 403, 403],
+        ),
+        row(
+            M::POST,
+            "/v1/bulk/resume",
+            Some(json!({})),
+            [200, 200, 200, 403, 403],
+        ),
+        row(M::GET, "/v1/calls/{call}", None, [200, 200, 200, 200, 200]),
+        row(M::GET, "/v1/dead-letters", None, [200, 200, 200, 200, 403]),
+        row(M::GET, "/v1/cluster", None, [200, 200, 200, 200, 403]),
+        // No such letter: allowed roles get as far as looking it up.
+        row(
+            M::POST,
+            "/v1/dead-letters/999999/retry",
+            Some(json!({})),
+            [404, 404, 404, 403, 403],
+        ),
+        row(
+            M::POST,
+            "/v1/dead-letters/999999/discard",
+            Some(json!({})),
+            [404, 404, 404, 403, 403],
+        ),
+        row(
+            M::POST,
+            "/v1/teams",
+            Some(json!({"name": "team-{n}"})),
+            [201, 201, 403, 403, 403],
+        ),
+        row(M::GET, "/v1/teams", None, [200, 200, 200, 200, 200]),
+        row(
+            M::POST,
+            "/v1/principals",
+            Some(json!({"name": "p-{n}", "role": "operator"})),
+            [201, 201, 403, 403, 403],
+        ),
+        row(M::GET, "/v1/principals", None, [200, 200, 200, 200, 200]),
+        row(
+            M::POST,
+            "/v1/keys",
+            Some(json!({"name": "k-{n}", "role": "viewer"})),
+            [201, 201, 403, 403, 403],
+        ),
+        row(M::GET, "/v1/keys", None, [200, 200, 403, 403, 403]),
+        row(M::DELETE, "/v1/keys/{key}", None, [200, 200, 403, 403, 403]),
+        row(M::GET, "/v1/audit", None, [200, 200, 200, 200, 403]),
+        row(
+            M::PUT,
+            "/v1/channels/twilio",
+            Some(twilio),
+            [200, 200, 403, 403, 403],
+        ),
+        row(
+            M::GET,
+            "/v1/channels/twilio",
+            None,
+            [200, 200, 403, 403, 403],
+        ),
+        row(
+            M::POST,
+            "/v1/dnc",
+            Some(json!({"phone": "+1415555{n}"})),
+            [201, 201, 201, 403, 201],
+        ),
+        row(
+            M::DELETE,
+            "/v1/dnc/+14155550100",
+            None,
+            [404, 404, 404, 403, 404],
+        ),
+    ]
+}
+
+fn fill(text: &str, vars: &[(&str, &str)]) -> String {
+    vars.iter().fold(text.to_owned(), |t, (k, v)| {
+        t.replace(&format!("{{{k}}}"), v)
+    })
+}
+
+async fn every_route_answers_each_role_as_the_policy_says(backend: Backend) {
+    let t = TestApp::spawn_with(backend, |s| {
+        s.secrets.keys = vec![Keyring::generate_entry("k1")]
+    })
+    .await;
+    let mut failures = Vec::new();
+    for (r, role) in ROLES.iter().enumerate() {
+        let key_of_role = if *role == "owner" {
+            t.key.clone()
+        } else {
+            key(&t, role, None, None).await
+        };
+        // Fresh objects for each role, made with the owner's key, so every allowed request
+        // can succeed in table order.
+        let opp = t.create(&format!("lead-{role}"), 300).await;
+        let id = opp["id"].as_str().unwrap().to_owned();
+        let call = common::first_call(&t.timeline(&id).await).unwrap();
+        let (_, victim) = t
+            .post("/v1/keys", json!({"name": "victim", "role": "viewer"}))
+            .await;
+        let victim = victim["id"].as_str().unwrap().to_owned();
+        let n = format!("{r:03}0");
+        let vars = [
+            ("id", id.as_str()),
+            ("call", &call),
+            ("key", &victim),
+            ("n", &n),
+        ];
+        for row in matrix() {
+            let path = fill(row.path, &vars);
+            let body = row
+                .body
+                .as_ref()
+                .map(|b| serde_json::from_str(&fill(&b.to_string(), &vars)).unwrap());
+            let (status, answer) = as_key(&t, &key_of_role, row.method.clone(), &path, body).await;
+            if status.as_u16() != row.expect[r] {
+                failures.push(format!(
+                    "{role} {} {path}: expected {}, got {status} {answer}",
+                    row.method, row.expect[r]
+                ));
+            }
+            if status == StatusCode::FORBIDDEN {
+                assert_eq!(answer["error"], "forbidden", "{answer}");
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // Without a key, every /v1 route is 401 before anything else.
+    for row in matrix() {
+        let path = fill(
+            row.path,
+            &[("id", "x"), ("call", "x"), ("key", "x"), ("n", "1")],
+        );
+        let (status, _) = t
+            .request(row.method.clone(), &path, None, row.body.clone())
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{} {path}", row.method);
+    }
+    t.stop().await;
+}
+
+async fn another_tenants_ids_answer_404_on_every_route(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let opp = t.create("lead-1", 300).await;
+    let id = opp["id"].as_str().unwrap().to_owned();
+    let call = common::first_call(&t.timeline(&id).await).unwrap();
+    let (_, k) = t
+        .post("/v1/keys", json!({"name": "x", "role": "viewer"}))
+        .await;
+    let key_id = k["id"].as_str().unwrap().to_owned();
+    t.post("/v1/dnc", json!({"phone": "+14155550123"})).await;
+    let letter = access::poison(&t, &id, "poison-1").await["id"]
+        .as_i64()
+        .unwrap();
+    let other = neuronx::tenants::create(t.engine().store(), "other")
+        .await
+        .unwrap()
+        .api_key;
+    let routes = [
+        (Method::GET, format!("/v1/opportunities/{id}")),
+        (Method::GET, format!("/v1/opportunities/{id}/timeline")),
+        (Method::POST, format!("/v1/opportunities/{id}/pause")),
+        (Method::POST, format!("/v1/opportunities/{id}/resume")),
+        (Method::POST, format!("/v1/opportunities/{id}/reassign")),
+        (Method::POST, format!("/v1/opportunities/{id}/escalate")),
+        (
+            Method::POST,
+            format!("/v1/opportunities/{id}/timers/first_touch_sla/cancel"),
+        ),
+        (Method::GET, format!("/v1/calls/{call}")),
+        (Method::DELETE, format!("/v1/keys/{key_id}")),
+        (Method::DELETE, "/v1/dnc/+14155550123".to_owned()),
+        (Method::POST, format!("/v1/dead-letters/{letter}/retry")),
+        (Method::POST, format!("/v1/dead-letters/{letter}/discard")),
+    ];
+    for (method, path) in routes {
+        let body = if path.ends_with("/reassign") {
+            json!({"assignee": "bo", "reason": "probe"})
+        } else {
+            json!({"reason": "probe"})
+        };
+        let (status, answer) = as_key(&t, &other, method.clone(), &path, Some(body)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {answer}");
+    }
+    // Nothing changed for the owner.
+    let (_, mine) = t.get(&format!("/v1/opportunities/{id}")).await;
+    assert_eq!(mine["paused"], false);
+    let (_, keys) = t.get("/v1/keys").await;
+    let victim = keys["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == key_id.as_str())
+        .unwrap()
+        .clone();
+    assert!(victim["revoked_at"].is_null());
+    let (_, letters) = t.get("/v1/dead-letters").await;
+    assert_eq!(
+        letters["items"][0]["id"], letter,
+        "the letter is still there"
+    );
+    t.stop().await;
+}
+
+async fn wrong_keys_are_refused_and_guessing_is_rate_limited(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let good_prefix = &t.key[..16];
+    let wrong = format!("{good_prefix}_{}", "0".repeat(64));
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        let (status, body) = as_key(&t, &wrong, Method::GET, "/v1/opportunities", None).await;
+        assert_eq!(body["error"], "unauthorized", "{body}");
+        statuses.push(status);
+    }
+    assert!(statuses.iter().all(|s| *s == StatusCode::UNAUTHORIZED));
+    let resp = t
+        .client
+        .get(format!("{}/v1/opportunities", t.base))
+        .bearer_auth(&wrong)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "rate_limited");
+    // While limited, even the right key from that client waits: a guesser cannot tell.
+    let (status, _) = t.get("/v1/opportunities").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    t.stop().await;
+}
+
+async fn the_openapi_document_lists_every_route(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let (status, doc) = t.request(Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK, "served without a key");
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    let mut listed: Vec<String> = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            listed.push(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    listed.sort();
+    let mut every: Vec<String> = matrix()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .map(|r| r.replace("{call}", "{id}").replace("{key}", "{id}"))
+        .map(|r| {
+            r.replace("/999999/", "/{id}/")
+                .replace("+14155550100", "{phone}")
+        })
+        .map(|r| r.replace("first_touch_sla", "{name}"))
+        .chain(["GET /healthz", "GET /readyz", "GET /metrics"].map(String::from))
+        .collect();
+    every.sort();
+    every.dedup();
+    assert_eq!(
+        listed, every,
+        "the document and the role matrix name the same routes"
+    );
+    // The same document as the code builds, and every /v1 operation needs the key.
+    assert_eq!(
+        serde_json::to_value(neuronx::http::openapi_document()).unwrap()["paths"],
+        doc["paths"]
+    );
+    assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
+    t.stop().await;
+}
+
+both_backends!(
+    the_openapi_document_lists_every_route,
+    every_route_answers_each_role_as_the_policy_says,
+    another_tenants_ids_answer_404_on_every_route,
+    wrong_keys_are_refused_and_guessing_is_rate_limited,
+);
