@@ -490,6 +490,131 @@ async fn dead_letters_are_retried_or_discarded(backend: Backend) {
     t.stop().await;
 }
 
+/// A team-scoped key never reaches past its team: an opportunity created in the team with an
+/// explicit assignee is still the team's; repeating an unbound opportunity's external id does
+/// not pull it in; an admin of the team mints access for the team only; the audit log shows it
+/// only what was done to its team's opportunities.
+async fn team_scoped_keys_stay_in_their_team(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    team(&t, "west").await;
+    team(&t, "east").await;
+    principal(&t, "ana", "operator", Some("west")).await;
+    let west_ops = key(&t, "operator", Some("west"), None).await;
+
+    let mut lead = common::lead("assigned", 300);
+    lead["team"] = json!("west");
+    lead["assignee"] = json!("ana");
+    let (status, created) = t.post("/v1/opportunities", lead).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let (status, body) = as_key(
+        &t,
+        &west_ops,
+        Method::GET,
+        &format!("/v1/opportunities/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "bound to its team despite the assignee: {body}"
+    );
+
+    let unbound = create_in(&t, "unbound", None).await;
+    let unbound_id = unbound["id"].as_str().unwrap();
+    let feeder = key(&t, "integration", Some("west"), None).await;
+    let (status, _) = as_key(
+        &t,
+        &feeder,
+        Method::POST,
+        "/v1/opportunities",
+        Some(common::lead("unbound", 300)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, _) = as_key(
+        &t,
+        &west_ops,
+        Method::GET,
+        &format!("/v1/opportunities/{unbound_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a repeated external id does not bind it"
+    );
+
+    let west_admin = key(&t, "admin", Some("west"), None).await;
+    for body in [
+        json!({"name": "wide", "role": "operator"}),
+        json!({"name": "east", "role": "operator", "team": "east"}),
+    ] {
+        let (status, made) = as_key(
+            &t,
+            &west_admin,
+            Method::POST,
+            "/v1/keys",
+            Some(body.clone()),
+        )
+        .await;
+        match body.get("team") {
+            None => {
+                assert_eq!(status, StatusCode::CREATED, "{made}");
+                assert_eq!(made["team"], "west", "defaults to the admin's team: {made}");
+            }
+            Some(_) => assert_eq!(
+                (status, made["field"].as_str()),
+                (StatusCode::BAD_REQUEST, Some("team")),
+                "{made}"
+            ),
+        }
+    }
+    let (status, made) = as_key(
+        &t,
+        &west_admin,
+        Method::POST,
+        "/v1/principals",
+        Some(json!({"name": "ed", "role": "operator", "team": "east"})),
+    )
+    .await;
+    assert_eq!(
+        (status, made["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("team")),
+        "{made}"
+    );
+
+    let east_opp = create_in(&t, "east-1", Some("east")).await;
+    let east_id = east_opp["id"].as_str().unwrap();
+    let (status, _) = t
+        .post(&format!("/v1/opportunities/{east_id}/pause"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = t
+        .post(&format!("/v1/opportunities/{id}/pause"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let west_viewer = key(&t, "viewer", Some("west"), None).await;
+    let (status, log) = as_key(&t, &west_viewer, Method::GET, "/v1/audit", None).await;
+    assert_eq!(status, StatusCode::OK, "{log}");
+    let targets: Vec<&str> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["target_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        targets,
+        vec![id],
+        "only the west opportunity's entries: {log}"
+    );
+    let (_, all) = t.get("/v1/audit").await;
+    assert!(items(&all).len() > 1, "the owner sees everything");
+    t.stop().await;
+}
+
 both_backends!(
     dead_letters_are_retried_or_discarded,
     keys_are_shown_once_scoped_and_revocable,
@@ -497,4 +622,5 @@ both_backends!(
     every_operator_action_is_audited,
     an_operator_cancels_one_timer,
     bulk_pause_counts_first_then_acts,
+    team_scoped_keys_stay_in_their_team,
 );

@@ -5,7 +5,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -126,6 +125,7 @@ pub async fn create_principal(
         )));
     }
     let kind: PrincipalKind = req.kind.as_deref().unwrap_or("user").parse()?;
+    let team = own_team(&caller, req.team.as_deref())?;
     let p = access::create_principal(
         state.engine.store(),
         tenant,
@@ -133,7 +133,7 @@ pub async fn create_principal(
             name: &req.name,
             kind,
             role,
-            team: req.team.as_deref(),
+            team,
         },
     )
     .await?;
@@ -204,15 +204,8 @@ pub async fn create_key(
 ) -> Result<Response, ApiError> {
     let tenant = caller.require(Action::ManageAccess)?;
     let role = parse_role("role", &req.role)?;
-    let expires_at = req
-        .expires_at
-        .as_deref()
-        .map(|t| {
-            DateTime::parse_from_rfc3339(t)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|e| ApiError::invalid("expires_at", format!("not an RFC 3339 time: {e}")))
-        })
-        .transpose()?;
+    let expires_at = super::audit::rfc3339("expires_at", req.expires_at.as_deref())?;
+    let team = own_team(&caller, req.team.as_deref())?;
     let (view, secret) = keys::create(
         state.engine.store(),
         tenant,
@@ -220,7 +213,7 @@ pub async fn create_key(
         &NewKey {
             name: &req.name,
             role,
-            team: req.team.as_deref(),
+            team,
             principal: req.principal.as_deref(),
             expires_at,
         },
@@ -294,4 +287,21 @@ pub async fn revoke_key(
     )
     .await?;
     Ok(Json(json!(after)))
+}
+
+/// The team a principal or key created by `caller` belongs to: a team-scoped caller creates in
+/// its own team only (by default, too), so it cannot mint access wider than its own.
+fn own_team<'a>(
+    caller: &'a Caller,
+    requested: Option<&'a str>,
+) -> Result<Option<&'a str>, ApiError> {
+    match (&caller.0.team, requested) {
+        (None, requested) => Ok(requested),
+        (Some(own), None) => Ok(Some(own.name.as_str())),
+        (Some(own), Some(name)) if name.trim() == own.name => Ok(Some(name)),
+        (Some(own), Some(_)) => Err(ApiError::invalid(
+            "team",
+            format!("this key manages team {:?} only", own.name),
+        )),
+    }
 }

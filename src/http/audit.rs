@@ -5,6 +5,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use uuid::Uuid;
 
 use super::auth::Caller;
 use super::error::ApiError;
@@ -26,7 +27,11 @@ pub struct AuditParams {
     cursor: Option<String>,
 }
 
-fn time(field: &'static str, raw: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+/// An optional RFC 3339 time from a request, named by `field` when it is malformed.
+pub(super) fn rfc3339(
+    field: &'static str,
+    raw: Option<&str>,
+) -> Result<Option<DateTime<Utc>>, ApiError> {
     raw.map(|t| {
         DateTime::parse_from_rfc3339(t)
             .map(|t| t.with_timezone(&Utc))
@@ -73,14 +78,26 @@ pub async fn list(
         principal: p.principal,
         action,
         target_id: p.target,
-        since: time("since", p.since.as_deref())?,
-        until: time("until", p.until.as_deref())?,
+        since: rfc3339("since", p.since.as_deref())?,
+        until: rfc3339("until", p.until.as_deref())?,
         after,
         limit,
     };
-    let rows = audit::list(state.engine.store(), tenant, &q).await?;
+    let store = state.engine.store();
+    let mut rows = audit::list(store, tenant, &q).await?;
     let next = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|r| r.id.to_string()))
         .flatten();
+    // A team-scoped key reads what was done to its team's opportunities only: entries carry
+    // other teams' opportunities (before and after) and the tenant's access changes.
+    if let Some(team) = &caller.0.team {
+        let ours: std::collections::HashSet<String> =
+            crate::control::access::opportunities_of(store, tenant, team.id)
+                .await?
+                .iter()
+                .map(Uuid::to_string)
+                .collect();
+        rows.retain(|r| r.target_kind == "opportunity" && ours.contains(&r.target_id));
+    }
     Ok(Json(json!({"items": rows, "next_cursor": next})))
 }

@@ -34,19 +34,22 @@ pub(super) async fn bind_team(
     let Some(team) = team else {
         return Ok((None, assignee.map(str::to_owned)));
     };
-    if let Some(a) = assignee {
-        super::commands::check_member(state, tenant, &team, "assignee", a).await?;
-        return Ok((Some(team), Some(a.trim().to_owned())));
-    }
-    // A repeated create must not take another operator's turn.
-    let assignee = if store.actor_exists(tenant, opp::KIND.as_str(), id).await? {
-        None
-    } else {
-        access::next_assignee(store, tenant, team.id).await?
+    let exists = store.actor_exists(tenant, opp::KIND.as_str(), id).await?;
+    let assignee = match assignee {
+        Some(a) => {
+            super::commands::check_member(state, tenant, &team, "assignee", a).await?;
+            Some(a.trim().to_owned())
+        }
+        // A repeated create must not take another operator's turn.
+        None if exists => None,
+        None => access::next_assignee(store, tenant, team.id).await?,
     };
-    // Bound before the opportunity exists, so no instant shows it outside its team; the first
-    // binding wins.
-    access::bind_opportunity(store, tenant, id, team.id).await?;
+    // Only a new opportunity binds: a repeated external id must not pull an existing one into
+    // the caller's team. Bound before the opportunity exists, so no instant shows it outside
+    // its team; the first binding wins.
+    if !exists {
+        access::bind_opportunity(store, tenant, id, team.id).await?;
+    }
     Ok((Some(team), assignee))
 }
 
