@@ -55,7 +55,12 @@ impl App {
     pub async fn start(settings: Settings) -> anyhow::Result<App> {
         let lock = lock::acquire(&settings.server.database_url)?;
         let store = open_store(&settings).await?;
-        check_peers(&store, &settings).await?;
+        let limiter = Limiter::connect(Some(settings.server.redis_url.as_str()))
+            .await
+            .context("send limits (server.redis_url)")?;
+        // What the limiter is decides what peers are told, whatever the URL looked like.
+        let shared_limits = limiter.is_shared();
+        check_peers(&store, &settings, shared_limits).await?;
         let playbooks = settings.playbooks()?;
         let keyring = Arc::new(settings.keyring()?);
         let listener = TcpListener::bind(&settings.server.listen)
@@ -67,9 +72,6 @@ impl App {
             Arc::new(settings.compliance_rules()?),
         );
         let public_url = settings.server.public_url.trim_end_matches('/').to_owned();
-        let limiter = Limiter::connect(Some(settings.server.redis_url.as_str()))
-            .await
-            .context("send limits (server.redis_url)")?;
         let limits = Arc::new(SendLimits::new(limiter, &settings.limits)?);
         let (ctx, precheck_task) = crate::channels::Context::new(
             store.clone(),
@@ -80,7 +82,9 @@ impl App {
         let accounts = ctx.accounts.clone();
         let (handlers, reports, loopback_task) =
             crate::channels::handlers(&settings.channels.loopback, ctx);
-        let engine = Engine::start(store, settings.engine_config(), kinds, handlers)
+        let mut engine_config = settings.engine_config();
+        engine_config.shared_limits = shared_limits;
+        let engine = Engine::start(store, engine_config, kinds, handlers)
             .await
             .context("starting the engine")?;
         let forwarder = crate::channels::forward(reports, engine.handle());
@@ -151,7 +155,7 @@ impl App {
 /// whole limit: refuse to start beside a live instance unless every one uses Redis. A peer that
 /// was just killed still looks alive until its heartbeat ages past the lease TTL, so a conflict
 /// is only final once it has lasted that long (a restart right after a crash then works).
-async fn check_peers(store: &Store, settings: &Settings) -> anyhow::Result<()> {
+async fn check_peers(store: &Store, settings: &Settings, shared: bool) -> anyhow::Result<()> {
     if settings.is_sqlite() {
         // One engine per file, enforced by the file lock.
         return Ok(());
@@ -163,7 +167,8 @@ async fn check_peers(store: &Store, settings: &Settings) -> anyhow::Result<()> {
             .membership()
             .await
             .context("reading the instances registered on this database")?;
-        let Some(conflict) = peer_conflict(&membership, ttl, settings) else {
+        let Some(conflict) = peer_conflict(&membership, ttl, &settings.server.instance_id, shared)
+        else {
             return Ok(());
         };
         if tokio::time::Instant::now() >= give_up {
@@ -176,18 +181,18 @@ async fn check_peers(store: &Store, settings: &Settings) -> anyhow::Result<()> {
 fn peer_conflict(
     membership: &neuronx_supervision::store::Membership,
     ttl: std::time::Duration,
-    settings: &Settings,
+    me: &str,
+    shared: bool,
 ) -> Option<String> {
-    let me = &settings.server.instance_id;
     let others: Vec<_> = membership
         .live(ttl)
         .into_iter()
-        .filter(|i| &i.id != me)
+        .filter(|i| i.id != me)
         .collect();
     if others.is_empty() {
         return None;
     }
-    if settings.server.redis_url.is_empty() {
+    if !shared {
         let names: Vec<&str> = others.iter().map(|i| i.id.as_str()).collect();
         return Some(format!(
             "another NeuronX instance ({}) is running on this database; several instances must \

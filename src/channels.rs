@@ -73,14 +73,15 @@ impl Context {
         &self,
         tenant: TenantId,
     ) -> Result<Option<Arc<twilio_channel::Account>>, String> {
-        if let Some(found) = self.accounts.get(&tenant).await {
-            return Ok(found);
-        }
-        let found = twilio_channel::account(&self.store, &self.keyring, tenant)
-            .await?
-            .map(Arc::new);
-        self.accounts.insert(tenant, found.clone()).await;
-        Ok(found)
+        // One load per tenant however many effects miss at once.
+        self.accounts
+            .try_get_with(tenant, async {
+                twilio_channel::account(&self.store, &self.keyring, tenant)
+                    .await
+                    .map(|found| found.map(Arc::new))
+            })
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use neuronx_actors::domain::compliance::Rules;
 use neuronx_actors::domain::playbook::Playbook;
+use neuronx_adapters::limits::Quota;
 use neuronx_supervision::EngineConfig;
 use serde::Deserialize;
 
@@ -32,6 +33,24 @@ pub struct Settings {
     pub secrets: SecretSettings,
     pub compliance: ComplianceSettings,
     pub limits: LimitSettings,
+}
+
+impl LimitSettings {
+    /// The voice, SMS and carrier-account quotas, each validated and named in its error.
+    pub fn quotas(&self) -> anyhow::Result<[Quota; 3]> {
+        let quota = |name: &str, rate: f64, burst: u32| {
+            Quota::new(rate, burst).map_err(|e| anyhow::anyhow!("limits.{name}: {e}"))
+        };
+        Ok([
+            quota("voice", self.voice_per_second, self.voice_burst)?,
+            quota("sms", self.sms_per_second, self.sms_burst)?,
+            quota(
+                "account_calls",
+                self.account_calls_per_second,
+                self.account_calls_burst,
+            )?,
+        ])
+    }
 }
 
 /// Send limits (ADR 0015): shared through Redis when `server.redis_url` is set.
@@ -190,18 +209,7 @@ impl Settings {
             bail!("engine durations must be positive");
         }
         let l = &self.limits;
-        for (name, rate, burst) in [
-            ("voice", l.voice_per_second, l.voice_burst),
-            ("sms", l.sms_per_second, l.sms_burst),
-            (
-                "account_calls",
-                l.account_calls_per_second,
-                l.account_calls_burst,
-            ),
-        ] {
-            neuronx_adapters::limits::Quota::new(rate, burst)
-                .map_err(|e| anyhow::anyhow!("limits.{name}: {e}"))?;
-        }
+        l.quotas()?;
         if l.max_wait_ms == 0 {
             bail!("limits.max_wait_ms must be positive");
         }
@@ -234,7 +242,8 @@ impl Settings {
             dedupe_retention: Duration::from_secs(e.dedupe_retention_hours * 3600),
             reply_timeout: Duration::from_millis(e.reply_timeout_ms),
             force_claim: self.is_sqlite(),
-            shared_limits: !self.server.redis_url.is_empty(),
+            // Set from the limiter actually built (`App::start`).
+            shared_limits: false,
         }
     }
 

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use neuronx_adapters::limits::{Admission, LimitError, LimitKey, Limiter, Quota};
+use neuronx_adapters::limits::{Admission, LimitKey, Limiter, Quota};
 use neuronx_supervision::{EffectOutcome, EffectStatus, LeaseCheck, TenantId};
 use serde_json::json;
 
@@ -31,18 +31,15 @@ pub enum SendKind {
 }
 
 impl SendLimits {
-    pub fn new(limiter: Limiter, s: &LimitSettings) -> Result<Self, LimitError> {
+    pub fn new(limiter: Limiter, s: &LimitSettings) -> anyhow::Result<Self> {
+        let [voice, sms, account_calls] = s.quotas()?;
         Ok(Self {
             limiter,
-            voice: Quota::new(s.voice_per_second, s.voice_burst)?,
-            sms: Quota::new(s.sms_per_second, s.sms_burst)?,
-            account_calls: Quota::new(s.account_calls_per_second, s.account_calls_burst)?,
+            voice,
+            sms,
+            account_calls,
             max_wait: Duration::from_millis(s.max_wait_ms),
         })
-    }
-
-    pub fn is_shared(&self) -> bool {
-        self.limiter.is_shared()
     }
 
     /// Waits for this send's turn. `Err` carries the outcome to return instead of sending: the

@@ -45,7 +45,6 @@ audit_actions! {
     ChannelUpdate = "channel_update",
     DncAdd = "dnc_add",
     DncRemove = "dnc_remove",
-    ConsoleSignIn = "console_sign_in",
 }
 
 impl Serialize for AuditAction {
@@ -74,7 +73,6 @@ pub enum Outcome {
     /// Durable but not yet applied (another instance owns the actor).
     Accepted,
     Rejected,
-    DryRun,
 }
 
 impl Outcome {
@@ -83,7 +81,6 @@ impl Outcome {
             Outcome::Applied => "applied",
             Outcome::Accepted => "accepted",
             Outcome::Rejected => "rejected",
-            Outcome::DryRun => "dry_run",
         }
     }
 }

@@ -4,11 +4,11 @@
 
 use neuronx_supervision::{Store, TenantId};
 use rand::RngCore;
-use sha2::{Digest, Sha256};
 
 use super::access::Team;
 use super::keys::Identity;
 use super::{now_ms, on_db, parse_uuid, ControlError};
+use crate::tenants::hash_key;
 
 /// How long a console session lasts without signing in again.
 pub const SESSION_TTL_MS: i64 = 12 * 3600 * 1000;
@@ -17,10 +17,6 @@ fn random_hex() -> String {
     let mut bytes = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);
     hex::encode(bytes)
-}
-
-fn hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// An open session: who, and the token forms must echo.
@@ -37,7 +33,7 @@ pub async fn open(store: &Store, who: &Identity) -> Result<(String, String), Con
         "INSERT INTO console_sessions (hash, tenant_id, key_prefix, csrf, expires_at, created_at)
                VALUES ($1, $2, $3, $4, $5, $6)";
     on_db!(store, |db, id, _json| sqlx::query(sql)
-        .bind(hash(&token))
+        .bind(hash_key(&token))
         .bind(id(who.tenant.0))
         .bind(&who.key_prefix)
         .bind(&csrf)
@@ -73,7 +69,7 @@ pub async fn find(store: &Store, token: &str) -> Result<Option<Session>, Control
                WHERE s.hash = $1 AND s.expires_at > $2 AND k.revoked_at IS NULL
                  AND (k.expires_at IS NULL OR k.expires_at > $2)";
     let row: Option<Row> = on_db!(store, |db, id, _json| sqlx::query_as(sql)
-        .bind(hash(token))
+        .bind(hash_key(token))
         .bind(now)
         .fetch_optional(db)
         .await?);
@@ -106,7 +102,7 @@ pub async fn find(store: &Store, token: &str) -> Result<Option<Session>, Control
 pub async fn close(store: &Store, token: &str) -> Result<(), ControlError> {
     let sql = "DELETE FROM console_sessions WHERE hash = $1 OR expires_at < $2";
     on_db!(store, |db, id, _json| sqlx::query(sql)
-        .bind(hash(token))
+        .bind(hash_key(token))
         .bind(now_ms())
         .execute(db)
         .await?

@@ -1,5 +1,6 @@
 //! `GET /v1/cluster`: the instances sharing this database, the shards each holds, epochs and
-//! lease ages, all read at one instant of the database clock.
+//! lease ages. Ages are against the database clock read with the membership; the shards are a
+//! second read, a moment later.
 
 use std::collections::BTreeMap;
 

@@ -87,15 +87,24 @@ pub async fn dead_letters(
         .flatten();
     // A team-scoped key sees only its team's opportunities' dead letters (calls' letters name
     // the call, not its opportunity, and are left to unscoped keys).
-    let mut visible = Vec::with_capacity(rows.len());
-    for r in rows {
-        let shown = caller.0.team.is_none()
-            || (r.key.kind == neuronx_actors::opportunity::KIND.as_str()
-                && caller.sees(&state, r.key.id).await?);
-        if shown {
-            visible.push(r);
-        }
-    }
+    // One read of the team's opportunities for the page, not one per letter.
+    let ours = match &caller.0.team {
+        Some(team) => Some(
+            crate::control::access::opportunities_of(state.engine.store(), tenant, team.id)
+                .await?
+                .into_iter()
+                .collect::<std::collections::HashSet<_>>(),
+        ),
+        None => None,
+    };
+    let visible: Vec<_> = rows
+        .into_iter()
+        .filter(|r| {
+            ours.as_ref().is_none_or(|ours| {
+                r.key.kind == neuronx_actors::opportunity::KIND.as_str() && ours.contains(&r.key.id)
+            })
+        })
+        .collect();
     let items: Vec<Value> = visible
         .into_iter()
         .map(|r| {
@@ -164,12 +173,7 @@ async fn handle_dead_letter(
     retry: bool,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = caller.require(Action::HandleDeadLetters)?;
-    if reason.as_ref().is_some_and(|r| r.len() > 2000) {
-        return Err(ApiError::invalid(
-            "reason",
-            "must be at most 2000 characters",
-        ));
-    }
+    super::commands::check_reason(&reason)?;
     let (dl, key) = dead_letter(&state, &caller, &id).await?;
     let before = json!({"actor_kind": dl.kind, "actor_id": dl.actor_id, "input": dl.input, "error": dl.error});
     let outcome = if retry {

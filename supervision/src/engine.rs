@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 
 use crate::committer::Batcher;
 use crate::entity::Rejected;
-use crate::entity_actor::{DeliveryError, Work};
+use crate::entity_actor::{DeliveryError, StoredAnswer, Work};
 use crate::key::{ActorKey, Epoch, ShardId};
 use crate::kinds::Kinds;
 use crate::metrics::Metrics;
@@ -85,14 +85,11 @@ impl EngineHandle {
         input: Value,
         dedupe: Option<String>,
     ) -> Result<SubmitOutcome, SubmitError> {
-        let local = self.rt.owns(self.rt.shard_of(&key));
-        let Some((id, shard)) = self
-            .make_durable(key, &input, dedupe, false, !local)
-            .await?
-        else {
+        let Some(durable) = self.make_durable(key, &input, dedupe, false).await? else {
             return Ok(SubmitOutcome::Duplicate);
         };
-        if let Some(manager) = self.manager().filter(|_| local) {
+        let (id, shard) = (durable.id, durable.shard);
+        if let Some(manager) = self.manager().filter(|_| durable.local) {
             let deliver = ShardHostMsg::Deliver(key, Work::from_inbox(id, input), None);
             let _ = manager.cast(ManagerMsg::Route(shard, deliver));
         }
@@ -104,10 +101,11 @@ impl EngineHandle {
         key: ActorKey,
         input: &Value,
         dedupe: Option<String>,
-        reply: bool,
-        notify: bool,
-    ) -> Result<Option<(i64, ShardId)>, SubmitError> {
+        wait: bool,
+    ) -> Result<Option<Durable>, SubmitError> {
         let shard = self.rt.shard_of(&key);
+        // Owned elsewhere: wake the owner, and if the caller waits, have it store its answer.
+        let local = self.rt.owns(shard);
         let (dedupe_key, remember) = match dedupe {
             Some(k) => (format!("{}/{k}", key.tenant), true),
             None => (uuid::Uuid::new_v4().to_string(), false),
@@ -120,15 +118,15 @@ impl EngineHandle {
             dedupe_key,
             remember,
             input: input.clone(),
-            reply,
-            notify,
+            reply: wait && !local,
+            notify: !local,
         });
         let inserted = tokio::time::timeout(INGEST_TIMEOUT, ingest)
             .await
             .map_err(|_| SubmitError::Unavailable("the database did not answer in time".into()))?
             .map_err(|e| SubmitError::Unavailable(e.to_string()))?;
         Ok(match inserted {
-            Inserted::New { id, .. } => Some((id, shard)),
+            Inserted::New { id, .. } => Some(Durable { id, shard, local }),
             Inserted::Duplicate => None,
         })
     }
@@ -141,10 +139,8 @@ impl EngineHandle {
         input: Value,
         dedupe: Option<String>,
     ) -> Result<SubmitOutcome, SubmitError> {
-        let local = self.rt.owns(self.rt.shard_of(&key));
-        let Some((id, shard)) = self
-            .make_durable(key, &input, dedupe, !local, !local)
-            .await?
+        let Some(Durable { id, shard, local }) =
+            self.make_durable(key, &input, dedupe, true).await?
         else {
             return Ok(SubmitOutcome::Duplicate);
         };
@@ -201,6 +197,13 @@ impl EngineHandle {
     }
 }
 
+/// An input made durable: its inbox id, its shard, and whether this instance owns the shard.
+struct Durable {
+    id: i64,
+    shard: ShardId,
+    local: bool,
+}
+
 /// How long making an input durable may take before the caller is answered "unavailable".
 const INGEST_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -209,15 +212,12 @@ const INGEST_TIMEOUT: Duration = Duration::from_secs(3);
 const REMOTE_POLL_MAX: Duration = Duration::from_millis(5);
 
 fn decode_reply(body: Value) -> SubmitOutcome {
-    if let Some(v) = body.get("applied") {
-        return SubmitOutcome::Applied(v.clone());
-    }
-    match body.get("rejected") {
-        Some(r) => SubmitOutcome::Rejected(Rejected {
-            code: r["code"].as_str().unwrap_or("rejected").to_owned(),
-            message: r["message"].as_str().unwrap_or_default().to_owned(),
-        }),
-        None => SubmitOutcome::Accepted,
+    match serde_json::from_value(body) {
+        Ok(StoredAnswer::Applied(v)) => SubmitOutcome::Applied(v),
+        Ok(StoredAnswer::Rejected { code, message }) => {
+            SubmitOutcome::Rejected(Rejected { code, message })
+        }
+        Err(_) => SubmitOutcome::Accepted,
     }
 }
 

@@ -48,16 +48,25 @@ impl Work {
     }
 }
 
-/// The stored form of an answer, for a caller waiting on another instance.
+/// An answer as stored for a caller waiting on another instance: `{"applied": value}` or
+/// `{"rejected": {"code", "message"}}`.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum StoredAnswer {
+    Applied(Value),
+    Rejected { code: String, message: String },
+}
+
 pub(crate) fn encode_answer(answer: &Answer) -> Option<String> {
-    let body = match answer {
-        Ok(value) => serde_json::json!({ "applied": value }),
-        Err(DeliveryError::Rejected(r)) => {
-            serde_json::json!({ "rejected": { "code": r.code, "message": r.message } })
-        }
+    let stored = match answer {
+        Ok(value) => StoredAnswer::Applied(value.clone()),
+        Err(DeliveryError::Rejected(r)) => StoredAnswer::Rejected {
+            code: r.code.clone(),
+            message: r.message.clone(),
+        },
         Err(_) => return None,
     };
-    Some(body.to_string())
+    serde_json::to_string(&stored).ok()
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -202,7 +211,7 @@ impl<E: Entity> EntityActor<E> {
             .map_err(|e| ActorFault::Poison(format!("undecodable input: {e}")))?;
         let now = Utc::now();
         let outcome = self.entity.apply(&state.key, current, input, now);
-        let (record, next_state, answer, timers) = match outcome {
+        let (mut record, next_state, answer, timers) = match outcome {
             Err(rejected) => {
                 tracing::info!(code = %rejected.code, reason = %rejected.message, "input rejected");
                 let record = self.record(state, &work, now.timestamp_millis(), None);
@@ -210,7 +219,6 @@ impl<E: Entity> EntityActor<E> {
             }
             Ok(applied) => self.build(state, version, &work, applied, now.timestamp_millis())?,
         };
-        let mut record = record;
         if work.reply {
             record.reply = encode_answer(&answer);
         }

@@ -43,21 +43,15 @@ impl LeaseCheck {
         Self(rx)
     }
 
-    /// Always valid: for effects run outside an engine (tests, benchmarks).
-    pub fn always() -> Self {
-        let (tx, rx) = tokio::sync::watch::channel(Some(Instant::now() + FOREVER));
-        // The value stays readable after the sender is gone.
-        drop(tx);
-        Self(rx)
+    pub fn valid(&self) -> bool {
+        Self::before(*self.0.borrow())
     }
 
-    pub fn valid(&self) -> bool {
-        self.0.borrow().is_some_and(|until| Instant::now() < until)
+    /// Whether now is before the deadline `until` (`None`: no lease, never).
+    pub(crate) fn before(until: Option<Instant>) -> bool {
+        until.is_some_and(|until| Instant::now() < until)
     }
 }
-
-/// About thirty years: "no deadline" for `LeaseCheck::always`.
-const FOREVER: std::time::Duration = std::time::Duration::from_secs(1 << 30);
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum EffectStatus {

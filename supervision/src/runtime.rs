@@ -132,9 +132,7 @@ impl Runtime {
     /// False once the leases may have expired unrenewed (a frozen or cut-off instance): the
     /// dispatcher sends nothing then, even effects it claimed before.
     pub fn may_act(&self) -> bool {
-        self.act_until
-            .borrow()
-            .is_some_and(|until| Instant::now() < until)
+        crate::outbox::LeaseCheck::before(*self.act_until.borrow())
     }
 
     pub(crate) fn lease_watch(&self) -> watch::Receiver<Option<Instant>> {

@@ -78,6 +78,8 @@ pub struct State {
     known_inbox: HashSet<i64>,
     /// A poll for a wake-up is queued.
     woken: bool,
+    /// When the safety-net poll last read this shard's inbox.
+    stragglers_polled: std::time::Instant,
     /// Answers of recently applied inbox inputs. The safety-net poll can apply an input before
     /// the in-process delivery that carries its caller arrives; the caller gets the answer here.
     answered: HashMap<i64, Answer>,
@@ -134,6 +136,7 @@ impl Actor for ShardHost {
             cells: HashMap::new(),
             known_inbox: HashSet::new(),
             woken: false,
+            stragglers_polled: std::time::Instant::now(),
             answered: HashMap::new(),
             answered_order: VecDeque::new(),
             waiting: HashMap::new(),
@@ -501,10 +504,13 @@ impl ShardHost {
             PollScope::Stragglers => {
                 // While this shard has work queued, inputs are flowing in-process and every
                 // waiting row would be read again only to be skipped as known: under a backlog
-                // that is most of the database's work. Stragglers wait for a quiet moment.
-                if !state.known_inbox.is_empty() {
+                // that is most of the database's work. Stragglers wait for a quiet moment, but
+                // not for ever: a shard that is never quiet would never read a missed row.
+                let waited = state.stragglers_polled.elapsed();
+                if !state.known_inbox.is_empty() && waited < self.rt.config.poll_interval * 10 {
                     return Ok(());
                 }
+                state.stragglers_polled = std::time::Instant::now();
                 let grace = 2 * self.rt.config.poll_interval.as_millis() as i64;
                 Utc::now().timestamp_millis() - grace
             }

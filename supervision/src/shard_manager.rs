@@ -37,8 +37,6 @@ pub enum ManagerMsg {
     /// Another instance made inputs durable for this shard (`None`: for any owned shard, after
     /// the listener lost notifications).
     Wake(Option<ShardId>),
-    /// The shards held now, with their epochs.
-    Owned(RpcReplyPort<Vec<(ShardId, Epoch)>>),
     /// Graceful stop: finish in-flight transitions, stop hosts, release every lease.
     Release(RpcReplyPort<()>),
 }
@@ -156,12 +154,7 @@ impl Actor for ShardManager {
                 }
             }
             ManagerMsg::Deadline => {
-                if Instant::now() >= state.deadline && !state.hosts.is_empty() {
-                    tracing::warn!(
-                        "lease deadline passed without a renewal: stopping every shard host"
-                    );
-                    self.drop_all(state).await;
-                }
+                self.drop_if_expired(state).await;
             }
             ManagerMsg::Route(shard, msg) => {
                 if let Some(host) = state.hosts.get(&shard) {
@@ -191,9 +184,6 @@ impl Actor for ShardManager {
                         let _ = host.actor.cast(ShardHostMsg::Wake);
                     }
                 }
-            }
-            ManagerMsg::Owned(reply) => {
-                let _ = reply.send(held(state));
             }
             ManagerMsg::Release(reply) => {
                 state.releasing = true;
@@ -296,23 +286,11 @@ impl ShardManager {
             .deadline
             .saturating_duration_since(started)
             .max(cfg.lease_renew);
-        let membership = match tokio::time::timeout(
-            budget,
-            self.rt
-                .store
-                .heartbeat(&cfg.instance_id, state.fresh, cfg.shared_limits),
-        )
-        .await
-        {
-            Ok(Ok(m)) => m,
-            Ok(Err(e)) => return self.unreachable(state, &e.to_string()).await,
-            Err(_) => return self.unreachable(state, "heartbeat timed out").await,
-        };
-        state.fresh = false;
+        // Leases first: they are what safety rests on. Membership only steers the balance.
         let leases = held(state);
         if !leases.is_empty() {
             let renewal = tokio::time::timeout(
-                budget.saturating_sub(started.elapsed()),
+                budget,
                 self.rt
                     .store
                     .renew_shards(&cfg.instance_id, &leases, cfg.lease_ttl),
@@ -340,13 +318,25 @@ impl ShardManager {
             if !lost.is_empty() {
                 self.announce(state);
             }
+            self.extend_deadline(myself, state, started);
         }
-        state.deadline = started + safe_window(cfg.lease_ttl);
-        self.rt.set_act_until(Some(state.deadline));
-        myself.send_after(
-            state.deadline.saturating_duration_since(Instant::now()),
-            || ManagerMsg::Deadline,
-        );
+        let membership = match tokio::time::timeout(
+            budget.saturating_sub(started.elapsed()),
+            self.rt
+                .store
+                .heartbeat(&cfg.instance_id, state.fresh, cfg.shared_limits),
+        )
+        .await
+        {
+            Ok(Ok(m)) => m,
+            // Held leases were renewed above (or there are none): only the rebalance waits.
+            Ok(Err(e)) => return self.unreachable(state, &e.to_string()).await,
+            Err(_) => return self.unreachable(state, "heartbeat timed out").await,
+        };
+        state.fresh = false;
+        if leases.is_empty() {
+            self.extend_deadline(myself, state, started);
+        }
         let target = if cfg.force_claim {
             cfg.shard_count
         } else {
@@ -371,11 +361,26 @@ impl ShardManager {
     /// leases may be another's by now). Claims resume by themselves once it answers again.
     async fn unreachable(&self, state: &mut State, error: &str) -> Result<(), ActorProcessingErr> {
         tracing::warn!(error, "heartbeat or lease renewal failed");
+        self.drop_if_expired(state).await;
+        Ok(())
+    }
+
+    async fn drop_if_expired(&self, state: &mut State) {
         if Instant::now() >= state.deadline && !state.hosts.is_empty() {
-            tracing::warn!("leases may have expired: stopping every shard host");
+            tracing::warn!("lease deadline passed without a renewal: stopping every shard host");
             self.drop_all(state).await;
         }
-        Ok(())
+    }
+
+    /// After a renewal (or, holding nothing, a heartbeat) that began at `started`: act until
+    /// the safe window closes, and check again right then rather than at a later tick.
+    fn extend_deadline(&self, myself: &ActorRef<ManagerMsg>, state: &mut State, started: Instant) {
+        state.deadline = started + safe_window(self.rt.config.lease_ttl);
+        self.rt.set_act_until(Some(state.deadline));
+        myself.send_after(
+            state.deadline.saturating_duration_since(Instant::now()),
+            || ManagerMsg::Deadline,
+        );
     }
 
     /// Gives shards back so instances that joined can take their share: the hosts stop first

@@ -37,8 +37,6 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// The database refused the data itself (PostgreSQL class 22, e.g. a NUL character in
-    /// JSON): retrying cannot help, unlike a lost connection.
     /// The database answered and refused something (a constraint, a value): one item of a
     /// batch may be the cause. Connection and pool failures are not about any item.
     pub fn may_be_one_item(&self) -> bool {
@@ -48,6 +46,8 @@ impl StoreError {
         )
     }
 
+    /// The database refused the data itself (PostgreSQL class 22, e.g. a NUL character in
+    /// JSON): retrying cannot help, unlike a lost connection.
     pub fn is_data_error(&self) -> bool {
         match self {
             StoreError::Db(sqlx::Error::Database(e)) => {
@@ -121,10 +121,6 @@ impl Store {
 
     pub async fn create_tenant(&self, tenant: &NewTenant) -> Result<(), StoreError> {
         each!(self, s => s.create_tenant(tenant).await)
-    }
-
-    pub async fn find_api_key(&self, prefix: &str) -> Result<Option<ApiKeyRow>, StoreError> {
-        each!(self, s => s.find_api_key(prefix).await)
     }
 
     // ----- ownership

@@ -159,18 +159,6 @@ impl PgStore {
         Ok(())
     }
 
-    pub async fn find_api_key(&self, prefix: &str) -> Result<Option<ApiKeyRow>, StoreError> {
-        let row: Option<(Uuid, String)> =
-            sqlx::query_as("SELECT tenant_id, hash FROM api_keys WHERE prefix = $1")
-                .bind(prefix)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.map(|(tenant, hash)| ApiKeyRow {
-            tenant: TenantId(tenant),
-            hash,
-        }))
-    }
-
     pub async fn load_actors(
         &self,
         keys: &[ActorKey],
@@ -472,24 +460,7 @@ impl PgStore {
         let now: i64 = sqlx::query_scalar(&format!("SELECT {NOW_MS}"))
             .fetch_one(&mut *conn)
             .await?;
-        let inserted = insert_inputs(&mut conn, items, now).await?;
-        // Wake the owners on other instances; after the insert, so they find the rows.
-        let mut shards: Vec<i32> = items
-            .iter()
-            .zip(&inserted)
-            .filter(|(i, done)| i.notify && matches!(done, Inserted::New { .. }))
-            .map(|(i, _)| i.shard.0)
-            .collect();
-        shards.sort_unstable();
-        shards.dedup();
-        if !shards.is_empty() {
-            sqlx::query("SELECT pg_notify($1, s::text) FROM UNNEST($2::int[]) s")
-                .bind(super::pg_cluster::INBOX_CHANNEL)
-                .bind(&shards)
-                .execute(&mut *conn)
-                .await?;
-        }
-        Ok(inserted)
+        insert_inputs(&mut conn, items, now).await
     }
 
     pub async fn commit(&self, batch: &[CommitRecord]) -> Result<Vec<CommitOutcome>, StoreError> {

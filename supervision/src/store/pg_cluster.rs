@@ -131,7 +131,7 @@ impl PgStore {
         fresh: bool,
         shared_limits: bool,
     ) -> Result<Membership, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.pool.acquire().await?;
         let now: i64 = sqlx::query_scalar(&format!(
             "INSERT INTO instances (id, started_at, heartbeat_at, shared_limits)
              SELECT $1, now, now, $3 FROM (SELECT {NOW_MS} AS now) t
@@ -143,10 +143,9 @@ impl PgStore {
         .bind(id)
         .bind(fresh)
         .bind(shared_limits)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut *conn)
         .await?;
-        let instances = instance_rows(&mut tx).await?;
-        tx.commit().await?;
+        let instances = instance_rows(&mut conn).await?;
         Ok(Membership {
             now_ms: now,
             instances,

@@ -459,7 +459,7 @@ pub(super) async fn insert_inputs(
     for (id, k) in rows {
         ids.entry(k).or_default().push_back(id);
     }
-    Ok(items
+    let inserted: Vec<Inserted> = items
         .iter()
         .map(
             |i| match ids.get_mut(&i.dedupe_key).and_then(|q| q.pop_front()) {
@@ -471,5 +471,32 @@ pub(super) async fn insert_inputs(
                 None => Inserted::Duplicate,
             },
         )
-        .collect())
+        .collect();
+    notify_owners(conn, items, &inserted).await?;
+    Ok(inserted)
+}
+
+/// Wakes the owners on other instances of the shards that got new inputs. Inside a commit's
+/// transaction PostgreSQL delivers the notification when it commits, so the rows are there.
+async fn notify_owners(
+    conn: &mut PgConnection,
+    items: &[NewInput],
+    inserted: &[Inserted],
+) -> Result<(), StoreError> {
+    let mut shards: Vec<i32> = items
+        .iter()
+        .zip(inserted)
+        .filter(|(i, done)| i.notify && matches!(done, Inserted::New { .. }))
+        .map(|(i, _)| i.shard.0)
+        .collect();
+    shards.sort_unstable();
+    shards.dedup();
+    if !shards.is_empty() {
+        sqlx::query("SELECT pg_notify($1, s::text) FROM UNNEST($2::int[]) s")
+            .bind(super::pg_cluster::INBOX_CHANNEL)
+            .bind(&shards)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }

@@ -206,21 +206,6 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub async fn find_api_key(&self, prefix: &str) -> Result<Option<ApiKeyRow>, StoreError> {
-        let row: Option<(String, String)> =
-            sqlx::query_as("SELECT tenant_id, hash FROM api_keys WHERE prefix = ?")
-                .bind(prefix)
-                .fetch_optional(&self.pool)
-                .await?;
-        row.map(|(t, hash)| {
-            Ok(ApiKeyRow {
-                tenant: TenantId(uuid(&t)?),
-                hash,
-            })
-        })
-        .transpose()
-    }
-
     /// One statement per key: SQLite runs in process, so there is no round trip to save.
     pub async fn load_actors(
         &self,

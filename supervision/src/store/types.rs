@@ -33,11 +33,6 @@ pub struct NewTenant {
     pub key_hash: String,
 }
 
-pub struct ApiKeyRow {
-    pub tenant: TenantId,
-    pub hash: String,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lease {
     pub shard: ShardId,
