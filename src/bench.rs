@@ -46,6 +46,11 @@ pub struct BenchArgs {
     /// Give up waiting for the backlog to drain after this many seconds.
     #[arg(long, default_value_t = 900)]
     pub timeout_seconds: u64,
+    /// Leads arrive where calling hours are closed: each is created, its first call deferred
+    /// to the morning by a timer and its SLA armed, and then it waits, passivated. Measures
+    /// memory and creation with many live opportunities (use a long --first-touch-seconds).
+    #[arg(long)]
+    pub night: bool,
     /// Engine instances sharing the database, in this process; creates go round robin to them,
     /// so most land on an instance that does not own the actor (PostgreSQL only).
     #[arg(long, default_value_t = 1)]
@@ -81,6 +86,10 @@ pub struct Report {
     pub lead_to_dial_p50_ms: i64,
     pub lead_to_dial_p99_ms: i64,
     pub peak_rss_mb: f64,
+    /// After the run, once idle actors had time to passivate (--night only).
+    pub live_opportunities: Option<i64>,
+    pub resident_actors_after: Option<i64>,
+    pub rss_after_mb: Option<f64>,
 }
 
 /// A quantile from a histogram's buckets, interpolated linearly inside the bucket.
@@ -112,10 +121,14 @@ pub fn quantile_ms(h: &Histogram, q: f64) -> f64 {
 }
 
 fn peak_rss_mb() -> f64 {
+    status_mb("VmHWM:")
+}
+
+fn status_mb(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+            s.lines().find(|l| l.starts_with(field)).and_then(|l| {
                 l.split_whitespace()
                     .nth(1)
                     .and_then(|kb| kb.parse::<f64>().ok())
@@ -124,6 +137,8 @@ fn peak_rss_mb() -> f64 {
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
 }
+
+const PASSIVATE_AFTER_MS: u64 = 5_000;
 
 pub async fn engine(mut settings: Settings, args: BenchArgs) -> anyhow::Result<Report> {
     if args.opportunities == 0 {
@@ -134,7 +149,7 @@ pub async fn engine(mut settings: Settings, args: BenchArgs) -> anyhow::Result<R
     settings.channels.loopback.ring_after_ms = 20;
     settings.channels.loopback.no_answer_after_ms = 50;
     // Idle opportunities leave memory soon after their last input, as at a million leads.
-    settings.engine.passivate_after_ms = 5_000;
+    settings.engine.passivate_after_ms = PASSIVATE_AFTER_MS;
     if args.simulator {
         let port = crate::demo::free_port()?;
         settings.server.listen = format!("127.0.0.1:{port}");
@@ -216,6 +231,11 @@ pub async fn engine(mut settings: Settings, args: BenchArgs) -> anyhow::Result<R
     let before = transitions_now();
     let permits = Arc::new(Semaphore::new(args.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
+    let zone = if args.night {
+        crate::demo::night_zone()
+    } else {
+        crate::demo::daytime_zone()
+    };
     let pace = (args.rate > 0).then(|| Duration::from_secs_f64(1.0 / args.rate as f64));
     for i in 0..args.opportunities {
         if let Some(pace) = pace {
@@ -226,7 +246,7 @@ pub async fn engine(mut settings: Settings, args: BenchArgs) -> anyhow::Result<R
         let first_touch = args.first_touch_seconds;
         tasks.spawn(async move {
             let _permit = permit;
-            create(&engine, tenant, i, first_touch).await
+            create(&engine, tenant, i, first_touch, zone).await
         });
         while let Some(done) = tasks.try_join_next() {
             done??;
@@ -236,8 +256,13 @@ pub async fn engine(mut settings: Settings, args: BenchArgs) -> anyhow::Result<R
         done??;
     }
     let created_by = chrono::Utc::now().timestamp_millis();
-    // Done when every first-touch timer has fired and nothing is left in flight.
-    let last_due = created_by + (args.first_touch_seconds as i64) * 1000 + 1;
+    // Done when every first-touch timer has fired and nothing is left in flight; at night,
+    // when nothing is left in flight and no timer is overdue.
+    let last_due = if args.night {
+        created_by
+    } else {
+        created_by + (args.first_touch_seconds as i64) * 1000 + 1
+    };
     let deadline = Instant::now() + Duration::from_secs(args.timeout_seconds);
     loop {
         let b = store.backlog(last_due).await?;
@@ -251,13 +276,20 @@ pub async fn engine(mut settings: Settings, args: BenchArgs) -> anyhow::Result<R
                 args.timeout_seconds
             );
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Counting the backlog reads whole tables: often enough, not so often that it loads
+        // the database the engine is being measured on.
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let elapsed = started.elapsed().as_secs_f64();
     let m = engine.metrics();
     let transitions = transitions_now() - before;
     let batch = m.commit_batch.get_sample_sum() / (m.commit_batch.get_sample_count().max(1) as f64);
     let (lead_to_dial_p50_ms, lead_to_dial_p99_ms) = lead_to_dial(&store, tenant).await?;
+    let after = if args.night {
+        Some(settled(&handles, &store, tenant).await?)
+    } else {
+        None
+    };
     let report = Report {
         backend,
         instances: args.instances,
@@ -282,6 +314,9 @@ pub async fn engine(mut settings: Settings, args: BenchArgs) -> anyhow::Result<R
         lead_to_dial_p50_ms,
         lead_to_dial_p99_ms,
         peak_rss_mb: peak_rss_mb(),
+        live_opportunities: after.map(|a| a.0),
+        resident_actors_after: after.map(|a| a.1),
+        rss_after_mb: after.map(|a| a.2),
     };
     if let Some(sim) = sim {
         if sim.stats().duplicate_creates > 0 {
@@ -294,6 +329,27 @@ pub async fn engine(mut settings: Settings, args: BenchArgs) -> anyhow::Result<R
     }
     app.shutdown().await;
     Ok(report)
+}
+
+/// Waits for idle actors to passivate, then counts the opportunities stored (at night none
+/// closes: each waits for the morning), the actors still in memory and the memory held.
+async fn settled(
+    handles: &[neuronx_supervision::EngineHandle],
+    store: &neuronx_supervision::Store,
+    tenant: TenantId,
+) -> anyhow::Result<(i64, i64, f64)> {
+    let resident = || {
+        handles
+            .iter()
+            .map(|h| h.metrics().resident_actors.get())
+            .sum::<i64>()
+    };
+    let deadline = Instant::now() + Duration::from_millis(PASSIVATE_AFTER_MS * 4);
+    while resident() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let live = store.count_actors(tenant, "opportunity").await?;
+    Ok((live, resident(), status_mb("VmRSS:")))
 }
 
 /// Waits until every instance holds its fair share (within one) of the shards.
@@ -356,6 +412,7 @@ async fn create(
     tenant: TenantId,
     i: u64,
     first_touch_seconds: u64,
+    zone: &str,
 ) -> anyhow::Result<()> {
     let external_id = format!("bench-{i}");
     let id = opp::id_for(tenant, &external_id);
@@ -366,7 +423,7 @@ async fn create(
             name: format!("Lead {i}"),
             phone: format!("+1415{:07}", i % 10_000_000),
             email: None,
-            timezone: Some(crate::demo::daytime_zone().into()),
+            timezone: Some(zone.into()),
             consent: Consent {
                 voice: true,
                 sms: true,

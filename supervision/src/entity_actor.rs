@@ -10,7 +10,7 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use crate::committer::BatchError;
-use crate::entity::{Applied, Entity, Rejected, TimerChange};
+use crate::entity::{Applied, Entity, OutboxHold, Rejected, TimerChange};
 use crate::key::{ActorKey, Epoch, ShardId};
 use crate::runtime::Runtime;
 use crate::shard_host::ShardHostMsg;
@@ -139,7 +139,8 @@ pub struct Committed {
     pub timers: Vec<TimerChange>,
     /// Inputs sent to other actors, with their inbox ids.
     pub sent: Vec<(Inserted, Value)>,
-    pub had_effects: bool,
+    /// Effects committed, or held ones released: the dispatcher has work in this shard.
+    pub outbox_work: bool,
 }
 
 impl<E: Entity> Actor for EntityActor<E> {
@@ -222,7 +223,7 @@ impl<E: Entity> EntityActor<E> {
         if work.reply {
             record.reply = encode_answer(&answer);
         }
-        let had_effects = !record.effects.is_empty();
+        let outbox_work = !record.effects.is_empty() || record.outbox == Some(OutboxHold::Release);
         let sent_inputs: Vec<Value> = record.sends.iter().map(|s| s.input.clone()).collect();
         let outcome = self.rt.commit(record).await.map_err(|e| match &e {
             BatchError::Store(s) if s.is_data_error() => ActorFault::Poison(e.to_string()),
@@ -241,7 +242,7 @@ impl<E: Entity> EntityActor<E> {
                 let committed = Committed {
                     timers,
                     sent: sent.into_iter().zip(sent_inputs).collect(),
-                    had_effects,
+                    outbox_work,
                 };
                 let _ =
                     state

@@ -400,8 +400,8 @@ impl ShardHost {
                     .timers
                     .cast(TimerMsg::Changed(key, state.shard, c.timers));
             }
-            if c.had_effects {
-                let _ = state.dispatcher.cast(DispatcherMsg::Kick);
+            if c.outbox_work {
+                let _ = state.dispatcher.cast(DispatcherMsg::Kick(state.shard));
             }
             for (sent, input) in c.sent {
                 if let Inserted::New { id, key, shard } = sent {

@@ -344,6 +344,11 @@ impl Store {
     }
 
     /// Work not yet done: inputs waiting, effects not yet finished, timers due before `before_ms`.
+    /// How many actors of a kind a tenant has stored (resident or not).
+    pub async fn count_actors(&self, tenant: TenantId, kind: &str) -> Result<i64, StoreError> {
+        each!(self, s => s.count_actors(tenant, kind).await)
+    }
+
     pub async fn backlog(&self, before_ms: i64) -> Result<Backlog, StoreError> {
         each!(self, s => s.backlog(before_ms).await)
     }

@@ -35,12 +35,11 @@ pub(super) async fn try_commit(
     // Every statement below joins a small array of keys to a large table by its key: nested
     // loops over index lookups are always right, and the planner's estimates on a bloated table
     // sometimes are not.
-    sqlx::query("SET LOCAL enable_hashjoin = off")
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("SET LOCAL enable_mergejoin = off")
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)",
+    )
+    .execute(&mut *tx)
+    .await?;
 
     // Fencing: the epoch each record was computed under must still be the shard's epoch.
     let mut shard_ids: Vec<i32> = live.iter().map(|r| r.shard.0).collect();

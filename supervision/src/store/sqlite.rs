@@ -415,6 +415,16 @@ impl SqliteStore {
             .rows_affected())
     }
 
+    pub async fn count_actors(&self, tenant: TenantId, kind: &str) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT count(*) FROM actors WHERE tenant_id = ? AND kind = ?")
+                .bind(tenant.0.to_string())
+                .bind(kind)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
     pub async fn backlog(&self, before_ms: i64) -> Result<Backlog, StoreError> {
         let (inbox, outbox_open, timers_due): (i64, i64, i64) = sqlx::query_as(
             "SELECT (SELECT count(*) FROM inbox),
