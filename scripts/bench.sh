@@ -18,6 +18,8 @@ fi
 run "$BIN" bench engine --database-url "$(fresh bench_engine)" --opportunities $((20000 / scale)) --first-touch-seconds 5
 run "$BIN" bench engine --database-url "$(fresh bench_timers)" --opportunities $((9000 / scale)) --rate 150 \
   --first-touch-seconds 5 --armed-timers $((1000000 / scale))
+run "$BIN" bench engine --database-url "$(fresh bench_million)" --opportunities $((1000000 / scale)) --night \
+  --first-touch-seconds 7200 --timeout-seconds 1800
 run "$BIN" bench engine --database-url "$(fresh bench_dial)" --opportunities $((6000 / scale)) --rate 100 \
   --first-touch-seconds 5 --simulator
 for n in 2 3; do
@@ -27,4 +29,5 @@ done
 run "$BIN" bench failover --kills $((20 / (scale > 1 ? 4 : 1)))
 run "$BIN" bench webhooks --database-url "$(fresh bench_webhooks)" --requests $((50000 / scale))
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-run "$BIN" bench engine --database-url "sqlite://$tmp/bench.db" --opportunities $((20000 / scale)) --first-touch-seconds 5
+run "$BIN" bench engine --database-url "sqlite://$tmp/bench.db" --opportunities $((20000 / scale)) --first-touch-seconds 5 \
+  --concurrency 200

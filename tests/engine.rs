@@ -161,3 +161,43 @@ both_backends!(
     a_stale_epoch_write_is_rejected_counted_and_the_shard_stops,
     a_poisoned_input_goes_to_the_dead_letters_and_the_actor_moves_on,
 );
+
+/// Embedded SQLite: a write that holds the database past several lease lifetimes (another
+/// connection's long transaction, say an admin command or a backup) slows the engine down but
+/// does not make it give up its shards: its file lock means no other engine can take them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_engine_keeps_its_shards_while_another_writer_holds_the_database() {
+    use sqlx::Connection;
+    let t = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.engine.lease_ttl_ms = 1_000;
+        s.engine.lease_renew_ms = 200;
+    })
+    .await;
+    let engine = t.engine();
+    let all = engine.owned_shards().await.len();
+    assert_eq!(all, 32);
+
+    let mut writer = sqlx::SqliteConnection::connect(&t.database_url)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut writer)
+        .await
+        .unwrap();
+    // Three lease lifetimes with the database locked: every renewal in them fails.
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < until {
+        assert_eq!(
+            engine.owned_shards().await.len(),
+            all,
+            "the engine dropped shards while the database was busy"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sqlx::query("ROLLBACK").execute(&mut writer).await.unwrap();
+
+    // And it goes on working once the database is free.
+    let created = t.create("after-the-lock", 300).await;
+    assert!(created["id"].is_string(), "{created}");
+    assert_eq!(engine.owned_shards().await.len(), all);
+}

@@ -37,7 +37,8 @@ pub struct EngineConfig {
     pub reply_timeout: Duration,
     /// How long a dedupe key is remembered (a webhook retried later than this is new input).
     pub dedupe_retention: Duration,
-    /// Claim shards unconditionally at start (embedded SQLite, guarded by a file lock).
+    /// The only engine on its database (embedded SQLite, guarded by a file lock): it claims
+    /// every shard unconditionally at start and keeps them when a renewal is slow.
     pub force_claim: bool,
     /// Sends are rate-limited through Redis, shared with other instances (recorded with this
     /// instance's heartbeats, so an instance that limits alone is visible to the others).

@@ -298,8 +298,12 @@ impl ShardManager {
             .await;
             let renewed = match renewal {
                 Ok(Ok(r)) => r,
-                Ok(Err(e)) => return self.unreachable(state, &e.to_string()).await,
-                Err(_) => return self.unreachable(state, "lease renewal timed out").await,
+                Ok(Err(e)) => return self.unreachable(myself, state, &e.to_string()).await,
+                Err(_) => {
+                    return self
+                        .unreachable(myself, state, "lease renewal timed out")
+                        .await
+                }
             };
             let renewed: HashMap<ShardId, Epoch> =
                 renewed.iter().map(|l| (l.shard, l.epoch)).collect();
@@ -330,8 +334,8 @@ impl ShardManager {
         {
             Ok(Ok(m)) => m,
             // Held leases were renewed above (or there are none): only the rebalance waits.
-            Ok(Err(e)) => return self.unreachable(state, &e.to_string()).await,
-            Err(_) => return self.unreachable(state, "heartbeat timed out").await,
+            Ok(Err(e)) => return self.unreachable(myself, state, &e.to_string()).await,
+            Err(_) => return self.unreachable(myself, state, "heartbeat timed out").await,
         };
         state.fresh = false;
         if leases.is_empty() {
@@ -359,8 +363,21 @@ impl ShardManager {
 
     /// The database did not answer: past the local deadline, stop acting on every shard (the
     /// leases may be another's by now). Claims resume by themselves once it answers again.
-    async fn unreachable(&self, state: &mut State, error: &str) -> Result<(), ActorProcessingErr> {
+    ///
+    /// An exclusive engine (embedded SQLite, behind its file lock) keeps its shards: nobody
+    /// else can take them, so a database busy with a long write only slows it down. Dropping
+    /// every host there turned an overload into a stall and a reload of every actor.
+    async fn unreachable(
+        &self,
+        myself: &ActorRef<ManagerMsg>,
+        state: &mut State,
+        error: &str,
+    ) -> Result<(), ActorProcessingErr> {
         tracing::warn!(error, "heartbeat or lease renewal failed");
+        if self.rt.config.force_claim {
+            self.extend_deadline(myself, state, Instant::now());
+            return Ok(());
+        }
         self.drop_if_expired(state).await;
         Ok(())
     }

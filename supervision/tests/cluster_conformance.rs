@@ -165,3 +165,76 @@ async fn an_answer_stored_with_a_transition_is_taken_once(store: Store) {
     );
     assert_eq!(store.prune_replies(i64::MAX).await.expect("prune"), 0);
 }
+
+/// PostgreSQL only: the lock a group commit takes while it checks epochs holds a takeover back
+/// until the commit ends (so the epoch cannot move under it), and does not hold back the owner's
+/// lease renewals (which leave the epoch alone and once stalled every commit behind them).
+#[tokio::test]
+async fn pg_a_takeover_waits_for_a_commit_in_flight_and_a_renewal_does_not() {
+    let db = common::postgres().await;
+    let store = db.store.clone();
+    let Store::Postgres(pg) = &store else {
+        panic!("common::postgres gives a PostgreSQL store")
+    };
+    let shard = ShardId(3);
+    let lease = store
+        .claim_shard(shard, "a", TTL, false)
+        .await
+        .expect("claim")
+        .expect("a free shard");
+
+    // The fencing read of pg_commit::try_commit, left open as if the batch were being written.
+    let mut commit = pg.pool().begin().await.expect("begin");
+    let epoch: i64 =
+        sqlx::query_scalar("SELECT epoch FROM shards WHERE id = ANY($1) ORDER BY id FOR KEY SHARE")
+            .bind(vec![shard.0])
+            .fetch_one(&mut *commit)
+            .await
+            .expect("the commit's lock");
+    assert_eq!(epoch, lease.epoch.0);
+
+    let renewed = tokio::time::timeout(
+        Duration::from_secs(5),
+        store.renew_shards("a", &[(shard, lease.epoch)], TTL),
+    )
+    .await
+    .expect("a renewal does not wait for a commit in flight")
+    .expect("renew");
+    assert_eq!(renewed.len(), 1);
+    assert_eq!(renewed[0].epoch, lease.epoch);
+
+    let taker = store.clone();
+    let takeover = tokio::spawn(async move { taker.claim_shard(shard, "b", TTL, true).await });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'
+               AND query LIKE '%epoch = s.epoch + 1%'",
+        )
+        .fetch_one(pg.pool())
+        .await
+        .expect("pg_stat_activity");
+        if waiting == 1 {
+            break;
+        }
+        assert!(
+            !takeover.is_finished(),
+            "the takeover went through while a commit held the old epoch"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the takeover never waited for the commit's lock"
+        );
+        tokio::task::yield_now().await;
+    }
+    assert!(!takeover.is_finished());
+    commit.commit().await.expect("commit");
+    let taken = takeover
+        .await
+        .expect("join")
+        .expect("claim")
+        .expect("a forced claim takes the shard");
+    assert_eq!(taken.epoch.0, lease.epoch.0 + 1);
+    db.finish().await;
+}

@@ -67,7 +67,7 @@ fn actor_row(t: ActorTuple) -> Result<ActorRow, StoreError> {
 impl PgStore {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         // A process frozen mid-transaction (SIGSTOP, a VM stall) would keep its row locks,
-        // the `FOR SHARE` on its shards included, and stall the takeover that fencing makes
+        // the `FOR KEY SHARE` on its shards included, and stall the takeover that fencing makes
         // safe: the server ends such a session after a second of silence.
         //
         // Custom plans for every execution: sqlx keeps each statement prepared per connection,
@@ -602,7 +602,7 @@ impl PgStore {
     pub async fn dead_letter(&self, l: &DeadLetter) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let epoch: Option<i64> =
-            sqlx::query_scalar("SELECT epoch FROM shards WHERE id = $1 FOR SHARE")
+            sqlx::query_scalar("SELECT epoch FROM shards WHERE id = $1 FOR KEY SHARE")
                 .bind(l.shard.0)
                 .fetch_optional(&mut *tx)
                 .await?;

@@ -21,9 +21,12 @@ impl PgStore {
         force: bool,
     ) -> Result<Option<Lease>, StoreError> {
         let row: Option<(i64, i64)> = sqlx::query_as(&format!(
-            "UPDATE shards SET owner = $1, epoch = epoch + 1, lease_until = {NOW_MS} + $2
-             WHERE id = $3 AND ($4 OR owner IS NULL OR lease_until < {NOW_MS})
-             RETURNING epoch, lease_until"
+            // FOR UPDATE, the one lock that waits for commits' FOR KEY SHARE: a commit that
+            // checked the old epoch finishes before the epoch moves (see pg_commit::try_commit).
+            "UPDATE shards s SET owner = $1, epoch = s.epoch + 1, lease_until = {NOW_MS} + $2
+             FROM (SELECT id FROM shards WHERE id = $3 FOR UPDATE) l
+             WHERE s.id = l.id AND ($4 OR s.owner IS NULL OR s.lease_until < {NOW_MS})
+             RETURNING s.epoch, s.lease_until"
         ))
         .bind(owner)
         .bind(ttl.as_millis() as i64)
@@ -48,9 +51,11 @@ impl PgStore {
         let rows: Vec<(i32, i64, i64)> = sqlx::query_as(&format!(
             // Rows locked in id order, as commits take their shares: an update locking them
             // in plan order deadlocked against group commits (each waiting a second to be told).
+            // FOR NO KEY UPDATE does not wait for commits' FOR KEY SHARE: a renewal changes no
+            // epoch, and with FOR UPDATE every renewal stalled all commits behind it.
             "UPDATE shards s SET lease_until = {NOW_MS} + $2
              FROM UNNEST($3::int[], $4::bigint[]) h(id, epoch),
-                  (SELECT id FROM shards WHERE id = ANY($3) ORDER BY id FOR UPDATE) l
+                  (SELECT id FROM shards WHERE id = ANY($3) ORDER BY id FOR NO KEY UPDATE) l
              WHERE s.id = h.id AND l.id = s.id AND s.epoch = h.epoch AND s.owner = $1
              RETURNING s.id, s.epoch, s.lease_until"
         ))
@@ -79,7 +84,7 @@ impl PgStore {
         sqlx::query(
             "UPDATE shards s SET owner = NULL, lease_until = 0
              FROM UNNEST($2::int[], $3::bigint[]) h(id, epoch),
-                  (SELECT id FROM shards WHERE id = ANY($2) ORDER BY id FOR UPDATE) l
+                  (SELECT id FROM shards WHERE id = ANY($2) ORDER BY id FOR NO KEY UPDATE) l
              WHERE s.id = h.id AND l.id = s.id AND s.epoch = h.epoch AND s.owner = $1",
         )
         .bind(owner)

@@ -42,11 +42,13 @@ pub(super) async fn try_commit(
     .await?;
 
     // Fencing: the epoch each record was computed under must still be the shard's epoch.
+    // FOR KEY SHARE keeps it so until this commits: only a takeover (FOR UPDATE) waits for it;
+    // renewals and releases, which leave the epoch alone, do not.
     let mut shard_ids: Vec<i32> = live.iter().map(|r| r.shard.0).collect();
     shard_ids.sort_unstable();
     shard_ids.dedup();
     let epochs: HashMap<i32, i64> = sqlx::query_as::<_, (i32, i64)>(
-        "SELECT id, epoch FROM shards WHERE id = ANY($1) ORDER BY id FOR SHARE",
+        "SELECT id, epoch FROM shards WHERE id = ANY($1) ORDER BY id FOR KEY SHARE",
     )
     .bind(&shard_ids)
     .fetch_all(&mut *tx)
