@@ -185,6 +185,12 @@ async fn pg_a_takeover_waits_for_a_commit_in_flight_and_a_renewal_does_not() {
 
     // The fencing read of pg_commit::try_commit, left open as if the batch were being written.
     let mut commit = pg.pool().begin().await.expect("begin");
+    // The engine's sessions end a transaction idle for a second; this one must outlive the
+    // checks below however slow the machine.
+    sqlx::query("SET LOCAL idle_in_transaction_session_timeout = 0")
+        .execute(&mut *commit)
+        .await
+        .expect("no idle timeout for the held commit");
     let epoch: i64 =
         sqlx::query_scalar("SELECT epoch FROM shards WHERE id = ANY($1) ORDER BY id FOR KEY SHARE")
             .bind(vec![shard.0])
