@@ -87,9 +87,15 @@ pub struct Report {
     pub lead_to_dial_p99_ms: i64,
     pub peak_rss_mb: f64,
     /// After the run, once idle actors had time to passivate (--night only).
-    pub live_opportunities: Option<i64>,
-    pub resident_actors_after: Option<i64>,
-    pub rss_after_mb: Option<f64>,
+    #[serde(flatten)]
+    pub after: Option<Settled>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Settled {
+    pub live_opportunities: i64,
+    pub resident_actors_after: i64,
+    pub rss_after_mb: f64,
 }
 
 /// A quantile from a histogram's buckets, interpolated linearly inside the bucket.
@@ -314,9 +320,7 @@ pub async fn engine(mut settings: Settings, args: BenchArgs) -> anyhow::Result<R
         lead_to_dial_p50_ms,
         lead_to_dial_p99_ms,
         peak_rss_mb: peak_rss_mb(),
-        live_opportunities: after.map(|a| a.0),
-        resident_actors_after: after.map(|a| a.1),
-        rss_after_mb: after.map(|a| a.2),
+        after,
     };
     if let Some(sim) = sim {
         if sim.stats().duplicate_creates > 0 {
@@ -337,7 +341,7 @@ async fn settled(
     handles: &[neuronx_supervision::EngineHandle],
     store: &neuronx_supervision::Store,
     tenant: TenantId,
-) -> anyhow::Result<(i64, i64, f64)> {
+) -> anyhow::Result<Settled> {
     let resident = || {
         handles
             .iter()
@@ -348,8 +352,11 @@ async fn settled(
     while resident() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let live = store.count_actors(tenant, "opportunity").await?;
-    Ok((live, resident(), status_mb("VmRSS:")))
+    Ok(Settled {
+        live_opportunities: store.count_actors(tenant, "opportunity").await?,
+        resident_actors_after: resident(),
+        rss_after_mb: status_mb("VmRSS:"),
+    })
 }
 
 /// Waits until every instance holds its fair share (within one) of the shards.
