@@ -53,22 +53,8 @@ pub async fn list(
     Params(p): Params<AuditParams>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = caller.require(Action::ReadOps)?;
-    let limit = match &p.limit {
-        None => 100,
-        Some(l) => l
-            .parse::<i64>()
-            .ok()
-            .filter(|l| (1..=1000).contains(l))
-            .ok_or_else(|| ApiError::invalid("limit", "must be a whole number from 1 to 1000"))?,
-    };
-    let after = match &p.cursor {
-        None => 0,
-        Some(c) => c
-            .parse::<i64>()
-            .ok()
-            .filter(|c| *c >= 0)
-            .ok_or_else(|| ApiError::invalid("cursor", "not a cursor from this API"))?,
-    };
+    let (limit, after) =
+        super::opportunities::page_bounds(p.limit.as_deref(), p.cursor.as_deref())?;
     let action = p
         .action
         .as_deref()

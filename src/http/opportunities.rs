@@ -434,7 +434,12 @@ impl PageParams {
 }
 
 pub fn page(p: &PageParams) -> Result<(i64, i64), ApiError> {
-    let limit = match &p.limit {
+    page_bounds(p.limit.as_deref(), p.cursor.as_deref())
+}
+
+/// `limit` (1 to 1000, default 100) and `cursor` (an id to resume after) of any paged list.
+pub fn page_bounds(limit: Option<&str>, cursor: Option<&str>) -> Result<(i64, i64), ApiError> {
+    let limit = match limit {
         None => 100,
         Some(l) => l
             .parse::<i64>()
@@ -442,7 +447,7 @@ pub fn page(p: &PageParams) -> Result<(i64, i64), ApiError> {
             .filter(|l| (1..=1000).contains(l))
             .ok_or_else(|| ApiError::invalid("limit", "must be a whole number from 1 to 1000"))?,
     };
-    let after = match &p.cursor {
+    let after = match cursor {
         None => 0,
         Some(c) => c
             .parse::<i64>()
