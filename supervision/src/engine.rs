@@ -89,9 +89,9 @@ impl EngineHandle {
             return Ok(SubmitOutcome::Duplicate);
         };
         let (id, shard) = (durable.id, durable.shard);
-        if let Some(manager) = self.manager().filter(|_| durable.local) {
+        if durable.local {
             let deliver = ShardHostMsg::Deliver(key, Work::from_inbox(id, input), None);
-            let _ = manager.cast(ManagerMsg::Route(shard, deliver));
+            self.rt.route(shard, deliver);
         }
         Ok(SubmitOutcome::Accepted)
     }
@@ -148,15 +148,13 @@ impl EngineHandle {
             return Ok(self.await_remote(id).await);
         }
         let wait = self.rt.config.reply_timeout;
-        let Some(manager) = self.manager() else {
+        // Released since it was made durable: its new owner applies it.
+        let Some(host) = self.rt.host_of(shard) else {
             return Ok(SubmitOutcome::Accepted);
         };
         let reply = ractor::call_t!(
-            manager,
-            |port| ManagerMsg::Route(
-                shard,
-                ShardHostMsg::Deliver(key, Work::from_inbox(id, input), Some(port))
-            ),
+            host,
+            |port| ShardHostMsg::Deliver(key, Work::from_inbox(id, input), Some(port)),
             wait.as_millis() as u64
         );
         Ok(match reply {

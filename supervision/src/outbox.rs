@@ -18,7 +18,6 @@ use crate::key::{ActorKey, Epoch, ShardId};
 use crate::kinds::Kinds;
 use crate::runtime::Runtime;
 use crate::shard_host::{resolve_key, ShardHostMsg};
-use crate::shard_manager::ManagerMsg;
 use crate::store::{EffectDone, Inserted, NewInput, OutboxRow, OutboxStatus};
 
 /// One effect to run.
@@ -97,12 +96,9 @@ pub enum DispatcherMsg {
     },
 }
 
-pub struct Args {
-    pub manager: ActorRef<ManagerMsg>,
-}
+pub struct Args;
 
 pub struct State {
-    manager: ActorRef<ManagerMsg>,
     held: Vec<(ShardId, Epoch)>,
     /// Where the next claim starts in `held`: a claim takes shards in order until it has
     /// enough, so the start moves on each time and no shard waits behind busier ones.
@@ -150,12 +146,11 @@ impl Actor for Dispatcher {
     async fn pre_start(
         &self,
         myself: ActorRef<DispatcherMsg>,
-        args: Args,
+        _args: Args,
     ) -> Result<State, ActorProcessingErr> {
         // The safety net for effects committed by a previous owner or missed wake-ups.
         myself.send_interval(self.rt.config.poll_interval, || DispatcherMsg::Sweep);
         Ok(State {
-            manager: args.manager,
             held: Vec::new(),
             claim_start: 0,
             dirty: HashSet::new(),
@@ -284,7 +279,6 @@ impl Dispatcher {
         };
         let handler = self.handlers.get(&row.channel).cloned();
         let completions = self.completions.clone();
-        let manager = state.manager.clone();
         let me = myself.clone();
         let metrics = self.rt.metrics.clone();
         let rt = self.rt.clone();
@@ -351,7 +345,7 @@ impl Dispatcher {
                     if let Some(input) = followup_input {
                         let deliver =
                             ShardHostMsg::Deliver(key, Work::from_inbox(id, input), None);
-                        let _ = manager.cast(ManagerMsg::Route(shard, deliver));
+                        rt.route(shard, deliver);
                     }
                 }
                 Ok(Inserted::Duplicate) => {}

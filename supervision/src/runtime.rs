@@ -6,11 +6,13 @@ use std::time::Duration;
 use crate::committer::{BatchError, Batcher};
 use std::time::Instant;
 
+use ractor::ActorRef;
 use tokio::sync::watch;
 
 use crate::key::{ActorKey, Epoch, ShardId};
 use crate::metrics::Metrics;
 use crate::restart::RestartPolicy;
+use crate::shard_host::ShardHostMsg;
 use crate::store::{ActorRow, CommitOutcome, CommitRecord, Inserted, NewInput, Store};
 
 /// Engine settings. Durations are chosen for one machine; see the configuration reference.
@@ -69,6 +71,14 @@ impl Default for EngineConfig {
     }
 }
 
+/// One entry of the published directory.
+#[derive(Clone)]
+pub(crate) struct HeldShard {
+    pub shard: ShardId,
+    pub epoch: Epoch,
+    pub host: ActorRef<ShardHostMsg>,
+}
+
 pub struct Runtime {
     pub store: Store,
     pub config: EngineConfig,
@@ -78,8 +88,10 @@ pub struct Runtime {
     loader: Batcher<ActorKey, Option<ActorRow>>,
     /// Reads of answers from other instances: many callers waiting at once share one query.
     replies: Batcher<i64, Option<serde_json::Value>>,
-    /// The shards held now, sorted, as the shard manager last announced them.
-    owned: watch::Sender<Vec<(ShardId, Epoch)>>,
+    /// The shards held now with their hosts, sorted by shard, as the shard manager last
+    /// published them. The manager owns the directory; everyone else reads this snapshot, so
+    /// a delivery never waits in the manager's mailbox behind its lease renewals.
+    directory: watch::Sender<Vec<HeldShard>>,
     /// Past this instant the leases may have run out (no renewal succeeded in time): nothing
     /// may be sent. Set by the shard manager after each renewal.
     act_until: watch::Sender<Option<Instant>>,
@@ -103,7 +115,7 @@ impl Runtime {
             ingest,
             loader,
             replies,
-            owned: watch::Sender::new(Vec::new()),
+            directory: watch::Sender::new(Vec::new()),
             act_until: watch::Sender::new(None),
         }
     }
@@ -115,19 +127,38 @@ impl Runtime {
 
     /// Whether this instance holds `shard` now.
     pub fn owns(&self, shard: ShardId) -> bool {
-        self.owned
-            .borrow()
-            .binary_search_by_key(&shard, |(s, _)| *s)
-            .is_ok()
+        self.host_of(shard).is_some()
     }
 
     pub fn owned(&self) -> Vec<(ShardId, Epoch)> {
-        self.owned.borrow().clone()
+        self.directory
+            .borrow()
+            .iter()
+            .map(|h| (h.shard, h.epoch))
+            .collect()
     }
 
-    pub(crate) fn announce_owned(&self, mut held: Vec<(ShardId, Epoch)>) {
-        held.sort();
-        self.owned.send_replace(held);
+    /// The host of `shard` if this instance holds it.
+    pub(crate) fn host_of(&self, shard: ShardId) -> Option<ActorRef<ShardHostMsg>> {
+        let directory = self.directory.borrow();
+        directory
+            .binary_search_by_key(&shard, |h| h.shard)
+            .ok()
+            .and_then(|i| directory.get(i))
+            .map(|h| h.host.clone())
+    }
+
+    /// Hands `msg` to the host of `shard`; when this instance does not hold it the input is
+    /// already durable and its owner reads it from the store.
+    pub(crate) fn route(&self, shard: ShardId, msg: ShardHostMsg) {
+        if let Some(host) = self.host_of(shard) {
+            let _ = host.cast(msg);
+        }
+    }
+
+    pub(crate) fn publish_directory(&self, mut held: Vec<HeldShard>) {
+        held.sort_by_key(|h| h.shard);
+        self.directory.send_replace(held);
     }
 
     /// False once the leases may have expired unrenewed (a frozen or cut-off instance): the

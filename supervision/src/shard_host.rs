@@ -410,7 +410,7 @@ impl ShardHost {
                     if shard == state.shard {
                         let _ = myself.cast(msg);
                     } else {
-                        let _ = state.manager.cast(ManagerMsg::Route(shard, msg));
+                        self.rt.route(shard, msg);
                     }
                 }
             }

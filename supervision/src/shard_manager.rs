@@ -16,7 +16,7 @@ use crate::kinds::Kinds;
 use crate::membership;
 use crate::outbox::{self, Dispatcher, DispatcherMsg, Handlers};
 use crate::restart::{RestartDecision, RestartTracker};
-use crate::runtime::Runtime;
+use crate::runtime::{HeldShard, Runtime};
 use crate::shard_host::{self, ShardHost, ShardHostMsg};
 use crate::store::{EffectDone, Inserted};
 use crate::timers::{self, TimerMsg, TimerService};
@@ -27,9 +27,6 @@ pub enum ManagerMsg {
     /// The local lease deadline set by a renewal has come: if no later renewal moved it,
     /// stop acting now rather than at the next tick.
     Deadline,
-    /// Forward to the host of `shard` if this instance owns it; otherwise the input is already
-    /// durable and its owner will read it.
-    Route(ShardId, ShardHostMsg),
     HostFenced(ShardId, Epoch),
     /// Respawn the host of a shard after a failure, if the failed host is still the current
     /// one (the lease may have been lost and re-claimed meanwhile).
@@ -91,9 +88,7 @@ impl Actor for ShardManager {
         let (timers, _) = Actor::spawn_linked(
             None,
             TimerService::new(self.rt.clone(), self.kinds.clone()),
-            timers::Args {
-                manager: myself.clone(),
-            },
+            timers::Args,
             myself.get_cell(),
         )
         .await?;
@@ -105,9 +100,7 @@ impl Actor for ShardManager {
                 args.handlers,
                 args.completions,
             ),
-            outbox::Args {
-                manager: myself.clone(),
-            },
+            outbox::Args,
             myself.get_cell(),
         )
         .await?;
@@ -156,11 +149,6 @@ impl Actor for ShardManager {
             ManagerMsg::Deadline => {
                 self.drop_if_expired(state).await;
             }
-            ManagerMsg::Route(shard, msg) => {
-                if let Some(host) = state.hosts.get(&shard) {
-                    let _ = host.actor.cast(msg);
-                }
-            }
             ManagerMsg::HostFenced(shard, epoch) => {
                 if state.hosts.get(&shard).is_some_and(|h| h.epoch == epoch) {
                     if let Some(h) = state.hosts.remove(&shard) {
@@ -176,6 +164,7 @@ impl Actor for ShardManager {
                     .map(|h| h.epoch)
                 {
                     self.spawn_host(&myself, state, shard, epoch).await?;
+                    self.publish(state);
                 }
             }
             ManagerMsg::Wake(shard) => {
@@ -254,7 +243,7 @@ impl Actor for ShardManager {
         state: &mut State,
     ) -> Result<(), ActorProcessingErr> {
         self.rt.metrics.owned_shards.set(0);
-        self.rt.announce_owned(Vec::new());
+        self.rt.publish_directory(Vec::new());
         self.rt.set_act_until(None);
         state.hosts.clear();
         if let Some(l) = state.listener.take() {
@@ -539,11 +528,25 @@ impl ShardManager {
         }
     }
 
-    /// Tells the timer service and the dispatcher which shards are ours now.
+    /// Publishes the hosts for direct delivery (a restarted host replaces its predecessor).
+    fn publish(&self, state: &State) {
+        let directory = state
+            .hosts
+            .iter()
+            .map(|(shard, h)| HeldShard {
+                shard: *shard,
+                epoch: h.epoch,
+                host: h.actor.clone(),
+            })
+            .collect();
+        self.rt.publish_directory(directory);
+    }
+
+    /// Tells the timer service, the dispatcher and every router which shards are ours now.
     fn announce(&self, state: &State) {
         let leases = held(state);
         self.rt.metrics.owned_shards.set(leases.len() as i64);
-        self.rt.announce_owned(leases.clone());
+        self.publish(state);
         let _ = state
             .timers
             .cast(TimerMsg::Owned(leases.iter().map(|(s, _)| *s).collect()));

@@ -20,7 +20,6 @@ use crate::key::{ActorKey, ShardId};
 use crate::kinds::Kinds;
 use crate::runtime::Runtime;
 use crate::shard_host::{resolve_key, ShardHostMsg};
-use crate::shard_manager::ManagerMsg;
 use crate::store::Consumed;
 
 pub enum TimerMsg {
@@ -33,14 +32,11 @@ pub enum TimerMsg {
     Refill,
 }
 
-pub struct Args {
-    pub manager: ActorRef<ManagerMsg>,
-}
+pub struct Args;
 
 type Slot = (i64, ActorKey, String);
 
 pub struct State {
-    manager: ActorRef<ManagerMsg>,
     owned: HashSet<ShardId>,
     due: BTreeMap<Slot, (ShardId, Value)>,
     index: HashMap<(ActorKey, String), i64>,
@@ -71,11 +67,10 @@ impl Actor for TimerService {
     async fn pre_start(
         &self,
         myself: ActorRef<TimerMsg>,
-        args: Args,
+        _args: Args,
     ) -> Result<State, ActorProcessingErr> {
         myself.send_interval(self.rt.config.timer_horizon / 2, || TimerMsg::Refill);
         Ok(State {
-            manager: args.manager,
             owned: HashSet::new(),
             due: BTreeMap::new(),
             index: HashMap::new(),
@@ -186,10 +181,7 @@ impl TimerService {
                 input,
                 reply: false,
             };
-            let _ = state.manager.cast(ManagerMsg::Route(
-                shard,
-                ShardHostMsg::Deliver(key, work, None),
-            ));
+            self.rt.route(shard, ShardHostMsg::Deliver(key, work, None));
         }
     }
 
