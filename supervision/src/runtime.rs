@@ -13,7 +13,9 @@ use crate::key::{ActorKey, Epoch, ShardId};
 use crate::metrics::Metrics;
 use crate::restart::RestartPolicy;
 use crate::shard_host::ShardHostMsg;
-use crate::store::{ActorRow, CommitOutcome, CommitRecord, Inserted, NewInput, Store};
+use crate::store::{
+    ActorRow, CommitOutcome, CommitRecord, InboxPoll, InboxRow, Inserted, NewInput, Store,
+};
 
 /// Engine settings. Durations are chosen for one machine; see the configuration reference.
 #[derive(Debug, Clone)]
@@ -79,6 +81,16 @@ pub(crate) struct HeldShard {
     pub host: ActorRef<ShardHostMsg>,
 }
 
+/// The group readers and writers the engine starts for its runtime.
+pub(crate) struct Batchers {
+    pub committers: Vec<Batcher<CommitRecord, CommitOutcome>>,
+    pub ingest: Batcher<NewInput, Inserted>,
+    pub loader: Batcher<ActorKey, Option<ActorRow>>,
+    /// Reads of answers from other instances: many callers waiting at once share one query.
+    pub replies: Batcher<i64, Option<serde_json::Value>>,
+    pub polls: Batcher<InboxPoll, Vec<InboxRow>>,
+}
+
 pub struct Runtime {
     pub store: Store,
     pub config: EngineConfig,
@@ -88,6 +100,7 @@ pub struct Runtime {
     loader: Batcher<ActorKey, Option<ActorRow>>,
     /// Reads of answers from other instances: many callers waiting at once share one query.
     replies: Batcher<i64, Option<serde_json::Value>>,
+    polls: Batcher<InboxPoll, Vec<InboxRow>>,
     /// The shards held now with their hosts, sorted by shard, as the shard manager last
     /// published them. The manager owns the directory; everyone else reads this snapshot, so
     /// a delivery never waits in the manager's mailbox behind its lease renewals.
@@ -102,22 +115,35 @@ impl Runtime {
         store: Store,
         config: EngineConfig,
         metrics: Arc<Metrics>,
-        committers: Vec<Batcher<CommitRecord, CommitOutcome>>,
-        ingest: Batcher<NewInput, Inserted>,
-        loader: Batcher<ActorKey, Option<ActorRow>>,
-        replies: Batcher<i64, Option<serde_json::Value>>,
+        batchers: Batchers,
     ) -> Self {
         Self {
             store,
             config,
             metrics,
-            committers,
-            ingest,
-            loader,
-            replies,
+            committers: batchers.committers,
+            ingest: batchers.ingest,
+            loader: batchers.loader,
+            replies: batchers.replies,
+            polls: batchers.polls,
             directory: watch::Sender::new(Vec::new()),
             act_until: watch::Sender::new(None),
         }
+    }
+
+    /// Inputs of one shard written before `created_before_ms`, read together with other
+    /// hosts' polls.
+    pub async fn poll_inbox(
+        &self,
+        shard: ShardId,
+        created_before_ms: i64,
+    ) -> Result<Vec<InboxRow>, BatchError> {
+        self.polls
+            .submit(InboxPoll {
+                shard,
+                created_before_ms,
+            })
+            .await
     }
 
     /// The answer to inbox input `id` if its owner (on another instance) has applied it.

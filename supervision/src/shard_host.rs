@@ -17,7 +17,7 @@ use crate::outbox::DispatcherMsg;
 use crate::restart::{RestartDecision, RestartTracker};
 use crate::runtime::Runtime;
 use crate::shard_manager::ManagerMsg;
-use crate::store::{Consumed, DeadLetter, Inserted, RowKey};
+use crate::store::{Consumed, DeadLetter, InboxRow, Inserted, RowKey};
 use crate::timers::TimerMsg;
 
 pub enum ShardHostMsg {
@@ -33,6 +33,8 @@ pub enum ShardHostMsg {
     /// Another instance wrote inputs for this shard (NOTIFY). Wake-ups arriving before the
     /// poll they cause share it.
     Wake,
+    /// What an inbox poll read, in order.
+    Polled(Vec<InboxRow>),
     /// Passivate idle actors.
     Sweep,
     Respawn(ActorKey),
@@ -121,9 +123,6 @@ impl Actor for ShardHost {
         myself: ActorRef<ShardHostMsg>,
         args: Args,
     ) -> Result<State, ActorProcessingErr> {
-        myself.send_interval(self.rt.config.poll_interval, || {
-            ShardHostMsg::PollInbox(PollScope::Stragglers)
-        });
         myself.send_interval(self.rt.config.passivate_after / 2, || ShardHostMsg::Sweep);
         myself.cast(ShardHostMsg::PollInbox(PollScope::Everything))?;
         Ok(State {
@@ -185,7 +184,11 @@ impl Actor for ShardHost {
                 myself.stop(Some("fenced".into()));
                 Ok(())
             }
-            ShardHostMsg::PollInbox(scope) => self.poll_inbox(&myself, state, scope).await,
+            ShardHostMsg::PollInbox(scope) => {
+                self.poll_inbox(&myself, state, scope);
+                Ok(())
+            }
+            ShardHostMsg::Polled(rows) => self.take_polled(&myself, state, rows).await,
             ShardHostMsg::Wake => {
                 if !state.woken {
                     state.woken = true;
@@ -489,12 +492,10 @@ impl ShardHost {
         }
     }
 
-    async fn poll_inbox(
-        &self,
-        myself: &ActorRef<ShardHostMsg>,
-        state: &mut State,
-        scope: PollScope,
-    ) -> Result<(), ActorProcessingErr> {
+    /// Starts a read of the shard's waiting inputs. The host does not wait for it: deliveries
+    /// keep flowing while the query runs (every host polls at once, sharing one query that
+    /// takes tens of milliseconds under load), and the rows come back as `Polled`.
+    fn poll_inbox(&self, myself: &ActorRef<ShardHostMsg>, state: &mut State, scope: PollScope) {
         let before = match scope {
             PollScope::Everything => i64::MAX,
             PollScope::Woken => {
@@ -508,21 +509,33 @@ impl ShardHost {
                 // not for ever: a shard that is never quiet would never read a missed row.
                 let waited = state.stragglers_polled.elapsed();
                 if !state.known_inbox.is_empty() && waited < self.rt.config.poll_interval * 10 {
-                    return Ok(());
+                    return;
                 }
                 state.stragglers_polled = std::time::Instant::now();
                 let grace = 2 * self.rt.config.poll_interval.as_millis() as i64;
                 Utc::now().timestamp_millis() - grace
             }
         };
-        let rows = match self.rt.store.pending_inbox(state.shard, before, 1000).await {
-            Ok(rows) => rows,
-            Err(e) => {
-                tracing::warn!(shard = %state.shard, error = %e, "inbox poll failed");
-                return Ok(());
+        let (rt, me, shard) = (self.rt.clone(), myself.clone(), state.shard);
+        tokio::spawn(async move {
+            match rt.poll_inbox(shard, before).await {
+                Ok(rows) if !rows.is_empty() => {
+                    let _ = me.cast(ShardHostMsg::Polled(rows));
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(%shard, error = %e, "inbox poll failed"),
             }
-        };
+        });
+    }
+
+    async fn take_polled(
+        &self,
+        myself: &ActorRef<ShardHostMsg>,
+        state: &mut State,
+        rows: Vec<InboxRow>,
+    ) -> Result<(), ActorProcessingErr> {
         for row in rows {
+            // Known: delivered in process meanwhile, or read by an earlier poll.
             if state.known_inbox.contains(&row.id) {
                 continue;
             }

@@ -17,7 +17,7 @@ use crate::membership;
 use crate::outbox::{self, Dispatcher, DispatcherMsg, Handlers};
 use crate::restart::{RestartDecision, RestartTracker};
 use crate::runtime::{HeldShard, Runtime};
-use crate::shard_host::{self, ShardHost, ShardHostMsg};
+use crate::shard_host::{self, PollScope, ShardHost, ShardHostMsg};
 use crate::store::{EffectDone, Inserted};
 use crate::timers::{self, TimerMsg, TimerService};
 
@@ -31,6 +31,8 @@ pub enum ManagerMsg {
     /// Respawn the host of a shard after a failure, if the failed host is still the current
     /// one (the lease may have been lost and re-claimed meanwhile).
     RestartHost(ShardId, ActorId),
+    /// Every host reads its stragglers now: asked together, their reads share one query.
+    PollStragglers,
     /// Another instance made inputs durable for this shard (`None`: for any owned shard, after
     /// the listener lost notifications).
     Wake(Option<ShardId>),
@@ -114,6 +116,7 @@ impl Actor for ShardManager {
             }
         };
         myself.send_interval(self.rt.config.lease_renew, || ManagerMsg::Tick);
+        myself.send_interval(self.rt.config.poll_interval, || ManagerMsg::PollStragglers);
         myself.cast(ManagerMsg::Tick)?;
         Ok(State {
             hosts: HashMap::new(),
@@ -165,6 +168,13 @@ impl Actor for ShardManager {
                 {
                     self.spawn_host(&myself, state, shard, epoch).await?;
                     self.publish(state);
+                }
+            }
+            ManagerMsg::PollStragglers => {
+                for host in state.hosts.values() {
+                    let _ = host
+                        .actor
+                        .cast(ShardHostMsg::PollInbox(PollScope::Stragglers));
                 }
             }
             ManagerMsg::Wake(shard) => {

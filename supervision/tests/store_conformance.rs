@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use neuronx_supervision::store::{
     Backlog, CheckpointWrite, CommitOutcome, CommitRecord, Consumed, DeadLetter, EffectDone,
-    EffectWrite, Inserted, ListQuery, NewInput, OutboxStatus, StoreError, TimerWrite,
+    EffectWrite, InboxPoll, Inserted, ListQuery, NewInput, OutboxStatus, StoreError, TimerWrite,
 };
 use neuronx_supervision::{
     ActorKey, ActorKind, Epoch, OutboxHold, ShardId, Store, TenantId, TimelineRecord,
@@ -37,6 +37,7 @@ conformance!(
     setting_a_timer_again_replaces_it_and_clear_removes_it,
     timers_due_before_returns_exactly_the_due_rows_in_order,
     timers_due_before_applies_its_limit_to_the_requested_shards_only,
+    inbox_polls_read_together_answer_each_shard_in_order_within_its_own_limit,
     a_remembered_dedupe_key_stays_a_duplicate_after_its_input_is_consumed,
     a_key_that_is_not_remembered_is_never_deduplicated,
     the_outbox_claim_takes_pending_rows_of_held_shards_once,
@@ -1188,6 +1189,50 @@ async fn timers_due_before_applies_its_limit_to_the_requested_shards_only(store:
         vec!["a1", "a2"],
         "the limit counts the requested shards' timers, not every shard's"
     );
+}
+
+async fn inbox_polls_read_together_answer_each_shard_in_order_within_its_own_limit(store: Store) {
+    let t = tenant();
+    let a = actor(t);
+    let b = actor_off(t, &[shard(&a)]);
+    let (sa, sb) = (shard(&a), shard(&b));
+    let empty = (0..SHARDS as i32)
+        .map(ShardId)
+        .find(|s| *s != sa && *s != sb)
+        .expect("a third shard");
+    let mut of_a = Vec::new();
+    for n in 0..3 {
+        of_a.push(deliver(&store, &a, json!({ "n": n })).await);
+    }
+    let of_b = deliver(&store, &b, json!({ "n": 9 })).await;
+
+    let poll = |shard, created_before_ms| InboxPoll {
+        shard,
+        created_before_ms,
+    };
+    let answers = store
+        .pending_inboxes(
+            &[
+                poll(sb, i64::MAX),
+                poll(empty, i64::MAX),
+                poll(sa, i64::MAX),
+                poll(sa, 0),
+            ],
+            2,
+        )
+        .await
+        .expect("pending_inboxes");
+    let ids: Vec<Vec<i64>> = answers
+        .iter()
+        .map(|rows| rows.iter().map(|r| r.id).collect())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![vec![of_b], vec![], of_a[..2].to_vec(), vec![]],
+        "one answer per poll, in the order asked, oldest first, each within its own limit"
+    );
+    assert!(answers[2].iter().all(|r| r.key.id == a.id && r.shard == sa));
+    assert_eq!(answers[0][0].input, json!({ "n": 9 }));
 }
 
 // ----- 8. inbox dedupe

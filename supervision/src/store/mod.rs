@@ -235,7 +235,22 @@ impl Store {
         created_before_ms: i64,
         limit: i64,
     ) -> Result<Vec<InboxRow>, StoreError> {
-        each!(self, s => s.pending_inbox(shard, created_before_ms, limit).await)
+        let poll = InboxPoll {
+            shard,
+            created_before_ms,
+        };
+        let mut rows = self.pending_inboxes(&[poll], limit).await?;
+        Ok(rows.pop().unwrap_or_default())
+    }
+
+    /// Several shards' inbox reads in one round trip: one list per poll, in the order asked,
+    /// each oldest first and at most `limit` long.
+    pub async fn pending_inboxes(
+        &self,
+        polls: &[InboxPoll],
+        limit: i64,
+    ) -> Result<Vec<Vec<InboxRow>>, StoreError> {
+        each!(self, s => s.pending_inboxes(polls, limit).await)
     }
 
     /// Loads the checkpoints of several actors in one round trip, in the order asked.

@@ -29,8 +29,8 @@ pub struct PgStore {
     pub(super) pool: PgPool,
 }
 
-/// id, tenant, kind, actor, group, shard, input, reply.
-type InboxTuple = (i64, Uuid, String, Uuid, Uuid, i32, String, bool);
+/// Poll ordinal, then id, tenant, kind, actor, group, shard, input, reply.
+type PolledTuple = (i64, i64, Uuid, String, Uuid, Uuid, i32, String, bool);
 
 type ActorTuple = (
     Uuid,
@@ -441,37 +441,48 @@ impl PgStore {
         Ok(())
     }
 
-    pub async fn pending_inbox(
+    pub async fn pending_inboxes(
         &self,
-        shard: ShardId,
-        created_before_ms: i64,
+        polls: &[InboxPoll],
         limit: i64,
-    ) -> Result<Vec<InboxRow>, StoreError> {
-        let rows: Vec<InboxTuple> = sqlx::query_as(
-            "SELECT id, tenant_id, kind, actor_id, grp, shard, input::text, reply FROM inbox
-             WHERE shard = $1 AND created_at < $2 ORDER BY id LIMIT $3",
+    ) -> Result<Vec<Vec<InboxRow>>, StoreError> {
+        // LATERAL: each shard reads its own oldest rows through (shard, id), so one busy shard
+        // cannot fill the limit of the others.
+        let rows: Vec<PolledTuple> = sqlx::query_as(
+            "SELECT q.ord, i.id, i.tenant_id, i.kind, i.actor_id, i.grp, i.shard, i.input::text, i.reply
+             FROM UNNEST($1::int[], $2::bigint[]) WITH ORDINALITY q(shard, before, ord)
+             CROSS JOIN LATERAL (
+                 SELECT * FROM inbox x WHERE x.shard = q.shard AND x.created_at < q.before
+                 ORDER BY x.id LIMIT $3
+             ) i
+             ORDER BY q.ord, i.id",
         )
-        .bind(shard.0)
-        .bind(created_before_ms)
+        .bind(polls.iter().map(|p| p.shard.0).collect::<Vec<_>>())
+        .bind(polls.iter().map(|p| p.created_before_ms).collect::<Vec<_>>())
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|(id, t, kind, actor, grp, shard, input, reply)| {
-                Ok(InboxRow {
-                    id,
-                    key: RowKey {
-                        tenant: TenantId(t),
-                        kind,
-                        id: actor,
-                        group: grp,
-                    },
-                    shard: ShardId(shard),
-                    input: parse_json(&input)?,
-                    reply,
-                })
-            })
-            .collect()
+        let mut out: Vec<Vec<InboxRow>> = polls.iter().map(|_| Vec::new()).collect();
+        for (ord, id, t, kind, actor, grp, shard, input, reply) in rows {
+            let row = InboxRow {
+                id,
+                key: RowKey {
+                    tenant: TenantId(t),
+                    kind,
+                    id: actor,
+                    group: grp,
+                },
+                shard: ShardId(shard),
+                input: parse_json(&input)?,
+                reply,
+            };
+            let slot = usize::try_from(ord - 1)
+                .ok()
+                .and_then(|i| out.get_mut(i))
+                .ok_or_else(|| StoreError::Corrupt(format!("inbox poll ordinal {ord}")))?;
+            slot.push(row);
+        }
+        Ok(out)
     }
 
     pub async fn insert_inbox(&self, items: &[NewInput]) -> Result<Vec<Inserted>, StoreError> {

@@ -458,32 +458,37 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub async fn pending_inbox(
+    pub async fn pending_inboxes(
         &self,
-        shard: ShardId,
-        created_before_ms: i64,
+        polls: &[InboxPoll],
         limit: i64,
-    ) -> Result<Vec<InboxRow>, StoreError> {
-        let rows: Vec<InboxTuple> = sqlx::query_as(
-            "SELECT id, tenant_id, kind, actor_id, grp, shard, input, reply FROM inbox
-             WHERE shard = ? AND created_at < ? ORDER BY id LIMIT ?",
-        )
-        .bind(shard.0)
-        .bind(created_before_ms)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(|(id, t, kind, actor, grp, shard, input, reply)| {
-                Ok(InboxRow {
-                    id,
-                    key: row_key(&t, kind, &actor, &grp)?,
-                    shard: ShardId(shard),
-                    input: parse_json(&input)?,
-                    reply,
+    ) -> Result<Vec<Vec<InboxRow>>, StoreError> {
+        let mut out = Vec::with_capacity(polls.len());
+        for poll in polls {
+            let rows: Vec<InboxTuple> = sqlx::query_as(
+                "SELECT id, tenant_id, kind, actor_id, grp, shard, input, reply FROM inbox
+                 WHERE shard = ? AND created_at < ? ORDER BY id LIMIT ?",
+            )
+            .bind(poll.shard.0)
+            .bind(poll.created_before_ms)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+            let rows = rows
+                .into_iter()
+                .map(|(id, t, kind, actor, grp, shard, input, reply)| {
+                    Ok(InboxRow {
+                        id,
+                        key: row_key(&t, kind, &actor, &grp)?,
+                        shard: ShardId(shard),
+                        input: parse_json(&input)?,
+                        reply,
+                    })
                 })
-            })
-            .collect()
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            out.push(rows);
+        }
+        Ok(out)
     }
 
     pub async fn insert_inbox(&self, items: &[NewInput]) -> Result<Vec<Inserted>, StoreError> {

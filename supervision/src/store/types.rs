@@ -162,6 +162,13 @@ pub enum Inserted {
     Duplicate,
 }
 
+/// One shard's safety-net read: its inputs written before `created_before_ms`.
+#[derive(Debug, Clone, Copy)]
+pub struct InboxPoll {
+    pub shard: ShardId,
+    pub created_before_ms: i64,
+}
+
 #[derive(Debug, Clone)]
 pub struct InboxRow {
     pub id: i64,
