@@ -167,6 +167,12 @@ impl EngineHandle {
         })
     }
 
+    /// Whether this instance may act on its shards now (false once its leases may have run
+    /// out unrenewed; always true for the exclusive embedded engine once started).
+    pub fn may_act(&self) -> bool {
+        self.rt.may_act()
+    }
+
     /// The shards this instance holds, with their epochs.
     pub async fn owned_shards(&self) -> Vec<(ShardId, Epoch)> {
         self.rt.owned()

@@ -33,22 +33,39 @@ pub struct EffectCall {
     pub lease: LeaseCheck,
 }
 
-/// A view of the instance's lease deadline (see `Runtime::may_act`).
+/// How long this instance may act on its shards, as the shard manager last set it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActWindow {
+    /// No lease held (not started yet, stopped, or every lease lost).
+    Never,
+    /// Until the leases may have run out unrenewed.
+    Until(Instant),
+    /// The only engine on its database (embedded SQLite behind its file lock): nobody else can
+    /// take its shards, so a slow renewal does not end its right to act.
+    Always,
+}
+
+impl ActWindow {
+    pub fn open(self) -> bool {
+        match self {
+            ActWindow::Never => false,
+            ActWindow::Until(until) => Instant::now() < until,
+            ActWindow::Always => true,
+        }
+    }
+}
+
+/// A view of the instance's act window (see `Runtime::may_act`).
 #[derive(Debug, Clone)]
-pub struct LeaseCheck(tokio::sync::watch::Receiver<Option<Instant>>);
+pub struct LeaseCheck(tokio::sync::watch::Receiver<ActWindow>);
 
 impl LeaseCheck {
-    pub(crate) fn new(rx: tokio::sync::watch::Receiver<Option<Instant>>) -> Self {
+    pub(crate) fn new(rx: tokio::sync::watch::Receiver<ActWindow>) -> Self {
         Self(rx)
     }
 
     pub fn valid(&self) -> bool {
-        Self::before(*self.0.borrow())
-    }
-
-    /// Whether now is before the deadline `until` (`None`: no lease, never).
-    pub(crate) fn before(until: Option<Instant>) -> bool {
-        until.is_some_and(|until| Instant::now() < until)
+        self.0.borrow().open()
     }
 }
 

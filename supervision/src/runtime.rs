@@ -4,13 +4,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::committer::{BatchError, Batcher};
-use std::time::Instant;
-
 use ractor::ActorRef;
 use tokio::sync::watch;
 
 use crate::key::{ActorKey, Epoch, ShardId};
 use crate::metrics::Metrics;
+use crate::outbox::ActWindow;
 use crate::restart::RestartPolicy;
 use crate::shard_host::ShardHostMsg;
 use crate::store::{
@@ -107,7 +106,7 @@ pub struct Runtime {
     directory: watch::Sender<Vec<HeldShard>>,
     /// Past this instant the leases may have run out (no renewal succeeded in time): nothing
     /// may be sent. Set by the shard manager after each renewal.
-    act_until: watch::Sender<Option<Instant>>,
+    act_until: watch::Sender<ActWindow>,
 }
 
 impl Runtime {
@@ -127,7 +126,7 @@ impl Runtime {
             replies: batchers.replies,
             polls: batchers.polls,
             directory: watch::Sender::new(Vec::new()),
-            act_until: watch::Sender::new(None),
+            act_until: watch::Sender::new(ActWindow::Never),
         }
     }
 
@@ -190,15 +189,15 @@ impl Runtime {
     /// False once the leases may have expired unrenewed (a frozen or cut-off instance): the
     /// dispatcher sends nothing then, even effects it claimed before.
     pub fn may_act(&self) -> bool {
-        crate::outbox::LeaseCheck::before(*self.act_until.borrow())
+        self.act_until.borrow().open()
     }
 
-    pub(crate) fn lease_watch(&self) -> watch::Receiver<Option<Instant>> {
+    pub(crate) fn lease_watch(&self) -> watch::Receiver<ActWindow> {
         self.act_until.subscribe()
     }
 
-    pub(crate) fn set_act_until(&self, until: Option<Instant>) {
-        self.act_until.send_replace(until);
+    pub(crate) fn set_act_window(&self, window: ActWindow) {
+        self.act_until.send_replace(window);
     }
 
     /// Loads one checkpoint as part of a group read: activations come in bursts.

@@ -14,7 +14,7 @@ use crate::committer::Batcher;
 use crate::key::{Epoch, ShardId};
 use crate::kinds::Kinds;
 use crate::membership;
-use crate::outbox::{self, Dispatcher, DispatcherMsg, Handlers};
+use crate::outbox::{self, ActWindow, Dispatcher, DispatcherMsg, Handlers};
 use crate::restart::{RestartDecision, RestartTracker};
 use crate::runtime::{HeldShard, Runtime};
 use crate::shard_host::{self, PollScope, ShardHost, ShardHostMsg};
@@ -254,7 +254,7 @@ impl Actor for ShardManager {
     ) -> Result<(), ActorProcessingErr> {
         self.rt.metrics.owned_shards.set(0);
         self.rt.publish_directory(Vec::new());
-        self.rt.set_act_until(None);
+        self.rt.set_act_window(ActWindow::Never);
         state.hosts.clear();
         if let Some(l) = state.listener.take() {
             l.abort();
@@ -297,12 +297,8 @@ impl ShardManager {
             .await;
             let renewed = match renewal {
                 Ok(Ok(r)) => r,
-                Ok(Err(e)) => return self.unreachable(myself, state, &e.to_string()).await,
-                Err(_) => {
-                    return self
-                        .unreachable(myself, state, "lease renewal timed out")
-                        .await
-                }
+                Ok(Err(e)) => return self.unreachable(state, &e.to_string()).await,
+                Err(_) => return self.unreachable(state, "lease renewal timed out").await,
             };
             let renewed: HashMap<ShardId, Epoch> =
                 renewed.iter().map(|l| (l.shard, l.epoch)).collect();
@@ -333,8 +329,8 @@ impl ShardManager {
         {
             Ok(Ok(m)) => m,
             // Held leases were renewed above (or there are none): only the rebalance waits.
-            Ok(Err(e)) => return self.unreachable(myself, state, &e.to_string()).await,
-            Err(_) => return self.unreachable(myself, state, "heartbeat timed out").await,
+            Ok(Err(e)) => return self.unreachable(state, &e.to_string()).await,
+            Err(_) => return self.unreachable(state, "heartbeat timed out").await,
         };
         state.fresh = false;
         if leases.is_empty() {
@@ -362,26 +358,20 @@ impl ShardManager {
 
     /// The database did not answer: past the local deadline, stop acting on every shard (the
     /// leases may be another's by now). Claims resume by themselves once it answers again.
-    ///
-    /// An exclusive engine (embedded SQLite, behind its file lock) keeps its shards: nobody
-    /// else can take them, so a database busy with a long write only slows it down. Dropping
-    /// every host there turned an overload into a stall and a reload of every actor.
-    async fn unreachable(
-        &self,
-        myself: &ActorRef<ManagerMsg>,
-        state: &mut State,
-        error: &str,
-    ) -> Result<(), ActorProcessingErr> {
+    async fn unreachable(&self, state: &mut State, error: &str) -> Result<(), ActorProcessingErr> {
         tracing::warn!(error, "heartbeat or lease renewal failed");
-        if self.rt.config.force_claim {
-            self.extend_deadline(myself, state, Instant::now());
-            return Ok(());
-        }
         self.drop_if_expired(state).await;
         Ok(())
     }
 
+    /// An exclusive engine (embedded SQLite, behind its file lock) has no deadline: nobody else
+    /// can take its shards, so a database busy with a long write only slows it down. Dropping
+    /// every host there turned an overload into a stall and a reload of every actor, and even
+    /// pausing its effects until the next renewal bought no safety.
     async fn drop_if_expired(&self, state: &mut State) {
+        if self.rt.config.force_claim {
+            return;
+        }
         if Instant::now() >= state.deadline && !state.hosts.is_empty() {
             tracing::warn!("lease deadline passed without a renewal: stopping every shard host");
             self.drop_all(state).await;
@@ -392,7 +382,11 @@ impl ShardManager {
     /// the safe window closes, and check again right then rather than at a later tick.
     fn extend_deadline(&self, myself: &ActorRef<ManagerMsg>, state: &mut State, started: Instant) {
         state.deadline = started + safe_window(self.rt.config.lease_ttl);
-        self.rt.set_act_until(Some(state.deadline));
+        if self.rt.config.force_claim {
+            self.rt.set_act_window(ActWindow::Always);
+            return;
+        }
+        self.rt.set_act_window(ActWindow::Until(state.deadline));
         myself.send_after(
             state.deadline.saturating_duration_since(Instant::now()),
             || ManagerMsg::Deadline,
