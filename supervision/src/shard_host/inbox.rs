@@ -1,0 +1,88 @@
+//! A shard host's reads of its inbox (the safety net under in-process delivery) and the
+//! passivation of idle actors.
+
+use chrono::Utc;
+use ractor::{ActorProcessingErr, ActorRef};
+
+use super::{resolve_key, PollScope, ShardHost, ShardHostMsg, State};
+use crate::entity_actor::Work;
+use crate::store::InboxRow;
+
+impl ShardHost {
+    /// Starts a read of the shard's waiting inputs. The host does not wait for it: deliveries
+    /// keep flowing while the query runs (every host polls at once, sharing one query that
+    /// takes tens of milliseconds under load), and the rows come back as `Polled`.
+    pub(super) fn poll_inbox(
+        &self,
+        myself: &ActorRef<ShardHostMsg>,
+        state: &mut State,
+        scope: PollScope,
+    ) {
+        let before = match scope {
+            PollScope::Everything => i64::MAX,
+            PollScope::Woken => {
+                state.woken = false;
+                i64::MAX
+            }
+            PollScope::Stragglers => {
+                // While this shard has work queued, inputs are flowing in-process and every
+                // waiting row would be read again only to be skipped as known: under a backlog
+                // that is most of the database's work. Stragglers wait for a quiet moment, but
+                // not for ever: a shard that is never quiet would never read a missed row.
+                let waited = state.stragglers_polled.elapsed();
+                if !state.known_inbox.is_empty() && waited < self.rt.config.poll_interval * 10 {
+                    return;
+                }
+                state.stragglers_polled = std::time::Instant::now();
+                let grace = 2 * self.rt.config.poll_interval.as_millis() as i64;
+                Utc::now().timestamp_millis() - grace
+            }
+        };
+        let (rt, me, shard) = (self.rt.clone(), myself.clone(), state.shard);
+        tokio::spawn(async move {
+            match rt.poll_inbox(shard, before).await {
+                Ok(rows) if !rows.is_empty() => {
+                    let _ = me.cast(ShardHostMsg::Polled(rows));
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(%shard, error = %e, "inbox poll failed"),
+            }
+        });
+    }
+
+    pub(super) async fn take_polled(
+        &self,
+        myself: &ActorRef<ShardHostMsg>,
+        state: &mut State,
+        rows: Vec<InboxRow>,
+    ) -> Result<(), ActorProcessingErr> {
+        for row in rows {
+            // Known: delivered in process meanwhile, or read by an earlier poll.
+            if state.known_inbox.contains(&row.id) {
+                continue;
+            }
+            let Some(key) = resolve_key(&self.kinds, &row.key) else {
+                tracing::warn!(kind = %row.key.kind, "inbox row for an unknown kind");
+                continue;
+            };
+            self.enqueue(myself, state, key, Work::from_row(row), None)
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn sweep(&self, state: &mut State) {
+        let idle_after = self.rt.config.passivate_after;
+        for r in state.residents.values_mut() {
+            if r.inflight.is_none() && r.queue.is_empty() && r.last_active.elapsed() >= idle_after {
+                if let Some(actor) = r.actor.take() {
+                    // Its state is in the store and its timers stay armed in the timer service.
+                    actor.stop(Some("passivated".into()));
+                }
+            }
+        }
+        state
+            .residents
+            .retain(|_, r| r.actor.is_some() || !r.queue.is_empty());
+    }
+}
