@@ -16,7 +16,7 @@ use crate::committer::Batcher;
 use crate::entity_actor::Work;
 use crate::key::{ActorKey, Epoch, ShardId};
 use crate::kinds::Kinds;
-use crate::runtime::Runtime;
+use crate::runtime::{ActWindow, Runtime};
 use crate::shard_host::{resolve_key, ShardHostMsg};
 use crate::store::{EffectDone, Inserted, NewInput, OutboxRow, OutboxStatus};
 
@@ -31,28 +31,6 @@ pub struct EffectCall {
     /// Whether this instance may still act for the effect's shard: a handler that waited (for
     /// a send limit, say) asks again right before sending.
     pub lease: LeaseCheck,
-}
-
-/// How long this instance may act on its shards, as the shard manager last set it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ActWindow {
-    /// No lease held (not started yet, stopped, or every lease lost).
-    Never,
-    /// Until the leases may have run out unrenewed.
-    Until(Instant),
-    /// The only engine on its database (embedded SQLite behind its file lock): nobody else can
-    /// take its shards, so a slow renewal does not end its right to act.
-    Always,
-}
-
-impl ActWindow {
-    pub fn open(self) -> bool {
-        match self {
-            ActWindow::Never => false,
-            ActWindow::Until(until) => Instant::now() < until,
-            ActWindow::Always => true,
-        }
-    }
 }
 
 /// A view of the instance's act window (see `Runtime::may_act`).

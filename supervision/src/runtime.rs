@@ -1,7 +1,7 @@
 //! What every runtime actor shares: the store, the group committers, metrics and settings.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::committer::{BatchError, Batcher};
 use ractor::ActorRef;
@@ -9,7 +9,6 @@ use tokio::sync::watch;
 
 use crate::key::{ActorKey, Epoch, ShardId};
 use crate::metrics::Metrics;
-use crate::outbox::ActWindow;
 use crate::restart::RestartPolicy;
 use crate::shard_host::ShardHostMsg;
 use crate::store::{
@@ -72,6 +71,28 @@ impl Default for EngineConfig {
     }
 }
 
+/// How long this instance may act on its shards, as the shard manager last set it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActWindow {
+    /// No lease held (not started yet, stopped, or every lease lost).
+    Never,
+    /// Until the leases may have run out unrenewed.
+    Until(Instant),
+    /// The only engine on its database (embedded SQLite behind its file lock): nobody else can
+    /// take its shards, so a slow renewal does not end its right to act.
+    Always,
+}
+
+impl ActWindow {
+    pub fn open(self) -> bool {
+        match self {
+            ActWindow::Never => false,
+            ActWindow::Until(until) => Instant::now() < until,
+            ActWindow::Always => true,
+        }
+    }
+}
+
 /// One entry of the published directory.
 #[derive(Clone)]
 pub(crate) struct HeldShard {
@@ -106,7 +127,7 @@ pub struct Runtime {
     directory: watch::Sender<Vec<HeldShard>>,
     /// Past this instant the leases may have run out (no renewal succeeded in time): nothing
     /// may be sent. Set by the shard manager after each renewal.
-    act_until: watch::Sender<ActWindow>,
+    act_window: watch::Sender<ActWindow>,
 }
 
 impl Runtime {
@@ -126,7 +147,7 @@ impl Runtime {
             replies: batchers.replies,
             polls: batchers.polls,
             directory: watch::Sender::new(Vec::new()),
-            act_until: watch::Sender::new(ActWindow::Never),
+            act_window: watch::Sender::new(ActWindow::Never),
         }
     }
 
@@ -152,7 +173,10 @@ impl Runtime {
 
     /// Whether this instance holds `shard` now.
     pub fn owns(&self, shard: ShardId) -> bool {
-        self.host_of(shard).is_some()
+        self.directory
+            .borrow()
+            .binary_search_by_key(&shard, |h| h.shard)
+            .is_ok()
     }
 
     pub fn owned(&self) -> Vec<(ShardId, Epoch)> {
@@ -189,15 +213,15 @@ impl Runtime {
     /// False once the leases may have expired unrenewed (a frozen or cut-off instance): the
     /// dispatcher sends nothing then, even effects it claimed before.
     pub fn may_act(&self) -> bool {
-        self.act_until.borrow().open()
+        self.act_window.borrow().open()
     }
 
     pub(crate) fn lease_watch(&self) -> watch::Receiver<ActWindow> {
-        self.act_until.subscribe()
+        self.act_window.subscribe()
     }
 
     pub(crate) fn set_act_window(&self, window: ActWindow) {
-        self.act_until.send_replace(window);
+        self.act_window.send_replace(window);
     }
 
     /// Loads one checkpoint as part of a group read: activations come in bursts.

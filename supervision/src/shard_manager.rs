@@ -14,9 +14,9 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, Supervi
 use crate::committer::Batcher;
 use crate::key::{Epoch, ShardId};
 use crate::kinds::Kinds;
-use crate::outbox::{self, ActWindow, Dispatcher, DispatcherMsg, Handlers};
+use crate::outbox::{self, Dispatcher, DispatcherMsg, Handlers};
 use crate::restart::{RestartDecision, RestartTracker};
-use crate::runtime::{HeldShard, Runtime};
+use crate::runtime::{ActWindow, HeldShard, Runtime};
 use crate::shard_host::{self, PollScope, ShardHost, ShardHostMsg};
 use crate::store::{EffectDone, Inserted};
 use crate::timers::{self, TimerMsg, TimerService};

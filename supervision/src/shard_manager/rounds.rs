@@ -9,7 +9,7 @@ use ractor::{ActorProcessingErr, ActorRef};
 use super::{held, ManagerMsg, ShardManager, State};
 use crate::key::{Epoch, ShardId};
 use crate::membership;
-use crate::outbox::ActWindow;
+use crate::runtime::ActWindow;
 
 impl ShardManager {
     pub(super) async fn tick(
@@ -103,15 +103,10 @@ impl ShardManager {
         Ok(())
     }
 
-    /// An exclusive engine (embedded SQLite, behind its file lock) has no deadline: nobody else
-    /// can take its shards, so a database busy with a long write only slows it down. Dropping
-    /// every host there turned an overload into a stall and a reload of every actor, and even
-    /// pausing its effects until the next renewal bought no safety.
+    /// Stops every host once the act window has closed. An exclusive engine's window never
+    /// closes (`ActWindow::Always`, set in `extend_deadline`), so this never stops its hosts.
     pub(super) async fn drop_if_expired(&self, state: &mut State) {
-        if self.rt.config.force_claim {
-            return;
-        }
-        if Instant::now() >= state.deadline && !state.hosts.is_empty() {
+        if !self.rt.may_act() && !state.hosts.is_empty() {
             tracing::warn!("lease deadline passed without a renewal: stopping every shard host");
             self.drop_all(state).await;
         }
@@ -121,6 +116,9 @@ impl ShardManager {
     /// the safe window closes, and check again right then rather than at a later tick.
     fn extend_deadline(&self, myself: &ActorRef<ManagerMsg>, state: &mut State, started: Instant) {
         state.deadline = started + safe_window(self.rt.config.lease_ttl);
+        // An exclusive engine (embedded SQLite, behind its file lock) has no deadline: nobody
+        // else can take its shards, so a database busy with a long write only slows it down.
+        // Dropping every host there turned an overload into a stall and a reload of every actor.
         if self.rt.config.force_claim {
             self.rt.set_act_window(ActWindow::Always);
             return;
