@@ -621,7 +621,8 @@ impl PgStore {
             return Ok(false);
         }
         let consumed = match &l.consumed {
-            Consumed::Inbox { id } => sqlx::query("DELETE FROM inbox WHERE id = $1")
+            Consumed::Inbox { id } => sqlx::query("DELETE FROM inbox WHERE shard = $1 AND id = $2")
+                .bind(l.shard.0)
                 .bind(id)
                 .execute(&mut *tx)
                 .await?

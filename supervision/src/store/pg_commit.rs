@@ -67,22 +67,26 @@ pub(super) async fn try_commit(
 
     let mut excluded = Vec::new();
 
-    // Consume inbox inputs; one already gone was applied by an earlier commit.
-    let inbox_ids: Vec<i64> = live
+    // Consume inbox inputs; one already gone was applied by an earlier commit. An input lives
+    // in its actor's shard, which is the inbox's key.
+    let (inbox_shards, inbox_ids): (Vec<i32>, Vec<i64>) = live
         .iter()
         .filter_map(|r| match r.consumed {
-            Consumed::Inbox { id } => Some(id),
+            Consumed::Inbox { id } => Some((r.shard.0, id)),
             Consumed::Timer { .. } => None,
         })
-        .collect();
+        .unzip();
     if !inbox_ids.is_empty() {
-        let deleted: HashSet<i64> =
-            sqlx::query_scalar::<_, i64>("DELETE FROM inbox WHERE id = ANY($1) RETURNING id")
-                .bind(&inbox_ids)
-                .fetch_all(&mut *tx)
-                .await?
-                .into_iter()
-                .collect();
+        let deleted: HashSet<i64> = sqlx::query_scalar::<_, i64>(
+            "DELETE FROM inbox i USING UNNEST($1::int[], $2::bigint[]) u(shard, id)
+             WHERE i.shard = u.shard AND i.id = u.id RETURNING i.id",
+        )
+        .bind(&inbox_shards)
+        .bind(&inbox_ids)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
         for (i, r) in live.iter().enumerate() {
             if let Consumed::Inbox { id } = r.consumed {
                 if !deleted.contains(&id) {
@@ -387,7 +391,8 @@ async fn write_holds(tx: &mut PgConnection, live: &[&CommitRecord]) -> Result<()
         (OutboxHold::Release, vec!["held"], "pending"),
         (OutboxHold::Cancel, vec!["pending", "held"], "canceled"),
     ] {
-        // The whole group: pausing an opportunity also holds its calls' queued dials.
+        // The whole group: pausing an opportunity also holds its calls' queued dials. The literal
+        // open-status term is the partial index's predicate, whatever plan is chosen.
         let groups: Vec<(Uuid, Uuid)> = live
             .iter()
             .filter(|r| r.outbox == Some(hold))
@@ -398,7 +403,8 @@ async fn write_holds(tx: &mut PgConnection, live: &[&CommitRecord]) -> Result<()
         }
         sqlx::query(
             "UPDATE outbox o SET status = $4 FROM UNNEST($1::uuid[], $2::uuid[]) u(tenant_id, grp)
-             WHERE o.tenant_id = u.tenant_id AND o.grp = u.grp AND o.status = ANY($3)",
+             WHERE o.tenant_id = u.tenant_id AND o.grp = u.grp
+               AND o.status IN ('pending', 'held') AND o.status = ANY($3)",
         )
         .bind(groups.iter().map(|g| g.0).collect::<Vec<_>>())
         .bind(groups.iter().map(|g| g.1).collect::<Vec<_>>())

@@ -113,9 +113,11 @@ pub(super) async fn commit_one(
             OutboxHold::Release => ("('held')", "pending"),
             OutboxHold::Cancel => ("('pending', 'held')", "canceled"),
         };
-        // The whole group: pausing an opportunity also holds its calls' queued dials.
+        // The whole group: pausing an opportunity also holds its calls' queued dials. The
+        // literal open-status term is the partial index's own predicate, so SQLite can use it.
         sqlx::query(&format!(
-            "UPDATE outbox SET status = ? WHERE tenant_id = ? AND grp = ? AND status IN {from}"
+            "UPDATE outbox SET status = ? WHERE tenant_id = ? AND grp = ?
+               AND status IN ('pending', 'held') AND status IN {from}"
         ))
         .bind(to)
         .bind(&tenant)
