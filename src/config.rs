@@ -98,6 +98,7 @@ pub struct EngineSettings {
     pub lease_ttl_ms: u64,
     pub lease_renew_ms: u64,
     pub passivate_after_ms: u64,
+    pub max_resident_actors: usize,
     pub commit_max_batch: usize,
     pub commit_workers: usize,
     pub timer_horizon_ms: u64,
@@ -199,6 +200,9 @@ impl Settings {
                 "engine.commit_max_batch, commit_workers and effect_concurrency must be positive"
             );
         }
+        if e.max_resident_actors == 0 {
+            bail!("engine.max_resident_actors must be positive");
+        }
         if e.max_strikes == 0 {
             bail!("engine.max_strikes must be positive");
         }
@@ -231,6 +235,7 @@ impl Settings {
             lease_ttl: Duration::from_millis(e.lease_ttl_ms),
             lease_renew: Duration::from_millis(e.lease_renew_ms),
             passivate_after: Duration::from_millis(e.passivate_after_ms),
+            max_resident_actors: e.max_resident_actors,
             commit_max_batch: e.commit_max_batch,
             commit_workers: e.commit_workers,
             timer_horizon: Duration::from_millis(e.timer_horizon_ms),

@@ -156,7 +156,61 @@ async fn idle_actors_passivate_and_come_back_on_their_next_input(backend: Backen
     t.stop().await;
 }
 
+/// A burst of leads on an instance at its resident cap: the least recently used idle actors
+/// passivate early instead of growing memory, and come back from their checkpoints.
+async fn an_instance_at_its_resident_cap_passivates_idle_actors_early(backend: Backend) {
+    const CAP: f64 = 32.0;
+    let t = TestApp::spawn_with(backend, |s| {
+        // One actor per shard host (32 shards), and no idle sweep within the test.
+        s.engine.max_resident_actors = CAP as usize;
+        s.engine.passivate_after_ms = 600_000;
+    })
+    .await;
+    let metrics = || async {
+        let (_, m) = t
+            .request(reqwest::Method::GET, "/metrics", None, None)
+            .await;
+        let m = m.as_str().unwrap().to_owned();
+        (
+            metric(&m, "neuronx_resident_actors"),
+            metric(&m, "neuronx_early_passivations_total"),
+        )
+    };
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        let body = t.create(&format!("lead-{i}"), 300).await;
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    // 60 opportunities and their first calls were activated; once their calls end, no more
+    // than the cap stay in memory.
+    let (resident, early) = eventually(
+        Duration::from_secs(20),
+        "resident actors to fall to the cap",
+        || async {
+            let (resident, early) = metrics().await;
+            (resident <= CAP).then_some((resident, early))
+        },
+    )
+    .await;
+    assert!(
+        early > 0.0,
+        "early passivations {early}, resident {resident}"
+    );
+    // Every one answers its next input from its checkpoint.
+    for id in &ids {
+        let (_, before) = t.get(&format!("/v1/opportunities/{id}")).await;
+        let (status, body) = t
+            .post(&format!("/v1/opportunities/{id}/pause"), json!({}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["paused"], true);
+        assert_eq!(body["version"], before["version"].as_i64().unwrap() + 1);
+    }
+    t.stop().await;
+}
+
 both_backends!(
+    an_instance_at_its_resident_cap_passivates_idle_actors_early,
     idle_actors_passivate_and_come_back_on_their_next_input,
     a_stale_epoch_write_is_rejected_counted_and_the_shard_stops,
     a_poisoned_input_goes_to_the_dead_letters_and_the_actor_moves_on,

@@ -15,6 +15,7 @@ pub struct Metrics {
     pub timer_lateness: Histogram,
     pub timer_lateness_max_ms: IntGauge,
     pub resident_actors: IntGauge,
+    pub early_passivations: IntCounter,
     pub inbox_depth: IntGauge,
     pub fencing_rejections: IntCounter,
     pub dead_letters: IntCounter,
@@ -57,6 +58,10 @@ impl Metrics {
                 "the largest timer lateness seen, in milliseconds",
             )?,
             resident_actors: IntGauge::new("resident_actors", "actors in memory")?,
+            early_passivations: IntCounter::new(
+                "early_passivations_total",
+                "idle actors passivated before their time because the instance was at its resident cap",
+            )?,
             inbox_depth: IntGauge::new("inbox_depth", "inputs queued in shard hosts")?,
             fencing_rejections: IntCounter::new(
                 "fencing_rejections_total",
@@ -87,6 +92,8 @@ impl Metrics {
         m.registry
             .register(Box::new(m.timer_lateness_max_ms.clone()))?;
         m.registry.register(Box::new(m.resident_actors.clone()))?;
+        m.registry
+            .register(Box::new(m.early_passivations.clone()))?;
         m.registry.register(Box::new(m.inbox_depth.clone()))?;
         m.registry
             .register(Box::new(m.fencing_rejections.clone()))?;

@@ -24,6 +24,9 @@ pub struct EngineConfig {
     pub lease_renew: Duration,
     /// Idle actors leave memory after this; their state and timers stay in the store.
     pub passivate_after: Duration,
+    /// Actors in memory at most on this instance: past it, the least recently used idle ones
+    /// passivate early, so a burst of leads costs reloads rather than memory.
+    pub max_resident_actors: usize,
     pub commit_max_batch: usize,
     pub commit_workers: usize,
     /// Timers due within this window are held in memory; later ones are read when they near.
@@ -55,6 +58,7 @@ impl Default for EngineConfig {
             lease_ttl: Duration::from_secs(3),
             lease_renew: Duration::from_secs(1),
             passivate_after: Duration::from_secs(30),
+            max_resident_actors: 25_000,
             commit_max_batch: 500,
             commit_workers: 2,
             timer_horizon: Duration::from_secs(60),
@@ -177,6 +181,12 @@ impl Runtime {
             .borrow()
             .binary_search_by_key(&shard, |h| h.shard)
             .is_ok()
+    }
+
+    /// This instance's share of `max_resident_actors` for each shard it holds.
+    pub(crate) fn resident_budget(&self) -> usize {
+        let held = self.directory.borrow().len().max(1);
+        (self.config.max_resident_actors / held).max(1)
     }
 
     pub fn owned(&self) -> Vec<(ShardId, Epoch)> {

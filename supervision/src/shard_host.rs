@@ -328,6 +328,10 @@ impl ShardHost {
         if let Some(r) = state.residents.get_mut(&key) {
             r.actor = Some(actor);
         }
+        let budget = self.rt.resident_budget();
+        if state.cells.len() > budget {
+            self.passivate_oldest(state, budget);
+        }
         Ok(())
     }
 
@@ -398,6 +402,11 @@ impl ShardHost {
             }
             r.strikes = 0;
             r.last_active = Instant::now();
+        }
+        // Actors that were busy when the host went over its share may be idle now.
+        let budget = self.rt.resident_budget();
+        if state.cells.len() > budget {
+            self.passivate_oldest(state, budget);
         }
         if let Some(c) = committed {
             if !c.timers.is_empty() {

@@ -6,6 +6,7 @@ use ractor::{ActorProcessingErr, ActorRef};
 
 use super::{resolve_key, PollScope, ShardHost, ShardHostMsg, State};
 use crate::entity_actor::Work;
+use crate::key::ActorKey;
 use crate::store::InboxRow;
 
 impl ShardHost {
@@ -69,6 +70,41 @@ impl ShardHost {
                 .await?;
         }
         Ok(())
+    }
+
+    /// Over its share of the resident actors, the host passivates its least recently used idle
+    /// ones down to three quarters of the share, so the sort is paid once per many activations.
+    /// Actors with work queued or in flight stay: a host whose actors are all busy may sit over
+    /// its share until they finish.
+    pub(super) fn passivate_oldest(&self, state: &mut State, budget: usize) {
+        let keep = budget - budget / 4;
+        // Counted from the residents, not the cells: a stopped actor keeps its cell until its
+        // termination arrives, and counting it would passivate twice for it.
+        let live = state
+            .residents
+            .values()
+            .filter(|r| r.actor.is_some())
+            .count();
+        let mut idle: Vec<(std::time::Instant, ActorKey)> = state
+            .residents
+            .iter()
+            .filter(|(_, r)| r.actor.is_some() && r.inflight.is_none() && r.queue.is_empty())
+            .map(|(k, r)| (r.last_active, *k))
+            .collect();
+        let excess = live.saturating_sub(keep).min(idle.len());
+        if excess == 0 {
+            return;
+        }
+        idle.select_nth_unstable(excess - 1);
+        for (_, key) in &idle[..excess] {
+            if let Some(actor) = state.residents.get_mut(key).and_then(|r| r.actor.take()) {
+                actor.stop(Some("passivated: over the resident cap".into()));
+            }
+        }
+        self.rt.metrics.early_passivations.inc_by(excess as u64);
+        state
+            .residents
+            .retain(|_, r| r.actor.is_some() || !r.queue.is_empty());
     }
 
     pub(super) fn sweep(&self, state: &mut State) {
