@@ -8,9 +8,13 @@
 mod pg;
 mod pg_cluster;
 mod pg_commit;
+mod pg_reads;
+mod pg_rows;
 mod sqlite;
 mod sqlite_cluster;
 mod sqlite_commit;
+mod sqlite_reads;
+mod sqlite_rows;
 mod types;
 
 use std::time::Duration;

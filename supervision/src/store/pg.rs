@@ -8,12 +8,12 @@ use std::str::FromStr;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
-use uuid::Uuid;
 
 use super::pg_commit::{insert_inputs, key_tuple, try_commit, Attempt, KeyTuple};
+use super::pg_rows::*;
 use super::types::*;
 use super::StoreError;
-use crate::key::{ActorKey, Epoch, ShardId, TenantId};
+use crate::key::{ActorKey, Epoch, ShardId};
 
 /// The database clock in milliseconds: leases depend on it, never on an instance's clock.
 pub(super) const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
@@ -27,41 +27,6 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgre
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pub(super) pool: PgPool,
-}
-
-/// Poll ordinal, then id, tenant, kind, actor, group, shard, input, reply.
-type PolledTuple = (i64, i64, Uuid, String, Uuid, Uuid, i32, String, bool);
-
-type ActorTuple = (
-    Uuid,
-    String,
-    Uuid,
-    Uuid,
-    i32,
-    i64,
-    String,
-    String,
-    bool,
-    i64,
-    i64,
-);
-
-fn actor_row(t: ActorTuple) -> Result<ActorRow, StoreError> {
-    Ok(ActorRow {
-        key: RowKey {
-            tenant: TenantId(t.0),
-            kind: t.1,
-            id: t.2,
-            group: t.3,
-        },
-        shard: ShardId(t.4),
-        version: t.5,
-        state: parse_json(&t.6)?,
-        status: t.7,
-        paused: t.8,
-        created_at_ms: t.9,
-        updated_at_ms: t.10,
-    })
 }
 
 impl PgStore {
@@ -196,97 +161,6 @@ impl PgStore {
         Ok(keys.iter().map(|k| found.remove(&key_tuple(k))).collect())
     }
 
-    pub async fn get_actor(
-        &self,
-        tenant: TenantId,
-        kind: &str,
-        id: Uuid,
-    ) -> Result<Option<ActorRow>, StoreError> {
-        let row: Option<ActorTuple> = sqlx::query_as(
-            "SELECT tenant_id, kind, id, grp, shard, version, state::text, status, paused, created_at, updated_at
-             FROM actors WHERE tenant_id = $1 AND kind = $2 AND id = $3",
-        )
-        .bind(tenant.0)
-        .bind(kind)
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(actor_row).transpose()
-    }
-
-    pub async fn actor_status(
-        &self,
-        tenant: TenantId,
-        kind: &str,
-        id: Uuid,
-    ) -> Result<Option<(String, bool)>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT status, paused FROM actors WHERE tenant_id = $1 AND kind = $2 AND id = $3",
-        )
-        .bind(tenant.0)
-        .bind(kind)
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?)
-    }
-
-    pub async fn actor_exists(
-        &self,
-        tenant: TenantId,
-        kind: &str,
-        id: Uuid,
-    ) -> Result<bool, StoreError> {
-        Ok(sqlx::query_scalar::<_, bool>(
-            "SELECT EXISTS (SELECT 1 FROM actors WHERE tenant_id = $1 AND kind = $2 AND id = $3)",
-        )
-        .bind(tenant.0)
-        .bind(kind)
-        .bind(id)
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
-    pub async fn list_actors(&self, q: &ListQuery) -> Result<Vec<ActorRow>, StoreError> {
-        let (after_at, after_id) = q.after.unwrap_or((i64::MIN, Uuid::nil()));
-        let rows: Vec<ActorTuple> = sqlx::query_as(
-            "SELECT tenant_id, kind, id, grp, shard, version, state::text, status, paused, created_at, updated_at
-             FROM actors
-             WHERE tenant_id = $1 AND kind = $2
-               AND ($3::text IS NULL OR status = $3)
-               AND ($4::bool IS NULL OR paused = $4)
-               AND (created_at, id) > ($5, $6)
-             ORDER BY created_at, id LIMIT $7",
-        )
-        .bind(q.tenant.0)
-        .bind(&q.kind)
-        .bind(&q.status)
-        .bind(q.paused)
-        .bind(after_at)
-        .bind(after_id)
-        .bind(q.limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter().map(actor_row).collect()
-    }
-
-    pub async fn timers_of(
-        &self,
-        tenant: TenantId,
-        kind: &str,
-        id: Uuid,
-    ) -> Result<Vec<TimerRow>, StoreError> {
-        let rows: Vec<TimerTuple> = sqlx::query_as(
-            "SELECT tenant_id, kind, actor_id, grp, shard, name, due_at, input::text
-             FROM timers WHERE tenant_id = $1 AND kind = $2 AND actor_id = $3 ORDER BY due_at, name",
-        )
-        .bind(tenant.0)
-        .bind(kind)
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter().map(timer_row).collect()
-    }
-
     pub async fn timers_due_before(
         &self,
         shards: &[ShardId],
@@ -306,91 +180,6 @@ impl PgStore {
         rows.into_iter().map(timer_row).collect()
     }
 
-    pub async fn timeline(
-        &self,
-        tenant: TenantId,
-        kind: &str,
-        id: Uuid,
-        after_id: i64,
-        limit: i64,
-    ) -> Result<Vec<TimelineRow>, StoreError> {
-        let rows: Vec<(i64, i64, i64, String, String, String, String)> = sqlx::query_as(
-            "SELECT id, version, at, entry_kind, cause, reason, data::text FROM timeline
-             WHERE tenant_id = $1 AND kind = $2 AND actor_id = $3 AND id > $4 ORDER BY id LIMIT $5",
-        )
-        .bind(tenant.0)
-        .bind(kind)
-        .bind(id)
-        .bind(after_id)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(|(id, version, at, kind, cause, reason, data)| {
-                Ok(TimelineRow {
-                    id,
-                    version,
-                    at_ms: at,
-                    kind,
-                    cause,
-                    reason,
-                    data: parse_json(&data)?,
-                })
-            })
-            .collect()
-    }
-
-    pub async fn dead_letters(
-        &self,
-        tenant: TenantId,
-        after_id: i64,
-        limit: i64,
-    ) -> Result<Vec<DeadLetterRow>, StoreError> {
-        let rows: Vec<DeadLetterTuple> = sqlx::query_as(
-            "SELECT id, tenant_id, kind, actor_id, input::text, error, attempts, created_at
-             FROM dead_letters WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-        )
-        .bind(tenant.0)
-        .bind(after_id)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(|(id, t, kind, actor, input, error, attempts, at)| {
-                Ok(DeadLetterRow {
-                    id,
-                    key: RowKey {
-                        tenant: TenantId(t),
-                        kind,
-                        id: actor,
-                        group: actor,
-                    },
-                    input: parse_json(&input)?,
-                    error,
-                    attempts,
-                    created_at_ms: at,
-                })
-            })
-            .collect()
-    }
-
-    pub async fn outbox_of(
-        &self,
-        tenant: TenantId,
-        kind: &str,
-        id: Uuid,
-    ) -> Result<Vec<OutboxRow>, StoreError> {
-        let rows: Vec<OutboxTuple> = sqlx::query_as(&format!(
-            "SELECT {OUTBOX_COLS} FROM outbox WHERE tenant_id = $1 AND kind = $2 AND actor_id = $3 ORDER BY id"
-        ))
-        .bind(tenant.0)
-        .bind(kind)
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter().map(outbox_row).collect()
-    }
-
     pub async fn prune_dedupe(&self, before_ms: i64) -> Result<u64, StoreError> {
         Ok(
             sqlx::query("DELETE FROM inbox_dedupe WHERE created_at < $1")
@@ -399,32 +188,6 @@ impl PgStore {
                 .await?
                 .rows_affected(),
         )
-    }
-
-    pub async fn count_actors(&self, tenant: TenantId, kind: &str) -> Result<i64, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT count(*) FROM actors WHERE tenant_id = $1 AND kind = $2")
-                .bind(tenant.0)
-                .bind(kind)
-                .fetch_one(&self.pool)
-                .await?,
-        )
-    }
-
-    pub async fn backlog(&self, before_ms: i64) -> Result<Backlog, StoreError> {
-        let (inbox, outbox_open, timers_due): (i64, i64, i64) = sqlx::query_as(
-            "SELECT (SELECT count(*) FROM inbox),
-                    (SELECT count(*) FROM outbox WHERE status IN ('pending', 'inflight')),
-                    (SELECT count(*) FROM timers WHERE due_at < $1)",
-        )
-        .bind(before_ms)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(Backlog {
-            inbox,
-            outbox_open,
-            timers_due,
-        })
     }
 
     pub async fn seed_idle_timers(&self, count: i64, due_ms: i64) -> Result<(), StoreError> {
@@ -466,12 +229,7 @@ impl PgStore {
         for (ord, id, t, kind, actor, grp, shard, input, reply) in rows {
             let row = InboxRow {
                 id,
-                key: RowKey {
-                    tenant: TenantId(t),
-                    kind,
-                    id: actor,
-                    group: grp,
-                },
+                key: row_key(t, kind, actor, grp),
                 shard: ShardId(shard),
                 input: parse_json(&input)?,
                 reply,
@@ -658,61 +416,6 @@ impl PgStore {
         tx.commit().await?;
         Ok(true)
     }
-}
-
-type DeadLetterTuple = (i64, Uuid, String, Uuid, String, String, i32, i64);
-type TimerTuple = (Uuid, String, Uuid, Uuid, i32, String, i64, String);
-
-fn timer_row(t: TimerTuple) -> Result<TimerRow, StoreError> {
-    Ok(TimerRow {
-        key: RowKey {
-            tenant: TenantId(t.0),
-            kind: t.1,
-            id: t.2,
-            group: t.3,
-        },
-        shard: ShardId(t.4),
-        name: t.5,
-        due_at_ms: t.6,
-        input: parse_json(&t.7)?,
-    })
-}
-
-const OUTBOX_COLS: &str = "id, tenant_id, kind, actor_id, grp, shard, idem_key, channel, payload::text, status, attempts, created_at";
-const OUTBOX_COLS_O: &str = "o.id, o.tenant_id, o.kind, o.actor_id, o.grp, o.shard, o.idem_key, o.channel, o.payload::text, o.status, o.attempts, o.created_at";
-type OutboxTuple = (
-    i64,
-    Uuid,
-    String,
-    Uuid,
-    Uuid,
-    i32,
-    String,
-    String,
-    String,
-    String,
-    i32,
-    i64,
-);
-
-fn outbox_row(t: OutboxTuple) -> Result<OutboxRow, StoreError> {
-    Ok(OutboxRow {
-        id: t.0,
-        key: RowKey {
-            tenant: TenantId(t.1),
-            kind: t.2,
-            id: t.3,
-            group: t.4,
-        },
-        shard: ShardId(t.5),
-        idem_key: t.6,
-        channel: t.7,
-        payload: parse_json(&t.8)?,
-        status: OutboxStatus::parse(&t.9)
-            .ok_or_else(|| StoreError::Corrupt(format!("outbox status {:?}", t.9)))?,
-        attempts: t.10,
-        created_at_ms: t.11,
-    })
 }
 
 pub(super) fn split_held(held: &[(ShardId, Epoch)]) -> (Vec<i32>, Vec<i64>) {

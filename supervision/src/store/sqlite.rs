@@ -8,112 +8,18 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
-use uuid::Uuid;
 
 use super::sqlite_commit::{commit_one, consume, epoch_matches, insert_inputs};
+use super::sqlite_rows::*;
 use super::types::*;
 use super::StoreError;
-use crate::key::{ActorKey, Epoch, ShardId, TenantId};
+use crate::key::{ActorKey, Epoch, ShardId};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pub(super) pool: SqlitePool,
-}
-
-/// id, tenant, kind, actor, group, shard, input, reply.
-type InboxTuple = (i64, String, String, String, String, i32, String, bool);
-
-pub(super) fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-fn uuid(text: &str) -> Result<Uuid, StoreError> {
-    Uuid::parse_str(text).map_err(|e| StoreError::Corrupt(format!("uuid {text:?}: {e}")))
-}
-
-fn row_key(t: &str, kind: String, id: &str, grp: &str) -> Result<RowKey, StoreError> {
-    Ok(RowKey {
-        tenant: TenantId(uuid(t)?),
-        kind,
-        id: uuid(id)?,
-        group: uuid(grp)?,
-    })
-}
-
-type ActorTuple = (
-    String,
-    String,
-    String,
-    String,
-    i32,
-    i64,
-    String,
-    String,
-    bool,
-    i64,
-    i64,
-);
-const ACTOR_COLS: &str =
-    "tenant_id, kind, id, grp, shard, version, state, status, paused, created_at, updated_at";
-
-fn actor_row(t: ActorTuple) -> Result<ActorRow, StoreError> {
-    Ok(ActorRow {
-        key: row_key(&t.0, t.1, &t.2, &t.3)?,
-        shard: ShardId(t.4),
-        version: t.5,
-        state: parse_json(&t.6)?,
-        status: t.7,
-        paused: t.8,
-        created_at_ms: t.9,
-        updated_at_ms: t.10,
-    })
-}
-
-type DeadLetterTuple = (i64, String, String, String, String, String, i32, i64);
-type TimerTuple = (String, String, String, String, i32, String, i64, String);
-const TIMER_COLS: &str = "tenant_id, kind, actor_id, grp, shard, name, due_at, input";
-
-fn timer_row(t: TimerTuple) -> Result<TimerRow, StoreError> {
-    Ok(TimerRow {
-        key: row_key(&t.0, t.1, &t.2, &t.3)?,
-        shard: ShardId(t.4),
-        name: t.5,
-        due_at_ms: t.6,
-        input: parse_json(&t.7)?,
-    })
-}
-
-type OutboxTuple = (
-    i64,
-    String,
-    String,
-    String,
-    String,
-    i32,
-    String,
-    String,
-    String,
-    String,
-    i32,
-    i64,
-);
-const OUTBOX_COLS: &str = "id, tenant_id, kind, actor_id, grp, shard, idem_key, channel, payload, status, attempts, created_at";
-
-fn outbox_row(t: OutboxTuple) -> Result<OutboxRow, StoreError> {
-    Ok(OutboxRow {
-        id: t.0,
-        key: row_key(&t.1, t.2, &t.3, &t.4)?,
-        shard: ShardId(t.5),
-        idem_key: t.6,
-        channel: t.7,
-        payload: parse_json(&t.8)?,
-        status: OutboxStatus::parse(&t.9)
-            .ok_or_else(|| StoreError::Corrupt(format!("outbox status {:?}", t.9)))?,
-        attempts: t.10,
-        created_at_ms: t.11,
-    })
 }
 
 impl SqliteStore {
@@ -222,94 +128,6 @@ impl SqliteStore {
         self.get_actor(key.tenant, key.kind.as_str(), key.id).await
     }
 
-    pub async fn get_actor(
-        &self,
-        tenant: TenantId,
-        kind: &str,
-        id: Uuid,
-    ) -> Result<Option<ActorRow>, StoreError> {
-        let row: Option<ActorTuple> = sqlx::query_as(&format!(
-            "SELECT {ACTOR_COLS} FROM actors WHERE tenant_id = ? AND kind = ? AND id = ?"
-        ))
-        .bind(tenant.0.to_string())
-        .bind(kind)
-        .bind(id.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(actor_row).transpose()
-    }
-
-    pub async fn actor_status(
-        &self,
-        tenant: TenantId,
-        kind: &str,
-        id: Uuid,
-    ) -> Result<Option<(String, bool)>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT status, paused FROM actors WHERE tenant_id = ? AND kind = ? AND id = ?",
-        )
-        .bind(tenant.0.to_string())
-        .bind(kind)
-        .bind(id.to_string())
-        .fetch_optional(&self.pool)
-        .await?)
-    }
-
-    pub async fn actor_exists(
-        &self,
-        tenant: TenantId,
-        kind: &str,
-        id: Uuid,
-    ) -> Result<bool, StoreError> {
-        Ok(sqlx::query_scalar::<_, bool>(
-            "SELECT EXISTS (SELECT 1 FROM actors WHERE tenant_id = ? AND kind = ? AND id = ?)",
-        )
-        .bind(tenant.0.to_string())
-        .bind(kind)
-        .bind(id.to_string())
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
-    pub async fn list_actors(&self, q: &ListQuery) -> Result<Vec<ActorRow>, StoreError> {
-        let (after_at, after_id) = q.after.unwrap_or((i64::MIN, Uuid::nil()));
-        let rows: Vec<ActorTuple> = sqlx::query_as(&format!(
-            "SELECT {ACTOR_COLS} FROM actors
-             WHERE tenant_id = ?1 AND kind = ?2
-               AND (?3 IS NULL OR status = ?3)
-               AND (?4 IS NULL OR paused = ?4)
-               AND (created_at > ?5 OR (created_at = ?5 AND id > ?6))
-             ORDER BY created_at, id LIMIT ?7"
-        ))
-        .bind(q.tenant.0.to_string())
-        .bind(&q.kind)
-        .bind(&q.status)
-        .bind(q.paused)
-        .bind(after_at)
-        .bind(after_id.to_string())
-        .bind(q.limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter().map(actor_row).collect()
-    }
-
-    pub async fn timers_of(
-        &self,
-        tenant: TenantId,
-        kind: &str,
-        id: Uuid,
-    ) -> Result<Vec<TimerRow>, StoreError> {
-        let rows: Vec<TimerTuple> = sqlx::query_as(&format!(
-            "SELECT {TIMER_COLS} FROM timers WHERE tenant_id = ? AND kind = ? AND actor_id = ? ORDER BY due_at, name"
-        ))
-        .bind(tenant.0.to_string())
-        .bind(kind)
-        .bind(id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter().map(timer_row).collect()
-    }
-
     pub async fn timers_due_before(
         &self,
         shards: &[ShardId],
@@ -327,118 +145,12 @@ impl SqliteStore {
         rows.into_iter().map(timer_row).collect()
     }
 
-    pub async fn timeline(
-        &self,
-        tenant: TenantId,
-        kind: &str,
-        id: Uuid,
-        after_id: i64,
-        limit: i64,
-    ) -> Result<Vec<TimelineRow>, StoreError> {
-        let rows: Vec<(i64, i64, i64, String, String, String, String)> = sqlx::query_as(
-            "SELECT id, version, at, entry_kind, cause, reason, data FROM timeline
-             WHERE tenant_id = ? AND kind = ? AND actor_id = ? AND id > ? ORDER BY id LIMIT ?",
-        )
-        .bind(tenant.0.to_string())
-        .bind(kind)
-        .bind(id.to_string())
-        .bind(after_id)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(|(id, version, at, kind, cause, reason, data)| {
-                Ok(TimelineRow {
-                    id,
-                    version,
-                    at_ms: at,
-                    kind,
-                    cause,
-                    reason,
-                    data: parse_json(&data)?,
-                })
-            })
-            .collect()
-    }
-
-    pub async fn dead_letters(
-        &self,
-        tenant: TenantId,
-        after_id: i64,
-        limit: i64,
-    ) -> Result<Vec<DeadLetterRow>, StoreError> {
-        let rows: Vec<DeadLetterTuple> = sqlx::query_as(
-            "SELECT id, tenant_id, kind, actor_id, input, error, attempts, created_at
-             FROM dead_letters WHERE tenant_id = ? AND id > ? ORDER BY id LIMIT ?",
-        )
-        .bind(tenant.0.to_string())
-        .bind(after_id)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(|(id, t, kind, actor, input, error, attempts, at)| {
-                Ok(DeadLetterRow {
-                    id,
-                    key: row_key(&t, kind, &actor, &actor)?,
-                    input: parse_json(&input)?,
-                    error,
-                    attempts,
-                    created_at_ms: at,
-                })
-            })
-            .collect()
-    }
-
-    pub async fn outbox_of(
-        &self,
-        tenant: TenantId,
-        kind: &str,
-        id: Uuid,
-    ) -> Result<Vec<OutboxRow>, StoreError> {
-        let rows: Vec<OutboxTuple> = sqlx::query_as(&format!(
-            "SELECT {OUTBOX_COLS} FROM outbox WHERE tenant_id = ? AND kind = ? AND actor_id = ? ORDER BY id"
-        ))
-        .bind(tenant.0.to_string())
-        .bind(kind)
-        .bind(id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter().map(outbox_row).collect()
-    }
-
     pub async fn prune_dedupe(&self, before_ms: i64) -> Result<u64, StoreError> {
         Ok(sqlx::query("DELETE FROM inbox_dedupe WHERE created_at < ?")
             .bind(before_ms)
             .execute(&self.pool)
             .await?
             .rows_affected())
-    }
-
-    pub async fn count_actors(&self, tenant: TenantId, kind: &str) -> Result<i64, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT count(*) FROM actors WHERE tenant_id = ? AND kind = ?")
-                .bind(tenant.0.to_string())
-                .bind(kind)
-                .fetch_one(&self.pool)
-                .await?,
-        )
-    }
-
-    pub async fn backlog(&self, before_ms: i64) -> Result<Backlog, StoreError> {
-        let (inbox, outbox_open, timers_due): (i64, i64, i64) = sqlx::query_as(
-            "SELECT (SELECT count(*) FROM inbox),
-                    (SELECT count(*) FROM outbox WHERE status IN ('pending', 'inflight')),
-                    (SELECT count(*) FROM timers WHERE due_at < ?)",
-        )
-        .bind(before_ms)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(Backlog {
-            inbox,
-            outbox_open,
-            timers_due,
-        })
     }
 
     pub async fn seed_idle_timers(&self, count: i64, due_ms: i64) -> Result<(), StoreError> {

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::sqlite::{now_ms, SqliteStore};
+use super::sqlite::SqliteStore;
+use super::sqlite_rows::now_ms;
 use super::types::*;
 use super::StoreError;
 use crate::key::{Epoch, ShardId};
