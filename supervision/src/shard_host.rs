@@ -328,10 +328,7 @@ impl ShardHost {
         if let Some(r) = state.residents.get_mut(&key) {
             r.actor = Some(actor);
         }
-        let budget = self.rt.resident_budget();
-        if state.cells.len() > budget {
-            self.passivate_oldest(state, budget);
-        }
+        self.keep_to_budget(state);
         Ok(())
     }
 
@@ -404,10 +401,7 @@ impl ShardHost {
             r.last_active = Instant::now();
         }
         // Actors that were busy when the host went over its share may be idle now.
-        let budget = self.rt.resident_budget();
-        if state.cells.len() > budget {
-            self.passivate_oldest(state, budget);
-        }
+        self.keep_to_budget(state);
         if let Some(c) = committed {
             if !c.timers.is_empty() {
                 let _ = state

@@ -73,10 +73,18 @@ impl ShardHost {
     }
 
     /// Over its share of the resident actors, the host passivates its least recently used idle
-    /// ones down to three quarters of the share, so the sort is paid once per many activations.
-    /// Actors with work queued or in flight stay: a host whose actors are all busy may sit over
-    /// its share until they finish.
-    pub(super) fn passivate_oldest(&self, state: &mut State, budget: usize) {
+    /// ones down to three quarters of the share, so the selection is paid once per many
+    /// activations. Actors with work queued or in flight stay: a host whose actors are all busy
+    /// may sit over its share until they finish. The cells are a cheap upper bound of the actors
+    /// alive (a stopped one keeps its cell until its termination arrives).
+    pub(super) fn keep_to_budget(&self, state: &mut State) {
+        let budget = self.rt.resident_budget();
+        if state.cells.len() > budget {
+            self.passivate_oldest(state, budget);
+        }
+    }
+
+    fn passivate_oldest(&self, state: &mut State, budget: usize) {
         let keep = budget - budget / 4;
         // Counted from the residents, not the cells: a stopped actor keeps its cell until its
         // termination arrives, and counting it would passivate twice for it.
