@@ -239,16 +239,22 @@ pub async fn reseal_all(store: &Store, keyring: &crate::secrets::Keyring) -> any
         if key_id == current {
             continue;
         }
-        let secret = keyring.open(&Sealed { key_id, data })?;
+        let old = Sealed { key_id, data };
+        let secret = keyring.open(&old)?;
         let sealed = keyring.seal(&secret)?;
+        // Only if the row still holds what was read: a `PUT /v1/channels/twilio` landing
+        // between the read and this write stored a new token (sealed under the current key
+        // already), which must not be overwritten by the old one resealed.
         const UPDATE: &str = "UPDATE channel_credentials SET key_id = $1, sealed = $2
-             WHERE CAST(tenant_id AS TEXT) = $3 AND channel = $4";
+             WHERE CAST(tenant_id AS TEXT) = $3 AND channel = $4 AND key_id = $5 AND sealed = $6";
         let n = match store {
             Store::Postgres(pg) => sqlx::query(UPDATE)
                 .bind(&sealed.key_id)
                 .bind(&sealed.data)
                 .bind(&tenant)
                 .bind(&channel)
+                .bind(&old.key_id)
+                .bind(&old.data)
                 .execute(pg.pool())
                 .await?
                 .rows_affected(),
@@ -257,6 +263,8 @@ pub async fn reseal_all(store: &Store, keyring: &crate::secrets::Keyring) -> any
                 .bind(&sealed.data)
                 .bind(&tenant)
                 .bind(&channel)
+                .bind(&old.key_id)
+                .bind(&old.data)
                 .execute(lite.pool())
                 .await?
                 .rows_affected(),
