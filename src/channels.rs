@@ -228,6 +228,20 @@ impl EffectHandler for Voice {
             }
         })
     }
+
+    /// A dial left in flight may have placed the call: the call waits for the provider's
+    /// callbacks and its own timers, exactly as after a dial request that got no answer.
+    fn orphaned(&self, call: &EffectCall) -> Option<serde_json::Value> {
+        (call.payload.get("op").and_then(|v| v.as_str()) == Some("dial"))
+            .then(|| {
+                serde_json::to_value(CallInput::DialUnknown {
+                    reason: "the instance that placed it stopped before recording the result"
+                        .into(),
+                })
+                .ok()
+            })
+            .flatten()
+    }
 }
 
 struct Sms {

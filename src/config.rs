@@ -106,6 +106,7 @@ pub struct EngineSettings {
     pub max_strikes: u32,
     pub reply_timeout_ms: u64,
     pub effect_concurrency: usize,
+    pub orphan_after_ms: u64,
     pub dedupe_retention_hours: u64,
 }
 
@@ -209,7 +210,11 @@ impl Settings {
         if e.reply_timeout_ms == 0 || e.dedupe_retention_hours == 0 {
             bail!("engine.reply_timeout_ms and engine.dedupe_retention_hours must be positive");
         }
-        if e.passivate_after_ms < 2 || e.timer_horizon_ms < 2 || e.poll_interval_ms == 0 {
+        if e.passivate_after_ms < 2
+            || e.timer_horizon_ms < 2
+            || e.poll_interval_ms == 0
+            || e.orphan_after_ms == 0
+        {
             bail!("engine durations must be positive");
         }
         let l = &self.limits;
@@ -241,6 +246,7 @@ impl Settings {
             timer_horizon: Duration::from_millis(e.timer_horizon_ms),
             outbox_batch: 256,
             effect_concurrency: e.effect_concurrency,
+            orphan_after: Duration::from_millis(e.orphan_after_ms),
             poll_interval: Duration::from_millis(e.poll_interval_ms),
             restart: Default::default(),
             max_strikes: e.max_strikes,

@@ -1,10 +1,13 @@
 #![allow(clippy::unwrap_used)]
 //! The real binary, stopped mid-work with `kill -9` and started again: state, timers and
-//! pending effects survive, and a timer that came due while it was down fires once.
+//! pending effects survive, a timer that came due while it was down fires once, and an effect
+//! it left in flight is recorded unknown and never sent again.
 
 mod common;
 
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{eventually, fresh_database, lead, Backend};
@@ -36,7 +39,11 @@ fn command(db: &str, dir: &std::path::Path) -> Command {
 }
 
 async fn serve(db: &str, dir: &std::path::Path, port: u16) -> Server {
-    let child = command(db, dir)
+    serve_with(command(db, dir), port).await
+}
+
+async fn serve_with(mut command: Command, port: u16) -> Server {
+    let child = command
         .arg("serve")
         .env("NEURONX_LISTEN", format!("127.0.0.1:{port}"))
         .stdout(Stdio::null())
@@ -269,4 +276,142 @@ async fn kill_9_then_restart_keeps_state_and_fires_overdue_timers_once(backend: 
     assert!(status.success(), "exit status {status:?}");
 }
 
-both_backends!(kill_9_then_restart_keeps_state_and_fires_overdue_timers_once);
+/// A carrier that takes every create request and never answers it.
+async fn silent_carrier() -> (String, Arc<AtomicUsize>) {
+    let creates = Arc::new(AtomicUsize::new(0));
+    let seen = creates.clone();
+    let router = axum::Router::new().route(
+        "/{*path}",
+        axum::routing::post(move || {
+            let seen = seen.clone();
+            async move {
+                seen.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_secs(600)).await;
+                StatusCode::CREATED
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (base, creates)
+}
+
+async fn a_dial_left_in_flight_by_a_killed_instance_is_recorded_unknown_and_never_sent_again(
+    backend: Backend,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fresh_database(backend, &dir).await;
+    let port = neuronx::demo::free_port().unwrap();
+    let (carrier, creates) = silent_carrier().await;
+    let config = dir.path().join("orphans.toml");
+    std::fs::write(&config, "[engine]\norphan_after_ms = 300\n").unwrap();
+    let keys = neuronx::secrets::Keyring::generate_entry("k1");
+    let engine = || {
+        let mut c = command(&db, dir.path());
+        c.arg("--config")
+            .arg(&config)
+            .env("NEURONX_SECRET_KEYS", &keys);
+        c
+    };
+    let mut server = serve_with(engine(), port).await;
+    let out = command(&db, dir.path())
+        .args(["tenant", "create", "acme"])
+        .output()
+        .unwrap();
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let key = created["api_key"].as_str().unwrap().to_owned();
+    let client = reqwest::Client::new();
+    let base = server.base.clone();
+    let url = |p: &str| format!("{base}{p}");
+    let (status, body) = call(
+        &client,
+        reqwest::Method::PUT,
+        url("/v1/channels/twilio"),
+        &key,
+        Some(
+            json!({"account_sid": "AC0123456789abcdef0123456789abcdef", "auth_token": "token",
+                    "from_number": "+14155550000", "base_url": carrier}),
+        ),
+    )
+    .await;
+    assert!(status.is_success(), "{status} {body}");
+    let (status, opp) = call(
+        &client,
+        reqwest::Method::POST,
+        url("/v1/opportunities"),
+        &key,
+        Some(lead("lead-1", 300)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{opp}");
+    let timeline = format!("/v1/opportunities/{}/timeline", opp["id"].as_str().unwrap());
+    let call_id = eventually(Duration::from_secs(10), "the first call", || async {
+        let (_, t) = call(&client, reqwest::Method::GET, url(&timeline), &key, None).await;
+        common::first_call(t["items"].as_array()?)
+    })
+    .await;
+    eventually(
+        Duration::from_secs(10),
+        "the dial to reach the carrier",
+        || async { (creates.load(Ordering::SeqCst) == 1).then_some(()) },
+    )
+    .await;
+
+    // Killed while the carrier holds the dial: the effect stays claimed, its outcome unknown.
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let server = serve_with(engine(), port).await;
+    let url = |p: &str| format!("{}{p}", server.base);
+    let told = eventually(
+        Duration::from_secs(15),
+        "the call to hear that its dial's outcome is unknown",
+        || async {
+            let (_, c) = call(
+                &client,
+                reqwest::Method::GET,
+                url(&format!("/v1/calls/{call_id}")),
+                &key,
+                None,
+            )
+            .await;
+            c["timeline"].as_array()?.iter().find_map(|e| {
+                let reason = e["reason"].as_str()?;
+                reason
+                    .contains("outcome is unknown")
+                    .then(|| reason.to_owned())
+            })
+        },
+    )
+    .await;
+    assert!(
+        told.contains("stopped before recording the result"),
+        "{told}"
+    );
+    let store = neuronx_supervision::Store::connect(&db, 2).await.unwrap();
+    let tenant =
+        neuronx_supervision::TenantId(created["tenant_id"].as_str().unwrap().parse().unwrap());
+    let rows = store
+        .outbox_of(tenant, "call", call_id.parse().unwrap())
+        .await
+        .unwrap();
+    let statuses: Vec<_> = rows
+        .iter()
+        .map(|r| (r.payload["op"].clone(), r.status))
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![(
+            json!("dial"),
+            neuronx_supervision::store::OutboxStatus::Unknown
+        )],
+        "one dial, recorded unknown"
+    );
+    store.close().await;
+    assert_eq!(creates.load(Ordering::SeqCst), 1, "the dial was sent again");
+}
+
+both_backends!(
+    kill_9_then_restart_keeps_state_and_fires_overdue_timers_once,
+    a_dial_left_in_flight_by_a_killed_instance_is_recorded_unknown_and_never_sent_again,
+);

@@ -20,6 +20,8 @@ use crate::runtime::{ActWindow, Runtime};
 use crate::shard_host::{resolve_key, ShardHostMsg};
 use crate::store::{EffectDone, Inserted, NewInput, OutboxRow, OutboxStatus};
 
+mod orphans;
+
 /// One effect to run.
 #[derive(Debug, Clone)]
 pub struct EffectCall {
@@ -71,6 +73,13 @@ pub type EffectFuture = Pin<Box<dyn Future<Output = EffectOutcome> + Send>>;
 /// Twilio-compatible adapter.
 pub trait EffectHandler: Send + Sync + 'static {
     fn execute(&self, call: EffectCall) -> EffectFuture;
+
+    /// The effect was claimed by an instance that stopped before recording its result, so it
+    /// may or may not have reached the provider; it is recorded `unknown` and never run again.
+    /// The input, if any, that tells its actor so.
+    fn orphaned(&self, _call: &EffectCall) -> Option<Value> {
+        None
+    }
 }
 
 pub type Handlers = HashMap<String, Arc<dyn EffectHandler>>;
@@ -85,6 +94,8 @@ pub enum DispatcherMsg {
     Sweep,
     /// Claim now.
     Claim,
+    /// Effects of these shards still claimed by their previous owner (see `orphans.rs`).
+    Orphans(Vec<ShardId>),
     /// A spawned effect finished; `again` names its shard when it went back to pending.
     Finished {
         again: Option<ShardId>,
@@ -183,6 +194,7 @@ impl Actor for Dispatcher {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             DispatcherMsg::Owned(held) => {
+                self.watch_for_orphans(&myself, &state.held, &held);
                 state.held = held;
                 state.sweep = true;
                 self.claim(&myself, state).await;
@@ -199,6 +211,7 @@ impl Actor for Dispatcher {
                 state.claim_scheduled = false;
                 self.claim(&myself, state).await;
             }
+            DispatcherMsg::Orphans(shards) => self.reclaim_orphans(state, &shards).await,
             DispatcherMsg::Finished { again } => {
                 while state.running.try_join_next().is_some() {}
                 state.dirty.extend(again);
@@ -277,7 +290,6 @@ impl Dispatcher {
         let me = myself.clone();
         let metrics = self.rt.metrics.clone();
         let rt = self.rt.clone();
-        let shard = row.shard;
         state.running.spawn(async move {
             let started = Instant::now();
             let outcome = match handler {
@@ -308,45 +320,58 @@ impl Dispatcher {
                 .effect_latency
                 .with_label_values(&[row.channel.as_str()])
                 .observe(started.elapsed().as_secs_f64());
-            let status = match outcome.status {
-                EffectStatus::Done => OutboxStatus::Done,
-                EffectStatus::Unknown => OutboxStatus::Unknown,
-                EffectStatus::RetryLater => OutboxStatus::Pending,
-            };
-            metrics
-                .effects
-                .with_label_values(&[row.channel.as_str(), status.as_str()])
-                .inc();
-            let again = (status == OutboxStatus::Pending).then_some(shard);
-            let followup_input = outcome.followup.clone();
-            let done = EffectDone {
-                outbox_id: row.id,
-                status,
-                result: outcome.result,
-                now_ms: Utc::now().timestamp_millis(),
-                followup: outcome.followup.map(|input| NewInput {
-                    key,
-                    shard,
-                    dedupe_key: format!("{}/result", row.idem_key),
-                    remember: true,
-                    input,
-                    reply: false,
-                    // Released while the effect ran (rebalancing): wake the new owner.
-                    notify: !rt.owns(shard),
-                }),
-            };
-            match completions.submit(done).await {
-                Ok(Inserted::New { id, key, shard }) => {
-                    if let Some(input) = followup_input {
-                        let deliver =
-                            ShardHostMsg::Deliver(key, Work::from_inbox(id, input), None);
-                        rt.route(shard, deliver);
-                    }
-                }
-                Ok(Inserted::Duplicate) => {}
-                Err(e) => tracing::warn!(error = %e, "effect completion not recorded"),
-            }
+            let again = record(&rt, &completions, key, &row, outcome).await;
             let _ = me.cast(DispatcherMsg::Finished { again });
         });
     }
+}
+
+/// Records an effect's outcome on its row and hands the follow-up input, if any, to its actor
+/// (made durable with the completion, deduplicated per effect). Returns the effect's shard when
+/// the effect went back to pending.
+async fn record(
+    rt: &Runtime,
+    completions: &Batcher<EffectDone, Inserted>,
+    key: ActorKey,
+    row: &OutboxRow,
+    outcome: EffectOutcome,
+) -> Option<ShardId> {
+    let status = match outcome.status {
+        EffectStatus::Done => OutboxStatus::Done,
+        EffectStatus::Unknown => OutboxStatus::Unknown,
+        EffectStatus::RetryLater => OutboxStatus::Pending,
+    };
+    rt.metrics
+        .effects
+        .with_label_values(&[row.channel.as_str(), status.as_str()])
+        .inc();
+    let shard = row.shard;
+    let followup_input = outcome.followup.clone();
+    let done = EffectDone {
+        outbox_id: row.id,
+        status,
+        result: outcome.result,
+        now_ms: Utc::now().timestamp_millis(),
+        followup: outcome.followup.map(|input| NewInput {
+            key,
+            shard,
+            dedupe_key: format!("{}/result", row.idem_key),
+            remember: true,
+            input,
+            reply: false,
+            // Released while the effect ran (rebalancing): wake the new owner.
+            notify: !rt.owns(shard),
+        }),
+    };
+    match completions.submit(done).await {
+        Ok(Inserted::New { id, key, shard }) => {
+            if let Some(input) = followup_input {
+                let deliver = ShardHostMsg::Deliver(key, Work::from_inbox(id, input), None);
+                rt.route(shard, deliver);
+            }
+        }
+        Ok(Inserted::Duplicate) => {}
+        Err(e) => tracing::warn!(error = %e, "effect completion not recorded"),
+    }
+    (status == OutboxStatus::Pending).then_some(shard)
 }

@@ -33,6 +33,9 @@ pub struct EngineConfig {
     pub timer_horizon: Duration,
     pub outbox_batch: i64,
     pub effect_concurrency: usize,
+    /// An effect still claimed this long after its shard came to this instance was left by
+    /// the previous owner: it is recorded unknown. Longer than any effect runs.
+    pub orphan_after: Duration,
     /// The safety-net poll of the inbox and outbox; wake-ups normally come in-process.
     pub poll_interval: Duration,
     pub restart: RestartPolicy,
@@ -64,6 +67,7 @@ impl Default for EngineConfig {
             timer_horizon: Duration::from_secs(60),
             outbox_batch: 256,
             effect_concurrency: 256,
+            orphan_after: Duration::from_secs(120),
             poll_interval: Duration::from_secs(1),
             restart: RestartPolicy::default(),
             max_strikes: 3,

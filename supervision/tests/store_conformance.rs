@@ -42,6 +42,7 @@ conformance!(
     a_key_that_is_not_remembered_is_never_deduplicated,
     the_outbox_claim_takes_pending_rows_of_held_shards_once,
     the_outbox_claim_limit_counts_only_rows_of_held_shards,
+    orphaned_effects_are_reclaimed_once_fenced_and_only_when_old_enough,
     completing_an_effect_records_it_and_delivers_the_followup,
     outbox_holds_move_an_actors_open_effects_between_states,
     a_dead_letter_consumes_its_input_and_is_listed_with_its_error,
@@ -1416,6 +1417,62 @@ fn idem_keys(rows: &[neuronx_supervision::store::OutboxRow]) -> Vec<String> {
     let mut keys: Vec<String> = rows.iter().map(|r| r.idem_key.clone()).collect();
     keys.sort();
     keys
+}
+
+async fn orphaned_effects_are_reclaimed_once_fenced_and_only_when_old_enough(store: Store) {
+    let t = tenant();
+    let a = actor(t);
+    let sa = shard(&a);
+    let other = actor_off(t, &[sa]);
+    let so = shard(&other);
+    let ea = own(&store, sa).await;
+    let eo = own(&store, so).await;
+    emit(&store, &a, ea, &["a/1", "a/2"]).await;
+    emit(&store, &other, eo, &["o/1"]).await;
+    // a/1 and o/1 are claimed and never completed; a/2 stays pending.
+    let claimed = store.claim_outbox(&[(sa, ea)], 1).await.expect("claim");
+    assert_eq!(idem_keys(&claimed), vec!["a/1"]);
+    store.claim_outbox(&[(so, eo)], 1).await.expect("claim");
+
+    let reclaim = |held: Vec<(ShardId, Epoch)>, age: i64| {
+        let store = store.clone();
+        async move { store.reclaim_orphans(&held, age).await.expect("reclaim") }
+    };
+    assert!(
+        reclaim(vec![(sa, ea)], 3_600_000).await.is_empty(),
+        "a claim younger than the age is left alone"
+    );
+    // A negative age counts every claim, however recent.
+    assert!(
+        reclaim(vec![(sa, Epoch(ea.0 - 1))], -60_000)
+            .await
+            .is_empty(),
+        "a stale epoch reclaims nothing"
+    );
+    let orphans = reclaim(vec![(sa, ea)], -60_000).await;
+    assert_eq!(
+        idem_keys(&orphans),
+        vec!["a/1"],
+        "only the held shard's claimed rows"
+    );
+    assert_eq!(orphans[0].status, OutboxStatus::Unknown);
+    assert_eq!(orphans[0].payload, json!({ "text": "a/1" }));
+    assert!(
+        reclaim(vec![(sa, ea)], -60_000).await.is_empty(),
+        "each orphan is reclaimed once"
+    );
+    assert_eq!(
+        outbox_statuses(&store, &a).await,
+        vec![
+            ("a/1".to_owned(), OutboxStatus::Unknown),
+            ("a/2".to_owned(), OutboxStatus::Pending),
+        ]
+    );
+    assert_eq!(
+        outbox_statuses(&store, &other).await,
+        vec![("o/1".to_owned(), OutboxStatus::Inflight)],
+        "a shard not named is not touched"
+    );
 }
 
 async fn the_outbox_claim_takes_pending_rows_of_held_shards_once(store: Store) {

@@ -283,6 +283,17 @@ impl Store {
         each!(self, s => s.claim_outbox(held, limit).await)
     }
 
+    /// Effects of shards held at the given epochs that were claimed more than `older_than_ms`
+    /// ago and never completed (their claimer stopped): marks them `unknown` and returns them,
+    /// fenced, each once.
+    pub async fn reclaim_orphans(
+        &self,
+        held: &[(ShardId, Epoch)],
+        older_than_ms: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        each!(self, s => s.reclaim_orphans(held, older_than_ms).await)
+    }
+
     /// Records effect results and turns each into an input for its actor, atomically.
     pub async fn complete_outbox(&self, done: &[EffectDone]) -> Result<Vec<Inserted>, StoreError> {
         each!(self, s => s.complete_outbox(done).await)

@@ -342,6 +342,27 @@ impl PgStore {
         rows.into_iter().map(outbox_row).collect()
     }
 
+    pub async fn reclaim_orphans(
+        &self,
+        held: &[(ShardId, Epoch)],
+        older_than_ms: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let (ids, epochs) = split_held(held);
+        let rows: Vec<OutboxTuple> = sqlx::query_as(&format!(
+            "UPDATE outbox o SET status = 'unknown', updated_at = {NOW_MS}
+             FROM UNNEST($1::int[], $2::bigint[]) h(shard, epoch)
+             JOIN shards s ON s.id = h.shard AND s.epoch = h.epoch
+             WHERE o.shard = h.shard AND o.status = 'inflight' AND o.updated_at < {NOW_MS} - $3
+             RETURNING {OUTBOX_COLS_O}"
+        ))
+        .bind(ids)
+        .bind(epochs)
+        .bind(older_than_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(outbox_row).collect()
+    }
+
     pub async fn complete_outbox(&self, done: &[EffectDone]) -> Result<Vec<Inserted>, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SET LOCAL enable_hashjoin = off")

@@ -266,6 +266,35 @@ impl SqliteStore {
         Ok(claimed)
     }
 
+    pub async fn reclaim_orphans(
+        &self,
+        held: &[(ShardId, Epoch)],
+        older_than_ms: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let current: Vec<(i32, i64)> = sqlx::query_as("SELECT id, epoch FROM shards")
+            .fetch_all(&mut *tx)
+            .await?;
+        let live: HashSet<(i32, i64)> = current.into_iter().collect();
+        let held = held
+            .iter()
+            .filter(|(s, e)| live.contains(&(s.0, e.0)))
+            .map(|(s, _)| s.0);
+        let now = now_ms();
+        let rows: Vec<OutboxTuple> = sqlx::query_as(&format!(
+            "UPDATE outbox SET status = 'unknown', updated_at = ?
+             WHERE status = 'inflight' AND updated_at < ? AND shard IN ({})
+             RETURNING {OUTBOX_COLS}",
+            shard_list(held)
+        ))
+        .bind(now)
+        .bind(now - older_than_ms)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows.into_iter().map(outbox_row).collect()
+    }
+
     pub async fn complete_outbox(&self, done: &[EffectDone]) -> Result<Vec<Inserted>, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         for d in done {

@@ -1,0 +1,87 @@
+//! Effects left `inflight` by an instance that stopped (a crash, `kill -9`, a freeze that lost
+//! its lease) before recording their result. Nobody else would ever finish them: the row stays
+//! claimed and the actor never hears how its dial or text went.
+//!
+//! When a dispatcher starts holding a shard it waits `orphan_after`, then marks the shard's
+//! effects claimed before that `unknown` and tells each actor through its handler's `orphaned`
+//! input. Waiting keeps it off effects the previous owner is still running (a shard handed over
+//! by rebalancing moves while its effects are in flight): no effect runs that long, as every
+//! provider request has a timeout well under it. An effect is never run again: the request may
+//! have reached the provider, and sending twice is worse than asking.
+
+use ractor::ActorRef;
+use serde_json::json;
+
+use super::{
+    record, Dispatcher, DispatcherMsg, EffectCall, EffectOutcome, EffectStatus, LeaseCheck, State,
+};
+use crate::key::{Epoch, ShardId};
+use crate::shard_host::resolve_key;
+
+impl Dispatcher {
+    /// Schedules the orphan check of the shards in `next` that were not in `before`.
+    pub(super) fn watch_for_orphans(
+        &self,
+        myself: &ActorRef<DispatcherMsg>,
+        before: &[(ShardId, Epoch)],
+        next: &[(ShardId, Epoch)],
+    ) {
+        let gained: Vec<ShardId> = next
+            .iter()
+            .filter(|(s, _)| !before.iter().any(|(b, _)| b == s))
+            .map(|(s, _)| *s)
+            .collect();
+        if !gained.is_empty() {
+            let after = self.rt.config.orphan_after;
+            myself.send_after(after, move || DispatcherMsg::Orphans(gained));
+        }
+    }
+
+    pub(super) async fn reclaim_orphans(&self, state: &mut State, shards: &[ShardId]) {
+        // Only shards still held, at the epoch held now: the query is fenced by it.
+        let held: Vec<(ShardId, Epoch)> = state
+            .held
+            .iter()
+            .filter(|(s, _)| shards.contains(s))
+            .copied()
+            .collect();
+        if held.is_empty() || !self.rt.may_act() {
+            return;
+        }
+        let age = self.rt.config.orphan_after.as_millis() as i64;
+        let rows = match self.rt.store.reclaim_orphans(&held, age).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "orphaned effects not reclaimed");
+                return;
+            }
+        };
+        for row in rows {
+            let Some(key) = resolve_key(&self.kinds, &row.key) else {
+                continue;
+            };
+            tracing::warn!(%key, channel = %row.channel, idem_key = %row.idem_key,
+                "effect left in flight by a stopped instance: recorded unknown");
+            let followup = self.handlers.get(&row.channel).and_then(|h| {
+                h.orphaned(&EffectCall {
+                    key,
+                    idem_key: row.idem_key.clone(),
+                    payload: row.payload.clone(),
+                    attempt: row.attempts,
+                    lease: LeaseCheck::new(self.rt.lease_watch()),
+                })
+            });
+            let outcome = EffectOutcome {
+                status: EffectStatus::Unknown,
+                result: json!({
+                    "unknown_outcome": "claimed by an instance that stopped before recording the result"
+                }),
+                followup,
+            };
+            let (rt, completions) = (self.rt.clone(), self.completions.clone());
+            state.running.spawn(async move {
+                record(&rt, &completions, key, &row, outcome).await;
+            });
+        }
+    }
+}
