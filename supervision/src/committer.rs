@@ -102,11 +102,100 @@ impl<I: Clone + Send + Sync + 'static, O: Send + 'static> Batcher<I, O> {
             .map_err(|_| BatchError::Closed)?;
         rx.await.map_err(|_| BatchError::Closed)?
     }
+
+    /// `submit`, tried again after `pause` (up to `attempts` tries in all) while the failure
+    /// may pass (a lost connection, a database restarting) and `keep_trying` says so. A value
+    /// the database refuses, or a stopped batcher, fails at once.
+    pub async fn submit_retrying(
+        &self,
+        item: I,
+        attempts: u32,
+        pause: std::time::Duration,
+        keep_trying: impl Fn() -> bool,
+    ) -> Result<O, BatchError> {
+        let mut tried = 1;
+        loop {
+            match self.submit(item.clone()).await {
+                Err(BatchError::Store(e))
+                    if !e.is_data_error() && tried < attempts && keep_trying() =>
+                {
+                    tracing::warn!(error = %e, tried, "write failed; trying again");
+                    tried += 1;
+                    tokio::time::sleep(pause).await;
+                }
+                done => return done,
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    /// A writer that loses its connection `failures` times, then writes.
+    fn flaky(failures: u32) -> (Batcher<u32, u32>, Arc<AtomicU32>) {
+        let calls = Arc::new(AtomicU32::new(0));
+        let seen = calls.clone();
+        let (b, _task) = Batcher::spawn(10, move |items: Arc<[u32]>| {
+            let n = seen.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                if n < failures {
+                    return Err(StoreError::Db(sqlx::Error::PoolTimedOut));
+                }
+                Ok(items.to_vec())
+            })
+        });
+        (b, calls)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_that_fails_for_a_while_is_tried_again_until_it_lands() {
+        let (b, calls) = flaky(2);
+        let out = b
+            .submit_retrying(7, 5, Duration::from_millis(500), || true)
+            .await;
+        assert_eq!(out.unwrap(), 7);
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_stop_at_the_limit_or_when_told() {
+        let (b, calls) = flaky(10);
+        let out = b
+            .submit_retrying(7, 3, Duration::from_millis(500), || true)
+            .await;
+        assert!(matches!(out, Err(BatchError::Store(_))));
+        assert_eq!(calls.load(Ordering::SeqCst), 3, "three tries in all");
+
+        let (b, calls) = flaky(10);
+        let out = b
+            .submit_retrying(7, 3, Duration::from_millis(500), || false)
+            .await;
+        assert!(matches!(out, Err(BatchError::Store(_))));
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "no retry once told to stop"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_value_is_not_tried_again() {
+        let calls = Arc::new(AtomicU32::new(0));
+        let seen = calls.clone();
+        let (b, _task) = Batcher::<u32, u32>::spawn(10, move |_items: Arc<[u32]>| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move { Err(StoreError::Corrupt("refused".into())) })
+        });
+        let out = b
+            .submit_retrying(7, 5, Duration::from_millis(500), || true)
+            .await;
+        assert!(matches!(out, Err(BatchError::Store(_))));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
 
     #[tokio::test]
     async fn one_bad_item_fails_alone() {

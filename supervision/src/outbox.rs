@@ -118,6 +118,10 @@ pub struct State {
     claim_scheduled: bool,
 }
 
+/// Tries of an effect's completion write, and the pause between them: about half a minute.
+const COMPLETION_ATTEMPTS: u32 = 30;
+const COMPLETION_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How long kicks gather before one claim serves them all.
 const KICK_WINDOW: std::time::Duration = std::time::Duration::from_millis(2);
 
@@ -363,7 +367,13 @@ async fn record(
             notify: !rt.owns(shard),
         }),
     };
-    match completions.submit(done).await {
+    // A completion the database could not take (a lost connection, a restart) is tried again
+    // while this instance may still act for the shard; past that, the row stays claimed and
+    // the shard's next holder records it unknown (orphans.rs).
+    let written = completions
+        .submit_retrying(done, COMPLETION_ATTEMPTS, COMPLETION_PAUSE, || rt.may_act())
+        .await;
+    match written {
         Ok(Inserted::New { id, key, shard }) => {
             if let Some(input) = followup_input {
                 let deliver = ShardHostMsg::Deliver(key, Work::from_inbox(id, input), None);
