@@ -215,7 +215,7 @@ impl Actor for Dispatcher {
                 state.claim_scheduled = false;
                 self.claim(&myself, state).await;
             }
-            DispatcherMsg::Orphans(shards) => self.reclaim_orphans(state, &shards).await,
+            DispatcherMsg::Orphans(shards) => self.reclaim_orphans(state, &shards),
             DispatcherMsg::Finished { again } => {
                 while state.running.try_join_next().is_some() {}
                 state.dirty.extend(again);

@@ -37,7 +37,9 @@ impl Dispatcher {
         }
     }
 
-    pub(super) async fn reclaim_orphans(&self, state: &mut State, shards: &[ShardId]) {
+    /// Starts the check beside the dispatcher: it scans the outbox, and claims and completions
+    /// must not wait behind it.
+    pub(super) fn reclaim_orphans(&self, state: &mut State, shards: &[ShardId]) {
         // Only shards still held, at the epoch held now: the query is fenced by it.
         let held: Vec<(ShardId, Epoch)> = state
             .held
@@ -48,40 +50,41 @@ impl Dispatcher {
         if held.is_empty() || !self.rt.may_act() {
             return;
         }
-        let age = self.rt.config.orphan_after.as_millis() as i64;
-        let rows = match self.rt.store.reclaim_orphans(&held, age).await {
-            Ok(rows) => rows,
-            Err(e) => {
-                tracing::warn!(error = %e, "orphaned effects not reclaimed");
-                return;
-            }
-        };
-        for row in rows {
-            let Some(key) = resolve_key(&self.kinds, &row.key) else {
-                continue;
+        let (rt, kinds, handlers) = (self.rt.clone(), self.kinds.clone(), self.handlers.clone());
+        let completions = self.completions.clone();
+        state.running.spawn(async move {
+            let age = rt.config.orphan_after.as_millis() as i64;
+            let rows = match rt.store.reclaim_orphans(&held, age).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::warn!(error = %e, "orphaned effects not reclaimed");
+                    return;
+                }
             };
-            tracing::warn!(%key, channel = %row.channel, idem_key = %row.idem_key,
-                "effect left in flight by a stopped instance: recorded unknown");
-            let followup = self.handlers.get(&row.channel).and_then(|h| {
-                h.orphaned(&EffectCall {
-                    key,
-                    idem_key: row.idem_key.clone(),
-                    payload: row.payload.clone(),
-                    attempt: row.attempts,
-                    lease: LeaseCheck::new(self.rt.lease_watch()),
-                })
-            });
-            let outcome = EffectOutcome {
-                status: EffectStatus::Unknown,
-                result: json!({
-                    "unknown_outcome": "claimed by an instance that stopped before recording the result"
-                }),
-                followup,
-            };
-            let (rt, completions) = (self.rt.clone(), self.completions.clone());
-            state.running.spawn(async move {
+            for row in rows {
+                let Some(key) = resolve_key(&kinds, &row.key) else {
+                    continue;
+                };
+                tracing::warn!(%key, channel = %row.channel, idem_key = %row.idem_key,
+                    "effect left in flight by a stopped instance: recorded unknown");
+                let followup = handlers.get(&row.channel).and_then(|h| {
+                    h.orphaned(&EffectCall {
+                        key,
+                        idem_key: row.idem_key.clone(),
+                        payload: row.payload.clone(),
+                        attempt: row.attempts,
+                        lease: LeaseCheck::new(rt.lease_watch()),
+                    })
+                });
+                let outcome = EffectOutcome {
+                    status: EffectStatus::Unknown,
+                    result: json!({
+                        "unknown_outcome": "claimed by an instance that stopped before recording the result"
+                    }),
+                    followup,
+                };
                 record(&rt, &completions, key, &row, outcome).await;
-            });
-        }
+            }
+        });
     }
 }

@@ -4,7 +4,7 @@
 use chrono::Utc;
 use ractor::{ActorProcessingErr, ActorRef};
 
-use super::{resolve_key, PollScope, ShardHost, ShardHostMsg, State};
+use super::{resolve_key, PollScope, Resident, ShardHost, ShardHostMsg, State};
 use crate::entity_actor::Work;
 use crate::key::ActorKey;
 use crate::store::InboxRow;
@@ -88,17 +88,14 @@ impl ShardHost {
         let keep = budget - budget / 4;
         // Counted from the residents, not the cells: a stopped actor keeps its cell until its
         // termination arrives, and counting it would passivate twice for it.
-        let live = state
-            .residents
-            .values()
-            .filter(|r| r.actor.is_some())
-            .count();
-        let mut idle: Vec<(std::time::Instant, ActorKey)> = state
-            .residents
-            .iter()
-            .filter(|(_, r)| r.actor.is_some() && r.inflight.is_none() && r.queue.is_empty())
-            .map(|(k, r)| (r.last_active, *k))
-            .collect();
+        let mut live = 0usize;
+        let mut idle: Vec<(std::time::Instant, ActorKey)> = Vec::new();
+        for (key, r) in state.residents.iter().filter(|(_, r)| r.actor.is_some()) {
+            live += 1;
+            if r.idle() {
+                idle.push((r.last_active, *key));
+            }
+        }
         let excess = live.saturating_sub(keep).min(idle.len());
         if excess == 0 {
             return;
@@ -110,23 +107,33 @@ impl ShardHost {
             }
         }
         self.rt.metrics.early_passivations.inc_by(excess as u64);
-        state
-            .residents
-            .retain(|_, r| r.actor.is_some() || !r.queue.is_empty());
+        forget_passivated(state);
     }
 
     pub(super) fn sweep(&self, state: &mut State) {
         let idle_after = self.rt.config.passivate_after;
         for r in state.residents.values_mut() {
-            if r.inflight.is_none() && r.queue.is_empty() && r.last_active.elapsed() >= idle_after {
+            if r.idle() && r.last_active.elapsed() >= idle_after {
                 if let Some(actor) = r.actor.take() {
                     // Its state is in the store and its timers stay armed in the timer service.
                     actor.stop(Some("passivated".into()));
                 }
             }
         }
-        state
-            .residents
-            .retain(|_, r| r.actor.is_some() || !r.queue.is_empty());
+        forget_passivated(state);
     }
+}
+
+impl Resident {
+    /// Nothing in flight and nothing queued: the actor may be passivated.
+    fn idle(&self) -> bool {
+        self.inflight.is_none() && self.queue.is_empty()
+    }
+}
+
+/// Drops the entries of actors stopped to passivate that have nothing queued.
+fn forget_passivated(state: &mut State) {
+    state
+        .residents
+        .retain(|_, r| r.actor.is_some() || !r.queue.is_empty());
 }
