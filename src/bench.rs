@@ -346,8 +346,14 @@ pub async fn engine(mut settings: Settings, args: BenchArgs) -> anyhow::Result<R
     Ok(report)
 }
 
-/// Waits for idle actors to passivate, then counts the opportunities stored (at night none
-/// closes: each waits for the morning), the actors still in memory and the memory held.
+/// A gauge summed over every instance.
+fn across(
+    handles: &[neuronx_supervision::EngineHandle],
+    gauge: fn(&neuronx_supervision::metrics::Metrics) -> i64,
+) -> i64 {
+    handles.iter().map(|h| gauge(h.metrics())).sum()
+}
+
 /// The resident actors and queued inputs of every instance, sampled every 100 ms.
 struct Peaks {
     resident: Arc<AtomicI64>,
@@ -363,11 +369,11 @@ impl Peaks {
             let mut tick = tokio::time::interval(Duration::from_millis(100));
             loop {
                 tick.tick().await;
-                let sum = |f: fn(&neuronx_supervision::metrics::Metrics) -> i64| {
-                    handles.iter().map(|h| f(h.metrics())).sum::<i64>()
-                };
-                r.fetch_max(sum(|m| m.resident_actors.get()), Ordering::Relaxed);
-                d.fetch_max(sum(|m| m.inbox_depth.get()), Ordering::Relaxed);
+                r.fetch_max(
+                    across(&handles, |m| m.resident_actors.get()),
+                    Ordering::Relaxed,
+                );
+                d.fetch_max(across(&handles, |m| m.inbox_depth.get()), Ordering::Relaxed);
             }
         });
         Self {
@@ -386,17 +392,14 @@ impl Peaks {
     }
 }
 
+/// Waits for idle actors to passivate, then counts the opportunities stored (at night none
+/// closes: each waits for the morning), the actors still in memory and the memory held.
 async fn settled(
     handles: &[neuronx_supervision::EngineHandle],
     store: &neuronx_supervision::Store,
     tenant: TenantId,
 ) -> anyhow::Result<Settled> {
-    let resident = || {
-        handles
-            .iter()
-            .map(|h| h.metrics().resident_actors.get())
-            .sum::<i64>()
-    };
+    let resident = || across(handles, |m| m.resident_actors.get());
     let deadline = Instant::now() + Duration::from_millis(PASSIVATE_AFTER_MS * 4);
     while resident() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(250)).await;
