@@ -183,7 +183,7 @@ async fn team_opportunities_go_round_robin_and_stay_in_their_team(backend: Backe
         Some(common::lead("e-0", 300)),
     )
     .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert!(body.get("contact").is_none());
 
     let w0 = west[0]["id"].as_str().unwrap();
@@ -532,7 +532,7 @@ async fn team_scoped_keys_stay_in_their_team(backend: Backend) {
         Some(common::lead("unbound", 300)),
     )
     .await;
-    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = as_key(
         &t,
         &west_ops,

@@ -62,6 +62,9 @@ pub struct Principal {
     pub kind: PrincipalKind,
     pub role: Role,
     pub team: Option<String>,
+    /// The team's id, for scope checks; the name is what callers see.
+    #[serde(skip)]
+    pub team_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -164,6 +167,7 @@ pub async fn create_principal(
         kind: new.kind,
         role: new.role,
         team: team.as_ref().map(|t| t.name.clone()),
+        team_id: team.as_ref().map(|t| t.id),
         created_at: time(now_ms()),
     };
     let sql = "INSERT INTO principals (id, tenant_id, name, kind, role, team_id, created_at)
@@ -189,7 +193,15 @@ pub async fn create_principal(
     }
 }
 
-type PrincipalRow = (String, String, String, String, Option<String>, i64);
+type PrincipalRow = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+);
 
 /// The tenant's principals, by name; only one team's when `team` is given.
 pub async fn list_principals(
@@ -197,7 +209,8 @@ pub async fn list_principals(
     tenant: TenantId,
     team: Option<Uuid>,
 ) -> Result<Vec<Principal>, ControlError> {
-    let sql = "SELECT CAST(p.id AS TEXT), p.name, p.kind, p.role, t.name, p.created_at
+    let sql = "SELECT CAST(p.id AS TEXT), p.name, p.kind, p.role, t.name, CAST(p.team_id AS TEXT),
+                      p.created_at
                FROM principals p LEFT JOIN teams t ON t.id = p.team_id
                WHERE p.tenant_id = $1 AND ($2 IS NULL OR p.team_id = $2)
                ORDER BY p.name";
@@ -207,7 +220,7 @@ pub async fn list_principals(
         .fetch_all(db)
         .await?);
     rows.into_iter()
-        .map(|(i, name, kind, role, team, at)| {
+        .map(|(i, name, kind, role, team, team_id, at)| {
             Ok(Principal {
                 id: parse_uuid(&i)?,
                 name,
@@ -216,6 +229,7 @@ pub async fn list_principals(
                     neuronx_supervision::StoreError::Corrupt(e.to_string())
                 })?,
                 team,
+                team_id: team_id.as_deref().map(parse_uuid).transpose()?,
                 created_at: time(at),
             })
         })
@@ -231,6 +245,25 @@ pub async fn find_principal(
         .await?
         .into_iter()
         .find(|p| p.name == name.trim()))
+}
+
+/// Whether `name` is a principal of `team`; if not, the caller's mistake, by field.
+pub async fn require_member(
+    store: &Store,
+    tenant: TenantId,
+    team: &Team,
+    field: &'static str,
+    name: &str,
+) -> Result<(), ControlError> {
+    let members = list_principals(store, tenant, Some(team.id)).await?;
+    if members.iter().any(|p| p.name == name.trim()) {
+        Ok(())
+    } else {
+        Err(ControlError::invalid(
+            field,
+            format!("{:?} is not a member of team {:?}", name.trim(), team.name),
+        ))
+    }
 }
 
 /// The next of the team's operators in turn, or `None` when it has none. The counter is
@@ -261,23 +294,24 @@ pub async fn next_assignee(
 }
 
 /// Records that `opportunity` belongs to `team`; the first binding wins (a repeated create
-/// with the same external id does not move it).
+/// with the same external id does not move it). True when this call made the binding, false
+/// when one was there already (possibly another team's: the caller must check).
 pub async fn bind_opportunity(
     store: &Store,
     tenant: TenantId,
     opportunity: Uuid,
     team: Uuid,
-) -> Result<(), ControlError> {
+) -> Result<bool, ControlError> {
     let sql = "INSERT INTO opportunity_teams (tenant_id, opportunity_id, team_id)
                VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
-    on_db!(store, |db, id, _json| sqlx::query(sql)
+    let inserted = on_db!(store, |db, id, _json| sqlx::query(sql)
         .bind(id(tenant.0))
         .bind(id(opportunity))
         .bind(id(team))
         .execute(db)
         .await?
         .rows_affected());
-    Ok(())
+    Ok(inserted == 1)
 }
 
 /// The team an opportunity is bound to, if any.

@@ -97,8 +97,8 @@ pub struct Entry<'a> {
 
 pub async fn record(store: &Store, who: &Identity, e: Entry<'_>) -> Result<(), ControlError> {
     let sql = "INSERT INTO audit_log (tenant_id, at, principal, role, action, target_kind,
-                                      target_id, reason, outcome, before, after)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+                                      target_id, reason, outcome, before, after, key_prefix)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
     on_db!(store, |db, id, json| sqlx::query(sql)
         .bind(id(who.tenant.0))
         .bind(now_ms())
@@ -111,6 +111,7 @@ pub async fn record(store: &Store, who: &Identity, e: Entry<'_>) -> Result<(), C
         .bind(e.outcome.as_str())
         .bind(e.before.as_ref().map(json))
         .bind(e.after.as_ref().map(json))
+        .bind(who.key_label())
         .execute(db)
         .await?
         .rows_affected());
@@ -134,6 +135,9 @@ pub struct Record {
     pub id: i64,
     pub at: DateTime<Utc>,
     pub principal: String,
+    /// The key the action came through (`nxk_<prefix>`, or `cli`); none on entries written
+    /// before keys were recorded.
+    pub key: Option<String>,
     pub role: String,
     pub action: String,
     pub target_kind: String,
@@ -158,12 +162,13 @@ type Row = (
     String,
     Option<String>,
     Option<String>,
+    Option<String>,
 );
 
 /// The tenant's entries matching `q`, oldest first.
 pub async fn list(store: &Store, tenant: TenantId, q: &Query) -> Result<Vec<Record>, ControlError> {
     let sql = "SELECT id, at, principal, role, action, target_kind, target_id, reason, outcome,
-                      CAST(before AS TEXT), CAST(after AS TEXT)
+                      CAST(before AS TEXT), CAST(after AS TEXT), key_prefix
                FROM audit_log
                WHERE tenant_id = $1 AND id > $2
                  AND ($3 IS NULL OR principal = $3) AND ($4 IS NULL OR action = $4)
@@ -188,6 +193,7 @@ pub async fn list(store: &Store, tenant: TenantId, q: &Query) -> Result<Vec<Reco
             id: r.0,
             at: DateTime::from_timestamp_millis(r.1).unwrap_or_default(),
             principal: r.2,
+            key: r.11,
             role: r.3,
             action: r.4,
             target_kind: r.5,
@@ -204,7 +210,7 @@ pub async fn list(store: &Store, tenant: TenantId, q: &Query) -> Result<Vec<Reco
 pub fn cli_identity(tenant: TenantId) -> Identity {
     Identity {
         tenant,
-        key_prefix: "cli".into(),
+        key_prefix: super::keys::CLI_KEY.into(),
         role: Role::Owner,
         team: None,
         principal: Some("cli".into()),

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::access::{self, NewPrincipal, PrincipalKind};
 use super::audit::{self, AuditAction, Entry, Outcome};
 use super::keys::{self, NewKey};
-use super::{on_db, ControlError, Role};
+use super::{on_db, ControlError, Role, Scope};
 
 #[derive(Subcommand)]
 pub enum TenantCommand {
@@ -253,7 +253,7 @@ async fn key(store: &Store, command: KeyCommand) -> anyhow::Result<serde_json::V
                 principal: principal.as_deref(),
                 expires_at,
             };
-            let (view, secret) = keys::create(store, t, Role::Owner, &new).await?;
+            let (view, secret) = keys::create(store, &audit::cli_identity(t), &new).await?;
             let listed = json!(view);
             audit_cli(
                 store,
@@ -270,12 +270,12 @@ async fn key(store: &Store, command: KeyCommand) -> anyhow::Result<serde_json::V
         }
         KeyCommand::List { tenant: t } => {
             let t = tenant(store, &t).await?;
-            Ok(json!({"items": keys::list(store, t).await?}))
+            Ok(json!({"items": keys::list(store, t, Scope::Tenant).await?}))
         }
         KeyCommand::Revoke { tenant: t, id } => {
             let t = tenant(store, &t).await?;
-            let before = keys::get(store, t, &id).await?;
-            let after = keys::revoke(store, t, &id).await?;
+            let before = keys::get(store, t, &id, Scope::Tenant).await?;
+            let after = keys::revoke(store, t, &id, Scope::Tenant).await?;
             let who = audit::cli_identity(t);
             let entry = Entry {
                 action: AuditAction::KeyRevoke,

@@ -8,7 +8,7 @@ use serde::Serialize;
 use subtle::ConstantTimeEq;
 
 use super::access::{self, Team};
-use super::{clean_name, now_ms, on_db, parse_uuid, ControlError, Role};
+use super::{clean_name, now_ms, on_db, parse_uuid, ControlError, Role, Scope};
 use crate::tenants::{hash_key, new_key, KEY_TAG};
 
 /// `last_used_at` is written at most this often per key, so a busy key costs no write per
@@ -32,10 +32,23 @@ impl Identity {
     pub fn actor_name(&self) -> String {
         match &self.principal {
             Some(p) => p.clone(),
-            None => format!("{KEY_TAG}_{}", self.key_prefix),
+            None => self.key_label(),
+        }
+    }
+
+    /// How the audit log names the key itself: its visible prefix (`nxk_<prefix>`), or `cli`
+    /// for the command line, which uses no key.
+    pub fn key_label(&self) -> String {
+        if self.key_prefix == CLI_KEY {
+            CLI_KEY.to_owned()
+        } else {
+            format!("{KEY_TAG}_{}", self.key_prefix)
         }
     }
 }
+
+/// The key prefix of the command line's identity: it presents no key.
+pub const CLI_KEY: &str = "cli";
 
 /// A key as listed: never the secret, never its hash.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -65,16 +78,18 @@ fn time(ms: i64) -> DateTime<Utc> {
 }
 
 /// Creates a key; returns its view and the secret, which is never shown again. `granter` is
-/// the role of whoever asks (owner from the CLI): nobody hands out more than they may.
+/// whoever asks (the owner, from the CLI): nobody hands out more than they may, a team-limited
+/// granter mints keys for its own team only, and a key may act only for a principal the granter
+/// reaches and could have created.
 pub async fn create(
     store: &Store,
-    tenant: TenantId,
-    granter: Role,
+    granter: &Identity,
     new: &NewKey<'_>,
 ) -> Result<(KeyView, String), ControlError> {
-    if !granter.can_grant(new.role) {
+    let tenant = granter.tenant;
+    if !granter.role.can_grant(new.role) {
         return Err(ControlError::Forbidden {
-            role: granter,
+            role: granter.role,
             what: format!("create a key with role {}", new.role),
         });
     }
@@ -85,21 +100,51 @@ pub async fn create(
             return Err(ControlError::invalid("expires_at", "must be in the future"));
         }
     }
-    let team = match new.team {
-        Some(t) => Some(access::require_team(store, tenant, "team", t).await?),
-        None => None,
-    };
+    let scope = Scope::of(granter);
     let principal = match new.principal {
         Some(p) => Some(
             access::find_principal(store, tenant, p)
                 .await?
+                // Another team's principal is not there for a team-limited granter.
+                .filter(|found| scope.reaches(found.team_id))
                 .ok_or_else(|| {
                     ControlError::invalid("principal", format!("no principal named {:?}", p.trim()))
                 })?,
         ),
         None => None,
     };
+    let requested = within_own_team(granter, new.team)?;
+    let team_name = match (&principal, requested) {
+        (Some(p), requested) if p.team.is_some() => {
+            let theirs = p.team.as_deref().unwrap_or_default();
+            match requested {
+                Some(t) if t.trim() != theirs => {
+                    return Err(ControlError::invalid(
+                        "team",
+                        format!(
+                            "principal {} is in team {theirs:?}; a key acting for it must be too",
+                            p.name
+                        ),
+                    ))
+                }
+                _ => Some(theirs.to_owned()),
+            }
+        }
+        (_, requested) => requested.map(str::to_owned),
+    };
+    let team = match team_name {
+        Some(t) => Some(access::require_team(store, tenant, "team", &t).await?),
+        None => None,
+    };
     if let Some(p) = &principal {
+        // Acting for a principal is acting with its role: an admin may not mint a key that
+        // the audit log would show as an owner's.
+        if !granter.role.can_grant(p.role) {
+            return Err(ControlError::Forbidden {
+                role: granter.role,
+                what: format!("create a key acting for principal {} ({})", p.name, p.role),
+            });
+        }
         // A key acts for its principal: it may not do more than the principal may.
         if p.role != new.role && !p.role.can_grant(new.role) {
             return Err(ControlError::invalid(
@@ -178,10 +223,19 @@ fn key_view(r: KeyRow) -> Result<KeyView, ControlError> {
     })
 }
 
-pub async fn list(store: &Store, tenant: TenantId) -> Result<Vec<KeyView>, ControlError> {
-    let sql = format!("{SELECT_KEYS} WHERE k.tenant_id = $1 ORDER BY k.created_at, k.prefix");
+/// The keys `scope` reaches: a team-limited caller sees its team's keys only.
+pub async fn list(
+    store: &Store,
+    tenant: TenantId,
+    scope: Scope,
+) -> Result<Vec<KeyView>, ControlError> {
+    let sql = format!(
+        "{SELECT_KEYS} WHERE k.tenant_id = $1 AND ($2 IS NULL OR k.team_id = $2)
+         ORDER BY k.created_at, k.prefix"
+    );
     let rows: Vec<KeyRow> = on_db!(store, |db, id, _json| sqlx::query_as(&sql)
         .bind(id(tenant.0))
+        .bind(scope.team().map(id))
         .fetch_all(db)
         .await?);
     rows.into_iter().map(key_view).collect()
@@ -197,12 +251,21 @@ fn key_id(raw: &str) -> Result<&str, ControlError> {
     }
 }
 
-pub async fn get(store: &Store, tenant: TenantId, prefix: &str) -> Result<KeyView, ControlError> {
+/// One key `scope` reaches; another team's or another tenant's is not found.
+pub async fn get(
+    store: &Store,
+    tenant: TenantId,
+    prefix: &str,
+    scope: Scope,
+) -> Result<KeyView, ControlError> {
     let prefix = key_id(prefix)?;
-    let sql = format!("{SELECT_KEYS} WHERE k.tenant_id = $1 AND k.prefix = $2");
+    let sql = format!(
+        "{SELECT_KEYS} WHERE k.tenant_id = $1 AND k.prefix = $2 AND ($3 IS NULL OR k.team_id = $3)"
+    );
     let row: Option<KeyRow> = on_db!(store, |db, id, _json| sqlx::query_as(&sql)
         .bind(id(tenant.0))
         .bind(prefix)
+        .bind(scope.team().map(id))
         .fetch_optional(db)
         .await?);
     row.map(key_view)
@@ -210,24 +273,44 @@ pub async fn get(store: &Store, tenant: TenantId, prefix: &str) -> Result<KeyVie
         .ok_or(ControlError::NotFound("key"))
 }
 
-/// Revokes a key of this tenant (another tenant's answers not found). Revoking twice keeps
-/// the first time.
+/// Revokes a key `scope` reaches (any other answers not found). Revoking twice keeps the first
+/// time.
 pub async fn revoke(
     store: &Store,
     tenant: TenantId,
     prefix: &str,
+    scope: Scope,
 ) -> Result<KeyView, ControlError> {
     let bare = key_id(prefix)?;
     let sql = "UPDATE api_keys SET revoked_at = $3
-               WHERE tenant_id = $1 AND prefix = $2 AND revoked_at IS NULL";
+               WHERE tenant_id = $1 AND prefix = $2 AND revoked_at IS NULL
+                 AND ($4 IS NULL OR team_id = $4)";
     on_db!(store, |db, id, _json| sqlx::query(sql)
         .bind(id(tenant.0))
         .bind(bare)
         .bind(now_ms())
+        .bind(scope.team().map(id))
         .execute(db)
         .await?
         .rows_affected());
-    get(store, tenant, bare).await
+    get(store, tenant, bare, scope).await
+}
+
+/// The team a principal or key made by `granter` belongs to: a team-limited granter makes them
+/// in its own team only (by default, too), so it cannot mint access wider than its own.
+pub fn within_own_team<'a>(
+    granter: &'a Identity,
+    requested: Option<&'a str>,
+) -> Result<Option<&'a str>, ControlError> {
+    match (&granter.team, requested) {
+        (None, requested) => Ok(requested),
+        (Some(own), None) => Ok(Some(own.name.as_str())),
+        (Some(own), Some(name)) if name.trim() == own.name => Ok(Some(name)),
+        (Some(own), Some(_)) => Err(ControlError::invalid(
+            "team",
+            format!("this key manages team {:?} only", own.name),
+        )),
+    }
 }
 
 type AuthRow = (

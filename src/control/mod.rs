@@ -4,16 +4,19 @@
 
 pub mod access;
 pub mod audit;
+pub mod binding;
 pub mod cli;
 pub mod dead_letters;
 pub mod keys;
 pub mod roles;
+pub mod scope;
 pub mod sessions;
 
 use neuronx_supervision::StoreError;
 use uuid::Uuid;
 
 pub use roles::{allows, Action, Role};
+pub use scope::Scope;
 
 /// Runs `$body` on whichever backend `$store` is. Inside it, `$db` is the pool, `$id` turns a
 /// UUID into that backend's column type (UUID on PostgreSQL, TEXT on SQLite) and `$json` a JSON

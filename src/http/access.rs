@@ -125,7 +125,7 @@ pub async fn create_principal(
         )));
     }
     let kind: PrincipalKind = req.kind.as_deref().unwrap_or("user").parse()?;
-    let team = own_team(&caller, req.team.as_deref())?;
+    let team = keys::within_own_team(&caller.0, req.team.as_deref())?;
     let p = access::create_principal(
         state.engine.store(),
         tenant,
@@ -202,18 +202,16 @@ pub async fn create_key(
     caller: Caller,
     Body(req): Body<KeyRequest>,
 ) -> Result<Response, ApiError> {
-    let tenant = caller.require(Action::ManageAccess)?;
+    caller.require(Action::ManageAccess)?;
     let role = parse_role("role", &req.role)?;
     let expires_at = super::audit::rfc3339("expires_at", req.expires_at.as_deref())?;
-    let team = own_team(&caller, req.team.as_deref())?;
     let (view, secret) = keys::create(
         state.engine.store(),
-        tenant,
-        caller.0.role,
+        &caller.0,
         &NewKey {
             name: &req.name,
             role,
-            team,
+            team: req.team.as_deref(),
             principal: req.principal.as_deref(),
             expires_at,
         },
@@ -245,7 +243,7 @@ pub async fn list_keys(
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = caller.require(Action::ManageAccess)?;
-    let keys = keys::list(state.engine.store(), tenant).await?;
+    let keys = keys::list(state.engine.store(), tenant, caller.scope()).await?;
     Ok(Json(json!({"items": keys})))
 }
 
@@ -264,14 +262,14 @@ pub async fn revoke_key(
 ) -> Result<Json<Value>, ApiError> {
     let tenant = caller.require(Action::ManageAccess)?;
     let store = state.engine.store();
-    let before = keys::get(store, tenant, &id).await?;
+    let before = keys::get(store, tenant, &id, caller.scope()).await?;
     if !caller.0.role.can_grant(before.role) {
         return Err(ApiError::Forbidden(format!(
             "role {} may not revoke a key with role {}",
             caller.0.role, before.role
         )));
     }
-    let after = keys::revoke(store, tenant, &id).await?;
+    let after = keys::revoke(store, tenant, &id, caller.scope()).await?;
     audit::record(
         store,
         &caller.0,
@@ -287,21 +285,4 @@ pub async fn revoke_key(
     )
     .await?;
     Ok(Json(json!(after)))
-}
-
-/// The team a principal or key created by `caller` belongs to: a team-scoped caller creates in
-/// its own team only (by default, too), so it cannot mint access wider than its own.
-fn own_team<'a>(
-    caller: &'a Caller,
-    requested: Option<&'a str>,
-) -> Result<Option<&'a str>, ApiError> {
-    match (&caller.0.team, requested) {
-        (None, requested) => Ok(requested),
-        (Some(own), None) => Ok(Some(own.name.as_str())),
-        (Some(own), Some(name)) if name.trim() == own.name => Ok(Some(name)),
-        (Some(own), Some(_)) => Err(ApiError::invalid(
-            "team",
-            format!("this key manages team {:?} only", own.name),
-        )),
-    }
 }

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::error::ApiError;
 use super::AppState;
 use crate::control::keys::{self, Identity};
-use crate::control::{access, allows, Action};
+use crate::control::{access, allows, Action, Scope};
 
 /// Failed attempts a client may make per window before every attempt from it is refused.
 /// Generous for a mistyped key, useless for guessing one (a key has 256 bits of secret).
@@ -62,25 +62,35 @@ impl Caller {
     /// The caller's tenant, if its role allows `action`; else 403 naming both. Checked before
     /// any object is looked up, so a refusal says nothing about whether the object exists.
     pub fn require(&self, action: Action) -> Result<TenantId, ApiError> {
-        if allows(self.0.role, action) {
-            Ok(self.0.tenant)
-        } else {
-            Err(ApiError::Forbidden(format!(
+        if !allows(self.0.role, action) {
+            return Err(ApiError::Forbidden(format!(
                 "role {} may not {}",
                 self.0.role,
                 action.describe()
-            )))
+            )));
         }
+        if !self.scope().permits(action) {
+            return Err(ApiError::Forbidden(format!(
+                "a key limited to a team may not {}",
+                action.describe()
+            )));
+        }
+        Ok(self.0.tenant)
+    }
+
+    pub fn scope(&self) -> Scope {
+        Scope::of(&self.0)
     }
 
     /// Whether the caller may see this opportunity: a team-scoped key sees only its team's.
     /// The caller must already have checked that the opportunity exists in its tenant.
     pub async fn sees(&self, state: &AppState, opportunity: Uuid) -> Result<bool, ApiError> {
-        let Some(team) = &self.0.team else {
+        let scope = self.scope();
+        if scope == Scope::Tenant {
             return Ok(true);
-        };
+        }
         let bound = access::team_of(state.engine.store(), self.0.tenant, opportunity).await?;
-        Ok(bound == Some(team.id))
+        Ok(scope.reaches(bound))
     }
 }
 

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use neuronx_actors::domain::opportunity::{OppInput, OppTimer, Opportunity};
 use neuronx_actors::opportunity as opp;
-use neuronx_supervision::{SubmitOutcome, TenantId};
+use neuronx_supervision::SubmitOutcome;
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -19,7 +19,7 @@ use super::error::ApiError;
 use super::extract::Body;
 use super::opportunities::{load, submit, visible};
 use super::AppState;
-use crate::control::access::{self, Team};
+use crate::control::access;
 use crate::control::audit::{self, AuditAction, Entry, Outcome};
 use crate::control::Action;
 
@@ -90,26 +90,6 @@ pub(super) fn check_reason(reason: &Option<String>) -> Result<(), ApiError> {
         ));
     }
     Ok(())
-}
-
-/// A team-bound opportunity is only ever assigned to a member of its team (or its escalation
-/// queue, which only the engine assigns).
-pub(super) async fn check_member(
-    state: &AppState,
-    tenant: TenantId,
-    team: &Team,
-    field: &'static str,
-    name: &str,
-) -> Result<(), ApiError> {
-    let members = access::list_principals(state.engine.store(), tenant, Some(team.id)).await?;
-    if members.iter().any(|p| p.name == name.trim()) {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(
-            field,
-            format!("{:?} is not a member of team {:?}", name.trim(), team.name),
-        ))
-    }
 }
 
 fn command_input(cmd: Command, by: String, req: CommandRequest) -> Result<OppInput, ApiError> {
@@ -220,7 +200,8 @@ pub async fn command(
         if let Some(team_id) = access::team_of(state.engine.store(), tenant, id).await? {
             let teams = access::list_teams(state.engine.store(), tenant).await?;
             if let Some(team) = teams.iter().find(|t| t.id == team_id) {
-                check_member(&state, tenant, team, "assignee", assignee).await?;
+                access::require_member(state.engine.store(), tenant, team, "assignee", assignee)
+                    .await?;
             }
         }
     }

@@ -19,9 +19,9 @@ use uuid::Uuid;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::extract::{Body, Params};
-use super::scope;
 pub(super) use super::scope::visible;
 use super::AppState;
+use crate::control::binding::{self, Binding};
 use crate::control::{access, Action};
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -177,9 +177,9 @@ pub async fn create(
     validate(&req, &state)?;
     let external_id = req.external_id.trim().to_owned();
     let id = opp::id_for(tenant, &external_id);
-    let (team, assignee) = scope::bind_team(
-        &state,
-        &caller,
+    let Binding { team, assignee } = binding::bind_new(
+        state.engine.store(),
+        &caller.0,
         id,
         req.team.as_deref(),
         req.assignee.as_deref(),
@@ -236,13 +236,10 @@ pub async fn create(
             })
         }
     };
-    // A repeated external id of another team's opportunity: the team-scoped caller may not
-    // see it, so it gets no view of it.
+    // A repeated external id of an opportunity the caller may not see (a create racing its
+    // binding): like any other team's id, it is not found.
     if !caller.sees(&state, id).await? {
-        return Err(ApiError::Conflict {
-            code: "external_id_in_use".into(),
-            message: "an opportunity with this external_id belongs to another team".into(),
-        });
+        return Err(ApiError::NotFound("opportunity"));
     }
     Ok((status, Json(load(&state, tenant, id).await?)).into_response())
 }

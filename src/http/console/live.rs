@@ -17,6 +17,8 @@ use crate::control::sessions;
 /// EventSource reconnects by itself, and a reconnect rechecks the session).
 const POLL: Duration = Duration::from_millis(500);
 const LIFETIME: Duration = Duration::from_secs(600);
+/// The session is looked up again every this many polls (2 s).
+const RECHECK_EVERY: u32 = 4;
 
 /// `GET /console/events`: `ready` once the baseline is read, then a `changed` event whenever
 /// any of the tenant's opportunities changes.
@@ -27,24 +29,39 @@ pub async fn events(
     op: Operator,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let tenant = op.identity.tenant;
+    let token = op.token;
     let deadline = tokio::time::Instant::now() + LIFETIME;
-    let seed = (state, None::<(i64, i64)>);
-    let stream = futures_util::stream::unfold(seed, move |(state, mut last)| async move {
-        loop {
-            if tokio::time::Instant::now() >= deadline {
-                return None;
+    let seed = (state, None::<(i64, i64)>, 0u32);
+    let stream = futures_util::stream::unfold(seed, move |(state, mut last, mut polls)| {
+        let token = token.clone();
+        async move {
+            loop {
+                if tokio::time::Instant::now() >= deadline {
+                    return None;
+                }
+                polls = polls.wrapping_add(1);
+                // A revoked or expired key (or a signed-out session) ends the feed within
+                // RECHECK_EVERY polls, not at the end of its lifetime.
+                if polls % RECHECK_EVERY == 0
+                    && !matches!(
+                        sessions::find(state.engine.store(), &token).await,
+                        Ok(Some(_))
+                    )
+                {
+                    return None;
+                }
+                let now = sessions::fingerprint(state.engine.store(), tenant)
+                    .await
+                    .ok();
+                if now.is_some() && now != last {
+                    // The first reading is the baseline: `ready` says changes count from here.
+                    let name = if last.is_none() { "ready" } else { "changed" };
+                    last = now;
+                    let event = Event::default().event(name).data("opportunities");
+                    return Some((Ok(event), (state, last, polls)));
+                }
+                tokio::time::sleep(POLL).await;
             }
-            let now = sessions::fingerprint(state.engine.store(), tenant)
-                .await
-                .ok();
-            if now.is_some() && now != last {
-                // The first reading is the baseline: `ready` says changes count from here.
-                let name = if last.is_none() { "ready" } else { "changed" };
-                last = now;
-                let event = Event::default().event(name).data("opportunities");
-                return Some((Ok(event), (state, last)));
-            }
-            tokio::time::sleep(POLL).await;
         }
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
