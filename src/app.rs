@@ -73,10 +73,12 @@ impl App {
         );
         let public_url = settings.server.public_url.trim_end_matches('/').to_owned();
         let limits = Arc::new(SendLimits::new(limiter, &settings.limits)?);
+        let guard = settings.outbound_guard()?;
         let (ctx, precheck_task) = crate::channels::Context::new(
             store.clone(),
             keyring.clone(),
             public_url.clone(),
+            guard.clone(),
             limits,
         );
         let accounts = ctx.accounts.clone();
@@ -97,6 +99,7 @@ impl App {
             webhooks: webhook_counter(&engine)?,
             tokens: crate::http::token_cache(),
             accounts,
+            guard,
             auth_failures: Default::default(),
         };
         let (http, _) = Actor::spawn_linked(

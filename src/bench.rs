@@ -166,6 +166,7 @@ pub async fn engine(mut settings: Settings, args: BenchArgs) -> anyhow::Result<R
         settings.server.listen = format!("127.0.0.1:{port}");
         settings.server.public_url = format!("http://127.0.0.1:{port}");
         settings.secrets.keys = vec![crate::secrets::Keyring::generate_entry("bench")];
+        settings.outbound.allow = vec!["127.0.0.0/8".into()];
     }
     if args.instances == 0 || (args.instances > 1 && !args.database_url.starts_with("postgres")) {
         bail!("--instances must be 1, or several on a postgres:// database");

@@ -184,6 +184,7 @@ pub async fn run(mut settings: Settings, args: WebhookBenchArgs) -> anyhow::Resu
     settings.server.listen = format!("127.0.0.1:{port}");
     settings.server.public_url = format!("http://127.0.0.1:{port}");
     settings.secrets.keys = vec![Keyring::generate_entry("bench")];
+    settings.outbound.allow = vec!["127.0.0.0/8".into()];
     let public_url = settings.server.public_url.clone();
 
     let carrier = Served::start(carrier_router()).await?;

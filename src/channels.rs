@@ -22,6 +22,7 @@ use crate::secrets::Keyring;
 use crate::send_limits::{SendKind, SendLimits};
 use crate::tenant_data::{self, Precheck, PrecheckResult};
 use crate::twilio_channel;
+use neuronx_adapters::outbound::OutboundGuard;
 
 /// What the voice and SMS handlers share: where tenants' accounts are, and our public URL.
 #[derive(Clone)]
@@ -29,6 +30,8 @@ pub struct Context {
     pub store: Store,
     pub keyring: Arc<Keyring>,
     pub public_url: String,
+    /// Where tenants' carrier hosts may lead.
+    pub guard: OutboundGuard,
     /// Tenants' accounts (or their absence), so an effect does not read and unseal the
     /// credentials and build a TLS client each time. Short-lived: a changed account is used
     /// within the time to live.
@@ -48,6 +51,7 @@ impl Context {
         store: Store,
         keyring: Arc<Keyring>,
         public_url: String,
+        guard: OutboundGuard,
         limits: Arc<SendLimits>,
     ) -> (Self, JoinHandle<()>) {
         let lookups = store.clone();
@@ -59,6 +63,7 @@ impl Context {
             store,
             keyring,
             public_url,
+            guard,
             accounts: moka::future::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(30))
@@ -76,7 +81,7 @@ impl Context {
         // One load per tenant however many effects miss at once.
         self.accounts
             .try_get_with(tenant, async {
-                twilio_channel::account(&self.store, &self.keyring, tenant)
+                twilio_channel::account(&self.store, &self.keyring, &self.guard, tenant)
                     .await
                     .map(|found| found.map(Arc::new))
             })

@@ -33,6 +33,17 @@ pub struct Settings {
     pub secrets: SecretSettings,
     pub compliance: ComplianceSettings,
     pub limits: LimitSettings,
+    pub outbound: OutboundSettings,
+}
+
+/// Where tenant-supplied hosts (a Twilio-compatible `base_url`, and later SMTP, GoHighLevel and
+/// webhook URLs) may lead: public addresses, plus these networks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundSettings {
+    /// Networks (`127.0.0.0/8`) or addresses let through in spite of the private, loopback,
+    /// link-local and metadata ranges. NEURONX_OUTBOUND_ALLOW, comma-separated.
+    pub allow: Vec<String>,
 }
 
 impl LimitSettings {
@@ -177,6 +188,9 @@ impl Settings {
         if let Some(keys) = env.get("NEURONX_SECRET_KEYS").filter(|v| !v.is_empty()) {
             settings.secrets.keys = keys.split(',').map(str::to_owned).collect();
         }
+        if let Some(nets) = env.get("NEURONX_OUTBOUND_ALLOW").filter(|v| !v.is_empty()) {
+            settings.outbound.allow = nets.split(',').map(|n| n.trim().to_owned()).collect();
+        }
         if settings.server.instance_id.is_empty() {
             let host = env
                 .get("HOSTNAME")
@@ -222,6 +236,7 @@ impl Settings {
         if l.max_wait_ms == 0 {
             bail!("limits.max_wait_ms must be positive");
         }
+        self.outbound_guard()?;
         let db = &self.server.database_url;
         if !(db.starts_with("postgres://")
             || db.starts_with("postgresql://")
@@ -280,6 +295,12 @@ impl Settings {
         Ok(crate::secrets::Keyring::parse(
             self.secrets.keys.iter().map(String::as_str),
         )?)
+    }
+
+    /// The guard every tenant-supplied host passes, from `outbound.allow`.
+    pub fn outbound_guard(&self) -> anyhow::Result<neuronx_adapters::outbound::OutboundGuard> {
+        neuronx_adapters::outbound::OutboundGuard::from_allow_list(&self.outbound.allow)
+            .map_err(|e| anyhow::anyhow!("outbound.allow: {e}"))
     }
 
     pub fn is_sqlite(&self) -> bool {

@@ -94,6 +94,8 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<Summa
     settings.server.listen = format!("127.0.0.1:{port}");
     settings.server.public_url = format!("http://127.0.0.1:{port}");
     settings.secrets.keys = vec![Keyring::generate_entry("demo")];
+    // The carrier simulator is on loopback, where tenant hosts may not lead unless allowed.
+    settings.outbound.allow = vec!["127.0.0.0/8".into()];
     settings.engine.shard_count = 64;
     let app = App::start(settings).await?;
     let base = format!("http://{}", app.addr);

@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 
 use crate::secrets::Keyring;
 use crate::tenant_data::{self, StoredCredentials};
+use neuronx_adapters::outbound::OutboundGuard;
 
 /// What a Twilio effect needs: the tenant's account and where our webhooks live.
 pub struct Account {
@@ -29,6 +30,7 @@ pub struct Account {
 pub async fn account(
     store: &Store,
     keyring: &Keyring,
+    guard: &OutboundGuard,
     tenant: TenantId,
 ) -> Result<Option<Account>, String> {
     let Some(StoredCredentials {
@@ -51,6 +53,7 @@ pub async fn account(
             auth_token,
         },
         ClientConfig::default(),
+        guard,
     )
     .map_err(|e| e.to_string())?;
     Ok(Some(Account {

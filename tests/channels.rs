@@ -237,7 +237,43 @@ async fn a_number_on_the_do_not_call_list_is_never_dialled(backend: Backend) {
     t.stop().await;
 }
 
+/// The tenant's token goes wherever `base_url` leads: never to this machine, its network or a
+/// metadata service, however the address is written (the tests' usual loopback allowance is
+/// taken away here).
+async fn a_carrier_url_leading_inside_is_refused(backend: Backend) {
+    let t = TestApp::spawn_with(backend, |s| {
+        s.secrets.keys = vec![Keyring::generate_entry("k1")];
+        s.outbound.allow.clear();
+    })
+    .await;
+    for inside in [
+        "http://127.0.0.1:9/",
+        "http://localhost:9/",
+        "http://[::1]:9/",
+        "http://0x7f000001/",
+        "http://10.0.0.5/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::ffff:192.168.0.1]/",
+        "http://user:secret@example.com/",
+    ] {
+        let mut body = twilio("x");
+        body["base_url"] = json!(inside);
+        let (status, err) = t
+            .request(Method::PUT, "/v1/channels/twilio", Some(&t.key), Some(body))
+            .await;
+        assert_eq!(
+            (status, err["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("base_url")),
+            "{inside}: {err}"
+        );
+    }
+    let (status, _) = t.get("/v1/channels/twilio").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing was stored");
+    t.stop().await;
+}
+
 both_backends!(
+    a_carrier_url_leading_inside_is_refused,
     a_number_on_the_do_not_call_list_is_never_dialled,
     rotating_the_key_reseals_every_secret,
     credentials_are_sealed_and_never_returned,

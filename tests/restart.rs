@@ -311,7 +311,8 @@ async fn a_dial_left_in_flight_by_a_killed_instance_is_recorded_unknown_and_neve
         let mut c = command(&db, dir.path());
         c.arg("--config")
             .arg(&config)
-            .env("NEURONX_SECRET_KEYS", &keys);
+            .env("NEURONX_SECRET_KEYS", &keys)
+            .env("NEURONX_OUTBOUND_ALLOW", "127.0.0.0/8");
         c
     };
     let mut server = serve_with(engine(), port).await;

@@ -5,4 +5,5 @@
 pub mod carrier_sim;
 pub mod limits;
 pub mod loopback;
+pub mod outbound;
 pub mod twilio;

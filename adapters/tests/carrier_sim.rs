@@ -183,7 +183,7 @@ fn client(sim: &SimHandle, token: &str) -> TwilioClient {
         account_sid: SID.into(),
         auth_token: token.into(),
     };
-    TwilioClient::new(&sim.base_url, creds, ClientConfig::default()).unwrap()
+    TwilioClient::new(&sim.base_url, creds, ClientConfig::default(), &loopback()).unwrap()
 }
 
 fn call_to(to: &str, callback: String) -> CreateCall {
@@ -647,4 +647,9 @@ async fn same_seed_replays_the_same_outcomes() {
         sim.shutdown().await;
     }
     assert_eq!(outcomes[0], outcomes[1]);
+}
+
+/// The simulator runs on loopback, which tenant hosts may reach only where allowed.
+fn loopback() -> neuronx_adapters::outbound::OutboundGuard {
+    neuronx_adapters::outbound::OutboundGuard::from_allow_list(&["127.0.0.0/8"]).unwrap()
 }

@@ -41,7 +41,10 @@ fn client_for(base: &str, config: ClientConfig) -> TwilioClient {
         account_sid: SID.into(),
         auth_token: TOKEN.into(),
     };
-    match TwilioClient::new(base, creds, config) {
+    // wiremock listens on loopback, which tenant hosts may reach only where allowed.
+    let loopback = neuronx_adapters::outbound::OutboundGuard::from_allow_list(&["127.0.0.0/8"])
+        .expect("allow-list");
+    match TwilioClient::new(base, creds, config, &loopback) {
         Ok(c) => c,
         Err(e) => panic!("client: {e}"),
     }

@@ -91,11 +91,23 @@ pub async fn put_twilio(
     }
     validate_e164(&req.from_number).map_err(|e| ApiError::invalid("from_number", e.to_string()))?;
     if let Some(url) = &req.base_url {
-        let ok = (url.starts_with("https://") || url.starts_with("http://"))
-            && url.len() <= 500
-            && url::Url::parse(url).is_ok();
-        if !ok {
-            return Err(ApiError::invalid("base_url", "must be an http(s) URL"));
+        if url.chars().count() > 500 {
+            return Err(ApiError::invalid(
+                "base_url",
+                "must be at most 500 characters",
+            ));
+        }
+        // The tenant's token will be sent there: never to this machine or its network.
+        let parsed = state
+            .guard
+            .check_resolved(url)
+            .await
+            .map_err(|e| ApiError::invalid("base_url", e.to_string()))?;
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(ApiError::invalid(
+                "base_url",
+                "must not carry a query or fragment",
+            ));
         }
     }
     let sealed = state

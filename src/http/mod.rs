@@ -47,6 +47,8 @@ pub struct AppState {
     pub tokens: TokenCache,
     /// The effect handlers' account cache, cleared here when credentials change.
     pub accounts: crate::channels::AccountCache,
+    /// Where tenant-supplied hosts may lead; checked when one is saved.
+    pub guard: neuronx_adapters::outbound::OutboundGuard,
     /// Failed authentications per client address, to refuse guessers (429).
     pub auth_failures: auth::AuthLimiter,
 }

@@ -230,6 +230,7 @@ impl Cluster {
                 format!("redis://127.0.0.1:{}", self.redis_port),
             )
             .env("NEURONX_SECRET_KEYS", &self.secret)
+            .env("NEURONX_OUTBOUND_ALLOW", "127.0.0.0/8")
             .env("NEURONX_LOG", "warn")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())

@@ -16,6 +16,7 @@ use tracing::{instrument, warn};
 use super::error::{api_error, TwilioError};
 use super::resources::{CallResource, CreateCall, CreateMessage, HangupStatus, MessageResource};
 use super::retry::{self, Failure, OpKind, Verdict};
+use crate::outbound::OutboundGuard;
 
 /// Twilio's production API host.
 pub const DEFAULT_BASE_URL: &str = "https://api.twilio.com";
@@ -86,30 +87,30 @@ enum Attempt<T> {
 
 impl TwilioClient {
     /// `base_url` is [`DEFAULT_BASE_URL`] in production, or e.g. `http://127.0.0.1:8080` for the
-    /// carrier simulator; a path prefix is allowed.
+    /// carrier simulator; a path prefix is allowed. The base URL is the tenant's to choose, so
+    /// it and every address its host resolves to pass `guard` (loopback only where the
+    /// configuration allows it).
     pub fn new(
         base_url: &str,
         credentials: TwilioCredentials,
         config: ClientConfig,
+        guard: &OutboundGuard,
     ) -> Result<Self, TwilioError> {
-        let parsed = reqwest::Url::parse(base_url)
+        let parsed = guard
+            .check_url(base_url)
             .map_err(|e| TwilioError::InvalidUrl(format!("{base_url}: {e}")))?;
-        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-            return Err(TwilioError::InvalidUrl(format!(
-                "{base_url}: expected an http(s) url with a host"
-            )));
-        }
         if parsed.query().is_some() || parsed.fragment().is_some() {
             return Err(TwilioError::InvalidUrl(format!(
                 "{base_url}: base url must not carry a query or fragment"
             )));
         }
         check_sid(&credentials.account_sid)?;
-        let http = reqwest::Client::builder()
+        // The guard's builder never follows redirects: a redirected POST would silently become
+        // a GET (or be replayed), and a 3xx could lead inside; 3xx is an error.
+        let http = guard
+            .client_builder()
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
-            // A redirected POST would silently become a GET (or be replayed); treat 3xx as an error.
-            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("neuronx/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| TwilioError::Setup(error_chain(&e)))?;
@@ -380,20 +381,41 @@ mod tests {
         let shown = format!("{:?}", creds());
         assert!(shown.contains("AC123"));
         assert!(!shown.contains("super-secret-token"));
-        let client = TwilioClient::new(DEFAULT_BASE_URL, creds(), ClientConfig::default());
+        let client = TwilioClient::new(
+            DEFAULT_BASE_URL,
+            creds(),
+            ClientConfig::default(),
+            &OutboundGuard::default(),
+        );
         let shown = format!("{client:?}");
         assert!(!shown.contains("super-secret-token"));
     }
 
     #[test]
     fn rejects_bad_base_urls_and_sids() {
-        for bad in ["not a url", "ftp://x.example", "https://x.example/?a=b"] {
-            let r = TwilioClient::new(bad, creds(), ClientConfig::default());
+        for bad in [
+            "not a url",
+            "ftp://x.example",
+            "https://x.example/?a=b",
+            "http://127.0.0.1:9",
+            "http://169.254.169.254",
+        ] {
+            let r = TwilioClient::new(
+                bad,
+                creds(),
+                ClientConfig::default(),
+                &OutboundGuard::default(),
+            );
             assert!(matches!(r, Err(TwilioError::InvalidUrl(_))), "{bad}");
         }
         let mut c = creds();
         c.account_sid = "AC1/../x".into();
-        let r = TwilioClient::new(DEFAULT_BASE_URL, c, ClientConfig::default());
+        let r = TwilioClient::new(
+            DEFAULT_BASE_URL,
+            c,
+            ClientConfig::default(),
+            &OutboundGuard::default(),
+        );
         assert!(matches!(r, Err(TwilioError::InvalidUrl(_))));
         assert!(check_sid("CA0123abcdef").is_ok());
         assert!(check_sid("").is_err());
@@ -402,7 +424,13 @@ mod tests {
 
     #[test]
     fn account_root_joins_cleanly() {
-        let client = TwilioClient::new("http://127.0.0.1:9/sim/", creds(), ClientConfig::default());
+        let loopback = OutboundGuard::from_allow_list(&["127.0.0.0/8"]).unwrap();
+        let client = TwilioClient::new(
+            "http://127.0.0.1:9/sim/",
+            creds(),
+            ClientConfig::default(),
+            &loopback,
+        );
         assert!(matches!(
             client.map(|c| c.account_root),
             Ok(root) if root == "http://127.0.0.1:9/sim/2010-04-01/Accounts/AC123"
