@@ -481,7 +481,7 @@ async fn create(
         external_id,
         contact: Contact {
             name: format!("Lead {i}"),
-            phone: format!("+1415{:07}", i % 10_000_000),
+            phone: crate::demo::lead_phone(415, i),
             email: None,
             timezone: Some(zone.into()),
             consent: Consent {

@@ -27,7 +27,7 @@ pub struct DemoArgs {
 }
 
 /// Area codes across the time zones, Florida included (stricter window and a call cap).
-const AREA_CODES: [&str; 8] = ["212", "617", "312", "214", "303", "602", "415", "305"];
+const AREA_CODES: [u16; 8] = [212, 617, 312, 214, 303, 602, 415, 305];
 
 const ZONES: [&str; 10] = [
     "America/New_York",
@@ -41,6 +41,22 @@ const ZONES: [&str; 10] = [
     "America/Sao_Paulo",
     "Australia/Sydney",
 ];
+
+/// The `n`th of a run of distinct, valid North American numbers in `area` (a real area code):
+/// exchanges 200–999 without the N11 service codes, 10,000 lines each (7.2 million in all). The
+/// shape alone (`+1415` and seven digits) is not enough: the API refuses numbers the
+/// numbering plan cannot hold, such as exchange 000.
+pub fn lead_phone(area: u16, n: u64) -> String {
+    let exchanges: u64 = 800 - 8; // 200..=999 less 211, 311, …, 911
+    let mut exchange = 200 + (n / 10_000) % exchanges;
+    // Skip each N11 at or below it: map the index past the service codes.
+    for n11 in [211, 311, 411, 511, 611, 711, 811, 911] {
+        if exchange >= n11 {
+            exchange += 1;
+        }
+    }
+    format!("+1{area}{exchange}{:04}", n % 10_000)
+}
 
 /// A time zone where it is mid-day now, so calling hours do not depend on when this runs
 /// (the demo, the benchmark and the tests use it).
@@ -160,7 +176,7 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<Summa
                 "playbook": "demo",
                 "contact": {
                     "name": format!("Lead {i}"),
-                    "phone": format!("+1{area}555{:04}", i % 10_000),
+                    "phone": lead_phone(area, u64::from(i)),
                     "timezone": zone,
                     "consent": {"voice": true, "sms": true}
                 }
@@ -352,4 +368,21 @@ pub fn print(s: &Summary) {
     println!("└────────────────────────┴──────────┘");
     let stages: Vec<String> = s.stages.iter().map(|(k, v)| format!("{k} {v}")).collect();
     println!("stages: {}", stages.join(", "));
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn lead_phones_are_distinct_and_valid() {
+        use neuronx_actors::domain::opportunity::validate_e164;
+        let mut seen = std::collections::HashSet::new();
+        for n in (0..7_200_000)
+            .step_by(9_973)
+            .chain([1, 9_999, 10_000, 7_199_999])
+        {
+            let p = super::lead_phone(415, n);
+            assert_eq!(validate_e164(&p), Ok(()), "{p}");
+            assert!(seen.insert(p.clone()), "{p} twice");
+        }
+    }
 }

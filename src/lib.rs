@@ -14,6 +14,7 @@ pub mod config;
 pub mod control;
 pub mod demo;
 pub mod http;
+pub mod input;
 pub mod lock;
 pub mod secrets;
 pub mod send_limits;

@@ -98,6 +98,99 @@ async fn bad_input_is_refused_by_field_and_writes_nothing(backend: Backend) {
     t.stop().await;
 }
 
+/// Hostile text on every API path: control characters, bidi overrides and NULs are refused by
+/// field (line breaks only where a field may span lines), lengths count characters, phone
+/// numbers must exist in their numbering plan and are stored in E.164, and a body with
+/// anything after its JSON value is refused. Nothing is half-written.
+async fn hostile_text_is_refused_and_numbers_are_normalised(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let with = |path: &str, value: serde_json::Value| {
+        let mut body = lead("hostile", 300);
+        let mut at = &mut body;
+        let parts: Vec<&str> = path.split('.').collect();
+        for p in &parts[..parts.len() - 1] {
+            at = &mut at[*p];
+        }
+        at[parts[parts.len() - 1]] = value;
+        body
+    };
+    for (path, value) in [
+        ("external_id", json!("lead\u{202E}1")),
+        ("external_id", json!("two\nlines")),
+        ("contact.name", json!("Ana\u{1b}[31m")),
+        ("contact.name", json!("Ana\tLima")),
+        ("contact.name", json!("é".repeat(201))),
+        ("contact.phone", json!("+12345678")),
+        ("contact.phone", json!("+10005550100")),
+        ("contact.phone", json!("4155550100")),
+        ("contact.email", json!("ana\u{0}@example.com")),
+        ("assignee", json!("bo\u{2066}")),
+    ] {
+        let (status, err) = t.post("/v1/opportunities", with(path, value.clone())).await;
+        assert_eq!(
+            (status, err["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(path)),
+            "{path} = {value}: {err}"
+        );
+    }
+    let (_, list) = t.get("/v1/opportunities").await;
+    assert_eq!(list["items"], json!([]), "nothing may be half-written");
+
+    let garbage = format!("{} GARBAGE", lead("garbage", 300));
+    let raw = t
+        .client
+        .post(format!("{}/v1/opportunities", t.base))
+        .bearer_auth(&t.key)
+        .header("content-type", "application/json")
+        .body(garbage)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), StatusCode::BAD_REQUEST);
+    let err: serde_json::Value = raw.json().await.unwrap();
+    assert_eq!(err["field"], "body", "{err}");
+    let (_, list) = t.get("/v1/opportunities").await;
+    assert_eq!(list["items"], json!([]), "trailing garbage wrote nothing");
+
+    let mut named = with("contact.name", json!("é".repeat(200)));
+    named["contact"]["phone"] = json!("+1 (415) 555-2671");
+    let (status, created) = t.post("/v1/opportunities", named).await;
+    assert_eq!(status, StatusCode::CREATED, "200 characters fit: {created}");
+    assert_eq!(
+        created["contact"]["phone"], "+14155552671",
+        "stored in e.164"
+    );
+    let id = created["id"].as_str().unwrap();
+
+    let pause = format!("/v1/opportunities/{id}/pause");
+    let (status, err) = t.post(&pause, json!({"reason": "bell\u{7}"})).await;
+    assert_eq!(
+        (status, err["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("reason"))
+    );
+    let (status, body) = t
+        .post(&pause, json!({"reason": "called back:\nno answer"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "a reason may span lines: {body}");
+    let (status, err) = t.get("/v1/opportunities?stage=%1b").await;
+    assert_eq!(
+        (status, err["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("stage"))
+    );
+
+    let (status, listed) = t.post("/v1/dnc", json!({"phone": "+1 415-555-0199"})).await;
+    assert_eq!(
+        (status, listed["phone"].as_str()),
+        (StatusCode::CREATED, Some("+14155550199"))
+    );
+    let (status, err) = t.post("/v1/dnc", json!({"phone": "+10005550100"})).await;
+    assert_eq!(
+        (status, err["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("phone"))
+    );
+    t.stop().await;
+}
+
 async fn keys_and_tenants_are_enforced(backend: Backend) {
     let t = TestApp::spawn(backend).await;
     let created = t.create("lead-1", 300).await;
@@ -356,6 +449,7 @@ async fn health_readiness_and_metrics_answer(backend: Backend) {
 }
 
 both_backends!(
+    hostile_text_is_refused_and_numbers_are_normalised,
     creating_is_idempotent_on_external_id,
     bad_input_is_refused_by_field_and_writes_nothing,
     keys_and_tenants_are_enforced,

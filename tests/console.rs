@@ -295,7 +295,40 @@ async fn the_live_feed_announces_changes(backend: Backend) {
     t.stop().await;
 }
 
+/// A console form carrying NUL, a control character or a bidi override is refused with a 400
+/// page, and nothing reaches the opportunity (PostgreSQL used to answer 503 with its raw error;
+/// SQLite stored it).
+async fn hostile_form_text_is_refused(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let id = t.create("lead-1", 300).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (cookie, _) = sign_in(&t, &t.key).await;
+    let (_, page) = get_page(&t, &cookie, &format!("/console/opportunities/{id}")).await;
+    let token = csrf(&page);
+    let pause = format!("/console/opportunities/{id}/pause");
+    for reason in ["a\u{0}b", "bell\u{7}", "flip\u{202E}"] {
+        let status = post_form(&t, &cookie, &pause, &[("csrf", &token), ("reason", reason)]).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{reason:?}");
+    }
+    let (_, body) = t.get(&format!("/v1/opportunities/{id}")).await;
+    assert_eq!(body["paused"], false, "nothing was applied");
+    let reassign = format!("/console/opportunities/{id}/reassign");
+    let form = [
+        ("csrf", token.as_str()),
+        ("reason", "x"),
+        ("assignee", "bo\nx"),
+    ];
+    assert_eq!(
+        post_form(&t, &cookie, &reassign, &form).await,
+        StatusCode::BAD_REQUEST
+    );
+    t.stop().await;
+}
+
 both_backends!(
+    hostile_form_text_is_refused,
     signing_in_opens_a_strict_cookie_session_and_pages_render,
     buttons_follow_the_role_and_the_server_enforces_it,
     every_role_reads_the_console_and_only_operating_roles_act,

@@ -105,7 +105,7 @@ pub(super) fn lead(n: u64, sla_seconds: u64) -> Value {
         "playbook": "speed-to-lead",
         "contact": {
             "name": format!("Lead {n}"),
-            "phone": format!("+1415{:07}", n % 10_000_000),
+            "phone": crate::demo::lead_phone(415, n),
             "timezone": crate::demo::daytime_zone(),
             "consent": {"voice": false, "sms": false}
         },

@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use neuronx_actors::domain::opportunity::validate_e164;
+use neuronx_actors::domain::opportunity::normalize_phone;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -89,7 +89,8 @@ pub async fn put_twilio(
             "must be 1 to 200 characters",
         ));
     }
-    validate_e164(&req.from_number).map_err(|e| ApiError::invalid("from_number", e.to_string()))?;
+    let from_number = normalize_phone(&req.from_number)
+        .map_err(|e| ApiError::invalid("from_number", e.to_string()))?;
     if let Some(url) = &req.base_url {
         if url.chars().count() > 500 {
             return Err(ApiError::invalid(
@@ -119,7 +120,7 @@ pub async fn put_twilio(
         })?;
     let stored = StoredCredentials {
         account_sid: req.account_sid,
-        from_number: req.from_number,
+        from_number,
         base_url: req.base_url.map(|u| u.trim_end_matches('/').to_owned()),
         sealed,
     };
@@ -175,16 +176,17 @@ pub async fn add_dnc(
     Body(req): Body<DncRequest>,
 ) -> Result<Response, ApiError> {
     let tenant = caller.require(Action::WriteDnc)?;
-    validate_e164(&req.phone).map_err(|e| ApiError::invalid("phone", e.to_string()))?;
-    let added = tenant_data::add_dnc(state.engine.store(), tenant, &req.phone).await?;
-    let after = json!({"phone": req.phone, "listed": true});
+    let phone =
+        normalize_phone(&req.phone).map_err(|e| ApiError::invalid("phone", e.to_string()))?;
+    let added = tenant_data::add_dnc(state.engine.store(), tenant, &phone).await?;
+    let after = json!({"phone": phone, "listed": true});
     record(&state, &caller, AuditAction::DncAdd, "dnc".into(), after).await?;
     let status = if added {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(json!({"phone": req.phone, "listed": true}))).into_response())
+    Ok((status, Json(json!({"phone": phone, "listed": true}))).into_response())
 }
 
 #[utoipa::path(
@@ -200,7 +202,7 @@ pub async fn remove_dnc(
     Path(phone): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let tenant = caller.require(Action::WriteDnc)?;
-    validate_e164(&phone).map_err(|e| ApiError::invalid("phone", e.to_string()))?;
+    let phone = normalize_phone(&phone).map_err(|e| ApiError::invalid("phone", e.to_string()))?;
     if !tenant_data::remove_dnc(state.engine.store(), tenant, &phone).await? {
         return Err(ApiError::NotFound("do-not-call entry"));
     }

@@ -22,6 +22,7 @@ use super::AppState;
 use crate::control::access;
 use crate::control::audit::{self, AuditAction, Entry, Outcome};
 use crate::control::Action;
+use crate::input::{self, Lines};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -76,18 +77,14 @@ pub(super) fn acting_as(caller: &Caller, named: Option<String>) -> Result<String
         };
     }
     let by = named.unwrap_or_else(|| caller.0.actor_name());
-    if by.trim().is_empty() || by.len() > 200 {
-        return Err(ApiError::invalid("operator", "must be 1 to 200 characters"));
-    }
+    input::check("operator", &by, Lines::One, 1, 200)?;
     Ok(by.trim().to_owned())
 }
 
+/// A reason may span lines (the console's text area), up to 2,000 characters.
 pub(super) fn check_reason(reason: &Option<String>) -> Result<(), ApiError> {
-    if reason.as_ref().is_some_and(|r| r.len() > 2000) {
-        return Err(ApiError::invalid(
-            "reason",
-            "must be at most 2000 characters",
-        ));
+    if let Some(r) = reason {
+        input::check("reason", r, Lines::Many, 0, 2000)?;
     }
     Ok(())
 }
@@ -107,8 +104,8 @@ fn command_input(cmd: Command, by: String, req: CommandRequest) -> Result<OppInp
         Command::Reassign => {
             let assignee = req
                 .assignee
-                .filter(|a| !a.trim().is_empty() && a.len() <= 200)
                 .ok_or_else(|| ApiError::invalid("assignee", "required, 1 to 200 characters"))?;
+            input::check("assignee", &assignee, Lines::One, 1, 200)?;
             let reason = req
                 .reason
                 .filter(|r| !r.trim().is_empty())

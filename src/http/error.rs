@@ -43,6 +43,15 @@ impl From<neuronx_supervision::StoreError> for ApiError {
     }
 }
 
+impl From<crate::input::BadText> for ApiError {
+    fn from(e: crate::input::BadText) -> Self {
+        ApiError::Invalid {
+            field: e.field,
+            message: e.message,
+        }
+    }
+}
+
 impl From<crate::control::ControlError> for ApiError {
     fn from(e: crate::control::ControlError) -> Self {
         use crate::control::ControlError as C;

@@ -20,31 +20,30 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|_| ApiError::TooLarge)?;
-        // PostgreSQL cannot store NUL in text or JSON; refuse it here, by name, before anything
-        // is written (JSON can only carry it escaped).
-        if bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000")) {
-            return Err(ApiError::invalid(
-                "body",
-                "strings must not contain NUL (\\u0000)",
-            ));
-        }
         let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
             b"{}"
         } else {
             &bytes
         };
-        let de = &mut serde_json::Deserializer::from_slice(bytes);
-        serde_path_to_error::deserialize(de).map(Body).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            let field = match (path.as_str(), missing_field(&inner.to_string())) {
-                (".", Some(missing)) => missing,
-                (".", None) => "body".into(),
-                (_, Some(missing)) => format!("{path}.{missing}"),
-                (_, None) => path,
-            };
-            ApiError::invalid(field, inner.to_string())
-        })
+        // One JSON value and nothing after it: `{...} GARBAGE` is refused, not half-read.
+        let value: serde_json::Value = serde_json::from_slice(bytes)
+            .map_err(|e| ApiError::invalid("body", format!("not one JSON value: {e}")))?;
+        // No field may hold NUL (PostgreSQL cannot store it), control characters or bidi
+        // overrides; refused here, by path, before anything is written.
+        crate::input::check_json(&value)?;
+        serde_path_to_error::deserialize(value)
+            .map(Body)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                let field = match (path.as_str(), missing_field(&inner.to_string())) {
+                    (".", Some(missing)) => missing,
+                    (".", None) => "body".into(),
+                    (_, Some(missing)) => format!("{path}.{missing}"),
+                    (_, None) => path,
+                };
+                ApiError::invalid(field, inner.to_string())
+            })
     }
 }
 
@@ -62,14 +61,12 @@ impl<T: DeserializeOwned> FromRequestParts<AppState> for Params<T> {
 
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or("");
-        // As for bodies: PostgreSQL cannot compare against text holding NUL.
+        // As for bodies: no NUL (PostgreSQL cannot compare against it), controls or overrides.
         let decoded: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
-        if decoded
-            .iter()
-            .any(|(k, v)| k.contains('\0') || v.contains('\0'))
-        {
-            return Err(ApiError::invalid("query", "must not contain NUL (%00)"));
-        }
+        crate::input::check_pairs(
+            decoded.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            crate::input::Lines::One,
+        )?;
         serde_urlencoded::from_str(query)
             .map(Params)
             .map_err(|e| ApiError::invalid("query", e.to_string()))

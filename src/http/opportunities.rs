@@ -7,7 +7,7 @@ use axum::Json;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use neuronx_actors::domain::opportunity::{
-    validate_e164, Consent, Contact, OppInput, Opportunity, SlaOverride, Stage,
+    normalize_phone, Consent, Contact, OppInput, Opportunity, SlaOverride, Stage,
 };
 use neuronx_actors::opportunity as opp;
 use neuronx_supervision::store::{ActorRow, ListQuery};
@@ -23,6 +23,7 @@ pub(super) use super::scope::visible;
 use super::AppState;
 use crate::control::binding::{self, Binding};
 use crate::control::{access, Action};
+use crate::input::{self, Lines};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -111,21 +112,11 @@ pub(super) async fn load(state: &AppState, tenant: TenantId, id: Uuid) -> Result
     view(&row, timers)
 }
 
-fn validate(req: &CreateRequest, state: &AppState) -> Result<(), ApiError> {
-    let ext = req.external_id.trim();
-    if ext.is_empty() || ext.len() > 200 {
-        return Err(ApiError::invalid(
-            "external_id",
-            "must be 1 to 200 characters",
-        ));
-    }
-    if req.contact.name.trim().is_empty() || req.contact.name.len() > 200 {
-        return Err(ApiError::invalid(
-            "contact.name",
-            "must be 1 to 200 characters",
-        ));
-    }
-    validate_e164(&req.contact.phone)
+/// Checks a create request field by field; answers the contact's phone in E.164 form.
+fn validate(req: &CreateRequest, state: &AppState) -> Result<String, ApiError> {
+    input::check("external_id", &req.external_id, Lines::One, 1, 200)?;
+    input::check("contact.name", &req.contact.name, Lines::One, 1, 200)?;
+    let phone = normalize_phone(&req.contact.phone)
         .map_err(|e| ApiError::invalid("contact.phone", e.to_string()))?;
     if let Some(tz) = &req.contact.timezone {
         tz.parse::<chrono_tz::Tz>().map_err(|_| {
@@ -133,7 +124,8 @@ fn validate(req: &CreateRequest, state: &AppState) -> Result<(), ApiError> {
         })?;
     }
     if let Some(email) = &req.contact.email {
-        if !email.contains('@') || email.len() > 320 {
+        input::check("contact.email", email, Lines::One, 3, 320)?;
+        if !email.contains('@') || email.chars().any(char::is_whitespace) {
             return Err(ApiError::invalid("contact.email", "not an email address"));
         }
     }
@@ -154,11 +146,12 @@ fn validate(req: &CreateRequest, state: &AppState) -> Result<(), ApiError> {
         }
     }
     if let Some(a) = &req.assignee {
-        if a.trim().is_empty() || a.len() > 200 {
-            return Err(ApiError::invalid("assignee", "must be 1 to 200 characters"));
-        }
+        input::check("assignee", a, Lines::One, 1, 200)?;
     }
-    Ok(())
+    if let Some(t) = &req.team {
+        input::check("team", t, Lines::One, 1, 100)?;
+    }
+    Ok(phone)
 }
 
 #[utoipa::path(
@@ -174,7 +167,7 @@ pub async fn create(
     Body(req): Body<CreateRequest>,
 ) -> Result<Response, ApiError> {
     let tenant = caller.require(Action::CreateOpportunity)?;
-    validate(&req, &state)?;
+    let phone = validate(&req, &state)?;
     let external_id = req.external_id.trim().to_owned();
     let id = opp::id_for(tenant, &external_id);
     let Binding { team, assignee } = binding::bind_new(
@@ -190,7 +183,7 @@ pub async fn create(
         external_id,
         contact: Contact {
             name: req.contact.name.trim().to_owned(),
-            phone: req.contact.phone,
+            phone,
             email: req.contact.email,
             timezone: req.contact.timezone,
             consent: Consent {

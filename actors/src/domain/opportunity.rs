@@ -130,19 +130,40 @@ pub struct Contact {
     pub consent: Consent,
 }
 
-/// `+`, then 8 to 15 digits, the first not 0.
+/// A number already in E.164 form (`+14155550100`) that the numbering plan says can exist.
+/// The shape alone is not enough: `+12345678` and `+10005550100` have it but no phone does,
+/// and dialling them costs money and trust.
 pub fn validate_e164(phone: &str) -> Result<(), Rejection> {
-    let shape = "must be e.164: '+' then 8 to 15 digits";
-    let digits = phone
-        .strip_prefix('+')
-        .ok_or_else(|| invalid("phone", shape))?;
-    if !(8..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(invalid("phone", shape));
-    }
-    if digits.starts_with('0') {
-        return Err(invalid("phone", "country code must not start with 0"));
+    let normal = normalize_phone(phone)?;
+    if normal != phone {
+        return Err(invalid("phone", format!("must be in e.164 form: {normal}")));
     }
     Ok(())
+}
+
+/// A phone number written in international form (`+1 (415) 555-0100` or `+14155550100`),
+/// checked against the numbering plan (libphonenumber's metadata) and given in E.164. Numbers
+/// without a country code are refused: which country would be a guess.
+pub fn normalize_phone(raw: &str) -> Result<String, Rejection> {
+    let raw = raw.trim();
+    if !raw.starts_with('+') {
+        return Err(invalid(
+            "phone",
+            "must start with + and the country code (e.164)",
+        ));
+    }
+    if raw.chars().count() > 32 || raw.chars().any(|c| c.is_control()) {
+        return Err(invalid("phone", "not a phone number"));
+    }
+    let parsed = phonenumber::parse(None, raw)
+        .map_err(|e| invalid("phone", format!("not a phone number: {e}")))?;
+    if !parsed.is_valid() {
+        return Err(invalid(
+            "phone",
+            "not a valid number in its country's numbering plan",
+        ));
+    }
+    Ok(parsed.format().mode(phonenumber::Mode::E164).to_string())
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -232,8 +232,8 @@ fn e164_validation() {
     for ok in [
         "+14155550100",
         "+4930123456",
-        "+12345678",
-        "+123456789012345",
+        "+442071838750",
+        "+551155256325",
     ] {
         assert_eq!(validate_e164(ok), Ok(()), "{ok}");
     }
@@ -244,12 +244,35 @@ fn e164_validation() {
         "+0123456789",
         "+1415 555 0100",
         "+",
+        // The right shape, but no such number: no area code 234-5678, no area code 000.
+        "+12345678",
+        "+10005550100",
+        "+14150000000",
     ] {
         let err = validate_e164(bad).unwrap_err();
         assert!(
             matches!(err, Rejection::InvalidField { field: "phone", .. }),
             "{bad}"
         );
+    }
+}
+
+#[test]
+fn phone_numbers_are_normalised_to_e164() {
+    for (raw, e164) in [
+        ("+1 (415) 555-0100", "+14155550100"),
+        (" +14155550100 ", "+14155550100"),
+        ("+44 20 7183 8750", "+442071838750"),
+    ] {
+        assert_eq!(normalize_phone(raw).as_deref(), Ok(e164), "{raw}");
+    }
+    for bad in [
+        "(415) 555-0100",
+        "+1 000 555 0100",
+        "+1\u{0}4155550100",
+        "+abc",
+    ] {
+        assert!(normalize_phone(bad).is_err(), "{bad}");
     }
 }
 

@@ -12,10 +12,10 @@ use crate::domain::compliance::Rules;
 use crate::domain::playbook::Playbook;
 use crate::domain::timeline::{deadline, Cause, TimelineEvent, TimelineKind, TimerOp};
 
-pub(super) fn invalid(field: &'static str, reason: &str) -> Rejection {
+pub(super) fn invalid(field: &'static str, reason: impl Into<String>) -> Rejection {
     Rejection::InvalidField {
         field,
-        reason: reason.to_owned(),
+        reason: reason.into(),
     }
 }
 
