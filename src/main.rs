@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use neuronx::app::{self, App};
 use neuronx::bench::{self, BenchArgs};
-use neuronx::config::Settings;
+use neuronx::config::{self, LogFormat, Settings};
 use neuronx::control::cli::TenantCommand;
 
 /// mimalloc rather than the system allocator: profiles of the engine under load spent about
@@ -19,11 +19,14 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser)]
 #[command(
     name = "neuronx",
-    version,
-    about = "Real-time orchestration engine for sales conversations"
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("NEURONX_GIT_COMMIT"), ")"),
+    about = "Real-time orchestration engine for sales conversations",
+    after_help = "Settings: the embedded default, then --config FILE, then NEURONX_* environment \
+                  variables (see `neuronx serve --help` and docs/configuration.md)."
 )]
 struct Cli {
-    /// A TOML file overriding the embedded default configuration.
+    /// A TOML file overriding the embedded default configuration; environment variables
+    /// override both.
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -33,6 +36,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the engine and its HTTP API until SIGTERM or Ctrl-C.
+    #[command(after_help = env_help())]
     Serve,
     /// Apply the database migrations and exit.
     Migrate,
@@ -46,11 +50,11 @@ enum Command {
     Demo(neuronx::demo::DemoArgs),
     /// Serve the Twilio-compatible carrier simulator (for tests and load runs).
     CarrierSim {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8090")]
+        /// Address to listen on (port 0 picks a free one).
+        #[arg(long, default_value = "127.0.0.1:8090", value_name = "ADDR")]
         listen: String,
         /// A TOML file with the simulator's settings (outcome mix, timing, replies, disorder).
-        #[arg(long)]
+        #[arg(long, value_name = "FILE")]
         sim_config: Option<PathBuf>,
     },
     /// Provider secrets at rest.
@@ -87,30 +91,157 @@ enum BenchCommand {
     Failover(neuronx::bench_failover::FailoverArgs),
 }
 
-/// `default` applies when NEURONX_LOG is unset.
-fn init_tracing(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("NEURONX_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let json = std::env::var("NEURONX_LOG_FORMAT").is_ok_and(|f| f == "json");
+/// The end of `serve --help`: every variable the settings read, from the table the loader
+/// uses, so the two cannot drift apart.
+fn env_help() -> String {
+    let line = |var: &str, what: &str| format!("  {var:<28} {what}\n");
+    let mut text = String::from(
+        "Environment variables (they override --config FILE, which overrides the embedded \
+         default):\n",
+    );
+    text += &line(
+        "NEURONX_<SECTION>__<KEY>",
+        "any key, e.g. NEURONX_ENGINE__SHARD_COUNT=64 or",
+    );
+    text += &line(
+        "",
+        "NEURONX_CHANNELS__LOOPBACK__RING_AFTER_MS=100; list keys take",
+    );
+    text += &line(
+        "",
+        "comma-separated entries (NEURONX_OUTBOUND__ALLOW=127.0.0.0/8,::1)",
+    );
+    text += "Short names (the NEURONX_<SECTION>__<KEY> form wins when both are set):\n";
+    for (var, key) in config::SHORT_NAMES {
+        text += &line(var, key);
+    }
+    text += "Logging:\n";
+    text += &line(
+        "NEURONX_LOG",
+        "log filter, tracing EnvFilter syntax (default info,sqlx=warn)",
+    );
+    text += &line("NEURONX_LOG_FORMAT", "text (default) or json");
+    text += "Empty variables are ignored; a bad value is refused, naming its variable.\n\
+             Every key and its variable: docs/configuration.md";
+    text
+}
+
+/// Help for arguments and subcommands declared, without a doc comment, outside this file
+/// (`src/control/cli.rs`, `src/bench.rs`, `src/bench_failover.rs`): (subcommand path, argument
+/// id or `None` for the subcommand itself, help). A text is only used where the declaration
+/// has none, so a doc comment added there takes over; the test below keeps the tree complete.
+const HELP_GAPS: &[(&[&str], Option<&str>, &str)] = &[
+    (&["tenant", "create"], Some("name"), "The tenant's name"),
+    (
+        &["tenant", "key", "revoke"],
+        Some("id"),
+        "The key's id (the 12 hex digits after `nxk_`), or `nxk_<id>`",
+    ),
+    (&["tenant", "team", "create"], None, "Create a team"),
+    (
+        &["tenant", "team", "create"],
+        Some("name"),
+        "The team's name, unique in the tenant",
+    ),
+    (&["tenant", "team", "list"], None, "List the tenant's teams"),
+    (
+        &["tenant", "principal", "create"],
+        None,
+        "Create a user or a service account",
+    ),
+    (
+        &["tenant", "principal", "create"],
+        Some("name"),
+        "The principal's name, unique in the tenant",
+    ),
+    (
+        &["tenant", "principal", "list"],
+        None,
+        "List the tenant's principals",
+    ),
+    (
+        &["tenant", "principal", "list"],
+        Some("team"),
+        "Only the principals of this team",
+    ),
+    (
+        &["bench", "engine"],
+        Some("opportunities"),
+        "Opportunities to create",
+    ),
+    (
+        &["bench", "failover"],
+        Some("instances"),
+        "Engine instances (at least 2), each its own process, sharing the database",
+    ),
+];
+
+fn fill_help(
+    cmd: clap::Command,
+    path: &[&str],
+    arg: Option<&str>,
+    help: &'static str,
+) -> clap::Command {
+    match (path.split_first(), arg) {
+        (Some((first, rest)), _) => cmd.mut_subcommands(|sub| {
+            if sub.get_name() == *first {
+                fill_help(sub, rest, arg, help)
+            } else {
+                sub
+            }
+        }),
+        (None, Some(id)) => cmd.mut_args(|a| {
+            if a.get_id() == id && a.get_help().is_none() {
+                a.help(help)
+            } else {
+                a
+            }
+        }),
+        (None, None) if cmd.get_about().is_none() => cmd.about(help),
+        (None, None) => cmd,
+    }
+}
+
+/// The command line, with the help texts of [`HELP_GAPS`].
+fn command() -> clap::Command {
+    HELP_GAPS
+        .iter()
+        .fold(Cli::command(), |cmd, (path, arg, help)| {
+            fill_help(cmd, path, *arg, help)
+        })
+}
+
+fn init_tracing(filter: tracing_subscriber::EnvFilter, format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
     }
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::from_arg_matches(&command().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    // Read once: the log variables here, the settings from the same map in `run`.
+    let env: BTreeMap<String, String> = std::env::vars().collect();
     // The demo and benchmarks draw on the terminal: only warnings interrupt them.
     let quiet = matches!(cli.command, Command::Demo(_) | Command::Bench { .. });
-    init_tracing(if quiet {
+    let default_filter = if quiet {
         "warn,sqlx=error"
     } else {
         "info,sqlx=warn"
-    });
+    };
+    match config::log_settings(&env, default_filter) {
+        Ok((filter, format)) => init_tracing(filter, format),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -121,7 +252,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, env)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -130,8 +261,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    let env: BTreeMap<String, String> = std::env::vars().collect();
+async fn run(cli: Cli, env: BTreeMap<String, String>) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref(), &env)?;
     match cli.command {
         Command::Serve => App::start(settings).await?.run_until_signal().await,
@@ -219,6 +349,54 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let report = bench::engine(settings, args).await?;
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every subcommand has an about and every argument a help text (clap's own `--help`
+    /// and `--version` aside).
+    #[test]
+    fn every_command_and_flag_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            if cmd.get_about().is_none() {
+                missing.push(path.to_owned());
+            }
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if !matches!(id, "help" | "version") && arg.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&command(), "neuronx", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:?}");
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        command().debug_assert();
+    }
+
+    #[test]
+    fn serve_help_ends_with_the_environment() {
+        let mut cmd = command();
+        let serve = cmd.find_subcommand_mut("serve").unwrap();
+        let help = serve.render_long_help().to_string();
+        let tail = &help[help.find("Environment variables").unwrap()..];
+        for var in config::SHORT_NAMES.iter().map(|(var, _)| *var).chain([
+            "NEURONX_<SECTION>__<KEY>",
+            "NEURONX_LOG ",
+            "NEURONX_LOG_FORMAT",
+        ]) {
+            assert!(tail.contains(var), "{var} missing from:\n{help}");
         }
     }
 }

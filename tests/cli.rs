@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used)]
-//! `neuronx tenant ...` as a user runs it: the real binary on a fresh database, its JSON
-//! output and its exit codes. Runs on PostgreSQL and on SQLite.
+//! `neuronx` as a user runs it: the real binary on a fresh database, its JSON output and its
+//! exit codes (`tenant ...` on PostgreSQL and on SQLite), its help and version, and how it
+//! refuses a bad setting.
 
 mod common;
 
@@ -108,3 +109,108 @@ async fn the_tenant_command_manages_teams_principals_and_keys(backend: Backend) 
 }
 
 both_backends!(the_tenant_command_manages_teams_principals_and_keys);
+
+/// Runs the binary with `args` and exactly the `NEURONX_*` variables of `env` (the test's own
+/// environment may hold others, e.g. NEURONX_TEST_PG_URL); returns the exit code, stdout and
+/// stderr.
+fn neuronx(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_neuronx"));
+    for (var, _) in std::env::vars().filter(|(var, _)| var.starts_with("NEURONX_")) {
+        cmd.env_remove(var);
+    }
+    let out = cmd.args(args).envs(env.iter().copied()).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_version_names_the_commit() {
+    let (code, out, err) = neuronx(&["--version"], &[]);
+    assert_eq!(code, 0, "{err}");
+    let prefix = format!("neuronx {} (commit ", env!("CARGO_PKG_VERSION"));
+    let commit = out
+        .trim_end()
+        .strip_prefix(&prefix)
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{out:?}"));
+    let hash = commit.strip_suffix("-dirty").unwrap_or(commit);
+    let in_git = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".git")
+        .exists();
+    if in_git {
+        assert!(
+            hash.len() >= 7 && hash.chars().all(|c| c.is_ascii_hexdigit()),
+            "{out:?}"
+        );
+    } else {
+        assert_eq!(commit, "unknown");
+    }
+}
+
+#[test]
+fn serve_help_ends_with_the_environment_variables() {
+    let (code, out, err) = neuronx(&["serve", "--help"], &[]);
+    assert_eq!(code, 0, "{err}");
+    let tail = &out[out
+        .find("Environment variables")
+        .unwrap_or_else(|| panic!("{out}"))..];
+    for var in [
+        "NEURONX_<SECTION>__<KEY>",
+        "NEURONX_DATABASE_URL",
+        "NEURONX_PUBLIC_URL",
+        "NEURONX_SECRET_KEYS",
+        "NEURONX_LOG ",
+        "NEURONX_LOG_FORMAT",
+    ] {
+        assert!(tail.contains(var), "{var} missing from:\n{out}");
+    }
+    assert!(out.trim_end().ends_with("docs/configuration.md"), "{out}");
+}
+
+#[test]
+fn a_bad_setting_stops_the_command_naming_its_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("db.sqlite").display());
+    let db = ("NEURONX_DATABASE_URL", db.as_str());
+    for (var, value, says) in [
+        (
+            "NEURONX_ENGINE__SHARD_COUNT",
+            "abc",
+            "engine.shard_count: invalid type",
+        ),
+        ("NEURONX_ENGINE__SHARD_CONT", "64", "engine.shard_cont"),
+        ("NEURONX_PUBLIC_URL", "example.com", "server.public_url"),
+        ("NEURONX_LOG", "info,sqlx=loud", "NEURONX_LOG: "),
+    ] {
+        let (code, _, err) = neuronx(&["migrate"], &[db, (var, value)]);
+        assert_eq!(code, 1, "{var}={value}: {err}");
+        assert!(err.contains(says), "{var}={value}: {err}");
+        assert!(err.contains(var), "{var}={value}: {err}");
+    }
+    let (code, _, err) = neuronx(
+        &["tenant", "create", "acme"],
+        &[db, ("NEURONX_LIMITS__SMS_BURST", "0")],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("limits.sms_burst"), "{err}");
+    assert!(
+        !dir.path().join("db.sqlite").exists(),
+        "refused before the database is touched"
+    );
+}
+
+#[test]
+fn a_setting_from_the_environment_reaches_the_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("db.sqlite").display());
+    let db = ("NEURONX_DATABASE_URL", db.as_str());
+    let (code, _, err) = neuronx(&["migrate"], &[db, ("NEURONX_ENGINE__SHARD_COUNT", "64")]);
+    assert_eq!(code, 0, "{err}");
+    // The shard count is written when the database is created: another one is now refused.
+    let (code, _, err) = neuronx(&["migrate"], &[db]);
+    assert_eq!(code, 1);
+    assert!(err.contains("has 64 shards"), "{err}");
+}

@@ -1,6 +1,11 @@
 //! Settings: the embedded default, then an optional `--config` file, then `NEURONX_*`
-//! environment variables. Loaded and validated once at start; apart from the log filter read
-//! by `main` before anything else, nothing else reads the environment.
+//! environment variables (layering in `load`, rules in `validate`). Loaded and validated once
+//! at start; apart from the log variables read by `main` before anything else (`logging`),
+//! nothing else reads the environment.
+
+mod load;
+mod logging;
+mod validate;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,14 +18,17 @@ use neuronx_adapters::limits::Quota;
 use neuronx_supervision::EngineConfig;
 use serde::Deserialize;
 
-pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
-const BUILTIN_COMPLIANCE: &str = include_str!("../config/compliance.toml");
+pub use load::{env_name, keys, ConfigError, ENV_PREFIX, SHORT_NAMES};
+pub use logging::{log_settings, LogFormat};
+
+pub const DEFAULT_CONFIG: &str = include_str!("../../config/default.toml");
+const BUILTIN_COMPLIANCE: &str = include_str!("../../config/compliance.toml");
 const BUILTIN_PLAYBOOKS: [(&str, &str); 2] = [
     (
         "speed-to-lead",
-        include_str!("../config/playbooks/speed-to-lead.toml"),
+        include_str!("../../config/playbooks/speed-to-lead.toml"),
     ),
-    ("demo", include_str!("../config/playbooks/demo.toml")),
+    ("demo", include_str!("../../config/playbooks/demo.toml")),
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -141,110 +149,11 @@ pub struct LoopbackSettings {
     pub no_answer_after_ms: u64,
 }
 
-/// Merges `over` into `base`, key by key, recursively.
-fn merge(base: &mut toml::Value, over: toml::Value) {
-    match (base, over) {
-        (toml::Value::Table(b), toml::Value::Table(o)) => {
-            for (k, v) in o {
-                match b.get_mut(&k) {
-                    Some(existing) => merge(existing, v),
-                    None => {
-                        b.insert(k, v);
-                    }
-                }
-            }
-        }
-        (b, o) => *b = o,
-    }
-}
-
 impl Settings {
     /// Loads the layered settings. `env` is passed in (not read here) so tests can inject it.
+    /// A refusal is a [`ConfigError`] naming the key and the layer that set it.
     pub fn load(file: Option<&Path>, env: &BTreeMap<String, String>) -> anyhow::Result<Self> {
-        let mut value: toml::Value =
-            toml::from_str(DEFAULT_CONFIG).context("the embedded default configuration")?;
-        if let Some(path) = file {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading config file {}", path.display()))?;
-            let over: toml::Value = toml::from_str(&text)
-                .with_context(|| format!("parsing config file {}", path.display()))?;
-            merge(&mut value, over);
-        }
-        let mut settings: Settings = value
-            .try_into()
-            .context("invalid configuration (see docs/configuration.md)")?;
-        let s = &mut settings.server;
-        for (var, slot) in [
-            ("NEURONX_DATABASE_URL", &mut s.database_url),
-            ("NEURONX_LISTEN", &mut s.listen),
-            ("NEURONX_PUBLIC_URL", &mut s.public_url),
-            ("NEURONX_INSTANCE_ID", &mut s.instance_id),
-            ("NEURONX_REDIS_URL", &mut s.redis_url),
-        ] {
-            if let Some(v) = env.get(var).filter(|v| !v.is_empty()) {
-                *slot = v.clone();
-            }
-        }
-        if let Some(keys) = env.get("NEURONX_SECRET_KEYS").filter(|v| !v.is_empty()) {
-            settings.secrets.keys = keys.split(',').map(str::to_owned).collect();
-        }
-        if let Some(nets) = env.get("NEURONX_OUTBOUND_ALLOW").filter(|v| !v.is_empty()) {
-            settings.outbound.allow = nets.split(',').map(|n| n.trim().to_owned()).collect();
-        }
-        if settings.server.instance_id.is_empty() {
-            let host = env
-                .get("HOSTNAME")
-                .cloned()
-                .unwrap_or_else(|| "neuronx".into());
-            settings.server.instance_id = format!("{host}-{}", std::process::id());
-        }
-        settings.validate()?;
-        Ok(settings)
-    }
-
-    fn validate(&self) -> anyhow::Result<()> {
-        let e = &self.engine;
-        if e.shard_count == 0 || e.shard_count > 65_536 {
-            bail!("engine.shard_count must be between 1 and 65536");
-        }
-        if e.lease_renew_ms == 0 || e.lease_renew_ms * 2 > e.lease_ttl_ms {
-            bail!("engine.lease_renew_ms must be positive and at most half of engine.lease_ttl_ms");
-        }
-        if e.commit_max_batch == 0 || e.commit_workers == 0 || e.effect_concurrency == 0 {
-            bail!(
-                "engine.commit_max_batch, commit_workers and effect_concurrency must be positive"
-            );
-        }
-        if e.max_resident_actors == 0 {
-            bail!("engine.max_resident_actors must be positive");
-        }
-        if e.max_strikes == 0 {
-            bail!("engine.max_strikes must be positive");
-        }
-        if e.reply_timeout_ms == 0 || e.dedupe_retention_hours == 0 {
-            bail!("engine.reply_timeout_ms and engine.dedupe_retention_hours must be positive");
-        }
-        if e.passivate_after_ms < 2
-            || e.timer_horizon_ms < 2
-            || e.poll_interval_ms == 0
-            || e.orphan_after_ms == 0
-        {
-            bail!("engine durations must be positive");
-        }
-        let l = &self.limits;
-        l.quotas()?;
-        if l.max_wait_ms == 0 {
-            bail!("limits.max_wait_ms must be positive");
-        }
-        self.outbound_guard()?;
-        let db = &self.server.database_url;
-        if !(db.starts_with("postgres://")
-            || db.starts_with("postgresql://")
-            || db.starts_with("sqlite:"))
-        {
-            bail!("server.database_url must start with postgres:// or sqlite: (got {db:?})");
-        }
-        Ok(())
+        Ok(load::load(file, env)?)
     }
 
     pub fn engine_config(&self) -> EngineConfig {
@@ -342,37 +251,4 @@ impl Settings {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_embedded_default_loads_and_defaults_to_sqlite() {
-        let s = Settings::load(None, &BTreeMap::new()).unwrap();
-        assert_eq!(s.server.database_url, "sqlite://neuronx.db");
-        assert_eq!(s.engine.shard_count, 256);
-        assert!(s.playbooks().unwrap().contains_key("speed-to-lead"));
-        assert!(s.compliance_rules().unwrap().state("FL").is_some());
-    }
-
-    #[test]
-    fn environment_overrides_the_file() {
-        let env = BTreeMap::from([(
-            "NEURONX_DATABASE_URL".to_string(),
-            "postgres://x@localhost/db".to_string(),
-        )]);
-        let s = Settings::load(None, &env).unwrap();
-        assert_eq!(s.server.database_url, "postgres://x@localhost/db");
-    }
-
-    #[test]
-    fn an_unknown_key_is_refused_with_its_name() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.toml");
-        std::fs::write(&path, "[engine]\nshard_cont = 3\n").unwrap();
-        let err = format!(
-            "{:#}",
-            Settings::load(Some(&path), &BTreeMap::new()).unwrap_err()
-        );
-        assert!(err.contains("shard_cont"), "{err}");
-    }
-}
+mod tests;
