@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use neuronx_actors::domain::call::{CallInput, CallStatus};
-use neuronx_actors::domain::compliance::Channel;
+use neuronx_actors::domain::compliance::{Channel, Purpose};
+use neuronx_actors::effects::{
+    EffectChannel, FromPayload, MalformedEffect, NotifyEffect, SmsEffect, VoiceEffect,
+};
 use neuronx_adapters::loopback::{self, LoopbackVoice, StatusReport};
 use neuronx_supervision::committer::Batcher;
 use neuronx_supervision::{
@@ -95,24 +98,13 @@ impl Context {
         call.key.tenant
     }
 
+    /// The do-not-call list for `phone` and, when given, the state of `opportunity`.
     async fn precheck(
         &self,
         call: &EffectCall,
-        with_parent: bool,
+        phone: &str,
+        opportunity: Option<uuid::Uuid>,
     ) -> Result<PrecheckResult, String> {
-        let phone = call
-            .payload
-            .get("to")
-            .and_then(|v| v.as_str())
-            .unwrap_or("");
-        let opportunity = with_parent
-            .then(|| {
-                call.payload
-                    .get("opportunity_id")
-                    .and_then(|v| v.as_str())
-                    .and_then(|s| uuid::Uuid::parse_str(s).ok())
-            })
-            .flatten();
         self.prechecks
             .submit(Precheck {
                 tenant: Self::tenant(call),
@@ -126,11 +118,9 @@ impl Context {
 
 /// Why the call's opportunity forbids dialling now (paused or closed), if it does.
 fn parent_blocks_dial(check: &PrecheckResult) -> Option<&'static str> {
-    match &check.opportunity {
+    match check.opportunity {
         Some((_, true)) => Some("the opportunity is paused"),
-        Some((status, _)) if matches!(status.as_str(), "won" | "lost" | "do_not_contact") => {
-            Some("the opportunity is closed")
-        }
+        Some((Some(stage), _)) if stage.is_terminal() => Some("the opportunity is closed"),
         _ => None,
     }
 }
@@ -151,14 +141,35 @@ struct Voice {
     ctx: Context,
 }
 
+/// A payload that is not the effect its channel expects is never guessed at: recorded as
+/// failed with the reason, and nothing is sent.
+fn malformed(e: MalformedEffect) -> EffectOutcome {
+    tracing::error!(error = %e, "effect not run: malformed payload");
+    EffectOutcome {
+        status: EffectStatus::Done,
+        result: json!({"error": e.to_string()}),
+        followup: None,
+    }
+}
+
+fn followup(input: &CallInput) -> Option<serde_json::Value> {
+    serde_json::to_value(input).ok()
+}
+
 impl EffectHandler for Voice {
     fn execute(&self, call: EffectCall) -> EffectFuture {
         let channel = self.channel.clone();
         let ctx = self.ctx.clone();
         Box::pin(async move {
-            let dialling = call.payload.get("op").and_then(|v| v.as_str()) == Some("dial");
-            if dialling {
-                let check = match ctx.precheck(&call, true).await {
+            let op = match VoiceEffect::from_payload(&call.payload) {
+                Ok(op) => op,
+                Err(e) => return malformed(e),
+            };
+            if let VoiceEffect::Dial {
+                to, opportunity_id, ..
+            } = &op
+            {
+                let check = match ctx.precheck(&call, to, Some(*opportunity_id)).await {
                     Ok(check) => check,
                     Err(e) => return undecided(e),
                 };
@@ -168,20 +179,18 @@ impl EffectHandler for Voice {
                     return EffectOutcome {
                         status: EffectStatus::Done,
                         result: json!({"blocked": reason}),
-                        followup: serde_json::to_value(CallInput::DialFailed {
+                        followup: followup(&CallInput::DialFailed {
                             reason: format!("blocked: {reason}"),
-                        })
-                        .ok(),
+                        }),
                     };
                 }
                 if check.on_dnc {
                     return EffectOutcome {
                         status: EffectStatus::Done,
                         result: json!({"blocked": "do-not-call"}),
-                        followup: serde_json::to_value(CallInput::DialBlocked {
+                        followup: followup(&CallInput::DialBlocked {
                             reason: "the number is on the do-not-call list".into(),
-                        })
-                        .ok(),
+                        }),
                     };
                 }
             }
@@ -189,7 +198,7 @@ impl EffectHandler for Voice {
                 Ok(account) => account,
                 Err(e) => return undecided(e),
             };
-            if dialling {
+            if matches!(op, VoiceEffect::Dial { .. }) {
                 let sid = account.as_ref().map(|a| a.client.account_sid());
                 if let Err(later) = ctx
                     .limits
@@ -200,34 +209,34 @@ impl EffectHandler for Voice {
                 }
             }
             if let Some(account) = account {
-                return twilio_channel::voice(&account, &ctx.public_url, &call).await;
+                return twilio_channel::voice(&account, &ctx.public_url, &call, &op).await;
             }
-            match call.payload.get("op").and_then(|v| v.as_str()) {
-                Some("dial") => match channel.dial(call.key) {
+            match op {
+                VoiceEffect::Dial { .. } => match channel.dial(call.key) {
                     Ok(sid) => EffectOutcome {
                         status: EffectStatus::Done,
                         result: json!({"call_sid": sid}),
-                        followup: serde_json::to_value(CallInput::Dialed { provider_sid: sid })
-                            .ok(),
+                        followup: followup(&CallInput::Dialed { provider_sid: sid }),
                     },
                     Err(e) => EffectOutcome {
                         status: EffectStatus::Done,
                         result: json!({"error": e.to_string()}),
-                        followup: serde_json::to_value(CallInput::DialFailed {
+                        followup: followup(&CallInput::DialFailed {
                             reason: e.to_string(),
-                        })
-                        .ok(),
+                        }),
                     },
                 },
                 // The loopback call ends by itself; a hangup has nothing to stop.
-                Some("hangup") => EffectOutcome {
+                VoiceEffect::Hangup { .. } => EffectOutcome {
                     status: EffectStatus::Done,
                     result: json!({"hung_up": true}),
                     followup: None,
                 },
-                other => EffectOutcome {
+                // The loopback channel reports every status itself and keeps no call records
+                // to look up; the call's watchdog gives up on its next firing.
+                VoiceEffect::Fetch { .. } => EffectOutcome {
                     status: EffectStatus::Done,
-                    result: json!({"error": format!("unknown voice operation {other:?}")}),
+                    result: json!({"error": "the loopback channel keeps no calls to fetch"}),
                     followup: None,
                 },
             }
@@ -237,15 +246,12 @@ impl EffectHandler for Voice {
     /// A dial left in flight may have placed the call: the call waits for the provider's
     /// callbacks and its own timers, exactly as after a dial request that got no answer.
     fn orphaned(&self, call: &EffectCall) -> Option<serde_json::Value> {
-        (call.payload.get("op").and_then(|v| v.as_str()) == Some("dial"))
-            .then(|| {
-                serde_json::to_value(CallInput::DialUnknown {
-                    reason: "the instance that placed it stopped before recording the result"
-                        .into(),
-                })
-                .ok()
-            })
-            .flatten()
+        match VoiceEffect::from_payload(&call.payload) {
+            Ok(VoiceEffect::Dial { .. }) => followup(&CallInput::DialUnknown {
+                reason: "the instance that placed it stopped before recording the result".into(),
+            }),
+            Ok(VoiceEffect::Hangup { .. } | VoiceEffect::Fetch { .. }) | Err(_) => None,
+        }
     }
 }
 
@@ -259,14 +265,17 @@ impl EffectHandler for Sms {
         let sid = loopback::sms_sid(self.sent.fetch_add(1, Ordering::Relaxed));
         let ctx = self.ctx.clone();
         Box::pin(async move {
+            let text = match SmsEffect::from_payload(&call.payload) {
+                Ok(text) => text,
+                Err(e) => return malformed(e),
+            };
             // The opt-out confirmation and help replies go out whatever the list says.
-            let marketing = call
-                .payload
-                .get("purpose")
-                .and_then(|v| v.as_str())
-                .is_none_or(|p| p == "marketing");
+            let marketing = match text.purpose {
+                Purpose::Marketing => true,
+                Purpose::OptOutConfirmation | Purpose::HelpReply => false,
+            };
             if marketing {
-                match ctx.precheck(&call, false).await {
+                match ctx.precheck(&call, &text.to, None).await {
                     Ok(check) if check.on_dnc => {
                         return twilio_channel::blocked_by_dnc(Channel::Sms)
                     }
@@ -286,7 +295,7 @@ impl EffectHandler for Sms {
                 return later;
             }
             match account {
-                Some(account) => twilio_channel::sms(&account, &ctx.public_url, &call).await,
+                Some(account) => twilio_channel::sms(&account, &ctx.public_url, &call, &text).await,
                 None => EffectOutcome {
                     status: EffectStatus::Done,
                     result: json!({"message_sid": sid}),
@@ -302,15 +311,14 @@ struct Notify;
 impl EffectHandler for Notify {
     fn execute(&self, call: EffectCall) -> EffectFuture {
         Box::pin(async move {
-            let queue = call
-                .payload
-                .get("queue")
-                .and_then(|v| v.as_str())
-                .unwrap_or("");
-            tracing::info!(key = %call.key, queue, "escalation notice");
+            let notice = match NotifyEffect::from_payload(&call.payload) {
+                Ok(notice) => notice,
+                Err(e) => return malformed(e),
+            };
+            tracing::info!(key = %call.key, queue = %notice.queue, reason = %notice.reason, "escalation notice");
             EffectOutcome {
                 status: EffectStatus::Done,
-                result: json!({"notified": queue}),
+                result: json!({"notified": notice.queue}),
                 followup: None,
             }
         })
@@ -331,20 +339,20 @@ pub fn handlers(settings: &LoopbackSettings, ctx: Context) -> (Handlers, Reports
     );
     let mut handlers = Handlers::new();
     handlers.insert(
-        "voice".into(),
+        EffectChannel::Voice.as_str().into(),
         Arc::new(Voice {
             channel: voice,
             ctx: ctx.clone(),
         }) as Arc<dyn EffectHandler>,
     );
     handlers.insert(
-        "sms".into(),
+        EffectChannel::Sms.as_str().into(),
         Arc::new(Sms {
             sent: AtomicU64::new(0),
             ctx,
         }),
     );
-    handlers.insert("notify".into(), Arc::new(Notify));
+    handlers.insert(EffectChannel::Notify.as_str().into(), Arc::new(Notify));
     (handlers, Reports { rx }, task)
 }
 

@@ -1,6 +1,7 @@
 //! Tenant-managed data outside the actors: channel credentials (sealed) and the do-not-call
 //! list. Plain queries on the engine's pool, every one scoped to its tenant.
 
+use neuronx_actors::domain::opportunity::Stage;
 use neuronx_supervision::{Store, StoreError, TenantId};
 
 use crate::secrets::Sealed;
@@ -286,8 +287,9 @@ pub struct Precheck {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrecheckResult {
     pub on_dnc: bool,
-    /// The opportunity's status and paused flag, when asked and found.
-    pub opportunity: Option<(String, bool)>,
+    /// The opportunity's stage and paused flag, when asked and found. A stored status that is
+    /// no stage (not written by this version) reads as none: it blocks nothing by itself.
+    pub opportunity: Option<(Option<Stage>, bool)>,
 }
 
 /// Answers many prechecks in one round trip (PostgreSQL) or one pass (SQLite), in order.
@@ -317,7 +319,7 @@ pub async fn precheck_batch(
                 .into_iter()
                 .map(|(_, on_dnc, status, paused)| PrecheckResult {
                     on_dnc,
-                    opportunity: status.zip(paused),
+                    opportunity: status.zip(paused).map(|(s, p)| (s.parse().ok(), p)),
                 })
                 .collect())
         }
@@ -325,7 +327,10 @@ pub async fn precheck_batch(
             let mut out = Vec::with_capacity(items.len());
             for item in items {
                 let opportunity = match item.opportunity {
-                    Some(id) => store.actor_status(item.tenant, "opportunity", id).await?,
+                    Some(id) => store
+                        .actor_status(item.tenant, "opportunity", id)
+                        .await?
+                        .map(|(s, p)| (s.parse().ok(), p)),
                     None => None,
                 };
                 out.push(PrecheckResult {

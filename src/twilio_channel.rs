@@ -8,6 +8,7 @@
 use neuronx_actors::domain::call::{AnsweredBy, CallInput, CallStatus};
 use neuronx_actors::domain::compliance::Channel;
 use neuronx_actors::domain::opportunity::OppInput;
+use neuronx_actors::effects::{SmsEffect, VoiceEffect};
 use neuronx_adapters::twilio::{
     CallResource, ClientConfig, CreateCall, CreateMessage, HangupStatus, StatusCallbackEvent,
     TwilioClient, TwilioCredentials, TwilioError, DEFAULT_BASE_URL,
@@ -109,43 +110,40 @@ fn fetched(c: &CallResource) -> Option<Value> {
     })
 }
 
-/// Runs a voice effect (`dial`, `hangup`, `fetch`) through the account.
-pub async fn voice(account: &Account, public_url: &str, call: &EffectCall) -> EffectOutcome {
-    let p = &call.payload;
-    let text = |k: &str| {
-        p.get(k)
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    match p.get("op").and_then(|v| v.as_str()) {
-        Some("dial") => {
+/// Runs a voice effect through the account.
+pub async fn voice(
+    account: &Account,
+    public_url: &str,
+    call: &EffectCall,
+    op: &VoiceEffect,
+) -> EffectOutcome {
+    match op {
+        VoiceEffect::Dial {
+            to,
+            call_id,
+            opportunity_id,
+            machine_detection,
+            ring_timeout_seconds,
+        } => {
             let status_callback = callback(
                 public_url,
                 account,
                 "voice/status",
                 &[
-                    ("call", text("call_id")),
-                    ("opp", text("opportunity_id")),
+                    ("call", call_id.to_string()),
+                    ("opp", opportunity_id.to_string()),
                     ("effect", call.idem_key.clone()),
                 ],
             );
             let request = CreateCall {
-                to: text("to"),
+                to: to.clone(),
                 from: account.from.clone(),
                 // No call flow yet: a person who answers hears a short pause while an agent joins.
                 twiml: Some("<Response><Pause length=\"1\"/></Response>".into()),
                 status_callback,
                 status_callback_events: StatusCallbackEvent::ALL.to_vec(),
-                machine_detection: p
-                    .get("machine_detection")
-                    .and_then(|v| v.as_bool())
-                    .unwrap_or(true)
-                    .then(|| "Enable".into()),
-                timeout_seconds: p
-                    .get("ring_timeout_seconds")
-                    .and_then(|v| v.as_u64())
-                    .map(|t| t as u32),
+                machine_detection: machine_detection.then(|| "Enable".into()),
+                timeout_seconds: Some(*ring_timeout_seconds),
                 ..CreateCall::default()
             };
             match account.client.create_call(&request).await {
@@ -168,51 +166,43 @@ pub async fn voice(account: &Account, public_url: &str, call: &EffectCall) -> Ef
                 ),
             }
         }
-        Some("hangup") => {
-            let sid = text("provider_sid");
+        VoiceEffect::Hangup { provider_sid, .. } => {
             match account
                 .client
-                .hangup_call(&sid, HangupStatus::Completed)
+                .hangup_call(provider_sid, HangupStatus::Completed)
                 .await
             {
                 Ok(c) => done(json!({"hung_up": c.sid}), None),
                 Err(e) => done(json!({"error": e.to_string()}), None),
             }
         }
-        Some("fetch") => {
-            let sid = text("provider_sid");
-            match account.client.fetch_call(&sid).await {
+        VoiceEffect::Fetch { provider_sid, .. } => {
+            match account.client.fetch_call(provider_sid).await {
                 Ok(c) => done(json!({"fetched": c.sid}), fetched(&c)),
                 // The watchdog gives up on its next firing when no answer came.
                 Err(e) => done(json!({"error": e.to_string()}), None),
             }
         }
-        other => done(
-            json!({"error": format!("unknown voice operation {other:?}")}),
-            None,
-        ),
     }
 }
 
 /// Sends an SMS through the account. An unknown outcome is recorded, never resent.
-pub async fn sms(account: &Account, public_url: &str, call: &EffectCall) -> EffectOutcome {
-    let p = &call.payload;
-    let text = |k: &str| {
-        p.get(k)
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_owned()
-    };
+pub async fn sms(
+    account: &Account,
+    public_url: &str,
+    call: &EffectCall,
+    text: &SmsEffect,
+) -> EffectOutcome {
     let request = CreateMessage {
-        to: text("to"),
+        to: text.to.clone(),
         from: account.from.clone(),
-        body: text("body"),
+        body: text.body.clone(),
         status_callback: callback(
             public_url,
             account,
             "sms/status",
             &[
-                ("opp", text("opportunity_id")),
+                ("opp", text.opportunity_id.to_string()),
                 ("effect", call.idem_key.clone()),
             ],
         ),

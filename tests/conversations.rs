@@ -216,13 +216,18 @@ async fn webhooks_without_a_valid_signature_are_refused_and_write_nothing(backen
         ("From", "+14155550001"),
         ("Body", "STOP"),
     ];
-    for signature in [None, Some("bm90IGEgc2lnbmF0dXJl")] {
+    for (signature, why) in [
+        (None, "missing_signature"),
+        (Some("bm90IGEgc2lnbmF0dXJl"), "bad_signature"),
+    ] {
         let mut req = app.client.post(format!("{}{path}", app.base)).form(&form);
         if let Some(s) = signature {
             req = req.header("X-Twilio-Signature", s);
         }
         let resp = req.send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], why, "a refusal names its reason: {body}");
     }
     let backlog = app.engine().store().backlog(i64::MAX).await.unwrap();
     assert_eq!(backlog.inbox, 0, "nothing written for a refused webhook");

@@ -2,15 +2,14 @@
 //! provider's status callbacks, guards the ring with timers and reports the outcome back.
 
 use chrono::{DateTime, Utc};
-use neuronx_supervision::{
-    ActorKey, ActorKind, Applied, Changes, EffectRequest, Entity, Rejected, Summary,
-};
+use neuronx_supervision::{ActorKey, ActorKind, Applied, Changes, Entity, Rejected, Summary};
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::convert::{rejected, timeline, timers, to_json};
 use crate::domain::call::{self as rules, Call, CallEffect, CallInput, CallTimer, Rejection};
 use crate::domain::opportunity::OppInput;
+use crate::effects::{Effect, VoiceEffect};
 use crate::opportunity;
 use crate::playbooks::Playbooks;
 
@@ -88,23 +87,30 @@ impl Entity for CallEntity {
                     to,
                     machine_detection,
                     ring_timeout_seconds,
-                } => changes.effects.push(EffectRequest {
-                    channel: "voice".into(),
-                    payload: json!({
-                        "op": "dial", "to": to, "call_id": key.id,
-                        "opportunity_id": d.state.opportunity_id,
-                        "machine_detection": machine_detection,
-                        "ring_timeout_seconds": ring_timeout_seconds,
-                    }),
-                }),
-                CallEffect::Fetch { provider_sid } => changes.effects.push(EffectRequest {
-                    channel: "voice".into(),
-                    payload: json!({"op": "fetch", "provider_sid": provider_sid, "call_id": key.id}),
-                }),
-                CallEffect::Hangup { provider_sid } => changes.effects.push(EffectRequest {
-                    channel: "voice".into(),
-                    payload: json!({"op": "hangup", "provider_sid": provider_sid, "call_id": key.id}),
-                }),
+                } => changes.effects.push(
+                    Effect::Voice(VoiceEffect::Dial {
+                        to,
+                        call_id: key.id,
+                        opportunity_id: d.state.opportunity_id,
+                        machine_detection,
+                        ring_timeout_seconds,
+                    })
+                    .into_request(),
+                ),
+                CallEffect::Fetch { provider_sid } => changes.effects.push(
+                    Effect::Voice(VoiceEffect::Fetch {
+                        provider_sid,
+                        call_id: key.id,
+                    })
+                    .into_request(),
+                ),
+                CallEffect::Hangup { provider_sid } => changes.effects.push(
+                    Effect::Voice(VoiceEffect::Hangup {
+                        provider_sid,
+                        call_id: key.id,
+                    })
+                    .into_request(),
+                ),
                 CallEffect::Report {
                     opportunity_id,
                     result,

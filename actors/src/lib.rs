@@ -3,7 +3,9 @@
 
 pub mod call;
 mod convert;
+#[macro_use]
 pub mod domain;
+pub mod effects;
 pub mod opportunity;
 pub mod playbooks;
 

@@ -4,10 +4,8 @@
 
 use chrono::{DateTime, Utc};
 use neuronx_supervision::{
-    ActorKey, ActorKind, Applied, Changes, EffectRequest, Entity, OutboxHold, Rejected, Summary,
-    TenantId,
+    ActorKey, ActorKind, Applied, Changes, Entity, OutboxHold, Rejected, Summary, TenantId,
 };
-use serde_json::json;
 use uuid::Uuid;
 
 use std::sync::Arc;
@@ -19,6 +17,7 @@ use crate::domain::compliance;
 use crate::domain::opportunity::{
     self as rules, OppEffect, OppInput, OppReply, OppTimer, Opportunity, Rejection,
 };
+use crate::effects::{Effect, NotifyEffect, SmsEffect};
 use crate::playbooks::Playbooks;
 
 pub const KIND: ActorKind = ActorKind("opportunity");
@@ -137,16 +136,23 @@ impl Entity for OpportunityEntity {
                 }
                 // The purpose travels with the text: the dispatcher's do-not-call check applies
                 // to marketing only, never to the opt-out confirmation or a help reply.
-                OppEffect::SendSms { to, body, purpose } => changes.effects.push(EffectRequest {
-                    channel: "sms".into(),
-                    payload: json!({"to": to, "body": body, "opportunity_id": key.id, "purpose": purpose.as_str()}),
-                }),
-                OppEffect::NotifyEscalation { queue, reason } => {
-                    changes.effects.push(EffectRequest {
-                        channel: "notify".into(),
-                        payload: json!({"queue": queue, "reason": reason, "opportunity_id": key.id}),
+                OppEffect::SendSms { to, body, purpose } => changes.effects.push(
+                    Effect::Sms(SmsEffect {
+                        to,
+                        body,
+                        opportunity_id: key.id,
+                        purpose,
                     })
-                }
+                    .into_request(),
+                ),
+                OppEffect::NotifyEscalation { queue, reason } => changes.effects.push(
+                    Effect::Notify(NotifyEffect {
+                        queue,
+                        reason,
+                        opportunity_id: key.id,
+                    })
+                    .into_request(),
+                ),
             }
         }
         Ok(Applied {

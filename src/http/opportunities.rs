@@ -7,7 +7,7 @@ use axum::Json;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use neuronx_actors::domain::opportunity::{
-    normalize_phone, Consent, Contact, OppInput, Opportunity, SlaOverride, Stage,
+    normalize_phone, Consent, Contact, OppInput, OppReply, Opportunity, SlaOverride, Stage,
 };
 use neuronx_actors::opportunity as opp;
 use neuronx_supervision::store::{ActorRow, ListQuery};
@@ -207,13 +207,13 @@ pub async fn create(
     let outcome = submit(&state, tenant, id, &input).await?;
     // Only a new opportunity is indexed: a repeated external id with another phone must not
     // route that number's texts (a STOP, say) to this conversation.
-    if matches!(&outcome, SubmitOutcome::Applied(r) if *r == json!("created"))
-        || matches!(outcome, SubmitOutcome::Accepted)
-    {
+    let created =
+        matches!(&outcome, SubmitOutcome::Applied(r) if OppReply::of(r) == Some(OppReply::Created));
+    if created || matches!(outcome, SubmitOutcome::Accepted) {
         crate::tenant_data::index_contact(state.engine.store(), tenant, &phone, id).await?;
     }
     let status = match outcome {
-        SubmitOutcome::Applied(reply) if reply == json!("created") => StatusCode::CREATED,
+        SubmitOutcome::Applied(_) if created => StatusCode::CREATED,
         SubmitOutcome::Applied(_) | SubmitOutcome::Duplicate => StatusCode::OK,
         SubmitOutcome::Accepted => {
             return Ok((

@@ -39,6 +39,84 @@ impl Hook {
     }
 }
 
+/// Why a webhook request was not taken, as its metric label and its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    UnknownTenant,
+    MissingSignature,
+    BadForm,
+    NulInForm,
+    NoCredentials,
+    SealedTokenUnreadable,
+    BadSignature,
+    MissingCallSid,
+    MissingCallStatus,
+    BadCallStatus,
+    MissingMessageSid,
+    MissingMessageStatus,
+    MissingFrom,
+    /// Ours, not the caller's: the database could not answer. 503 makes Twilio retry.
+    StoreUnavailable,
+    Unencodable,
+}
+
+impl Refusal {
+    fn as_str(self) -> &'static str {
+        match self {
+            Refusal::UnknownTenant => "unknown_tenant",
+            Refusal::MissingSignature => "missing_signature",
+            Refusal::BadForm => "bad_form",
+            Refusal::NulInForm => "nul_in_form",
+            Refusal::NoCredentials => "no_credentials",
+            Refusal::SealedTokenUnreadable => "sealed_token_unreadable",
+            Refusal::BadSignature => "bad_signature",
+            Refusal::MissingCallSid => "missing_call_sid",
+            Refusal::MissingCallStatus => "missing_call_status",
+            Refusal::BadCallStatus => "bad_call_status",
+            Refusal::MissingMessageSid => "missing_message_sid",
+            Refusal::MissingMessageStatus => "missing_message_status",
+            Refusal::MissingFrom => "missing_from",
+            Refusal::StoreUnavailable => "unavailable",
+            Refusal::Unencodable => "unencodable",
+        }
+    }
+
+    /// Unverified requests are forbidden; verified ones missing a field are bad requests.
+    fn status(self) -> StatusCode {
+        match self {
+            Refusal::UnknownTenant
+            | Refusal::MissingSignature
+            | Refusal::BadForm
+            | Refusal::NulInForm
+            | Refusal::NoCredentials
+            | Refusal::SealedTokenUnreadable
+            | Refusal::BadSignature => StatusCode::FORBIDDEN,
+            Refusal::MissingCallSid
+            | Refusal::MissingCallStatus
+            | Refusal::BadCallStatus
+            | Refusal::MissingMessageSid
+            | Refusal::MissingMessageStatus
+            | Refusal::MissingFrom => StatusCode::BAD_REQUEST,
+            Refusal::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Refusal::Unencodable => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// A refusal answers JSON naming the problem (a carrier ignores the body; a person reading a
+/// log or replaying by hand gets the reason).
+fn refuse(hook: Hook, why: Refusal, state: &AppState) -> Response {
+    state
+        .webhooks
+        .with_label_values(&[hook.label(), why.as_str()])
+        .inc();
+    if why != Refusal::StoreUnavailable {
+        tracing::warn!(hook = hook.label(), why = why.as_str(), "webhook refused");
+    }
+    let body = serde_json::json!({"error": why.as_str(), "message": format!("webhook refused: {}", why.as_str())});
+    (why.status(), axum::Json(body)).into_response()
+}
+
 fn reply(status: StatusCode, hook: Hook, outcome: &str, state: &AppState) -> Response {
     state
         .webhooks
@@ -67,23 +145,23 @@ async fn verified(
     uri: &axum::http::Uri,
     headers: &HeaderMap,
     body: &Bytes,
-) -> Result<(TenantId, Vec<(String, String)>), &'static str> {
+) -> Result<(TenantId, Vec<(String, String)>), Refusal> {
     let tenant = Uuid::parse_str(tenant_id)
         .map(TenantId)
-        .map_err(|_| "unknown_tenant")?;
+        .map_err(|_| Refusal::UnknownTenant)?;
     let header = headers
         .get("x-twilio-signature")
         .and_then(|v| v.to_str().ok())
-        .ok_or("missing_signature")?;
+        .ok_or(Refusal::MissingSignature)?;
     let params: Vec<(String, String)> =
-        serde_urlencoded::from_bytes(body).map_err(|_| "bad_form")?;
+        serde_urlencoded::from_bytes(body).map_err(|_| Refusal::BadForm)?;
     // NUL cannot be stored (PostgreSQL text and JSON refuse it); a signed request carrying one
     // is still refused by name rather than failing its write on every retry.
     if params
         .iter()
         .any(|(k, v)| k.contains('\0') || v.contains('\0'))
     {
-        return Err("nul_in_form");
+        return Err(Refusal::NulInForm);
     }
     let path_and_query = uri
         .path_and_query()
@@ -99,16 +177,16 @@ async fn verified(
     }
     let creds = tenant_data::get_credentials(state.engine.store(), tenant, "twilio")
         .await
-        .map_err(|_| "store_unavailable")?
-        .ok_or("no_credentials")?;
+        .map_err(|_| Refusal::StoreUnavailable)?
+        .ok_or(Refusal::NoCredentials)?;
     let token: Arc<str> = state
         .keyring
         .open(&creds.sealed)
-        .map_err(|_| "sealed_token_unreadable")?
+        .map_err(|_| Refusal::SealedTokenUnreadable)?
         .into();
     state.tokens.insert(tenant, token.clone());
     if !signature::validate(&token, &url, &params, header) {
-        return Err("bad_signature");
+        return Err(Refusal::BadSignature);
     }
     Ok((tenant, params))
 }
@@ -123,13 +201,7 @@ async fn handle(
 ) -> Response {
     let (tenant, params) = match verified(&state, &tenant_id, &uri, &headers, &body).await {
         Ok(v) => v,
-        Err("store_unavailable") => {
-            return reply(StatusCode::SERVICE_UNAVAILABLE, hook, "unavailable", &state)
-        }
-        Err(why) => {
-            tracing::warn!(hook = hook.label(), why, "webhook refused");
-            return reply(StatusCode::FORBIDDEN, hook, why, &state);
-        }
+        Err(why) => return refuse(hook, why, &state),
     };
     let routed = match hook {
         Hook::VoiceStatus => voice_status(&state, tenant, uri.query(), &params).await,
@@ -143,10 +215,7 @@ async fn handle(
             return reply(StatusCode::OK, hook, "unknown", &state);
         }
         // A failed lookup is ours, not the caller's: 503 makes Twilio retry.
-        Err("store_unavailable") => {
-            return reply(StatusCode::SERVICE_UNAVAILABLE, hook, "unavailable", &state)
-        }
-        Err(why) => return reply(StatusCode::BAD_REQUEST, hook, why, &state),
+        Err(why) => return refuse(hook, why, &state),
     };
     match state.engine.enqueue(key, input, Some(dedupe)).await {
         Ok(SubmitOutcome::Duplicate) => reply(StatusCode::OK, hook, "duplicate", &state),
@@ -158,7 +227,7 @@ async fn handle(
     }
 }
 
-type Routed = Result<Option<(ActorKey, Value, String)>, &'static str>;
+type Routed = Result<Option<(ActorKey, Value, String)>, Refusal>;
 
 async fn voice_status(
     state: &AppState,
@@ -166,11 +235,11 @@ async fn voice_status(
     query: Option<&str>,
     params: &[(String, String)],
 ) -> Routed {
-    let call_sid = param(params, "CallSid").ok_or("missing_call_sid")?;
+    let call_sid = param(params, "CallSid").ok_or(Refusal::MissingCallSid)?;
     let status: CallStatus = param(params, "CallStatus")
-        .ok_or("missing_call_status")?
+        .ok_or(Refusal::MissingCallStatus)?
         .parse()
-        .map_err(|_| "bad_call_status")?;
+        .map_err(|_| Refusal::BadCallStatus)?;
     let sequence = param(params, "SequenceNumber").and_then(|s| s.parse::<u64>().ok());
     let answered_by = param(params, "AnsweredBy").and_then(|s| s.parse::<AnsweredBy>().ok());
     let (Some(call_id), Some(opp_id)) = (
@@ -184,7 +253,7 @@ async fn voice_status(
         .store()
         .actor_exists(tenant, call_actor::KIND.as_str(), call_id)
         .await
-        .map_err(|_| "store_unavailable")?;
+        .map_err(|_| Refusal::StoreUnavailable)?;
     if !known {
         return Ok(None);
     }
@@ -205,10 +274,10 @@ async fn voice_status(
 fn sms_status(tenant: TenantId, query: Option<&str>, params: &[(String, String)]) -> Routed {
     let sid = param(params, "MessageSid")
         .or_else(|| param(params, "SmsSid"))
-        .ok_or("missing_message_sid")?;
+        .ok_or(Refusal::MissingMessageSid)?;
     let status = param(params, "MessageStatus")
         .or_else(|| param(params, "SmsStatus"))
-        .ok_or("missing_message_status")?;
+        .ok_or(Refusal::MissingMessageStatus)?;
     let Some(opp_id) = query_param(query, "opp").and_then(|s| Uuid::parse_str(&s).ok()) else {
         return Ok(None);
     };
@@ -226,12 +295,12 @@ fn sms_status(tenant: TenantId, query: Option<&str>, params: &[(String, String)]
 async fn sms_inbound(state: &AppState, tenant: TenantId, params: &[(String, String)]) -> Routed {
     let sid = param(params, "MessageSid")
         .or_else(|| param(params, "SmsSid"))
-        .ok_or("missing_message_sid")?;
-    let from = param(params, "From").ok_or("missing_from")?;
+        .ok_or(Refusal::MissingMessageSid)?;
+    let from = param(params, "From").ok_or(Refusal::MissingFrom)?;
     let body = param(params, "Body").unwrap_or("");
     let Some(opp_id) = tenant_data::opportunity_of_phone(state.engine.store(), tenant, from)
         .await
-        .map_err(|_| "store_unavailable")?
+        .map_err(|_| Refusal::StoreUnavailable)?
     else {
         return Ok(None);
     };
@@ -245,8 +314,8 @@ async fn sms_inbound(state: &AppState, tenant: TenantId, params: &[(String, Stri
     )))
 }
 
-fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, &'static str> {
-    serde_json::to_value(v).map_err(|_| "unencodable")
+fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, Refusal> {
+    serde_json::to_value(v).map_err(|_| Refusal::Unencodable)
 }
 
 macro_rules! webhook_route {

@@ -362,6 +362,13 @@ pub enum OppReply {
     Applied,
 }
 
+impl OppReply {
+    /// The reply a committed transition gave, as the runtime hands it back (JSON).
+    pub fn of(reply: &serde_json::Value) -> Option<Self> {
+        Self::deserialize(reply).ok()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OppDecision {
     pub state: Opportunity,

@@ -1,0 +1,185 @@
+//! What the sales actors ask of the outside world, as typed requests. The runtime keeps an
+//! effect as a channel name and a JSON payload (it knows nothing of sales); these types are
+//! the one definition both ends use: the actor hosts build them, the effect handlers read them
+//! back and match them exhaustively, so an operation a handler cannot run is a compile error
+//! there, not a string that falls through to "unknown operation".
+//!
+//! The JSON shapes are the ones already in outboxes (`{"op": "dial", ...}` for voice, no tag
+//! for a text or a notice), so rows written before these types existed read back unchanged.
+
+use neuronx_supervision::EffectRequest;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::convert::to_json;
+use crate::domain::compliance::Purpose;
+
+named_enum! {
+    /// Which handler runs an effect.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum EffectChannel {
+        Voice = "voice",
+        Sms = "sms",
+        Notify = "notify",
+    }
+}
+
+/// A phone call's requests to the carrier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum VoiceEffect {
+    /// Place the call; the carrier's answer comes back as `Dialed`, `DialFailed` or
+    /// `DialUnknown`.
+    Dial {
+        to: String,
+        call_id: Uuid,
+        opportunity_id: Uuid,
+        machine_detection: bool,
+        ring_timeout_seconds: u32,
+    },
+    Hangup {
+        provider_sid: String,
+        call_id: Uuid,
+    },
+    /// Read the call from the carrier; the result comes back as `Fetched`.
+    Fetch {
+        provider_sid: String,
+        call_id: Uuid,
+    },
+}
+
+/// A text to a lead.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SmsEffect {
+    pub to: String,
+    pub body: String,
+    pub opportunity_id: Uuid,
+    /// Decides the do-not-call check at dispatch: marketing only, never an opt-out
+    /// confirmation or a help reply. Rows from before it was recorded were marketing.
+    #[serde(default = "marketing")]
+    pub purpose: Purpose,
+}
+
+fn marketing() -> Purpose {
+    Purpose::Marketing
+}
+
+/// A notice that an opportunity was escalated to a queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotifyEffect {
+    pub queue: String,
+    pub reason: String,
+    pub opportunity_id: Uuid,
+}
+
+/// Any effect, with its channel.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Voice(VoiceEffect),
+    Sms(SmsEffect),
+    Notify(NotifyEffect),
+}
+
+impl Effect {
+    pub fn channel(&self) -> EffectChannel {
+        match self {
+            Effect::Voice(_) => EffectChannel::Voice,
+            Effect::Sms(_) => EffectChannel::Sms,
+            Effect::Notify(_) => EffectChannel::Notify,
+        }
+    }
+
+    /// The runtime's form: the channel's name and the payload.
+    pub fn into_request(self) -> EffectRequest {
+        let channel = self.channel().as_str().to_owned();
+        let payload = match &self {
+            Effect::Voice(v) => to_json(v),
+            Effect::Sms(s) => to_json(s),
+            Effect::Notify(n) => to_json(n),
+        };
+        EffectRequest { channel, payload }
+    }
+}
+
+/// A stored payload that is not the effect its channel expects (written by something other
+/// than these types, or corrupted): never guessed at, reported.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed {channel} effect: {reason}")]
+pub struct MalformedEffect {
+    pub channel: EffectChannel,
+    pub reason: String,
+}
+
+/// Reading an effect back from its outbox payload.
+pub trait FromPayload: Sized {
+    const CHANNEL: EffectChannel;
+
+    fn from_payload(payload: &Value) -> Result<Self, MalformedEffect>;
+}
+
+macro_rules! from_payload {
+    ($ty:ty, $channel:expr) => {
+        impl FromPayload for $ty {
+            const CHANNEL: EffectChannel = $channel;
+
+            fn from_payload(payload: &Value) -> Result<Self, MalformedEffect> {
+                <$ty>::deserialize(payload).map_err(|e| MalformedEffect {
+                    channel: $channel,
+                    reason: e.to_string(),
+                })
+            }
+        }
+    };
+}
+
+from_payload!(VoiceEffect, EffectChannel::Voice);
+from_payload!(SmsEffect, EffectChannel::Sms);
+from_payload!(NotifyEffect, EffectChannel::Notify);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn payloads_written_before_the_types_read_back() {
+        let call = Uuid::from_u128(1);
+        let opp = Uuid::from_u128(2);
+        let dial = json!({"op": "dial", "to": "+14155550100", "call_id": call,
+                          "opportunity_id": opp, "machine_detection": true,
+                          "ring_timeout_seconds": 25});
+        assert_eq!(
+            VoiceEffect::from_payload(&dial),
+            Ok(VoiceEffect::Dial {
+                to: "+14155550100".into(),
+                call_id: call,
+                opportunity_id: opp,
+                machine_detection: true,
+                ring_timeout_seconds: 25,
+            })
+        );
+        let text = json!({"to": "+14155550100", "body": "hi", "opportunity_id": opp});
+        let sms = SmsEffect::from_payload(&text).unwrap();
+        assert_eq!(sms.purpose, Purpose::Marketing, "no purpose was marketing");
+        let bad = VoiceEffect::from_payload(&json!({"op": "teleport"})).unwrap_err();
+        assert_eq!(bad.channel, EffectChannel::Voice);
+    }
+
+    #[test]
+    fn a_request_round_trips_through_its_channel() {
+        let effect = Effect::Sms(SmsEffect {
+            to: "+14155550100".into(),
+            body: "STOP received".into(),
+            opportunity_id: Uuid::from_u128(3),
+            purpose: Purpose::OptOutConfirmation,
+        });
+        let req = effect.clone().into_request();
+        assert_eq!(req.channel, "sms");
+        assert_eq!(req.payload["purpose"], "opt_out_confirmation");
+        assert_eq!(
+            SmsEffect::from_payload(&req.payload).map(Effect::Sms),
+            Ok(effect)
+        );
+    }
+}
