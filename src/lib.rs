@@ -21,3 +21,4 @@ pub mod send_limits;
 pub mod tenant_data;
 pub mod tenants;
 pub mod twilio_channel;
+pub mod usecases;

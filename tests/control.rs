@@ -282,7 +282,7 @@ async fn every_operator_action_is_audited(backend: Backend) {
         ("since=yesterday", "since"),
         ("limit=0", "limit"),
         ("surprise=1", "query"),
-        ("principal=%00", "query"),
+        ("principal=%00", "principal"),
     ] {
         let (status, err) = t.get(&format!("/v1/audit?{query}")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {err}");

@@ -54,7 +54,7 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let tenant = caller.require(Action::ReadOps)?;
     let (limit, after) =
-        super::opportunities::page_bounds(p.limit.as_deref(), p.cursor.as_deref())?;
+        crate::usecases::opportunities::page_bounds(p.limit.as_deref(), p.cursor.as_deref())?;
     let action = p
         .action
         .as_deref()

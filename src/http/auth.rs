@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::error::ApiError;
 use super::AppState;
 use crate::control::keys::{self, Identity};
-use crate::control::{access, allows, Action, Scope};
+use crate::control::{Action, Scope};
 
 /// Failed attempts a client may make per window before every attempt from it is refused.
 /// Generous for a mistyped key, useless for guessing one (a key has 256 bits of secret).
@@ -62,20 +62,7 @@ impl Caller {
     /// The caller's tenant, if its role allows `action`; else 403 naming both. Checked before
     /// any object is looked up, so a refusal says nothing about whether the object exists.
     pub fn require(&self, action: Action) -> Result<TenantId, ApiError> {
-        if !allows(self.0.role, action) {
-            return Err(ApiError::Forbidden(format!(
-                "role {} may not {}",
-                self.0.role,
-                action.describe()
-            )));
-        }
-        if !self.scope().permits(action) {
-            return Err(ApiError::Forbidden(format!(
-                "a key limited to a team may not {}",
-                action.describe()
-            )));
-        }
-        Ok(self.0.tenant)
+        Ok(crate::usecases::authorize(&self.0, action)?)
     }
 
     pub fn scope(&self) -> Scope {
@@ -85,12 +72,7 @@ impl Caller {
     /// Whether the caller may see this opportunity: a team-scoped key sees only its team's.
     /// The caller must already have checked that the opportunity exists in its tenant.
     pub async fn sees(&self, state: &AppState, opportunity: Uuid) -> Result<bool, ApiError> {
-        let scope = self.scope();
-        if scope == Scope::Tenant {
-            return Ok(true);
-        }
-        let bound = access::team_of(state.engine.store(), self.0.tenant, opportunity).await?;
-        Ok(scope.reaches(bound))
+        Ok(crate::usecases::sees(&state.engine, &self.0, opportunity).await?)
     }
 }
 

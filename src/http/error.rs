@@ -43,6 +43,20 @@ impl From<neuronx_supervision::StoreError> for ApiError {
     }
 }
 
+impl From<crate::usecases::Error> for ApiError {
+    fn from(e: crate::usecases::Error) -> Self {
+        use crate::usecases::Error as E;
+        match e {
+            E::Invalid { field, message } => ApiError::Invalid { field, message },
+            E::NotFound(what) => ApiError::NotFound(what),
+            E::Forbidden(message) => ApiError::Forbidden(message),
+            E::Conflict { code, message } => ApiError::Conflict { code, message },
+            E::Unavailable(reason) => ApiError::Unavailable(reason),
+            E::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
 impl From<crate::input::BadText> for ApiError {
     fn from(e: crate::input::BadText) -> Self {
         ApiError::Invalid {

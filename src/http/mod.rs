@@ -14,10 +14,8 @@ mod extract;
 mod openapi;
 mod opportunities;
 mod ops;
-mod scope;
 pub mod server;
 mod webhooks;
-mod why;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

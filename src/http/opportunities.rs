@@ -1,29 +1,19 @@
-//! `/v1/opportunities`: create, read, list, timeline, and the operator commands.
+//! `/v1/opportunities`: create, read, list and timeline. Handlers parse and render; the
+//! use cases (`crate::usecases::opportunities`) decide.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use base64::Engine as _;
-use chrono::{DateTime, Utc};
-use neuronx_actors::domain::opportunity::{
-    normalize_phone, Consent, Contact, OppInput, OppReply, Opportunity, SlaOverride, Stage,
-};
-use neuronx_actors::opportunity as opp;
-use neuronx_supervision::store::{ActorRow, ListQuery};
-use neuronx_supervision::{SubmitOutcome, TenantId};
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
-use uuid::Uuid;
+use neuronx_actors::domain::opportunity::{Consent, Contact};
+use serde::Deserialize;
 
 use super::auth::Caller;
 use super::error::ApiError;
 use super::extract::{Body, Params};
-pub(super) use super::scope::visible;
 use super::AppState;
-use crate::control::binding::{self, Binding};
-use crate::control::{access, Action};
-use crate::input::{self, Lines};
+use crate::usecases::opportunities::{self, Created, ListFilter, NewOpportunity, Playbooks};
+use crate::usecases::views::{Applied, OpportunityView, Page, TimelineItem};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -60,98 +50,27 @@ struct SlaRequest {
     first_touch_seconds: Option<u64>,
 }
 
-#[derive(Serialize)]
-pub struct TimerView {
-    name: String,
-    due_at: DateTime<Utc>,
-}
-
-pub fn ms_to_time(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or_default()
-}
-
-fn view(row: &ActorRow, timers: Vec<TimerView>) -> Result<Value, ApiError> {
-    let o: Opportunity = serde_json::from_value(row.state.clone())
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored opportunity: {e}")))?;
-    Ok(json!({
-        "id": o.id,
-        "external_id": o.external_id,
-        "stage": o.stage,
-        "assignee": o.assignee,
-        "paused": o.paused,
-        "escalated": o.escalated,
-        "team": o.team,
-        "reached": o.reached,
-        "version": row.version,
-        "attempts": o.attempts,
-        "playbook": o.playbook,
-        "first_touch_seconds": o.first_touch_seconds,
-        "contact": o.contact,
-        "active_call": o.active_call,
-        "timers": timers,
-        "created_at": o.created_at,
-        "updated_at": o.updated_at,
-    }))
-}
-
-pub(super) async fn load(state: &AppState, tenant: TenantId, id: Uuid) -> Result<Value, ApiError> {
-    let store = state.engine.store();
-    let row = store
-        .get_actor(tenant, opp::KIND.as_str(), id)
-        .await?
-        .ok_or(ApiError::NotFound("opportunity"))?;
-    let timers = store
-        .timers_of(tenant, opp::KIND.as_str(), id)
-        .await?
-        .into_iter()
-        .map(|t| TimerView {
-            name: t.name,
-            due_at: ms_to_time(t.due_at_ms),
-        })
-        .collect();
-    view(&row, timers)
-}
-
-/// Checks a create request field by field; answers the contact's phone in E.164 form.
-fn validate(req: &CreateRequest, state: &AppState) -> Result<String, ApiError> {
-    input::check("external_id", &req.external_id, Lines::One, 1, 200)?;
-    input::check("contact.name", &req.contact.name, Lines::One, 1, 200)?;
-    let phone = normalize_phone(&req.contact.phone)
-        .map_err(|e| ApiError::invalid("contact.phone", e.to_string()))?;
-    if let Some(tz) = &req.contact.timezone {
-        tz.parse::<chrono_tz::Tz>().map_err(|_| {
-            ApiError::invalid("contact.timezone", format!("unknown IANA time zone {tz:?}"))
-        })?;
-    }
-    if let Some(email) = &req.contact.email {
-        input::check("contact.email", email, Lines::One, 3, 320)?;
-        if !email.contains('@') || email.chars().any(char::is_whitespace) {
-            return Err(ApiError::invalid("contact.email", "not an email address"));
+impl CreateRequest {
+    fn into_new(self) -> NewOpportunity {
+        let c = self.contact;
+        NewOpportunity {
+            external_id: self.external_id,
+            contact: Contact {
+                name: c.name,
+                phone: c.phone,
+                email: c.email,
+                timezone: c.timezone,
+                consent: Consent {
+                    voice: c.consent.voice,
+                    sms: c.consent.sms,
+                },
+            },
+            playbook: self.playbook,
+            first_touch_seconds: self.sla.and_then(|s| s.first_touch_seconds),
+            assignee: self.assignee,
+            team: self.team,
         }
     }
-    if let Some(p) = &req.playbook {
-        if !state.playbooks.contains_key(p) {
-            return Err(ApiError::invalid(
-                "playbook",
-                format!("unknown playbook {p:?}"),
-            ));
-        }
-    }
-    if let Some(s) = req.sla.as_ref().and_then(|s| s.first_touch_seconds) {
-        if !(1..=30 * 86_400).contains(&s) {
-            return Err(ApiError::invalid(
-                "sla.first_touch_seconds",
-                "must be between 1 and 2592000",
-            ));
-        }
-    }
-    if let Some(a) = &req.assignee {
-        input::check("assignee", a, Lines::One, 1, 200)?;
-    }
-    if let Some(t) = &req.team {
-        input::check("team", t, Lines::One, 1, 100)?;
-    }
-    Ok(phone)
 }
 
 #[utoipa::path(
@@ -166,89 +85,25 @@ pub async fn create(
     caller: Caller,
     Body(req): Body<CreateRequest>,
 ) -> Result<Response, ApiError> {
-    let tenant = caller.require(Action::CreateOpportunity)?;
-    let phone = validate(&req, &state)?;
-    let external_id = req.external_id.trim().to_owned();
-    let id = opp::id_for(tenant, &external_id);
-    let Binding { team, assignee } = binding::bind_new(
-        state.engine.store(),
-        &caller.0,
-        id,
-        req.team.as_deref(),
-        req.assignee.as_deref(),
-    )
-    .await?;
-    let input = OppInput::Create {
-        id,
-        external_id,
-        contact: Contact {
-            name: req.contact.name.trim().to_owned(),
-            phone,
-            email: req.contact.email,
-            timezone: req.contact.timezone,
-            consent: Consent {
-                voice: req.contact.consent.voice,
-                sms: req.contact.consent.sms,
-            },
-        },
-        playbook: req
-            .playbook
-            .unwrap_or_else(|| state.default_playbook.clone()),
-        sla: req.sla.map(|s| SlaOverride {
-            first_touch_seconds: s.first_touch_seconds,
-        }),
-        assignee,
-        team: team.map(|t| t.name),
+    let playbooks = Playbooks {
+        all: &state.playbooks,
+        default: &state.default_playbook,
     };
-    let phone = match &input {
-        OppInput::Create { contact, .. } => contact.phone.clone(),
-        _ => String::new(),
-    };
-    let outcome = submit(&state, tenant, id, &input).await?;
-    // Only a new opportunity is indexed: a repeated external id with another phone must not
-    // route that number's texts (a STOP, say) to this conversation.
     let created =
-        matches!(&outcome, SubmitOutcome::Applied(r) if OppReply::of(r) == Some(OppReply::Created));
-    if created || matches!(outcome, SubmitOutcome::Accepted) {
-        crate::tenant_data::index_contact(state.engine.store(), tenant, &phone, id).await?;
-    }
-    let status = match outcome {
-        SubmitOutcome::Applied(_) if created => StatusCode::CREATED,
-        SubmitOutcome::Applied(_) | SubmitOutcome::Duplicate => StatusCode::OK,
-        SubmitOutcome::Accepted => {
-            return Ok((
-                StatusCode::ACCEPTED,
-                Json(json!({"id": id, "status": "accepted"})),
-            )
-                .into_response())
-        }
-        SubmitOutcome::Rejected(r) => {
-            return Err(ApiError::Conflict {
-                code: r.code,
-                message: r.message,
-            })
-        }
-    };
-    // A repeated external id of an opportunity the caller may not see (a create racing its
-    // binding): like any other team's id, it is not found.
-    if !caller.sees(&state, id).await? {
-        return Err(ApiError::NotFound("opportunity"));
-    }
-    Ok((status, Json(load(&state, tenant, id).await?)).into_response())
+        opportunities::create(&state.engine, &playbooks, &caller.0, req.into_new()).await?;
+    Ok(match created {
+        Created::New(view) => (StatusCode::CREATED, Json(view)).into_response(),
+        Created::Existing(view) => (StatusCode::OK, Json(view)).into_response(),
+        Created::Accepted(a) => (StatusCode::ACCEPTED, Json(a)).into_response(),
+    })
 }
 
-pub(super) async fn submit(
-    state: &AppState,
-    tenant: TenantId,
-    id: Uuid,
-    input: &OppInput,
-) -> Result<SubmitOutcome, ApiError> {
-    let input = serde_json::to_value(input).map_err(|e| ApiError::Internal(e.into()))?;
-    state
-        .engine
-        .submit(opp::key(tenant, id), input, None)
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))
+/// A command's or create's answer: the opportunity after (200), or accepted (202).
+pub(super) fn applied(a: Applied) -> Response {
+    match a {
+        Applied::Done(view) => Json(view).into_response(),
+        Applied::Accepted(a) => (StatusCode::ACCEPTED, Json(a)).into_response(),
+    }
 }
 
 #[utoipa::path(
@@ -262,15 +117,10 @@ pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let tenant = caller.require(Action::Read)?;
-    let id = visible(&state, &caller, &id).await?;
-    Ok(Json(load(&state, tenant, id).await?))
-}
-
-/// An id that is not a UUID names no opportunity: 404, like any other unknown id.
-pub(super) fn parse_id(id: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(id).map_err(|_| ApiError::NotFound("opportunity"))
+) -> Result<Json<OpportunityView>, ApiError> {
+    Ok(Json(
+        opportunities::get(&state.engine, &caller.0, &id).await?,
+    ))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -282,36 +132,6 @@ pub struct ListParams {
     team: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
-}
-
-impl ListParams {
-    /// The console's list: one page, filtered like the API's.
-    pub(super) fn console(
-        stage: Option<String>,
-        paused: Option<String>,
-        team: Option<String>,
-    ) -> Self {
-        Self {
-            stage,
-            paused,
-            team,
-            limit: Some("200".into()),
-            cursor: None,
-        }
-    }
-}
-
-fn encode_cursor(at: i64, id: Uuid) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{at}:{id}"))
-}
-
-fn decode_cursor(c: &str) -> Option<(i64, Uuid)> {
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(c)
-        .ok()?;
-    let text = String::from_utf8(raw).ok()?;
-    let (at, id) = text.split_once(':')?;
-    Some((at.parse().ok()?, Uuid::parse_str(id).ok()?))
 }
 
 /// A page of opportunities. Filtering by team (or listing with a team-scoped key) filters each
@@ -328,82 +148,17 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Params(p): Params<ListParams>,
-) -> Result<Json<Value>, ApiError> {
-    let tenant = caller.require(Action::Read)?;
-    let team = match (&p.team, &caller.0.team) {
-        (_, Some(own)) => Some(own.id),
-        (Some(name), None) => Some(
-            access::find_team(state.engine.store(), tenant, name)
-                .await?
-                .ok_or_else(|| ApiError::invalid("team", format!("no team named {name:?}")))?
-                .id,
-        ),
-        (None, None) => None,
+) -> Result<Json<Page<OpportunityView>>, ApiError> {
+    let filter = ListFilter {
+        stage: p.stage,
+        paused: p.paused,
+        team: p.team,
+        limit: p.limit,
+        cursor: p.cursor,
     };
-    let stage = p
-        .stage
-        .map(|s| {
-            s.parse::<Stage>()
-                .map(|st| {
-                    serde_json::to_value(st)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                })
-                .map_err(|e| ApiError::invalid("stage", e.to_string()))
-        })
-        .transpose()?
-        .flatten();
-    let paused = p
-        .paused
-        .map(|v| match v.as_str() {
-            "true" => Ok(true),
-            "false" => Ok(false),
-            _ => Err(ApiError::invalid("paused", "must be true or false")),
-        })
-        .transpose()?;
-    let limit = match p.limit {
-        None => 50,
-        Some(l) => l
-            .parse::<i64>()
-            .ok()
-            .filter(|l| (1..=500).contains(l))
-            .ok_or_else(|| ApiError::invalid("limit", "must be a whole number from 1 to 500"))?,
-    };
-    let after = p
-        .cursor
-        .map(|c| {
-            decode_cursor(&c)
-                .ok_or_else(|| ApiError::invalid("cursor", "not a cursor from this API"))
-        })
-        .transpose()?;
-    let rows = state
-        .engine
-        .store()
-        .list_actors(&ListQuery {
-            tenant,
-            kind: opp::KIND.as_str().into(),
-            status: stage,
-            paused,
-            after,
-            limit,
-        })
-        .await?;
-    let next = (rows.len() as i64 == limit)
-        .then(|| {
-            rows.last()
-                .map(|r| encode_cursor(r.created_at_ms, r.key.id))
-        })
-        .flatten();
-    let members = match team {
-        Some(team) => Some(access::opportunities_of(state.engine.store(), tenant, team).await?),
-        None => None,
-    };
-    let items = rows
-        .iter()
-        .filter(|r| members.as_ref().is_none_or(|m| m.contains(&r.key.id)))
-        .map(|r| view(r, Vec::new()))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Json(json!({"items": items, "next_cursor": next})))
+    Ok(Json(
+        opportunities::list(&state.engine, &caller.0, filter).await?,
+    ))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -415,37 +170,12 @@ pub struct PageParams {
 }
 
 impl PageParams {
-    pub(super) fn first(limit: i64) -> Self {
-        Self {
-            limit: Some(limit.to_string()),
-            cursor: None,
-        }
+    pub fn bounds(&self) -> Result<(i64, i64), ApiError> {
+        Ok(opportunities::page_bounds(
+            self.limit.as_deref(),
+            self.cursor.as_deref(),
+        )?)
     }
-}
-
-pub fn page(p: &PageParams) -> Result<(i64, i64), ApiError> {
-    page_bounds(p.limit.as_deref(), p.cursor.as_deref())
-}
-
-/// `limit` (1 to 1000, default 100) and `cursor` (an id to resume after) of any paged list.
-pub fn page_bounds(limit: Option<&str>, cursor: Option<&str>) -> Result<(i64, i64), ApiError> {
-    let limit = match limit {
-        None => 100,
-        Some(l) => l
-            .parse::<i64>()
-            .ok()
-            .filter(|l| (1..=1000).contains(l))
-            .ok_or_else(|| ApiError::invalid("limit", "must be a whole number from 1 to 1000"))?,
-    };
-    let after = match cursor {
-        None => 0,
-        Some(c) => c
-            .parse::<i64>()
-            .ok()
-            .filter(|c| *c >= 0)
-            .ok_or_else(|| ApiError::invalid("cursor", "not a cursor from this API"))?,
-    };
-    Ok((limit, after))
 }
 
 #[utoipa::path(
@@ -460,31 +190,14 @@ pub async fn timeline(
     caller: Caller,
     Path(id): Path<String>,
     Params(p): Params<PageParams>,
-) -> Result<Json<Value>, ApiError> {
-    let tenant = caller.require(Action::Read)?;
-    let (limit, after) = page(&p)?;
-    let id = visible(&state, &caller, &id).await?;
-    let store = state.engine.store();
-    let rows = store
-        .timeline(tenant, opp::KIND.as_str(), id, after, limit)
-        .await?;
-    let next = (rows.len() as i64 == limit)
-        .then(|| rows.last().map(|r| r.id.to_string()))
-        .flatten();
-    let items: Vec<Value> = rows
-        .into_iter()
-        .map(|r| {
-            let why = super::why::why(&r.kind, &r.cause, &r.data);
-            json!({
-                "at": ms_to_time(r.at_ms),
-                "kind": r.kind,
-                "by": r.cause,
-                "reason": r.reason,
-                "data": r.data,
-                "why": why,
-                "version": r.version,
-            })
-        })
-        .collect();
-    Ok(Json(json!({"items": items, "next_cursor": next})))
+) -> Result<Json<Page<TimelineItem>>, ApiError> {
+    let page = opportunities::timeline(
+        &state.engine,
+        &caller.0,
+        &id,
+        p.limit.as_deref(),
+        p.cursor.as_deref(),
+    )
+    .await?;
+    Ok(Json(page))
 }

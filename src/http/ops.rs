@@ -12,10 +12,11 @@ use uuid::Uuid;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::extract::{Body, Params};
-use super::opportunities::{ms_to_time, page, PageParams};
+use super::opportunities::PageParams;
 use super::AppState;
 use crate::control::audit::{self, AuditAction, Entry, Outcome};
 use crate::control::{dead_letters, Action};
+use crate::usecases::views::ms_to_time;
 
 #[utoipa::path(
     get,
@@ -76,7 +77,7 @@ pub async fn dead_letters(
     Params(p): Params<PageParams>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = caller.require(Action::ReadOps)?;
-    let (limit, after) = page(&p)?;
+    let (limit, after) = p.bounds()?;
     let rows = state
         .engine
         .store()
@@ -173,7 +174,7 @@ async fn handle_dead_letter(
     retry: bool,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = caller.require(Action::HandleDeadLetters)?;
-    super::commands::check_reason(&reason)?;
+    crate::usecases::commands::check_reason(&reason)?;
     let (dl, key) = dead_letter(&state, &caller, &id).await?;
     let before = json!({"actor_kind": dl.kind, "actor_id": dl.actor_id, "input": dl.input, "error": dl.error});
     let outcome = if retry {

@@ -18,11 +18,11 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::auth::{self, Caller};
-use super::commands::{self, Command, CommandRequest};
 use super::error::ApiError;
 use super::AppState;
 use crate::control::keys::Identity;
 use crate::control::sessions;
+use crate::usecases::commands::{self, Command, CommandFields};
 
 const COOKIE_NAME: &str = "nx_session";
 
@@ -188,14 +188,20 @@ async fn act(
         "escalate" => Command::Escalate,
         _ => return pages::error_page(StatusCode::NOT_FOUND, "no such action"),
     };
-    let req = CommandRequest::from_form(form.reason, form.assignee);
-    match commands::command(state, op.caller(), id.clone(), cmd, req).await {
+    // A form's empty field means "not given".
+    let blank = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
+    let fields = CommandFields {
+        operator: None,
+        reason: blank(form.reason),
+        assignee: blank(form.assignee),
+    };
+    match commands::command(&state.engine, &op.identity, &id, cmd, fields).await {
         Ok(_) if form.back.as_deref() == Some("detail") => {
             Redirect::to(&format!("/console/opportunities/{id}")).into_response()
         }
         // An htmx button: the live feed shows the change.
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => pages::api_error_page(e),
+        Err(e) => pages::api_error_page(e.into()),
     }
 }
 

@@ -12,11 +12,11 @@ use serde_json::Value;
 
 use super::super::auth::Caller;
 use super::super::error::ApiError;
-use super::super::extract::Params;
-use super::super::opportunities::{self as opps, ListParams, PageParams};
 use super::super::{ops, AppState};
 use super::{html as render, Operator};
 use crate::control::{access, allows, sessions, Action};
+use crate::usecases::opportunities::{self, ListFilter};
+use crate::usecases::views::ms_to_time;
 
 const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#1d2330}
 header{display:flex;gap:1rem;align-items:center;padding:.6rem 1rem;background:#1d2330;color:#fff}
@@ -140,9 +140,19 @@ fn text<'a>(v: &'a Value, key: &str) -> &'a str {
 /// The table rows: one per opportunity, with its next SLA countdown and last event.
 async fn row_markup(state: &AppState, op: &Operator, f: &Filters) -> Result<Markup, ApiError> {
     let caller = op.caller();
-    let params = ListParams::console(nonempty(&f.stage), nonempty(&f.paused), nonempty(&f.team));
-    let Json(list) = opps::list(State(state.clone()), caller, Params(params)).await?;
-    let items = list["items"].as_array().cloned().unwrap_or_default();
+    let filter = ListFilter {
+        stage: nonempty(&f.stage),
+        paused: nonempty(&f.paused),
+        team: nonempty(&f.team),
+        limit: Some("200".into()),
+        cursor: None,
+    };
+    let list = opportunities::list(&state.engine, &caller.0, filter).await?;
+    let items: Vec<Value> = list
+        .items
+        .iter()
+        .filter_map(|o| serde_json::to_value(o).ok())
+        .collect();
     let store = state.engine.store();
     let tenant = op.identity.tenant;
     let can_operate = allows(op.identity.role, Action::Operate);
@@ -156,7 +166,7 @@ async fn row_markup(state: &AppState, op: &Operator, f: &Filters) -> Result<Mark
             .iter()
             .filter(|t| t.name.ends_with("_sla"))
             .min_by_key(|t| t.due_at_ms)
-            .map(|t| (t.name.clone(), opps::ms_to_time(t.due_at_ms).to_rfc3339()));
+            .map(|t| (t.name.clone(), ms_to_time(t.due_at_ms).to_rfc3339()));
         let last = sessions::last_event(store, tenant, id).await?;
         rows.push((o.clone(), sla, last));
     }
@@ -241,15 +251,14 @@ pub async fn rows(
 /// The live part of the detail page: state, buttons, timers, timeline, calls and messages.
 async fn panel_markup(state: &AppState, op: &Operator, id: &str) -> Result<Markup, ApiError> {
     let caller = || Caller(op.identity.clone());
-    let Json(o) = opps::get(State(state.clone()), caller(), Path(id.to_owned())).await?;
-    let Json(tl) = opps::timeline(
-        State(state.clone()),
-        caller(),
-        Path(id.to_owned()),
-        Params(PageParams::first(1000)),
-    )
-    .await?;
-    let entries = tl["items"].as_array().cloned().unwrap_or_default();
+    let o = opportunities::get(&state.engine, &op.identity, id).await?;
+    let o = serde_json::to_value(&o).map_err(|e| ApiError::Internal(e.into()))?;
+    let tl = opportunities::timeline(&state.engine, &op.identity, id, Some("1000"), None).await?;
+    let entries: Vec<Value> = tl
+        .items
+        .iter()
+        .filter_map(|e| serde_json::to_value(e).ok())
+        .collect();
     let mut calls = Vec::new();
     for e in entries.iter().filter(|e| e["kind"] == "call_placed") {
         if let Some(call) = e["data"]["call_id"].as_str() {

@@ -1,0 +1,336 @@
+//! Opportunities: create (idempotent on the external id), read, list, and the timeline.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use neuronx_actors::domain::opportunity::{
+    normalize_phone, Contact, OppInput, OppReply, SlaOverride, Stage,
+};
+use neuronx_actors::domain::playbook::Playbook;
+use neuronx_actors::opportunity as opp;
+use neuronx_supervision::store::ListQuery;
+use neuronx_supervision::{EngineHandle, SubmitOutcome, TenantId};
+use uuid::Uuid;
+
+use super::views::{ms_to_time, Accepted, OpportunityView, Page, TimelineItem, TimerView};
+use super::{authorize, sees, submit, visible, Error};
+use crate::control::binding::{self, Binding};
+use crate::control::keys::Identity;
+use crate::control::{access, Action, Scope};
+use crate::input::{self, Lines};
+
+/// A new lead, as a caller describes it.
+pub struct NewOpportunity {
+    pub external_id: String,
+    pub contact: Contact,
+    pub playbook: Option<String>,
+    pub first_touch_seconds: Option<u64>,
+    pub assignee: Option<String>,
+    pub team: Option<String>,
+}
+
+/// How a create ended.
+pub enum Created {
+    /// A new opportunity (201).
+    New(Box<OpportunityView>),
+    /// The external id existed: the opportunity as it is (200).
+    Existing(Box<OpportunityView>),
+    /// Durable; another instance creates it (202).
+    Accepted(Accepted),
+}
+
+/// The playbooks a create may name, and the one it gets when it names none.
+pub struct Playbooks<'a> {
+    pub all: &'a BTreeMap<String, Playbook>,
+    pub default: &'a str,
+}
+
+/// Checks a new lead field by field; answers its contact with the phone in E.164 form.
+fn validate(new: &NewOpportunity, playbooks: &Playbooks<'_>) -> Result<Contact, Error> {
+    input::check("external_id", &new.external_id, Lines::One, 1, 200)?;
+    let c = &new.contact;
+    input::check("contact.name", &c.name, Lines::One, 1, 200)?;
+    let phone =
+        normalize_phone(&c.phone).map_err(|e| Error::invalid("contact.phone", e.to_string()))?;
+    if let Some(tz) = &c.timezone {
+        tz.parse::<chrono_tz::Tz>().map_err(|_| {
+            Error::invalid("contact.timezone", format!("unknown IANA time zone {tz:?}"))
+        })?;
+    }
+    if let Some(email) = &c.email {
+        input::check("contact.email", email, Lines::One, 3, 320)?;
+        if !email.contains('@') || email.chars().any(char::is_whitespace) {
+            return Err(Error::invalid("contact.email", "not an email address"));
+        }
+    }
+    if let Some(p) = &new.playbook {
+        if !playbooks.all.contains_key(p) {
+            return Err(Error::invalid(
+                "playbook",
+                format!("unknown playbook {p:?}"),
+            ));
+        }
+    }
+    if let Some(s) = new.first_touch_seconds {
+        if !(1..=30 * 86_400).contains(&s) {
+            return Err(Error::invalid(
+                "sla.first_touch_seconds",
+                "must be between 1 and 2592000",
+            ));
+        }
+    }
+    if let Some(a) = &new.assignee {
+        input::check("assignee", a, Lines::One, 1, 200)?;
+    }
+    if let Some(t) = &new.team {
+        input::check("team", t, Lines::One, 1, 100)?;
+    }
+    Ok(Contact {
+        name: c.name.trim().to_owned(),
+        phone,
+        ..c.clone()
+    })
+}
+
+/// Creates an opportunity, or answers the existing one for a repeated external id. Binds it to
+/// its team (taking a round-robin turn only when new) before it exists, and indexes its phone
+/// for inbound texts.
+pub async fn create(
+    engine: &EngineHandle,
+    playbooks: &Playbooks<'_>,
+    who: &Identity,
+    new: NewOpportunity,
+) -> Result<Created, Error> {
+    let tenant = authorize(who, Action::CreateOpportunity)?;
+    let contact = validate(&new, playbooks)?;
+    let external_id = new.external_id.trim().to_owned();
+    let id = opp::id_for(tenant, &external_id);
+    let Binding { team, assignee } = binding::bind_new(
+        engine.store(),
+        who,
+        id,
+        new.team.as_deref(),
+        new.assignee.as_deref(),
+    )
+    .await?;
+    let phone = contact.phone.clone();
+    let input = OppInput::Create {
+        id,
+        external_id,
+        contact,
+        playbook: new.playbook.unwrap_or_else(|| playbooks.default.to_owned()),
+        sla: new.first_touch_seconds.map(|s| SlaOverride {
+            first_touch_seconds: Some(s),
+        }),
+        assignee,
+        team: team.map(|t| t.name),
+    };
+    let outcome = submit(engine, tenant, id, &input).await?;
+    let created =
+        matches!(&outcome, SubmitOutcome::Applied(r) if OppReply::of(r) == Some(OppReply::Created));
+    // Only a new opportunity is indexed: a repeated external id with another phone must not
+    // route that number's texts (a STOP, say) to this conversation.
+    if created || matches!(outcome, SubmitOutcome::Accepted) {
+        crate::tenant_data::index_contact(engine.store(), tenant, &phone, id).await?;
+    }
+    match outcome {
+        SubmitOutcome::Accepted => return Ok(Created::Accepted(Accepted::new(id))),
+        SubmitOutcome::Rejected(r) => {
+            return Err(Error::Conflict {
+                code: r.code,
+                message: r.message,
+            })
+        }
+        SubmitOutcome::Applied(_) | SubmitOutcome::Duplicate => {}
+    }
+    // A repeated external id of an opportunity the caller may not see (a create racing its
+    // binding): like any other team's id, it is not found.
+    if !sees(engine, who, id).await? {
+        return Err(Error::NotFound("opportunity"));
+    }
+    let view = Box::new(load(engine, tenant, id).await?);
+    Ok(if created {
+        Created::New(view)
+    } else {
+        Created::Existing(view)
+    })
+}
+
+/// The opportunity with its armed timers.
+pub(crate) async fn load(
+    engine: &EngineHandle,
+    tenant: TenantId,
+    id: Uuid,
+) -> Result<OpportunityView, Error> {
+    let store = engine.store();
+    let row = store
+        .get_actor(tenant, opp::KIND.as_str(), id)
+        .await?
+        .ok_or(Error::NotFound("opportunity"))?;
+    let timers = store
+        .timers_of(tenant, opp::KIND.as_str(), id)
+        .await?
+        .into_iter()
+        .map(|t| TimerView {
+            name: t.name,
+            due_at: ms_to_time(t.due_at_ms),
+        })
+        .collect();
+    OpportunityView::of(&row, timers)
+}
+
+pub async fn get(
+    engine: &EngineHandle,
+    who: &Identity,
+    id: &str,
+) -> Result<OpportunityView, Error> {
+    let tenant = authorize(who, Action::Read)?;
+    let id = visible(engine, who, id).await?;
+    load(engine, tenant, id).await
+}
+
+/// What a list asks for; every field as the caller wrote it, checked here.
+#[derive(Debug, Default)]
+pub struct ListFilter {
+    pub stage: Option<String>,
+    pub paused: Option<String>,
+    pub team: Option<String>,
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+fn encode_cursor(at: i64, id: Uuid) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{at}:{id}"))
+}
+
+fn decode_cursor(c: &str) -> Option<(i64, Uuid)> {
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(c)
+        .ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (at, id) = text.split_once(':')?;
+    Some((at.parse().ok()?, Uuid::parse_str(id).ok()?))
+}
+
+/// A page of opportunities, oldest first. Filtering by team (or listing with a team-scoped key)
+/// filters each page after reading it, so such a page may hold fewer than `limit` items;
+/// `next_cursor` still walks every one.
+pub async fn list(
+    engine: &EngineHandle,
+    who: &Identity,
+    f: ListFilter,
+) -> Result<Page<OpportunityView>, Error> {
+    let tenant = authorize(who, Action::Read)?;
+    let store = engine.store();
+    let team = match (Scope::of(who).team(), &f.team) {
+        (Some(own), _) => Some(own),
+        (None, Some(name)) => Some(
+            access::find_team(store, tenant, name)
+                .await?
+                .ok_or_else(|| Error::invalid("team", format!("no team named {name:?}")))?
+                .id,
+        ),
+        (None, None) => None,
+    };
+    let stage = f
+        .stage
+        .map(|s| {
+            s.parse::<Stage>()
+                .map(|st| st.as_str().to_owned())
+                .map_err(|e| Error::invalid("stage", e.to_string()))
+        })
+        .transpose()?;
+    let paused = f
+        .paused
+        .map(|v| match v.as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(Error::invalid("paused", "must be true or false")),
+        })
+        .transpose()?;
+    let limit = match f.limit {
+        None => 50,
+        Some(l) => l
+            .parse::<i64>()
+            .ok()
+            .filter(|l| (1..=500).contains(l))
+            .ok_or_else(|| Error::invalid("limit", "must be a whole number from 1 to 500"))?,
+    };
+    let after = f
+        .cursor
+        .map(|c| {
+            decode_cursor(&c).ok_or_else(|| Error::invalid("cursor", "not a cursor from this API"))
+        })
+        .transpose()?;
+    let rows = store
+        .list_actors(&ListQuery {
+            tenant,
+            kind: opp::KIND.as_str().into(),
+            status: stage,
+            paused,
+            after,
+            limit,
+        })
+        .await?;
+    let next_cursor = (rows.len() as i64 == limit)
+        .then(|| {
+            rows.last()
+                .map(|r| encode_cursor(r.created_at_ms, r.key.id))
+        })
+        .flatten();
+    let members = match team {
+        Some(team) => Some(access::opportunities_of(store, tenant, team).await?),
+        None => None,
+    };
+    let items = rows
+        .iter()
+        .filter(|r| members.as_ref().is_none_or(|m| m.contains(&r.key.id)))
+        .map(|r| OpportunityView::of(r, Vec::new()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Page { items, next_cursor })
+}
+
+/// `limit` (1 to 1000, default 100) and `cursor` (an id to resume after) of any id-paged list.
+pub fn page_bounds(limit: Option<&str>, cursor: Option<&str>) -> Result<(i64, i64), Error> {
+    let limit = match limit {
+        None => 100,
+        Some(l) => l
+            .parse::<i64>()
+            .ok()
+            .filter(|l| (1..=1000).contains(l))
+            .ok_or_else(|| Error::invalid("limit", "must be a whole number from 1 to 1000"))?,
+    };
+    let after = match cursor {
+        None => 0,
+        Some(c) => c
+            .parse::<i64>()
+            .ok()
+            .filter(|c| *c >= 0)
+            .ok_or_else(|| Error::invalid("cursor", "not a cursor from this API"))?,
+    };
+    Ok((limit, after))
+}
+
+/// A page of the opportunity's timeline, oldest first, each entry with its why.
+pub async fn timeline(
+    engine: &EngineHandle,
+    who: &Identity,
+    id: &str,
+    limit: Option<&str>,
+    cursor: Option<&str>,
+) -> Result<Page<TimelineItem>, Error> {
+    let tenant = authorize(who, Action::Read)?;
+    let (limit, after) = page_bounds(limit, cursor)?;
+    let id = visible(engine, who, id).await?;
+    let rows = engine
+        .store()
+        .timeline(tenant, opp::KIND.as_str(), id, after, limit)
+        .await?;
+    let next_cursor = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| r.id.to_string()))
+        .flatten();
+    Ok(Page {
+        items: rows.into_iter().map(TimelineItem::of).collect(),
+        next_cursor,
+    })
+}
