@@ -10,15 +10,14 @@ use tokio::task::JoinHandle;
 
 use crate::committer::Batcher;
 use crate::entity::Rejected;
-use crate::entity_actor::{DeliveryError, StoredAnswer, Work};
 use crate::key::{ActorKey, Epoch, ShardId};
 use crate::kinds::Kinds;
 use crate::metrics::Metrics;
 use crate::outbox::Handlers;
+use crate::protocol::{DeliveryError, ManagerMsg, RootMsg, ShardHostMsg, StoredAnswer, Work};
 use crate::restart::{RestartDecision, RestartTracker};
 use crate::runtime::Batchers;
-use crate::shard_host::ShardHostMsg;
-use crate::shard_manager::{self, ManagerMsg, ShardManager};
+use crate::shard_manager::{self, ShardManager};
 use crate::store::{EffectDone, InboxPoll, Inserted, NewInput, Store, StoreError};
 
 pub use crate::runtime::{EngineConfig, Runtime};
@@ -227,10 +226,6 @@ fn decode_reply(body: Value) -> SubmitOutcome {
         }
         Err(_) => SubmitOutcome::Accepted,
     }
-}
-
-pub enum RootMsg {
-    RestartManager,
 }
 
 struct Root {

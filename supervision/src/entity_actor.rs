@@ -5,101 +5,20 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use chrono::Utc;
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::Value;
 use tracing::Instrument;
 
 use crate::committer::BatchError;
-use crate::entity::{Applied, Entity, OutboxHold, Rejected, TimerChange};
+use crate::entity::{Applied, Entity, OutboxHold, TimerChange};
 use crate::key::{ActorKey, Epoch, ShardId};
-use crate::runtime::Runtime;
-use crate::shard_host::ShardHostMsg;
-use crate::store::{
-    CheckpointWrite, CommitOutcome, CommitRecord, Consumed, EffectWrite, Inserted, NewInput,
-    TimerWrite,
+use crate::protocol::{
+    encode_answer, ActorFault, Committed, DeliveryError, EntityMsg, ShardHostMsg, Work,
 };
-
-pub type EntityRef = ActorRef<Msg>;
-
-/// One input to apply, as stored (inbox row or timer).
-#[derive(Debug, Clone)]
-pub struct Work {
-    pub consumed: Consumed,
-    pub input: Value,
-    /// A caller on another instance waits: store the answer with the transition.
-    pub reply: bool,
-}
-
-impl Work {
-    pub fn from_inbox(id: i64, input: Value) -> Self {
-        Self {
-            consumed: Consumed::Inbox { id },
-            input,
-            reply: false,
-        }
-    }
-
-    pub fn from_row(row: crate::store::InboxRow) -> Self {
-        Self {
-            consumed: Consumed::Inbox { id: row.id },
-            input: row.input,
-            reply: row.reply,
-        }
-    }
-}
-
-/// An answer as stored for a caller waiting on another instance: `{"applied": value}` or
-/// `{"rejected": {"code", "message"}}`.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum StoredAnswer {
-    Applied(Value),
-    Rejected { code: String, message: String },
-}
-
-pub(crate) fn encode_answer(answer: &Answer) -> Option<String> {
-    let stored = match answer {
-        Ok(value) => StoredAnswer::Applied(value.clone()),
-        Err(DeliveryError::Rejected(r)) => StoredAnswer::Rejected {
-            code: r.code.clone(),
-            message: r.message.clone(),
-        },
-        Err(_) => return None,
-    };
-    serde_json::to_string(&stored).ok()
-}
-
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum DeliveryError {
-    #[error("rejected: {0}")]
-    Rejected(Rejected),
-    #[error("the input was already applied")]
-    Duplicate,
-    #[error("this instance no longer owns the actor's shard")]
-    Fenced,
-    #[error("the actor failed: {0}")]
-    Failed(String),
-}
-
-pub type Answer = Result<Value, DeliveryError>;
-pub type Reply = RpcReplyPort<Answer>;
-
-pub enum Msg {
-    /// Apply one input; the host sends the next only after `Done`, and answers the callers
-    /// waiting for it (reply ports stay with the host, so a restart never loses one silently).
-    Apply(Work),
-}
-
-/// Why an actor failed, so its host can tell a poisoned input from an unavailable database.
-#[derive(Debug, thiserror::Error)]
-pub enum ActorFault {
-    /// The input cannot be applied (undecodable, or the checkpoint is): it counts a strike.
-    #[error("input cannot be applied: {0}")]
-    Poison(String),
-    /// The store is unavailable or moved under us: restart from the checkpoint and retry.
-    #[error("infrastructure: {0}")]
-    Infra(String),
-}
+use crate::runtime::Runtime;
+use crate::store::{
+    CheckpointWrite, CommitOutcome, CommitRecord, Consumed, EffectWrite, NewInput, TimerWrite,
+};
 
 pub struct Args {
     pub key: ActorKey,
@@ -134,23 +53,14 @@ impl<E: Entity> EntityActor<E> {
     }
 }
 
-/// What the host needs to know after a commit.
-pub struct Committed {
-    pub timers: Vec<TimerChange>,
-    /// Inputs sent to other actors, with their inbox ids.
-    pub sent: Vec<(Inserted, Value)>,
-    /// Effects committed, or held ones released: the dispatcher has work in this shard.
-    pub outbox_work: bool,
-}
-
 impl<E: Entity> Actor for EntityActor<E> {
-    type Msg = Msg;
+    type Msg = EntityMsg;
     type State = State<E::State>;
     type Arguments = Args;
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<Msg>,
+        _myself: ActorRef<EntityMsg>,
         args: Args,
     ) -> Result<Self::State, ActorProcessingErr> {
         let span = tracing::info_span!("actor", key = %args.key, shard = %args.shard);
@@ -166,13 +76,13 @@ impl<E: Entity> Actor for EntityActor<E> {
 
     async fn handle(
         &self,
-        _myself: ActorRef<Msg>,
-        msg: Msg,
+        _myself: ActorRef<EntityMsg>,
+        msg: EntityMsg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         let span = state.span.clone();
         match msg {
-            Msg::Apply(work) => self.apply(state, work).instrument(span).await,
+            EntityMsg::Apply(work) => self.apply(state, work).instrument(span).await,
         }
     }
 }

@@ -8,9 +8,11 @@ use std::sync::Arc;
 use ractor::{Actor, ActorCell, SpawnErr};
 
 use crate::entity::Entity;
-use crate::entity_actor::{Args, EntityActor, EntityRef};
-use crate::key::ActorKind;
+use crate::entity_actor::{Args, EntityActor};
+use crate::key::{ActorKey, ActorKind};
+use crate::protocol::EntityRef;
 use crate::runtime::Runtime;
+use crate::store::RowKey;
 
 type SpawnFuture = Pin<Box<dyn Future<Output = Result<EntityRef, SpawnErr>> + Send>>;
 
@@ -58,4 +60,15 @@ impl Kinds {
     pub fn spawner(&self, kind: ActorKind) -> Option<Arc<dyn Spawner>> {
         self.spawners.get(kind.as_str()).cloned()
     }
+}
+
+/// The key of an actor named by a stored row, if its kind is registered here.
+pub fn resolve_key(kinds: &Kinds, key: &RowKey) -> Option<ActorKey> {
+    let kind = kinds.resolve(&key.kind)?;
+    Some(ActorKey {
+        tenant: key.tenant,
+        kind,
+        id: key.id,
+        group: key.group,
+    })
 }

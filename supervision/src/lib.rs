@@ -8,10 +8,13 @@
 //! checkpoint.
 //!
 //! Layout: `key` (identities and sharding), `store` (the two SQL backends), `entity` (the
-//! contract a domain implements), `entity_actor` (the host actor), `shard_host` (directory,
-//! delivery, restarts, dead letters, passivation), `shard_manager` (leases), `timers`,
-//! `outbox`, `committer` (group commit), `restart` (pure restart policy), `engine` (the root
-//! supervisor and the handle the rest of the program talks to).
+//! contract a domain implements), `protocol` (every actor's messages and the types they carry),
+//! `entity_actor` (the host actor), `shard_host` (directory, delivery, restarts, dead letters,
+//! passivation), `shard_manager` (leases), `timers`, `outbox`, `committer` (group commit),
+//! `restart` (pure restart policy), `engine` (the root supervisor and the handle the rest of
+//! the program talks to). Modules depend downwards only: an actor module names another actor's
+//! module only to spawn it as its child, and every message, reply or fault it exchanges with
+//! the others comes from `protocol`.
 
 pub mod committer;
 pub mod engine;
@@ -23,6 +26,7 @@ pub mod listener;
 pub mod membership;
 pub mod metrics;
 pub mod outbox;
+pub mod protocol;
 pub mod restart;
 pub mod runtime;
 pub mod shard_host;

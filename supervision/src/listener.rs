@@ -7,7 +7,7 @@ use sqlx::postgres::PgListener;
 use tokio::task::JoinHandle;
 
 use crate::key::ShardId;
-use crate::shard_manager::ManagerMsg;
+use crate::protocol::ManagerMsg;
 use crate::store::StoreError;
 
 /// Forwards each notification to the shard manager as a wake-up for its shard, until the

@@ -13,11 +13,10 @@ use serde_json::Value;
 use tokio::task::JoinSet;
 
 use crate::committer::Batcher;
-use crate::entity_actor::Work;
 use crate::key::{ActorKey, Epoch, ShardId};
-use crate::kinds::Kinds;
+use crate::kinds::{resolve_key, Kinds};
+use crate::protocol::{DispatcherMsg, ShardHostMsg, Work};
 use crate::runtime::{ActWindow, Runtime};
-use crate::shard_host::{resolve_key, ShardHostMsg};
 use crate::store::{EffectDone, Inserted, NewInput, OutboxRow, OutboxStatus};
 
 mod orphans;
@@ -83,24 +82,6 @@ pub trait EffectHandler: Send + Sync + 'static {
 }
 
 pub type Handlers = HashMap<String, Arc<dyn EffectHandler>>;
-
-pub enum DispatcherMsg {
-    Owned(Vec<(ShardId, Epoch)>),
-    /// Effects were committed in this shard (or held ones released); claim them soon. Kicks
-    /// within a short window share one claim, so a burst of commits costs one claim query.
-    Kick(ShardId),
-    /// The safety net: claim from every held shard (effects committed by a previous owner,
-    /// handed back unsent, or missed kicks).
-    Sweep,
-    /// Claim now.
-    Claim,
-    /// Effects of these shards still claimed by their previous owner (see `orphans.rs`).
-    Orphans(Vec<ShardId>),
-    /// A spawned effect finished; `again` names its shard when it went back to pending.
-    Finished {
-        again: Option<ShardId>,
-    },
-}
 
 pub struct Args;
 

@@ -9,8 +9,8 @@ use tokio::sync::watch;
 
 use crate::key::{ActorKey, Epoch, ShardId};
 use crate::metrics::Metrics;
+use crate::protocol::ShardHostMsg;
 use crate::restart::RestartPolicy;
-use crate::shard_host::ShardHostMsg;
 use crate::store::{
     ActorRow, CommitOutcome, CommitRecord, InboxPoll, InboxRow, Inserted, NewInput, Store,
 };

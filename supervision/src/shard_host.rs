@@ -8,50 +8,18 @@ use std::time::Instant;
 use chrono::Utc;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 
-use crate::entity_actor::{
-    self, ActorFault, Answer, Committed, DeliveryError, EntityRef, Reply, Work,
-};
+use crate::entity_actor;
 use crate::key::{ActorKey, Epoch, ShardId};
 use crate::kinds::Kinds;
-use crate::outbox::DispatcherMsg;
+use crate::protocol::{
+    ActorFault, Answer, Committed, DeliveryError, DispatcherMsg, EntityMsg, EntityRef, ManagerMsg,
+    PollScope, Reply, ShardHostMsg, TimerMsg, Work,
+};
 use crate::restart::{RestartDecision, RestartTracker};
 use crate::runtime::Runtime;
-use crate::shard_manager::ManagerMsg;
-use crate::store::{Consumed, DeadLetter, InboxRow, Inserted, RowKey};
-use crate::timers::TimerMsg;
+use crate::store::{Consumed, DeadLetter, Inserted};
 
 mod inbox;
-
-pub enum ShardHostMsg {
-    /// An input for an actor of this shard.
-    Deliver(ActorKey, Work, Option<Reply>),
-    /// The actor finished its in-flight input (`None`: nothing was committed), with the answer
-    /// it gave, kept for a caller whose delivery arrives after a poll already applied it.
-    Done(ActorKey, Option<Committed>, Option<Answer>),
-    /// A commit was fenced: this instance lost the shard.
-    Fenced,
-    /// Read inputs that arrived while nobody was told (restart, another instance).
-    PollInbox(PollScope),
-    /// Another instance wrote inputs for this shard (NOTIFY). Wake-ups arriving before the
-    /// poll they cause share it.
-    Wake,
-    /// What an inbox poll read, in order.
-    Polled(Vec<InboxRow>),
-    /// Passivate idle actors.
-    Sweep,
-    Respawn(ActorKey),
-}
-
-pub enum PollScope {
-    /// Every waiting input: when the shard is taken over.
-    Everything,
-    /// Every waiting input, after a wake-up from another instance.
-    Woken,
-    /// Inputs older than two poll intervals: fresher ones are on their way in-process, and
-    /// polling them too would apply them twice (the second commit is stale, but costs a
-    /// transition).
-    Stragglers,
-}
 
 pub struct Args {
     pub shard: ShardId,
@@ -103,16 +71,6 @@ impl ShardHost {
     pub fn new(rt: Arc<Runtime>, kinds: Kinds) -> Self {
         Self { rt, kinds }
     }
-}
-
-pub fn resolve_key(kinds: &Kinds, key: &RowKey) -> Option<ActorKey> {
-    let kind = kinds.resolve(&key.kind)?;
-    Some(ActorKey {
-        tenant: key.tenant,
-        kind,
-        id: key.id,
-        group: key.group,
-    })
 }
 
 impl Actor for ShardHost {
@@ -346,7 +304,7 @@ impl ShardHost {
             self.rt.metrics.inbox_depth.dec();
             r.inflight = Some(work.clone());
             r.last_active = Instant::now();
-            if actor.cast(entity_actor::Msg::Apply(work.clone())).is_err() {
+            if actor.cast(EntityMsg::Apply(work.clone())).is_err() {
                 // The actor is stopping; it comes back through ActorTerminated with this input.
                 r.inflight = None;
                 r.queue.push_front(work);

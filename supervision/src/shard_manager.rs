@@ -9,38 +9,20 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use crate::committer::Batcher;
 use crate::key::{Epoch, ShardId};
 use crate::kinds::Kinds;
-use crate::outbox::{self, Dispatcher, DispatcherMsg, Handlers};
+use crate::outbox::{self, Dispatcher, Handlers};
+use crate::protocol::{DispatcherMsg, ManagerMsg, PollScope, ShardHostMsg, TimerMsg};
 use crate::restart::{RestartDecision, RestartTracker};
 use crate::runtime::{ActWindow, HeldShard, Runtime};
-use crate::shard_host::{self, PollScope, ShardHost, ShardHostMsg};
+use crate::shard_host::{self, ShardHost};
 use crate::store::{EffectDone, Inserted};
-use crate::timers::{self, TimerMsg, TimerService};
+use crate::timers::{self, TimerService};
 
 mod rounds;
-
-pub enum ManagerMsg {
-    /// Renew held leases and claim free ones.
-    Tick,
-    /// The local lease deadline set by a renewal has come: if no later renewal moved it,
-    /// stop acting now rather than at the next tick.
-    Deadline,
-    HostFenced(ShardId, Epoch),
-    /// Respawn the host of a shard after a failure, if the failed host is still the current
-    /// one (the lease may have been lost and re-claimed meanwhile).
-    RestartHost(ShardId, ActorId),
-    /// Every host reads its stragglers now: asked together, their reads share one query.
-    PollStragglers,
-    /// Another instance made inputs durable for this shard (`None`: for any owned shard, after
-    /// the listener lost notifications).
-    Wake(Option<ShardId>),
-    /// Graceful stop: finish in-flight transitions, stop hosts, release every lease.
-    Release(RpcReplyPort<()>),
-}
 
 pub struct Args {
     pub handlers: Arc<Handlers>,

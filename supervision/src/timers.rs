@@ -15,22 +15,11 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::Value;
 
 use crate::entity::TimerChange;
-use crate::entity_actor::Work;
 use crate::key::{ActorKey, ShardId};
-use crate::kinds::Kinds;
+use crate::kinds::{resolve_key, Kinds};
+use crate::protocol::{ShardHostMsg, TimerMsg, Work};
 use crate::runtime::Runtime;
-use crate::shard_host::{resolve_key, ShardHostMsg};
 use crate::store::Consumed;
-
-pub enum TimerMsg {
-    /// The shards this instance now owns.
-    Owned(Vec<ShardId>),
-    /// A commit set or cleared timers of an actor.
-    Changed(ActorKey, ShardId, Vec<TimerChange>),
-    /// The armed sleep ended; stale generations are ignored.
-    Wake(u64),
-    Refill,
-}
 
 pub struct Args;
 

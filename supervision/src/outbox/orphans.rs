@@ -12,11 +12,10 @@
 use ractor::ActorRef;
 use serde_json::json;
 
-use super::{
-    record, Dispatcher, DispatcherMsg, EffectCall, EffectOutcome, EffectStatus, LeaseCheck, State,
-};
+use super::{record, Dispatcher, EffectCall, EffectOutcome, EffectStatus, LeaseCheck, State};
 use crate::key::{Epoch, ShardId};
-use crate::shard_host::resolve_key;
+use crate::kinds::resolve_key;
+use crate::protocol::DispatcherMsg;
 
 impl Dispatcher {
     /// Schedules the orphan check of the shards in `next` that were not in `before`.

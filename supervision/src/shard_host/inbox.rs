@@ -4,9 +4,10 @@
 use chrono::Utc;
 use ractor::{ActorProcessingErr, ActorRef};
 
-use super::{resolve_key, PollScope, Resident, ShardHost, ShardHostMsg, State};
-use crate::entity_actor::Work;
+use super::{Resident, ShardHost, State};
 use crate::key::ActorKey;
+use crate::kinds::resolve_key;
+use crate::protocol::{PollScope, ShardHostMsg, Work};
 use crate::store::InboxRow;
 
 impl ShardHost {

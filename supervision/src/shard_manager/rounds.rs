@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 
 use ractor::{ActorProcessingErr, ActorRef};
 
-use super::{held, ManagerMsg, ShardManager, State};
+use super::{held, ShardManager, State};
 use crate::key::{Epoch, ShardId};
 use crate::membership;
+use crate::protocol::ManagerMsg;
 use crate::runtime::ActWindow;
 
 impl ShardManager {
