@@ -1,10 +1,27 @@
 #!/usr/bin/env bash
 # The whole test suite: starts (and if need be installs) PostgreSQL and Redis on loopback,
-# then checks formatting and lints, and runs every test in the workspace.
+# then checks formatting and lints, runs every test in the workspace with cargo-nextest (each
+# test in a process of its own, all of them whatever fails, every failure listed at the end;
+# .config/nextest.toml), then the API fuzzing and browser checks. Prints each stage's wall
+# time, the total, and last a line `tests: N passed, N failed` alone; exits non-zero on any
+# failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log() { printf '==> %s\n' "$*" >&2; }
+
+# Wall time of each stage: `stage NAME` starts one (ending the one before), `stage` alone ends
+# the last.
+started=$SECONDS stage_name="" stage_started=0 times=()
+stage() {
+  if [ -n "$stage_name" ]; then
+    local took=$((SECONDS - stage_started))
+    log "$stage_name: $took s"
+    times+=("$stage_name $took s")
+  fi
+  stage_name=${1:-} stage_started=$SECONDS
+  if [ -n "$stage_name" ]; then log "$stage_name"; fi
+}
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 apt_ready=0
 apt_install() {
@@ -46,33 +63,78 @@ ensure_redis() {
   log "Redis did not start"; exit 1
 }
 
+stage "services"
 ensure_postgres
 ensure_redis
 export NEURONX_TEST_PG_URL="${NEURONX_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 
-# Each test makes its own database (nx_e2e_*, nx_t_*); drop those left by earlier runs.
-psql "$NEURONX_TEST_PG_URL" -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'nx\_%'" 2>/dev/null |
-  while read -r db; do psql "$NEURONX_TEST_PG_URL" -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true; done
+# Each test makes its own database (nx_e2e_*, nx_t_*) and drops it when it ends; a test killed
+# from outside (a timeout) cannot, so drop those left by earlier runs.
+leftovers() {
+  psql "$NEURONX_TEST_PG_URL" -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'nx\_%'" 2>/dev/null
+}
+leftovers | while read -r db; do
+  psql "$NEURONX_TEST_PG_URL" -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true
+done
 
-log "cargo fmt --check"
+if ! cargo nextest --version >/dev/null 2>&1; then
+  log "installing cargo-nextest"
+  cargo install cargo-nextest --locked
+fi
+
+stage "cargo fmt --check"
 cargo fmt --all -- --check
-log "cargo clippy"
+stage "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-log "cargo test"
-out=$(mktemp); trap 'rm -f "$out"' EXIT
+
+stage "cargo nextest"
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
 # --all-targets: unit, integration and bench targets (this workspace has no doc tests).
+# --no-fail-fast: every test runs, whatever fails before it. The ci profile prints each
+# failure's output as it happens and again at the end, after the summary's list of failures.
 set +e
-cargo test --workspace --all-targets --locked 2>&1 | tee "$out"
-status=${PIPESTATUS[0]}
+cargo nextest run --profile ci --workspace --all-targets --locked --no-fail-fast 2>&1 | tee "$out"
+nextest_status=${PIPESTATUS[0]}
+status=$nextest_status
+left=$(leftovers | wc -l)
+if [ "$left" -gt 0 ]; then log "test databases left behind: $left (dropped by the next run)"; fi
+
 # Checks outside cargo, each counted as one test: the API fuzzed from its OpenAPI document,
 # and the operator console in a real browser.
 extra_passed=0 extra_failed=0
 for check in scripts/schemathesis.sh scripts/browser.sh; do
-  log "$check"
+  stage "$check"
   if "$check"; then extra_passed=$((extra_passed + 1)); else extra_failed=$((extra_failed + 1)); status=1; fi
 done
 set -e
-awk -v xp="$extra_passed" -v xf="$extra_failed" \
-  '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-     END { printf "tests: %d passed, %d failed\n", p + xp, f + xf }' "$out"
+stage
+log "wall times: $(IFS=,; echo "${times[*]}" | sed 's/,/, /g')"
+log "total: $((SECONDS - started)) s"
+
+# The counts, from nextest's closing line (`Summary [ 612.345s] 740 tests run: 738 passed
+# (2 slow), 1 failed, 1 timed out, 0 skipped`, or `738/740 tests run: ...` when some never ran):
+# failed, exec failed and timed out tests count as failed, and so does a test that never ran.
+# A failed nextest run that counted no failure (the build failed: no summary) counts as one.
+awk -v xp="$extra_passed" -v xf="$extra_failed" -v nextest_status="$nextest_status" '
+  { gsub(/\033\[[0-9;]*m/, "") }
+  /^ *Summary \[/ && / tests run: / {
+    p = 0; f = 0; notrun = 0
+    for (i = 1; i < NF; i++) {
+      n = $i; next1 = $(i + 1); next2 = (i + 2 <= NF) ? $(i + 2) : ""
+      if (next1 == "tests" && next2 ~ /^run/) {
+        if (split(n, parts, "/") == 2) notrun = parts[2] - parts[1]
+      }
+      if (n !~ /^[0-9]+$/) continue
+      if (next1 ~ /^passed/) p = n
+      else if (next1 ~ /^failed/) f += n
+      else if (next1 == "exec" && next2 ~ /^failed/) f += n
+      else if (next1 == "timed" && next2 ~ /^out/) f += n
+    }
+    f += notrun
+  }
+  END {
+    if (nextest_status != 0 && f == 0) f = 1
+    printf "tests: %d passed, %d failed\n", p + xp, f + xf
+  }' "$out"
 exit "$status"

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use tempfile::TempDir;
 
-use crate::common::{eventually, fresh_database, Backend};
+use crate::common::{eventually, fresh_database, keep_database, Backend};
 use crate::lb::{self, Balancer};
 use crate::procs::{signal, spawn_redis, wait_redis, Proc};
 use crate::proxy::Proxy;
@@ -364,7 +364,8 @@ impl Cluster {
         lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
-    /// SIGTERM every instance, stop the rest, drop the database.
+    /// SIGTERM every instance, stop the rest. (The database goes when the test ends, see
+    /// `common::fresh_database`.)
     pub async fn shutdown(mut self) {
         for i in 0..self.nodes.len() {
             if self.nodes[i].proc.running() {
@@ -377,34 +378,33 @@ impl Cluster {
             }
         }
         self.pool.close().await;
-        use sqlx::Connection;
-        let mut admin = sqlx::PgConnection::connect(&crate::common::pg_admin_url())
-            .await
-            .unwrap();
-        sqlx::query(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.db_name
-        ))
-        .execute(&mut admin)
-        .await
-        .unwrap();
     }
 }
 
 /// A failing scenario (or any, with CHAOS_KEEP_LOGS set) keeps its folder (instance logs,
-/// configs) and prints where it is.
+/// configs) and prints where it is. Its database is dropped when the test ends, unless
+/// CHAOS_KEEP_LOGS is set.
 impl Drop for Cluster {
     fn drop(&mut self) {
-        if std::thread::panicking() || std::env::var_os("CHAOS_KEEP_LOGS").is_some() {
+        let keep = std::env::var_os("CHAOS_KEEP_LOGS").is_some();
+        if std::thread::panicking() || keep {
             for n in &mut self.nodes {
                 n.proc.kill9();
+            }
+            if keep {
+                keep_database(&self.db_name);
             }
             if let Some(dir) = self.dir.take() {
                 let path = dir.keep();
                 eprintln!(
-                    "chaos: logs kept in {} (database {}, dropped only after a clean shutdown)",
+                    "chaos: logs kept in {} (database {}, {})",
                     path.display(),
-                    self.db_name
+                    self.db_name,
+                    if keep {
+                        "kept"
+                    } else {
+                        "dropped at the end of the test"
+                    }
                 );
                 for i in 0..self.nodes.len() {
                     let text = std::fs::read_to_string(&self.nodes[i].log).unwrap_or_default();

@@ -12,7 +12,7 @@ use crate::common::eventually;
 use crate::load::{self, now_ms};
 use crate::procs::signal;
 use crate::proxy::Cut;
-use crate::{failover_budget, verify, RATE, SIM_TOML};
+use crate::{failover_budget, leads_landed, verify, RATE, SIM_TOML};
 
 const ALL: [usize; 3] = [0, 1, 2];
 const FENCED: &str = "neuronx_fencing_rejections_total";
@@ -29,6 +29,22 @@ async fn opportunities_on(c: &Cluster, shards: &[(i32, i64)], limit: i64) -> Vec
     .fetch_all(&c.pool)
     .await
     .unwrap()
+}
+
+/// Waits until instance `i` holds shards and at least one opportunity is on them (the load
+/// reaches the database at its own pace: a loaded machine may need far longer than usual);
+/// returns those shards and up to `limit` of their opportunities, newest first.
+async fn opportunities_of(c: &Cluster, i: usize, limit: i64) -> (Vec<(i32, i64)>, Vec<Uuid>) {
+    let what = format!("an opportunity on a shard of {}", c.nodes[i].id);
+    eventually(Duration::from_secs(30), &what, || async {
+        let held = c.shards_of(i).await;
+        if held.is_empty() {
+            return None;
+        }
+        let opps = opportunities_on(c, &held, limit).await;
+        (!opps.is_empty()).then_some((held, opps))
+    })
+    .await
 }
 
 /// Reassignments sent straight to instance `i` for `targets`, back to back, until stopped: the
@@ -96,11 +112,9 @@ pub async fn zombie() {
     let c = Cluster::start(Spec::default(), SIM_TOML).await;
     c.wait_balanced(&ALL, Duration::from_secs(30)).await;
     let load = load::start(c.lb.url.clone(), c.key.clone(), "zombie", RATE);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    leads_landed(&c, 3 * RATE).await;
     let z = 2;
-    let held = c.shards_of(z).await;
-    let targets = opportunities_on(&c, &held, 40).await;
-    assert!(!targets.is_empty(), "no opportunity on {held:?} yet");
+    let (held, targets) = opportunities_of(&c, z, 40).await;
     let fenced_before = c.metric(z, FENCED).await.unwrap_or(0.0);
     let (stop, pressure) = pressure(&c, z, targets);
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -200,12 +214,11 @@ pub async fn postgres_drop() {
     let mut c = Cluster::start(Spec::default(), SIM_TOML).await;
     c.wait_balanced(&ALL, Duration::from_secs(30)).await;
     let load = load::start(c.lb.url.clone(), c.key.clone(), "pgcut", RATE);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    leads_landed(&c, 2 * RATE).await;
     let v = 1;
     for how in [Cut::Refuse, Cut::Blackhole] {
-        let held = c.shards_of(v).await;
-        assert!(!held.is_empty());
-        let opp = opportunities_on(&c, &held, 1).await[0].to_string();
+        let (held, opps) = opportunities_of(&c, v, 1).await;
+        let opp = opps[0].to_string();
         let lease_end: i64 =
             sqlx::query_scalar("SELECT max(lease_until) FROM shards WHERE owner = $1")
                 .bind(&c.nodes[v].id)
@@ -268,11 +281,13 @@ pub async fn redis_restart() {
     let mut c = Cluster::start(Spec::default(), SIM_TOML).await;
     c.wait_balanced(&ALL, Duration::from_secs(30)).await;
     let load = load::start(c.lb.url.clone(), c.key.clone(), "redis", RATE);
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(
-        carrier_creates(&c).await > 0,
-        "nothing sent before the fault"
-    );
+    leads_landed(&c, 3 * RATE).await;
+    eventually(
+        Duration::from_secs(20),
+        "a send to reach the carrier before the fault",
+        || async { (carrier_creates(&c).await > 0).then_some(()) },
+    )
+    .await;
     c.redis_kill();
     let down_at = now_ms();
     // Sends already past the limiter may still land.

@@ -68,6 +68,22 @@ pub fn failover_budget(c: &Cluster) -> Duration {
     ttl(c) + Duration::from_millis(c.spec.lease_renew_ms) + Duration::from_secs(2)
 }
 
+/// Waits until the load has put at least `n` opportunities in the database: a scenario's run-in
+/// before its first fault, counted in leads rather than seconds (a loaded machine lands them
+/// late).
+pub async fn leads_landed(c: &Cluster, n: u32) {
+    let what = format!("{n} leads to land");
+    common::eventually(Duration::from_secs(30), &what, || async {
+        let landed: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM actors WHERE kind = 'opportunity'")
+                .fetch_one(&c.pool)
+                .await
+                .ok()?;
+        (landed >= i64::from(n)).then_some(())
+    })
+    .await;
+}
+
 /// `GET /v1/cluster` through instance `via` agrees with the `shards` table, and lists every
 /// instance in `live` as live.
 pub async fn cluster_view_matches(c: &Cluster, via: usize, live: &[usize]) {
@@ -150,7 +166,7 @@ async fn kill_9_rounds_lose_nothing_and_sigterm_hands_over() {
     eprintln!("chaos: balanced over 3 instances in {took:?}");
     cluster_view_matches(&c, 0, &all).await;
     let load = load::start(c.lb.url.clone(), c.key.clone(), "kill", RATE);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    leads_landed(&c, 2 * RATE).await;
     for round in 0..3 {
         let v = round % 3;
         let held = c.shards_of(v).await;

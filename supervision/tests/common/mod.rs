@@ -17,10 +17,13 @@ const MAX_CONNECTIONS: u32 = 5;
 pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// A store on a database of its own. Keeps whatever the database lives in (the SQLite
-/// directory) alive until the test is done.
+/// directory) alive until the test is done, then removes it: the directory, or the PostgreSQL
+/// database (dropped when this goes, passed or panicked).
 pub struct TestDb {
     pub store: Store,
     _dir: Option<TempDir>,
+    // Declared after `store`, so dropped after the pool.
+    _pg: Option<DroppedDatabase>,
 }
 
 impl TestDb {
@@ -39,6 +42,10 @@ pub async fn postgres() -> TestDb {
         std::env::var("NEURONX_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG_URL.to_owned());
     let name = format!("nx_t_{}", uuid::Uuid::new_v4().simple());
     create_database(&admin_url, &name).await;
+    let dropped = DroppedDatabase {
+        admin_url: admin_url.clone(),
+        name: name.clone(),
+    };
     let url = with_database(&admin_url, &name);
     let store = Store::connect(&url, MAX_CONNECTIONS)
         .await
@@ -48,7 +55,11 @@ pub async fn postgres() -> TestDb {
         .migrate(SHARDS)
         .await
         .unwrap_or_else(|e| panic!("migrating the test database {name} failed: {e}"));
-    TestDb { store, _dir: None }
+    TestDb {
+        store,
+        _dir: None,
+        _pg: Some(dropped),
+    }
 }
 
 /// A new SQLite file in a temporary directory, migrated.
@@ -66,6 +77,7 @@ pub async fn sqlite() -> TestDb {
     TestDb {
         store,
         _dir: Some(dir),
+        _pg: None,
     }
 }
 
@@ -96,6 +108,60 @@ async fn create_database(admin_url: &str, name: &str) {
         .close()
         .await
         .expect("closing the PostgreSQL admin connection");
+}
+
+/// A test database dropped (`WITH (FORCE)`, PostgreSQL 13+: connections still open are cut)
+/// when this goes: at the end of a test, and while a panicking test unwinds. A test killed from
+/// outside leaves its database to `scripts/test.sh`'s clean-up of leftovers.
+/// `NEURONX_TEST_KEEP_DB=1` keeps them, to look into one.
+struct DroppedDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl Drop for DroppedDatabase {
+    fn drop(&mut self) {
+        let name = &self.name;
+        if std::env::var_os("NEURONX_TEST_KEEP_DB").is_some() {
+            eprintln!("test database {name} kept (NEURONX_TEST_KEEP_DB)");
+            return;
+        }
+        // No panic here (this may run while a test unwinds): a database left behind is only
+        // reported, and the next `scripts/test.sh` drops it.
+        if let Err(e) = drop_database(&self.admin_url, name) {
+            eprintln!("warning: test database {name} was not dropped: {e}");
+        }
+    }
+}
+
+/// Drops `name` on a connection of its own, from a thread and runtime of its own: `Drop` runs
+/// on the test's runtime thread, which must not block on a future of its own.
+fn drop_database(admin_url: &str, name: &str) -> Result<(), String> {
+    let (admin_url, sql) = (
+        admin_url.to_owned(),
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    );
+    let dropping = std::thread::Builder::new().spawn(move || -> Result<(), String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        runtime.block_on(async {
+            let mut admin = PgConnection::connect(&admin_url)
+                .await
+                .map_err(|e| e.to_string())?;
+            admin
+                .execute(sql.as_str())
+                .await
+                .map_err(|e| e.to_string())?;
+            let _ = admin.close().await;
+            Ok(())
+        })
+    });
+    dropping
+        .map_err(|e| e.to_string())?
+        .join()
+        .map_err(|_| "the dropping thread panicked".to_owned())?
 }
 
 /// `url` with its database name replaced by `name` (query parameters kept).
