@@ -1,9 +1,11 @@
 //! Tenant-managed data outside the actors: channel credentials (sealed) and the do-not-call
-//! list. Plain queries on the engine's pool, every one scoped to its tenant.
+//! list. Plain queries on the engine's pool, every one scoped to its tenant, each one SQL text
+//! for both backends (`on_db!`) except the PostgreSQL precheck batch.
 
 use neuronx_actors::domain::opportunity::Stage;
 use neuronx_supervision::{Store, StoreError, TenantId};
 
+use crate::control::on_db;
 use crate::secrets::Sealed;
 
 /// A tenant's Twilio-compatible account, with the auth token still sealed.
@@ -25,41 +27,25 @@ pub async fn put_credentials(
     channel: &str,
     c: &StoredCredentials,
 ) -> Result<(), StoreError> {
-    const SQL: &str = "INSERT INTO channel_credentials
+    let sql = "INSERT INTO channel_credentials
             (tenant_id, channel, account_sid, from_number, base_url, key_id, sealed, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (tenant_id, channel) DO UPDATE SET
             account_sid = excluded.account_sid, from_number = excluded.from_number,
             base_url = excluded.base_url, key_id = excluded.key_id, sealed = excluded.sealed,
             updated_at = excluded.updated_at";
-    match store {
-        Store::Postgres(pg) => {
-            sqlx::query(SQL)
-                .bind(tenant.0)
-                .bind(channel)
-                .bind(&c.account_sid)
-                .bind(&c.from_number)
-                .bind(&c.base_url)
-                .bind(&c.sealed.key_id)
-                .bind(&c.sealed.data)
-                .bind(now_ms())
-                .execute(pg.pool())
-                .await?;
-        }
-        Store::Sqlite(lite) => {
-            sqlx::query(SQL)
-                .bind(tenant.0.to_string())
-                .bind(channel)
-                .bind(&c.account_sid)
-                .bind(&c.from_number)
-                .bind(&c.base_url)
-                .bind(&c.sealed.key_id)
-                .bind(&c.sealed.data)
-                .bind(now_ms())
-                .execute(lite.pool())
-                .await?;
-        }
-    }
+    on_db!(store, |db, id, _json| sqlx::query(sql)
+        .bind(id(tenant.0))
+        .bind(channel)
+        .bind(&c.account_sid)
+        .bind(&c.from_number)
+        .bind(&c.base_url)
+        .bind(&c.sealed.key_id)
+        .bind(&c.sealed.data)
+        .bind(now_ms())
+        .execute(db)
+        .await?
+        .rows_affected());
     Ok(())
 }
 
@@ -70,24 +56,13 @@ pub async fn get_credentials(
     tenant: TenantId,
     channel: &str,
 ) -> Result<Option<StoredCredentials>, StoreError> {
-    const SQL: &str = "SELECT account_sid, from_number, base_url, key_id, sealed
+    let sql = "SELECT account_sid, from_number, base_url, key_id, sealed
          FROM channel_credentials WHERE tenant_id = $1 AND channel = $2";
-    let row: Option<CredentialRow> = match store {
-        Store::Postgres(pg) => {
-            sqlx::query_as(SQL)
-                .bind(tenant.0)
-                .bind(channel)
-                .fetch_optional(pg.pool())
-                .await?
-        }
-        Store::Sqlite(lite) => {
-            sqlx::query_as(SQL)
-                .bind(tenant.0.to_string())
-                .bind(channel)
-                .fetch_optional(lite.pool())
-                .await?
-        }
-    };
+    let row: Option<CredentialRow> = on_db!(store, |db, id, _json| sqlx::query_as(sql)
+        .bind(id(tenant.0))
+        .bind(channel)
+        .fetch_optional(db)
+        .await?);
     Ok(row.map(
         |(account_sid, from_number, base_url, key_id, data)| StoredCredentials {
             account_sid,
@@ -100,65 +75,37 @@ pub async fn get_credentials(
 
 /// Adds a number to the tenant's do-not-call list; false when it was already there.
 pub async fn add_dnc(store: &Store, tenant: TenantId, phone: &str) -> Result<bool, StoreError> {
-    const SQL: &str =
+    let sql =
         "INSERT INTO dnc (tenant_id, phone, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
-    let n = match store {
-        Store::Postgres(pg) => sqlx::query(SQL)
-            .bind(tenant.0)
-            .bind(phone)
-            .bind(now_ms())
-            .execute(pg.pool())
-            .await?
-            .rows_affected(),
-        Store::Sqlite(lite) => sqlx::query(SQL)
-            .bind(tenant.0.to_string())
-            .bind(phone)
-            .bind(now_ms())
-            .execute(lite.pool())
-            .await?
-            .rows_affected(),
-    };
+    let n = on_db!(store, |db, id, _json| sqlx::query(sql)
+        .bind(id(tenant.0))
+        .bind(phone)
+        .bind(now_ms())
+        .execute(db)
+        .await?
+        .rows_affected());
     Ok(n == 1)
 }
 
 /// Removes a number; false when it was not listed.
 pub async fn remove_dnc(store: &Store, tenant: TenantId, phone: &str) -> Result<bool, StoreError> {
-    const SQL: &str = "DELETE FROM dnc WHERE tenant_id = $1 AND phone = $2";
-    let n = match store {
-        Store::Postgres(pg) => sqlx::query(SQL)
-            .bind(tenant.0)
-            .bind(phone)
-            .execute(pg.pool())
-            .await?
-            .rows_affected(),
-        Store::Sqlite(lite) => sqlx::query(SQL)
-            .bind(tenant.0.to_string())
-            .bind(phone)
-            .execute(lite.pool())
-            .await?
-            .rows_affected(),
-    };
+    let sql = "DELETE FROM dnc WHERE tenant_id = $1 AND phone = $2";
+    let n = on_db!(store, |db, id, _json| sqlx::query(sql)
+        .bind(id(tenant.0))
+        .bind(phone)
+        .execute(db)
+        .await?
+        .rows_affected());
     Ok(n == 1)
 }
 
 pub async fn on_dnc(store: &Store, tenant: TenantId, phone: &str) -> Result<bool, StoreError> {
-    const SQL: &str = "SELECT count(*) FROM dnc WHERE tenant_id = $1 AND phone = $2";
-    let n: i64 = match store {
-        Store::Postgres(pg) => {
-            sqlx::query_scalar(SQL)
-                .bind(tenant.0)
-                .bind(phone)
-                .fetch_one(pg.pool())
-                .await?
-        }
-        Store::Sqlite(lite) => {
-            sqlx::query_scalar(SQL)
-                .bind(tenant.0.to_string())
-                .bind(phone)
-                .fetch_one(lite.pool())
-                .await?
-        }
-    };
+    let sql = "SELECT count(*) FROM dnc WHERE tenant_id = $1 AND phone = $2";
+    let n: i64 = on_db!(store, |db, id, _json| sqlx::query_scalar(sql)
+        .bind(id(tenant.0))
+        .bind(phone)
+        .fetch_one(db)
+        .await?);
     Ok(n > 0)
 }
 
@@ -169,28 +116,16 @@ pub async fn index_contact(
     phone: &str,
     opportunity: uuid::Uuid,
 ) -> Result<(), StoreError> {
-    const SQL: &str = "INSERT INTO contact_index (tenant_id, phone, opportunity_id, created_at)
+    let sql = "INSERT INTO contact_index (tenant_id, phone, opportunity_id, created_at)
          VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
-    match store {
-        Store::Postgres(pg) => {
-            sqlx::query(SQL)
-                .bind(tenant.0)
-                .bind(phone)
-                .bind(opportunity)
-                .bind(now_ms())
-                .execute(pg.pool())
-                .await?;
-        }
-        Store::Sqlite(lite) => {
-            sqlx::query(SQL)
-                .bind(tenant.0.to_string())
-                .bind(phone)
-                .bind(opportunity.to_string())
-                .bind(now_ms())
-                .execute(lite.pool())
-                .await?;
-        }
-    }
+    on_db!(store, |db, id, _json| sqlx::query(sql)
+        .bind(id(tenant.0))
+        .bind(phone)
+        .bind(id(opportunity))
+        .bind(now_ms())
+        .execute(db)
+        .await?
+        .rows_affected());
     Ok(())
 }
 
@@ -200,25 +135,15 @@ pub async fn opportunity_of_phone(
     tenant: TenantId,
     phone: &str,
 ) -> Result<Option<uuid::Uuid>, StoreError> {
-    const SQL: &str = "SELECT opportunity_id FROM contact_index WHERE tenant_id = $1 AND phone = $2
-         ORDER BY created_at DESC LIMIT 1";
-    Ok(match store {
-        Store::Postgres(pg) => {
-            sqlx::query_scalar(SQL)
-                .bind(tenant.0)
-                .bind(phone)
-                .fetch_optional(pg.pool())
-                .await?
-        }
-        Store::Sqlite(lite) => {
-            let id: Option<String> = sqlx::query_scalar(SQL)
-                .bind(tenant.0.to_string())
-                .bind(phone)
-                .fetch_optional(lite.pool())
-                .await?;
-            id.and_then(|s| uuid::Uuid::parse_str(&s).ok())
-        }
-    })
+    let sql = "SELECT CAST(opportunity_id AS TEXT) FROM contact_index
+         WHERE tenant_id = $1 AND phone = $2 ORDER BY created_at DESC LIMIT 1";
+    let found: Option<String> = on_db!(store, |db, id, _json| sqlx::query_scalar(sql)
+        .bind(id(tenant.0))
+        .bind(phone)
+        .fetch_optional(db)
+        .await?);
+    // A stored id that is no UUID (SQLite's TEXT column allows one) finds no opportunity.
+    Ok(found.and_then(|s| uuid::Uuid::parse_str(&s).ok()))
 }
 
 /// Reseals every stored secret under the keyring's current key; returns how many changed.
@@ -229,12 +154,10 @@ pub async fn reseal_all(store: &Store, keyring: &crate::secrets::Keyring) -> any
         .ok_or(crate::secrets::SecretError::NoKey)?
         .to_owned();
     type Row = (String, String, String, String);
-    const SELECT: &str =
-        "SELECT CAST(tenant_id AS TEXT), channel, key_id, sealed FROM channel_credentials";
-    let rows: Vec<Row> = match store {
-        Store::Postgres(pg) => sqlx::query_as(SELECT).fetch_all(pg.pool()).await?,
-        Store::Sqlite(lite) => sqlx::query_as(SELECT).fetch_all(lite.pool()).await?,
-    };
+    let select = "SELECT CAST(tenant_id AS TEXT), channel, key_id, sealed FROM channel_credentials";
+    let rows: Vec<Row> = on_db!(store, |db, id, _json| sqlx::query_as(select)
+        .fetch_all(db)
+        .await?);
     let mut changed = 0;
     for (tenant, channel, key_id, data) in rows {
         if key_id == current {
@@ -246,31 +169,18 @@ pub async fn reseal_all(store: &Store, keyring: &crate::secrets::Keyring) -> any
         // Only if the row still holds what was read: a `PUT /v1/channels/twilio` landing
         // between the read and this write stored a new token (sealed under the current key
         // already), which must not be overwritten by the old one resealed.
-        const UPDATE: &str = "UPDATE channel_credentials SET key_id = $1, sealed = $2
+        let update = "UPDATE channel_credentials SET key_id = $1, sealed = $2
              WHERE CAST(tenant_id AS TEXT) = $3 AND channel = $4 AND key_id = $5 AND sealed = $6";
-        let n = match store {
-            Store::Postgres(pg) => sqlx::query(UPDATE)
-                .bind(&sealed.key_id)
-                .bind(&sealed.data)
-                .bind(&tenant)
-                .bind(&channel)
-                .bind(&old.key_id)
-                .bind(&old.data)
-                .execute(pg.pool())
-                .await?
-                .rows_affected(),
-            Store::Sqlite(lite) => sqlx::query(UPDATE)
-                .bind(&sealed.key_id)
-                .bind(&sealed.data)
-                .bind(&tenant)
-                .bind(&channel)
-                .bind(&old.key_id)
-                .bind(&old.data)
-                .execute(lite.pool())
-                .await?
-                .rows_affected(),
-        };
-        changed += n;
+        changed += on_db!(store, |db, id, _json| sqlx::query(update)
+            .bind(&sealed.key_id)
+            .bind(&sealed.data)
+            .bind(&tenant)
+            .bind(&channel)
+            .bind(&old.key_id)
+            .bind(&old.data)
+            .execute(db)
+            .await?
+            .rows_affected());
     }
     Ok(changed)
 }
@@ -297,6 +207,8 @@ pub async fn precheck_batch(
     store: &Store,
     items: &[Precheck],
 ) -> Result<Vec<PrecheckResult>, StoreError> {
+    // Per backend: PostgreSQL answers the whole batch in one round trip (UNNEST, LATERAL);
+    // SQLite is in process, so one query per item costs no round trip.
     match store {
         Store::Postgres(pg) => {
             let rows: Vec<(i64, bool, Option<String>, Option<bool>)> = sqlx::query_as(

@@ -3,18 +3,18 @@
 //!
 //! Both backends have the same tables and the same semantics; the conformance suite in
 //! `tests/store_conformance.rs` runs against both. Every write of a shard's data checks the
-//! shard's epoch inside the same transaction.
+//! shard's epoch inside the same transaction. Where the two agree on the SQL, one text serves
+//! both (`both::on_both!`, `reads.rs`); the commit, claim and lease paths are tuned per backend.
 
+mod both;
 mod pg;
 mod pg_cluster;
 mod pg_commit;
-mod pg_reads;
-mod pg_rows;
+mod reads;
+mod rows;
 mod sqlite;
 mod sqlite_cluster;
 mod sqlite_commit;
-mod sqlite_reads;
-mod sqlite_rows;
 mod types;
 
 use std::time::Duration;
@@ -24,7 +24,7 @@ pub use pg_cluster::INBOX_CHANNEL;
 pub use sqlite::SqliteStore;
 pub use types::*;
 
-use crate::key::{ActorKey, Epoch, ShardId, TenantId};
+use crate::key::{ActorKey, Epoch, ShardId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -117,10 +117,6 @@ impl Store {
         each!(self, s => s.now_ms().await)
     }
 
-    pub async fn shard_count(&self) -> Result<u32, StoreError> {
-        each!(self, s => s.shard_count().await)
-    }
-
     // ----- tenants and keys
 
     pub async fn create_tenant(&self, tenant: &NewTenant) -> Result<(), StoreError> {
@@ -158,10 +154,6 @@ impl Store {
         held: &[(ShardId, Epoch)],
     ) -> Result<(), StoreError> {
         each!(self, s => s.release_shards(owner, held).await)
-    }
-
-    pub async fn shards(&self) -> Result<Vec<ShardRow>, StoreError> {
-        each!(self, s => s.shards().await)
     }
 
     /// Shards nobody holds, or whose lease has run out (database clock).
@@ -262,7 +254,20 @@ impl Store {
         &self,
         keys: &[ActorKey],
     ) -> Result<Vec<Option<ActorRow>>, StoreError> {
-        each!(self, s => s.load_actors(keys).await)
+        match self {
+            Store::Postgres(s) => s.load_actors(keys).await,
+            // One statement per key: SQLite runs in process, so there is no round trip to save.
+            Store::Sqlite(_) => {
+                let mut out = Vec::with_capacity(keys.len());
+                for key in keys {
+                    out.push(
+                        self.get_actor(key.tenant, key.kind.as_str(), key.id)
+                            .await?,
+                    );
+                }
+                Ok(out)
+            }
+        }
     }
 
     pub async fn timers_due_before(
@@ -304,98 +309,12 @@ impl Store {
         each!(self, s => s.dead_letter(letter).await)
     }
 
-    // ----- reads for the API, always scoped to a tenant
-
-    pub async fn get_actor(
-        &self,
-        tenant: TenantId,
-        kind: &str,
-        id: uuid::Uuid,
-    ) -> Result<Option<ActorRow>, StoreError> {
-        each!(self, s => s.get_actor(tenant, kind, id).await)
-    }
-
-    /// The actor's indexed status and paused flag, without reading its state.
-    pub async fn actor_status(
-        &self,
-        tenant: TenantId,
-        kind: &str,
-        id: uuid::Uuid,
-    ) -> Result<Option<(String, bool)>, StoreError> {
-        each!(self, s => s.actor_status(tenant, kind, id).await)
-    }
-
-    /// Whether the actor exists, without reading its state.
-    pub async fn actor_exists(
-        &self,
-        tenant: TenantId,
-        kind: &str,
-        id: uuid::Uuid,
-    ) -> Result<bool, StoreError> {
-        each!(self, s => s.actor_exists(tenant, kind, id).await)
-    }
-
-    pub async fn list_actors(&self, query: &ListQuery) -> Result<Vec<ActorRow>, StoreError> {
-        each!(self, s => s.list_actors(query).await)
-    }
-
-    pub async fn timers_of(
-        &self,
-        tenant: TenantId,
-        kind: &str,
-        id: uuid::Uuid,
-    ) -> Result<Vec<TimerRow>, StoreError> {
-        each!(self, s => s.timers_of(tenant, kind, id).await)
-    }
-
-    pub async fn timeline(
-        &self,
-        tenant: TenantId,
-        kind: &str,
-        id: uuid::Uuid,
-        after_id: i64,
-        limit: i64,
-    ) -> Result<Vec<TimelineRow>, StoreError> {
-        each!(self, s => s.timeline(tenant, kind, id, after_id, limit).await)
-    }
-
-    pub async fn dead_letters(
-        &self,
-        tenant: TenantId,
-        after_id: i64,
-        limit: i64,
-    ) -> Result<Vec<DeadLetterRow>, StoreError> {
-        each!(self, s => s.dead_letters(tenant, after_id, limit).await)
-    }
-
-    /// Forgets dedupe keys recorded before `before_ms`: a retry older than that is new input.
-    pub async fn prune_dedupe(&self, before_ms: i64) -> Result<u64, StoreError> {
-        each!(self, s => s.prune_dedupe(before_ms).await)
-    }
-
-    /// Work not yet done: inputs waiting, effects not yet finished, timers due before `before_ms`.
-    /// How many actors of a kind a tenant has stored (resident or not).
-    pub async fn count_actors(&self, tenant: TenantId, kind: &str) -> Result<i64, StoreError> {
-        each!(self, s => s.count_actors(tenant, kind).await)
-    }
-
-    pub async fn backlog(&self, before_ms: i64) -> Result<Backlog, StoreError> {
-        each!(self, s => s.backlog(before_ms).await)
-    }
+    // ----- benchmarks (the API's reads, one SQL text for both backends, are in reads.rs)
 
     /// Arms `count` timers of an unregistered kind, due at `due_ms`: load for the timer
     /// benchmark (a million armed timers), never fired by anyone.
     pub async fn seed_idle_timers(&self, count: i64, due_ms: i64) -> Result<(), StoreError> {
         each!(self, s => s.seed_idle_timers(count, due_ms).await)
-    }
-
-    pub async fn outbox_of(
-        &self,
-        tenant: TenantId,
-        kind: &str,
-        id: uuid::Uuid,
-    ) -> Result<Vec<OutboxRow>, StoreError> {
-        each!(self, s => s.outbox_of(tenant, kind, id).await)
     }
 }
 

@@ -10,7 +10,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
 use super::pg_commit::{insert_inputs, key_tuple, try_commit, Attempt, KeyTuple};
-use super::pg_rows::*;
+use super::rows::*;
 use super::types::*;
 use super::StoreError;
 use crate::key::{ActorKey, Epoch, ShardId};
@@ -23,6 +23,14 @@ pub(super) const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000):
 const IDLE_IN_TRANSACTION_MS: &str = "1000";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// Poll ordinal, then an inbox row as `rows::InboxTuple` reads it.
+type PolledTuple = (i64, i64, String, String, String, String, i32, String, bool);
+
+/// `rows::OUTBOX_COLS` qualified by `o`, for the claims that join the outbox to other tables.
+const OUTBOX_COLS_O: &str = "o.id, CAST(o.tenant_id AS TEXT), o.kind, CAST(o.actor_id AS TEXT),
+    CAST(o.grp AS TEXT), o.shard, o.idem_key, o.channel, CAST(o.payload AS TEXT), o.status,
+    o.attempts, o.created_at";
 
 #[derive(Clone, Debug)]
 pub struct PgStore {
@@ -105,13 +113,6 @@ impl PgStore {
             .await?)
     }
 
-    pub async fn shard_count(&self) -> Result<u32, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM shards")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(n as u32)
-    }
-
     pub async fn create_tenant(&self, t: &NewTenant) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(&format!(
@@ -137,17 +138,16 @@ impl PgStore {
         &self,
         keys: &[ActorKey],
     ) -> Result<Vec<Option<ActorRow>>, StoreError> {
-        let rows: Vec<ActorTuple> = sqlx::query_as(
+        let rows: Vec<ActorTuple> = sqlx::query_as(&format!(
             // LATERAL: one primary-key lookup per key, whatever plan the statistics suggest
             // (a hash join over a large, bloated table took over a second for a handful of keys).
-            "SELECT a.tenant_id, a.kind, a.id, a.grp, a.shard, a.version, a.state::text, a.status,
-                    a.paused, a.created_at, a.updated_at
-             FROM UNNEST($1::uuid[], $2::text[], $3::uuid[]) u(tenant_id, kind, id)
+            // The keys are named t, k, i so that the selected columns can only be the actor's.
+            "SELECT {ACTOR_COLS}
+             FROM UNNEST($1::uuid[], $2::text[], $3::uuid[]) u(t, k, i)
              CROSS JOIN LATERAL (
-                 SELECT * FROM actors x
-                 WHERE x.tenant_id = u.tenant_id AND x.kind = u.kind AND x.id = u.id
-             ) a",
-        )
+                 SELECT * FROM actors x WHERE x.tenant_id = u.t AND x.kind = u.k AND x.id = u.i
+             ) a"
+        ))
         .bind(keys.iter().map(|k| k.tenant.0).collect::<Vec<_>>())
         .bind(keys.iter().map(|k| k.kind.as_str()).collect::<Vec<_>>())
         .bind(keys.iter().map(|k| k.id).collect::<Vec<_>>())
@@ -167,27 +167,19 @@ impl PgStore {
         before_ms: i64,
         limit: i64,
     ) -> Result<Vec<TimerRow>, StoreError> {
+        // Per backend: the shard set is bound as one array here (one prepared statement
+        // whatever the set); SQLite has no arrays and formats the list into its text.
         let ids: Vec<i32> = shards.iter().map(|s| s.0).collect();
-        let rows: Vec<TimerTuple> = sqlx::query_as(
-            "SELECT tenant_id, kind, actor_id, grp, shard, name, due_at, input::text
-             FROM timers WHERE shard = ANY($1) AND due_at < $2 ORDER BY due_at LIMIT $3",
-        )
+        let rows: Vec<TimerTuple> = sqlx::query_as(&format!(
+            "SELECT {TIMER_COLS} FROM timers WHERE shard = ANY($1) AND due_at < $2
+             ORDER BY due_at LIMIT $3"
+        ))
         .bind(ids)
         .bind(before_ms)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter().map(timer_row).collect()
-    }
-
-    pub async fn prune_dedupe(&self, before_ms: i64) -> Result<u64, StoreError> {
-        Ok(
-            sqlx::query("DELETE FROM inbox_dedupe WHERE created_at < $1")
-                .bind(before_ms)
-                .execute(&self.pool)
-                .await?
-                .rows_affected(),
-        )
     }
 
     pub async fn seed_idle_timers(&self, count: i64, due_ms: i64) -> Result<(), StoreError> {
@@ -212,7 +204,8 @@ impl PgStore {
         // LATERAL: each shard reads its own oldest rows through (shard, id), so one busy shard
         // cannot fill the limit of the others.
         let rows: Vec<PolledTuple> = sqlx::query_as(
-            "SELECT q.ord, i.id, i.tenant_id, i.kind, i.actor_id, i.grp, i.shard, i.input::text, i.reply
+            "SELECT q.ord, i.id, CAST(i.tenant_id AS TEXT), i.kind, CAST(i.actor_id AS TEXT),
+                    CAST(i.grp AS TEXT), i.shard, CAST(i.input AS TEXT), i.reply
              FROM UNNEST($1::int[], $2::bigint[]) WITH ORDINALITY q(shard, before, ord)
              CROSS JOIN LATERAL (
                  SELECT * FROM inbox x WHERE x.shard = q.shard AND x.created_at < q.before
@@ -221,19 +214,18 @@ impl PgStore {
              ORDER BY q.ord, i.id",
         )
         .bind(polls.iter().map(|p| p.shard.0).collect::<Vec<_>>())
-        .bind(polls.iter().map(|p| p.created_before_ms).collect::<Vec<_>>())
+        .bind(
+            polls
+                .iter()
+                .map(|p| p.created_before_ms)
+                .collect::<Vec<_>>(),
+        )
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         let mut out: Vec<Vec<InboxRow>> = polls.iter().map(|_| Vec::new()).collect();
         for (ord, id, t, kind, actor, grp, shard, input, reply) in rows {
-            let row = InboxRow {
-                id,
-                key: row_key(t, kind, actor, grp),
-                shard: ShardId(shard),
-                input: parse_json(&input)?,
-                reply,
-            };
+            let row = inbox_row((id, t, kind, actor, grp, shard, input, reply))?;
             let slot = usize::try_from(ord - 1)
                 .ok()
                 .and_then(|i| out.get_mut(i))

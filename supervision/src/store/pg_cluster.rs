@@ -95,22 +95,6 @@ impl PgStore {
         Ok(())
     }
 
-    pub async fn shards(&self) -> Result<Vec<ShardRow>, StoreError> {
-        let rows: Vec<(i32, Option<String>, i64, i64)> =
-            sqlx::query_as("SELECT id, owner, epoch, lease_until FROM shards ORDER BY id")
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, owner, epoch, until)| ShardRow {
-                shard: ShardId(id),
-                owner,
-                epoch: Epoch(epoch),
-                lease_until_ms: until,
-            })
-            .collect())
-    }
-
     /// A connection listening for inbox wake-ups (outside the pool; it reconnects by itself).
     pub async fn inbox_listener(&self) -> Result<sqlx::postgres::PgListener, StoreError> {
         let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;

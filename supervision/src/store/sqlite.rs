@@ -9,11 +9,11 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
+use super::rows::*;
 use super::sqlite_commit::{commit_one, consume, epoch_matches, insert_inputs};
-use super::sqlite_rows::*;
 use super::types::*;
 use super::StoreError;
-use crate::key::{ActorKey, Epoch, ShardId};
+use crate::key::{Epoch, ShardId};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
@@ -84,13 +84,6 @@ impl SqliteStore {
         Ok(now_ms())
     }
 
-    pub async fn shard_count(&self) -> Result<u32, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM shards")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(n as u32)
-    }
-
     pub async fn create_tenant(&self, t: &NewTenant) -> Result<(), StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)")
@@ -112,28 +105,13 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// One statement per key: SQLite runs in process, so there is no round trip to save.
-    pub async fn load_actors(
-        &self,
-        keys: &[ActorKey],
-    ) -> Result<Vec<Option<ActorRow>>, StoreError> {
-        let mut out = Vec::with_capacity(keys.len());
-        for key in keys {
-            out.push(self.load_actor(key).await?);
-        }
-        Ok(out)
-    }
-
-    pub async fn load_actor(&self, key: &ActorKey) -> Result<Option<ActorRow>, StoreError> {
-        self.get_actor(key.tenant, key.kind.as_str(), key.id).await
-    }
-
     pub async fn timers_due_before(
         &self,
         shards: &[ShardId],
         before_ms: i64,
         limit: i64,
     ) -> Result<Vec<TimerRow>, StoreError> {
+        // Per backend: no arrays in SQLite, so the shard numbers are formatted into the text.
         let rows: Vec<TimerTuple> = sqlx::query_as(&format!(
             "SELECT {TIMER_COLS} FROM timers WHERE due_at < ? AND shard IN ({}) ORDER BY due_at LIMIT ?",
             shard_list(shards.iter().map(|s| s.0))
@@ -145,25 +123,17 @@ impl SqliteStore {
         rows.into_iter().map(timer_row).collect()
     }
 
-    pub async fn prune_dedupe(&self, before_ms: i64) -> Result<u64, StoreError> {
-        Ok(sqlx::query("DELETE FROM inbox_dedupe WHERE created_at < ?")
-            .bind(before_ms)
-            .execute(&self.pool)
-            .await?
-            .rows_affected())
-    }
-
     pub async fn seed_idle_timers(&self, count: i64, due_ms: i64) -> Result<(), StoreError> {
-        let shards = self.shard_count().await?.max(1) as i64;
+        // Per backend: random ids and a row generator are spelled differently (randomblob and
+        // a recursive CTE here, gen_random_uuid and generate_series on PostgreSQL).
         sqlx::query(
             "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < ?1)
              INSERT INTO timers (tenant_id, kind, actor_id, name, grp, shard, due_at, input)
              SELECT lower(hex(randomblob(16))), 'idle', lower(hex(randomblob(16))), 'idle',
-                    lower(hex(randomblob(16))), n % ?2, ?3, '{}'
+                    lower(hex(randomblob(16))), n % max((SELECT count(*) FROM shards), 1), ?2, '{}'
              FROM g",
         )
         .bind(count)
-        .bind(shards)
         .bind(due_ms)
         .execute(&self.pool)
         .await?;
@@ -175,12 +145,13 @@ impl SqliteStore {
         polls: &[InboxPoll],
         limit: i64,
     ) -> Result<Vec<Vec<InboxRow>>, StoreError> {
+        // Per backend: PostgreSQL reads every poll in one round trip (UNNEST, LATERAL); here
+        // one statement per poll costs nothing more, the database being in process.
         let mut out = Vec::with_capacity(polls.len());
         for poll in polls {
-            let rows: Vec<InboxTuple> = sqlx::query_as(
-                "SELECT id, tenant_id, kind, actor_id, grp, shard, input, reply FROM inbox
-                 WHERE shard = ? AND created_at < ? ORDER BY id LIMIT ?",
-            )
+            let rows: Vec<InboxTuple> = sqlx::query_as(&format!(
+                "SELECT {INBOX_COLS} FROM inbox WHERE shard = ? AND created_at < ? ORDER BY id LIMIT ?"
+            ))
             .bind(poll.shard.0)
             .bind(poll.created_before_ms)
             .bind(limit)
@@ -188,15 +159,7 @@ impl SqliteStore {
             .await?;
             let rows = rows
                 .into_iter()
-                .map(|(id, t, kind, actor, grp, shard, input, reply)| {
-                    Ok(InboxRow {
-                        id,
-                        key: row_key(&t, kind, &actor, &grp)?,
-                        shard: ShardId(shard),
-                        input: parse_json(&input)?,
-                        reply,
-                    })
-                })
+                .map(inbox_row)
                 .collect::<Result<Vec<_>, StoreError>>()?;
             out.push(rows);
         }

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::rows::now_ms;
 use super::sqlite::SqliteStore;
-use super::sqlite_rows::now_ms;
 use super::types::*;
 use super::StoreError;
 use crate::key::{Epoch, ShardId};
@@ -89,22 +89,6 @@ impl SqliteStore {
         }
         tx.commit().await?;
         Ok(())
-    }
-
-    pub async fn shards(&self) -> Result<Vec<ShardRow>, StoreError> {
-        let rows: Vec<(i32, Option<String>, i64, i64)> =
-            sqlx::query_as("SELECT id, owner, epoch, lease_until FROM shards ORDER BY id")
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, owner, epoch, until)| ShardRow {
-                shard: ShardId(id),
-                owner,
-                epoch: Epoch(epoch),
-                lease_until_ms: until,
-            })
-            .collect())
     }
 
     /// Shards nobody holds, or whose lease has run out.
