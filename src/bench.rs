@@ -25,6 +25,7 @@ pub struct BenchArgs {
     /// postgres://... or sqlite://...; its data is kept (use a scratch database).
     #[arg(long)]
     pub database_url: String,
+    /// Opportunities to create.
     #[arg(long, default_value_t = 10_000)]
     pub opportunities: u64,
     /// Seconds from create to each opportunity's first-touch SLA timer.

@@ -36,6 +36,7 @@ pub struct FailoverArgs {
     /// Instances killed one after the other (each restarted before the next kill).
     #[arg(long, default_value_t = 20)]
     pub kills: u32,
+    /// Engine instances (at least 2), each its own process, sharing the database.
     #[arg(long, default_value_t = 3)]
     pub instances: usize,
     /// redis://HOST:PORT shared by the instances; without it a `redis-server` of our own is

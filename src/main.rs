@@ -126,89 +126,9 @@ fn env_help() -> String {
     text
 }
 
-/// Help for arguments and subcommands declared, without a doc comment, outside this file
-/// (`src/control/cli.rs`, `src/bench.rs`, `src/bench_failover.rs`): (subcommand path, argument
-/// id or `None` for the subcommand itself, help). A text is only used where the declaration
-/// has none, so a doc comment added there takes over; the test below keeps the tree complete.
-const HELP_GAPS: &[(&[&str], Option<&str>, &str)] = &[
-    (&["tenant", "create"], Some("name"), "The tenant's name"),
-    (
-        &["tenant", "key", "revoke"],
-        Some("id"),
-        "The key's id (the 12 hex digits after `nxk_`), or `nxk_<id>`",
-    ),
-    (&["tenant", "team", "create"], None, "Create a team"),
-    (
-        &["tenant", "team", "create"],
-        Some("name"),
-        "The team's name, unique in the tenant",
-    ),
-    (&["tenant", "team", "list"], None, "List the tenant's teams"),
-    (
-        &["tenant", "principal", "create"],
-        None,
-        "Create a user or a service account",
-    ),
-    (
-        &["tenant", "principal", "create"],
-        Some("name"),
-        "The principal's name, unique in the tenant",
-    ),
-    (
-        &["tenant", "principal", "list"],
-        None,
-        "List the tenant's principals",
-    ),
-    (
-        &["tenant", "principal", "list"],
-        Some("team"),
-        "Only the principals of this team",
-    ),
-    (
-        &["bench", "engine"],
-        Some("opportunities"),
-        "Opportunities to create",
-    ),
-    (
-        &["bench", "failover"],
-        Some("instances"),
-        "Engine instances (at least 2), each its own process, sharing the database",
-    ),
-];
-
-fn fill_help(
-    cmd: clap::Command,
-    path: &[&str],
-    arg: Option<&str>,
-    help: &'static str,
-) -> clap::Command {
-    match (path.split_first(), arg) {
-        (Some((first, rest)), _) => cmd.mut_subcommands(|sub| {
-            if sub.get_name() == *first {
-                fill_help(sub, rest, arg, help)
-            } else {
-                sub
-            }
-        }),
-        (None, Some(id)) => cmd.mut_args(|a| {
-            if a.get_id() == id && a.get_help().is_none() {
-                a.help(help)
-            } else {
-                a
-            }
-        }),
-        (None, None) if cmd.get_about().is_none() => cmd.about(help),
-        (None, None) => cmd,
-    }
-}
-
-/// The command line, with the help texts of [`HELP_GAPS`].
+/// The command line: every command and argument documents itself (a test checks it).
 fn command() -> clap::Command {
-    HELP_GAPS
-        .iter()
-        .fold(Cli::command(), |cmd, (path, arg, help)| {
-            fill_help(cmd, path, *arg, help)
-        })
+    Cli::command()
 }
 
 fn init_tracing(filter: tracing_subscriber::EnvFilter, format: LogFormat) {

@@ -17,7 +17,10 @@ use super::{on_db, ControlError, Role, Scope};
 #[derive(Subcommand)]
 pub enum TenantCommand {
     /// Create a tenant and print its id and first API key (an owner's) as JSON.
-    Create { name: String },
+    Create {
+        /// The tenant's name.
+        name: String,
+    },
     /// API keys: create (prints the secret once), list, revoke.
     Key {
         #[command(subcommand)]
@@ -88,17 +91,21 @@ pub enum KeyCommand {
     Revoke {
         #[command(flatten)]
         tenant: TenantArg,
+        /// The key's id (the 12 hex digits after `nxk_`), or `nxk_<id>`.
         id: String,
     },
 }
 
 #[derive(Subcommand)]
 pub enum TeamCommand {
+    /// Create a team.
     Create {
         #[command(flatten)]
         tenant: TenantArg,
+        /// The team's name, unique in the tenant.
         name: String,
     },
+    /// List the tenant's teams.
     List {
         #[command(flatten)]
         tenant: TenantArg,
@@ -107,9 +114,11 @@ pub enum TeamCommand {
 
 #[derive(Subcommand)]
 pub enum PrincipalCommand {
+    /// Create a user or a service account.
     Create {
         #[command(flatten)]
         tenant: TenantArg,
+        /// The principal's name, unique in the tenant.
         #[arg(long)]
         name: String,
         /// owner, admin, operator, viewer or integration.
@@ -122,9 +131,11 @@ pub enum PrincipalCommand {
         #[arg(long)]
         team: Option<String>,
     },
+    /// List the tenant's principals.
     List {
         #[command(flatten)]
         tenant: TenantArg,
+        /// Only the principals of this team.
         #[arg(long)]
         team: Option<String>,
     },
