@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use neuronx_actors::Playbooks;
@@ -11,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::config::Settings;
+use crate::http::edge::Edge;
 use crate::http::{server, AppState};
 use crate::lock::{self, EngineLock};
 use crate::send_limits::SendLimits;
@@ -20,6 +22,10 @@ pub struct App {
     engine: Engine,
     tasks: Vec<JoinHandle<()>>,
     http: ractor::ActorRef<server::Msg>,
+    /// The HTTP edge's stop signals and drain timeout.
+    edge: Edge,
+    /// How long `/readyz` answers 503 on a signal before the listener closes.
+    drain_delay: Duration,
     pub addr: SocketAddr,
     _lock: Option<EngineLock>,
 }
@@ -90,6 +96,7 @@ impl App {
             .await
             .context("starting the engine")?;
         let forwarder = crate::channels::forward(reports, engine.handle());
+        let edge = Edge::from_settings(&settings)?;
         let state = AppState {
             engine: engine.handle(),
             playbooks: Arc::new(playbooks),
@@ -101,6 +108,7 @@ impl App {
             accounts,
             guard,
             auth_failures: Default::default(),
+            edge: edge.clone(),
         };
         let (http, _) = Actor::spawn_linked(
             None,
@@ -115,6 +123,8 @@ impl App {
             engine,
             tasks: vec![loopback_task, forwarder, precheck_task],
             http,
+            edge,
+            drain_delay: Duration::from_millis(settings.server.drain_delay_ms),
             addr,
             _lock: lock,
         })
@@ -124,13 +134,15 @@ impl App {
         self.engine.handle()
     }
 
-    /// Stops taking requests, finishes in-flight transitions, releases leases.
+    /// Stops at once: `/readyz` answers 503, the listener closes, idle connections and the
+    /// console's feeds end, in-flight requests finish (up to `server.drain_timeout_ms`); then
+    /// in-flight transitions finish and leases are released.
     pub async fn shutdown(self) {
+        self.edge.lifecycle.drain();
+        // The server's own stop waits out the drain timeout and then cuts what is left.
+        let http_stop = self.edge.drain_timeout + Duration::from_secs(5);
         self.http
-            .stop_and_wait(
-                Some("shutdown".into()),
-                Some(std::time::Duration::from_secs(15)),
-            )
+            .stop_and_wait(Some("shutdown".into()), Some(http_stop))
             .await
             .ok();
         self.engine.shutdown().await;
@@ -140,15 +152,27 @@ impl App {
     }
 
     /// Runs until SIGTERM or Ctrl-C, or until the engine stops by itself.
-    pub async fn run_until_signal(mut self) -> anyhow::Result<()> {
+    pub async fn run_until_signal(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Runs until `signal` completes, or until the engine stops by itself. On the signal,
+    /// `/readyz` answers 503 for `server.drain_delay_ms` while requests are still served, so
+    /// that load balancers take the instance out before its listener closes; then `shutdown`.
+    pub async fn run_until(
+        mut self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
         let stopped = tokio::select! {
-            _ = shutdown_signal() => false,
+            _ = signal => false,
             _ = self.engine.stopped() => true,
         };
         if stopped {
             anyhow::bail!("the engine stopped after repeated failures; see the log");
         }
-        tracing::info!("shutting down");
+        tracing::info!(drain_delay = ?self.drain_delay, "shutting down: not ready, draining");
+        self.edge.lifecycle.drain();
+        tokio::time::sleep(self.drain_delay).await;
         self.shutdown().await;
         Ok(())
     }

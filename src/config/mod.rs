@@ -106,8 +106,17 @@ pub struct ServerSettings {
     pub public_url: String,
     pub database_url: String,
     pub instance_id: String,
+    /// The database pool's size.
     pub max_connections: u32,
     pub redis_url: String,
+    /// Networks whose `X-Forwarded-For` is believed (`http::forwarded`).
+    pub trusted_proxies: Vec<String>,
+    pub max_http_connections: u32,
+    pub header_timeout_ms: u64,
+    pub body_timeout_ms: u64,
+    pub request_timeout_ms: u64,
+    pub drain_delay_ms: u64,
+    pub drain_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -212,6 +221,12 @@ impl Settings {
             .map_err(|e| anyhow::anyhow!("outbound.allow: {e}"))
     }
 
+    /// `server.trusted_proxies` parsed; the error names the entry.
+    pub fn trusted_proxies(&self) -> anyhow::Result<Vec<ipnet::IpNet>> {
+        parse_networks(&self.server.trusted_proxies)
+            .map_err(|e| anyhow::anyhow!("server.trusted_proxies: {e}"))
+    }
+
     pub fn is_sqlite(&self) -> bool {
         self.server.database_url.starts_with("sqlite:")
     }
@@ -248,6 +263,19 @@ impl Settings {
         }
         Ok(out)
     }
+}
+
+/// Networks (`10.0.0.0/8`) or bare addresses (one host), as `outbound.allow` takes them.
+pub(crate) fn parse_networks<S: AsRef<str>>(entries: &[S]) -> Result<Vec<ipnet::IpNet>, String> {
+    entries
+        .iter()
+        .map(|e| {
+            let e = e.as_ref().trim();
+            e.parse::<ipnet::IpNet>()
+                .or_else(|_| e.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| format!("{e:?} is not a network (a.b.c.d/n) or an address"))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -270,3 +270,24 @@ fn the_documentation_names_every_variable() {
         assert!(doc.contains(&var), "docs/configuration.md lacks {var}");
     }
 }
+
+#[test]
+fn trusted_proxies_are_networks_from_a_comma_separated_variable() {
+    let vars = [(
+        "NEURONX_SERVER__TRUSTED_PROXIES",
+        "10.0.0.0/8, 192.168.1.5,::1",
+    )];
+    let s = Settings::load(None, &env(&vars)).unwrap();
+    let nets = s.trusted_proxies().unwrap();
+    assert_eq!(nets.len(), 3);
+    assert!(nets[1].contains(&"192.168.1.5".parse::<std::net::IpAddr>().unwrap()));
+    let err = refusal(
+        None,
+        &[("NEURONX_SERVER__TRUSTED_PROXIES", "10.0.0.0/8,proxy")],
+    );
+    assert!(err.starts_with("server.trusted_proxies"), "{err}");
+    assert!(err.contains("\"proxy\""), "{err}");
+    assert!(err.contains("NEURONX_SERVER__TRUSTED_PROXIES"), "{err}");
+    let err = refusal(None, &[("NEURONX_SERVER__HEADER_TIMEOUT_MS", "0")]);
+    assert!(err.starts_with("server.header_timeout_ms"), "{err}");
+}

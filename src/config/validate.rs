@@ -96,6 +96,18 @@ impl Settings {
         {
             refuse("outbound.allow", err)?;
         }
+        let s = &self.server;
+        if let Err(err) = super::parse_networks(&s.trusted_proxies) {
+            refuse("server.trusted_proxies", err)?;
+        }
+        positive(
+            "server.max_http_connections",
+            u64::from(s.max_http_connections),
+        )?;
+        positive("server.header_timeout_ms", s.header_timeout_ms)?;
+        positive("server.body_timeout_ms", s.body_timeout_ms)?;
+        positive("server.request_timeout_ms", s.request_timeout_ms)?;
+        positive("server.drain_timeout_ms", s.drain_timeout_ms)?;
         let db = &self.server.database_url;
         if !(db.starts_with("postgres://")
             || db.starts_with("postgresql://")

@@ -76,7 +76,12 @@ impl Caller {
     }
 }
 
+/// The client's address: as the server resolved it through trusted proxies
+/// (`forwarded::Client`), else the socket's peer.
 pub(crate) fn client_address(parts: &Parts) -> IpAddr {
+    if let Some(super::forwarded::Client(ip)) = parts.extensions.get() {
+        return *ip;
+    }
     parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -95,19 +100,20 @@ pub fn bearer(parts: &Parts) -> Option<&str> {
 }
 
 /// Checks a presented key, counting failures per client. Shared by the API and the console's
-/// sign-in.
+/// sign-in. A right key is let through even when its address is over the failure limit: the
+/// address may be shared (a NAT, an untrusted proxy) and the limit is there to slow guessers,
+/// not to lock out the others behind it (ADR 0032). A wrong key from a blocked address answers
+/// 429 and is not counted again.
 pub async fn check_key(
     state: &AppState,
     client: IpAddr,
     presented: &str,
 ) -> Result<Identity, ApiError> {
-    if state.auth_failures.blocked(client) {
-        return Err(ApiError::RateLimited {
-            retry_after_secs: FAILURE_WINDOW.as_secs(),
-        });
-    }
     match keys::authenticate(state.engine.store(), presented).await? {
         Some(identity) => Ok(identity),
+        None if state.auth_failures.blocked(client) => Err(ApiError::RateLimited {
+            retry_after_secs: FAILURE_WINDOW.as_secs(),
+        }),
         None => {
             state.auth_failures.failed(client);
             // The visible prefix only, and only when it is one: a secret pasted in the wrong
@@ -129,7 +135,10 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let client = client_address(parts);
         let key = bearer(parts).ok_or(ApiError::Unauthorized)?;
-        check_key(state, client, key).await.map(Caller)
+        let identity = check_key(state, client, key).await?;
+        // The access log line (`edge::access_span`) names the tenant once it is known.
+        tracing::Span::current().record("tenant", tracing::field::display(identity.tenant));
+        Ok(Caller(identity))
     }
 }
 

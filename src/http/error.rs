@@ -16,6 +16,8 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     #[error("{0} not found")]
     NotFound(&'static str),
+    #[error("{method} is not allowed on {route}; the Allow header lists the methods it takes")]
+    MethodNotAllowed { method: String, route: String },
     #[error("invalid {field}: {message}")]
     Invalid { field: String, message: String },
     #[error("{message}")]
@@ -82,6 +84,17 @@ impl From<crate::control::ControlError> for ApiError {
     }
 }
 
+/// A route that exists answered for a method it does not take. axum adds the `Allow` header.
+pub async fn method_not_allowed(
+    method: axum::http::Method,
+    route: Option<axum::extract::MatchedPath>,
+) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        route: route.map_or_else(|| "this route".to_owned(), |r| r.as_str().to_owned()),
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, body) = match &self {
@@ -105,6 +118,10 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(what) => (
                 StatusCode::NOT_FOUND,
                 json!({"error": "not_found", "message": format!("{what} not found")}),
+            ),
+            ApiError::MethodNotAllowed { .. } => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                json!({"error": "method_not_allowed", "message": self.to_string()}),
             ),
             ApiError::Invalid { field, message } => (
                 StatusCode::BAD_REQUEST,

@@ -8,9 +8,12 @@ mod bulk;
 mod channels;
 mod cluster;
 mod commands;
+mod connections;
 mod console;
+pub mod edge;
 mod error;
 mod extract;
+mod forwarded;
 mod openapi;
 mod opportunities;
 mod ops;
@@ -49,6 +52,8 @@ pub struct AppState {
     pub guard: neuronx_adapters::outbound::OutboundGuard,
     /// Failed authentications per client address, to refuse guessers (429).
     pub auth_failures: auth::AuthLimiter,
+    /// The HTTP edge's settings and the instance's stop signals (`edge`, `server`).
+    pub edge: edge::Edge,
 }
 
 pub type TokenCache = moka::sync::Cache<neuronx_supervision::TenantId, Arc<str>>;
@@ -99,6 +104,7 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 }
 
 pub fn router(state: AppState) -> Router {
+    let edge = state.edge.clone();
     let (api, doc) = api().split_for_parts();
     // Rendered once: the document is a constant of the build.
     let doc = Arc::new(doc.to_pretty_json().unwrap_or_else(|_| "{}".into()));
@@ -113,7 +119,8 @@ pub fn router(state: AppState) -> Router {
     };
     // Twilio's webhooks are Twilio's contract, authenticated by its signature: not part of the
     // API document.
-    api.route("/openapi.json", get(openapi_json))
+    let router = api
+        .route("/openapi.json", get(openapi_json))
         .merge(console::router())
         .route(
             "/webhooks/twilio/{tenant_id}/voice/status",
@@ -128,6 +135,9 @@ pub fn router(state: AppState) -> Router {
             post(webhooks::sms_inbound_route),
         )
         .fallback(|| async { ApiError::NotFound("route") })
+        // After every route: it applies to the routes registered before it.
+        .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
-        .with_state(state)
+        .with_state(state);
+    edge::wrap(router, &edge)
 }

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::IntoResponse;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 
 use super::super::AppState;
 use super::Operator;
@@ -30,6 +30,9 @@ pub async fn events(
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let tenant = op.identity.tenant;
     let token = op.token;
+    // The feed ends when the server stops, so that an open console does not hold the drain
+    // up (the browser reconnects, to another instance).
+    let stopping = state.edge.lifecycle.stopping();
     let deadline = tokio::time::Instant::now() + LIFETIME;
     let seed = (state, None::<(i64, i64)>, 0u32);
     let stream = futures_util::stream::unfold(seed, move |(state, mut last, mut polls)| {
@@ -64,6 +67,7 @@ pub async fn events(
             }
         }
     });
+    let stream = stream.take_until(stopping.cancelled_owned());
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 

@@ -26,7 +26,21 @@ use crate::usecases::commands::{self, Command, CommandFields};
 
 const COOKIE_NAME: &str = "nx_session";
 
+/// The console's Content-Security-Policy: scripts and styles from this origin only, plus the
+/// page's one inline `<style>` and one inline `<script>` (`pages.rs`) and the indicator style
+/// htmx inserts, each allowed by its SHA-256; no framing, no plugins, forms and fetches to this
+/// origin only. `tests/edge.rs` checks every inline block a page serves against this and names
+/// the hash to put here when one changes.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; \
+    script-src 'self' 'sha256-nNrFm4usaqR2BWEEnKlmsfu8AREQ5y2RecYYrdagxvU='; \
+    style-src 'self' 'sha256-Ns6x4ZAl7/skrV0SdE+110kBSPhM2LiCKLbwM2m0wEg=' \
+    'sha256-faU7yAF8NxuMTNEwVmBz+VcYeIoBQ2EMHW3WaVxCvnk='; \
+    img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+    base-uri 'none'";
+
 pub fn router() -> Router<AppState> {
+    use axum::http::{header, HeaderValue};
+    use tower_http::set_header::SetResponseHeaderLayer as Set;
     Router::new()
         .route("/console", get(pages::list))
         .route("/console/rows", get(pages::rows))
@@ -37,6 +51,27 @@ pub fn router() -> Router<AppState> {
         .route("/console/opportunities/{id}/{action}", post(act))
         .route("/console/events", get(live::events))
         .route("/console/assets/htmx.min.js", get(live::htmx))
+        // Every console answer: the policy above, no MIME sniffing, no framing (for browsers
+        // older than `frame-ancestors`), and no Referer carrying opportunity ids elsewhere.
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(Set::overriding(
+                    header::CONTENT_SECURITY_POLICY,
+                    HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+                ))
+                .layer(Set::overriding(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                ))
+                .layer(Set::overriding(
+                    header::X_FRAME_OPTIONS,
+                    HeaderValue::from_static("DENY"),
+                ))
+                .layer(Set::overriding(
+                    header::REFERRER_POLICY,
+                    HeaderValue::from_static("no-referrer"),
+                )),
+        )
 }
 
 /// A signed-in operator: the identity of the key the session was opened with.
