@@ -297,15 +297,18 @@ async fn every_request_has_an_access_log_line() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    let line = eventually(Duration::from_secs(2), "the access line", || {
-        let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
-        let line = text
-            .lines()
-            .find(|l| l.contains("request_id=edge-log-1") && l.contains("request answered"))
-            .map(str::to_owned);
-        async move { line }
-    })
-    .await;
+    let access_line = |request_id: &'static str| {
+        let logs = logs.clone();
+        eventually(Duration::from_secs(2), "the access line", move || {
+            let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+            let line = text
+                .lines()
+                .find(|l| l.contains(request_id) && l.contains("request answered"))
+                .map(str::to_owned);
+            async move { line }
+        })
+    };
+    let line = access_line("request_id=edge-log-1").await;
     for part in [
         "route=/v1/opportunities/{id}",
         "method=GET",
@@ -317,5 +320,18 @@ async fn every_request_has_an_access_log_line() {
     }
     // The route's template, not the path: ids stay out of the access log.
     assert!(!line.contains(&id), "{line}");
+    // A console page names its operator's tenant too.
+    let cookie = sign_in(&t, &t.key).await;
+    let resp = browser()
+        .get(format!("{}/console/opportunities/{id}", t.base))
+        .header(header::COOKIE, cookie)
+        .header("x-request-id", "edge-log-2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let line = access_line("request_id=edge-log-2").await;
+    assert!(line.contains("route=/console/opportunities/{id}"), "{line}");
+    assert!(line.contains(&format!("tenant={}", t.tenant)), "{line}");
     t.stop().await;
 }

@@ -106,11 +106,16 @@ impl FromRequestParts<AppState> for Operator {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         let token = cookie_token(parts).ok_or_else(|| SignIn.into_response())?;
         match sessions::find(state.engine.store(), &token).await {
-            Ok(Some(s)) => Ok(Operator {
-                identity: s.identity,
-                csrf: s.csrf,
-                token,
-            }),
+            Ok(Some(s)) => {
+                // The access log line names the tenant (`edge::access_span`).
+                tracing::Span::current()
+                    .record("tenant", tracing::field::display(s.identity.tenant));
+                Ok(Operator {
+                    identity: s.identity,
+                    csrf: s.csrf,
+                    token,
+                })
+            }
             Ok(None) => Err(SignIn.into_response()),
             Err(e) => Err(ApiError::from(e).into_response()),
         }
