@@ -12,7 +12,7 @@ use super::{addr, browser, read_to_close, sign_in};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signal_turns_readyz_503_first_then_drains_in_flight_requests() {
-    let mut t = TestApp::spawn_with(Backend::Sqlite, |s| s.server.drain_delay_ms = 1000).await;
+    let mut t = TestApp::spawn_with(Backend::Sqlite, |s| s.server.drain_delay_ms = 2000).await;
     let (status, _) = t.request(reqwest::Method::GET, "/readyz", None, None).await;
     assert_eq!(status, StatusCode::OK);
     // A create whose body is half sent when the signal comes.
@@ -35,7 +35,7 @@ async fn a_signal_turns_readyz_503_first_then_drains_in_flight_requests() {
     signal.send(()).unwrap();
     // Not ready at once, while still answering...
     eventually(
-        Duration::from_millis(900),
+        Duration::from_millis(1800),
         "/readyz to answer 503",
         || async {
             let (status, body) = t.request(reqwest::Method::GET, "/readyz", None, None).await;
@@ -52,7 +52,7 @@ async fn a_signal_turns_readyz_503_first_then_drains_in_flight_requests() {
     })
     .await;
     assert!(
-        closed_after >= Duration::from_millis(900),
+        closed_after >= Duration::from_millis(1900),
         "{closed_after:?}"
     );
     // ...and the request in flight still completes.
