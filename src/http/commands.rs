@@ -12,14 +12,18 @@ use super::extract::Body;
 use super::opportunities::applied;
 use super::AppState;
 use crate::usecases::commands::{self, Command, CommandFields};
+use crate::usecases::views::{Accepted, OpportunityView};
 
+/// An operator action; the body may be empty.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommandRequest {
     /// Who acts, for keys that belong to no principal (automation acting for a person); a
     /// principal's key always acts as that principal.
     operator: Option<String>,
+    /// Why, for the timeline and the audit log.
     reason: Option<String>,
+    /// The new owner: required by reassign, ignored by the other actions.
     assignee: Option<String>,
 }
 
@@ -34,19 +38,22 @@ impl From<CommandRequest> for CommandFields {
 }
 
 macro_rules! command_route {
-    ($name:ident, $cmd:expr, $path:tt) => {
+    ($name:ident, $cmd:expr, $path:tt, $id:literal, $summary:literal, $description:literal) => {
         #[utoipa::path(
-                    post,
-                    path = $path,
-                    tag = "operator actions",
-                    request_body = CommandRequest,
-                    params(("id" = String, Path, description = "the opportunity's id")),
-                    responses(
-                        (status = 200, description = "the opportunity after", body = Object),
-                        (status = 202, description = "durable, not yet applied", body = Object),
-                        crate::http::openapi::Errors
-                    )
-                )]
+            post,
+            path = $path,
+            tag = "operator actions",
+            operation_id = $id,
+            summary = $summary,
+            description = $description,
+            request_body = CommandRequest,
+            params(("id" = String, Path, description = "the opportunity's id")),
+            responses(
+                (status = 200, description = "the opportunity after", body = OpportunityView),
+                (status = 202, description = "durable; the instance that owns the opportunity applies it", body = Accepted),
+                crate::http::openapi::Errors
+            )
+        )]
         pub async fn $name(
             State(state): State<AppState>,
             caller: Caller,
@@ -59,35 +66,69 @@ macro_rules! command_route {
     };
 }
 
-command_route!(pause, Command::Pause, "/v1/opportunities/{id}/pause");
-command_route!(resume, Command::Resume, "/v1/opportunities/{id}/resume");
+command_route!(
+    pause,
+    Command::Pause,
+    "/v1/opportunities/{id}/pause",
+    "pauseOpportunity",
+    "Pause an opportunity",
+    "Holds the opportunity's timers and outbound effects until it is resumed. Pausing a \
+     paused opportunity answers 409 `already_paused`. Audited."
+);
+command_route!(
+    resume,
+    Command::Resume,
+    "/v1/opportunities/{id}/resume",
+    "resumeOpportunity",
+    "Resume an opportunity",
+    "Releases what a pause held: timers that came due fire now. Resuming a running \
+     opportunity answers 409 `not_paused`. Audited."
+);
 command_route!(
     reassign,
     Command::Reassign,
-    "/v1/opportunities/{id}/reassign"
+    "/v1/opportunities/{id}/reassign",
+    "reassignOpportunity",
+    "Reassign an opportunity",
+    "Gives the opportunity to `assignee` (required). Audited."
 );
 command_route!(
     escalate,
     Command::Escalate,
-    "/v1/opportunities/{id}/escalate"
+    "/v1/opportunities/{id}/escalate",
+    "escalateOpportunity",
+    "Escalate an opportunity",
+    "Puts the opportunity in the escalation queue. Audited."
 );
 
+/// A timer's cancellation; the body may be empty.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelTimerRequest {
+    /// Who acts, as for the other operator actions.
     operator: Option<String>,
+    /// Why, for the timeline and the audit log.
     reason: Option<String>,
 }
 
-/// `POST /v1/opportunities/{id}/timers/{name}/cancel`: only an armed or held timer can be
-/// cancelled; any other name answers 404.
 #[utoipa::path(
     post,
     path = "/v1/opportunities/{id}/timers/{name}/cancel",
     tag = "operator actions",
+    operation_id = "cancelTimer",
+    summary = "Cancel a timer",
+    description = "Cancels one armed (or, while paused, held) timer of the opportunity; a name \
+                   that is not armed answers 404. Audited.",
     request_body = CancelTimerRequest,
-    params(("id" = String, Path, description = "the opportunity's id"), ("name" = String, Path, description = "first_touch_sla, response_sla, retry_call or send_sms")),
-    responses((status = 200, description = "the opportunity after", body = Object), (status = 202, description = "durable, not yet applied", body = Object), crate::http::openapi::Errors)
+    params(
+        ("id" = String, Path, description = "the opportunity's id"),
+        ("name" = String, Path, description = "first_touch_sla, response_sla, retry_call or send_sms")
+    ),
+    responses(
+        (status = 200, description = "the opportunity after", body = OpportunityView),
+        (status = 202, description = "durable; the instance that owns the opportunity applies it", body = Accepted),
+        crate::http::openapi::Errors
+    )
 )]
 pub async fn cancel_timer(
     State(state): State<AppState>,

@@ -14,7 +14,7 @@ pub mod edge;
 mod error;
 mod extract;
 mod forwarded;
-mod openapi;
+pub(crate) mod openapi;
 mod opportunities;
 mod ops;
 pub mod server;

@@ -13,15 +13,20 @@ use super::error::ApiError;
 use super::extract::{Body, Params};
 use super::AppState;
 use crate::usecases::opportunities::{self, Created, ListFilter, NewOpportunity, Playbooks};
-use crate::usecases::views::{Applied, OpportunityView, Page, TimelineItem};
+use crate::usecases::views::{Accepted, Applied, OpportunityView, Page, TimelineItem};
 
+/// A new lead.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRequest {
+    /// Your id for the lead, 1 to 200 characters: creating it again answers the same
+    /// opportunity.
     external_id: String,
     contact: ContactRequest,
+    /// A configured playbook's name; the default playbook when absent.
     playbook: Option<String>,
     sla: Option<SlaRequest>,
+    /// Who owns it; round-robin in its team when absent.
     assignee: Option<String>,
     /// The team the opportunity is bound to; a team-scoped key's own team by default.
     team: Option<String>,
@@ -31,8 +36,11 @@ pub struct CreateRequest {
 #[serde(deny_unknown_fields)]
 struct ContactRequest {
     name: String,
+    /// Any form libphonenumber reads with its country code (`+1 (415) 555-2671`); stored
+    /// E.164.
     phone: String,
     email: Option<String>,
+    /// IANA time zone (`America/New_York`); calling hours are checked in it.
     timezone: Option<String>,
     consent: ConsentRequest,
 }
@@ -47,6 +55,8 @@ struct ConsentRequest {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SlaRequest {
+    /// Overrides the playbook's first-touch time: 1 to 2592000 (30 days).
+    #[schema(minimum = 1, maximum = 2_592_000)]
     first_touch_seconds: Option<u64>,
 }
 
@@ -77,8 +87,20 @@ impl CreateRequest {
     post,
     path = "/v1/opportunities",
     tag = "opportunities",
+    operation_id = "createOpportunity",
+    summary = "Create an opportunity",
+    description = "Creates the opportunity for a lead and starts its playbook. Idempotent on \
+                   `external_id`: creating it again answers the existing opportunity (200), \
+                   whatever else the request says. The lead is bound to a team (the key's own \
+                   for a team-scoped key) and assigned round-robin in it unless `assignee` is \
+                   given.",
     request_body = CreateRequest,
-    responses((status = 201, description = "created", body = Object), (status = 200, description = "already existed (same external_id)", body = Object), (status = 202, description = "durable, not yet applied", body = Object), crate::http::openapi::Errors)
+    responses(
+        (status = 201, description = "created", body = OpportunityView),
+        (status = 200, description = "already existed (same external_id)", body = OpportunityView),
+        (status = 202, description = "durable; another instance creates it", body = Accepted),
+        crate::http::openapi::Errors
+    )
 )]
 pub async fn create(
     State(state): State<AppState>,
@@ -110,8 +132,15 @@ pub(super) fn applied(a: Applied) -> Response {
     get,
     path = "/v1/opportunities/{id}",
     tag = "opportunities",
+    operation_id = "getOpportunity",
+    summary = "Read an opportunity",
+    description = "The opportunity with its armed timers. Another tenant's or team's id, and \
+                   an id that is no UUID, answer 404.",
     params(("id" = String, Path, description = "the opportunity's id")),
-    responses((status = 200, description = "the opportunity with its armed timers", body = Object), crate::http::openapi::Errors)
+    responses(
+        (status = 200, description = "the opportunity with its armed timers", body = OpportunityView),
+        crate::http::openapi::Errors
+    )
 )]
 pub async fn get(
     State(state): State<AppState>,
@@ -123,26 +152,42 @@ pub async fn get(
     ))
 }
 
+/// The list's filters. Each is read as text and checked by the use case, so a bad value
+/// answers the API's JSON 400 naming it; the document declares the type each must have.
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Only opportunities in this stage.
+    #[param(value_type = Option<crate::http::openapi::Stage>)]
     stage: Option<String>,
+    /// Only paused (`true`) or running (`false`) opportunities.
+    #[param(value_type = Option<bool>)]
     paused: Option<String>,
+    /// Only this team's (a team-scoped key lists its own team's regardless).
     team: Option<String>,
+    /// Page size, 1 to 500; 50 when absent.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     limit: Option<String>,
+    /// The previous page's `next_cursor`.
     cursor: Option<String>,
 }
 
-/// A page of opportunities. Filtering by team (or listing with a team-scoped key) filters each
-/// page after reading it, so such a page may hold fewer than `limit` items; `next_cursor`
-/// still walks every one.
 #[utoipa::path(
     get,
     path = "/v1/opportunities",
     tag = "opportunities",
+    operation_id = "listOpportunities",
+    summary = "List opportunities",
+    description = "A page of opportunities, oldest first, without their timers. Filtering by \
+                   team (or listing with a team-scoped key) filters each page after reading \
+                   it, so a page may hold fewer than `limit` items; follow `next_cursor` until \
+                   it is null to see every one.",
     params(ListParams),
-    responses((status = 200, description = "a page: items, next_cursor", body = Object), crate::http::openapi::Errors)
+    responses(
+        (status = 200, description = "a page of opportunities", body = crate::http::openapi::OpportunityPage),
+        crate::http::openapi::Errors
+    )
 )]
 pub async fn list(
     State(state): State<AppState>,
@@ -161,11 +206,16 @@ pub async fn list(
     ))
 }
 
+/// `limit` and `cursor` of an id-paged list, read as text and checked by
+/// `usecases::opportunities::page_bounds` (a bad value is a JSON 400 naming it).
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
+    /// Page size, 1 to 1000; 100 when absent.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
+    /// The previous page's `next_cursor`.
     cursor: Option<String>,
 }
 
@@ -182,8 +232,16 @@ impl PageParams {
     get,
     path = "/v1/opportunities/{id}/timeline",
     tag = "opportunities",
+    operation_id = "getOpportunityTimeline",
+    summary = "Read an opportunity's timeline",
+    description = "A page of what happened to the opportunity, oldest first. Each entry that \
+                   is a decision (by the playbook, the compliance gate or the system) carries \
+                   its `why`: the rule in an operator's words and the inputs it weighed.",
     params(("id" = String, Path, description = "the opportunity's id"), PageParams),
-    responses((status = 200, description = "a page of entries, oldest first, each with its why", body = Object), crate::http::openapi::Errors)
+    responses(
+        (status = 200, description = "a page of timeline entries", body = crate::http::openapi::TimelinePage),
+        crate::http::openapi::Errors
+    )
 )]
 pub async fn timeline(
     State(state): State<AppState>,

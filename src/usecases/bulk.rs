@@ -42,16 +42,24 @@ pub struct BulkRequest {
     pub reason: Option<String>,
 }
 
-/// What a bulk request matched and, when it acted, how each ended.
-#[derive(Debug, Clone, Serialize)]
+/// What a bulk request matched and, when it acted, how each ended (the counts are absent on a
+/// dry run).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BulkOutcome {
     pub dry_run: bool,
+    /// Opportunities the filter matched that the action would change.
     pub matched: usize,
+    /// Applied here.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub applied: Option<usize>,
+    /// Durable; applied by the instance that owns the opportunity.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub accepted: Option<usize>,
+    /// Refused by the opportunity's rules (already paused, say).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub rejected: Option<usize>,
 }
 

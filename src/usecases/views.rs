@@ -10,33 +10,50 @@ use uuid::Uuid;
 
 use super::Error;
 
+// The schemas (`utoipa::ToSchema`) document these views in `/openapi.json`. Domain types from
+// the actors crate (which does not depend on utoipa) are described by mirrors in
+// `crate::http::openapi`; an `Option` that is always serialized (as null) is `required`, so
+// generated clients read it as present-but-nullable rather than maybe-missing.
+
 pub fn ms_to_time(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
 /// An armed timer: which, and when it fires.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TimerView {
+    /// `first_touch_sla`, `response_sla`, `retry_call` or `send_sms`.
     pub name: String,
     pub due_at: DateTime<Utc>,
 }
 
 /// One opportunity as callers see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OpportunityView {
     pub id: Uuid,
+    /// The caller's own id for the lead; creating it again answers this opportunity.
     pub external_id: String,
+    #[schema(value_type = crate::http::openapi::Stage)]
     pub stage: Stage,
     pub assignee: String,
     pub paused: bool,
+    /// In the escalation queue.
     pub escalated: bool,
+    /// The team it is bound to; null when bound to none.
+    #[schema(required = true)]
     pub team: Option<String>,
+    /// The lead was reached (answered a call or replied).
     pub reached: bool,
+    /// Bumped by every applied input.
     pub version: i64,
+    /// Calls placed so far.
     pub attempts: u32,
     pub playbook: String,
     pub first_touch_seconds: u64,
+    #[schema(value_type = crate::http::openapi::Contact)]
     pub contact: Contact,
+    /// The call in progress, if any.
+    #[schema(required = true)]
     pub active_call: Option<Uuid>,
     /// Armed timers; empty in lists, which do not read them.
     pub timers: Vec<TimerView>,
@@ -72,10 +89,11 @@ impl OpportunityView {
 
 /// Answered when an input was made durable but another instance applies it: the caller may
 /// read the opportunity later.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Accepted {
     pub id: Uuid,
     /// Always `accepted`.
+    #[schema(value_type = crate::http::openapi::AcceptedStatus)]
     pub status: &'static str,
 }
 
@@ -89,7 +107,7 @@ impl Accepted {
 }
 
 /// What a command or a create did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum Applied {
     /// Applied here: the opportunity after.
@@ -99,14 +117,21 @@ pub enum Applied {
 }
 
 /// One timeline entry, with the rule that explains it when there is one.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TimelineItem {
     pub at: DateTime<Utc>,
+    /// What happened: `created`, `stage_changed`, `call_placed`, `paused`, ...
     pub kind: String,
+    /// Who caused it: `system`, `playbook`, `contact`, `channel` or `operator:<name>`.
     pub by: String,
     pub reason: String,
+    /// The entry's details; their keys depend on `kind`.
+    #[schema(value_type = Object)]
     pub data: Value,
+    /// The rule behind a decision; null for facts and operators' own actions.
+    #[schema(value_type = Option<crate::http::openapi::Why>, required = true)]
     pub why: Option<Value>,
+    /// The opportunity's version after this entry.
     pub version: i64,
 }
 
@@ -126,8 +151,10 @@ impl TimelineItem {
 }
 
 /// A page of a list, oldest first; `next_cursor` resumes after its last item.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
+    /// Pass as `cursor` for the next page; null on the last.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
