@@ -103,7 +103,7 @@ if [ "$left" -gt 0 ]; then log "test databases left behind: $left (dropped by th
 # Checks outside cargo, each counted as one test: the API fuzzed from its OpenAPI document,
 # and the operator console in a real browser.
 extra_passed=0 extra_failed=0
-for check in scripts/schemathesis.sh scripts/browser.sh; do
+for check in scripts/schemathesis.sh scripts/openapi.sh scripts/browser.sh; do
   stage "$check"
   if "$check"; then extra_passed=$((extra_passed + 1)); else extra_failed=$((extra_failed + 1)); status=1; fi
 done
