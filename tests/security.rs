@@ -90,6 +90,12 @@ fn matrix() -> Vec<Row> {
         ),
         row(
             M::POST,
+            "/v1/opportunities/{id}/stage",
+            Some(json!({"stage": "nurture", "reason": "cold"})),
+            [200, 200, 200, 403, 403],
+        ),
+        row(
+            M::POST,
             "/v1/bulk/pause",
             Some(json!({})),
             [200, 200, 200, 403, 403],
@@ -262,6 +268,7 @@ async fn another_tenants_ids_answer_404_on_every_route(backend: Backend) {
             Method::POST,
             format!("/v1/opportunities/{id}/timers/first_touch_sla/cancel"),
         ),
+        (Method::POST, format!("/v1/opportunities/{id}/stage")),
         (Method::GET, format!("/v1/calls/{call}")),
         (Method::DELETE, format!("/v1/keys/{key_id}")),
         (Method::DELETE, "/v1/dnc/+14155550123".to_owned()),
@@ -271,6 +278,8 @@ async fn another_tenants_ids_answer_404_on_every_route(backend: Backend) {
     for (method, path) in routes {
         let body = if path.ends_with("/reassign") {
             json!({"assignee": "bo", "reason": "probe"})
+        } else if path.ends_with("/stage") {
+            json!({"stage": "nurture", "reason": "probe"})
         } else {
             json!({"reason": "probe"})
         };

@@ -34,6 +34,7 @@ audit_actions! {
     Reassign = "reassign",
     Escalate = "escalate",
     CancelTimer = "cancel_timer",
+    SetStage = "set_stage",
     BulkPause = "bulk_pause",
     BulkResume = "bulk_resume",
     DeadLetterRetry = "dead_letter_retry",

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod binding;
 pub mod cli;
 pub mod dead_letters;
+pub mod idempotency;
 pub mod keys;
 pub mod roles;
 pub mod scope;

@@ -147,3 +147,50 @@ pub async fn cancel_timer(
     .await?;
     Ok(applied(done))
 }
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StageRequest {
+    /// The stage to move to: booked, won, lost, nurture, contacting (to reopen) …; the stage
+    /// graph decides what is legal from where the opportunity is.
+    #[schema(value_type = crate::http::openapi::Stage)]
+    stage: String,
+    /// Why; required, and shown on the timeline and in the audit log.
+    reason: String,
+    operator: Option<String>,
+}
+
+/// `POST /v1/opportunities/{id}/stage`: an operator sets the stage with a reason. An illegal
+/// move answers 409 with the transition's code; reopening a lead still opted out too.
+#[utoipa::path(
+    post,
+    path = "/v1/opportunities/{id}/stage",
+    tag = "operator actions",
+    operation_id = "setOpportunityStage",
+    summary = "Set an opportunity's stage",
+    description = "An operator moves the opportunity to another stage, with a reason. The stage graph decides what is legal: an illegal move answers 409 with the transition's code (`illegal_transition`, `terminal_stage`), and reopening a lead that opted out answers `opted_out`. Audited.",
+    request_body = StageRequest,
+    params(("id" = String, Path, description = "the opportunity's id")),
+    responses(
+        (status = 200, description = "the opportunity after", body = OpportunityView),
+        (status = 202, description = "durable; the instance that owns the opportunity applies it", body = Accepted),
+        crate::http::openapi::Errors
+    )
+)]
+pub async fn set_stage(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(req): Body<StageRequest>,
+) -> Result<Response, ApiError> {
+    let done = commands::set_stage(
+        &state.engine,
+        &caller.0,
+        &id,
+        &req.stage,
+        req.operator,
+        Some(req.reason),
+    )
+    .await?;
+    Ok(applied(done))
+}

@@ -14,6 +14,7 @@ pub mod edge;
 mod error;
 mod extract;
 mod forwarded;
+mod idempotency;
 pub(crate) mod openapi;
 mod opportunities;
 mod ops;
@@ -81,6 +82,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(c::reassign))
         .routes(routes!(c::escalate))
         .routes(routes!(c::cancel_timer))
+        .routes(routes!(c::set_stage))
         .routes(routes!(bulk::bulk_pause))
         .routes(routes!(bulk::bulk_resume))
         .routes(routes!(ops::get_call))
@@ -106,6 +108,11 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 pub fn router(state: AppState) -> Router {
     let edge = state.edge.clone();
     let (api, doc) = api().split_for_parts();
+    // Commands carrying an Idempotency-Key answer once per key (API routes only).
+    let api = api.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        idempotency::idempotent,
+    ));
     // Rendered once: the document is a constant of the build.
     let doc = Arc::new(doc.to_pretty_json().unwrap_or_else(|_| "{}".into()));
     let openapi_json = move || {

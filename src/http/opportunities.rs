@@ -220,11 +220,9 @@ pub struct PageParams {
 }
 
 impl PageParams {
-    pub fn bounds(&self) -> Result<(i64, i64), ApiError> {
-        Ok(opportunities::page_bounds(
-            self.limit.as_deref(),
-            self.cursor.as_deref(),
-        )?)
+    /// The limit and cursor as given, for use cases that check them themselves.
+    pub fn raw(&self) -> (Option<&str>, Option<&str>) {
+        (self.limit.as_deref(), self.cursor.as_deref())
     }
 }
 

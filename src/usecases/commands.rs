@@ -2,7 +2,7 @@
 //! each is an input submitted like any other, then audited with the opportunity before and
 //! after (ADR 0021). The API's routes and the console's buttons both come here.
 
-use neuronx_actors::domain::opportunity::{OppInput, OppTimer, Opportunity};
+use neuronx_actors::domain::opportunity::{OppInput, OppTimer, Opportunity, Stage};
 use neuronx_actors::opportunity as opp;
 use neuronx_supervision::{EngineHandle, SubmitOutcome};
 use uuid::Uuid;
@@ -105,6 +105,7 @@ fn reason_of(input: &OppInput) -> Option<String> {
         | OppInput::Escalate { reason, .. }
         | OppInput::CancelTimer { reason, .. } => reason.clone(),
         OppInput::Reassign { reason, .. } => Some(reason.clone()),
+        OppInput::SetStage { reason, .. } => reason.clone(),
         _ => None,
     }
 }
@@ -213,4 +214,36 @@ pub async fn cancel_timer(
     let by = acting_as(who, operator)?;
     let input = OppInput::CancelTimer { timer, by, reason };
     run(engine, who, id, AuditAction::CancelTimer, input).await
+}
+
+/// Moves the opportunity to `stage` (booked, won, lost, nurture, or back to contacting after a
+/// START) for a stated reason; the stage graph decides what is legal, and the transition
+/// refuses reopening a lead that is still opted out.
+pub async fn set_stage(
+    engine: &EngineHandle,
+    who: &Identity,
+    id: &str,
+    stage: &str,
+    operator: Option<String>,
+    reason: Option<String>,
+) -> Result<Applied, Error> {
+    authorize(who, Action::Operate)?;
+    let id = visible(engine, who, id).await?;
+    let stage: Stage =
+        stage
+            .parse()
+            .map_err(|e: neuronx_actors::domain::opportunity::Rejection| {
+                Error::invalid("stage", e.to_string())
+            })?;
+    let reason = reason
+        .filter(|r| !r.trim().is_empty())
+        .ok_or_else(|| Error::invalid("reason", "required when setting a stage"))?;
+    input::check("reason", &reason, Lines::Many, 1, 2000)?;
+    let by = acting_as(who, operator)?;
+    let input = OppInput::SetStage {
+        stage,
+        by,
+        reason: Some(reason),
+    };
+    run(engine, who, id, AuditAction::SetStage, input).await
 }

@@ -5,10 +5,15 @@
 //! Each function takes what it needs explicitly (the engine, the caller's identity, the
 //! playbooks), so a use case can be called and tested without an HTTP server.
 
+pub mod access;
+pub mod audit;
 pub mod bulk;
+pub mod channels;
 pub mod commands;
 pub mod opportunities;
+pub mod ops;
 pub mod views;
+pub mod webhooks;
 pub mod why;
 
 use neuronx_actors::domain::opportunity::OppInput;
@@ -17,7 +22,7 @@ use neuronx_supervision::{EngineHandle, StoreError, SubmitOutcome, TenantId};
 use uuid::Uuid;
 
 use crate::control::keys::Identity;
-use crate::control::{access, allows, Action, ControlError, Scope};
+use crate::control::{allows, Action, ControlError, Scope};
 use crate::input::BadText;
 
 /// Why a use case did not do what was asked, by who must act on it.
@@ -107,7 +112,7 @@ pub async fn sees(engine: &EngineHandle, who: &Identity, opportunity: Uuid) -> R
     if scope == Scope::Tenant {
         return Ok(true);
     }
-    let bound = access::team_of(engine.store(), who.tenant, opportunity).await?;
+    let bound = crate::control::access::team_of(engine.store(), who.tenant, opportunity).await?;
     Ok(scope.reaches(bound))
 }
 

@@ -334,3 +334,44 @@ pub async fn timeline(
         next_cursor,
     })
 }
+
+/// One row of the operator's board: the opportunity, its next SLA timer and its last event.
+pub struct BoardRow {
+    pub view: OpportunityView,
+    /// The soonest armed SLA timer: its name and when it fires.
+    pub next_sla: Option<TimerView>,
+    /// The last timeline entry: its kind and reason.
+    pub last_event: Option<(String, String)>,
+}
+
+/// The console's list: one page (up to 200) of opportunities with what a row shows.
+pub async fn board(
+    engine: &EngineHandle,
+    who: &Identity,
+    f: ListFilter,
+) -> Result<Vec<BoardRow>, Error> {
+    let page = list(engine, who, f).await?;
+    let store = engine.store();
+    let mut rows = Vec::with_capacity(page.items.len());
+    for view in page.items {
+        let next_sla = store
+            .timers_of(who.tenant, opp::KIND.as_str(), view.id)
+            .await?
+            .into_iter()
+            .filter(|t| t.name.ends_with("_sla"))
+            .min_by_key(|t| t.due_at_ms)
+            .map(|t| TimerView {
+                name: t.name,
+                due_at: ms_to_time(t.due_at_ms),
+            });
+        let last_event = crate::control::sessions::last_event(store, who.tenant, view.id)
+            .await?
+            .map(|(kind, reason, _)| (kind, reason));
+        rows.push(BoardRow {
+            view,
+            next_sla,
+            last_event,
+        });
+    }
+    Ok(rows)
+}

@@ -17,7 +17,7 @@ use axum::{Form, Router};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
-use super::auth::{self, Caller};
+use super::auth;
 use super::error::ApiError;
 use super::AppState;
 use crate::control::keys::Identity;
@@ -123,10 +123,6 @@ impl FromRequestParts<AppState> for Operator {
 }
 
 impl Operator {
-    fn caller(&self) -> Caller {
-        Caller(self.identity.clone())
-    }
-
     /// Forms must echo the session's token: another site cannot make the browser act.
     fn csrf_ok(&self, presented: &str) -> bool {
         bool::from(presented.as_bytes().ct_eq(self.csrf.as_bytes()))

@@ -5,18 +5,15 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::super::auth::Caller;
 use super::super::error::ApiError;
-use super::super::{ops, AppState};
+use super::super::AppState;
 use super::{html as render, Operator};
-use crate::control::{access, allows, sessions, Action};
+use crate::control::{allows, Action};
 use crate::usecases::opportunities::{self, ListFilter};
-use crate::usecases::views::ms_to_time;
 
 const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#1d2330}
 header{display:flex;gap:1rem;align-items:center;padding:.6rem 1rem;background:#1d2330;color:#fff}
@@ -139,7 +136,6 @@ fn text<'a>(v: &'a Value, key: &str) -> &'a str {
 
 /// The table rows: one per opportunity, with its next SLA countdown and last event.
 async fn row_markup(state: &AppState, op: &Operator, f: &Filters) -> Result<Markup, ApiError> {
-    let caller = op.caller();
     let filter = ListFilter {
         stage: nonempty(&f.stage),
         paused: nonempty(&f.paused),
@@ -147,44 +143,24 @@ async fn row_markup(state: &AppState, op: &Operator, f: &Filters) -> Result<Mark
         limit: Some("200".into()),
         cursor: None,
     };
-    let list = opportunities::list(&state.engine, &caller.0, filter).await?;
-    let items: Vec<Value> = list
-        .items
-        .iter()
-        .filter_map(|o| serde_json::to_value(o).ok())
-        .collect();
-    let store = state.engine.store();
-    let tenant = op.identity.tenant;
+    let rows = opportunities::board(&state.engine, &op.identity, filter).await?;
     let can_operate = allows(op.identity.role, Action::Operate);
-    let mut rows = Vec::with_capacity(items.len());
-    for o in &items {
-        let id: uuid::Uuid = text(o, "id").parse().unwrap_or_default();
-        let timers = store
-            .timers_of(tenant, neuronx_actors::opportunity::KIND.as_str(), id)
-            .await?;
-        let sla = timers
-            .iter()
-            .filter(|t| t.name.ends_with("_sla"))
-            .min_by_key(|t| t.due_at_ms)
-            .map(|t| (t.name.clone(), ms_to_time(t.due_at_ms).to_rfc3339()));
-        let last = sessions::last_event(store, tenant, id).await?;
-        rows.push((o.clone(), sla, last));
-    }
     Ok(html! {
         @if rows.is_empty() { tr { td colspan="8" { "No opportunities match." } } }
-        @for (o, sla, last) in &rows {
-            tr data-id=(text(o, "id")) {
-                td { a href={ "/console/opportunities/" (text(o, "id")) } { (o["contact"]["name"].as_str().unwrap_or("?")) } }
-                td { (text(o, "stage")) }
-                td { (text(o, "assignee")) }
-                td { (text(o, "team")) }
-                td { @if let Some((name, due)) = sla { span title=(name) data-due=(due) { "…" } } @else { "—" } }
-                td.state { @if o["paused"] == true { span.badge.paused { "paused" } } @else { span.badge.live { "live" } } }
-                td { @if let Some((kind, reason, _)) = last { span title=(reason) { (kind) } } }
+        @for row in &rows {
+            @let o = &row.view;
+            tr data-id=(o.id) {
+                td { a href={ "/console/opportunities/" (o.id) } { (o.contact.name) } }
+                td { (o.stage.as_str()) }
+                td { (o.assignee) }
+                td { (o.team.as_deref().unwrap_or("")) }
+                td { @if let Some(sla) = &row.next_sla { span title=(sla.name) data-due=(sla.due_at.to_rfc3339()) { "…" } } @else { "—" } }
+                td.state { @if o.paused { span.badge.paused { "paused" } } @else { span.badge.live { "live" } } }
+                td { @if let Some((kind, reason)) = &row.last_event { span title=(reason) { (kind) } } }
                 td {
                     @if can_operate {
-                        @let action = if o["paused"] == true { "resume" } else { "pause" };
-                        button hx-post={ "/console/opportunities/" (text(o, "id")) "/" (action) }
+                        @let action = if o.paused { "resume" } else { "pause" };
+                        button hx-post={ "/console/opportunities/" (o.id) "/" (action) }
                             hx-vals=(serde_json::json!({"csrf": op.csrf}).to_string()) hx-swap="none" { (action) }
                     }
                 }
@@ -198,7 +174,7 @@ pub async fn list(
     op: Operator,
     Query(f): Query<Filters>,
 ) -> Response {
-    let teams = match access::list_teams(state.engine.store(), op.identity.tenant).await {
+    let teams = match crate::usecases::access::list_teams(&state.engine, &op.identity).await {
         Ok(t) => t,
         Err(e) => return api_error_page(e.into()),
     };
@@ -250,7 +226,6 @@ pub async fn rows(
 
 /// The live part of the detail page: state, buttons, timers, timeline, calls and messages.
 async fn panel_markup(state: &AppState, op: &Operator, id: &str) -> Result<Markup, ApiError> {
-    let caller = || Caller(op.identity.clone());
     let o = opportunities::get(&state.engine, &op.identity, id).await?;
     let o = serde_json::to_value(&o).map_err(|e| ApiError::Internal(e.into()))?;
     let tl = opportunities::timeline(&state.engine, &op.identity, id, Some("1000"), None).await?;
@@ -262,9 +237,7 @@ async fn panel_markup(state: &AppState, op: &Operator, id: &str) -> Result<Marku
     let mut calls = Vec::new();
     for e in entries.iter().filter(|e| e["kind"] == "call_placed") {
         if let Some(call) = e["data"]["call_id"].as_str() {
-            if let Ok(Json(c)) =
-                ops::get_call(State(state.clone()), caller(), Path(call.to_owned())).await
-            {
+            if let Ok(c) = crate::usecases::ops::get_call(&state.engine, &op.identity, call).await {
                 calls.push(c);
             }
         }
@@ -278,12 +251,9 @@ async fn panel_markup(state: &AppState, op: &Operator, id: &str) -> Result<Marku
             )
         })
         .collect();
-    let store = state.engine.store();
-    let tenant = op.identity.tenant;
-    let members = match access::find_team(store, tenant, text(&o, "team")).await? {
-        Some(team) => access::list_principals(store, tenant, Some(team.id)).await?,
-        None => access::list_principals(store, tenant, None).await?,
-    };
+    let team = Some(text(&o, "team")).filter(|t| !t.is_empty());
+    let members =
+        crate::usecases::access::list_principals(&state.engine, &op.identity, team).await?;
     let can_operate = allows(op.identity.role, Action::Operate);
     let action = |name: &str| format!("/console/opportunities/{id}/{name}");
     Ok(html! {
@@ -324,7 +294,7 @@ async fn panel_markup(state: &AppState, op: &Operator, id: &str) -> Result<Marku
         section {
             h2 { "Calls" }
             @if calls.is_empty() { p { "No calls." } }
-            ul { @for c in &calls { li { (text(c, "to")) " · attempt " (c["attempt"]) " · " strong { (text(c, "status")) } } } }
+            ul { @for c in &calls { li { (c.to) " · attempt " (c.attempt) " · " strong { (c.status.as_str()) } } } }
         }
         section {
             h2 { "Messages" }

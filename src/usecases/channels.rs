@@ -1,0 +1,180 @@
+//! The tenant's channels: its Twilio-compatible account (the token sealed at rest, never
+//! returned) and its do-not-call list. Each change is audited; the token never reaches the log.
+
+use neuronx_actors::domain::opportunity::normalize_phone;
+use neuronx_adapters::outbound::OutboundGuard;
+use neuronx_supervision::EngineHandle;
+use serde::Serialize;
+use serde_json::json;
+
+use super::{authorize, Error};
+use crate::control::audit::{self, AuditAction, Entry, Outcome};
+use crate::control::keys::Identity;
+use crate::control::Action;
+use crate::secrets::Keyring;
+use crate::tenant_data::{self, StoredCredentials};
+
+/// The stored account as callers see it: the token only as `set`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TwilioView {
+    pub channel: &'static str,
+    pub account_sid: String,
+    pub from_number: String,
+    pub base_url: Option<String>,
+    pub auth_token: &'static str,
+}
+
+impl TwilioView {
+    fn of(c: &StoredCredentials) -> Self {
+        Self {
+            channel: "twilio",
+            account_sid: c.account_sid.clone(),
+            from_number: c.from_number.clone(),
+            base_url: c.base_url.clone(),
+            auth_token: "set",
+        }
+    }
+}
+
+/// An account as given.
+pub struct TwilioFields {
+    pub account_sid: String,
+    pub auth_token: String,
+    pub from_number: String,
+    pub base_url: Option<String>,
+}
+
+async fn record(
+    engine: &EngineHandle,
+    who: &Identity,
+    action: AuditAction,
+    target: &str,
+    after: serde_json::Value,
+) -> Result<(), Error> {
+    audit::record(
+        engine.store(),
+        who,
+        Entry {
+            action,
+            target_kind: "channel",
+            target_id: target.to_owned(),
+            reason: None,
+            outcome: Outcome::Applied,
+            before: None,
+            after: Some(after),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Stores the tenant's account, the token sealed. Its `base_url` must lead where the outbound
+/// guard allows: the token is sent there.
+pub async fn put_twilio(
+    engine: &EngineHandle,
+    keyring: &Keyring,
+    guard: &OutboundGuard,
+    who: &Identity,
+    f: TwilioFields,
+) -> Result<TwilioView, Error> {
+    let tenant = authorize(who, Action::ManageChannels)?;
+    let sid_ok = f.account_sid.len() == 34
+        && f.account_sid.starts_with("AC")
+        && f.account_sid[2..].bytes().all(|b| b.is_ascii_hexdigit());
+    if !sid_ok {
+        return Err(Error::invalid(
+            "account_sid",
+            "must be AC followed by 32 hex digits",
+        ));
+    }
+    if f.auth_token.trim().is_empty() || f.auth_token.chars().count() > 200 {
+        return Err(Error::invalid("auth_token", "must be 1 to 200 characters"));
+    }
+    let from_number = normalize_phone(&f.from_number)
+        .map_err(|e| Error::invalid("from_number", e.to_string()))?;
+    if let Some(url) = &f.base_url {
+        if url.chars().count() > 500 {
+            return Err(Error::invalid("base_url", "must be at most 500 characters"));
+        }
+        // The tenant's token will be sent there: never to this machine or its network.
+        let parsed = guard
+            .check_resolved(url)
+            .await
+            .map_err(|e| Error::invalid("base_url", e.to_string()))?;
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(Error::invalid(
+                "base_url",
+                "must not carry a query or fragment",
+            ));
+        }
+    }
+    let sealed = keyring.seal(&f.auth_token).map_err(|e| Error::Conflict {
+        code: "no_encryption_key".into(),
+        message: e.to_string(),
+    })?;
+    let stored = StoredCredentials {
+        account_sid: f.account_sid,
+        from_number,
+        base_url: f.base_url.map(|u| u.trim_end_matches('/').to_owned()),
+        sealed,
+    };
+    tenant_data::put_credentials(engine.store(), tenant, "twilio", &stored).await?;
+    let view = TwilioView::of(&stored);
+    let after = serde_json::to_value(&view).map_err(|e| Error::Internal(e.into()))?;
+    record(engine, who, AuditAction::ChannelUpdate, "twilio", after).await?;
+    Ok(view)
+}
+
+pub async fn get_twilio(engine: &EngineHandle, who: &Identity) -> Result<TwilioView, Error> {
+    let tenant = authorize(who, Action::ManageChannels)?;
+    let stored = tenant_data::get_credentials(engine.store(), tenant, "twilio")
+        .await?
+        .ok_or(Error::NotFound("twilio channel"))?;
+    Ok(TwilioView::of(&stored))
+}
+
+/// A number on or off the do-not-call list.
+#[derive(Debug, Clone, Serialize)]
+pub struct DncView {
+    pub phone: String,
+    pub listed: bool,
+}
+
+/// Adds a number (normalised to E.164); true when it was not listed before.
+pub async fn add_dnc(
+    engine: &EngineHandle,
+    who: &Identity,
+    phone: &str,
+) -> Result<(DncView, bool), Error> {
+    let tenant = authorize(who, Action::WriteDnc)?;
+    let phone = normalize_phone(phone).map_err(|e| Error::invalid("phone", e.to_string()))?;
+    let added = tenant_data::add_dnc(engine.store(), tenant, &phone).await?;
+    let after = json!({"phone": phone, "listed": true});
+    record(engine, who, AuditAction::DncAdd, "dnc", after).await?;
+    Ok((
+        DncView {
+            phone,
+            listed: true,
+        },
+        added,
+    ))
+}
+
+/// Removes a number; not found when it was not listed.
+pub async fn remove_dnc(
+    engine: &EngineHandle,
+    who: &Identity,
+    phone: &str,
+) -> Result<DncView, Error> {
+    let tenant = authorize(who, Action::WriteDnc)?;
+    let phone = normalize_phone(phone).map_err(|e| Error::invalid("phone", e.to_string()))?;
+    if !tenant_data::remove_dnc(engine.store(), tenant, &phone).await? {
+        return Err(Error::NotFound("do-not-call entry"));
+    }
+    let after = json!({"phone": phone, "listed": false});
+    record(engine, who, AuditAction::DncRemove, "dnc", after).await?;
+    Ok(DncView {
+        phone,
+        listed: false,
+    })
+}
