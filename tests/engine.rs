@@ -20,7 +20,8 @@ fn metric(text: &str, name: &str) -> f64 {
 }
 
 async fn a_stale_epoch_write_is_rejected_counted_and_the_shard_stops(backend: Backend) {
-    let t = TestApp::spawn(backend).await;
+    // The fenced command answers 202 once the wait for its reply runs out: keep it short.
+    let t = TestApp::spawn_with(backend, |s| s.engine.reply_timeout_ms = 3_000).await;
     let id = t.create("lead-1", 300).await["id"]
         .as_str()
         .unwrap()

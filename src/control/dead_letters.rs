@@ -1,11 +1,12 @@
-//! Dead letters handled by an operator: one row read or removed, always within its tenant.
-//! Retrying resubmits the stored input to its actor through the engine's inbox.
+//! Dead letters handled by an operator: one read or removed, always within its tenant, through
+//! the runtime's own methods (the table is the runtime's). Retrying resubmits the stored input
+//! to its actor through the engine's inbox.
 
 use neuronx_supervision::{Store, TenantId};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{on_db, parse_uuid, ControlError};
+use super::ControlError;
 
 pub struct DeadLetter {
     pub id: i64,
@@ -16,34 +17,20 @@ pub struct DeadLetter {
 }
 
 pub async fn get(store: &Store, tenant: TenantId, id: i64) -> Result<DeadLetter, ControlError> {
-    let sql = "SELECT kind, CAST(actor_id AS TEXT), CAST(input AS TEXT), error
-               FROM dead_letters WHERE tenant_id = $1 AND id = $2";
-    let row: Option<(String, String, String, String)> =
-        on_db!(store, |db, uid, _json| sqlx::query_as(sql)
-            .bind(uid(tenant.0))
-            .bind(id)
-            .fetch_optional(db)
-            .await?);
-    let (kind, actor, input, error) = row.ok_or(ControlError::NotFound("dead letter"))?;
+    let row = store
+        .find_dead_letter(tenant, id)
+        .await?
+        .ok_or(ControlError::NotFound("dead letter"))?;
     Ok(DeadLetter {
-        id,
-        kind,
-        actor_id: parse_uuid(&actor)?,
-        input: serde_json::from_str(&input).map_err(|e| {
-            neuronx_supervision::StoreError::Corrupt(format!("dead letter input: {e}"))
-        })?,
-        error,
+        id: row.id,
+        kind: row.key.kind,
+        actor_id: row.key.id,
+        input: row.input,
+        error: row.error,
     })
 }
 
 /// Removes one dead letter; false when it was already gone.
 pub async fn remove(store: &Store, tenant: TenantId, id: i64) -> Result<bool, ControlError> {
-    let sql = "DELETE FROM dead_letters WHERE tenant_id = $1 AND id = $2";
-    let n = on_db!(store, |db, uid, _json| sqlx::query(sql)
-        .bind(uid(tenant.0))
-        .bind(id)
-        .execute(db)
-        .await?
-        .rows_affected());
-    Ok(n == 1)
+    Ok(store.remove_dead_letter(tenant, id).await?)
 }

@@ -116,23 +116,14 @@ pub async fn last_event(
     tenant: TenantId,
     opportunity: uuid::Uuid,
 ) -> Result<Option<(String, String, i64)>, ControlError> {
-    let sql = "SELECT entry_kind, reason, at FROM timeline
-               WHERE tenant_id = $1 AND kind = 'opportunity' AND actor_id = $2
-               ORDER BY id DESC LIMIT 1";
-    Ok(on_db!(store, |db, id, _json| sqlx::query_as(sql)
-        .bind(id(tenant.0))
-        .bind(id(opportunity))
-        .fetch_optional(db)
-        .await?))
+    Ok(store
+        .last_timeline_entry(tenant, "opportunity", opportunity)
+        .await?
+        .map(|r| (r.kind, r.reason, r.at_ms)))
 }
 
 /// A value that changes whenever any of the tenant's opportunities changes (a transition bumps
 /// its version), so the console's live feed can tell when to refresh.
 pub async fn fingerprint(store: &Store, tenant: TenantId) -> Result<(i64, i64), ControlError> {
-    let sql = "SELECT COUNT(*), CAST(COALESCE(SUM(version), 0) AS BIGINT) FROM actors
-               WHERE tenant_id = $1 AND kind = 'opportunity'";
-    Ok(on_db!(store, |db, id, _json| sqlx::query_as(sql)
-        .bind(id(tenant.0))
-        .fetch_one(db)
-        .await?))
+    Ok(store.kind_fingerprint(tenant, "opportunity").await?)
 }

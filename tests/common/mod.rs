@@ -144,6 +144,10 @@ pub fn settings(database_url: &str) -> Settings {
     s.server.max_connections = 8;
     s.channels.loopback.ring_after_ms = 50;
     s.channels.loopback.no_answer_after_ms = 150;
+    // The suite runs eight test processes on two cores: a transition can take seconds to be
+    // applied under that load, and a create answered 202 instead of 201 is not what a test
+    // checks. Tests of the timeout itself set their own.
+    s.engine.reply_timeout_ms = 20_000;
     // The carrier simulator and fake servers of the tests listen on loopback.
     s.outbound.allow = vec!["127.0.0.0/8".into()];
     s

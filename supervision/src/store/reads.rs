@@ -170,6 +170,70 @@ impl Store {
         rows.into_iter().map(dead_letter_row).collect()
     }
 
+    /// One dead letter of the tenant, if it is there.
+    pub async fn find_dead_letter(
+        &self,
+        tenant: TenantId,
+        id: i64,
+    ) -> Result<Option<DeadLetterRow>, StoreError> {
+        let sql = "SELECT id, CAST(tenant_id AS TEXT), kind, CAST(actor_id AS TEXT),
+                          CAST(input AS TEXT), error, attempts, created_at
+                   FROM dead_letters WHERE tenant_id = $1 AND id = $2";
+        let row: Option<DeadLetterTuple> = on_both!(self, |db, uid| sqlx::query_as(sql)
+            .bind(uid(tenant.0))
+            .bind(id)
+            .fetch_optional(db)
+            .await?);
+        row.map(dead_letter_row).transpose()
+    }
+
+    /// Removes one dead letter (an operator handled it); false when it was already gone.
+    pub async fn remove_dead_letter(&self, tenant: TenantId, id: i64) -> Result<bool, StoreError> {
+        let sql = "DELETE FROM dead_letters WHERE tenant_id = $1 AND id = $2";
+        let n = on_both!(self, |db, uid| sqlx::query(sql)
+            .bind(uid(tenant.0))
+            .bind(id)
+            .execute(db)
+            .await?
+            .rows_affected());
+        Ok(n == 1)
+    }
+
+    /// The actor's latest timeline entry, if it has one.
+    pub async fn last_timeline_entry(
+        &self,
+        tenant: TenantId,
+        kind: &str,
+        id: Uuid,
+    ) -> Result<Option<TimelineRow>, StoreError> {
+        let sql = "SELECT id, version, at, entry_kind, cause, reason, CAST(data AS TEXT)
+                   FROM timeline WHERE tenant_id = $1 AND kind = $2 AND actor_id = $3
+                   ORDER BY id DESC LIMIT 1";
+        let row: Option<TimelineTuple> = on_both!(self, |db, uid| sqlx::query_as(sql)
+            .bind(uid(tenant.0))
+            .bind(kind)
+            .bind(uid(id))
+            .fetch_optional(db)
+            .await?);
+        row.map(timeline_row).transpose()
+    }
+
+    /// A value that changes whenever any of the tenant's actors of `kind` commits (a commit
+    /// bumps its version) or one is created: how many there are and their versions' sum.
+    pub async fn kind_fingerprint(
+        &self,
+        tenant: TenantId,
+        kind: &str,
+    ) -> Result<(i64, i64), StoreError> {
+        let sql = "SELECT COUNT(*), CAST(COALESCE(SUM(version), 0) AS BIGINT) FROM actors
+                   WHERE tenant_id = $1 AND kind = $2";
+        Ok(on_both!(self, |db, uid| sqlx::query_as(sql)
+            .bind(uid(tenant.0))
+            .bind(kind)
+            .fetch_one(db)
+            .await?))
+    }
+
     pub async fn outbox_of(
         &self,
         tenant: TenantId,
