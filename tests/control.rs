@@ -352,11 +352,15 @@ async fn an_operator_cancels_one_timer(backend: Backend) {
         entry["why"].is_null(),
         "an operator's action carries its own reason"
     );
-    // A decision carries the rule that fired and what it weighed.
-    let placed = timeline
-        .iter()
-        .find(|e| e["kind"] == "call_placed")
-        .unwrap();
+    // A decision carries the rule that fired and what it weighed. The call may still be on its
+    // way on a loaded machine: wait for it.
+    let placed = eventually(Duration::from_secs(20), "the first call", || async {
+        t.timeline(&id)
+            .await
+            .into_iter()
+            .find(|e| e["kind"] == "call_placed")
+    })
+    .await;
     assert!(
         placed["why"]["rule"].as_str().unwrap().contains("cadence"),
         "{placed}"

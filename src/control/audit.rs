@@ -119,6 +119,28 @@ pub async fn record(store: &Store, who: &Identity, e: Entry<'_>) -> Result<(), C
     Ok(())
 }
 
+/// Records an applied change that has no "before" and no reason: something created, or a
+/// setting stored (the common case of the access and channel changes).
+pub async fn record_created(
+    store: &Store,
+    who: &Identity,
+    action: AuditAction,
+    target_kind: &str,
+    target_id: String,
+    after: Value,
+) -> Result<(), ControlError> {
+    let entry = Entry {
+        action,
+        target_kind,
+        target_id,
+        reason: None,
+        outcome: Outcome::Applied,
+        before: None,
+        after: Some(after),
+    };
+    record(store, who, entry).await
+}
+
 #[derive(Default)]
 pub struct Query {
     pub principal: Option<String>,

@@ -162,16 +162,7 @@ async fn audit_cli(
     after: serde_json::Value,
 ) -> anyhow::Result<()> {
     let who = audit::cli_identity(tenant);
-    let entry = Entry {
-        action,
-        target_kind: kind,
-        target_id: id,
-        reason: None,
-        outcome: Outcome::Applied,
-        before: None,
-        after: Some(after),
-    };
-    audit::record(store, &who, entry).await?;
+    audit::record_created(store, &who, action, kind, id, after).await?;
     Ok(())
 }
 

@@ -20,21 +20,7 @@ async fn audit_created(
     id: String,
     after: Value,
 ) -> Result<(), Error> {
-    audit::record(
-        engine.store(),
-        who,
-        Entry {
-            action,
-            target_kind: kind,
-            target_id: id,
-            reason: None,
-            outcome: Outcome::Applied,
-            before: None,
-            after: Some(after),
-        },
-    )
-    .await?;
-    Ok(())
+    Ok(audit::record_created(engine.store(), who, action, kind, id, after).await?)
 }
 
 fn json<T: Serialize>(v: &T) -> Value {

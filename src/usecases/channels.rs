@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{authorize, Error};
-use crate::control::audit::{self, AuditAction, Entry, Outcome};
+use crate::control::audit::{self, AuditAction};
 use crate::control::keys::Identity;
 use crate::control::Action;
 use crate::secrets::Keyring;
@@ -51,21 +51,8 @@ async fn record(
     target: &str,
     after: serde_json::Value,
 ) -> Result<(), Error> {
-    audit::record(
-        engine.store(),
-        who,
-        Entry {
-            action,
-            target_kind: "channel",
-            target_id: target.to_owned(),
-            reason: None,
-            outcome: Outcome::Applied,
-            before: None,
-            after: Some(after),
-        },
-    )
-    .await?;
-    Ok(())
+    let store = engine.store();
+    Ok(audit::record_created(store, who, action, "channel", target.to_owned(), after).await?)
 }
 
 /// Stores the tenant's account, the token sealed. Its `base_url` must lead where the outbound
