@@ -101,7 +101,8 @@ left=$(leftovers | wc -l)
 if [ "$left" -gt 0 ]; then log "test databases left behind: $left (dropped by the next run)"; fi
 
 # Checks outside cargo, each counted as one test: the API fuzzed from its OpenAPI document,
-# and the operator console in a real browser.
+# that document validated and its generated clients checked, and the operator console in a
+# real browser.
 extra_passed=0 extra_failed=0
 for check in scripts/schemathesis.sh scripts/openapi.sh scripts/browser.sh; do
   stage "$check"
