@@ -12,8 +12,8 @@ use crate::cluster::Cluster;
 use crate::load::{now_ms, Lead};
 
 /// Resident memory an instance may use at the end of a scenario. Healthy instances ended near
-/// 40-60 MiB (debug build) until 2026-12-05 and near 71-76 MiB since (libphonenumber's metadata,
-/// figment, the HTTP edge's layers); the one cut off from PostgreSQL ended near 300 MiB with
+/// 40-60 MiB (debug build) until 2026-12-05 and near 71-76 MiB after that session's changes
+/// (which part grew is not measured; libphonenumber's metadata is a suspect); the one cut off from PostgreSQL ended near 300 MiB with
 /// mimalloc (two 2-3 s cuts) and at 352-360 MiB in that session's runs, against a bound of 360
 /// that it then met once. The bound catches growth well beyond that; why the cut-off instance
 /// holds that much is not explained yet (Known gaps).
