@@ -11,11 +11,11 @@ mod answers;
 #[path = "edge/clients.rs"]
 mod clients;
 mod common;
+#[path = "common/logs.rs"]
+mod logs;
 #[path = "edge/stop.rs"]
 mod stop;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::{eventually, Backend, TestApp};
@@ -249,40 +249,9 @@ async fn request_ids_are_echoed_or_generated() {
     t.stop().await;
 }
 
-/// Everything this test binary logs, from every thread.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn capture() -> Capture {
-    static CAPTURE: OnceLock<Capture> = OnceLock::new();
-    CAPTURE
-        .get_or_init(|| {
-            let capture = Capture::default();
-            let writer = capture.clone();
-            tracing_subscriber::fmt()
-                .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
-                .with_writer(move || writer.clone())
-                .with_ansi(false)
-                .init();
-            capture
-        })
-        .clone()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_request_has_an_access_log_line() {
-    let logs = capture();
+    let logs = logs::capture("info");
     let t = TestApp::spawn(Backend::Sqlite).await;
     let id = t.create("lead-1", 300).await["id"]
         .as_str()
@@ -300,7 +269,7 @@ async fn every_request_has_an_access_log_line() {
     let access_line = |request_id: &'static str| {
         let logs = logs.clone();
         eventually(Duration::from_secs(2), "the access line", move || {
-            let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+            let text = logs.text();
             let line = text
                 .lines()
                 .find(|l| l.contains(request_id) && l.contains("request answered"))

@@ -6,9 +6,8 @@
 #[path = "common/access.rs"]
 mod access;
 mod common;
-
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+#[path = "common/logs.rs"]
+mod logs;
 
 use access::{as_key, key};
 use common::{Backend, TestApp};
@@ -16,39 +15,8 @@ use neuronx::secrets::Keyring;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-/// Everything logged by this test binary, from every thread.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn capture() -> Capture {
-    static CAPTURE: OnceLock<Capture> = OnceLock::new();
-    CAPTURE
-        .get_or_init(|| {
-            let capture = Capture::default();
-            let writer = capture.clone();
-            tracing_subscriber::fmt()
-                .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
-                .with_writer(move || writer.clone())
-                .with_ansi(false)
-                .init();
-            capture
-        })
-        .clone()
-}
-
 async fn no_key_or_secret_appears_in_the_logs(backend: Backend) {
-    let logs = capture();
+    let logs = logs::capture("debug");
     let t = TestApp::spawn_with(backend, |s| {
         s.secrets.keys = vec![Keyring::generate_entry("k1")]
     })
@@ -127,7 +95,7 @@ async fn no_key_or_secret_appears_in_the_logs(backend: Backend) {
     .await;
     t.stop().await;
 
-    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    let text = logs.text();
     assert!(
         text.contains("authentication failed"),
         "the capture must hold this test's lines"
