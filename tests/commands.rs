@@ -96,13 +96,28 @@ async fn a_repeated_idempotency_key_answers_the_first_answer(backend: Backend) {
     let (status, replayed, first) =
         with_key(&t, "/v1/opportunities", "k-create", lead.clone()).await;
     assert_eq!((status, replayed), (StatusCode::CREATED, false), "{first}");
-    let (status, replayed, again) = with_key(&t, "/v1/opportunities", "k-create", lead).await;
+    let (status, replayed, again) =
+        with_key(&t, "/v1/opportunities", "k-create", lead.clone()).await;
     assert_eq!(
         (status, replayed),
         (StatusCode::CREATED, true),
         "the first answer, replayed"
     );
     assert_eq!(again, first);
+    // The same request formatted differently (a retry from another client library) is the
+    // same request.
+    let pretty = t
+        .client
+        .post(format!("{}/v1/opportunities", t.base))
+        .bearer_auth(&t.key)
+        .header("Idempotency-Key", "k-create")
+        .header("content-type", "application/json")
+        .body(serde_json::to_string_pretty(&lead).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pretty.status(), StatusCode::CREATED);
+    assert!(pretty.headers().get("idempotent-replayed").is_some());
 
     let id = first["id"].as_str().unwrap().to_owned();
     let pause = format!("/v1/opportunities/{id}/pause");

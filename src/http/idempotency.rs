@@ -74,7 +74,7 @@ pub async fn idempotent(State(state): State<AppState>, req: Request, next: Next)
     hasher.update(b"?");
     hasher.update(parts.uri.query().unwrap_or("").as_bytes());
     hasher.update(b"\n");
-    hasher.update(&bytes);
+    hasher.update(&canonical(&bytes));
     let hash = hex::encode(hasher.finalize());
     let store = state.engine.store();
     prune_now_and_then(&state).await;
@@ -144,6 +144,16 @@ pub async fn idempotent(State(state): State<AppState>, req: Request, next: Next)
     Response::from_parts(resp_parts, Body::from(answer))
 }
 
+/// The body as compared between a request and its retry: a JSON body by its content (keys
+/// sorted, no white space), so a retry that formats the same request differently is the same
+/// request; anything else byte for byte.
+fn canonical(body: &[u8]) -> Vec<u8> {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| serde_json::to_vec(&v).ok())
+        .unwrap_or_else(|| body.to_vec())
+}
+
 async fn prune_now_and_then(state: &AppState) {
     let now = chrono::Utc::now().timestamp_millis();
     let last = LAST_PRUNE_MS.load(Ordering::Relaxed);
@@ -161,7 +171,16 @@ async fn prune_now_and_then(state: &AppState) {
 
 #[cfg(test)]
 mod tests {
-    use super::valid_key;
+    use super::{canonical, valid_key};
+
+    #[test]
+    fn the_same_json_formatted_differently_is_the_same_request() {
+        let pretty = b"{\n  \"b\": 1,\n  \"a\": [1, 2]\n}";
+        let compact = b"{\"a\":[1,2],\"b\":1}";
+        assert_eq!(canonical(pretty), canonical(compact));
+        assert_ne!(canonical(compact), canonical(b"{\"a\":[2,1],\"b\":1}"));
+        assert_eq!(canonical(b"not json"), b"not json".to_vec());
+    }
 
     #[test]
     fn keys_are_short_printable_ascii() {
