@@ -74,7 +74,7 @@ pub async fn idempotent(State(state): State<AppState>, req: Request, next: Next)
     hasher.update(b"?");
     hasher.update(parts.uri.query().unwrap_or("").as_bytes());
     hasher.update(b"\n");
-    hasher.update(&canonical(&bytes));
+    hasher.update(canonical(&bytes));
     let hash = hex::encode(hasher.finalize());
     let store = state.engine.store();
     prune_now_and_then(&state).await;
