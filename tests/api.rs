@@ -286,8 +286,12 @@ async fn pause_resume_and_reassign_are_on_the_timeline(backend: Backend) {
         .contains("speaks Portuguese"));
     let paused = timeline.iter().find(|e| e["kind"] == "paused").unwrap();
     assert_eq!(paused["by"], "operator:ana");
-    // Oldest first, each with a time.
-    let times: Vec<&str> = timeline.iter().map(|e| e["at"].as_str().unwrap()).collect();
+    // Oldest first, each with a time (compared as times: RFC 3339 text drops `.000` on a whole
+    // second, so "…:19Z" sorts after "…:19.018Z" as text).
+    let times: Vec<chrono::DateTime<chrono::Utc>> = timeline
+        .iter()
+        .map(|e| e["at"].as_str().unwrap().parse().unwrap())
+        .collect();
     let mut sorted = times.clone();
     sorted.sort();
     assert_eq!(times, sorted);
