@@ -38,6 +38,20 @@ const BLOCKED: &[(&str, &str)] = &[
     ("ff00::/8", "a multicast address"),
 ];
 
+/// Networks (`10.0.0.0/8`) or bare addresses (one host), as configuration lists them; the
+/// error names the entry.
+pub fn parse_networks<S: AsRef<str>>(entries: &[S]) -> Result<Vec<IpNet>, String> {
+    entries
+        .iter()
+        .map(|e| {
+            let e = e.as_ref().trim();
+            e.parse::<IpNet>()
+                .or_else(|_| e.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("{e:?} is not a network (a.b.c.d/n) or an address"))
+        })
+        .collect()
+}
+
 /// Why an outbound address or URL was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OutboundError {
@@ -83,16 +97,7 @@ impl OutboundGuard {
     /// Parses the configuration's allow-list (`"127.0.0.0/8"`, or a bare address for one
     /// host); the error names the entry.
     pub fn from_allow_list<S: AsRef<str>>(entries: &[S]) -> Result<Self, String> {
-        let nets = entries
-            .iter()
-            .map(|e| {
-                let e = e.as_ref().trim();
-                e.parse::<IpNet>()
-                    .or_else(|_| e.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| format!("{e:?} is not a network (a.b.c.d/n) or an address"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self::new(nets))
+        parse_networks(entries).map(Self::new)
     }
 
     /// Why `addr` may not be reached, or `None` when it may.

@@ -223,7 +223,7 @@ impl Settings {
 
     /// `server.trusted_proxies` parsed; the error names the entry.
     pub fn trusted_proxies(&self) -> anyhow::Result<Vec<ipnet::IpNet>> {
-        parse_networks(&self.server.trusted_proxies)
+        neuronx_adapters::outbound::parse_networks(&self.server.trusted_proxies)
             .map_err(|e| anyhow::anyhow!("server.trusted_proxies: {e}"))
     }
 
@@ -263,19 +263,6 @@ impl Settings {
         }
         Ok(out)
     }
-}
-
-/// Networks (`10.0.0.0/8`) or bare addresses (one host), as `outbound.allow` takes them.
-pub(crate) fn parse_networks<S: AsRef<str>>(entries: &[S]) -> Result<Vec<ipnet::IpNet>, String> {
-    entries
-        .iter()
-        .map(|e| {
-            let e = e.as_ref().trim();
-            e.parse::<ipnet::IpNet>()
-                .or_else(|_| e.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                .map_err(|_| format!("{e:?} is not a network (a.b.c.d/n) or an address"))
-        })
-        .collect()
 }
 
 #[cfg(test)]

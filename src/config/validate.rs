@@ -97,7 +97,7 @@ impl Settings {
             refuse("outbound.allow", err)?;
         }
         let s = &self.server;
-        if let Err(err) = super::parse_networks(&s.trusted_proxies) {
+        if let Err(err) = neuronx_adapters::outbound::parse_networks(&s.trusted_proxies) {
             refuse("server.trusted_proxies", err)?;
         }
         positive(

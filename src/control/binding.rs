@@ -28,15 +28,11 @@ pub async fn bind_new(
 ) -> Result<Binding, ControlError> {
     let tenant = who.tenant;
     let scope = Scope::of(who);
-    let team = match (team, &who.team) {
-        (None, own) => own.clone(),
-        (Some(name), Some(own)) if name.trim() != own.name => {
-            return Err(ControlError::invalid(
-                "team",
-                format!("this key creates opportunities in team {:?} only", own.name),
-            ))
-        }
-        (Some(name), _) => Some(access::require_team(store, tenant, "team", name).await?),
+    let team = match super::scope::requested_team(who, "team", team)? {
+        // A team key's own team is in its identity already.
+        Some(_) if who.team.is_some() => who.team.clone(),
+        Some(name) => Some(access::require_team(store, tenant, "team", name).await?),
+        None => None,
     };
     if let (Some(team), Some(a)) = (&team, assignee) {
         access::require_member(store, tenant, team, "assignee", a).await?;

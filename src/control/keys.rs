@@ -113,7 +113,7 @@ pub async fn create(
         ),
         None => None,
     };
-    let requested = within_own_team(granter, new.team)?;
+    let requested = super::scope::requested_team(granter, "team", new.team)?;
     let team_name = match (&principal, requested) {
         (Some(p), requested) if p.team.is_some() => {
             let theirs = p.team.as_deref().unwrap_or_default();
@@ -294,23 +294,6 @@ pub async fn revoke(
         .await?
         .rows_affected());
     get(store, tenant, bare, scope).await
-}
-
-/// The team a principal or key made by `granter` belongs to: a team-limited granter makes them
-/// in its own team only (by default, too), so it cannot mint access wider than its own.
-pub fn within_own_team<'a>(
-    granter: &'a Identity,
-    requested: Option<&'a str>,
-) -> Result<Option<&'a str>, ControlError> {
-    match (&granter.team, requested) {
-        (None, requested) => Ok(requested),
-        (Some(own), None) => Ok(Some(own.name.as_str())),
-        (Some(own), Some(name)) if name.trim() == own.name => Ok(Some(name)),
-        (Some(own), Some(_)) => Err(ControlError::invalid(
-            "team",
-            format!("this key manages team {:?} only", own.name),
-        )),
-    }
 }
 
 type AuthRow = (

@@ -5,7 +5,7 @@
 use uuid::Uuid;
 
 use super::keys::Identity;
-use super::Action;
+use super::{Action, ControlError};
 
 /// How far a caller reaches inside its tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +47,25 @@ impl Scope {
             Scope::Tenant => true,
             Scope::Team(_) => !matches!(action, Action::ManageChannels),
         }
+    }
+}
+
+/// The team a request by `who` names (in `field`): a team-limited key names its own team only,
+/// and gets it when it names none; a tenant-wide key names whatever it asks for. Keys,
+/// principals, new opportunities and bulk filters all ask this.
+pub fn requested_team<'a>(
+    who: &'a Identity,
+    field: &'static str,
+    requested: Option<&'a str>,
+) -> Result<Option<&'a str>, ControlError> {
+    match (&who.team, requested) {
+        (None, requested) => Ok(requested),
+        (Some(own), None) => Ok(Some(own.name.as_str())),
+        (Some(own), Some(name)) if name.trim() == own.name => Ok(Some(own.name.as_str())),
+        (Some(own), Some(_)) => Err(ControlError::invalid(
+            field,
+            format!("this key is limited to team {:?}", own.name),
+        )),
     }
 }
 

@@ -55,6 +55,10 @@ impl AuthLimiter {
     }
 }
 
+/// A request extension: the identity a middleware already authenticated for this request.
+#[derive(Clone)]
+pub struct Authenticated(pub Identity);
+
 /// The authenticated caller of a `/v1` request.
 pub struct Caller(pub Identity);
 
@@ -133,9 +137,16 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let client = client_address(parts);
-        let key = bearer(parts).ok_or(ApiError::Unauthorized)?;
-        let identity = check_key(state, client, key).await?;
+        // A middleware that authenticated the request already (`idempotency`) left who it is
+        // here: the key is not looked up twice. Clients cannot set extensions.
+        let identity = match parts.extensions.get::<Authenticated>() {
+            Some(Authenticated(identity)) => identity.clone(),
+            None => {
+                let client = client_address(parts);
+                let key = bearer(parts).ok_or(ApiError::Unauthorized)?;
+                check_key(state, client, key).await?
+            }
+        };
         // The access log line (`edge::access_span`) names the tenant once it is known.
         tracing::Span::current().record("tenant", tracing::field::display(identity.tenant));
         Ok(Caller(identity))

@@ -14,7 +14,7 @@ use axum::Json;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::auth::{bearer, check_key, client_address};
+use super::auth::{bearer, check_key, client_address, Authenticated};
 use super::error::ApiError;
 use super::AppState;
 use crate::control::idempotency::{self, Claim};
@@ -44,7 +44,7 @@ pub async fn idempotent(State(state): State<AppState>, req: Request, next: Next)
         return next.run(req).await;
     };
     // Keys are per tenant: the caller must be known before its key is looked up.
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let identity = match bearer(&parts) {
         Some(presented) => match check_key(&state, client_address(&parts), presented).await {
             Ok(identity) => identity,
@@ -52,6 +52,8 @@ pub async fn idempotent(State(state): State<AppState>, req: Request, next: Next)
         },
         None => return ApiError::Unauthorized.into_response(),
     };
+    // The handler's `Caller` takes it from here rather than looking the key up again.
+    parts.extensions.insert(Authenticated(identity.clone()));
     let Some(key) = raw
         .to_str()
         .ok()

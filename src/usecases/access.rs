@@ -77,7 +77,7 @@ pub async fn create_principal(
         )));
     }
     let kind: PrincipalKind = f.kind.unwrap_or("user").parse()?;
-    let team = keys::within_own_team(who, f.team)?;
+    let team = crate::control::scope::requested_team(who, "team", f.team)?;
     let p = access::create_principal(
         engine.store(),
         tenant,

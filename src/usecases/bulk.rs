@@ -19,6 +19,7 @@ use super::{authorize, Error};
 use crate::control::access;
 use crate::control::audit::AuditAction;
 use crate::control::keys::Identity;
+use crate::control::scope::requested_team;
 use crate::control::Action;
 
 /// At most this many opportunities per bulk request: a larger set is narrowed by filter.
@@ -89,20 +90,14 @@ async fn matching(
             ));
         }
     }
-    let team = match (&filter.team, &who.team) {
-        (Some(name), Some(own)) if name.trim() != own.name => {
-            return Err(Error::invalid(
-                "filter.team",
-                format!("this key acts on team {:?} only", own.name),
-            ))
-        }
-        (_, Some(own)) => Some(own.id),
-        (Some(name), None) => Some(
+    let team = match requested_team(who, "filter.team", filter.team.as_deref())? {
+        Some(_) if who.team.is_some() => who.team.as_ref().map(|own| own.id),
+        Some(name) => Some(
             access::require_team(store, tenant, "filter.team", name)
                 .await?
                 .id,
         ),
-        (None, None) => None,
+        None => None,
     };
     let members = match team {
         Some(t) => Some(access::opportunities_of(store, tenant, t).await?),

@@ -12,6 +12,9 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
+mod dropped_db;
+use dropped_db::DroppedDatabase;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Postgres,
@@ -30,7 +33,7 @@ pub fn pg_admin_url() -> String {
 }
 
 /// A new, empty database for one test. A PostgreSQL one is dropped when the test ends, passed
-/// or panicked (see `DroppedAtTestEnd`); call this from the test's own thread (its body, not a
+/// or panicked (see `DroppedDatabase`); call this from the test's own thread (its body, not a
 /// spawned task).
 pub async fn fresh_database(backend: Backend, dir: &TempDir) -> String {
     match backend {
@@ -48,8 +51,8 @@ pub async fn fresh_database(backend: Backend, dir: &TempDir) -> String {
                 .expect("create test database");
             let _ = conn.close().await;
             DATABASES.with(|d| {
-                d.borrow_mut().push(DroppedAtTestEnd {
-                    admin: admin.clone(),
+                d.borrow_mut().push(DroppedDatabase {
+                    admin_url: admin.clone(),
                     name: name.clone(),
                 })
             });
@@ -65,7 +68,7 @@ thread_local! {
     /// under `cargo test` and `cargo nextest` alike, so they go when the test ends, whether it
     /// passed or panicked. A test killed from outside (a nextest timeout) leaves its database
     /// to `scripts/test.sh`'s clean-up of leftovers.
-    static DATABASES: std::cell::RefCell<Vec<DroppedAtTestEnd>> =
+    static DATABASES: std::cell::RefCell<Vec<DroppedDatabase>> =
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -74,59 +77,6 @@ thread_local! {
 pub fn keep_database(url_or_name: &str) {
     let name = url_or_name.rsplit('/').next().unwrap_or(url_or_name);
     DATABASES.with(|d| d.borrow_mut().retain(|db| db.name != name));
-}
-
-/// A test database that is dropped (`WITH (FORCE)`: whatever is still connected, such as a
-/// server the test left running, is cut off) when this goes.
-struct DroppedAtTestEnd {
-    admin: String,
-    name: String,
-}
-
-impl Drop for DroppedAtTestEnd {
-    fn drop(&mut self) {
-        let name = &self.name;
-        if std::env::var_os("NEURONX_TEST_KEEP_DB").is_some() {
-            eprintln!("test database {name} kept (NEURONX_TEST_KEEP_DB)");
-            return;
-        }
-        // Never panic here (a panicking thread-local destructor aborts the process): a database
-        // left behind is only reported, and the next `scripts/test.sh` drops it.
-        if let Err(e) = drop_database(&self.admin, name) {
-            eprintln!("warning: test database {name} was not dropped: {e}");
-        }
-    }
-}
-
-/// `DROP DATABASE ... WITH (FORCE)` (PostgreSQL 13+) on a connection of its own, from a thread
-/// and runtime of its own: the test's runtime is gone by now, or is blocked on this very call.
-fn drop_database(admin: &str, name: &str) -> Result<(), String> {
-    let (admin, sql) = (
-        admin.to_owned(),
-        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-    );
-    let dropping = std::thread::Builder::new().spawn(move || -> Result<(), String> {
-        use sqlx::Connection;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
-        runtime.block_on(async {
-            let mut conn = sqlx::PgConnection::connect(&admin)
-                .await
-                .map_err(|e| e.to_string())?;
-            sqlx::query(&sql)
-                .execute(&mut conn)
-                .await
-                .map_err(|e| e.to_string())?;
-            let _ = conn.close().await;
-            Ok(())
-        })
-    });
-    dropping
-        .map_err(|e| e.to_string())?
-        .join()
-        .map_err(|_| "the dropping thread panicked".to_owned())?
 }
 
 pub fn settings(database_url: &str) -> Settings {

@@ -7,6 +7,10 @@ use neuronx_supervision::Store;
 use sqlx::{Connection, Executor, PgConnection};
 use tempfile::TempDir;
 
+#[path = "../../../tests/common/dropped_db.rs"]
+mod dropped_db;
+use dropped_db::DroppedDatabase;
+
 /// A small shard count keeps migrations fast.
 pub const SHARDS: u32 = 16;
 
@@ -108,60 +112,6 @@ async fn create_database(admin_url: &str, name: &str) {
         .close()
         .await
         .expect("closing the PostgreSQL admin connection");
-}
-
-/// A test database dropped (`WITH (FORCE)`, PostgreSQL 13+: connections still open are cut)
-/// when this goes: at the end of a test, and while a panicking test unwinds. A test killed from
-/// outside leaves its database to `scripts/test.sh`'s clean-up of leftovers.
-/// `NEURONX_TEST_KEEP_DB=1` keeps them, to look into one.
-struct DroppedDatabase {
-    admin_url: String,
-    name: String,
-}
-
-impl Drop for DroppedDatabase {
-    fn drop(&mut self) {
-        let name = &self.name;
-        if std::env::var_os("NEURONX_TEST_KEEP_DB").is_some() {
-            eprintln!("test database {name} kept (NEURONX_TEST_KEEP_DB)");
-            return;
-        }
-        // No panic here (this may run while a test unwinds): a database left behind is only
-        // reported, and the next `scripts/test.sh` drops it.
-        if let Err(e) = drop_database(&self.admin_url, name) {
-            eprintln!("warning: test database {name} was not dropped: {e}");
-        }
-    }
-}
-
-/// Drops `name` on a connection of its own, from a thread and runtime of its own: `Drop` runs
-/// on the test's runtime thread, which must not block on a future of its own.
-fn drop_database(admin_url: &str, name: &str) -> Result<(), String> {
-    let (admin_url, sql) = (
-        admin_url.to_owned(),
-        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-    );
-    let dropping = std::thread::Builder::new().spawn(move || -> Result<(), String> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
-        runtime.block_on(async {
-            let mut admin = PgConnection::connect(&admin_url)
-                .await
-                .map_err(|e| e.to_string())?;
-            admin
-                .execute(sql.as_str())
-                .await
-                .map_err(|e| e.to_string())?;
-            let _ = admin.close().await;
-            Ok(())
-        })
-    });
-    dropping
-        .map_err(|e| e.to_string())?
-        .join()
-        .map_err(|_| "the dropping thread panicked".to_owned())?
 }
 
 /// `url` with its database name replaced by `name` (query parameters kept).
