@@ -6,8 +6,8 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -15,69 +15,75 @@ use axum::body::{Body, Bytes};
 use http_body::{Frame, SizeHint};
 use tokio_util::sync::CancellationToken;
 
-/// Every open connection of one server.
-#[derive(Clone)]
+/// Every open connection of one server. Owned by the accept loop, the only task that opens
+/// connections or looks for the idlest one; the connections share only their own counters
+/// (atomics), so there is no lock: a closed connection marks itself gone and the loop forgets
+/// it on its next pass.
 pub struct Registry {
-    inner: Arc<Mutex<Inner>>,
-    epoch: Instant,
-}
-
-#[derive(Default)]
-struct Inner {
-    next_id: u64,
     open: HashMap<u64, Arc<Activity>>,
+    next_id: u64,
+    /// The most connections open at once; gone entries are swept once the map reaches it.
+    capacity: usize,
+    epoch: Instant,
 }
 
 struct Activity {
     busy: AtomicUsize,
     /// When the last request ended (or the connection opened), in µs since `epoch`.
     idle_since_us: AtomicU64,
+    epoch: Instant,
+    /// Set when the connection has closed: the registry forgets it.
+    gone: AtomicBool,
     /// Cancelled to ask the connection to close: at once when idle, else after its response.
     close: CancellationToken,
 }
 
+impl Activity {
+    fn now_us(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+}
+
 impl Registry {
-    pub fn new() -> Self {
+    pub fn new(capacity: usize) -> Self {
         Self {
-            inner: Arc::default(),
+            open: HashMap::new(),
+            next_id: 0,
+            capacity: capacity.max(1),
             epoch: Instant::now(),
         }
     }
 
-    fn now_us(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        // A panic while holding this lock leaves the map consistent (each step is one insert or
-        // remove), so a poisoned lock is used as it is.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    fn sweep(&mut self) {
+        self.open.retain(|_, a| !a.gone.load(Ordering::Acquire));
     }
 
     /// Registers a new connection; `close` is cancelled to ask it to close. The registration
     /// ends when the returned handle is dropped.
-    pub fn open(&self, close: CancellationToken) -> Conn {
+    pub fn open(&mut self, close: CancellationToken) -> Conn {
+        if self.open.len() >= self.capacity {
+            self.sweep();
+        }
         let activity = Arc::new(Activity {
             busy: AtomicUsize::new(0),
-            idle_since_us: AtomicU64::new(self.now_us()),
+            idle_since_us: AtomicU64::new(0),
+            epoch: self.epoch,
+            gone: AtomicBool::new(false),
             close,
         });
-        let mut inner = self.lock();
-        inner.next_id += 1;
-        let id = inner.next_id;
-        inner.open.insert(id, activity.clone());
-        Conn {
-            registry: self.clone(),
-            id,
-            activity,
-        }
+        activity
+            .idle_since_us
+            .store(activity.now_us(), Ordering::Relaxed);
+        self.next_id += 1;
+        self.open.insert(self.next_id, activity.clone());
+        Conn { activity }
     }
 
     /// Asks the connection idle the longest (and not already asked) to close. False when every
     /// connection has a request in progress.
-    pub fn close_idlest(&self) -> bool {
-        let inner = self.lock();
-        let idlest = inner
+    pub fn close_idlest(&mut self) -> bool {
+        self.sweep();
+        let idlest = self
             .open
             .values()
             .filter(|a| a.busy.load(Ordering::Acquire) == 0 && !a.close.is_cancelled())
@@ -90,17 +96,10 @@ impl Registry {
             None => false,
         }
     }
-
-    #[cfg(test)]
-    pub fn len(&self) -> usize {
-        self.lock().open.len()
-    }
 }
 
 /// One registered connection.
 pub struct Conn {
-    registry: Registry,
-    id: u64,
     activity: Arc<Activity>,
 }
 
@@ -114,7 +113,6 @@ impl Conn {
     pub fn busy(&self) -> Busy {
         self.activity.busy.fetch_add(1, Ordering::AcqRel);
         Busy {
-            registry: self.registry.clone(),
             activity: self.activity.clone(),
         }
     }
@@ -122,21 +120,19 @@ impl Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        self.registry.lock().open.remove(&self.id);
+        self.activity.gone.store(true, Ordering::Release);
     }
 }
 
 /// A request in progress on its connection.
 pub struct Busy {
-    registry: Registry,
     activity: Arc<Activity>,
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.activity
-            .idle_since_us
-            .store(self.registry.now_us(), Ordering::Relaxed);
+        let now = self.activity.now_us();
+        self.activity.idle_since_us.store(now, Ordering::Relaxed);
         self.activity.busy.fetch_sub(1, Ordering::AcqRel);
     }
 }
@@ -180,10 +176,9 @@ mod tests {
 
     #[test]
     fn the_connection_idle_longest_is_closed_first_and_busy_ones_never() {
-        let registry = Registry::new();
+        let mut registry = Registry::new(8);
         let (a, b) = (CancellationToken::new(), CancellationToken::new());
         let conn_a = registry.open(a.clone());
-        std::thread::sleep(std::time::Duration::from_millis(2));
         let conn_b = registry.open(b.clone());
         let busy_a = conn_a.busy();
         assert!(registry.close_idlest());
@@ -193,6 +188,16 @@ mod tests {
         assert!(registry.close_idlest());
         assert!(a.is_cancelled());
         drop(conn_b);
-        assert_eq!(registry.len(), 1);
+        registry.sweep();
+        assert_eq!(registry.open.len(), 1, "a closed connection is forgotten");
+    }
+
+    #[test]
+    fn closed_connections_do_not_pile_up() {
+        let mut registry = Registry::new(4);
+        for _ in 0..100 {
+            drop(registry.open(CancellationToken::new()));
+        }
+        assert!(registry.open.len() <= 4, "{}", registry.open.len());
     }
 }

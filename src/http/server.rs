@@ -68,12 +68,13 @@ impl Actor for HttpServer {
     ) -> Result<State, ActorProcessingErr> {
         let edge = args.state.edge.clone();
         let cut = CancellationToken::new();
+        let limit = effective_limit(edge.max_connections);
         let server = Server {
-            limit: effective_limit(edge.max_connections),
+            limit,
             router: router(args.state),
             edge: edge.clone(),
             cut: cut.clone(),
-            registry: Registry::new(),
+            registry: Registry::new(limit),
             tracker: TaskTracker::new(),
         };
         let task = tokio::spawn(server.run(args.listener));
@@ -124,7 +125,7 @@ struct Server {
 }
 
 impl Server {
-    async fn run(self, listener: TcpListener) {
+    async fn run(mut self, listener: TcpListener) {
         let stopping = self.edge.lifecycle.stopping();
         let slots = Arc::new(Semaphore::new(self.limit));
         loop {
@@ -161,7 +162,7 @@ impl Server {
     }
 
     /// A slot for a new connection: a free one, or one freed by closing the idlest connection.
-    async fn admit(&self, slots: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
+    async fn admit(&mut self, slots: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
         if let Ok(slot) = slots.clone().try_acquire_owned() {
             return Some(slot);
         }
