@@ -30,7 +30,7 @@ pub struct TwilioRequest {
     description = "Stores the tenant's Twilio account; the auth token is sealed at rest and never returned. A `base_url` may not lead to this machine or its network. Audited.",
     request_body = TwilioRequest,
     responses(
-        (status = 200, description = "stored; the token is never returned", body = crate::http::openapi::TwilioChannel),
+        (status = 200, description = "stored; the token is never returned", body = crate::usecases::channels::TwilioView),
         crate::http::openapi::Errors
     )
 )]
@@ -67,7 +67,7 @@ pub async fn put_twilio(
     summary = "Read the Twilio account",
     description = "The stored account without its token; 404 when none is stored.",
     responses(
-        (status = 200, description = "the stored account", body = crate::http::openapi::TwilioChannel),
+        (status = 200, description = "the stored account", body = crate::usecases::channels::TwilioView),
         crate::http::openapi::Errors
     )
 )]
@@ -93,8 +93,8 @@ pub struct DncRequest {
     description = "Nothing is sent to a listed number on any channel. The number is stored in E.164. Audited.",
     request_body = DncRequest,
     responses(
-        (status = 201, description = "added", body = crate::http::openapi::DncEntry),
-        (status = 200, description = "already listed", body = crate::http::openapi::DncEntry),
+        (status = 201, description = "added", body = crate::usecases::channels::DncView),
+        (status = 200, description = "already listed", body = crate::usecases::channels::DncView),
         crate::http::openapi::Errors
     )
 )]
@@ -121,7 +121,7 @@ pub async fn add_dnc(
     description = "404 when the number is not listed. Audited.",
     params(("phone" = String, Path, description = "E.164 number")),
     responses(
-        (status = 200, description = "removed", body = crate::http::openapi::DncEntry),
+        (status = 200, description = "removed", body = crate::usecases::channels::DncView),
         crate::http::openapi::Errors
     )
 )]

@@ -18,7 +18,7 @@ use crate::usecases::audit::ClusterView;
     summary = "Read the cluster",
     description = "The instances sharing this database, the shards each holds, their epochs and lease ages, against the database's clock. Operational: not for integration keys.",
     responses(
-        (status = 200, description = "instances, their shards, epochs and lease ages", body = crate::http::openapi::Cluster),
+        (status = 200, description = "instances, their shards, epochs and lease ages", body = crate::usecases::audit::ClusterView),
         crate::http::openapi::Errors
     )
 )]

@@ -237,7 +237,7 @@ macro_rules! named_page {
 
 named_page!(OpportunityPage = OpportunityView);
 named_page!(TimelinePage = TimelineItem);
-named_page!(DeadLetterPage = DeadLetter);
+named_page!(DeadLetterPage = crate::usecases::ops::DeadLetterView);
 
 /// The error answers any `/v1` route may give.
 #[derive(utoipa::IntoResponses)]

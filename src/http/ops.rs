@@ -23,7 +23,7 @@ use crate::usecases::views::Page;
     description = "A call placed for an opportunity: its Twilio status, answering-machine verdict, provider SID and the first 200 entries of its timeline. A call belongs to its opportunity's team: another team's or tenant's call answers 404.",
     params(("id" = String, Path, description = "the call's id")),
     responses(
-        (status = 200, description = "the call with its timeline", body = crate::http::openapi::Call),
+        (status = 200, description = "the call with its timeline", body = crate::usecases::ops::CallView),
         crate::http::openapi::Errors
     )
 )]
@@ -75,7 +75,7 @@ pub struct DeadLetterRequest {
     request_body = DeadLetterRequest,
     params(("id" = String, Path, description = "the dead letter's id")),
     responses(
-        (status = 200, description = "resubmitted", body = crate::http::openapi::HandledDeadLetter),
+        (status = 200, description = "resubmitted", body = crate::usecases::ops::HandledView),
         crate::http::openapi::Errors
     )
 )]
@@ -100,7 +100,7 @@ pub async fn retry_dead_letter(
     request_body = DeadLetterRequest,
     params(("id" = String, Path, description = "the dead letter's id")),
     responses(
-        (status = 200, description = "discarded", body = crate::http::openapi::HandledDeadLetter),
+        (status = 200, description = "discarded", body = crate::usecases::ops::HandledView),
         crate::http::openapi::Errors
     )
 )]

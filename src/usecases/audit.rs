@@ -77,29 +77,42 @@ pub async fn audit_log(
 }
 
 /// One shard as the cluster view shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = ClusterShard)]
 pub struct ShardView {
     pub id: i32,
-    /// The holder, while its lease runs.
+    /// The instance holding a live lease; null when none does.
+    #[schema(required = true)]
     pub owner: Option<String>,
+    /// Bumped at every change of owner; fences the previous one's writes.
     pub epoch: i64,
+    /// 0 when no lease is live.
     pub lease_remaining_ms: i64,
 }
 
 /// One instance sharing the database.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = ClusterInstance)]
 pub struct InstanceView {
     pub id: String,
     pub started_at_ms: i64,
     pub heartbeat_age_ms: i64,
+    /// Its last heartbeat is younger than the lease TTL.
     pub live: bool,
+    /// It rate-limits sends through Redis, shared with the other instances.
     pub shared_limits: bool,
+    /// The shards it holds a live lease on.
     pub shards: Vec<i32>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// The instances sharing this database and the shards each holds. Ages are against the
+/// database's clock.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Cluster)]
 pub struct ClusterView {
+    /// The database's clock when membership was read, in Unix milliseconds.
     pub now_ms: i64,
+    /// The id of the instance that answered.
     pub this_instance: String,
     pub shard_count: usize,
     pub lease_ttl_ms: u64,

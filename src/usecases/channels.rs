@@ -14,13 +14,21 @@ use crate::control::Action;
 use crate::secrets::Keyring;
 use crate::tenant_data::{self, StoredCredentials};
 
-/// The stored account as callers see it: the token only as `set`.
-#[derive(Debug, Clone, Serialize)]
+/// The tenant's Twilio account as stored; the auth token is sealed and never returned.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = TwilioChannel)]
 pub struct TwilioView {
+    /// Always `twilio`.
+    #[schema(value_type = crate::http::openapi::ChannelName)]
     pub channel: &'static str,
     pub account_sid: String,
+    /// E.164.
     pub from_number: String,
+    /// Where Twilio's API is reached; null for Twilio itself.
+    #[schema(required = true)]
     pub base_url: Option<String>,
+    /// Always `set`: the token itself is never returned.
+    #[schema(value_type = crate::http::openapi::TokenSet)]
     pub auth_token: &'static str,
 }
 
@@ -120,9 +128,11 @@ pub async fn get_twilio(engine: &EngineHandle, who: &Identity) -> Result<TwilioV
     Ok(TwilioView::of(&stored))
 }
 
-/// A number on or off the do-not-call list.
-#[derive(Debug, Clone, Serialize)]
+/// A number on (or just taken off) the do-not-call list.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = DncEntry)]
 pub struct DncView {
+    /// E.164.
     pub phone: String,
     pub listed: bool,
 }

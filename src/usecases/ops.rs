@@ -20,24 +20,34 @@ use crate::control::keys::Identity;
 use crate::control::{access, dead_letters, Action, Scope};
 
 /// One entry of a call's timeline.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CallEvent {
     pub at: DateTime<Utc>,
     pub kind: String,
+    /// Who caused it: `system`, `channel`, ...
     pub by: String,
     pub reason: String,
+    /// The entry's details; their keys depend on `kind`.
+    #[schema(value_type = Object)]
     pub data: Value,
 }
 
-/// A call as callers see it.
-#[derive(Debug, Clone, Serialize)]
+/// A call placed for an opportunity, with the first 200 entries of its timeline.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Call)]
 pub struct CallView {
     pub id: Uuid,
     pub opportunity_id: Uuid,
+    /// The number called, E.164.
     pub to: String,
+    /// 1 for the opportunity's first call, and so on.
     pub attempt: u32,
+    #[schema(value_type = crate::http::openapi::CallStatus)]
     pub status: CallStatus,
+    #[schema(value_type = Option<crate::http::openapi::AnsweredBy>, required = true)]
     pub answered_by: Option<AnsweredBy>,
+    /// Twilio's call SID, once it answered the dial.
+    #[schema(required = true)]
     pub provider_sid: Option<String>,
     pub version: i64,
     pub created_at: DateTime<Utc>,
@@ -87,13 +97,19 @@ pub async fn get_call(engine: &EngineHandle, who: &Identity, id: &str) -> Result
     })
 }
 
-/// An input that failed its actor too often, as listed.
-#[derive(Debug, Clone, Serialize)]
+/// An input its actor failed too often, set aside.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = DeadLetter)]
 pub struct DeadLetterView {
+    /// Pass to retry or discard; also the page cursor.
     pub id: i64,
+    /// `opportunity` or `call`.
     pub actor_kind: String,
     pub actor_id: Uuid,
+    /// The input as it was submitted.
+    #[schema(value_type = Object)]
     pub input: Value,
+    /// The last failure.
     pub error: String,
     pub attempts: i32,
     pub at: DateTime<Utc>,
@@ -179,14 +195,16 @@ async fn dead_letter(
 }
 
 /// What became of a handled dead letter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Handled {
     Retried,
     Discarded,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A dead letter retried (its input resubmitted) or discarded.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = HandledDeadLetter)]
 pub struct HandledView {
     pub id: i64,
     pub status: Handled,
