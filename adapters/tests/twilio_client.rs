@@ -33,6 +33,7 @@ fn config() -> ClientConfig {
         max_retries: 3,
         backoff_base: Duration::from_millis(5),
         backoff_max: Duration::from_millis(50),
+        lookup_timeout: Duration::from_millis(400),
     }
 }
 

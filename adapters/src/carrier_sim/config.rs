@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::lookup::LookupConfig;
+
 /// What happens to an outbound call, before any hangup request changes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -60,6 +62,8 @@ pub struct SimConfig {
     /// Forced outcome per `To` number, overriding `outcome_mix` (e.g. a demo lead who is always
     /// busy). Default empty.
     pub number_outcomes: BTreeMap<String, CallOutcome>,
+    /// What Lookup v2 answers (line type per number, default mobile) and its drills.
+    pub lookup: LookupConfig,
 }
 
 impl Default for SimConfig {
@@ -77,6 +81,7 @@ impl Default for SimConfig {
             inbound_sms_url: None,
             lead_numbers_from: "+".into(),
             number_outcomes: BTreeMap::new(),
+            lookup: LookupConfig::default(),
         }
     }
 }
@@ -97,6 +102,7 @@ impl fmt::Debug for SimConfig {
             .field("inbound_sms_url", &self.inbound_sms_url)
             .field("lead_numbers_from", &self.lead_numbers_from)
             .field("number_outcomes", &self.number_outcomes)
+            .field("lookup", &self.lookup)
             .finish()
     }
 }
@@ -379,7 +385,7 @@ impl SimConfig {
         if !self.lead_numbers_from.starts_with('+') {
             return Err("lead_numbers_from must start with '+'".into());
         }
-        Ok(())
+        self.lookup.validate()
     }
 }
 

@@ -6,7 +6,8 @@
 //! and message out on a timeline drawn from a seeded generator: status callbacks with Twilio's
 //! parameters and a valid `X-Twilio-Signature`, optional deliberate disorder (swapped or
 //! duplicated callbacks), retries of failed webhook deliveries, and lead replies POSTed to an
-//! inbound-SMS URL.
+//! inbound-SMS URL. Lookup v2 (`GET /v2/PhoneNumbers/{E164}`) answers a line type per number from
+//! [`LookupConfig`] (default mobile) and counts the lookups it served.
 //!
 //! The generator of the n-th call (or message) to a number is derived from `(seed, number, n)`,
 //! so a run replays the same way whatever order concurrent creates arrive in.
@@ -21,6 +22,7 @@
 
 mod calls;
 mod config;
+mod lookup;
 mod messages;
 mod scheduler;
 mod server;
@@ -37,7 +39,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 pub use config::{
-    CallOutcome, Delivery, Disorder, MessageMix, OutcomeMix, ReplyMix, SimConfig, Timing,
+    CallOutcome, Delivery, Disorder, LookupConfig, MessageMix, OutcomeMix, ReplyMix, SimConfig,
+    Timing,
 };
 pub use stats::{CallView, MessageView, SimStats};
 

@@ -1,5 +1,6 @@
 //! The HTTP side: Twilio's 2010-04-01 Calls and Messages endpoints (Basic auth, form bodies,
-//! Twilio-style JSON errors) and the simulator's own `/sim/*` introspection routes.
+//! Twilio-style JSON errors), Lookup v2 (in `lookup`), and the simulator's own `/sim/*`
+//! introspection routes.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -33,6 +34,14 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
+    pub fn new(status: StatusCode, code: u32, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
     pub fn bad(code: u32, message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::BAD_REQUEST,
@@ -114,6 +123,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             "/2010-04-01/Accounts/{account}/Messages/{file}",
             get(fetch_message),
         )
+        .route("/v2/PhoneNumbers/{number}", get(super::lookup::lookup))
         .route("/sim/stats", get(sim_stats))
         .route("/sim/calls", get(sim_calls))
         .route("/sim/messages", get(sim_messages))
@@ -121,7 +131,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-fn respond(shared: &Shared, result: Result<Response, ApiError>) -> Response {
+pub(crate) fn respond(shared: &Shared, result: Result<Response, ApiError>) -> Response {
     match result {
         Ok(response) => response,
         Err(e) => {
@@ -134,6 +144,16 @@ fn respond(shared: &Shared, result: Result<Response, ApiError>) -> Response {
 /// Basic auth must be the configured account SID and auth token, and the path's account the
 /// same SID.
 fn authorize(shared: &Shared, headers: &HeaderMap, account: &str) -> Result<(), ApiError> {
+    check_basic(shared, headers)?;
+    if account != shared.config.account_sid {
+        return Err(ApiError::not_found(&format!("/Accounts/{account}")));
+    }
+    Ok(())
+}
+
+/// Basic auth must be the configured account SID and auth token (Lookup has no account in its
+/// path, so this is all it checks).
+pub(crate) fn check_basic(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
     let credentials = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -152,9 +172,6 @@ fn authorize(shared: &Shared, headers: &HeaderMap, account: &str) -> Result<(), 
     let password_ok = password.as_bytes().ct_eq(config.auth_token.as_bytes());
     if !bool::from(user_ok & password_ok) {
         return Err(ApiError::unauthorized());
-    }
-    if account != config.account_sid {
-        return Err(ApiError::not_found(&format!("/Accounts/{account}")));
     }
     Ok(())
 }

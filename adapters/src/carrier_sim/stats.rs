@@ -46,6 +46,10 @@ pub struct SimStats {
     /// Effect keys created more than once: each is a lead dialled or texted twice for one
     /// intended effect. Must stay 0.
     pub duplicate_creates: u64,
+    /// Lookup v2 requests that passed auth (each one billed by Twilio).
+    pub lookups: u64,
+    /// Number looked up → lookups of it.
+    pub lookups_per_number: BTreeMap<String, u64>,
 }
 
 impl SimStats {

@@ -20,6 +20,9 @@ use crate::outbound::OutboundGuard;
 
 /// Twilio's production API host.
 pub const DEFAULT_BASE_URL: &str = "https://api.twilio.com";
+/// Twilio's Lookup API host, used when the base URL is Twilio's own; any other base URL (the
+/// carrier simulator, a test double) serves Lookup under itself.
+pub const DEFAULT_LOOKUP_URL: &str = "https://lookups.twilio.com";
 const API_VERSION: &str = "2010-04-01";
 
 /// Account SID and auth token, used as the Basic-auth user and password.
@@ -50,6 +53,9 @@ pub struct ClientConfig {
     pub backoff_base: Duration,
     /// Cap on any single wait, including one asked for by `Retry-After`.
     pub backoff_max: Duration,
+    /// Whole-request deadline of a line-type lookup, tried once: the text waiting on it goes
+    /// out anyway when it fails, so a slow lookup must not hold it long.
+    pub lookup_timeout: Duration,
 }
 
 impl Default for ClientConfig {
@@ -60,6 +66,7 @@ impl Default for ClientConfig {
             max_retries: 3,
             backoff_base: Duration::from_millis(200),
             backoff_max: Duration::from_secs(5),
+            lookup_timeout: Duration::from_secs(3),
         }
     }
 }
@@ -67,11 +74,13 @@ impl Default for ClientConfig {
 /// A Twilio REST client bound to one account. Cheap to clone (the connection pool is shared).
 #[derive(Debug, Clone)]
 pub struct TwilioClient {
-    http: reqwest::Client,
+    pub(super) http: reqwest::Client,
     /// `{base}/2010-04-01/Accounts/{AccountSid}`, without a trailing slash.
     account_root: String,
-    credentials: TwilioCredentials,
-    config: ClientConfig,
+    /// Where `/v2/PhoneNumbers/…` is served, without a trailing slash.
+    pub(super) lookup_root: String,
+    pub(super) credentials: TwilioCredentials,
+    pub(super) config: ClientConfig,
 }
 
 /// How one attempt ended.
@@ -114,14 +123,17 @@ impl TwilioClient {
             .user_agent(concat!("neuronx/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| TwilioError::Setup(error_chain(&e)))?;
-        let account_root = format!(
-            "{}/{API_VERSION}/Accounts/{}",
-            base_url.trim_end_matches('/'),
-            credentials.account_sid
-        );
+        let base = base_url.trim_end_matches('/');
+        let account_root = format!("{base}/{API_VERSION}/Accounts/{}", credentials.account_sid);
+        let lookup_root = if base == DEFAULT_BASE_URL {
+            DEFAULT_LOOKUP_URL.to_owned()
+        } else {
+            base.to_owned()
+        };
         Ok(Self {
             http,
             account_root,
+            lookup_root,
             credentials,
             config,
         })
@@ -334,7 +346,7 @@ fn transport_failure<T>(e: &reqwest::Error) -> Attempt<T> {
 }
 
 /// An error and its sources on one line; reqwest's top-level message alone is rarely useful.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(super) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(inner) = source {

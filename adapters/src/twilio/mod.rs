@@ -1,5 +1,5 @@
-//! Twilio-compatible carrier adapter: a REST client for calls and messages, and validation of
-//! the `X-Twilio-Signature` header on the webhooks Twilio sends us.
+//! Twilio-compatible carrier adapter: a REST client for calls, messages and line-type lookups,
+//! and validation of the `X-Twilio-Signature` header on the webhooks Twilio sends us.
 //!
 //! The client talks to `https://api.twilio.com` or to any server speaking the same 2010-04-01
 //! API (our carrier simulator, test doubles). Two rules shape it:
@@ -12,12 +12,16 @@
 
 mod client;
 mod error;
+mod lookup;
 mod resources;
 pub mod retry;
 pub mod signature;
 
-pub use client::{ClientConfig, TwilioClient, TwilioCredentials, DEFAULT_BASE_URL};
+pub use client::{
+    ClientConfig, TwilioClient, TwilioCredentials, DEFAULT_BASE_URL, DEFAULT_LOOKUP_URL,
+};
 pub use error::TwilioError;
+pub use lookup::{LineType, LineTypeLookup};
 pub use resources::{
     CallResource, CallStatus, CreateCall, CreateMessage, HangupStatus, MessageResource,
     MessageStatus, StatusCallbackEvent,
