@@ -13,7 +13,7 @@ use crate::entity::Rejected;
 use crate::key::{ActorKey, Epoch, ShardId};
 use crate::kinds::Kinds;
 use crate::metrics::Metrics;
-use crate::outbox::Handlers;
+use crate::outbox::{Completions, Handlers};
 use crate::protocol::{DeliveryError, ManagerMsg, RootMsg, ShardHostMsg, StoredAnswer, Work};
 use crate::restart::{RestartDecision, RestartTracker};
 use crate::runtime::Batchers;
@@ -232,7 +232,7 @@ struct Root {
     rt: Arc<Runtime>,
     kinds: Kinds,
     handlers: Arc<Handlers>,
-    completions: Batcher<EffectDone, Inserted>,
+    completions: Completions,
 }
 
 struct RootState {
@@ -376,17 +376,7 @@ impl Engine {
         let s = store.clone();
         let (completions, task) = Batcher::spawn(256, move |batch: Arc<[EffectDone]>| {
             let s = s.clone();
-            Box::pin(async move {
-                // The store answers only for results that carry a follow-up input.
-                let mut inserted = s.complete_outbox(&batch).await?.into_iter();
-                Ok(batch
-                    .iter()
-                    .map(|d| match d.followup {
-                        Some(_) => inserted.next().unwrap_or(Inserted::Duplicate),
-                        None => Inserted::Duplicate,
-                    })
-                    .collect())
-            })
+            Box::pin(async move { s.complete_outbox(&batch).await })
         });
         tasks.push(task);
 

@@ -23,6 +23,7 @@ pub struct Metrics {
     pub owned_shards: IntGauge,
     pub effects: IntCounterVec,
     pub effect_latency: HistogramVec,
+    pub completions_refused: IntCounterVec,
 }
 
 fn buckets() -> Vec<f64> {
@@ -82,6 +83,14 @@ impl Metrics {
                     .buckets(buckets()),
                 &["channel"],
             )?,
+            completions_refused: IntCounterVec::new(
+                Opts::new(
+                    "effect_completions_refused_total",
+                    "effect results not recorded because their row was no longer in flight under \
+                     their claim (recorded unknown by the shard's next holder, or finished), by channel",
+                ),
+                &["channel"],
+            )?,
             registry,
             timer_lateness_max: std::sync::atomic::AtomicI64::new(0),
         };
@@ -102,6 +111,8 @@ impl Metrics {
         m.registry.register(Box::new(m.owned_shards.clone()))?;
         m.registry.register(Box::new(m.effects.clone()))?;
         m.registry.register(Box::new(m.effect_latency.clone()))?;
+        m.registry
+            .register(Box::new(m.completions_refused.clone()))?;
         Ok(m)
     }
 

@@ -17,7 +17,7 @@ use crate::key::{ActorKey, Epoch, ShardId};
 use crate::kinds::{resolve_key, Kinds};
 use crate::protocol::{DispatcherMsg, ShardHostMsg, Work};
 use crate::runtime::{ActWindow, Runtime};
-use crate::store::{EffectDone, Inserted, NewInput, OutboxRow, OutboxStatus};
+use crate::store::{Completion, EffectDone, Inserted, NewInput, OutboxRow, OutboxStatus};
 
 mod orphans;
 
@@ -83,6 +83,9 @@ pub trait EffectHandler: Send + Sync + 'static {
 
 pub type Handlers = HashMap<String, Arc<dyn EffectHandler>>;
 
+/// The group writer of effect completions (`Store::complete_outbox`).
+pub type Completions = Batcher<EffectDone, Completion>;
+
 pub struct Args;
 
 pub struct State {
@@ -110,7 +113,7 @@ pub struct Dispatcher {
     rt: Arc<Runtime>,
     kinds: Kinds,
     handlers: Arc<Handlers>,
-    completions: Batcher<EffectDone, Inserted>,
+    completions: Completions,
 }
 
 impl Dispatcher {
@@ -118,7 +121,7 @@ impl Dispatcher {
         rt: Arc<Runtime>,
         kinds: Kinds,
         handlers: Arc<Handlers>,
-        completions: Batcher<EffectDone, Inserted>,
+        completions: Completions,
     ) -> Self {
         Self {
             rt,
@@ -314,9 +317,14 @@ impl Dispatcher {
 /// Records an effect's outcome on its row and hands the follow-up input, if any, to its actor
 /// (made durable with the completion, deduplicated per effect). Returns the effect's shard when
 /// the effect went back to pending.
+///
+/// The row changes only while it is still `inflight` under this claim: a completion arriving
+/// after the shard's next holder recorded the effect `unknown` (this instance froze past its
+/// lease) is refused, writes nothing and is counted, so a dial reported "not dialling again"
+/// is never put back to pending and dialled late.
 async fn record(
     rt: &Runtime,
-    completions: &Batcher<EffectDone, Inserted>,
+    completions: &Completions,
     key: ActorKey,
     row: &OutboxRow,
     outcome: EffectOutcome,
@@ -334,6 +342,7 @@ async fn record(
     let followup_input = outcome.followup.clone();
     let done = EffectDone {
         outbox_id: row.id,
+        claim: row.attempts,
         status,
         result: outcome.result,
         now_ms: Utc::now().timestamp_millis(),
@@ -350,18 +359,29 @@ async fn record(
     };
     // A completion the database could not take (a lost connection, a restart) is tried again
     // while this instance may still act for the shard; past that, the row stays claimed and
-    // the shard's next holder records it unknown (orphans.rs).
+    // the shard's next holder records it unknown (orphans.rs). A late try is harmless: the
+    // write is a compare-and-set on the claim.
     let written = completions
         .submit_retrying(done, COMPLETION_ATTEMPTS, COMPLETION_PAUSE, || rt.may_act())
         .await;
     match written {
-        Ok(Inserted::New { id, key, shard }) => {
+        Ok(Completion::Recorded(Some(Inserted::New { id, key, shard }))) => {
             if let Some(input) = followup_input {
                 let deliver = ShardHostMsg::Deliver(key, Work::from_inbox(id, input), None);
                 rt.route(shard, deliver);
             }
         }
-        Ok(Inserted::Duplicate) => {}
+        Ok(Completion::Recorded(_)) => {}
+        Ok(Completion::Refused) => {
+            rt.metrics
+                .completions_refused
+                .with_label_values(&[row.channel.as_str()])
+                .inc();
+            tracing::warn!(channel = %row.channel, idem_key = %row.idem_key, claim = row.attempts,
+                outcome = status.as_str(),
+                "effect result refused: the row is no longer in flight under this claim");
+            return None;
+        }
         Err(e) => tracing::warn!(error = %e, "effect completion not recorded"),
     }
     (status == OutboxStatus::Pending).then_some(shard)

@@ -11,22 +11,20 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 
-use crate::committer::Batcher;
 use crate::key::{Epoch, ShardId};
 use crate::kinds::Kinds;
-use crate::outbox::{self, Dispatcher, Handlers};
+use crate::outbox::{self, Completions, Dispatcher, Handlers};
 use crate::protocol::{DispatcherMsg, ManagerMsg, PollScope, ShardHostMsg, TimerMsg};
 use crate::restart::{RestartDecision, RestartTracker};
 use crate::runtime::{ActWindow, HeldShard, Runtime};
 use crate::shard_host::{self, ShardHost};
-use crate::store::{EffectDone, Inserted};
 use crate::timers::{self, TimerService};
 
 mod rounds;
 
 pub struct Args {
     pub handlers: Arc<Handlers>,
-    pub completions: Batcher<EffectDone, Inserted>,
+    pub completions: Completions,
 }
 
 struct Host {

@@ -10,8 +10,9 @@ mod common;
 use std::time::Duration;
 
 use neuronx_supervision::store::{
-    Backlog, CheckpointWrite, CommitOutcome, CommitRecord, Consumed, DeadLetter, EffectDone,
-    EffectWrite, InboxPoll, Inserted, ListQuery, NewInput, OutboxStatus, StoreError, TimerWrite,
+    Backlog, CheckpointWrite, CommitOutcome, CommitRecord, Completion, Consumed, DeadLetter,
+    EffectDone, EffectWrite, InboxPoll, Inserted, ListQuery, NewInput, OutboxStatus, StoreError,
+    TimerWrite,
 };
 use neuronx_supervision::{
     ActorKey, ActorKind, Epoch, OutboxHold, ShardId, Store, TenantId, TimelineRecord,
@@ -1436,7 +1437,12 @@ async fn orphaned_effects_are_reclaimed_once_fenced_and_only_when_old_enough(sto
 
     let reclaim = |held: Vec<(ShardId, Epoch)>, age: i64| {
         let store = store.clone();
-        async move { store.reclaim_orphans(&held, age).await.expect("reclaim") }
+        async move {
+            store
+                .orphaned_effects(&held, age)
+                .await
+                .expect("orphaned_effects")
+        }
     };
     assert!(
         reclaim(vec![(sa, ea)], 3_600_000).await.is_empty(),
@@ -1455,8 +1461,21 @@ async fn orphaned_effects_are_reclaimed_once_fenced_and_only_when_old_enough(sto
         vec!["a/1"],
         "only the held shard's claimed rows"
     );
-    assert_eq!(orphans[0].status, OutboxStatus::Unknown);
+    assert_eq!(orphans[0].status, OutboxStatus::Inflight);
     assert_eq!(orphans[0].payload, json!({ "text": "a/1" }));
+    // Recorded unknown under its claim, it is no longer an orphan.
+    let recorded = store
+        .complete_outbox(&[EffectDone {
+            outbox_id: orphans[0].id,
+            claim: orphans[0].attempts,
+            status: OutboxStatus::Unknown,
+            result: json!({}),
+            now_ms: now(),
+            followup: None,
+        }])
+        .await
+        .expect("complete_outbox");
+    assert_eq!(recorded, vec![Completion::Recorded(None)]);
     assert!(
         reclaim(vec![(sa, ea)], -60_000).await.is_empty(),
         "each orphan is reclaimed once"
@@ -1608,6 +1627,8 @@ async fn completing_an_effect_records_it_and_delivers_the_followup(store: Store)
             .map(|r| r.id)
             .expect("claimed")
     };
+    // Each was claimed once.
+    let claim = 1;
 
     let followup = NewInput {
         key: a,
@@ -1622,6 +1643,7 @@ async fn completing_an_effect_records_it_and_delivers_the_followup(store: Store)
         .complete_outbox(&[
             EffectDone {
                 outbox_id: id_of("c/1"),
+                claim,
                 status: OutboxStatus::Done,
                 result: json!({ "sid": "SM1" }),
                 now_ms: now(),
@@ -1629,6 +1651,7 @@ async fn completing_an_effect_records_it_and_delivers_the_followup(store: Store)
             },
             EffectDone {
                 outbox_id: id_of("c/2"),
+                claim,
                 status: OutboxStatus::Unknown,
                 result: json!({ "error": "timeout" }),
                 now_ms: now(),
@@ -1638,11 +1661,12 @@ async fn completing_an_effect_records_it_and_delivers_the_followup(store: Store)
         .await
         .expect("complete_outbox");
     let new_id = match inserted.as_slice() {
-        [Inserted::New { id, key, shard }] => {
+        [Completion::Recorded(Some(Inserted::New { id, key, shard })), Completion::Recorded(None)] =>
+        {
             assert_eq!((*key, *shard), (a, sa));
             *id
         }
-        other => panic!("expected one followup input, got {other:?}"),
+        other => panic!("expected c/1 with its followup input and c/2 recorded, got {other:?}"),
     };
     assert_eq!(
         outbox_statuses(&store, &a).await,
@@ -1663,10 +1687,11 @@ async fn completing_an_effect_records_it_and_delivers_the_followup(store: Store)
     assert_eq!(row.key.id, a.id);
     assert_eq!(row.input, json!({ "effect": "c/1", "ok": true }));
 
-    // Completing again (a retry) does not deliver the followup twice.
+    // Completing again (a retry) is refused and does not deliver the followup twice.
     let again = store
         .complete_outbox(&[EffectDone {
             outbox_id: id_of("c/1"),
+            claim,
             status: OutboxStatus::Done,
             result: json!({ "sid": "SM1" }),
             now_ms: now(),
@@ -1674,7 +1699,7 @@ async fn completing_an_effect_records_it_and_delivers_the_followup(store: Store)
         }])
         .await
         .expect("complete_outbox");
-    assert_eq!(again, vec![Inserted::Duplicate]);
+    assert_eq!(again, vec![Completion::Refused]);
     assert_eq!(
         inputs_of(&store, &a).await,
         vec![json!({ "effect": "c/1", "ok": true })]
@@ -2206,10 +2231,11 @@ async fn backlog_counts_waiting_inputs_open_effects_and_due_timers(store: Store)
         .await
         .expect("claim_outbox");
     assert_eq!(claimed.len(), 2);
-    let done = claimed.iter().map(|r| r.id).min().expect("two claimed");
+    let done = claimed.iter().min_by_key(|r| r.id).expect("two claimed");
     store
         .complete_outbox(&[EffectDone {
-            outbox_id: done,
+            outbox_id: done.id,
+            claim: done.attempts,
             status: OutboxStatus::Done,
             result: json!({}),
             now_ms: now(),

@@ -2,9 +2,10 @@
 //! its lease) before recording their result. Nobody else would ever finish them: the row stays
 //! claimed and the actor never hears how its dial or text went.
 //!
-//! When a dispatcher starts holding a shard it waits `orphan_after`, then marks the shard's
+//! When a dispatcher starts holding a shard it waits `orphan_after`, then records the shard's
 //! effects claimed before that `unknown` and tells each actor through its handler's `orphaned`
-//! input. Waiting keeps it off effects the previous owner is still running (a shard handed over
+//! input, in one write per effect: a compare-and-set on the row's claim, so if the claimer
+//! finished in the meantime its result stands and the orphan record is refused instead. Waiting keeps it off effects the previous owner is still running (a shard handed over
 //! by rebalancing moves while its effects are in flight): no effect runs that long, as every
 //! provider request has a timeout well under it. An effect is never run again: the request may
 //! have reached the provider, and sending twice is worse than asking.
@@ -53,7 +54,7 @@ impl Dispatcher {
         let completions = self.completions.clone();
         state.running.spawn(async move {
             let age = rt.config.orphan_after.as_millis() as i64;
-            let rows = match rt.store.reclaim_orphans(&held, age).await {
+            let rows = match rt.store.orphaned_effects(&held, age).await {
                 Ok(rows) => rows,
                 Err(e) => {
                     tracing::warn!(error = %e, "orphaned effects not reclaimed");

@@ -289,24 +289,39 @@ impl Store {
     }
 
     /// Effects of shards held at the given epochs that were claimed more than `older_than_ms`
-    /// ago and never completed (their claimer stopped): marks them `unknown` and returns them,
-    /// fenced, each once.
-    pub async fn reclaim_orphans(
+    /// ago and are still `inflight` (their claimer stopped), fenced. Only reads: the caller
+    /// records each `unknown` through `complete_outbox` under the row's claim, so the status
+    /// and the input telling the actor land together, and a claimer that finished meanwhile
+    /// wins.
+    pub async fn orphaned_effects(
         &self,
         held: &[(ShardId, Epoch)],
         older_than_ms: i64,
     ) -> Result<Vec<OutboxRow>, StoreError> {
-        each!(self, s => s.reclaim_orphans(held, older_than_ms).await)
+        each!(self, s => s.orphaned_effects(held, older_than_ms).await)
     }
 
-    /// Records effect results and turns each into an input for its actor, atomically.
-    pub async fn complete_outbox(&self, done: &[EffectDone]) -> Result<Vec<Inserted>, StoreError> {
+    /// Records effect results and turns each into an input for its actor, atomically: one
+    /// answer per item. Compare-and-set: an item whose row is no longer `inflight` under its
+    /// claim is refused and writes nothing.
+    pub async fn complete_outbox(
+        &self,
+        done: &[EffectDone],
+    ) -> Result<Vec<Completion>, StoreError> {
         each!(self, s => s.complete_outbox(done).await)
     }
 
     /// Moves a poisoned input to the dead letters and consumes it, fenced.
     pub async fn dead_letter(&self, letter: &DeadLetter) -> Result<bool, StoreError> {
         each!(self, s => s.dead_letter(letter).await)
+    }
+
+    // ----- benchmarks (the API's reads, one SQL text for both backends, are in reads.rs)
+
+    /// Arms `count` timers of an unregistered kind, due at `due_ms`: load for the timer
+    /// benchmark (a million armed timers), never fired by anyone.
+    pub async fn seed_idle_timers(&self, count: i64, due_ms: i64) -> Result<(), StoreError> {
+        each!(self, s => s.seed_idle_timers(count, due_ms).await)
     }
 }
 

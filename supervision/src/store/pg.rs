@@ -182,6 +182,20 @@ impl PgStore {
         rows.into_iter().map(timer_row).collect()
     }
 
+    pub async fn seed_idle_timers(&self, count: i64, due_ms: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO timers (tenant_id, kind, actor_id, name, grp, shard, due_at, input)
+             SELECT gen_random_uuid(), 'idle', gen_random_uuid(), 'idle', gen_random_uuid(),
+                    (g % (SELECT count(*) FROM shards))::int, $2, '{}'::jsonb
+             FROM generate_series(1, $1) g",
+        )
+        .bind(count)
+        .bind(due_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     pub async fn pending_inboxes(
         &self,
         polls: &[InboxPoll],
@@ -292,6 +306,10 @@ impl PgStore {
     /// Oldest first within a shard, shards in the order given, stopping at `limit`: a global
     /// `ORDER BY id` read every pending row of every held shard on each claim, so a claim cost
     /// the whole backlog. The dispatcher rotates the order so every shard gets its turn.
+    ///
+    /// The held shards' rows are locked `FOR KEY SHARE` in id order, as commits lock them: a
+    /// takeover (`FOR UPDATE`) waits for the claim to finish, and a claim that waited on a
+    /// takeover sees the new epoch and claims nothing of that shard.
     pub async fn claim_outbox(
         &self,
         held: &[(ShardId, Epoch)],
@@ -299,9 +317,15 @@ impl PgStore {
     ) -> Result<Vec<OutboxRow>, StoreError> {
         let (ids, epochs) = split_held(held);
         let rows: Vec<OutboxTuple> = sqlx::query_as(&format!(
-            "UPDATE outbox o SET status = 'inflight', attempts = o.attempts + 1, updated_at = {NOW_MS}
-             FROM (SELECT c.id FROM UNNEST($1::int[], $2::bigint[]) h(shard, epoch)
-                   JOIN shards s ON s.id = h.shard AND s.epoch = h.epoch
+            "WITH live AS MATERIALIZED (
+                 SELECT s.id FROM shards s
+                 JOIN UNNEST($1::int[], $2::bigint[]) f(shard, epoch)
+                   ON s.id = f.shard AND s.epoch = f.epoch
+                 ORDER BY s.id FOR KEY SHARE OF s
+             )
+             UPDATE outbox o SET status = 'inflight', attempts = o.attempts + 1, updated_at = {NOW_MS}
+             FROM (SELECT c.id FROM UNNEST($1::int[]) h(shard)
+                   JOIN live l ON l.id = h.shard
                    CROSS JOIN LATERAL (
                        SELECT x.id FROM outbox x
                        WHERE x.shard = h.shard AND x.status = 'pending'
@@ -320,18 +344,23 @@ impl PgStore {
         rows.into_iter().map(outbox_row).collect()
     }
 
-    pub async fn reclaim_orphans(
+    /// Reads only (see `Store::orphaned_effects`), under the same shard lock as claims.
+    pub async fn orphaned_effects(
         &self,
         held: &[(ShardId, Epoch)],
         older_than_ms: i64,
     ) -> Result<Vec<OutboxRow>, StoreError> {
         let (ids, epochs) = split_held(held);
         let rows: Vec<OutboxTuple> = sqlx::query_as(&format!(
-            "UPDATE outbox o SET status = 'unknown', updated_at = {NOW_MS}
-             FROM UNNEST($1::int[], $2::bigint[]) h(shard, epoch)
-             JOIN shards s ON s.id = h.shard AND s.epoch = h.epoch
-             WHERE o.shard = h.shard AND o.status = 'inflight' AND o.updated_at < {NOW_MS} - $3
-             RETURNING {OUTBOX_COLS_O}"
+            "WITH live AS MATERIALIZED (
+                 SELECT s.id FROM shards s
+                 JOIN UNNEST($1::int[], $2::bigint[]) f(shard, epoch)
+                   ON s.id = f.shard AND s.epoch = f.epoch
+                 ORDER BY s.id FOR KEY SHARE OF s
+             )
+             SELECT {OUTBOX_COLS_O} FROM live l JOIN outbox o ON o.shard = l.id
+             WHERE o.status = 'inflight' AND o.updated_at < {NOW_MS} - $3
+             ORDER BY o.id"
         ))
         .bind(ids)
         .bind(epochs)
@@ -341,30 +370,42 @@ impl PgStore {
         rows.into_iter().map(outbox_row).collect()
     }
 
-    pub async fn complete_outbox(&self, done: &[EffectDone]) -> Result<Vec<Inserted>, StoreError> {
+    /// Compare-and-set on `status = 'inflight'` and the claim (`attempts`): a completion that
+    /// comes after the shard's next holder recorded the effect `unknown` (its claimer froze
+    /// past the lease), or after the row was claimed again, changes nothing and writes no
+    /// follow-up. The claim is the fence here rather than the shard's epoch: an effect still
+    /// running when its shard was handed over (rebalancing) is recorded by the instance that
+    /// ran it, as long as nobody declared it unknown first.
+    pub async fn complete_outbox(
+        &self,
+        done: &[EffectDone],
+    ) -> Result<Vec<Completion>, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SET LOCAL enable_hashjoin = off")
             .execute(&mut *tx)
             .await?;
         let ids: Vec<i64> = done.iter().map(|d| d.outbox_id).collect();
+        let claims: Vec<i32> = done.iter().map(|d| d.claim).collect();
         let statuses: Vec<&str> = done.iter().map(|d| d.status.as_str()).collect();
         let results: Vec<String> = done.iter().map(|d| d.result.to_string()).collect();
         let now = done.first().map(|d| d.now_ms).unwrap_or_default();
-        sqlx::query(
-            "UPDATE outbox o SET status = u.status, result = u.result::jsonb, updated_at = $4
-             FROM UNNEST($1::bigint[], $2::text[], $3::text[]) u(id, status, result)
-             WHERE o.id = u.id",
+        let written: Vec<i64> = sqlx::query_scalar(
+            "UPDATE outbox o SET status = u.status, result = u.result::jsonb, updated_at = $5
+             FROM UNNEST($1::bigint[], $2::int[], $3::text[], $4::text[]) u(id, claim, status, result)
+             WHERE o.id = u.id AND o.status = 'inflight' AND o.attempts = u.claim
+             RETURNING o.id",
         )
         .bind(ids)
+        .bind(claims)
         .bind(statuses)
         .bind(results)
         .bind(now)
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await?;
-        let followups: Vec<NewInput> = done.iter().filter_map(|d| d.followup.clone()).collect();
+        let (recorded, followups) = recorded_followups(done, written);
         let inserted = insert_inputs(&mut tx, &followups, now).await?;
         tx.commit().await?;
-        Ok(inserted)
+        Ok(completions(done, &recorded, inserted))
     }
 
     pub async fn dead_letter(&self, l: &DeadLetter) -> Result<bool, StoreError> {
@@ -419,4 +460,41 @@ impl PgStore {
 
 pub(super) fn split_held(held: &[(ShardId, Epoch)]) -> (Vec<i32>, Vec<i64>) {
     held.iter().map(|(s, e)| (s.0, e.0)).unzip()
+}
+
+/// Which completions were written (`written`: their outbox ids, each once), and the follow-ups
+/// of those, in order.
+pub(super) fn recorded_followups(
+    done: &[EffectDone],
+    written: Vec<i64>,
+) -> (Vec<bool>, Vec<NewInput>) {
+    let mut written: HashSet<i64> = written.into_iter().collect();
+    // A row completed twice in one batch is written once: the first item takes it.
+    let recorded: Vec<bool> = done.iter().map(|d| written.remove(&d.outbox_id)).collect();
+    let followups = done
+        .iter()
+        .zip(&recorded)
+        .filter(|(_, r)| **r)
+        .filter_map(|(d, _)| d.followup.clone())
+        .collect();
+    (recorded, followups)
+}
+
+/// One answer per completion, given which were recorded and the follow-ups' insertions.
+pub(super) fn completions(
+    done: &[EffectDone],
+    recorded: &[bool],
+    inserted: Vec<Inserted>,
+) -> Vec<Completion> {
+    let mut inserted = inserted.into_iter();
+    done.iter()
+        .zip(recorded)
+        .map(|(d, r)| match (r, &d.followup) {
+            (false, _) => Completion::Refused,
+            (true, None) => Completion::Recorded(None),
+            (true, Some(_)) => {
+                Completion::Recorded(Some(inserted.next().unwrap_or(Inserted::Duplicate)))
+            }
+        })
+        .collect()
 }

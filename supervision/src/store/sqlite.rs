@@ -9,6 +9,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
+use super::pg::{completions, recorded_followups};
 use super::rows::*;
 use super::sqlite_commit::{commit_one, consume, epoch_matches, insert_inputs};
 use super::types::*;
@@ -123,6 +124,23 @@ impl SqliteStore {
         rows.into_iter().map(timer_row).collect()
     }
 
+    pub async fn seed_idle_timers(&self, count: i64, due_ms: i64) -> Result<(), StoreError> {
+        // Per backend: random ids and a row generator are spelled differently (randomblob and
+        // a recursive CTE here, gen_random_uuid and generate_series on PostgreSQL).
+        sqlx::query(
+            "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < ?1)
+             INSERT INTO timers (tenant_id, kind, actor_id, name, grp, shard, due_at, input)
+             SELECT lower(hex(randomblob(16))), 'idle', lower(hex(randomblob(16))), 'idle',
+                    lower(hex(randomblob(16))), n % max((SELECT count(*) FROM shards), 1), ?2, '{}'
+             FROM g",
+        )
+        .bind(count)
+        .bind(due_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     pub async fn pending_inboxes(
         &self,
         polls: &[InboxPoll],
@@ -212,7 +230,9 @@ impl SqliteStore {
         Ok(claimed)
     }
 
-    pub async fn reclaim_orphans(
+    /// Reads only (see `Store::orphaned_effects`). The immediate transaction is the shard
+    /// lock here, as for commits and claims: it excludes every other writer of the file.
+    pub async fn orphaned_effects(
         &self,
         held: &[(ShardId, Epoch)],
         older_than_ms: i64,
@@ -226,36 +246,46 @@ impl SqliteStore {
             .iter()
             .filter(|(s, e)| live.contains(&(s.0, e.0)))
             .map(|(s, _)| s.0);
-        let now = now_ms();
         let rows: Vec<OutboxTuple> = sqlx::query_as(&format!(
-            "UPDATE outbox SET status = 'unknown', updated_at = ?
-             WHERE status = 'inflight' AND updated_at < ? AND shard IN ({})
-             RETURNING {OUTBOX_COLS}",
+            "SELECT {OUTBOX_COLS} FROM outbox
+             WHERE status = 'inflight' AND updated_at < ? AND shard IN ({}) ORDER BY id",
             shard_list(held)
         ))
-        .bind(now)
-        .bind(now - older_than_ms)
+        .bind(now_ms() - older_than_ms)
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
         rows.into_iter().map(outbox_row).collect()
     }
 
-    pub async fn complete_outbox(&self, done: &[EffectDone]) -> Result<Vec<Inserted>, StoreError> {
+    /// Compare-and-set on `status = 'inflight'` and the claim, as on PostgreSQL (see there).
+    pub async fn complete_outbox(
+        &self,
+        done: &[EffectDone],
+    ) -> Result<Vec<Completion>, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut written = Vec::new();
         for d in done {
-            sqlx::query("UPDATE outbox SET status = ?, result = ?, updated_at = ? WHERE id = ?")
-                .bind(d.status.as_str())
-                .bind(d.result.to_string())
-                .bind(d.now_ms)
-                .bind(d.outbox_id)
-                .execute(&mut *tx)
-                .await?;
+            let changed = sqlx::query(
+                "UPDATE outbox SET status = ?, result = ?, updated_at = ?
+                 WHERE id = ? AND status = 'inflight' AND attempts = ?",
+            )
+            .bind(d.status.as_str())
+            .bind(d.result.to_string())
+            .bind(d.now_ms)
+            .bind(d.outbox_id)
+            .bind(d.claim)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if changed > 0 {
+                written.push(d.outbox_id);
+            }
         }
-        let followups: Vec<NewInput> = done.iter().filter_map(|d| d.followup.clone()).collect();
+        let (recorded, followups) = recorded_followups(done, written);
         let inserted = insert_inputs(&mut tx, &followups, now_ms()).await?;
         tx.commit().await?;
-        Ok(inserted)
+        Ok(completions(done, &recorded, inserted))
     }
 
     pub async fn dead_letter(&self, l: &DeadLetter) -> Result<bool, StoreError> {

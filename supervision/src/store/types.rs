@@ -284,11 +284,25 @@ pub struct OutboxRow {
 #[derive(Debug, Clone)]
 pub struct EffectDone {
     pub outbox_id: i64,
+    /// The claim this completes: the row's `attempts` as its claim returned it (each claim
+    /// counts one more). The write lands only while the row is still `inflight` under that
+    /// claim, so a late completion cannot undo what the shard's next holder recorded.
+    pub claim: i32,
     pub status: OutboxStatus,
     pub result: Value,
     pub now_ms: i64,
     /// The input that carries the result back to an actor.
     pub followup: Option<NewInput>,
+}
+
+/// What became of one effect completion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completion {
+    /// Written, with what became of its follow-up input (`None` when it carried none).
+    Recorded(Option<Inserted>),
+    /// The row was no longer `inflight` under this claim (recorded `unknown` by the shard's
+    /// next holder, or finished already): nothing was written, the follow-up included.
+    Refused,
 }
 
 #[derive(Debug, Clone)]

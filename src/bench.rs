@@ -17,10 +17,8 @@ use tokio::sync::Semaphore;
 
 use neuronx_adapters::carrier_sim;
 
-use neuronx::app::App;
-use neuronx::config::Settings;
-
-mod idle_timers;
+use crate::app::App;
+use crate::config::Settings;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -154,7 +152,7 @@ fn status_mb(field: &str) -> f64 {
 
 const PASSIVATE_AFTER_MS: u64 = 5_000;
 
-pub async fn run(mut settings: Settings, args: BenchArgs) -> anyhow::Result<Report> {
+pub async fn engine(mut settings: Settings, args: BenchArgs) -> anyhow::Result<Report> {
     if args.opportunities == 0 {
         bail!("--opportunities must be at least 1");
     }
@@ -168,7 +166,7 @@ pub async fn run(mut settings: Settings, args: BenchArgs) -> anyhow::Result<Repo
         let port = crate::demo::free_port()?;
         settings.server.listen = format!("127.0.0.1:{port}");
         settings.server.public_url = format!("http://127.0.0.1:{port}");
-        settings.secrets.keys = vec![neuronx::secrets::Keyring::generate_entry("bench")];
+        settings.secrets.keys = vec![crate::secrets::Keyring::generate_entry("bench")];
         settings.outbound.allow = vec!["127.0.0.0/8".into()];
     }
     if args.instances == 0 || (args.instances > 1 && !args.database_url.starts_with("postgres")) {
@@ -207,11 +205,12 @@ pub async fn run(mut settings: Settings, args: BenchArgs) -> anyhow::Result<Repo
     let backend = store.backend().as_str();
     if args.armed_timers > 0 {
         let day_ahead = chrono::Utc::now().timestamp_millis() + 86_400_000;
-        idle_timers::arm(&store, args.armed_timers, day_ahead)
+        store
+            .seed_idle_timers(args.armed_timers, day_ahead)
             .await
             .context("arming the extra timers")?;
     }
-    let tenant = neuronx::tenants::create(&store, "bench").await?.tenant_id;
+    let tenant = crate::tenants::create(&store, "bench").await?.tenant_id;
     let sim = if args.simulator {
         let mut config = carrier_sim::SimConfig {
             seed: 11,
@@ -224,13 +223,13 @@ pub async fn run(mut settings: Settings, args: BenchArgs) -> anyhow::Result<Repo
         )
         .await
         .context("starting the carrier simulator")?;
-        let stored = neuronx::tenant_data::StoredCredentials {
+        let stored = crate::tenant_data::StoredCredentials {
             account_sid: config.account_sid.clone(),
             from_number: "+14155550000".into(),
             base_url: Some(sim.base_url.clone()),
             sealed: keyring.seal(&config.auth_token)?,
         };
-        neuronx::tenant_data::put_credentials(&store, tenant, "twilio", &stored).await?;
+        crate::tenant_data::put_credentials(&store, tenant, "twilio", &stored).await?;
         Some(sim)
     } else {
         None

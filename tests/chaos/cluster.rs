@@ -66,7 +66,7 @@ pub struct Cluster {
 }
 
 fn free_port() -> u16 {
-    crate::common::free_port()
+    neuronx::demo::free_port().unwrap()
 }
 
 fn log_file(path: &Path) -> std::fs::File {
