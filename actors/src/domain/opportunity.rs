@@ -240,6 +240,10 @@ pub struct Opportunity {
     /// dispatcher checks the list again).
     #[serde(default)]
     pub dnc_channels: Vec<Channel>,
+    /// The line type the carrier's lookup reported (the tenant enables lookups); `None` until
+    /// one is reported. A landline is never sent marketing texts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line_type: Option<LineType>,
 }
 
 named_enum! {
@@ -330,6 +334,8 @@ pub enum OppInput {
         message_sid: String,
         status: String,
     },
+    /// The dispatcher looked up the contact's line type before a text (see `line`).
+    LineTypeFound(LineFound),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -415,17 +421,25 @@ pub fn apply(
             message_sid,
             status,
         } => step.message_status(message_sid, status),
+        OppInput::LineTypeFound(found) => step.line_type_found(found),
     }
     Ok(step.finish(Some(current), reply))
 }
 
 mod cadence;
 mod inbound;
+mod line;
 mod operator;
 mod step;
+
+pub use line::{LineFound, LineType};
 
 use step::{create, invalid, with_reason, Step};
 
 #[cfg(test)]
 #[path = "opportunity_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "opportunity_line_tests.rs"]
+mod line_tests;

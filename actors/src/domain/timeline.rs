@@ -56,6 +56,10 @@ named_enum! {
         HelpRequested = "help_requested",
         /// An outbound text was delivered, or failed for good.
         MessageStatus = "message_status",
+        /// The carrier's lookup reported the contact's line type (or failed to).
+        LineType = "line_type",
+        /// A marketing text was not sent: the line takes no texts (a landline).
+        SmsSkipped = "sms_skipped",
     }
 }
 
@@ -129,7 +133,7 @@ mod tests {
 
     #[test]
     fn timeline_kind_as_str_matches_serde() {
-        assert_eq!(TimelineKind::ALL.len(), 20);
+        assert_eq!(TimelineKind::ALL.len(), 22);
         for kind in TimelineKind::ALL {
             assert_eq!(serde_json::to_value(kind).unwrap(), json!(kind.as_str()));
         }

@@ -170,10 +170,13 @@ impl Step<'_> {
         self.event(TimelineKind::CallPlaced, Cause::Playbook, text, data);
     }
 
-    /// A marketing text, if the gate allows it now. A deferral keeps it as
-    /// `pending_sms` (replacing any older one) with `SendSms` armed at the
+    /// A marketing text, if the line takes texts (see `line`) and the gate allows it now. A
+    /// deferral keeps it as `pending_sms` (replacing any older one) with `SendSms` armed at the
     /// permitted instant, where it is checked again; a denial drops it.
     pub(super) fn try_sms(&mut self, body: String, why: &str) {
+        if let Some(t) = self.opp.line_type.filter(|t| !t.takes_texts()) {
+            return self.sms_skipped(t, &format!("sms skipped ({why})"));
+        }
         let decision = self.gate(Channel::Sms, Purpose::Marketing);
         self.blocked(Channel::Sms, &decision);
         match decision {

@@ -79,6 +79,7 @@ pub(super) fn create(
         opt_out_confirmed: false,
         pending_sms: None,
         dnc_channels: Vec::new(),
+        line_type: None,
     };
     let mut step = Step::new(opp, now, pb, rules);
     let o = &step.opp;
