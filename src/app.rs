@@ -30,7 +30,7 @@ pub struct App {
     _lock: Option<EngineLock>,
 }
 
-/// Connects, applies migrations and creates the shard rows.
+/// Connects, applies the runtime's migrations then the product's, and creates the shard rows.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     let url = &settings.server.database_url;
     let store = Store::connect(url, settings.server.max_connections)
@@ -39,7 +39,10 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     store
         .migrate(settings.engine.shard_count)
         .await
-        .context("applying migrations")?;
+        .context("applying the runtime's migrations")?;
+    crate::schema::migrate(&store)
+        .await
+        .context("applying the product's migrations")?;
     Ok(store)
 }
 

@@ -16,6 +16,7 @@ pub mod demo;
 pub mod http;
 pub mod input;
 pub mod lock;
+pub mod schema;
 pub mod secrets;
 pub mod send_limits;
 pub mod tenant_data;

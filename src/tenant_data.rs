@@ -1,8 +1,10 @@
 //! Tenant-managed data outside the actors: channel credentials (sealed) and the do-not-call
-//! list. Plain queries on the engine's pool, every one scoped to its tenant, each one SQL text
-//! for both backends (`on_db!`) except the PostgreSQL precheck batch.
+//! list. Plain queries on the product's tables, every one scoped to its tenant, each one SQL
+//! text for both backends (`on_db!`) except the PostgreSQL precheck batch. What it needs of the
+//! actors (an opportunity's status, the one a number belongs to) it asks the runtime.
 
 use neuronx_actors::domain::opportunity::Stage;
+use neuronx_actors::opportunity as opp;
 use neuronx_supervision::{Store, StoreError, TenantId};
 
 use crate::control::on_db;
@@ -109,41 +111,17 @@ pub async fn on_dnc(store: &Store, tenant: TenantId, phone: &str) -> Result<bool
     Ok(n > 0)
 }
 
-/// Records that `phone` is the contact of `opportunity` (idempotent).
-pub async fn index_contact(
-    store: &Store,
-    tenant: TenantId,
-    phone: &str,
-    opportunity: uuid::Uuid,
-) -> Result<(), StoreError> {
-    let sql = "INSERT INTO contact_index (tenant_id, phone, opportunity_id, created_at)
-         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
-    on_db!(store, |db, id, _json| sqlx::query(sql)
-        .bind(id(tenant.0))
-        .bind(phone)
-        .bind(id(opportunity))
-        .bind(now_ms())
-        .execute(db)
-        .await?
-        .rows_affected());
-    Ok(())
-}
-
-/// The most recent opportunity whose contact has this number.
+/// The most recent opportunity whose contact has this number (the runtime's lookup, written
+/// by the transition that created it).
 pub async fn opportunity_of_phone(
     store: &Store,
     tenant: TenantId,
     phone: &str,
 ) -> Result<Option<uuid::Uuid>, StoreError> {
-    let sql = "SELECT CAST(opportunity_id AS TEXT) FROM contact_index
-         WHERE tenant_id = $1 AND phone = $2 ORDER BY created_at DESC LIMIT 1";
-    let found: Option<String> = on_db!(store, |db, id, _json| sqlx::query_scalar(sql)
-        .bind(id(tenant.0))
-        .bind(phone)
-        .fetch_optional(db)
-        .await?);
-    // A stored id that is no UUID (SQLite's TEXT column allows one) finds no opportunity.
-    Ok(found.and_then(|s| uuid::Uuid::parse_str(&s).ok()))
+    let found = store
+        .find(tenant, opp::KIND, opp::PHONE_LOOKUP, phone, 1)
+        .await?;
+    Ok(found.first().copied())
 }
 
 /// Reseals every stored secret under the keyring's current key; returns how many changed.
@@ -202,53 +180,58 @@ pub struct PrecheckResult {
     pub opportunity: Option<(Option<Stage>, bool)>,
 }
 
-/// Answers many prechecks in one round trip (PostgreSQL) or one pass (SQLite), in order.
+/// Answers many prechecks in two round trips (PostgreSQL: the do-not-call list, then the
+/// runtime's statuses) or one pass (SQLite), in order.
 pub async fn precheck_batch(
     store: &Store,
     items: &[Precheck],
 ) -> Result<Vec<PrecheckResult>, StoreError> {
-    // Per backend: PostgreSQL answers the whole batch in one round trip (UNNEST, LATERAL);
-    // SQLite is in process, so one query per item costs no round trip.
+    let listed = dnc_batch(store, items).await?;
+    let asked: Vec<(usize, (TenantId, uuid::Uuid))> = items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| item.opportunity.map(|o| (i, (item.tenant, o))))
+        .collect();
+    let ids: Vec<(TenantId, uuid::Uuid)> = asked.iter().map(|(_, k)| *k).collect();
+    let statuses = if ids.is_empty() {
+        vec![]
+    } else {
+        store.actor_statuses(opp::KIND, &ids).await?
+    };
+    let mut opportunity: Vec<Option<(Option<Stage>, bool)>> = vec![None; items.len()];
+    for ((i, _), status) in asked.into_iter().zip(statuses) {
+        opportunity[i] = status.map(|(s, p)| (s.parse().ok(), p));
+    }
+    Ok(listed
+        .into_iter()
+        .zip(opportunity)
+        .map(|(on_dnc, opportunity)| PrecheckResult {
+            on_dnc,
+            opportunity,
+        })
+        .collect())
+}
+
+/// Whether each item's number is on its tenant's do-not-call list, in order.
+async fn dnc_batch(store: &Store, items: &[Precheck]) -> Result<Vec<bool>, StoreError> {
     match store {
         Store::Postgres(pg) => {
-            let rows: Vec<(i64, bool, Option<String>, Option<bool>)> = sqlx::query_as(
+            let rows: Vec<(i64, bool)> = sqlx::query_as(
                 "SELECT u.ord,
-                        EXISTS (SELECT 1 FROM dnc d WHERE d.tenant_id = u.t AND d.phone = u.p),
-                        a.status, a.paused
-                 FROM UNNEST($1::uuid[], $2::text[], $3::uuid[]) WITH ORDINALITY u(t, p, o, ord)
-                 LEFT JOIN LATERAL (
-                     SELECT status, paused FROM actors x
-                     WHERE x.tenant_id = u.t AND x.kind = 'opportunity' AND x.id = u.o
-                 ) a ON true
+                        EXISTS (SELECT 1 FROM dnc d WHERE d.tenant_id = u.t AND d.phone = u.p)
+                 FROM UNNEST($1::uuid[], $2::text[]) WITH ORDINALITY u(t, p, ord)
                  ORDER BY u.ord",
             )
             .bind(items.iter().map(|i| i.tenant.0).collect::<Vec<_>>())
             .bind(items.iter().map(|i| i.phone.as_str()).collect::<Vec<_>>())
-            .bind(items.iter().map(|i| i.opportunity).collect::<Vec<_>>())
             .fetch_all(pg.pool())
             .await?;
-            Ok(rows
-                .into_iter()
-                .map(|(_, on_dnc, status, paused)| PrecheckResult {
-                    on_dnc,
-                    opportunity: status.zip(paused).map(|(s, p)| (s.parse().ok(), p)),
-                })
-                .collect())
+            Ok(rows.into_iter().map(|(_, listed)| listed).collect())
         }
         Store::Sqlite(_) => {
             let mut out = Vec::with_capacity(items.len());
             for item in items {
-                let opportunity = match item.opportunity {
-                    Some(id) => store
-                        .actor_status(item.tenant, "opportunity", id)
-                        .await?
-                        .map(|(s, p)| (s.parse().ok(), p)),
-                    None => None,
-                };
-                out.push(PrecheckResult {
-                    on_dnc: on_dnc(store, item.tenant, &item.phone).await?,
-                    opportunity,
-                });
+                out.push(on_dnc(store, item.tenant, &item.phone).await?);
             }
             Ok(out)
         }

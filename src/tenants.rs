@@ -2,9 +2,10 @@
 //! up by a visible prefix and compared in constant time (`control::keys`). A new tenant's first
 //! key is its owner's.
 
-use neuronx_supervision::store::NewTenant;
 use neuronx_supervision::{Store, StoreError, TenantId};
 use rand::RngCore;
+
+use crate::control::on_db;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -47,14 +48,30 @@ pub async fn create(store: &Store, name: &str) -> Result<CreatedTenant, TenantEr
     }
     let (prefix, key) = new_key();
     let tenant_id = TenantId(Uuid::new_v4());
-    store
-        .create_tenant(&NewTenant {
-            id: tenant_id,
-            name: name.to_owned(),
-            key_prefix: prefix,
-            key_hash: hash_key(&key),
-        })
-        .await?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let tenant_sql = "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)";
+    let key_sql =
+        "INSERT INTO api_keys (prefix, tenant_id, hash, created_at) VALUES ($1, $2, $3, $4)";
+    // The tenant and its owner key together, or neither: a tenant without a key is unreachable.
+    on_db!(store, |db, id, _json| {
+        let mut tx = db.begin().await.map_err(StoreError::from)?;
+        sqlx::query(tenant_sql)
+            .bind(id(tenant_id.0))
+            .bind(name)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from)?;
+        sqlx::query(key_sql)
+            .bind(&prefix)
+            .bind(id(tenant_id.0))
+            .bind(hash_key(&key))
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from)?;
+        tx.commit().await.map_err(StoreError::from)?;
+    });
     Ok(CreatedTenant {
         tenant_id,
         api_key: key,

@@ -4,7 +4,8 @@
 
 use chrono::{DateTime, Utc};
 use neuronx_supervision::{
-    ActorKey, ActorKind, Applied, Changes, Entity, OutboxHold, Rejected, Summary, TenantId,
+    ActorKey, ActorKind, Applied, Changes, Entity, KeyType, Lookup, OutboxHold, Rejected, Summary,
+    TenantId,
 };
 use uuid::Uuid;
 
@@ -21,6 +22,10 @@ use crate::effects::{Effect, NotifyEffect, SmsEffect};
 use crate::playbooks::Playbooks;
 
 pub const KIND: ActorKind = ActorKind("opportunity");
+
+/// An opportunity is found by its contact's phone number (E.164): an inbound text or call from
+/// that number reaches the newest opportunity with it.
+pub const PHONE_LOOKUP: KeyType = KeyType("phone");
 
 /// Opportunity ids derive from the tenant and the caller's external id, so creating the same
 /// lead twice lands on the same actor and is idempotent without a lookup table.
@@ -116,6 +121,16 @@ impl Entity for OpportunityEntity {
             reply: to_json(&d.reply),
             ..Changes::default()
         };
+        // Indexed by the transition that creates it, in its commit: never a created opportunity
+        // whose number finds nothing (its STOP dropped as from an unknown sender). A repeated
+        // create of an existing one answered above and indexes nothing, so another number
+        // cannot route to it.
+        if state.is_none() {
+            changes.lookups.push(Lookup {
+                key_type: PHONE_LOOKUP,
+                key: d.state.contact.phone.clone(),
+            });
+        }
         for effect in d.effects {
             match effect {
                 OppEffect::StartCall {

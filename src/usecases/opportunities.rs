@@ -93,8 +93,7 @@ fn validate(new: &NewOpportunity, playbooks: &Playbooks<'_>) -> Result<Contact, 
 }
 
 /// Creates an opportunity, or answers the existing one for a repeated external id. Binds it to
-/// its team (taking a round-robin turn only when new) before it exists, and indexes its phone
-/// for inbound texts.
+/// its team (taking a round-robin turn only when new) before it exists.
 pub async fn create(
     engine: &EngineHandle,
     playbooks: &Playbooks<'_>,
@@ -113,7 +112,6 @@ pub async fn create(
         new.assignee.as_deref(),
     )
     .await?;
-    let phone = contact.phone.clone();
     let input = OppInput::Create {
         id,
         external_id,
@@ -126,13 +124,10 @@ pub async fn create(
         team: team.map(|t| t.name),
     };
     let outcome = submit(engine, tenant, id, &input).await?;
+    // The transition that creates it indexes its phone in the same commit (`Lookup`), so a
+    // number always finds its conversation.
     let created =
         matches!(&outcome, SubmitOutcome::Applied(r) if OppReply::of(r) == Some(OppReply::Created));
-    // Only a new opportunity is indexed: a repeated external id with another phone must not
-    // route that number's texts (a STOP, say) to this conversation.
-    if created || matches!(outcome, SubmitOutcome::Accepted) {
-        crate::tenant_data::index_contact(engine.store(), tenant, &phone, id).await?;
-    }
     match outcome {
         SubmitOutcome::Accepted => return Ok(Created::Accepted(Accepted::new(id))),
         SubmitOutcome::Rejected(r) => {

@@ -61,6 +61,26 @@ pub enum OutboxHold {
     Cancel,
 }
 
+/// What a lookup key is, e.g. `phone`: a stable snake_case word chosen by the domain. The runtime
+/// treats it as an opaque name, like an actor kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyType(pub &'static str);
+
+impl KeyType {
+    pub fn as_str(&self) -> &'static str {
+        self.0
+    }
+}
+
+/// A name under which this actor can be found (a contact's phone number), written in the commit
+/// of the transition that gives it, so no crash can leave an actor that exists but cannot be
+/// found. Names are kept for the actor's life; one name may lead to several actors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lookup {
+    pub key_type: KeyType,
+    pub key: String,
+}
+
 /// Everything a transition changes besides the state itself.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Changes {
@@ -71,6 +91,8 @@ pub struct Changes {
     /// inbox in the same transaction, so a message between actors is never lost or duplicated.
     pub sends: Vec<(ActorKey, Value)>,
     pub outbox: Option<OutboxHold>,
+    /// Names under which this actor can be found from now on (`Store::find`).
+    pub lookups: Vec<Lookup>,
     /// The answer given to whoever submitted the input and waits for it.
     pub reply: Value,
 }

@@ -199,6 +199,7 @@ impl<E: Entity> EntityActor<E> {
             timeline: vec![],
             sends: vec![],
             outbox: None,
+            lookups: vec![],
             reply: None,
         }
     }
@@ -229,7 +230,8 @@ impl<E: Entity> EntityActor<E> {
             || !changes.timers.is_empty()
             || !changes.timeline.is_empty()
             || !changes.sends.is_empty()
-            || changes.outbox.is_some();
+            || changes.outbox.is_some()
+            || !changes.lookups.is_empty();
         let current = state.loaded.as_ref().and_then(|(_, s)| s.as_ref());
         let next = match (next, current) {
             (Some(n), _) => Some(n),
@@ -297,6 +299,7 @@ impl<E: Entity> EntityActor<E> {
             })
             .collect();
         record.outbox = changes.outbox;
+        record.lookups = changes.lookups;
         Ok((record, next, Ok(changes.reply), changes.timers))
     }
 }

@@ -36,8 +36,8 @@ pub mod timers;
 
 pub use engine::{Engine, EngineConfig, EngineHandle, StartError, SubmitError, SubmitOutcome};
 pub use entity::{
-    Applied, Changes, EffectRequest, Entity, OutboxHold, Rejected, Summary, TimelineRecord,
-    TimerChange,
+    Applied, Changes, EffectRequest, Entity, KeyType, Lookup, OutboxHold, Rejected, Summary,
+    TimelineRecord, TimerChange,
 };
 pub use key::{ActorKey, ActorKind, Epoch, ShardId, TenantId};
 pub use kinds::Kinds;

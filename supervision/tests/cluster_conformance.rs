@@ -148,6 +148,7 @@ async fn an_answer_stored_with_a_transition_is_taken_once(store: Store) {
             timeline: Vec::new(),
             sends: Vec::new(),
             outbox: None,
+            lookups: Vec::new(),
             reply: Some(json!({"applied": {"paused": true}}).to_string()),
         }])
         .await

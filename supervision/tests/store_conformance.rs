@@ -15,7 +15,8 @@ use neuronx_supervision::store::{
     TimerWrite,
 };
 use neuronx_supervision::{
-    ActorKey, ActorKind, Epoch, OutboxHold, ShardId, Store, TenantId, TimelineRecord,
+    ActorKey, ActorKind, Epoch, KeyType, Lookup, OutboxHold, ShardId, Store, TenantId,
+    TimelineRecord,
 };
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -52,6 +53,7 @@ conformance!(
     list_actors_filters_by_status_and_paused_and_pages_in_order,
     backlog_counts_waiting_inputs_open_effects_and_due_timers,
     pruned_dedupe_keys_are_forgotten_and_recent_ones_kept,
+    lookups_are_written_with_their_commit_and_never_without_it,
 );
 
 // ----- helpers
@@ -147,6 +149,7 @@ fn record(key: &ActorKey, epoch: Epoch, consumed: Consumed) -> CommitRecord {
         sends: Vec::new(),
         outbox: None,
         reply: None,
+        lookups: Vec::new(),
     }
 }
 
@@ -456,6 +459,62 @@ async fn an_expired_lease_can_be_claimed_by_another_owner(store: Store) {
 }
 
 // ----- 3. fencing
+
+/// A lookup is part of its transition: found once the commit is, never after a fenced or stale
+/// one; one name leads to several actors, newest first, and to none in another tenant.
+async fn lookups_are_written_with_their_commit_and_never_without_it(store: Store) {
+    const PHONE: KeyType = KeyType("phone");
+    let epochs = own_all(&store).await;
+    let t = tenant();
+    let (first, second) = (actor(t), actor(t));
+    let named = |key: &str| Lookup {
+        key_type: PHONE,
+        key: key.to_owned(),
+    };
+    let found = |key: &'static str| {
+        let store = store.clone();
+        async move { store.find(t, KIND, PHONE, key, 10).await.expect("find") }
+    };
+
+    let id = deliver(&store, &first, json!({ "op": "create" })).await;
+    let mut r = record(&first, epoch_of(&epochs, &first), Consumed::Inbox { id });
+    r.checkpoint = checkpoint(0, json!({ "n": 1 }));
+    r.lookups = vec![named("+14155550101")];
+    assert_eq!(commit(&store, r.clone()).await, committed());
+    assert_eq!(found("+14155550101").await, vec![first.id]);
+
+    // The same input again is stale: its other name is not written.
+    r.lookups = vec![named("+14155550102")];
+    assert_eq!(commit(&store, r).await, CommitOutcome::Stale);
+    assert_eq!(found("+14155550102").await, Vec::<Uuid>::new());
+
+    // A commit under an old epoch is fenced: nothing found under its name.
+    let id = deliver(&store, &second, json!({ "op": "create" })).await;
+    let mut r = record(
+        &second,
+        Epoch(epoch_of(&epochs, &second).0 - 1),
+        Consumed::Inbox { id },
+    );
+    r.checkpoint = checkpoint(0, json!({ "n": 1 }));
+    r.lookups = vec![named("+14155550101")];
+    assert_eq!(commit(&store, r.clone()).await, CommitOutcome::Fenced);
+    assert_eq!(found("+14155550101").await, vec![first.id]);
+
+    // Under the right epoch, later: the newest comes first; a name given twice is kept once.
+    r.epoch = epoch_of(&epochs, &second);
+    r.now_ms = now() + 1_000;
+    r.lookups = vec![named("+14155550101"), named("+14155550101")];
+    assert_eq!(commit(&store, r).await, committed());
+    assert_eq!(found("+14155550101").await, vec![second.id, first.id]);
+    assert_eq!(
+        store
+            .find(tenant(), KIND, PHONE, "+14155550101", 10)
+            .await
+            .expect("find"),
+        Vec::<Uuid>::new(),
+        "another tenant finds nothing"
+    );
+}
 
 async fn fencing_rejects_a_stale_epoch_and_writes_nothing(store: Store) {
     let t = tenant();

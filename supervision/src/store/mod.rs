@@ -7,11 +7,13 @@
 //! both (`both::on_both!`, `reads.rs`); the commit, claim and lease paths are tuned per backend.
 
 mod both;
+mod lookups;
 mod pg;
 mod pg_cluster;
 mod pg_commit;
 mod reads;
 mod rows;
+pub mod schema;
 mod sqlite;
 mod sqlite_cluster;
 mod sqlite_commit;
@@ -38,6 +40,12 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the database has {stored} shards but the configuration asks for {configured}")]
     ShardCountMismatch { stored: u32, configured: u32 },
+    #[error(
+        "the database's migrations stop at version {last} of the combined schema, which ends at \
+         {}: run `neuronx migrate` of an earlier release (up to commit ae2ac2f) on it first",
+        schema::LEGACY_LAST
+    )]
+    LegacySchema { last: i64 },
 }
 
 impl StoreError {
@@ -103,7 +111,8 @@ impl Store {
         }
     }
 
-    /// Applies the embedded migrations and creates the shard rows on first use.
+    /// Applies the runtime's migrations (its own tables only) and creates the shard rows on first
+    /// use. The product applies its own afterwards (`schema::shared`).
     pub async fn migrate(&self, shard_count: u32) -> Result<(), StoreError> {
         each!(self, s => s.migrate(shard_count).await)
     }
@@ -115,12 +124,6 @@ impl Store {
     /// The database clock, in milliseconds since the epoch.
     pub async fn now_ms(&self) -> Result<i64, StoreError> {
         each!(self, s => s.now_ms().await)
-    }
-
-    // ----- tenants and keys
-
-    pub async fn create_tenant(&self, tenant: &NewTenant) -> Result<(), StoreError> {
-        each!(self, s => s.create_tenant(tenant).await)
     }
 
     // ----- ownership

@@ -22,8 +22,6 @@ pub(super) const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000):
 /// anything but the database between statements).
 const IDLE_IN_TRANSACTION_MS: &str = "1000";
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
-
 /// Poll ordinal, then an inbox row as `rows::InboxTuple` reads it.
 type PolledTuple = (i64, i64, String, String, String, String, i32, String, bool);
 
@@ -72,8 +70,7 @@ impl PgStore {
     }
 
     pub async fn migrate(&self, shard_count: u32) -> Result<(), StoreError> {
-        // sqlx takes a PostgreSQL advisory lock around migrations, so instances may start together.
-        MIGRATOR.run(&self.pool).await?;
+        super::schema::run_pg(&self.pool).await?;
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock(7268331)")
             .execute(&mut *tx)
@@ -111,27 +108,6 @@ impl PgStore {
         Ok(sqlx::query_scalar(&format!("SELECT {NOW_MS}"))
             .fetch_one(&self.pool)
             .await?)
-    }
-
-    pub async fn create_tenant(&self, t: &NewTenant) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(&format!(
-            "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, {NOW_MS})"
-        ))
-        .bind(t.id.0)
-        .bind(&t.name)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(&format!(
-            "INSERT INTO api_keys (prefix, tenant_id, hash, created_at) VALUES ($1, $2, $3, {NOW_MS})"
-        ))
-        .bind(&t.key_prefix)
-        .bind(t.id.0)
-        .bind(&t.key_hash)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     pub async fn load_actors(

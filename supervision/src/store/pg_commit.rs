@@ -164,6 +164,7 @@ pub(super) async fn try_commit(
     write_timers(&mut tx, live).await?;
     write_timeline(&mut tx, live).await?;
     write_replies(&mut tx, live).await?;
+    super::lookups::write_pg(&mut tx, live).await?;
 
     let now = live.first().map(|r| r.now_ms).unwrap_or_default();
     let sends: Vec<NewInput> = live.iter().flat_map(|r| r.sends.iter().cloned()).collect();

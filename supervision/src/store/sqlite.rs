@@ -16,8 +16,6 @@ use super::types::*;
 use super::StoreError;
 use crate::key::{Epoch, ShardId};
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
-
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pub(super) pool: SqlitePool,
@@ -47,7 +45,7 @@ impl SqliteStore {
     }
 
     pub async fn migrate(&self, shard_count: u32) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await?;
+        super::schema::run_sqlite(&self.pool).await?;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO engine_meta (key, value) VALUES ('shard_count', ?) ON CONFLICT DO NOTHING",
@@ -83,27 +81,6 @@ impl SqliteStore {
     pub async fn now_ms(&self) -> Result<i64, StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(now_ms())
-    }
-
-    pub async fn create_tenant(&self, t: &NewTenant) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)")
-            .bind(t.id.0.to_string())
-            .bind(&t.name)
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO api_keys (prefix, tenant_id, hash, created_at) VALUES (?, ?, ?, ?)",
-        )
-        .bind(&t.key_prefix)
-        .bind(t.id.0.to_string())
-        .bind(&t.key_hash)
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     pub async fn timers_due_before(

@@ -204,6 +204,7 @@ pub(super) async fn commit_one(
         .execute(&mut *conn)
         .await?;
     }
+    super::lookups::write_sqlite(conn, r).await?;
     let sent = insert_inputs(conn, &r.sends, r.now_ms).await?;
     Ok(CommitOutcome::Committed { sent })
 }

@@ -3,7 +3,7 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::entity::{OutboxHold, TimelineRecord};
+use crate::entity::{Lookup, OutboxHold, TimelineRecord};
 use crate::key::{ActorKey, Epoch, ShardId, TenantId};
 
 /// The `(tenant, kind, id, group)` of a row, with the kind as stored text.
@@ -24,13 +24,6 @@ impl From<&ActorKey> for RowKey {
             group: key.group,
         }
     }
-}
-
-pub struct NewTenant {
-    pub id: TenantId,
-    pub name: String,
-    pub key_prefix: String,
-    pub key_hash: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +108,8 @@ pub struct CommitRecord {
     pub timeline: Vec<TimelineRecord>,
     pub sends: Vec<NewInput>,
     pub outbox: Option<OutboxHold>,
+    /// Names under which the actor can be found, written with the transition.
+    pub lookups: Vec<Lookup>,
     /// The answer for a caller waiting on another instance (JSON), written to `replies` with
     /// the transition.
     pub reply: Option<String>,

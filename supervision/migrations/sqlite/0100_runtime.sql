@@ -1,37 +1,31 @@
--- The durable actor engine. Times are milliseconds since the Unix epoch, read from the
--- database clock where leases depend on them.
-CREATE TABLE engine_meta (
+-- The durable actor runtime's own tables, and only those (the product's are in the product's
+-- migrations, run after these). Times are milliseconds since the Unix epoch.
+--
+-- A baseline: databases made before the runtime and the product kept separate migrations
+-- (versions 1 to 8, applied by one migrator) already hold these tables in exactly this shape,
+-- so every statement is written to be a no-op there (IF NOT EXISTS). Store::migrate refuses a
+-- database whose old history stops before version 8 (ADR 0036).
+
+CREATE TABLE IF NOT EXISTS engine_meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
 
-CREATE TABLE tenants (
-    id         TEXT PRIMARY KEY,
-    name       TEXT NOT NULL,
-    created_at BIGINT NOT NULL
+CREATE TABLE IF NOT EXISTS instances (
+    id            TEXT PRIMARY KEY,
+    started_at    BIGINT NOT NULL,
+    heartbeat_at  BIGINT NOT NULL,
+    shared_limits BOOLEAN NOT NULL DEFAULT FALSE
 );
 
-CREATE TABLE api_keys (
-    prefix     TEXT PRIMARY KEY,
-    tenant_id  TEXT NOT NULL REFERENCES tenants (id),
-    hash       TEXT NOT NULL,
-    created_at BIGINT NOT NULL
-);
-
-CREATE TABLE instances (
-    id           TEXT PRIMARY KEY,
-    started_at   BIGINT NOT NULL,
-    heartbeat_at BIGINT NOT NULL
-);
-
-CREATE TABLE shards (
+CREATE TABLE IF NOT EXISTS shards (
     id          INTEGER PRIMARY KEY,
     owner       TEXT,
     epoch       BIGINT NOT NULL DEFAULT 0,
     lease_until BIGINT NOT NULL DEFAULT 0
 );
 
-CREATE TABLE actors (
+CREATE TABLE IF NOT EXISTS actors (
     tenant_id  TEXT NOT NULL,
     kind       TEXT NOT NULL,
     id         TEXT NOT NULL,
@@ -45,14 +39,14 @@ CREATE TABLE actors (
     updated_at BIGINT NOT NULL,
     PRIMARY KEY (tenant_id, kind, id)
 );
-CREATE INDEX actors_by_created ON actors (tenant_id, kind, created_at, id);
+CREATE INDEX IF NOT EXISTS actors_by_created ON actors (tenant_id, kind, created_at, id);
 
-CREATE TABLE inbox_dedupe (
+CREATE TABLE IF NOT EXISTS inbox_dedupe (
     key        TEXT PRIMARY KEY,
     created_at BIGINT NOT NULL
 );
 
-CREATE TABLE inbox (
+CREATE TABLE IF NOT EXISTS inbox (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
     tenant_id  TEXT NOT NULL,
     kind       TEXT NOT NULL,
@@ -61,11 +55,12 @@ CREATE TABLE inbox (
     shard      INTEGER NOT NULL,
     dedupe_key TEXT NOT NULL,
     input      TEXT NOT NULL,
-    created_at BIGINT NOT NULL
+    created_at BIGINT NOT NULL,
+    reply      BOOLEAN NOT NULL DEFAULT FALSE
 );
-CREATE INDEX inbox_by_shard ON inbox (shard, id);
+CREATE INDEX IF NOT EXISTS inbox_by_shard ON inbox (shard, id);
 
-CREATE TABLE outbox (
+CREATE TABLE IF NOT EXISTS outbox (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
     tenant_id  TEXT NOT NULL,
     kind       TEXT NOT NULL,
@@ -81,10 +76,11 @@ CREATE TABLE outbox (
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL
 );
-CREATE INDEX outbox_pending ON outbox (shard, id) WHERE status = 'pending';
-CREATE INDEX outbox_by_actor ON outbox (tenant_id, kind, actor_id);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (shard, id) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS outbox_open_by_group ON outbox (tenant_id, grp)
+    WHERE status IN ('pending', 'held');
 
-CREATE TABLE timers (
+CREATE TABLE IF NOT EXISTS timers (
     tenant_id TEXT NOT NULL,
     kind      TEXT NOT NULL,
     actor_id  TEXT NOT NULL,
@@ -95,9 +91,9 @@ CREATE TABLE timers (
     input     TEXT NOT NULL,
     PRIMARY KEY (tenant_id, kind, actor_id, name)
 );
-CREATE INDEX timers_due ON timers (due_at);
+CREATE INDEX IF NOT EXISTS timers_due ON timers (due_at);
 
-CREATE TABLE timeline (
+CREATE TABLE IF NOT EXISTS timeline (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
     tenant_id  TEXT NOT NULL,
     kind       TEXT NOT NULL,
@@ -109,9 +105,9 @@ CREATE TABLE timeline (
     reason     TEXT NOT NULL,
     data       TEXT NOT NULL
 );
-CREATE INDEX timeline_by_actor ON timeline (tenant_id, kind, actor_id, id);
+CREATE INDEX IF NOT EXISTS timeline_by_actor ON timeline (tenant_id, kind, actor_id, id);
 
-CREATE TABLE dead_letters (
+CREATE TABLE IF NOT EXISTS dead_letters (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
     tenant_id  TEXT NOT NULL,
     kind       TEXT NOT NULL,
@@ -121,4 +117,10 @@ CREATE TABLE dead_letters (
     attempts   INTEGER NOT NULL,
     created_at BIGINT NOT NULL
 );
-CREATE INDEX dead_letters_by_tenant ON dead_letters (tenant_id, id);
+CREATE INDEX IF NOT EXISTS dead_letters_by_tenant ON dead_letters (tenant_id, id);
+
+CREATE TABLE IF NOT EXISTS replies (
+    inbox_id   INTEGER PRIMARY KEY,
+    body       TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
