@@ -1,18 +1,17 @@
 //! NeuronX: a real-time orchestration engine for sales conversations.
 //!
-//! This package is the program: CLI (`main.rs`), settings (`config`), the HTTP API (`http`),
-//! the wiring of the parts (`app`, `channels`), tenants and API keys (`tenants`), the embedded
-//! engine's lock (`lock`) and the benchmark (`bench`). The runtime lives in `neuronx-supervision`,
-//! the sales domain in `neuronx-actors`, the outside world in `neuronx-adapters`.
+//! This library is the product: settings (`config`), the HTTP API (`http`), the use cases
+//! (`usecases`), the wiring of the parts (`app`, `channels`), tenants and API keys (`tenants`),
+//! the embedded engine's lock (`lock`) and the `tenant` command's functions (`control::cli`).
+//! The runtime lives in `neuronx-supervision`, the sales domain in `neuronx-actors`, the outside
+//! world in `neuronx-adapters`. The `neuronx` binary is `neuronx-cli` (`cli/`), the demo and the
+//! benchmarks `neuronx-bench` (`bench/`): they drive this library and are no part of it
+//! (ADR 0034).
 
 pub mod app;
-pub mod bench;
-pub mod bench_failover;
-pub mod bench_webhooks;
 pub mod channels;
 pub mod config;
 pub mod control;
-pub mod demo;
 pub mod http;
 pub mod input;
 pub mod lock;

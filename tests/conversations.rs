@@ -19,7 +19,7 @@ struct Setup {
 }
 
 async fn setup(backend: Backend, sim_config: SimConfig) -> Setup {
-    let port = neuronx::demo::free_port().unwrap();
+    let port = common::free_port();
     let app = TestApp::spawn_with(backend, |s| {
         s.server.listen = format!("127.0.0.1:{port}");
         s.server.public_url = format!("http://127.0.0.1:{port}");
@@ -73,7 +73,7 @@ async fn leads_are_called_texted_and_nobody_is_dialled_twice(backend: Backend) {
     config.disorder.duplicate_probability = 0.2;
     config.reply_mix.probability = 0.0;
     let Setup { app, sim } = setup(backend, config).await;
-    let zone = neuronx::demo::daytime_zone();
+    let zone = common::daytime_zone();
     let mut ids = Vec::new();
     for i in 0..12 {
         let (status, body) = app.post("/v1/opportunities", lead(i, zone)).await;
@@ -148,7 +148,7 @@ async fn a_stop_reply_ends_the_conversation_with_one_confirmation(backend: Backe
     config.reply_mix.free_text = 0;
     config.reply_mix.stop = 1;
     let Setup { app, sim } = setup(backend, config).await;
-    let zone = neuronx::demo::daytime_zone();
+    let zone = common::daytime_zone();
     let (status, body) = app.post("/v1/opportunities", lead(1, zone)).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let id = body["id"].as_str().unwrap().to_owned();

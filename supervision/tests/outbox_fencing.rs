@@ -94,6 +94,7 @@ async fn emit(store: &Store, key: &ActorKey, epoch: Epoch, idem: &str) {
         timeline: Vec::new(),
         sends: Vec::new(),
         outbox: None,
+        lookups: Vec::new(),
         reply: None,
     };
     let outcomes = store.commit(&[record]).await.expect("commit");

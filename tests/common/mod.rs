@@ -256,6 +256,41 @@ pub fn first_call(timeline: &[Value]) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// A free loopback port (bound, read, released), for a server the test configures before it
+/// starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
+
+/// A time zone where it is mid-day now, so a lead's calling hours are open whenever the test
+/// runs. (The demo and the benchmarks have their own, in `neuronx-bench`: the product's tests do
+/// not depend on them.)
+pub fn daytime_zone() -> &'static str {
+    use chrono::Timelike;
+    let now = chrono::Utc::now();
+    [
+        "America/New_York",
+        "America/Chicago",
+        "America/Denver",
+        "America/Los_Angeles",
+        "Pacific/Honolulu",
+        "Asia/Tokyo",
+        "Asia/Kolkata",
+        "Europe/London",
+        "America/Sao_Paulo",
+        "Australia/Sydney",
+    ]
+    .into_iter()
+    .find(|z| {
+        z.parse::<chrono_tz::Tz>()
+            .is_ok_and(|tz| (10..18).contains(&now.with_timezone(&tz).hour()))
+    })
+    .unwrap_or("America/New_York")
+}
+
 pub fn lead(external_id: &str, first_touch_seconds: u64) -> Value {
     json!({
         "external_id": external_id,
@@ -263,7 +298,7 @@ pub fn lead(external_id: &str, first_touch_seconds: u64) -> Value {
             "name": "Ana Lima",
             "phone": "+14155550100",
             "email": "ana@example.com",
-            "timezone": neuronx::demo::daytime_zone(),
+            "timezone": daytime_zone(),
             "consent": {"voice": true, "sms": true}
         },
         "sla": {"first_touch_seconds": first_touch_seconds}

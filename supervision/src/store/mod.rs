@@ -318,14 +318,6 @@ impl Store {
     pub async fn dead_letter(&self, letter: &DeadLetter) -> Result<bool, StoreError> {
         each!(self, s => s.dead_letter(letter).await)
     }
-
-    // ----- benchmarks (the API's reads, one SQL text for both backends, are in reads.rs)
-
-    /// Arms `count` timers of an unregistered kind, due at `due_ms`: load for the timer
-    /// benchmark (a million armed timers), never fired by anyone.
-    pub async fn seed_idle_timers(&self, count: i64, due_ms: i64) -> Result<(), StoreError> {
-        each!(self, s => s.seed_idle_timers(count, due_ms).await)
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

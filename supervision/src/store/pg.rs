@@ -158,20 +158,6 @@ impl PgStore {
         rows.into_iter().map(timer_row).collect()
     }
 
-    pub async fn seed_idle_timers(&self, count: i64, due_ms: i64) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO timers (tenant_id, kind, actor_id, name, grp, shard, due_at, input)
-             SELECT gen_random_uuid(), 'idle', gen_random_uuid(), 'idle', gen_random_uuid(),
-                    (g % (SELECT count(*) FROM shards))::int, $2, '{}'::jsonb
-             FROM generate_series(1, $1) g",
-        )
-        .bind(count)
-        .bind(due_ms)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     pub async fn pending_inboxes(
         &self,
         polls: &[InboxPoll],

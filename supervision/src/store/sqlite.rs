@@ -101,23 +101,6 @@ impl SqliteStore {
         rows.into_iter().map(timer_row).collect()
     }
 
-    pub async fn seed_idle_timers(&self, count: i64, due_ms: i64) -> Result<(), StoreError> {
-        // Per backend: random ids and a row generator are spelled differently (randomblob and
-        // a recursive CTE here, gen_random_uuid and generate_series on PostgreSQL).
-        sqlx::query(
-            "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < ?1)
-             INSERT INTO timers (tenant_id, kind, actor_id, name, grp, shard, due_at, input)
-             SELECT lower(hex(randomblob(16))), 'idle', lower(hex(randomblob(16))), 'idle',
-                    lower(hex(randomblob(16))), n % max((SELECT count(*) FROM shards), 1), ?2, '{}'
-             FROM g",
-        )
-        .bind(count)
-        .bind(due_ms)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     pub async fn pending_inboxes(
         &self,
         polls: &[InboxPoll],

@@ -17,8 +17,10 @@ use tokio::sync::Semaphore;
 
 use neuronx_adapters::carrier_sim;
 
-use crate::app::App;
-use crate::config::Settings;
+use neuronx::app::App;
+use neuronx::config::Settings;
+
+mod idle_timers;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -152,7 +154,7 @@ fn status_mb(field: &str) -> f64 {
 
 const PASSIVATE_AFTER_MS: u64 = 5_000;
 
-pub async fn engine(mut settings: Settings, args: BenchArgs) -> anyhow::Result<Report> {
+pub async fn run(mut settings: Settings, args: BenchArgs) -> anyhow::Result<Report> {
     if args.opportunities == 0 {
         bail!("--opportunities must be at least 1");
     }
@@ -166,7 +168,7 @@ pub async fn engine(mut settings: Settings, args: BenchArgs) -> anyhow::Result<R
         let port = crate::demo::free_port()?;
         settings.server.listen = format!("127.0.0.1:{port}");
         settings.server.public_url = format!("http://127.0.0.1:{port}");
-        settings.secrets.keys = vec![crate::secrets::Keyring::generate_entry("bench")];
+        settings.secrets.keys = vec![neuronx::secrets::Keyring::generate_entry("bench")];
         settings.outbound.allow = vec!["127.0.0.0/8".into()];
     }
     if args.instances == 0 || (args.instances > 1 && !args.database_url.starts_with("postgres")) {
@@ -205,12 +207,11 @@ pub async fn engine(mut settings: Settings, args: BenchArgs) -> anyhow::Result<R
     let backend = store.backend().as_str();
     if args.armed_timers > 0 {
         let day_ahead = chrono::Utc::now().timestamp_millis() + 86_400_000;
-        store
-            .seed_idle_timers(args.armed_timers, day_ahead)
+        idle_timers::arm(&store, args.armed_timers, day_ahead)
             .await
             .context("arming the extra timers")?;
     }
-    let tenant = crate::tenants::create(&store, "bench").await?.tenant_id;
+    let tenant = neuronx::tenants::create(&store, "bench").await?.tenant_id;
     let sim = if args.simulator {
         let mut config = carrier_sim::SimConfig {
             seed: 11,
@@ -223,13 +224,13 @@ pub async fn engine(mut settings: Settings, args: BenchArgs) -> anyhow::Result<R
         )
         .await
         .context("starting the carrier simulator")?;
-        let stored = crate::tenant_data::StoredCredentials {
+        let stored = neuronx::tenant_data::StoredCredentials {
             account_sid: config.account_sid.clone(),
             from_number: "+14155550000".into(),
             base_url: Some(sim.base_url.clone()),
             sealed: keyring.seal(&config.auth_token)?,
         };
-        crate::tenant_data::put_credentials(&store, tenant, "twilio", &stored).await?;
+        neuronx::tenant_data::put_credentials(&store, tenant, "twilio", &stored).await?;
         Some(sim)
     } else {
         None

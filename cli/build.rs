@@ -31,8 +31,9 @@ fn watch(git_path: &str) -> bool {
 }
 
 fn commit() -> String {
-    // Only this package's own checkout counts, not a repository it happens to be unpacked in.
-    if !Path::new(".git").exists() {
+    // Only the workspace's own checkout counts (this package is `cli/` inside it), not a
+    // repository it happens to be unpacked in.
+    if !Path::new("../.git").exists() {
         return "unknown".into();
     }
     let Some(hash) = git(&["rev-parse", "--short", "HEAD"]).filter(|h| !h.is_empty()) else {

@@ -47,7 +47,7 @@ pub fn lead_body(external_id: &str, n: usize) -> Value {
         "contact": {
             "name": format!("Lead {n}"),
             "phone": format!("+1415555{:04}", n % 10_000),
-            "timezone": neuronx::demo::daytime_zone(),
+            "timezone": crate::common::daytime_zone(),
             "consent": {"voice": true, "sms": true}
         },
         "sla": {"first_touch_seconds": 2 + (n % 3) as u64}

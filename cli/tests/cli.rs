@@ -3,6 +3,7 @@
 //! exit codes (`tenant ...` on PostgreSQL and on SQLite), its help and version, and how it
 //! refuses a bad setting.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use common::Backend;
@@ -137,8 +138,9 @@ fn the_version_names_the_commit() {
         .and_then(|rest| rest.strip_suffix(')'))
         .unwrap_or_else(|| panic!("{out:?}"));
     let hash = commit.strip_suffix("-dirty").unwrap_or(commit);
+    // The workspace's checkout, as cli/build.rs looks for it.
     let in_git = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(".git")
+        .join("../.git")
         .exists();
     if in_git {
         assert!(

@@ -1,4 +1,7 @@
-//! The `neuronx` command.
+//! The `neuronx` command: the product's commands (`serve`, `migrate`, `tenant`, `secrets`,
+//! `carrier-sim`) from the `neuronx` library, the demo and the benchmarks from `neuronx-bench`.
+//! A package of its own so that the binary can depend on both while the benchmarks depend on
+//! the product (ADR 0034).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -7,9 +10,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use neuronx::app::{self, App};
-use neuronx::bench::{self, BenchArgs};
 use neuronx::config::{self, LogFormat, Settings};
 use neuronx::control::cli::TenantCommand;
+use neuronx_bench::{demo, engine, failover, webhooks};
 
 /// mimalloc rather than the system allocator: profiles of the engine under load spent about
 /// 40 % of its CPU in glibc's malloc and free (ADR 0026).
@@ -47,7 +50,7 @@ enum Command {
     },
     /// The engine and the carrier simulator in one process, on a temporary database: a batch
     /// of leads called, texted and escalated, with live counters and a summary.
-    Demo(neuronx::demo::DemoArgs),
+    Demo(demo::DemoArgs),
     /// Serve the Twilio-compatible carrier simulator (for tests and load runs).
     CarrierSim {
         /// Address to listen on (port 0 picks a free one).
@@ -83,12 +86,12 @@ enum SecretsCommand {
 #[derive(Subcommand)]
 enum BenchCommand {
     /// Drive opportunities through create, call, result and SLA timer; print one JSON object.
-    Engine(BenchArgs),
+    Engine(engine::BenchArgs),
     /// Signed Twilio voice-status callbacks against a bare axum baseline; print one JSON object.
-    Webhooks(neuronx::bench_webhooks::WebhookBenchArgs),
+    Webhooks(webhooks::WebhookBenchArgs),
     /// Instances killed with `kill -9` under a steady stream of due timers: time to the first
     /// timer fired by the new owner, and cross-instance pause latency; print one JSON object.
-    Failover(neuronx::bench_failover::FailoverArgs),
+    Failover(failover::FailoverArgs),
 }
 
 /// The end of `serve --help`: every variable the settings read, from the table the loader
@@ -202,8 +205,8 @@ async fn run(cli: Cli, env: BTreeMap<String, String>) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo(args) => {
-            let summary = neuronx::demo::run(settings, args).await?;
-            neuronx::demo::print(&summary);
+            let summary = demo::run(settings, args).await?;
+            demo::print(&summary);
             Ok(())
         }
         Command::CarrierSim { listen, sim_config } => {
@@ -252,21 +255,21 @@ async fn run(cli: Cli, env: BTreeMap<String, String>) -> anyhow::Result<()> {
         Command::Bench {
             command: BenchCommand::Webhooks(args),
         } => {
-            let report = neuronx::bench_webhooks::run(settings, args).await?;
+            let report = webhooks::run(settings, args).await?;
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }
         Command::Bench {
             command: BenchCommand::Failover(args),
         } => {
-            let report = neuronx::bench_failover::run(settings, args).await?;
+            let report = failover::run(settings, args).await?;
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }
         Command::Bench {
             command: BenchCommand::Engine(args),
         } => {
-            let report = bench::engine(settings, args).await?;
+            let report = engine::run(settings, args).await?;
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }

@@ -6,7 +6,7 @@
 //! then checks the cluster recovered by itself and that nothing was lost or done twice
 //! (`verify.rs`). Scenarios run one at a time (each owns a whole cluster).
 
-#[path = "../common/mod.rs"]
+#[path = "../../../tests/common/mod.rs"]
 mod common;
 
 mod cluster;

@@ -66,7 +66,7 @@ pub struct Cluster {
 }
 
 fn free_port() -> u16 {
-    neuronx::demo::free_port().unwrap()
+    crate::common::free_port()
 }
 
 fn log_file(path: &Path) -> std::fs::File {

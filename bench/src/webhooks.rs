@@ -43,10 +43,10 @@ use tokio::sync::{oneshot, Semaphore};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::app::App;
-use crate::config::Settings;
 use crate::demo::free_port;
-use crate::secrets::Keyring;
+use neuronx::app::App;
+use neuronx::config::Settings;
+use neuronx::secrets::Keyring;
 
 mod load;
 mod servers;
@@ -204,7 +204,7 @@ async fn run_with(
     let engine = app.engine();
     let store = engine.store().clone();
     let backend = store.backend().as_str();
-    let created = crate::tenants::create(&store, "bench-webhooks").await?;
+    let created = neuronx::tenants::create(&store, "bench-webhooks").await?;
     let tenant = created.tenant_id;
     let http = client(args.concurrency)?;
 
@@ -421,7 +421,7 @@ mod tests {
 
     /// Runs the benchmark once on PostgreSQL (a scratch database) and prints the report:
     /// `BENCH_WEBHOOKS_DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_webhooks \
-    ///  cargo test --release --lib bench_webhooks -- --ignored --nocapture`
+    ///  cargo test --release -p neuronx-bench --lib webhooks -- --ignored --nocapture`
     #[tokio::test(flavor = "multi_thread")]
     #[ignore]
     async fn bench_webhooks_once() {

@@ -3,6 +3,7 @@
 //! pending effects survive, a timer that came due while it was down fires once, and an effect
 //! it left in flight is recorded unknown and never sent again.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::process::{Child, Command, Stdio};
@@ -81,7 +82,7 @@ async fn call(
 async fn kill_9_then_restart_keeps_state_and_fires_overdue_timers_once(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let db = fresh_database(backend, &dir).await;
-    let port = neuronx::demo::free_port().unwrap();
+    let port = common::free_port();
     let mut server = serve(&db, dir.path(), port).await;
 
     // Admin commands work while the engine runs (SQLite: beside its lock).
@@ -302,7 +303,7 @@ async fn a_dial_left_in_flight_by_a_killed_instance_is_recorded_unknown_and_neve
 ) {
     let dir = tempfile::tempdir().unwrap();
     let db = fresh_database(backend, &dir).await;
-    let port = neuronx::demo::free_port().unwrap();
+    let port = common::free_port();
     let (carrier, creates) = silent_carrier().await;
     let config = dir.path().join("orphans.toml");
     std::fs::write(&config, "[engine]\norphan_after_ms = 300\n").unwrap();

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::Connection;
 
-use crate::config::Settings;
+use neuronx::config::Settings;
 
 mod cluster;
 
@@ -185,8 +185,8 @@ async fn measure(
     )?;
     let mut s = settings.clone();
     s.server.database_url = db_url.to_owned();
-    let store = crate::app::open_store(&s).await?;
-    let tenant = crate::tenants::create(&store, "bench").await?;
+    let store = neuronx::app::open_store(&s).await?;
+    let tenant = neuronx::tenants::create(&store, "bench").await?;
     store.close().await;
     let mut redis = Proc(None);
     let redis_url = match &args.redis_url {

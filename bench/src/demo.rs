@@ -12,9 +12,9 @@ use neuronx_supervision::store::ListQuery;
 use neuronx_supervision::TenantId;
 use serde_json::json;
 
-use crate::app::App;
-use crate::config::Settings;
-use crate::secrets::Keyring;
+use neuronx::app::App;
+use neuronx::config::Settings;
+use neuronx::secrets::Keyring;
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -116,7 +116,7 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<Summa
     let app = App::start(settings).await?;
     let base = format!("http://{}", app.addr);
     let store = app.engine().store().clone();
-    let tenant = crate::tenants::create(&store, "demo agency").await?;
+    let tenant = neuronx::tenants::create(&store, "demo agency").await?;
     let key = tenant.api_key.clone();
 
     let sim_config = SimConfig {
