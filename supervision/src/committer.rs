@@ -5,11 +5,12 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::store::StoreError;
+use crate::store::{ErrorClass, StoreError};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum BatchError {
@@ -20,6 +21,54 @@ pub enum BatchError {
 }
 
 type Job<I, O> = (I, oneshot::Sender<Result<O, BatchError>>);
+
+/// How a batch whose write failed for a reason that may pass (`ErrorClass::Transient`) is
+/// written again, whole: after `first`, doubling up to `max`, while less than `give_up_after`
+/// has passed since the first try. Then its callers hear of the failure and decide.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub first: Duration,
+    pub max: Duration,
+    pub give_up_after: Duration,
+}
+
+impl Default for Backoff {
+    /// A failover or a restart of PostgreSQL takes a few seconds; callers waiting longer than
+    /// ten hear of it and apply their own policy (an actor restarts from its checkpoint).
+    fn default() -> Self {
+        Self {
+            first: Duration::from_millis(50),
+            max: Duration::from_secs(1),
+            give_up_after: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Writes `items` whole, trying again while the failure may pass and the backoff allows.
+async fn write_whole<I, O, F>(
+    write: &F,
+    items: Arc<[I]>,
+    backoff: Backoff,
+) -> Result<Vec<O>, StoreError>
+where
+    F: Fn(Arc<[I]>) -> WriteFuture<O>,
+{
+    let started = tokio::time::Instant::now();
+    let mut pause = backoff.first;
+    loop {
+        match write(items.clone()).await {
+            Err(e)
+                if e.class() == ErrorClass::Transient
+                    && started.elapsed() + pause < backoff.give_up_after =>
+            {
+                tracing::warn!(error = %e, batch = items.len(), ?pause, "group write failed; trying the batch again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(backoff.max);
+            }
+            done => return done,
+        }
+    }
+}
 
 /// A boxed batch write. Boxed because sqlx futures passed through a generic `Fut` parameter
 /// trip the compiler's higher-ranked `Send` check; a concrete `dyn Future + Send` does not.
@@ -52,11 +101,23 @@ fn fail<O>(waiters: Vec<oneshot::Sender<Result<O, BatchError>>>, e: StoreError) 
 }
 
 impl<I: Clone + Send + Sync + 'static, O: Send + 'static> Batcher<I, O> {
-    /// Starts the writer task. `write` gets a batch and must return one output per item.
-    /// The returned handle is owned by whoever must stop it (the engine root).
+    /// Starts the writer task with the default `Backoff`. `write` gets a batch and must return
+    /// one output per item. The returned handle is owned by whoever must stop it (the engine
+    /// root).
     pub fn spawn<F>(max_batch: usize, write: F) -> (Self, JoinHandle<()>)
     where
-        F: Fn(Arc<[I]>) -> WriteFuture<O> + Send + 'static,
+        F: Fn(Arc<[I]>) -> WriteFuture<O> + Send + Sync + 'static,
+    {
+        Self::spawn_with(max_batch, Backoff::default(), write)
+    }
+
+    /// `spawn` with its own backoff. A failed write is handled by its `ErrorClass`: a failure
+    /// that may pass is tried again whole (one by one would wait as long again per item, and
+    /// every caller queued behind them with it); a refused value splits the batch so that
+    /// only the culprit fails; anything else fails the batch.
+    pub fn spawn_with<F>(max_batch: usize, backoff: Backoff, write: F) -> (Self, JoinHandle<()>)
+    where
+        F: Fn(Arc<[I]>) -> WriteFuture<O> + Send + Sync + 'static,
     {
         let (tx, mut rx) = mpsc::channel::<Job<I, O>>(max_batch * 4);
         let task = tokio::spawn(async move {
@@ -64,29 +125,21 @@ impl<I: Clone + Send + Sync + 'static, O: Send + 'static> Batcher<I, O> {
             while rx.recv_many(&mut jobs, max_batch).await > 0 {
                 let (items, waiters): (Vec<I>, Vec<_>) = jobs.drain(..).unzip();
                 let items: Arc<[I]> = items.into();
-                let single = items.len() == 1;
-                match write(items.clone()).await {
+                match write_whole(&write, items.clone(), backoff).await {
                     Ok(outputs) => answer(waiters, outputs),
-                    Err(e) if single => {
-                        tracing::warn!(error = %e, "write failed");
-                        fail(waiters, e);
-                    }
-                    // The database is unreachable or slow: one by one would wait as long
-                    // again per item, and every caller queued behind them with it.
-                    Err(e) if !e.may_be_one_item() => {
-                        tracing::warn!(error = %e, batch = waiters.len(), "group write failed");
-                        fail(waiters, e);
-                    }
-                    Err(e) => {
-                        // One bad item (a value the database refuses) must not fail the
-                        // others: write them one by one so only the culprit fails.
-                        tracing::warn!(error = %e, batch = waiters.len(), "group write failed; retrying one by one");
+                    Err(e) if items.len() > 1 && e.class() == ErrorClass::Item => {
+                        tracing::warn!(error = %e, batch = waiters.len(), "group write refused; writing one by one");
                         for (item, waiter) in items.iter().zip(waiters) {
-                            match write(Arc::from(vec![item.clone()])).await {
+                            match write_whole(&write, Arc::from(vec![item.clone()]), backoff).await
+                            {
                                 Ok(outputs) => answer(vec![waiter], outputs),
                                 Err(e) => fail(vec![waiter], e),
                             }
                         }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, batch = waiters.len(), "group write failed");
+                        fail(waiters, e);
                     }
                 }
             }
@@ -104,8 +157,8 @@ impl<I: Clone + Send + Sync + 'static, O: Send + 'static> Batcher<I, O> {
     }
 
     /// `submit`, tried again after `pause` (up to `attempts` tries in all) while the failure
-    /// may pass (a lost connection, a database restarting) and `keep_trying` says so. A value
-    /// the database refuses, or a stopped batcher, fails at once.
+    /// may pass (`ErrorClass::Transient`: a lost connection, a database restarting) and
+    /// `keep_trying` says so. Anything else, or a stopped batcher, fails at once.
     pub async fn submit_retrying(
         &self,
         item: I,
@@ -117,7 +170,7 @@ impl<I: Clone + Send + Sync + 'static, O: Send + 'static> Batcher<I, O> {
         loop {
             match self.submit(item.clone()).await {
                 Err(BatchError::Store(e))
-                    if !e.is_data_error() && tried < attempts && keep_trying() =>
+                    if e.class() == ErrorClass::Transient && tried < attempts && keep_trying() =>
                 {
                     tracing::warn!(error = %e, tried, "write failed; trying again");
                     tried += 1;
@@ -135,11 +188,18 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::time::Duration;
 
+    /// No retry inside the batcher: the tests of `submit_retrying` count its own tries.
+    const NO_BACKOFF: Backoff = Backoff {
+        first: Duration::from_millis(50),
+        max: Duration::from_secs(1),
+        give_up_after: Duration::ZERO,
+    };
+
     /// A writer that loses its connection `failures` times, then writes.
     fn flaky(failures: u32) -> (Batcher<u32, u32>, Arc<AtomicU32>) {
         let calls = Arc::new(AtomicU32::new(0));
         let seen = calls.clone();
-        let (b, _task) = Batcher::spawn(10, move |items: Arc<[u32]>| {
+        let (b, _task) = Batcher::spawn_with(10, NO_BACKOFF, move |items: Arc<[u32]>| {
             let n = seen.fetch_add(1, Ordering::SeqCst);
             Box::pin(async move {
                 if n < failures {
@@ -195,6 +255,88 @@ mod tests {
             .await;
         assert!(matches!(out, Err(BatchError::Store(_))));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    /// A writer whose first `failures` writes fail with `error`, recording each batch's size.
+    fn failing(
+        failures: u32,
+        error: fn() -> StoreError,
+    ) -> (Batcher<u32, u32>, mpsc::UnboundedReceiver<usize>) {
+        let (sizes_tx, sizes) = mpsc::unbounded_channel();
+        let calls = Arc::new(AtomicU32::new(0));
+        let (b, _task) = Batcher::spawn(100, move |items: Arc<[u32]>| {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            let _ = sizes_tx.send(items.len());
+            Box::pin(async move {
+                if n < failures {
+                    return Err(error());
+                }
+                Ok(items.to_vec())
+            })
+        });
+        (b, sizes)
+    }
+
+    /// Submits `items` so that they queue before the writer runs (one batch), and waits.
+    async fn submit_together(
+        b: &Batcher<u32, u32>,
+        items: Vec<u32>,
+    ) -> Vec<Result<u32, BatchError>> {
+        let handles: Vec<_> = items
+            .into_iter()
+            .map(|i| {
+                let b = b.clone();
+                tokio::spawn(async move { b.submit(i).await })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for h in handles {
+            out.push(h.await.expect("submit task"));
+        }
+        out
+    }
+
+    fn drain(sizes: &mut mpsc::UnboundedReceiver<usize>) -> Vec<usize> {
+        std::iter::from_fn(|| sizes.try_recv().ok()).collect()
+    }
+
+    fn admin_shutdown() -> StoreError {
+        StoreError::Db(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "terminating connection due to administrator command",
+        )))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_failing_for_a_while_is_tried_again_whole_and_lands() {
+        let (b, mut sizes) = failing(3, admin_shutdown);
+        let out = submit_together(&b, (0..6).collect()).await;
+        assert!(out.iter().all(Result::is_ok), "{out:?}");
+        assert_eq!(
+            drain(&mut sizes),
+            vec![6, 6, 6, 6],
+            "tried whole, never split"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_failing_past_the_backoff_fails_whole_without_splitting() {
+        let (b, mut sizes) = failing(u32::MAX, || StoreError::Db(sqlx::Error::PoolTimedOut));
+        let started = tokio::time::Instant::now();
+        let out = submit_together(&b, (0..6).collect()).await;
+        assert!(out.iter().all(Result::is_err), "{out:?}");
+        let sizes = drain(&mut sizes);
+        assert!(sizes.iter().all(|n| *n == 6), "never split: {sizes:?}");
+        assert!(sizes.len() > 3, "tried again: {sizes:?}");
+        assert!(started.elapsed() < Backoff::default().give_up_after + Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fatal_error_fails_the_batch_at_once() {
+        let (b, mut sizes) = failing(u32::MAX, || StoreError::Db(sqlx::Error::PoolClosed));
+        let out = submit_together(&b, (0..6).collect()).await;
+        assert!(out.iter().all(Result::is_err), "{out:?}");
+        assert_eq!(drain(&mut sizes), vec![6]);
     }
 
     #[tokio::test]

@@ -7,6 +7,7 @@
 //! both (`both::on_both!`, `reads.rs`); the commit, claim and lease paths are tuned per backend.
 
 mod both;
+mod fault;
 mod lookups;
 mod pg;
 mod pg_cluster;
@@ -21,6 +22,7 @@ mod types;
 
 use std::time::Duration;
 
+pub use fault::{classify, ErrorClass, Failure};
 pub use pg::PgStore;
 pub use pg_cluster::INBOX_CHANNEL;
 pub use sqlite::SqliteStore;
@@ -49,15 +51,6 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// The database answered and refused something (a constraint, a value): one item of a
-    /// batch may be the cause. Connection and pool failures are not about any item.
-    pub fn may_be_one_item(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Db(sqlx::Error::Database(_)) | StoreError::Corrupt(_)
-        )
-    }
-
     /// The database refused the data itself (PostgreSQL class 22, e.g. a NUL character in
     /// JSON): retrying cannot help, unlike a lost connection.
     pub fn is_data_error(&self) -> bool {
