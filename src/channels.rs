@@ -287,6 +287,18 @@ impl EffectHandler for Sms {
                 Ok(account) => account,
                 Err(e) => return undecided(e),
             };
+            // Before a marketing text, when the tenant asked: the line type, once per number
+            // (ADR 0035). A landline is not texted; the opportunity learns either way.
+            let mut line = None;
+            if let Some(account) = account.as_ref().filter(|a| marketing && a.line_type_lookup) {
+                match twilio_channel::line_type(&ctx.store, account, &text.to).await {
+                    Ok(found) if !found.line_type.takes_texts() => {
+                        return twilio_channel::withheld(found)
+                    }
+                    Ok(found) => line = Some(found),
+                    Err(e) => return undecided(e),
+                }
+            }
             if let Err(later) = ctx
                 .limits
                 .admit(SendKind::Text, Context::tenant(&call), None, &call.lease)
@@ -294,13 +306,17 @@ impl EffectHandler for Sms {
             {
                 return later;
             }
-            match account {
+            let outcome = match account {
                 Some(account) => twilio_channel::sms(&account, &ctx.public_url, &call, &text).await,
                 None => EffectOutcome {
                     status: EffectStatus::Done,
                     result: json!({"message_sid": sid}),
                     followup: None,
                 },
+            };
+            match line {
+                Some(found) => twilio_channel::with_line_type(outcome, found),
+                None => outcome,
             }
         })
     }

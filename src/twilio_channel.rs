@@ -7,7 +7,7 @@
 
 use neuronx_actors::domain::call::{AnsweredBy, CallInput, CallStatus};
 use neuronx_actors::domain::compliance::Channel;
-use neuronx_actors::domain::opportunity::OppInput;
+use neuronx_actors::domain::opportunity::{LineFound, LineType, OppInput};
 use neuronx_actors::effects::{SmsEffect, VoiceEffect};
 use neuronx_adapters::twilio::{
     CallResource, ClientConfig, CreateCall, CreateMessage, HangupStatus, StatusCallbackEvent,
@@ -20,11 +20,15 @@ use crate::secrets::Keyring;
 use crate::tenant_data::{self, StoredCredentials};
 use neuronx_adapters::outbound::OutboundGuard;
 
+pub mod line_types;
+
 /// What a Twilio effect needs: the tenant's account and where our webhooks live.
 pub struct Account {
     pub client: TwilioClient,
     pub from: String,
     pub tenant: TenantId,
+    /// The tenant asked for the line type of a number before its first marketing text.
+    pub line_type_lookup: bool,
 }
 
 /// The tenant's account, if it configured one; errors mean "cannot tell now".
@@ -45,6 +49,9 @@ pub async fn account(
     else {
         return Ok(None);
     };
+    let line_type_lookup = line_types::lookup_enabled(store, tenant)
+        .await
+        .map_err(|e| e.to_string())?;
     let auth_token = keyring.open(&sealed).map_err(|e| e.to_string())?;
     let base = base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
     let client = TwilioClient::new(
@@ -61,7 +68,67 @@ pub async fn account(
         client,
         from: from_number,
         tenant,
+        line_type_lookup,
     }))
+}
+
+/// The line type of `phone`, from the tenant's cache or else the carrier's lookup (kept when it
+/// answers). `Err` only when the cache cannot be read: nothing was sent or paid, the effect is
+/// tried again. A failed lookup is `Unknown` with its reason (logged without the account's
+/// secrets), never an error: a lookup never holds a text back.
+pub async fn line_type(store: &Store, account: &Account, phone: &str) -> Result<LineFound, String> {
+    let tenant = account.tenant;
+    let known = line_types::cached(store, tenant, phone)
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some((line_type, carrier)) = known {
+        return Ok(LineFound {
+            line_type,
+            carrier,
+            lookup_error: None,
+            text_withheld: false,
+        });
+    }
+    match account.client.lookup_line_type(phone).await {
+        Ok(answer) => {
+            let found = line_types::found(&answer);
+            let carrier = found.carrier.as_deref();
+            if let Err(e) =
+                line_types::remember(store, tenant, phone, found.line_type, carrier).await
+            {
+                tracing::warn!(%tenant, error = %e, "line type not kept; the next text asks again");
+            }
+            Ok(found)
+        }
+        Err(e) => {
+            // The error's text is the carrier's answer or the transport's: the token travels in
+            // a header and no error carries it.
+            tracing::warn!(%tenant, error = %e, "line type lookup failed; treated as unknown");
+            Ok(LineFound {
+                line_type: LineType::Unknown,
+                carrier: None,
+                lookup_error: Some(e.to_string()),
+                text_withheld: false,
+            })
+        }
+    }
+}
+
+/// The outcome of a text withheld because the line takes none; the opportunity records why.
+pub fn withheld(found: LineFound) -> EffectOutcome {
+    let result = json!({"withheld": format!("the number is a {}", found.line_type)});
+    let found = LineFound {
+        text_withheld: true,
+        ..found
+    };
+    done(result, input(&OppInput::LineTypeFound(found)))
+}
+
+/// `outcome` with the line type reported to the opportunity (a text's own outcome carries no
+/// input).
+pub fn with_line_type(mut outcome: EffectOutcome, found: LineFound) -> EffectOutcome {
+    outcome.followup = input(&OppInput::LineTypeFound(found));
+    outcome
 }
 
 fn done(result: Value, followup: Option<Value>) -> EffectOutcome {

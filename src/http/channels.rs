@@ -19,6 +19,10 @@ pub struct TwilioRequest {
     auth_token: String,
     from_number: String,
     base_url: Option<String>,
+    /// Look up each number's line type (Twilio Lookup, billed per number, once per number)
+    /// before its first marketing text, and text no landline. Default false.
+    #[serde(default)]
+    line_type_lookup: bool,
 }
 
 #[utoipa::path(
@@ -27,7 +31,7 @@ pub struct TwilioRequest {
     tag = "channels",
     operation_id = "putTwilioChannel",
     summary = "Store the Twilio account",
-    description = "Stores the tenant's Twilio account; the auth token is sealed at rest and never returned. A `base_url` may not lead to this machine or its network. Audited.",
+    description = "Stores the tenant's Twilio account; the auth token is sealed at rest and never returned. A `base_url` may not lead to this machine or its network. `line_type_lookup` (default false) looks up each number's line type before its first marketing text, once per number, and texts no landline. Replaces the stored account and switch. Audited.",
     request_body = TwilioRequest,
     responses(
         (status = 200, description = "stored; the token is never returned", body = crate::usecases::channels::TwilioView),
@@ -44,6 +48,7 @@ pub async fn put_twilio(
         auth_token: req.auth_token,
         from_number: req.from_number,
         base_url: req.base_url,
+        line_type_lookup: req.line_type_lookup,
     };
     let view = channels::put_twilio(
         &state.engine,

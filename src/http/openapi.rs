@@ -14,7 +14,7 @@ use std::borrow::Cow;
 use neuronx_actors::domain::call::{
     AnsweredBy as DomainAnsweredBy, CallStatus as DomainCallStatus,
 };
-use neuronx_actors::domain::opportunity::Stage as DomainStage;
+use neuronx_actors::domain::opportunity::{LineType as DomainLineType, Stage as DomainStage};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
@@ -159,6 +159,10 @@ mirror_enum!(
 mirror_enum!(
     /// Answering-machine detection's verdict, spelled as Twilio spells it.
     AnsweredBy = DomainAnsweredBy
+);
+mirror_enum!(
+    /// The contact's line type from the carrier's lookup, in snake case; a `landline` is not sent marketing texts.
+    LineType = DomainLineType
 );
 
 /// The lead's contact details and consent.

@@ -13,6 +13,7 @@ use crate::control::keys::Identity;
 use crate::control::Action;
 use crate::secrets::Keyring;
 use crate::tenant_data::{self, StoredCredentials};
+use crate::twilio_channel::line_types;
 
 /// The tenant's Twilio account as stored; the auth token is sealed and never returned.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -30,16 +31,20 @@ pub struct TwilioView {
     /// Always `set`: the token itself is never returned.
     #[schema(value_type = crate::http::openapi::TokenSet)]
     pub auth_token: &'static str,
+    /// The line type of each number is looked up (Twilio Lookup, billed per number, once per
+    /// number) before its first marketing text; landlines are then not texted.
+    pub line_type_lookup: bool,
 }
 
 impl TwilioView {
-    fn of(c: &StoredCredentials) -> Self {
+    fn of(c: &StoredCredentials, line_type_lookup: bool) -> Self {
         Self {
             channel: "twilio",
             account_sid: c.account_sid.clone(),
             from_number: c.from_number.clone(),
             base_url: c.base_url.clone(),
             auth_token: "set",
+            line_type_lookup,
         }
     }
 }
@@ -50,6 +55,7 @@ pub struct TwilioFields {
     pub auth_token: String,
     pub from_number: String,
     pub base_url: Option<String>,
+    pub line_type_lookup: bool,
 }
 
 async fn record(
@@ -113,8 +119,8 @@ pub async fn put_twilio(
         base_url: f.base_url.map(|u| u.trim_end_matches('/').to_owned()),
         sealed,
     };
-    tenant_data::put_credentials(engine.store(), tenant, "twilio", &stored).await?;
-    let view = TwilioView::of(&stored);
+    line_types::put_account(engine.store(), tenant, &stored, f.line_type_lookup).await?;
+    let view = TwilioView::of(&stored, f.line_type_lookup);
     let after = serde_json::to_value(&view).map_err(|e| Error::Internal(e.into()))?;
     record(engine, who, AuditAction::ChannelUpdate, "twilio", after).await?;
     Ok(view)
@@ -125,7 +131,8 @@ pub async fn get_twilio(engine: &EngineHandle, who: &Identity) -> Result<TwilioV
     let stored = tenant_data::get_credentials(engine.store(), tenant, "twilio")
         .await?
         .ok_or(Error::NotFound("twilio channel"))?;
-    Ok(TwilioView::of(&stored))
+    let lookups = line_types::lookup_enabled(engine.store(), tenant).await?;
+    Ok(TwilioView::of(&stored, lookups))
 }
 
 /// A number on (or just taken off) the do-not-call list.

@@ -2,7 +2,7 @@
 //! pages of them. Serialized as the API's JSON; the console renders the same values.
 
 use chrono::{DateTime, Utc};
-use neuronx_actors::domain::opportunity::{Contact, Opportunity, Stage};
+use neuronx_actors::domain::opportunity::{Contact, LineType, Opportunity, Stage};
 use neuronx_supervision::store::{ActorRow, TimelineRow};
 use serde::Serialize;
 use serde_json::Value;
@@ -55,6 +55,10 @@ pub struct OpportunityView {
     /// The call in progress, if any.
     #[schema(required = true)]
     pub active_call: Option<Uuid>,
+    /// The contact's line type as the carrier's lookup reported it; null until one is reported
+    /// (the tenant's `line_type_lookup` is off, or no marketing text was due yet).
+    #[schema(required = true, value_type = Option<crate::http::openapi::LineType>)]
+    pub line_type: Option<LineType>,
     /// Armed timers; empty in lists, which do not read them.
     pub timers: Vec<TimerView>,
     pub created_at: DateTime<Utc>,
@@ -80,6 +84,7 @@ impl OpportunityView {
             first_touch_seconds: o.first_touch_seconds,
             contact: o.contact,
             active_call: o.active_call,
+            line_type: o.line_type,
             timers,
             created_at: o.created_at,
             updated_at: o.updated_at,
