@@ -210,7 +210,83 @@ async fn an_instance_at_its_resident_cap_passivates_idle_actors_early(backend: B
     t.stop().await;
 }
 
+/// One actor whose inputs keep failing (here: one strike each, past the restart limit of 10 in
+/// 60 s) is quarantined: what it still had pending goes to the dead letters with the reason,
+/// and its neighbours on the same shard go on being served by the same host.
+async fn an_actor_failing_past_its_restart_limit_is_quarantined_and_its_neighbours_go_on(
+    backend: Backend,
+) {
+    let t = TestApp::spawn_with(backend, |s| s.engine.max_strikes = 1).await;
+    let tenant = TenantId(t.tenant.parse().unwrap());
+    let id = t.create("lead-1", 300).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key = opp::key(tenant, id.parse().unwrap());
+    let neighbour_ext = (0..10_000)
+        .map(|i| format!("neighbour-{i}"))
+        .find(|ext| opp::key(tenant, opp::id_for(tenant, ext)).shard(32) == key.shard(32))
+        .unwrap();
+    let neighbour = t.create(&neighbour_ext, 300).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let poison: Vec<NewInput> = (0..12)
+        .map(|i| NewInput {
+            key,
+            shard: key.shard(32),
+            dedupe_key: format!("poison-{i}"),
+            remember: true,
+            input: json!({"type": "no_such_input", "n": i}),
+            reply: false,
+            notify: false,
+        })
+        .collect();
+    t.engine().store().insert_inbox(&poison).await.unwrap();
+    let letters = eventually(
+        Duration::from_secs(40),
+        "all twelve dead letters",
+        || async {
+            let (_, body) = t.get("/v1/dead-letters?limit=50").await;
+            let items = body["items"].as_array().cloned().unwrap_or_default();
+            (items.len() == 12).then_some(items)
+        },
+    )
+    .await;
+    let quarantined: Vec<_> = letters
+        .iter()
+        .filter(|l| l["error"].as_str().unwrap().contains("quarantined"))
+        .collect();
+    assert!(
+        !quarantined.is_empty(),
+        "the inputs pending when the limit was passed name the quarantine: {letters:?}"
+    );
+    assert!(letters.iter().all(|l| l["actor_id"] == id.as_str()));
+    let (_, m) = t
+        .request(reqwest::Method::GET, "/metrics", None, None)
+        .await;
+    assert_eq!(
+        metric(m.as_str().unwrap(), "neuronx_quarantined_actors_total"),
+        1.0
+    );
+    // The neighbour on the same shard is served as before.
+    let (status, body) = t
+        .post(&format!("/v1/opportunities/{neighbour}/pause"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["paused"], true);
+    // While quarantined, a command to the actor is refused at once with a JSON error, and
+    // lands in the dead letters rather than waiting behind it.
+    let (status, body) = t
+        .post(&format!("/v1/opportunities/{id}/pause"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"], "dead_lettered", "{body}");
+    t.stop().await;
+}
+
 both_backends!(
+    an_actor_failing_past_its_restart_limit_is_quarantined_and_its_neighbours_go_on,
     an_instance_at_its_resident_cap_passivates_idle_actors_early,
     idle_actors_passivate_and_come_back_on_their_next_input,
     a_stale_epoch_write_is_rejected_counted_and_the_shard_stops,

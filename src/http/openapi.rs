@@ -85,7 +85,8 @@ pub struct ErrorBody {
 /// `unavailable` (503, retry), `internal` (500); 409 for `already_exists`,
 /// `no_encryption_key`, `idempotency_key_in_progress` (retry) and the opportunity's refusals
 /// (`already_paused`, `not_paused`, `paused`, `terminal_stage`, `illegal_transition`,
-/// `opted_out`, ...); 422 for `idempotency_key_reused`.
+/// `opted_out`, ...) and `dead_lettered` (the actor is quarantined: the command went to the dead
+/// letters); 422 for `idempotency_key_reused`.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[allow(dead_code)] // Schema only: `ApiError` writes the codes (`every_error_..._code` checks).
@@ -117,6 +118,8 @@ pub enum ErrorCode {
     OptedOut,
     UnknownPlaybook,
     Rejected,
+    // The runtime set the command aside (usecases::dead_lettered): its actor is quarantined.
+    DeadLettered,
 }
 
 /// A string schema whose values are a domain enum's wire names, taken from the domain's list.

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::opportunities::load;
 use super::views::{Accepted, Applied};
-use super::{authorize, submit, visible, Error};
+use super::{authorize, dead_lettered, submit, visible, Error};
 use crate::control::access;
 use crate::control::audit::{self, AuditAction, Entry, Outcome};
 use crate::control::keys::Identity;
@@ -140,6 +140,9 @@ pub(crate) async fn run(
             }),
             (Outcome::Rejected, None),
         ),
+        SubmitOutcome::DeadLettered(reason) => {
+            (Err(dead_lettered(&reason)), (Outcome::Rejected, None))
+        }
     };
     audit::record(
         engine.store(),

@@ -132,6 +132,15 @@ pub async fn visible(engine: &EngineHandle, who: &Identity, id: &str) -> Result<
 }
 
 /// Makes `input` durable for opportunity `id` and waits (up to the reply timeout) for it.
+/// A command set aside in the dead letters instead of applied (its actor failed on it, or is
+/// quarantined): a conflict with the actor's state, named so, with the runtime's reason.
+pub(crate) fn dead_lettered(reason: &str) -> Error {
+    Error::Conflict {
+        code: "dead_lettered".into(),
+        message: format!("not applied, moved to the dead letters: {reason}"),
+    }
+}
+
 pub(crate) async fn submit(
     engine: &EngineHandle,
     tenant: TenantId,

@@ -136,6 +136,7 @@ pub async fn create(
                 message: r.message,
             })
         }
+        SubmitOutcome::DeadLettered(reason) => return Err(super::dead_lettered(&reason)),
         SubmitOutcome::Applied(_) | SubmitOutcome::Duplicate => {}
     }
     // A repeated external id of an opportunity the caller may not see (a create racing its

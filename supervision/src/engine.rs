@@ -31,6 +31,9 @@ pub enum SubmitOutcome {
     Duplicate,
     /// Durable, and will be applied by the shard's owner (here later, or another instance).
     Accepted,
+    /// Moved to the dead letters instead of applied: the input failed too often, or its actor
+    /// is quarantined (the reason says which). An operator may retry it from there.
+    DeadLettered(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -161,6 +164,7 @@ impl EngineHandle {
             Ok(Ok(value)) => SubmitOutcome::Applied(value),
             Ok(Err(DeliveryError::Rejected(r))) => SubmitOutcome::Rejected(r),
             Ok(Err(DeliveryError::Duplicate)) => SubmitOutcome::Duplicate,
+            Ok(Err(DeliveryError::Failed(reason))) => SubmitOutcome::DeadLettered(reason),
             // Not owned here, timed out, or the actor is restarting: the input is durable.
             Ok(Err(_)) | Err(_) => SubmitOutcome::Accepted,
         })

@@ -20,6 +20,7 @@ pub struct Metrics {
     pub fencing_rejections: IntCounter,
     pub dead_letters: IntCounter,
     pub actor_restarts: IntCounter,
+    pub quarantined_actors: IntCounter,
     pub owned_shards: IntGauge,
     pub effects: IntCounterVec,
     pub effect_latency: HistogramVec,
@@ -70,6 +71,10 @@ impl Metrics {
             )?,
             dead_letters: IntCounter::new("dead_letters_total", "inputs moved to dead letters")?,
             actor_restarts: IntCounter::new("actor_restarts_total", "actor restarts")?,
+            quarantined_actors: IntCounter::new(
+                "quarantined_actors_total",
+                "actors set aside after failing past their restart limit",
+            )?,
             owned_shards: IntGauge::new("owned_shards", "shards leased by this instance")?,
             effects: IntCounterVec::new(
                 Opts::new(
@@ -108,6 +113,8 @@ impl Metrics {
             .register(Box::new(m.fencing_rejections.clone()))?;
         m.registry.register(Box::new(m.dead_letters.clone()))?;
         m.registry.register(Box::new(m.actor_restarts.clone()))?;
+        m.registry
+            .register(Box::new(m.quarantined_actors.clone()))?;
         m.registry.register(Box::new(m.owned_shards.clone()))?;
         m.registry.register(Box::new(m.effects.clone()))?;
         m.registry.register(Box::new(m.effect_latency.clone()))?;

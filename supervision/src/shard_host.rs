@@ -5,7 +5,6 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::Utc;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use crate::entity_actor;
@@ -15,10 +14,11 @@ use crate::protocol::{
     ActorFault, Answer, Committed, DeliveryError, DispatcherMsg, EntityMsg, EntityRef, ManagerMsg,
     PollScope, Reply, ShardHostMsg, TimerMsg, Work,
 };
-use crate::restart::{RestartDecision, RestartTracker};
+use crate::restart::{FailureKind, RestartTracker};
 use crate::runtime::Runtime;
-use crate::store::{Consumed, DeadLetter, Inserted};
+use crate::store::{Consumed, Inserted};
 
+mod failures;
 mod inbox;
 
 pub struct Args {
@@ -36,6 +36,8 @@ struct Resident {
     strikes: u32,
     restarts: RestartTracker,
     last_active: Instant,
+    /// Set aside after failing past its restart limit: inputs are dead-lettered until then.
+    quarantine: Option<failures::Quarantine>,
 }
 
 pub struct State {
@@ -181,10 +183,12 @@ impl Actor for ShardHost {
                 };
                 self.rt.metrics.resident_actors.dec();
                 self.rt.metrics.actor_restarts.inc();
-                let poison =
-                    !matches!(err.downcast_ref::<ActorFault>(), Some(ActorFault::Infra(_)));
-                tracing::warn!(%key, error = %err, poison, "actor failed");
-                self.on_failure(&myself, state, key, cell.get_id(), poison, err.to_string())
+                let kind = match err.downcast_ref::<ActorFault>() {
+                    Some(ActorFault::Infra(_)) => FailureKind::Infra,
+                    _ => FailureKind::Actor,
+                };
+                tracing::warn!(%key, error = %err, ?kind, "actor failed");
+                self.on_failure(&myself, state, key, cell.get_id(), kind, err.to_string())
                     .await
             }
             SupervisionEvent::ActorTerminated(cell, _, _) => {
@@ -248,7 +252,12 @@ impl ShardHost {
             strikes: 0,
             restarts: RestartTracker::default(),
             last_active: Instant::now(),
+            quarantine: None,
         });
+        if let Some(reason) = failures::still_quarantined(resident) {
+            self.bury(state, key, work, reason, 0).await;
+            return Ok(());
+        }
         resident.queue.push_back(work);
         self.rt.metrics.inbox_depth.inc();
         self.ensure_actor(myself, state, key).await?;
@@ -265,7 +274,7 @@ impl ShardHost {
         let Some(resident) = state.residents.get(&key) else {
             return Ok(());
         };
-        if resident.actor.is_some() {
+        if resident.actor.is_some() || resident.quarantine.is_some() {
             return Ok(());
         }
         let spawner = self
@@ -356,6 +365,7 @@ impl ShardHost {
                 }
             }
             r.strikes = 0;
+            r.restarts.on_success();
             r.last_active = Instant::now();
         }
         // Actors that were busy when the host went over its share may be idle now.
@@ -383,75 +393,5 @@ impl ShardHost {
         }
         self.pump(state, key);
         Ok(())
-    }
-
-    async fn on_failure(
-        &self,
-        myself: &ActorRef<ShardHostMsg>,
-        state: &mut State,
-        key: ActorKey,
-        failed: ActorId,
-        poison: bool,
-        error: String,
-    ) -> Result<(), ActorProcessingErr> {
-        let policy = self.rt.config.restart;
-        let max_strikes = self.rt.config.max_strikes;
-        let Some(r) = state.residents.get_mut(&key) else {
-            return Ok(());
-        };
-        if r.actor.as_ref().map(|a| a.get_id()) != Some(failed) {
-            return Ok(());
-        }
-        r.actor = None;
-        let decision = r.restarts.on_failure(&policy, Instant::now());
-        if let Some(work) = r.inflight.take() {
-            if poison {
-                r.strikes += 1;
-            }
-            if r.strikes >= max_strikes {
-                r.strikes = 0;
-                let letter = DeadLetter {
-                    key,
-                    shard: state.shard,
-                    epoch: state.epoch,
-                    consumed: work.consumed.clone(),
-                    input: work.input.clone(),
-                    error: error.clone(),
-                    attempts: max_strikes as i32,
-                    now_ms: Utc::now().timestamp_millis(),
-                };
-                if let Consumed::Inbox { id } = work.consumed {
-                    state.known_inbox.remove(&id);
-                    for reply in state.waiting.remove(&id).unwrap_or_default() {
-                        let _ = reply.send(Err(DeliveryError::Failed(error.clone())));
-                    }
-                }
-                match self.rt.store.dead_letter(&letter).await {
-                    Ok(true) => {
-                        self.rt.metrics.dead_letters.inc();
-                        tracing::warn!(%key, %error, "input moved to dead letters");
-                    }
-                    Ok(false) => {
-                        tracing::warn!(%key, "dead letter skipped: input gone or shard lost")
-                    }
-                    Err(e) => {
-                        // Not consumed: the next poll brings it back and it fails again.
-                        tracing::warn!(%key, error = %e, "dead letter write failed");
-                    }
-                }
-            } else {
-                r.queue.push_front(work);
-                self.rt.metrics.inbox_depth.inc();
-            }
-        }
-        match decision {
-            RestartDecision::Restart { after } => {
-                myself.send_after(after, move || ShardHostMsg::Respawn(key));
-                Ok(())
-            }
-            RestartDecision::GiveUp => {
-                Err(format!("actor {key} exceeded its restart intensity: {error}").into())
-            }
-        }
     }
 }

@@ -134,7 +134,7 @@ impl Resident {
 
 /// Drops the entries of actors stopped to passivate that have nothing queued.
 fn forget_passivated(state: &mut State) {
-    state
-        .residents
-        .retain(|_, r| r.actor.is_some() || !r.queue.is_empty());
+    state.residents.retain(|_, r| {
+        r.actor.is_some() || !r.queue.is_empty() || super::failures::held_for_quarantine(r)
+    });
 }
