@@ -193,6 +193,18 @@ async fn a_mobile_is_texted_as_before(backend: Backend) {
 
 async fn without_the_switch_nothing_is_looked_up(backend: Backend) {
     let Setup { app, sim } = setup(backend, landline(), false, None).await;
+    let bad = json!({"account_sid": sim.account_sid(), "auth_token": sim.auth_token(),
+        "from_number": "+14155550000", "base_url": sim.base_url, "line_type_lookup": "yes"});
+    let (status, err) = app
+        .request(
+            Method::PUT,
+            "/v1/channels/twilio",
+            Some(&app.key),
+            Some(bad),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert!(err.to_string().contains("line_type_lookup"), "{err}");
     let id = create(&app, "off-1", LANDLINE).await;
     texted(&sim, LANDLINE).await;
     let (view, timeline) = after(&app, &id, "effect_sent").await;
