@@ -285,7 +285,64 @@ async fn an_actor_failing_past_its_restart_limit_is_quarantined_and_its_neighbou
     t.stop().await;
 }
 
+/// Runs one statement on the test's database (tests may look into the runtime's tables).
+async fn sql(store: &neuronx_supervision::Store, statement: &str) -> Vec<String> {
+    use neuronx_supervision::Store;
+    match store {
+        Store::Postgres(pg) => sqlx::query_scalar(statement).fetch_all(pg.pool()).await,
+        Store::Sqlite(lite) => sqlx::query_scalar(statement).fetch_all(lite.pool()).await,
+    }
+    .unwrap()
+}
+
+/// An effect left claimed by this very instance (say its task was lost) is recorded unknown by
+/// the periodic orphan check, with no shard changing hands (before, only a gained shard was
+/// checked, and such an effect stayed claimed for good).
+async fn an_effect_left_claimed_is_recorded_unknown_without_a_shard_moving(backend: Backend) {
+    let t = TestApp::spawn_with(backend, |s| s.engine.orphan_after_ms = 400).await;
+    t.create("lead-1", 300).await;
+    let store = t.engine().store().clone();
+    let dial = eventually(
+        Duration::from_secs(20),
+        "the dial to be recorded",
+        || async {
+            sql(
+                &store,
+                "SELECT idem_key FROM outbox WHERE channel = 'voice' AND status = 'done'",
+            )
+            .await
+            .into_iter()
+            .next()
+        },
+    )
+    .await;
+    // As if its task had been lost after the claim, ten minutes ago.
+    sql(
+        &store,
+        &format!(
+            "UPDATE outbox SET status = 'inflight', updated_at = updated_at - 600000
+             WHERE idem_key = '{dial}' RETURNING status"
+        ),
+    )
+    .await;
+    eventually(
+        Duration::from_secs(20),
+        "the orphan check to record it",
+        || async {
+            let status = sql(
+                &store,
+                &format!("SELECT status FROM outbox WHERE idem_key = '{dial}'"),
+            )
+            .await;
+            (status == ["unknown"]).then_some(())
+        },
+    )
+    .await;
+    t.stop().await;
+}
+
 both_backends!(
+    an_effect_left_claimed_is_recorded_unknown_without_a_shard_moving,
     an_actor_failing_past_its_restart_limit_is_quarantined_and_its_neighbours_go_on,
     an_instance_at_its_resident_cap_passivates_idle_actors_early,
     idle_actors_passivate_and_come_back_on_their_next_input,

@@ -144,6 +144,8 @@ impl Actor for Dispatcher {
     ) -> Result<State, ActorProcessingErr> {
         // The safety net for effects committed by a previous owner or missed wake-ups.
         myself.send_interval(self.rt.config.poll_interval, || DispatcherMsg::Sweep);
+        // Not only when a shard is gained: whatever left an effect claimed, it is not left so.
+        myself.send_interval(self.rt.config.orphan_after, || DispatcherMsg::OrphanSweep);
         Ok(State {
             held: Vec::new(),
             claim_start: 0,
@@ -200,6 +202,10 @@ impl Actor for Dispatcher {
                 self.claim(&myself, state).await;
             }
             DispatcherMsg::Orphans(shards) => self.reclaim_orphans(state, &shards),
+            DispatcherMsg::OrphanSweep => {
+                let held: Vec<ShardId> = state.held.iter().map(|(s, _)| *s).collect();
+                self.reclaim_orphans(state, &held);
+            }
             DispatcherMsg::Finished { again } => {
                 while state.running.try_join_next().is_some() {}
                 state.dirty.extend(again);

@@ -194,6 +194,9 @@ pub enum DispatcherMsg {
     Claim,
     /// Effects of these shards still claimed by their previous owner (see `outbox/orphans.rs`).
     Orphans(Vec<ShardId>),
+    /// The periodic orphan check of every held shard: an effect of ours whose task was lost (a
+    /// panic in a handler, a dropped future) is recorded like one a stopped instance left.
+    OrphanSweep,
     /// A spawned effect finished; `again` names its shard when it went back to pending.
     Finished {
         again: Option<ShardId>,
