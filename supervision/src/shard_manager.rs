@@ -21,6 +21,7 @@ use crate::shard_host::{self, ShardHost};
 use crate::timers::{self, TimerService};
 
 mod rounds;
+mod stopping;
 
 pub struct Args {
     pub handlers: Arc<Handlers>,
@@ -46,6 +47,8 @@ pub struct State {
     listener: Option<tokio::task::JoinHandle<()>>,
     releasing: bool,
     ticks: u64,
+    /// Hosts being stopped off this actor's handler (see `stopping`), awaited on release.
+    stopping: tokio::task::JoinSet<()>,
 }
 
 pub struct ShardManager {
@@ -112,6 +115,7 @@ impl Actor for ShardManager {
             listener,
             releasing: false,
             ticks: 0,
+            stopping: tokio::task::JoinSet::new(),
         })
     }
 
@@ -132,7 +136,7 @@ impl Actor for ShardManager {
                 }
             }
             ManagerMsg::Deadline => {
-                self.drop_if_expired(state).await;
+                self.drop_if_expired(state);
             }
             ManagerMsg::HostFenced(shard, epoch) => {
                 if state.hosts.get(&shard).is_some_and(|h| h.epoch == epoch) {
@@ -169,7 +173,10 @@ impl Actor for ShardManager {
             ManagerMsg::Release(reply) => {
                 state.releasing = true;
                 let leases = held(state);
-                self.drop_all(state).await;
+                self.drop_all(state);
+                // Hosts stopping in the background (dropped, or given up with their release
+                // still to come) finish first: within their grace and kill, so this is bounded.
+                while state.stopping.join_next().await.is_some() {}
                 // Stop these now, while their stop hooks can run: running effects finish and
                 // record their results (a supervisor exiting would kill them instead).
                 let stopping = Some(Duration::from_secs(15));
@@ -238,6 +245,8 @@ impl Actor for ShardManager {
         self.rt.publish_directory(Vec::new());
         self.rt.set_act_window(ActWindow::Never);
         state.hosts.clear();
+        // Dropping the set would abort the stops (and releases) midway: let them finish.
+        state.stopping.detach_all();
         if let Some(l) = state.listener.take() {
             l.abort();
         }
@@ -324,18 +333,25 @@ impl ShardManager {
         let _ = state.dispatcher.cast(DispatcherMsg::Owned(leases));
     }
 
-    async fn drop_all(&self, state: &mut State) {
-        let hosts: Vec<Host> = state.hosts.drain().map(|(_, h)| h).collect();
+    /// Takes every host out of the state at once and stops them off this handler (renewals
+    /// never wait behind a stopping host).
+    fn drop_all(&self, state: &mut State) {
+        let hosts: Vec<_> = state.hosts.drain().map(|(_, h)| h.actor).collect();
         state.cells.clear();
         self.announce(state);
-        for h in hosts {
-            h.actor
-                .stop_and_wait(
-                    Some("shards released".into()),
-                    Some(Duration::from_secs(10)),
-                )
-                .await
-                .ok();
+        self.stop_in_background(state, hosts, "shards released");
+    }
+
+    fn stop_in_background(
+        &self,
+        state: &mut State,
+        hosts: Vec<ActorRef<ShardHostMsg>>,
+        reason: &'static str,
+    ) {
+        if hosts.is_empty() {
+            return;
         }
+        while state.stopping.try_join_next().is_some() {}
+        state.stopping.spawn(stopping::stop_dropped(hosts, reason));
     }
 }

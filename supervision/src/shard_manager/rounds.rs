@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use ractor::{ActorProcessingErr, ActorRef};
 
-use super::{held, ShardManager, State};
+use super::{held, stopping, ShardManager, State};
 use crate::key::{Epoch, ShardId};
 use crate::membership;
 use crate::protocol::ManagerMsg;
@@ -47,15 +47,17 @@ impl ShardManager {
                 .filter(|(s, e)| renewed.get(s) != Some(e))
                 .map(|(s, _)| *s)
                 .collect();
+            let mut stop = Vec::with_capacity(lost.len());
             for shard in &lost {
                 tracing::warn!(%shard, "lease lost: stopping the shard host");
                 if let Some(h) = state.hosts.remove(shard) {
                     state.cells.remove(&h.actor.get_id());
-                    h.actor.stop(Some("lease lost".into()));
+                    stop.push(h.actor);
                 }
             }
             if !lost.is_empty() {
                 self.announce(state);
+                self.stop_in_background(state, stop, "lease lost");
             }
             self.extend_deadline(myself, state, started);
         }
@@ -88,7 +90,7 @@ impl ShardManager {
         };
         let owned = state.hosts.len() as u32;
         if owned > target {
-            self.release_surplus(state, (owned - target) as usize).await;
+            self.release_surplus(state, (owned - target) as usize);
             Ok(())
         } else {
             self.claim(myself, state, started, (target - owned) as usize)
@@ -100,16 +102,16 @@ impl ShardManager {
     /// leases may be another's by now). Claims resume by themselves once it answers again.
     async fn unreachable(&self, state: &mut State, error: &str) -> Result<(), ActorProcessingErr> {
         tracing::warn!(error, "heartbeat or lease renewal failed");
-        self.drop_if_expired(state).await;
+        self.drop_if_expired(state);
         Ok(())
     }
 
     /// Stops every host once the act window has closed. An exclusive engine's window never
     /// closes (`ActWindow::Always`, set in `extend_deadline`), so this never stops its hosts.
-    pub(super) async fn drop_if_expired(&self, state: &mut State) {
+    pub(super) fn drop_if_expired(&self, state: &mut State) {
         if !self.rt.may_act() && !state.hosts.is_empty() {
             tracing::warn!("lease deadline passed without a renewal: stopping every shard host");
-            self.drop_all(state).await;
+            self.drop_all(state);
         }
     }
 
@@ -131,9 +133,10 @@ impl ShardManager {
         );
     }
 
-    /// Gives shards back so instances that joined can take their share: the hosts stop first
-    /// (their in-flight commits land under the old epoch or are fenced), then the leases go.
-    async fn release_surplus(&self, state: &mut State, surplus: usize) {
+    /// Gives shards back so instances that joined can take their share: the hosts leave the
+    /// state at once (so this tick and the next count without them), then stop and only then
+    /// release their leases, off this handler (`stopping::stop_then_release`).
+    fn release_surplus(&self, state: &mut State, surplus: usize) {
         let mut leases = held(state);
         let keep = leases.len().saturating_sub(surplus);
         let give: Vec<(ShardId, Epoch)> = leases.split_off(keep);
@@ -141,31 +144,19 @@ impl ShardManager {
         for (shard, _) in &give {
             if let Some(h) = state.hosts.remove(shard) {
                 state.cells.remove(&h.actor.get_id());
-                hosts.push(h);
+                hosts.push(h.actor);
             }
         }
         self.announce(state);
-        for h in hosts {
-            let _ = h
-                .actor
-                .stop_and_wait(Some("rebalancing".into()), Some(Duration::from_secs(5)))
-                .await;
-        }
-        match self
-            .rt
-            .store
-            .release_shards(&self.rt.config.instance_id, &give)
-            .await
-        {
-            Ok(()) => tracing::info!(
-                released = give.len(),
-                owned = state.hosts.len(),
-                "shards released to rebalance"
-            ),
-            Err(e) => {
-                tracing::warn!(error = %e, "releasing surplus shards failed; they expire by themselves")
-            }
-        }
+        tracing::info!(
+            releasing = give.len(),
+            owned = state.hosts.len(),
+            "giving shards back to rebalance"
+        );
+        while state.stopping.try_join_next().is_some() {}
+        state
+            .stopping
+            .spawn(stopping::stop_then_release(self.rt.clone(), hosts, give));
     }
 
     async fn claim(
