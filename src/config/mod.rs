@@ -15,7 +15,7 @@ use anyhow::{bail, Context};
 use neuronx_actors::domain::compliance::Rules;
 use neuronx_actors::domain::playbook::Playbook;
 use neuronx_adapters::limits::Quota;
-use neuronx_supervision::EngineConfig;
+use neuronx_supervision::{Clock, EngineConfig};
 use serde::Deserialize;
 
 pub use load::{env_name, keys, ConfigError, ENV_PREFIX, SHORT_NAMES};
@@ -136,6 +136,9 @@ pub struct EngineSettings {
     pub effect_concurrency: usize,
     pub orphan_after_ms: u64,
     pub dedupe_retention_hours: u64,
+    /// For fault drills only: this instance reads its wall clock this far off (the engine's
+    /// clock corrects it against the database's, which is what a drill shows).
+    pub clock_skew_ms: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -188,6 +191,11 @@ impl Settings {
             force_claim: self.is_sqlite(),
             // Set from the limiter actually built (`App::start`).
             shared_limits: false,
+            clock: if e.clock_skew_ms == 0 {
+                Clock::system()
+            } else {
+                Clock::skewed(e.clock_skew_ms)
+            },
         }
     }
 

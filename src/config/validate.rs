@@ -61,6 +61,12 @@ impl Settings {
         }
         positive("engine.poll_interval_ms", e.poll_interval_ms)?;
         positive("engine.orphan_after_ms", e.orphan_after_ms)?;
+        if e.clock_skew_ms.unsigned_abs() > 3_600_000 {
+            refuse(
+                "engine.clock_skew_ms",
+                format!("must be within an hour either way, got {}", e.clock_skew_ms),
+            )?;
+        }
 
         let l = &self.limits;
         for (rate_key, burst_key, rate, burst) in [

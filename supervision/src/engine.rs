@@ -8,6 +8,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
+use crate::clock::Clock;
 use crate::committer::Batcher;
 use crate::entity::Rejected;
 use crate::key::{ActorKey, Epoch, ShardId};
@@ -402,6 +403,14 @@ impl Engine {
             });
         tasks.push(task);
 
+        // The first `now` of any transition is already the database's.
+        sync_clock(&store, &config.clock).await;
+        tasks.push(tokio::spawn(keep_clock_synced(
+            store.clone(),
+            config.clock.clone(),
+            config.lease_renew,
+        )));
+
         let rt = Arc::new(Runtime::new(
             store,
             config,
@@ -458,5 +467,34 @@ impl Engine {
     /// Resolves when the engine stops by itself (its supervision gave up).
     pub async fn stopped(&mut self) {
         let _ = (&mut self.root_task).await;
+    }
+}
+
+/// Measures the clock's offset to the database once (one `SELECT` of its time); a failure
+/// keeps the last offset.
+async fn sync_clock(store: &Store, clock: &Clock) {
+    let sent = clock.local_ms();
+    match store.now_ms().await {
+        Ok(db) => {
+            let offset = clock.observe(sent, db, clock.local_ms());
+            if offset.abs() > 1_000 {
+                tracing::warn!(
+                    offset_ms = offset,
+                    "this machine's clock is off the database's"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "the database's clock could not be read"),
+    }
+}
+
+/// Measures the offset at the lease renewal's pace for as long as the engine runs, so a wall
+/// clock stepped or drifting under a running instance is followed within a second or so.
+async fn keep_clock_synced(store: Store, clock: Clock, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        sync_clock(&store, &clock).await;
     }
 }

@@ -118,9 +118,32 @@ impl<E: Entity> EntityActor<E> {
             Some((v, s)) => (*v, s.as_ref()),
             None => (0, None),
         };
+        let now = self.rt.config.clock.now();
+        if let Consumed::Timer { name, due_at_ms } = &work.consumed {
+            // Not due yet by the database's clock (this instance's timer window ran ahead): the
+            // firing goes back to the timer service rather than apply early.
+            if *due_at_ms > now.timestamp_millis() {
+                self.rt.metrics.early_timer_firings.inc();
+                let rearm = TimerChange::Set {
+                    name: name.clone(),
+                    due_at: chrono::TimeZone::timestamp_millis_opt(&Utc, *due_at_ms)
+                        .single()
+                        .unwrap_or(now),
+                    input: work.input.clone(),
+                };
+                let committed = Committed {
+                    timers: vec![rearm],
+                    sent: vec![],
+                    outbox_work: false,
+                };
+                let _ = state
+                    .host
+                    .cast(ShardHostMsg::Done(state.key, Some(committed), None));
+                return Ok(());
+            }
+        }
         let input: E::Input = serde_json::from_value(work.input.clone())
             .map_err(|e| ActorFault::Poison(format!("undecodable input: {e}")))?;
-        let now = Utc::now();
         let outcome = self.entity.apply(&state.key, current, input, now);
         let (mut record, next_state, answer, timers) = match outcome {
             Err(rejected) => {
@@ -146,7 +169,7 @@ impl<E: Entity> EntityActor<E> {
                 }
                 self.rt.metrics.transitions.inc();
                 if let Consumed::Timer { due_at_ms, .. } = work.consumed {
-                    let late = (Utc::now().timestamp_millis() - due_at_ms).max(0);
+                    let late = (self.rt.config.clock.now_ms() - due_at_ms).max(0);
                     self.rt.metrics.observe_timer_lateness(late);
                 }
                 let committed = Committed {

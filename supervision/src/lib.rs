@@ -16,6 +16,7 @@
 //! module only to spawn it as its child, and every message, reply or fault it exchanges with
 //! the others comes from `protocol`.
 
+pub mod clock;
 pub mod committer;
 pub mod engine;
 pub mod entity;
@@ -34,6 +35,7 @@ pub mod shard_manager;
 pub mod store;
 pub mod timers;
 
+pub use clock::Clock;
 pub use engine::{Engine, EngineConfig, EngineHandle, StartError, SubmitError, SubmitOutcome};
 pub use entity::{
     Applied, Changes, EffectRequest, Entity, KeyType, Lookup, OutboxHold, Rejected, Summary,

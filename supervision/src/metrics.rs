@@ -21,6 +21,7 @@ pub struct Metrics {
     pub dead_letters: IntCounter,
     pub actor_restarts: IntCounter,
     pub quarantined_actors: IntCounter,
+    pub early_timer_firings: IntCounter,
     pub owned_shards: IntGauge,
     pub effects: IntCounterVec,
     pub effect_latency: HistogramVec,
@@ -71,6 +72,10 @@ impl Metrics {
             )?,
             dead_letters: IntCounter::new("dead_letters_total", "inputs moved to dead letters")?,
             actor_restarts: IntCounter::new("actor_restarts_total", "actor restarts")?,
+            early_timer_firings: IntCounter::new(
+                "early_timer_firings_total",
+                "timer firings handed back because the database's clock had not reached them",
+            )?,
             quarantined_actors: IntCounter::new(
                 "quarantined_actors_total",
                 "actors set aside after failing past their restart limit",
@@ -115,6 +120,8 @@ impl Metrics {
         m.registry.register(Box::new(m.actor_restarts.clone()))?;
         m.registry
             .register(Box::new(m.quarantined_actors.clone()))?;
+        m.registry
+            .register(Box::new(m.early_timer_firings.clone()))?;
         m.registry.register(Box::new(m.owned_shards.clone()))?;
         m.registry.register(Box::new(m.effects.clone()))?;
         m.registry.register(Box::new(m.effect_latency.clone()))?;

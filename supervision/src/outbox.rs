@@ -7,7 +7,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::Utc;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::Value;
 use tokio::task::JoinSet;
@@ -351,7 +350,7 @@ async fn record(
         claim: row.attempts,
         status,
         result: outcome.result,
-        now_ms: Utc::now().timestamp_millis(),
+        now_ms: rt.config.clock.now_ms(),
         followup: outcome.followup.map(|input| NewInput {
             key,
             shard,

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::clock::Clock;
 use crate::committer::{BatchError, Batcher};
 use ractor::ActorRef;
 use tokio::sync::watch;
@@ -51,6 +52,8 @@ pub struct EngineConfig {
     /// Sends are rate-limited through Redis, shared with other instances (recorded with this
     /// instance's heartbeats, so an instance that limits alone is visible to the others).
     pub shared_limits: bool,
+    /// Every `now` of the runtime: the database's time (`Clock::system`), or a test's.
+    pub clock: Clock,
 }
 
 impl Default for EngineConfig {
@@ -75,6 +78,7 @@ impl Default for EngineConfig {
             dedupe_retention: Duration::from_secs(7 * 86_400),
             force_claim: false,
             shared_limits: false,
+            clock: Clock::system(),
         }
     }
 }

@@ -10,10 +10,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::Value;
 
+use crate::clock::Clock;
 use crate::entity::TimerChange;
 use crate::key::{ActorKey, ShardId};
 use crate::kinds::{resolve_key, Kinds};
@@ -118,7 +118,7 @@ impl Actor for TimerService {
             }
             TimerMsg::Refill => self.refill(state).await,
         }
-        arm(&myself, state);
+        arm(&myself, state, &self.rt.config.clock);
         Ok(())
     }
 }
@@ -136,7 +136,7 @@ fn remove(state: &mut State, key: &ActorKey, name: &str) {
 }
 
 /// Sleeps until the earliest timer; a new earliest re-arms with a new generation.
-fn arm(myself: &ActorRef<TimerMsg>, state: &mut State) {
+fn arm(myself: &ActorRef<TimerMsg>, state: &mut State, clock: &Clock) {
     let Some(((next, _, _), _)) = state.due.first_key_value() else {
         state.armed_for = None;
         return;
@@ -147,7 +147,7 @@ fn arm(myself: &ActorRef<TimerMsg>, state: &mut State) {
     state.generation += 1;
     state.armed_for = Some(*next);
     let generation = state.generation;
-    let wait = (*next - Utc::now().timestamp_millis()).max(0) as u64;
+    let wait = (*next - clock.now_ms()).max(0) as u64;
     myself.send_after(Duration::from_millis(wait), move || {
         TimerMsg::Wake(generation)
     });
@@ -155,7 +155,7 @@ fn arm(myself: &ActorRef<TimerMsg>, state: &mut State) {
 
 impl TimerService {
     fn fire_due(&self, state: &mut State) {
-        let now = Utc::now().timestamp_millis();
+        let now = self.rt.config.clock.now_ms();
         while let Some(entry) = state.due.first_entry() {
             if entry.key().0 > now {
                 break;
@@ -179,7 +179,7 @@ impl TimerService {
             return;
         }
         let horizon = self.rt.config.timer_horizon.as_millis() as i64;
-        let until = Utc::now().timestamp_millis() + horizon;
+        let until = self.rt.config.clock.now_ms() + horizon;
         let shards: Vec<ShardId> = state.owned.iter().copied().collect();
         let rows = match self
             .rt

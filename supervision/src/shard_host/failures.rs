@@ -7,7 +7,6 @@
 
 use std::time::Instant;
 
-use chrono::Utc;
 use ractor::{ActorId, ActorProcessingErr, ActorRef};
 
 use super::{Resident, ShardHost, State};
@@ -139,7 +138,7 @@ impl ShardHost {
             input: work.input.clone(),
             error: error.clone(),
             attempts,
-            now_ms: Utc::now().timestamp_millis(),
+            now_ms: self.rt.config.clock.now_ms(),
         };
         if let Consumed::Inbox { id } = work.consumed {
             state.known_inbox.remove(&id);

@@ -1,7 +1,6 @@
 //! A shard host's reads of its inbox (the safety net under in-process delivery) and the
 //! passivation of idle actors.
 
-use chrono::Utc;
 use ractor::{ActorProcessingErr, ActorRef};
 
 use super::{Resident, ShardHost, State};
@@ -37,7 +36,7 @@ impl ShardHost {
                 }
                 state.stragglers_polled = std::time::Instant::now();
                 let grace = 2 * self.rt.config.poll_interval.as_millis() as i64;
-                Utc::now().timestamp_millis() - grace
+                self.rt.config.clock.now_ms() - grace
             }
         };
         let (rt, me, shard) = (self.rt.clone(), myself.clone(), state.shard);

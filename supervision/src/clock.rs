@@ -1,0 +1,163 @@
+//! One clock for the runtime: every transition's `now`, every timer's firing and every time the
+//! runtime compares in SQL read it, so no instance acts on a wall clock that runs ahead of the
+//! database (ADR 0037).
+//!
+//! The real clock is the database's time without a round trip per read: the local clock plus
+//! the offset to the database, measured at each lease renewal from one `SELECT` (the midpoint
+//! of the round trip; the error is at most half of it). A simulated clock is set and advanced
+//! by a test; it is the truth by definition and measures nothing.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+
+/// Cheap to clone: clones share one clock.
+#[derive(Clone, Debug)]
+pub struct Clock(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    source: Source,
+    /// Database time minus local time, in milliseconds (always 0 for a simulated clock).
+    offset_ms: AtomicI64,
+    /// An offset has been measured: until then `now` is the local clock.
+    synced: AtomicBool,
+}
+
+#[derive(Debug)]
+enum Source {
+    /// The system clock, read with a fixed error added: 0 in production; tests give an
+    /// instance a wall clock that is wrong by that much, to show the offset corrects it.
+    System { skew_ms: i64 },
+    /// Set by a test.
+    Simulated { now_ms: AtomicI64 },
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::system()
+    }
+}
+
+impl Clock {
+    /// The production clock: the system clock corrected to the database's.
+    pub fn system() -> Self {
+        Self::with_source(Source::System { skew_ms: 0 })
+    }
+
+    /// The system clock as an instance whose wall clock is `skew_ms` off would read it (the
+    /// offset measured against the database corrects it like any other error).
+    pub fn skewed(skew_ms: i64) -> Self {
+        Self::with_source(Source::System { skew_ms })
+    }
+
+    /// A clock that stands still at `now_ms` until a test moves it.
+    pub fn simulated(now_ms: i64) -> Self {
+        Self::with_source(Source::Simulated {
+            now_ms: AtomicI64::new(now_ms),
+        })
+    }
+
+    fn with_source(source: Source) -> Self {
+        Self(Arc::new(Inner {
+            source,
+            offset_ms: AtomicI64::new(0),
+            synced: AtomicBool::new(false),
+        }))
+    }
+
+    /// Milliseconds since the Unix epoch, by the database's clock.
+    pub fn now_ms(&self) -> i64 {
+        self.local_ms() + self.0.offset_ms.load(Ordering::Relaxed)
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc.timestamp_millis_opt(self.now_ms())
+            .single()
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    }
+
+    /// This machine's reading, before the offset.
+    pub fn local_ms(&self) -> i64 {
+        match &self.0.source {
+            Source::System { skew_ms } => Utc::now().timestamp_millis() + skew_ms,
+            Source::Simulated { now_ms } => now_ms.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Records one measurement: the local clock read just before (`sent_ms`) and just after
+    /// (`received_ms`) a query that answered the database's time `db_ms`. A simulated clock
+    /// ignores it. Returns the offset now used.
+    pub fn observe(&self, sent_ms: i64, db_ms: i64, received_ms: i64) -> i64 {
+        if matches!(self.0.source, Source::Simulated { .. }) {
+            return 0;
+        }
+        let offset = offset_from(sent_ms, db_ms, received_ms);
+        self.0.offset_ms.store(offset, Ordering::Relaxed);
+        self.0.synced.store(true, Ordering::Relaxed);
+        offset
+    }
+
+    /// Whether an offset has been measured (the simulated clock needs none).
+    pub fn synced(&self) -> bool {
+        matches!(self.0.source, Source::Simulated { .. }) || self.0.synced.load(Ordering::Relaxed)
+    }
+
+    /// Moves a simulated clock forward; does nothing to a real one.
+    pub fn advance(&self, by_ms: i64) {
+        if let Source::Simulated { now_ms } = &self.0.source {
+            now_ms.fetch_add(by_ms, Ordering::Relaxed);
+        }
+    }
+
+    /// Sets a simulated clock; does nothing to a real one.
+    pub fn set(&self, to_ms: i64) {
+        if let Source::Simulated { now_ms } = &self.0.source {
+            now_ms.store(to_ms, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The database's time minus the local time, taking the database's reading to have been made
+/// halfway through the round trip.
+pub fn offset_from(sent_ms: i64, db_ms: i64, received_ms: i64) -> i64 {
+    let midpoint = sent_ms + (received_ms - sent_ms) / 2;
+    db_ms - midpoint
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_offset_is_taken_at_the_round_trips_midpoint() {
+        assert_eq!(offset_from(1_000, 6_010, 1_020), 5_000);
+        assert_eq!(offset_from(1_000, 990, 1_020), -20);
+    }
+
+    #[test]
+    fn a_skewed_clock_reads_the_database_time_once_measured() {
+        let clock = Clock::skewed(5_000);
+        assert!(!clock.synced());
+        let local = clock.local_ms();
+        let real = Utc::now().timestamp_millis();
+        assert!((local - real - 5_000).abs() < 1_000);
+        // The database says the real time: the offset cancels the skew.
+        clock.observe(local, real, local);
+        assert!(clock.synced());
+        assert!((clock.now_ms() - Utc::now().timestamp_millis()).abs() < 1_000);
+    }
+
+    #[test]
+    fn a_simulated_clock_moves_only_when_told() {
+        let clock = Clock::simulated(1_000);
+        assert_eq!(clock.now_ms(), 1_000);
+        clock.advance(250);
+        assert_eq!(clock.now_ms(), 1_250);
+        assert_eq!(clock.observe(0, 99_999, 0), 0, "measures nothing");
+        assert_eq!(clock.now_ms(), 1_250);
+        clock.set(5);
+        assert_eq!(clock.now(), Utc.timestamp_millis_opt(5).single().unwrap());
+    }
+}

@@ -1,0 +1,130 @@
+#![allow(clippy::unwrap_used)]
+//! One clock: two instances on one PostgreSQL database whose wall clocks are 5 s fast and 5 s
+//! slow still fire every timer on time by the database's clock, never early and at most a
+//! second late (issue #13, item 2). Without the offset the fast one fired its first-touch SLAs
+//! five seconds early and the slow one armed them two seconds in the past.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::{eventually, redis_url, Backend, TestApp};
+use neuronx_supervision::Store;
+use serde_json::json;
+
+/// The database's own time, in milliseconds.
+async fn db_now(store: &Store) -> i64 {
+    let Store::Postgres(pg) = store else {
+        panic!("PostgreSQL only")
+    };
+    sqlx::query_scalar("SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint")
+        .fetch_one(pg.pool())
+        .await
+        .unwrap()
+}
+
+/// The first-touch SLA timers armed now: opportunity id → due time.
+async fn armed(store: &Store) -> HashMap<String, i64> {
+    let Store::Postgres(pg) = store else {
+        panic!("PostgreSQL only")
+    };
+    sqlx::query_as::<_, (String, i64)>(
+        "SELECT CAST(actor_id AS TEXT), due_at FROM timers WHERE name = 'first_touch_sla'",
+    )
+    .fetch_all(pg.pool())
+    .await
+    .unwrap()
+    .into_iter()
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_whose_clocks_are_5_s_apart_fire_timers_on_the_databases_time() {
+    let fast = TestApp::spawn_with(Backend::Postgres, |s| {
+        s.server.redis_url = redis_url();
+        s.engine.clock_skew_ms = 5_000;
+    })
+    .await;
+    let slow = fast
+        .peer(|s| {
+            s.server.redis_url = redis_url();
+            s.engine.clock_skew_ms = -5_000;
+        })
+        .await;
+    eventually(Duration::from_secs(20), "both to hold shards", || async {
+        let (a, b) = (
+            fast.engine().owned_shards().await.len(),
+            slow.engine().owned_shards().await.len(),
+        );
+        (a > 0 && b > 0 && a + b == 32).then_some(())
+    })
+    .await;
+    let store = fast.engine().store().clone();
+    // Leads nobody can reach (no consent): only their first-touch SLA runs, 3 s after creation.
+    // Created through both instances, they live on the shards of both.
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        let app = if i % 2 == 0 { &fast } else { &slow };
+        let (status, body) = app
+            .post(
+                "/v1/opportunities",
+                json!({
+                    "external_id": format!("lead-{i}"),
+                    "playbook": "demo",
+                    "sla": {"first_touch_seconds": 3},
+                    "contact": {
+                        "name": format!("Lead {i}"),
+                        "phone": format!("+1415555{:04}", 100 + i),
+                        "timezone": common::daytime_zone(),
+                        "consent": {"voice": false, "sms": false}
+                    }
+                }),
+            )
+            .await;
+        assert!(status.is_success(), "{body}");
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    // Watch each timer until it is consumed, by the database's clock.
+    let mut due: HashMap<String, i64> = HashMap::new();
+    let mut fired: HashMap<String, i64> = HashMap::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while fired.len() < ids.len() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timers still armed: {:?}",
+            due.keys()
+                .filter(|k| !fired.contains_key(*k))
+                .collect::<Vec<_>>()
+        );
+        let now = armed(&store).await;
+        let at = db_now(&store).await;
+        for (id, due_at) in &now {
+            due.insert(id.clone(), *due_at);
+        }
+        for id in &ids {
+            if due.contains_key(id) && !now.contains_key(id) && !fired.contains_key(id) {
+                fired.insert(id.clone(), at);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let created_sla_ok = |id: &String| due[id];
+    for id in &ids {
+        let (due_at, seen_gone) = (created_sla_ok(id), fired[id]);
+        // Consumed only once the database's clock reached it (20 ms for the offset's error)...
+        assert!(
+            seen_gone >= due_at - 20,
+            "{id} fired {} ms early by the database's clock",
+            due_at - seen_gone
+        );
+        // ...and within a second of it (plus this poll's own step).
+        assert!(
+            seen_gone <= due_at + 1_000 + 100,
+            "{id} fired {} ms late",
+            seen_gone - due_at
+        );
+    }
+    slow.stop().await;
+    fast.stop().await;
+}
