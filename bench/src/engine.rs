@@ -2,7 +2,6 @@
 //! SLA timer on a real store and reports throughput, commit latency, timer lateness and memory.
 //! A benchmark, not a test: it asserts nothing and its figures go to docs/benchmarks.md.
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,8 +9,6 @@ use anyhow::{bail, Context};
 use neuronx_actors::domain::opportunity::{Consent, Contact, OppInput, SlaOverride};
 use neuronx_actors::opportunity as opp;
 use neuronx_supervision::{SubmitOutcome, TenantId};
-use prometheus::core::Metric;
-use prometheus::Histogram;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
@@ -20,7 +17,10 @@ use neuronx_adapters::carrier_sim;
 use neuronx::app::App;
 use neuronx::config::Settings;
 
+mod gauges;
 mod idle_timers;
+
+use gauges::{across, peak_rss_mb, quantile_ms, status_mb, Peaks};
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -104,52 +104,6 @@ pub struct Settled {
     pub live_opportunities: i64,
     pub resident_actors_after: i64,
     pub rss_after_mb: f64,
-}
-
-/// A quantile from a histogram's buckets, interpolated linearly inside the bucket.
-pub fn quantile_ms(h: &Histogram, q: f64) -> f64 {
-    let m = h.metric();
-    let hist = m.get_histogram();
-    let total = hist.get_sample_count() as f64;
-    if total == 0.0 {
-        return 0.0;
-    }
-    let target = q * total;
-    let mut prev_bound = 0.0;
-    let mut prev_count = 0.0;
-    for b in hist.get_bucket() {
-        let count = b.cumulative_count() as f64;
-        let bound = b.upper_bound();
-        if count >= target {
-            let within = if count > prev_count {
-                (target - prev_count) / (count - prev_count)
-            } else {
-                0.0
-            };
-            return (prev_bound + within * (bound - prev_bound)) * 1000.0;
-        }
-        prev_bound = bound;
-        prev_count = count;
-    }
-    prev_bound * 1000.0
-}
-
-fn peak_rss_mb() -> f64 {
-    status_mb("VmHWM:")
-}
-
-fn status_mb(field: &str) -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with(field)).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|kb| kb.parse::<f64>().ok())
-            })
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
 }
 
 const PASSIVATE_AFTER_MS: u64 = 5_000;
@@ -347,52 +301,6 @@ pub async fn run(mut settings: Settings, args: BenchArgs) -> anyhow::Result<Repo
     }
     app.shutdown().await;
     Ok(report)
-}
-
-/// A gauge summed over every instance.
-fn across(
-    handles: &[neuronx_supervision::EngineHandle],
-    gauge: fn(&neuronx_supervision::metrics::Metrics) -> i64,
-) -> i64 {
-    handles.iter().map(|h| gauge(h.metrics())).sum()
-}
-
-/// The resident actors and queued inputs of every instance, sampled every 100 ms.
-struct Peaks {
-    resident: Arc<AtomicI64>,
-    depth: Arc<AtomicI64>,
-    sampler: tokio::task::JoinHandle<()>,
-}
-
-impl Peaks {
-    fn start(handles: Vec<neuronx_supervision::EngineHandle>) -> Self {
-        let (resident, depth) = (Arc::new(AtomicI64::new(0)), Arc::new(AtomicI64::new(0)));
-        let (r, d) = (resident.clone(), depth.clone());
-        let sampler = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(100));
-            loop {
-                tick.tick().await;
-                r.fetch_max(
-                    across(&handles, |m| m.resident_actors.get()),
-                    Ordering::Relaxed,
-                );
-                d.fetch_max(across(&handles, |m| m.inbox_depth.get()), Ordering::Relaxed);
-            }
-        });
-        Self {
-            resident,
-            depth,
-            sampler,
-        }
-    }
-
-    fn finish(self) -> (i64, i64) {
-        self.sampler.abort();
-        (
-            self.resident.load(Ordering::Relaxed),
-            self.depth.load(Ordering::Relaxed),
-        )
-    }
 }
 
 /// Waits for idle actors to passivate, then counts the opportunities stored (at night none
