@@ -274,14 +274,14 @@ impl<E: Entity> EntityActor<E> {
             }
             None => None,
         };
-        let new_version = version + 1;
+        let origin = origin(state.key, version, checkpoint.is_some(), &work.consumed);
         let mut record = self.record(state, work, now_ms, checkpoint);
         record.effects = changes
             .effects
             .into_iter()
             .enumerate()
             .map(|(i, e)| EffectWrite {
-                idem_key: format!("{}/{new_version}/{i}", state.key),
+                idem_key: format!("{origin}/{i}"),
                 channel: e.channel,
                 payload: e.payload,
             })
@@ -312,8 +312,9 @@ impl<E: Entity> EntityActor<E> {
                 NewInput {
                     shard,
                     key: to,
-                    // The version check makes a commit happen once, so the key needs no memory.
-                    dedupe_key: format!("{}/{new_version}/send/{i}", state.key),
+                    // The commit happens once (version or consumed input), so the key needs no
+                    // memory.
+                    dedupe_key: format!("{origin}/send/{i}"),
                     remember: false,
                     input,
                     reply: false,
@@ -324,5 +325,20 @@ impl<E: Entity> EntityActor<E> {
         record.outbox = changes.outbox;
         record.lookups = changes.lookups;
         Ok((record, next, Ok(changes.reply), changes.timers))
+    }
+}
+
+/// What names a transition's effects and sends: `actor/version`, the version its checkpoint
+/// writes; that version is unique to the transition and stable when a crash makes it run again.
+/// A transition that writes no checkpoint (an actor without state stays without) leaves the
+/// version where it was, so the next such transition would mint the same keys and the outbox
+/// (`idem_key` UNIQUE, `ON CONFLICT DO NOTHING`) would drop its effects silently. Those are
+/// named by the input they consume instead, which only one commit can consume: the inbox row's
+/// id, or the timer's name and due time (issue #13, item 10).
+fn origin(key: ActorKey, version: i64, checkpointed: bool, consumed: &Consumed) -> String {
+    match consumed {
+        _ if checkpointed => format!("{key}/{}", version + 1),
+        Consumed::Inbox { id } => format!("{key}/{version}/input/{id}"),
+        Consumed::Timer { name, due_at_ms } => format!("{key}/{version}/timer/{name}@{due_at_ms}"),
     }
 }
