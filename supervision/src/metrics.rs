@@ -17,6 +17,8 @@ pub struct Metrics {
     pub resident_actors: IntGauge,
     pub early_passivations: IntCounter,
     pub inbox_depth: IntGauge,
+    /// Inbox reads of shard hosts started and not answered yet: at most one per held shard.
+    pub inbox_polls_in_flight: IntGauge,
     pub fencing_rejections: IntCounter,
     pub dead_letters: IntCounter,
     pub actor_restarts: IntCounter,
@@ -66,6 +68,10 @@ impl Metrics {
                 "idle actors passivated before their time because the instance was at its resident cap",
             )?,
             inbox_depth: IntGauge::new("inbox_depth", "inputs queued in shard hosts")?,
+            inbox_polls_in_flight: IntGauge::new(
+                "inbox_polls_in_flight",
+                "inbox reads of shard hosts started and not answered yet",
+            )?,
             fencing_rejections: IntCounter::new(
                 "fencing_rejections_total",
                 "writes rejected because the shard's epoch moved on",
@@ -114,6 +120,8 @@ impl Metrics {
         m.registry
             .register(Box::new(m.early_passivations.clone()))?;
         m.registry.register(Box::new(m.inbox_depth.clone()))?;
+        m.registry
+            .register(Box::new(m.inbox_polls_in_flight.clone()))?;
         m.registry
             .register(Box::new(m.fencing_rejections.clone()))?;
         m.registry.register(Box::new(m.dead_letters.clone()))?;

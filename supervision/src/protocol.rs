@@ -126,7 +126,8 @@ pub enum ShardHostMsg {
     /// Another instance wrote inputs for this shard (NOTIFY). Wake-ups arriving before the
     /// poll they cause share it.
     Wake,
-    /// What an inbox poll read, in order.
+    /// What an inbox poll read, in order; sent even when it read nothing or failed, since it
+    /// also says the poll has ended (one runs at a time).
     Polled(Vec<InboxRow>),
     /// Passivate idle actors.
     Sweep,

@@ -54,6 +54,12 @@ pub struct State {
     woken: bool,
     /// When the safety-net poll last read this shard's inbox.
     stragglers_polled: std::time::Instant,
+    /// A read of the inbox is running: no second one starts until its `Polled` arrives, so
+    /// polls asked while the database is slow do not pile up and multiply its load.
+    polling: bool,
+    /// A wake-up came while a read was running (which may have started before the input was
+    /// written): read everything again once it ends.
+    poll_again: bool,
     /// Answers of recently applied inbox inputs. The safety-net poll can apply an input before
     /// the in-process delivery that carries its caller arrives; the caller gets the answer here.
     answered: HashMap<i64, Answer>,
@@ -98,6 +104,8 @@ impl Actor for ShardHost {
             known_inbox: HashSet::new(),
             woken: false,
             stragglers_polled: std::time::Instant::now(),
+            polling: false,
+            poll_again: false,
             answered: HashMap::new(),
             answered_order: VecDeque::new(),
             waiting: HashMap::new(),

@@ -1,5 +1,6 @@
 //! The engine's smaller guarantees (issue #13, item 10), driven through the real engine with a
-//! probe entity: effects of transitions without a checkpoint keep keys of their own.
+//! probe entity: effects of transitions without a checkpoint keep keys of their own, and inbox
+//! polls do not pile up behind a slow database.
 
 #[allow(dead_code, unused_macros)]
 #[macro_use]
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use neuronx_supervision::{ActorKey, Store, SubmitOutcome, TenantId};
 use serde_json::json;
+use sqlx::Executor;
 use uuid::Uuid;
 
 use common::SHARDS;
@@ -59,3 +61,51 @@ async fn effects_without_a_checkpoint_get_keys_of_their_own(store: Store) {
 }
 
 conformance!(effects_without_a_checkpoint_get_keys_of_their_own);
+
+/// A shard host starts no inbox read while its last one is still running. The inbox is locked
+/// (as a slow or stuck database would hold the reads) while the safety-net poll asks every
+/// 20 ms: each host's first read waits, and no second one joins it. Before the guard every
+/// interval added one read per shard, and all of them ran once the database answered.
+#[tokio::test]
+async fn inbox_polls_do_not_pile_up_behind_a_slow_database() {
+    let db = common::postgres().await;
+    let interval = Duration::from_millis(20);
+    let (engine, _ran) =
+        probe::start(db.store.clone(), SHARDS, |c| c.poll_interval = interval).await;
+    let polls = engine.handle().metrics().inbox_polls_in_flight.clone();
+    let Store::Postgres(pg) = &db.store else {
+        panic!("a PostgreSQL store");
+    };
+    let mut lock = pg.pool().begin().await.unwrap();
+    lock.execute("LOCK TABLE inbox IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(5), "every host's read to wait", || {
+        let n = polls.get();
+        async move { (n >= i64::from(SHARDS)).then_some(()) }
+    })
+    .await;
+    // Absence takes a while to show: watch thirty poll intervals pass.
+    let mut most = 0;
+    for _ in 0..60 {
+        most = most.max(polls.get());
+        tokio::time::sleep(interval / 2).await;
+    }
+    assert_eq!(most, i64::from(SHARDS), "one read per shard at most");
+    lock.rollback().await.unwrap();
+    eventually(Duration::from_secs(5), "the reads to end", || {
+        let n = polls.get();
+        async move { (n < i64::from(SHARDS)).then_some(()) }
+    })
+    .await;
+    // Inputs still arrive through the polls once the database answers.
+    let key = probe_key();
+    let out = engine
+        .handle()
+        .submit(key, json!({ "op": "arm", "in_ms": 600_000 }), None)
+        .await
+        .unwrap();
+    assert!(matches!(out, SubmitOutcome::Applied(_)), "{out:?}");
+    engine.shutdown().await;
+    db.finish().await;
+}

@@ -19,6 +19,13 @@ impl ShardHost {
         state: &mut State,
         scope: PollScope,
     ) {
+        if state.polling {
+            // The running read covers stragglers; inputs it may have missed wait for the next.
+            if !matches!(scope, PollScope::Stragglers) {
+                state.poll_again = true;
+            }
+            return;
+        }
         let before = match scope {
             PollScope::Everything => i64::MAX,
             PollScope::Woken => {
@@ -40,14 +47,17 @@ impl ShardHost {
             }
         };
         let (rt, me, shard) = (self.rt.clone(), myself.clone(), state.shard);
+        state.polling = true;
+        rt.metrics.inbox_polls_in_flight.inc();
         tokio::spawn(async move {
-            match rt.poll_inbox(shard, before).await {
-                Ok(rows) if !rows.is_empty() => {
-                    let _ = me.cast(ShardHostMsg::Polled(rows));
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(%shard, error = %e, "inbox poll failed"),
-            }
+            let rows = rt.poll_inbox(shard, before).await;
+            rt.metrics.inbox_polls_in_flight.dec();
+            // Always answered, even with nothing, so the host knows the read has ended.
+            let rows = rows.unwrap_or_else(|e| {
+                tracing::warn!(%shard, error = %e, "inbox poll failed");
+                Vec::new()
+            });
+            let _ = me.cast(ShardHostMsg::Polled(rows));
         });
     }
 
@@ -57,6 +67,7 @@ impl ShardHost {
         state: &mut State,
         rows: Vec<InboxRow>,
     ) -> Result<(), ActorProcessingErr> {
+        state.polling = false;
         for row in rows {
             // Known: delivered in process meanwhile, or read by an earlier poll.
             if state.known_inbox.contains(&row.id) {
@@ -68,6 +79,9 @@ impl ShardHost {
             };
             self.enqueue(myself, state, key, Work::from_row(row), None)
                 .await?;
+        }
+        if std::mem::take(&mut state.poll_again) {
+            self.poll_inbox(myself, state, PollScope::Woken);
         }
         Ok(())
     }
