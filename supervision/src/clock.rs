@@ -2,13 +2,16 @@
 //! runtime compares in SQL read it, so no instance acts on a wall clock that runs ahead of the
 //! database (ADR 0037).
 //!
-//! The real clock is the database's time without a round trip per read: the local clock plus
-//! the offset to the database, measured at each lease renewal from one `SELECT` (the midpoint
-//! of the round trip; the error is at most half of it). A simulated clock is set and advanced
-//! by a test; it is the truth by definition and measures nothing.
+//! The real clock is the database's time without a round trip per read: a monotonic clock (the
+//! wall clock read once, at start, then only `Instant`s) plus the offset to the database,
+//! measured at each lease renewal from one `SELECT` (the midpoint of the round trip; the error is
+//! at most half of it). A step of the wall clock (NTP, a resumed VM) therefore never moves it;
+//! the next measurement follows the database. A simulated clock is set and advanced by a test;
+//! it is the truth by definition and measures nothing.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use chrono::{DateTime, TimeZone, Utc};
 
@@ -27,9 +30,10 @@ struct Inner {
 
 #[derive(Debug)]
 enum Source {
-    /// The system clock, read with a fixed error added: 0 in production; tests give an
-    /// instance a wall clock that is wrong by that much, to show the offset corrects it.
-    System { skew_ms: i64 },
+    /// Monotonic from `origin`, which stands for the wall clock's reading at start plus a fixed
+    /// error: 0 in production; tests give an instance a wall clock that is wrong by that much,
+    /// to show the offset corrects it.
+    System { origin: Instant, origin_ms: i64 },
     /// Set by a test.
     Simulated { now_ms: AtomicI64 },
 }
@@ -43,13 +47,16 @@ impl Default for Clock {
 impl Clock {
     /// The production clock: the system clock corrected to the database's.
     pub fn system() -> Self {
-        Self::with_source(Source::System { skew_ms: 0 })
+        Self::skewed(0)
     }
 
     /// The system clock as an instance whose wall clock is `skew_ms` off would read it (the
     /// offset measured against the database corrects it like any other error).
     pub fn skewed(skew_ms: i64) -> Self {
-        Self::with_source(Source::System { skew_ms })
+        Self::with_source(Source::System {
+            origin: Instant::now(),
+            origin_ms: Utc::now().timestamp_millis() + skew_ms,
+        })
     }
 
     /// A clock that stands still at `now_ms` until a test moves it.
@@ -81,7 +88,10 @@ impl Clock {
     /// This machine's reading, before the offset.
     pub fn local_ms(&self) -> i64 {
         match &self.0.source {
-            Source::System { skew_ms } => Utc::now().timestamp_millis() + skew_ms,
+            Source::System { origin, origin_ms } => {
+                // Milliseconds since start fit an i64 for 292 million years.
+                origin_ms + origin.elapsed().as_millis() as i64
+            }
             Source::Simulated { now_ms } => now_ms.load(Ordering::Relaxed),
         }
     }
@@ -147,6 +157,17 @@ mod tests {
         clock.observe(local, real, local);
         assert!(clock.synced());
         assert!((clock.now_ms() - Utc::now().timestamp_millis()).abs() < 1_000);
+    }
+
+    #[test]
+    fn the_clock_never_goes_back_between_readings() {
+        let clock = Clock::system();
+        let mut last = clock.now_ms();
+        for _ in 0..10_000 {
+            let now = clock.now_ms();
+            assert!(now >= last);
+            last = now;
+        }
     }
 
     #[test]

@@ -345,6 +345,8 @@ impl Engine {
         kinds: Kinds,
         handlers: Handlers,
     ) -> Result<Self, StartError> {
+        // Every time the runtime writes or compares in SQL is this clock's `now` (ADR 0037).
+        let store = store.with_clock(config.clock.clone());
         let metrics = Arc::new(Metrics::new()?);
         let mut tasks = Vec::new();
         let mut committers = Vec::new();

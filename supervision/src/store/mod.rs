@@ -28,6 +28,7 @@ pub use pg_cluster::INBOX_CHANNEL;
 pub use sqlite::SqliteStore;
 pub use types::*;
 
+use crate::clock::Clock;
 use crate::key::{ActorKey, Epoch, ShardId};
 
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +98,21 @@ impl Store {
         }
     }
 
+    /// This store with every time it writes or compares taken from `clock` (the engine's), on
+    /// the same pool.
+    pub fn with_clock(&self, clock: Clock) -> Store {
+        match self {
+            Store::Postgres(pg) => Store::Postgres(PgStore {
+                pool: pg.pool.clone(),
+                clock,
+            }),
+            Store::Sqlite(lite) => Store::Sqlite(SqliteStore {
+                pool: lite.pool.clone(),
+                clock,
+            }),
+        }
+    }
+
     pub fn backend(&self) -> Backend {
         match self {
             Store::Postgres(_) => Backend::Postgres,
@@ -114,7 +130,8 @@ impl Store {
         each!(self, s => s.close().await)
     }
 
-    /// The database clock, in milliseconds since the epoch.
+    /// The database's own clock, in milliseconds since the epoch (what the engine's `Clock`
+    /// measures itself against; everything else uses the clock).
     pub async fn now_ms(&self) -> Result<i64, StoreError> {
         each!(self, s => s.now_ms().await)
     }

@@ -13,6 +13,7 @@ use super::pg_commit::{insert_inputs, key_tuple, try_commit, Attempt, KeyTuple};
 use super::rows::*;
 use super::types::*;
 use super::StoreError;
+use crate::clock::Clock;
 use crate::key::{ActorKey, Epoch, ShardId};
 
 /// The database clock in milliseconds: leases depend on it, never on an instance's clock.
@@ -33,6 +34,9 @@ const OUTBOX_COLS_O: &str = "o.id, CAST(o.tenant_id AS TEXT), o.kind, CAST(o.act
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pub(super) pool: PgPool,
+    /// The runtime's clock: every time this store writes or compares is its `now`, bound as a
+    /// parameter (ADR 0037); `now_ms` alone reads the database's own clock, to measure it.
+    pub(super) clock: Clock,
 }
 
 impl PgStore {
@@ -58,7 +62,10 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            clock: Clock::system(),
+        })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -199,10 +206,7 @@ impl PgStore {
 
     pub async fn insert_inbox(&self, items: &[NewInput]) -> Result<Vec<Inserted>, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        let now: i64 = sqlx::query_scalar(&format!("SELECT {NOW_MS}"))
-            .fetch_one(&mut *conn)
-            .await?;
-        insert_inputs(&mut conn, items, now).await
+        insert_inputs(&mut conn, items, self.clock.now_ms()).await
     }
 
     pub async fn commit(&self, batch: &[CommitRecord]) -> Result<Vec<CommitOutcome>, StoreError> {
@@ -321,12 +325,12 @@ impl PgStore {
                  ORDER BY s.id FOR KEY SHARE OF s
              )
              SELECT {OUTBOX_COLS_O} FROM live l JOIN outbox o ON o.shard = l.id
-             WHERE o.status = 'inflight' AND o.updated_at < {NOW_MS} - $3
+             WHERE o.status = 'inflight' AND o.updated_at < $3
              ORDER BY o.id"
         ))
         .bind(ids)
         .bind(epochs)
-        .bind(older_than_ms)
+        .bind(self.clock.now_ms() - older_than_ms)
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter().map(outbox_row).collect()

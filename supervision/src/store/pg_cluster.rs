@@ -1,10 +1,11 @@
-//! PostgreSQL: shard leases and instance membership. Every time here is the database clock.
+//! PostgreSQL: shard leases and instance membership. Every time here is the engine's clock
+//! (`PgStore::clock`, the database's time measured without a round trip), bound as `now`.
 
 use std::time::Duration;
 
 use serde_json::Value;
 
-use super::pg::{split_held, PgStore, NOW_MS};
+use super::pg::{split_held, PgStore};
 use super::types::*;
 use super::StoreError;
 use crate::key::{Epoch, ShardId};
@@ -20,18 +21,19 @@ impl PgStore {
         ttl: Duration,
         force: bool,
     ) -> Result<Option<Lease>, StoreError> {
-        let row: Option<(i64, i64)> = sqlx::query_as(&format!(
+        let row: Option<(i64, i64)> = sqlx::query_as(
             // FOR UPDATE, the one lock that waits for commits' FOR KEY SHARE: a commit that
             // checked the old epoch finishes before the epoch moves (see pg_commit::try_commit).
-            "UPDATE shards s SET owner = $1, epoch = s.epoch + 1, lease_until = {NOW_MS} + $2
+            "UPDATE shards s SET owner = $1, epoch = s.epoch + 1, lease_until = $5 + $2
              FROM (SELECT id FROM shards WHERE id = $3 FOR UPDATE) l
-             WHERE s.id = l.id AND ($4 OR s.owner IS NULL OR s.lease_until < {NOW_MS})
-             RETURNING s.epoch, s.lease_until"
-        ))
+             WHERE s.id = l.id AND ($4 OR s.owner IS NULL OR s.lease_until < $5)
+             RETURNING s.epoch, s.lease_until",
+        )
         .bind(owner)
         .bind(ttl.as_millis() as i64)
         .bind(shard.0)
         .bind(force)
+        .bind(self.clock.now_ms())
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(|(epoch, until)| Lease {
@@ -48,21 +50,22 @@ impl PgStore {
         ttl: Duration,
     ) -> Result<Vec<Lease>, StoreError> {
         let (ids, epochs) = split_held(held);
-        let rows: Vec<(i32, i64, i64)> = sqlx::query_as(&format!(
+        let rows: Vec<(i32, i64, i64)> = sqlx::query_as(
             // Rows locked in id order, as commits take their shares: an update locking them
             // in plan order deadlocked against group commits (each waiting a second to be told).
             // FOR NO KEY UPDATE does not wait for commits' FOR KEY SHARE: a renewal changes no
             // epoch, and with FOR UPDATE every renewal stalled all commits behind it.
-            "UPDATE shards s SET lease_until = {NOW_MS} + $2
+            "UPDATE shards s SET lease_until = $5 + $2
              FROM UNNEST($3::int[], $4::bigint[]) h(id, epoch),
                   (SELECT id FROM shards WHERE id = ANY($3) ORDER BY id FOR NO KEY UPDATE) l
              WHERE s.id = h.id AND l.id = s.id AND s.epoch = h.epoch AND s.owner = $1
-             RETURNING s.id, s.epoch, s.lease_until"
-        ))
+             RETURNING s.id, s.epoch, s.lease_until",
+        )
         .bind(owner)
         .bind(ttl.as_millis() as i64)
         .bind(ids)
         .bind(epochs)
+        .bind(self.clock.now_ms())
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
@@ -104,9 +107,10 @@ impl PgStore {
 
     /// Shards nobody holds, or whose lease has run out.
     pub async fn free_shards(&self) -> Result<Vec<ShardId>, StoreError> {
-        let ids: Vec<i32> = sqlx::query_scalar(&format!(
-            "SELECT id FROM shards WHERE owner IS NULL OR lease_until < {NOW_MS} ORDER BY id"
-        ))
+        let ids: Vec<i32> = sqlx::query_scalar(
+            "SELECT id FROM shards WHERE owner IS NULL OR lease_until < $1 ORDER BY id",
+        )
+        .bind(self.clock.now_ms())
         .fetch_all(&self.pool)
         .await?;
         Ok(ids.into_iter().map(ShardId).collect())
@@ -121,17 +125,18 @@ impl PgStore {
         shared_limits: bool,
     ) -> Result<Membership, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        let now: i64 = sqlx::query_scalar(&format!(
+        let now: i64 = sqlx::query_scalar(
             "INSERT INTO instances (id, started_at, heartbeat_at, shared_limits)
-             SELECT $1, now, now, $3 FROM (SELECT {NOW_MS} AS now) t
+             VALUES ($1, $4, $4, $3)
              ON CONFLICT (id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at,
                  shared_limits = EXCLUDED.shared_limits,
                  started_at = CASE WHEN $2 THEN EXCLUDED.started_at ELSE instances.started_at END
-             RETURNING heartbeat_at"
-        ))
+             RETURNING heartbeat_at",
+        )
         .bind(id)
         .bind(fresh)
         .bind(shared_limits)
+        .bind(self.clock.now_ms())
         .fetch_one(&mut *conn)
         .await?;
         let instances = instance_rows(&mut conn).await?;
@@ -144,9 +149,7 @@ impl PgStore {
     /// The registered instances, without registering anyone.
     pub async fn membership(&self) -> Result<Membership, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        let now: i64 = sqlx::query_scalar(&format!("SELECT {NOW_MS}"))
-            .fetch_one(&mut *conn)
-            .await?;
+        let now = self.clock.now_ms();
         let instances = instance_rows(&mut conn).await?;
         Ok(Membership {
             now_ms: now,

@@ -14,11 +14,14 @@ use super::rows::*;
 use super::sqlite_commit::{commit_one, consume, epoch_matches, insert_inputs};
 use super::types::*;
 use super::StoreError;
+use crate::clock::Clock;
 use crate::key::{Epoch, ShardId};
 
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pub(super) pool: SqlitePool,
+    /// The runtime's clock (see `PgStore::clock`); SQLite's own clock is the process's.
+    pub(super) clock: Clock,
 }
 
 impl SqliteStore {
@@ -33,7 +36,10 @@ impl SqliteStore {
             .max_connections(max_connections.max(2))
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            clock: Clock::system(),
+        })
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -129,7 +135,7 @@ impl SqliteStore {
 
     pub async fn insert_inbox(&self, items: &[NewInput]) -> Result<Vec<Inserted>, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let inserted = insert_inputs(&mut tx, items, now_ms()).await?;
+        let inserted = insert_inputs(&mut tx, items, self.clock.now_ms()).await?;
         tx.commit().await?;
         Ok(inserted)
     }
@@ -211,7 +217,7 @@ impl SqliteStore {
              WHERE status = 'inflight' AND updated_at < ? AND shard IN ({}) ORDER BY id",
             shard_list(held)
         ))
-        .bind(now_ms() - older_than_ms)
+        .bind(self.clock.now_ms() - older_than_ms)
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -243,7 +249,7 @@ impl SqliteStore {
             }
         }
         let (recorded, followups) = recorded_followups(done, written);
-        let inserted = insert_inputs(&mut tx, &followups, now_ms()).await?;
+        let inserted = insert_inputs(&mut tx, &followups, self.clock.now_ms()).await?;
         tx.commit().await?;
         Ok(completions(done, &recorded, inserted))
     }

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::rows::now_ms;
 use super::sqlite::SqliteStore;
 use super::types::*;
 use super::StoreError;
@@ -19,7 +18,7 @@ impl SqliteStore {
         ttl: Duration,
         force: bool,
     ) -> Result<Option<Lease>, StoreError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let row: Option<(i64, i64)> = sqlx::query_as(
             "UPDATE shards SET owner = ?1, epoch = epoch + 1, lease_until = ?2 + ?3
              WHERE id = ?4 AND (?5 OR owner IS NULL OR lease_until < ?2)
@@ -46,7 +45,7 @@ impl SqliteStore {
         ttl: Duration,
     ) -> Result<Vec<Lease>, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let until = now_ms() + ttl.as_millis() as i64;
+        let until = self.clock.now_ms() + ttl.as_millis() as i64;
         let mut renewed = Vec::with_capacity(held.len());
         for (shard, epoch) in held {
             let n = sqlx::query(
@@ -96,7 +95,7 @@ impl SqliteStore {
         let ids: Vec<i32> = sqlx::query_scalar(
             "SELECT id FROM shards WHERE owner IS NULL OR lease_until < ? ORDER BY id",
         )
-        .bind(now_ms())
+        .bind(self.clock.now_ms())
         .fetch_all(&self.pool)
         .await?;
         Ok(ids.into_iter().map(ShardId).collect())
@@ -108,7 +107,7 @@ impl SqliteStore {
         fresh: bool,
         shared_limits: bool,
     ) -> Result<Membership, StoreError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         sqlx::query(
             "INSERT INTO instances (id, started_at, heartbeat_at, shared_limits) VALUES (?1, ?2, ?2, ?3)
              ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at,
@@ -125,7 +124,7 @@ impl SqliteStore {
     }
 
     pub async fn membership(&self) -> Result<Membership, StoreError> {
-        self.membership_at(now_ms()).await
+        self.membership_at(self.clock.now_ms()).await
     }
 
     async fn membership_at(&self, now: i64) -> Result<Membership, StoreError> {
