@@ -4,7 +4,7 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{TimeZone, Utc};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::Value;
 use tracing::Instrument;
@@ -25,6 +25,9 @@ pub struct Args {
     pub shard: ShardId,
     pub epoch: Epoch,
     pub host: ActorRef<ShardHostMsg>,
+    /// Restarted after a failure: a commit may have landed without this actor hearing of it,
+    /// so its timers are re-armed from the store (see `State::rearm`).
+    pub rearm: bool,
 }
 
 pub struct State<S> {
@@ -34,6 +37,11 @@ pub struct State<S> {
     host: ActorRef<ShardHostMsg>,
     /// `None` until the first input: activation stays cheap and the load happens off the host.
     loaded: Option<(i64, Option<S>)>,
+    /// The next load also reads the actor's timers from the store, and the next report to the
+    /// host carries them (`rearmed`) to the timer window: a commit whose answer was lost wrote
+    /// timers that nobody armed in memory (issue #13, item 10).
+    rearm: bool,
+    rearmed: Vec<TimerChange>,
     span: tracing::Span,
 }
 
@@ -70,6 +78,8 @@ impl<E: Entity> Actor for EntityActor<E> {
             epoch: args.epoch,
             host: args.host,
             loaded: None,
+            rearm: args.rearm,
+            rearmed: Vec::new(),
             span,
         })
     }
@@ -105,6 +115,26 @@ impl<E: Entity> EntityActor<E> {
                 (row.version, Some(s))
             }
         });
+        if state.rearm {
+            let key = state.key;
+            let rows = self
+                .rt
+                .store
+                .timers_of(key.tenant, key.kind.as_str(), key.id)
+                .await
+                .map_err(|e| ActorFault::Infra(e.to_string()))?;
+            state.rearmed = rows
+                .into_iter()
+                .filter_map(|t| {
+                    Some(TimerChange::Set {
+                        due_at: Utc.timestamp_millis_opt(t.due_at_ms).single()?,
+                        name: t.name,
+                        input: t.input,
+                    })
+                })
+                .collect();
+            state.rearm = false;
+        }
         Ok(())
     }
 
@@ -172,8 +202,11 @@ impl<E: Entity> EntityActor<E> {
                     let late = (self.rt.config.clock.now_ms() - due_at_ms).max(0);
                     self.rt.metrics.observe_timer_lateness(late);
                 }
+                // Re-armed first: the transition's own changes come after and win.
+                let mut rearmed = std::mem::take(&mut state.rearmed);
+                rearmed.extend(timers);
                 let committed = Committed {
-                    timers,
+                    timers: rearmed,
                     sent: sent.into_iter().zip(sent_inputs).collect(),
                     outbox_work,
                 };
@@ -184,8 +217,22 @@ impl<E: Entity> EntityActor<E> {
                 Ok(())
             }
             CommitOutcome::Stale => {
-                // Applied before (a poll raced an in-process delivery): its answer is recorded.
-                let _ = state.host.cast(ShardHostMsg::Done(state.key, None, None));
+                // Applied before: by this actor (a poll raced an in-process delivery), or by a
+                // commit of this actor whose answer was lost (the batch was written again and
+                // found its input consumed). Then the state here is behind the store, and the
+                // timers and effects that commit wrote were never handed on: reload, re-arm
+                // from the store and look at the outbox. The answer is recorded either way.
+                state.loaded = None;
+                state.rearm = true;
+                self.load(state).await?;
+                let committed = Committed {
+                    timers: std::mem::take(&mut state.rearmed),
+                    sent: vec![],
+                    outbox_work: true,
+                };
+                let _ = state
+                    .host
+                    .cast(ShardHostMsg::Done(state.key, Some(committed), None));
                 Ok(())
             }
             CommitOutcome::Fenced => {

@@ -38,6 +38,8 @@ struct Resident {
     last_active: Instant,
     /// Set aside after failing past its restart limit: inputs are dead-lettered until then.
     quarantine: Option<failures::Quarantine>,
+    /// Failed since its actor was spawned: the next one re-arms its timers from the store.
+    rearm: bool,
 }
 
 pub struct State {
@@ -261,6 +263,7 @@ impl ShardHost {
             restarts: RestartTracker::default(),
             last_active: Instant::now(),
             quarantine: None,
+            rearm: false,
         });
         if let Some(reason) = failures::still_quarantined(resident) {
             self.bury(state, key, work, reason, 0).await;
@@ -294,6 +297,7 @@ impl ShardHost {
             shard: state.shard,
             epoch: state.epoch,
             host: myself.clone(),
+            rearm: resident.rearm,
         };
         let actor = spawner
             .spawn(self.rt.clone(), args, myself.get_cell())
@@ -302,6 +306,7 @@ impl ShardHost {
         state.cells.insert(actor.get_id(), key);
         if let Some(r) = state.residents.get_mut(&key) {
             r.actor = Some(actor);
+            r.rearm = false;
         }
         self.keep_to_budget(state);
         Ok(())

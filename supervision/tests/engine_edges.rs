@@ -1,10 +1,14 @@
+#![allow(clippy::unwrap_used)]
 //! The engine's smaller guarantees (issue #13, item 10), driven through the real engine with a
-//! probe entity: effects of transitions without a checkpoint keep keys of their own, and inbox
-//! polls do not pile up behind a slow database.
+//! probe entity: effects of transitions without a checkpoint keep keys of their own, inbox
+//! polls do not pile up behind a slow database, and a commit whose answer is lost still has its
+//! timers armed.
 
 #[allow(dead_code, unused_macros)]
 #[macro_use]
 mod common;
+#[path = "engine_edges/cut_proxy.rs"]
+mod cut_proxy;
 #[path = "engine_edges/probe.rs"]
 mod probe;
 
@@ -107,5 +111,61 @@ async fn inbox_polls_do_not_pile_up_behind_a_slow_database() {
         .unwrap();
     assert!(matches!(out, SubmitOutcome::Applied(_)), "{out:?}");
     engine.shutdown().await;
+    db.finish().await;
+}
+
+/// A commit lands but its answer is lost (the connection closes between the server's COMMIT
+/// and its reply): the group writer tries the batch again, finds the input consumed and
+/// reports it stale. The timer that commit armed in the store must still fire on time: the
+/// actor reloads and re-arms from the store. Before, the timer window heard nothing of it and
+/// it fired only at the next refill, half the timer horizon (here 5 minutes) later.
+#[tokio::test]
+async fn a_commit_whose_answer_is_lost_still_fires_its_timer() {
+    let db = common::postgres().await;
+    let Store::Postgres(pg) = &db.store else {
+        panic!("a PostgreSQL store");
+    };
+    let name: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(pg.pool())
+        .await
+        .unwrap();
+    let url =
+        std::env::var("NEURONX_TEST_PG_URL").unwrap_or_else(|_| common::DEFAULT_PG_URL.to_owned());
+    let (port, faults) = cut_proxy::start(cut_proxy::upstream(&url)).await;
+    let proxied = Store::connect(&cut_proxy::through(&url, port, &name), 10)
+        .await
+        .unwrap();
+    let (engine, _ran) = probe::start(proxied.clone(), SHARDS, |c| {
+        c.timer_horizon = Duration::from_secs(600);
+    })
+    .await;
+    let key = probe_key();
+    faults.cut_next_commit_after("INSERT INTO timers");
+    let out = engine
+        .handle()
+        .submit(key, json!({ "op": "arm", "in_ms": 1_000 }), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        faults.cuts(),
+        1,
+        "the answer to the commit was lost ({out:?})"
+    );
+    let store = db.store.clone();
+    let seen = eventually(Duration::from_secs(10), "the timer to fire", || {
+        let store = store.clone();
+        async move {
+            let row = store
+                .get_actor(key.tenant, KIND.as_str(), key.id)
+                .await
+                .unwrap()?;
+            let seen: probe::Seen = serde_json::from_value(row.state).unwrap();
+            (seen.fired > 0).then_some(seen)
+        }
+    })
+    .await;
+    assert_eq!(seen, probe::Seen { arms: 1, fired: 1 }, "applied once each");
+    engine.shutdown().await;
+    proxied.close().await;
     db.finish().await;
 }

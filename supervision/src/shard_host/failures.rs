@@ -61,6 +61,8 @@ impl ShardHost {
             return Ok(());
         }
         r.actor = None;
+        // Its last commit may have landed unheard of (a lost answer): the next actor re-arms.
+        r.rearm = true;
         let decision = r.restarts.on_actor_failure(&policy, kind, Instant::now());
         if let Some(work) = r.inflight.take() {
             if kind == FailureKind::Actor {
