@@ -247,15 +247,7 @@ async fn webhooks_without_a_valid_signature_are_refused_and_write_nothing(backen
         ("CallStatus".into(), "ringing".into()),
         ("SequenceNumber".into(), "1".into()),
     ];
-    let sig = neuronx_adapters::twilio::signature::compute("sim-auth-token", &url, &params);
-    let resp = app
-        .client
-        .post(&url)
-        .header("X-Twilio-Signature", sig)
-        .form(&params)
-        .send()
-        .await
-        .unwrap();
+    let resp = common::post_signed(&app.client, "sim-auth-token", &url, &params).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let (_, metrics) = app.request(Method::GET, "/metrics", None, None).await;
     assert!(metrics

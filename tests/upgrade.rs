@@ -58,48 +58,78 @@ async fn load_dump(backend: Backend, dir: &tempfile::TempDir) -> String {
     url
 }
 
-/// Each table's rows: their count, and on PostgreSQL a digest of their text, so a changed
+/// Each table's rows: their count, and on PostgreSQL a digest of the values of `columns` (the
+/// columns each table had before the upgrade: one it adds changes no old value), so a changed
 /// value shows as well as a lost row.
-async fn tables(store: &Store) -> BTreeMap<String, String> {
+async fn tables(store: &Store, columns: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     match store {
         Store::Postgres(pg) => {
-            let names: Vec<String> = sqlx::query_scalar(
-                "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'
-                   AND tablename <> '_sqlx_migrations'",
-            )
-            .fetch_all(pg.pool())
-            .await
-            .unwrap();
-            for name in names {
+            for (name, cols) in columns {
+                let exists: Option<String> =
+                    sqlx::query_scalar("SELECT CAST(to_regclass($1) AS TEXT)")
+                        .bind(format!("public.{name}"))
+                        .fetch_one(pg.pool())
+                        .await
+                        .unwrap();
+                if exists.is_none() {
+                    continue;
+                }
                 let digest: String = sqlx::query_scalar(&format!(
-                    "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '')
-                     FROM public.{name} t"
+                    "SELECT count(*) || ':' || coalesce(md5(string_agg(r, '|' ORDER BY r)), '')
+                     FROM (SELECT CAST(ROW({cols}) AS TEXT) AS r FROM public.{name}) t"
                 ))
                 .fetch_one(pg.pool())
                 .await
                 .unwrap();
-                out.insert(name, digest);
+                out.insert(name.clone(), digest);
             }
         }
         Store::Sqlite(lite) => {
-            let names: Vec<String> = sqlx::query_scalar(
-                "SELECT name FROM sqlite_master WHERE type = 'table'
-                   AND name NOT IN ('_sqlx_migrations', 'sqlite_sequence')",
-            )
-            .fetch_all(lite.pool())
-            .await
-            .unwrap();
-            for name in names {
+            for name in columns.keys() {
+                let exists: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
+                )
+                .bind(name)
+                .fetch_one(lite.pool())
+                .await
+                .unwrap();
+                if exists == 0 {
+                    continue;
+                }
                 let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {name}"))
                     .fetch_one(lite.pool())
                     .await
                     .unwrap();
-                out.insert(name, n.to_string());
+                out.insert(name.clone(), n.to_string());
             }
         }
     }
     out
+}
+
+/// Every table of the database (but sqlx's own) with its columns, comma-separated.
+async fn columns(store: &Store) -> BTreeMap<String, String> {
+    let rows: Vec<(String, String)> = match store {
+        Store::Postgres(pg) => sqlx::query_as(
+            "SELECT table_name::text, string_agg(quote_ident(column_name::text), ', '
+                                                 ORDER BY ordinal_position)
+             FROM information_schema.columns
+             WHERE table_schema = 'public' AND table_name <> '_sqlx_migrations'
+             GROUP BY table_name",
+        )
+        .fetch_all(pg.pool())
+        .await
+        .unwrap(),
+        Store::Sqlite(lite) => sqlx::query_as(
+            "SELECT name, '' FROM sqlite_master WHERE type = 'table'
+               AND name NOT IN ('_sqlx_migrations', 'sqlite_sequence')",
+        )
+        .fetch_all(lite.pool())
+        .await
+        .unwrap(),
+    };
+    rows.into_iter().collect()
 }
 
 async fn migrate(store: &Store) -> Result<(), StoreError> {
@@ -112,10 +142,11 @@ async fn an_old_database_upgrades_with_nothing_lost(backend: Backend) {
     let url = load_dump(backend, &dir).await;
 
     let store = Store::connect(&url, 4).await.unwrap();
-    let before = tables(&store).await;
+    let old = columns(&store).await;
+    let before = tables(&store, &old).await;
     assert_eq!(before["actors"].split(':').next(), Some("10"), "{before:?}");
     migrate(&store).await.unwrap();
-    let after = tables(&store).await;
+    let after = tables(&store, &old).await;
     for (table, rows) in &before {
         if table == "contact_index" {
             assert!(!after.contains_key(table), "the old index is gone");
@@ -139,7 +170,7 @@ async fn an_old_database_upgrades_with_nothing_lost(backend: Backend) {
     }
     // Migrating again changes nothing.
     migrate(&store).await.unwrap();
-    assert_eq!(tables(&store).await, after);
+    assert_eq!(tables(&store, &old).await, after);
     store.close().await;
 
     // The old data works: the old key, its team, the sealed Twilio token (a STOP signed with
@@ -187,15 +218,7 @@ async fn an_old_database_upgrades_with_nothing_lost(backend: Backend) {
         ("From".into(), "+14155550105".into()),
         ("Body".into(), "STOP".into()),
     ];
-    let sig = neuronx_adapters::twilio::signature::compute("fixture-token", &url, &params);
-    let resp = t
-        .client
-        .post(&url)
-        .header("X-Twilio-Signature", sig)
-        .form(&params)
-        .send()
-        .await
-        .unwrap();
+    let resp = common::post_signed(&t.client, "fixture-token", &url, &params).await;
     assert_eq!(resp.status(), StatusCode::OK, "{:?}", resp.text().await);
     eventually(Duration::from_secs(20), "lead-5 to opt out", || async {
         let (_, o) = t.get(&format!("/v1/opportunities/{lead5}")).await;
@@ -222,12 +245,14 @@ async fn a_database_migrated_part_way_by_an_old_release_is_refused(backend: Back
             .map(|_| ()),
     }
     .unwrap();
-    let before = tables(&store).await;
+    let old = columns(&store).await;
+    let before = tables(&store, &old).await;
     match migrate(&store).await {
         Err(StoreError::LegacySchema { last }) => assert_eq!(last, 5),
         other => panic!("expected a refusal, got {other:?}"),
     }
-    assert_eq!(tables(&store).await, before, "nothing written");
+    assert_eq!(columns(&store).await, old, "no table or column added");
+    assert_eq!(tables(&store, &old).await, before, "nothing written");
     store.close().await;
 }
 

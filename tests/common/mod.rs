@@ -350,3 +350,21 @@ macro_rules! both_backends {
         }
     };
 }
+
+/// Posts a webhook form to `url` signed with `auth_token` the way Twilio signs (the URL and the
+/// sorted parameters), as the carrier would.
+pub async fn post_signed(
+    client: &reqwest::Client,
+    auth_token: &str,
+    url: &str,
+    params: &[(String, String)],
+) -> reqwest::Response {
+    let sig = neuronx_adapters::twilio::signature::compute(auth_token, url, params);
+    client
+        .post(url)
+        .header("X-Twilio-Signature", sig)
+        .form(params)
+        .send()
+        .await
+        .expect("webhook request")
+}
