@@ -1,0 +1,295 @@
+//! The invariants, checked once the engines are quiet after a schedule. Each violation is a
+//! sentence; a schedule passes with none.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use neuronx_actors::domain::opportunity::Stage;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::driver::{InputKind, Model, World};
+
+/// Waits until nothing is left to do: no input waiting, no effect open, no timer due, and the
+/// carrier's counters unchanged across two polls (its callbacks delivered or given up).
+pub async fn quiet(world: &World, within: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + within;
+    let mut last = None;
+    loop {
+        let now = Utc::now().timestamp_millis();
+        let backlog = world.store.backlog(now).await.map_err(|e| e.to_string())?;
+        let stats = world.sim.stats();
+        let idle = backlog.inbox == 0 && backlog.outbox_open == 0 && backlog.timers_due == 0;
+        let calls_done = world.sim.calls().iter().all(|c| {
+            matches!(
+                c.status.as_str(),
+                "completed" | "busy" | "no-answer" | "failed" | "canceled"
+            )
+        });
+        if idle && calls_done && last.as_ref() == Some(&stats) {
+            return Ok(());
+        }
+        last = idle.then_some(stats);
+        if Instant::now() > deadline {
+            return Err(format!("not quiet within {within:?}: {backlog:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Every invariant; answers the violations.
+pub async fn check(world: &World, model: &Model) -> Vec<String> {
+    let mut bad = Vec::new();
+    let stats = world.sim.stats();
+    // (1) No intended effect executed twice.
+    if stats.duplicate_creates != 0 {
+        let twice: Vec<_> = stats
+            .creates_per_effect
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .collect();
+        bad.push(format!("effects executed twice: {twice:?}"));
+    }
+    let letters = dead_letters(world).await;
+    for l in &letters {
+        if l["error"].as_str().is_none_or(str::is_empty) {
+            bad.push(format!("a dead letter without a reason: {l}"));
+        }
+    }
+    let calls = world.sim.calls();
+    let messages = world.sim.messages();
+    for lead in 0..world.schedule.leads {
+        let answers = &model.create_answers[lead];
+        let ids: Vec<_> = answers
+            .iter()
+            .filter_map(|(_, b)| b["id"].as_str())
+            .collect();
+        if ids.windows(2).any(|w| w[0] != w[1]) {
+            bad.push(format!(
+                "lead {lead}: duplicate creates made two opportunities: {ids:?}"
+            ));
+        }
+        let Some(id) = model.ids[lead].as_deref() else {
+            bad.push(format!("lead {lead}: no create answered an id"));
+            continue;
+        };
+        let (status, view) = world
+            .send(
+                Method::GET,
+                &format!("/v1/opportunities/{id}"),
+                Value::Null,
+                None,
+            )
+            .await;
+        if status != StatusCode::OK {
+            bad.push(format!(
+                "lead {lead}: created but not readable ({status}): {view}"
+            ));
+            continue;
+        }
+        let timeline = timeline(world, id).await;
+        let lettered = letters
+            .iter()
+            .filter(|l| l["actor_id"].as_str() == Some(id))
+            .count();
+        inputs_applied_once(lead, model, &timeline, lettered, &mut bad);
+        versions_grow(lead, &timeline, &view, &mut bad);
+        stages_legal(lead, &timeline, &mut bad);
+        let phone = world.schedule.phone(lead);
+        nothing_after_stop(lead, &timeline, &phone, &calls, &messages, &mut bad);
+        // Each call placed reached the carrier at most once (a dial cut by a crash may not
+        // have reached it at all: recorded unknown, never repeated).
+        let placed = kinds(&timeline, "call_placed");
+        let dialled = stats.calls_per_number.get(&phone).copied().unwrap_or(0) as usize;
+        if dialled > placed {
+            bad.push(format!(
+                "lead {lead}: dialled {dialled} times for {placed} calls placed"
+            ));
+        }
+    }
+    bad
+}
+
+fn kinds(timeline: &[Value], kind: &str) -> usize {
+    timeline.iter().filter(|e| e["kind"] == kind).count()
+}
+
+/// (2) Every input the engine acknowledged is on the timeline once, or dead-lettered.
+fn inputs_applied_once(
+    lead: usize,
+    model: &Model,
+    timeline: &[Value],
+    lettered: usize,
+    bad: &mut Vec<String>,
+) {
+    let mine: Vec<_> = model.inputs.iter().filter(|i| i.lead == lead).collect();
+    let acked = |f: &dyn Fn(&InputKind) -> bool, ok: &dyn Fn(StatusCode) -> bool| {
+        mine.iter().filter(|i| f(&i.kind) && ok(i.status)).count()
+    };
+    let success = |s: StatusCode| s.is_success();
+    let ok = |s: StatusCode| s == StatusCode::OK;
+    let texts = acked(
+        &|k| matches!(k, InputKind::Reply | InputKind::Stop),
+        &success,
+    );
+    let stops = acked(&|k| *k == InputKind::Stop, &success);
+    let is_stage = |k: &InputKind| matches!(k, InputKind::SetStage(_));
+    let by_operator = |kind: &str| {
+        timeline
+            .iter()
+            .filter(|e| e["kind"] == kind)
+            .filter(|e| e["by"].as_str().is_some_and(|b| b.starts_with("operator:")))
+            .count()
+    };
+    // (what, answered 200 (must apply), answered 200 or 202 (may apply), applied). A stage
+    // set to the stage the opportunity is already in answers 200 and changes nothing, so
+    // stage commands only bound what applied from above (their answers are checked below).
+    let seen = [
+        ("replied", texts, texts, kinds(timeline, "replied")),
+        ("opted_out", stops, stops, kinds(timeline, "opted_out")),
+        (
+            "paused",
+            acked(&|k| *k == InputKind::Pause, &ok),
+            acked(&|k| *k == InputKind::Pause, &success),
+            by_operator("paused"),
+        ),
+        (
+            "resumed",
+            acked(&|k| *k == InputKind::Resume, &ok),
+            acked(&|k| *k == InputKind::Resume, &success),
+            by_operator("resumed"),
+        ),
+        (
+            "operator stage_changed",
+            0,
+            acked(&is_stage, &success),
+            by_operator("stage_changed"),
+        ),
+    ];
+    for (what, must, may, applied) in seen {
+        // A dead-lettered input does not apply.
+        if applied > may || applied + lettered < must {
+            bad.push(format!(
+                "lead {lead}: `{what}`: {must} inputs answered 200, {may} accepted, {applied} applied, {lettered} dead-lettered; answers: {:?}",
+                mine.iter().map(|i| (&i.kind, i.status, &i.answer)).collect::<Vec<_>>()
+            ));
+        }
+    }
+    // A stage command answered 200 answers the opportunity in the stage it asked for.
+    for i in mine.iter().filter(|i| i.status == StatusCode::OK) {
+        if let InputKind::SetStage(stage) = i.kind {
+            if i.answer["stage"].as_str() != Some(stage) {
+                bad.push(format!(
+                    "lead {lead}: set stage {stage} answered 200 with {}",
+                    i.answer
+                ));
+            }
+        }
+    }
+}
+
+/// (3) Versions along the timeline never go back and end at most at the view's version.
+fn versions_grow(lead: usize, timeline: &[Value], view: &Value, bad: &mut Vec<String>) {
+    let versions: Vec<i64> = timeline
+        .iter()
+        .filter_map(|e| e["version"].as_i64())
+        .collect();
+    if versions.windows(2).any(|w| w[1] < w[0]) {
+        bad.push(format!("lead {lead}: versions go back: {versions:?}"));
+    }
+    if let (Some(last), Some(current)) = (versions.last(), view["version"].as_i64()) {
+        if *last > current {
+            bad.push(format!(
+                "lead {lead}: timeline at version {last}, opportunity at {current}"
+            ));
+        }
+    }
+}
+
+/// (4) Each stage change is an edge of the stage graph, and each starts where the last ended.
+fn stages_legal(lead: usize, timeline: &[Value], bad: &mut Vec<String>) {
+    let mut at: Option<Stage> = None;
+    for e in timeline.iter().filter(|e| e["kind"] == "stage_changed") {
+        let parse = |k: &str| e["data"][k].as_str().and_then(|s| Stage::from_str(s).ok());
+        let (Some(from), Some(to)) = (parse("from"), parse("to")) else {
+            bad.push(format!("lead {lead}: unreadable stage change {e}"));
+            continue;
+        };
+        if !from.can_move_to(to) {
+            bad.push(format!("lead {lead}: illegal move {from:?} -> {to:?}"));
+        }
+        if at.is_some_and(|s| s != from) {
+            bad.push(format!("lead {lead}: moved from {from:?} while at {at:?}"));
+        }
+        at = Some(to);
+    }
+}
+
+/// (5) After a STOP was applied, no call was dialled and no text sent but the one
+/// confirmation. A send already with the carrier when the STOP landed may trail it by the
+/// carrier's answer; one second of slack covers that (the carrier's times have whole seconds).
+fn nothing_after_stop(
+    lead: usize,
+    timeline: &[Value],
+    phone: &str,
+    calls: &[neuronx_adapters::carrier_sim::CallView],
+    messages: &[neuronx_adapters::carrier_sim::MessageView],
+    bad: &mut Vec<String>,
+) {
+    let Some(stopped) = timeline
+        .iter()
+        .find(|e| e["kind"] == "opted_out")
+        .and_then(|e| e["at"].as_str())
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+    else {
+        return;
+    };
+    let after = |created: &str| {
+        DateTime::parse_from_rfc2822(created).is_ok_and(|t| t.timestamp() > stopped.timestamp() + 1)
+    };
+    let dialled = calls
+        .iter()
+        .filter(|c| c.to == phone && after(&c.date_created))
+        .count();
+    let texted = messages
+        .iter()
+        .filter(|m| m.to == phone && m.direction != "inbound" && after(&m.date_created))
+        .count();
+    if dialled > 0 || texted > 1 {
+        bad.push(format!(
+            "lead {lead}: after STOP at {stopped}: {dialled} calls, {texted} texts (1 confirmation allowed)"
+        ));
+    }
+}
+
+async fn timeline(world: &World, id: &str) -> Vec<Value> {
+    let path = format!("/v1/opportunities/{id}/timeline?limit=1000");
+    let (status, body) = world.send(Method::GET, &path, Value::Null, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["items"].as_array().cloned().unwrap_or_default()
+}
+
+async fn dead_letters(world: &World) -> Vec<Value> {
+    let (status, body) = world
+        .send(
+            Method::GET,
+            "/v1/dead-letters?limit=1000",
+            Value::Null,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// What a failed schedule prints beside its seed.
+pub fn summary(world: &World, model: &Model) -> BTreeMap<&'static str, String> {
+    BTreeMap::from([
+        ("steps", format!("{:?}", world.schedule.steps)),
+        ("carrier", format!("{:?}", world.schedule.carrier)),
+        ("inputs", format!("{:?}", model.inputs)),
+        ("sim", format!("{:?}", world.sim.stats())),
+    ])
+}

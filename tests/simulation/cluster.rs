@@ -1,0 +1,106 @@
+//! Engines under test, each a real `App` on a tokio runtime (and thread) of its own, so that a
+//! crash can be played in process: the runtime is shut down in the background, every task of
+//! that engine (actors, commits in flight, lease renewals, the HTTP server) is dropped at its
+//! next await point and nothing is released gracefully — no lease given back, no in-flight
+//! effect completed. A transaction cut that way is rolled back by the database when its
+//! connection is dropped, as after `kill -9`.
+
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use neuronx::app::App;
+use neuronx::config::Settings;
+use tokio::sync::oneshot;
+
+/// How an engine ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Drains, finishes in-flight transitions and releases its leases.
+    Graceful,
+    /// Every task dropped where it stands; leases expire by themselves.
+    Crash,
+}
+
+/// One running engine.
+pub struct Engine {
+    pub base: String,
+    pub handle: neuronx_supervision::EngineHandle,
+    stop: Option<oneshot::Sender<Stop>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Engine {
+    /// Starts an `App` with `settings` on a runtime of its own and waits until it serves.
+    pub async fn start(settings: Settings) -> Engine {
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let (stop_tx, stop_rx) = oneshot::channel::<Stop>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("engine runtime");
+            let ended = rt.block_on(async move {
+                let app = match App::start(settings).await {
+                    Ok(app) => app,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(format!("{e:#}")));
+                        return None;
+                    }
+                };
+                let _ = ready_tx.send(Ok((format!("http://{}", app.addr), app.engine())));
+                match stop_rx.await.unwrap_or(Stop::Crash) {
+                    Stop::Graceful => {
+                        app.shutdown().await;
+                        None
+                    }
+                    Stop::Crash => Some(app),
+                }
+            });
+            if let Some(app) = ended {
+                // The engine's lock file (SQLite) goes with the process in a real crash; here
+                // with the `App` value, dropped in the runtime's context and then the runtime
+                // itself, which drops every task without running it further.
+                {
+                    let _guard = rt.enter();
+                    drop(app);
+                }
+                rt.shutdown_background();
+            } else {
+                rt.shutdown_timeout(Duration::from_secs(5));
+            }
+        });
+        let (base, handle) = ready_rx
+            .await
+            .expect("the engine thread answers")
+            .unwrap_or_else(|e| panic!("engine did not start: {e}"));
+        Engine {
+            base,
+            handle,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the engine the way `how` says and waits for its thread.
+    pub async fn stop(mut self, how: Stop) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(how);
+        }
+        if let Some(thread) = self.thread.take() {
+            tokio::task::spawn_blocking(move || thread.join())
+                .await
+                .expect("join task")
+                .expect("the engine thread did not panic");
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // A test that fails mid-schedule: crash what is left rather than leak a live engine.
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(Stop::Crash);
+        }
+    }
+}

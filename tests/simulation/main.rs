@@ -1,0 +1,123 @@
+#![allow(clippy::unwrap_used)]
+//! A fault simulation over the real runtime (issue #13, "Proof"): random schedules of creates
+//! (some duplicated), inbound replies and STOPs through the signed webhook, operator commands,
+//! carrier callbacks duplicated and out of order, failed calls and texts, and engine crashes
+//! with restarts, played against real engines (one on SQLite; one or three on PostgreSQL)
+//! talking to the carrier simulator over HTTP. After each schedule, once the engines are quiet,
+//! the invariants in `checks.rs` are compared with what the driver submitted.
+//!
+//! `NEURONX_SIM_SEED=<seed>` replays one schedule (printed by a failure);
+//! `NEURONX_SIM_SCHEDULES=<n>` runs n schedules from `NEURONX_SIM_START` (default a fixed
+//! start, so CI runs the same seeds); `NEURONX_SIM_BACKEND` / `NEURONX_SIM_ENGINES` pick what
+//! `simulate` runs (the script `scripts/simulate.sh` sets them).
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod checks;
+mod cluster;
+mod driver;
+mod schedule;
+
+use std::time::Duration;
+
+use common::Backend;
+use schedule::Schedule;
+
+/// Runs one schedule on a fresh database and answers its violations.
+async fn run_one(seed: u64, backend: Backend, engines: usize) -> Result<(), String> {
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::fresh_database(backend, &dir).await;
+    let schedule = Schedule::generate(seed, engines);
+    eprintln!(
+        "simulation: seed {seed} on {backend:?} with {engines} engine(s): {} leads, {} steps, {} crash(es)",
+        schedule.leads,
+        schedule.steps.len(),
+        schedule
+            .steps
+            .iter()
+            .filter(|s| matches!(s, schedule::Step::Crash { .. }))
+            .count()
+    );
+    let mut world = driver::World::start(schedule, &url).await;
+    let model = world.play().await;
+    let quiet = checks::quiet(&world, Duration::from_secs(60)).await;
+    let mut bad = checks::check(&world, &model).await;
+    if let Err(e) = quiet {
+        bad.insert(0, e);
+    }
+    let summary = checks::summary(&world, &model);
+    world.shutdown().await;
+    if bad.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "seed {seed} ({backend:?}, {engines} engines) broke {} invariant(s):\n  {}\nreplay: NEURONX_SIM_SEED={seed} NEURONX_SIM_BACKEND={} NEURONX_SIM_ENGINES={engines} cargo nextest run -p neuronx --test simulation simulate\n{summary:#?}",
+        bad.len(),
+        bad.join("\n  "),
+        match backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "pg",
+        }
+    ))
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+/// The seeds to run: one replayed, or `count` from the start seed.
+fn seeds(default_count: u64, default_start: u64) -> Vec<u64> {
+    if let Some(seed) = env_u64("NEURONX_SIM_SEED") {
+        return vec![seed];
+    }
+    let count = env_u64("NEURONX_SIM_SCHEDULES").unwrap_or(default_count);
+    let start = env_u64("NEURONX_SIM_START").unwrap_or(default_start);
+    (start..start + count).collect()
+}
+
+async fn run_all(backend: Backend, engines: usize, seeds: Vec<u64>) {
+    let mut failures = Vec::new();
+    for seed in &seeds {
+        if let Err(e) = run_one(*seed, backend, engines).await {
+            eprintln!("{e}");
+            failures.push(e);
+        }
+    }
+    eprintln!(
+        "simulation: {} of {} schedules clean (seeds {:?}..={:?}, {backend:?}, {engines} engine(s))",
+        seeds.len() - failures.len(),
+        seeds.len(),
+        seeds.first(),
+        seeds.last()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// CI's bounded run on SQLite: one engine (one per file), crashes and restarts included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_on_sqlite() {
+    run_all(Backend::Sqlite, 1, seeds(4, 1_000)).await;
+}
+
+/// CI's bounded run on PostgreSQL with three engines sharing the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_on_postgres_with_three_engines() {
+    run_all(Backend::Postgres, 3, seeds(3, 2_000)).await;
+}
+
+/// What `scripts/simulate.sh` runs: ignored in CI, picked with `--run-ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by scripts/simulate.sh"]
+async fn simulate() {
+    let backend = match std::env::var("NEURONX_SIM_BACKEND").as_deref() {
+        Ok("pg") | Ok("postgres") => Backend::Postgres,
+        _ => Backend::Sqlite,
+    };
+    let engines = env_u64("NEURONX_SIM_ENGINES").unwrap_or(1) as usize;
+    assert!(
+        backend == Backend::Postgres || engines == 1,
+        "SQLite serves one engine per file"
+    );
+    run_all(backend, engines, seeds(10, 1)).await;
+}
