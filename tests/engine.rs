@@ -341,7 +341,62 @@ async fn an_effect_left_claimed_is_recorded_unknown_without_a_shard_moving(backe
     t.stop().await;
 }
 
+/// A backlog of inputs for many actors (as a takeover finds) wakes at most the resident cap of
+/// actors at once: the rest wait with their inputs until there is room, and all are applied
+/// (issue #13, item 6). Before, every actor with work was spawned at once.
+async fn a_backlog_never_wakes_more_actors_than_the_cap(backend: Backend) {
+    let t = TestApp::spawn_with(backend, |s| s.engine.max_resident_actors = 64).await;
+    let tenant = TenantId(t.tenant.parse().unwrap());
+    let inputs: Vec<NewInput> = (0..400)
+        .map(|i| {
+            let key = opp::key(tenant, uuid::Uuid::new_v4());
+            NewInput {
+                key,
+                shard: key.shard(32),
+                dedupe_key: format!("backlog-{i}"),
+                remember: true,
+                // No such opportunity: refused and consumed, one transition each.
+                input: json!({"type": "pause", "by": "backlog"}),
+                reply: false,
+                notify: false,
+            }
+        })
+        .collect();
+    t.engine().store().insert_inbox(&inputs).await.unwrap();
+    let mut peak = 0.0f64;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, m) = t
+            .request(reqwest::Method::GET, "/metrics", None, None)
+            .await;
+        peak = peak.max(metric(m.as_str().unwrap(), "neuronx_resident_actors"));
+        let backlog = t.engine().store().backlog(i64::MAX).await.unwrap();
+        if backlog.inbox == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backlog did not drain: {backlog:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        peak <= 64.0,
+        "{peak} actors alive at once, over the cap of 64"
+    );
+    assert!(peak >= 1.0, "the drain was observed");
+    let (_, m) = t
+        .request(reqwest::Method::GET, "/metrics", None, None)
+        .await;
+    assert_eq!(
+        metric(m.as_str().unwrap(), "neuronx_actors_awaiting_activation"),
+        0.0
+    );
+    t.stop().await;
+}
+
 both_backends!(
+    a_backlog_never_wakes_more_actors_than_the_cap,
     an_effect_left_claimed_is_recorded_unknown_without_a_shard_moving,
     an_actor_failing_past_its_restart_limit_is_quarantined_and_its_neighbours_go_on,
     an_instance_at_its_resident_cap_passivates_idle_actors_early,

@@ -23,6 +23,7 @@ pub struct Metrics {
     pub dead_letters: IntCounter,
     pub actor_restarts: IntCounter,
     pub quarantined_actors: IntCounter,
+    pub awaiting_activation: IntGauge,
     pub early_timer_firings: IntCounter,
     pub owned_shards: IntGauge,
     pub effects: IntCounterVec,
@@ -82,6 +83,10 @@ impl Metrics {
                 "early_timer_firings_total",
                 "timer firings handed back because the database's clock had not reached them",
             )?,
+            awaiting_activation: IntGauge::new(
+                "actors_awaiting_activation",
+                "actors with work waiting for room under their host's share of the resident cap",
+            )?,
             quarantined_actors: IntCounter::new(
                 "quarantined_actors_total",
                 "actors set aside after failing past their restart limit",
@@ -128,6 +133,8 @@ impl Metrics {
         m.registry.register(Box::new(m.actor_restarts.clone()))?;
         m.registry
             .register(Box::new(m.quarantined_actors.clone()))?;
+        m.registry
+            .register(Box::new(m.awaiting_activation.clone()))?;
         m.registry
             .register(Box::new(m.early_timer_firings.clone()))?;
         m.registry.register(Box::new(m.owned_shards.clone()))?;

@@ -18,6 +18,7 @@ use crate::restart::{FailureKind, RestartTracker};
 use crate::runtime::Runtime;
 use crate::store::{Consumed, Inserted};
 
+mod admission;
 mod failures;
 mod inbox;
 
@@ -40,6 +41,8 @@ struct Resident {
     quarantine: Option<failures::Quarantine>,
     /// Failed since its actor was spawned: the next one re-arms its timers from the store.
     rearm: bool,
+    /// Has work and waits in `State::awaiting` for room to be activated (admission.rs).
+    awaiting: bool,
 }
 
 pub struct State {
@@ -50,6 +53,9 @@ pub struct State {
     dispatcher: ActorRef<DispatcherMsg>,
     residents: HashMap<ActorKey, Resident>,
     cells: HashMap<ActorId, ActorKey>,
+    /// Actors with work that wait for room under the host's share of the resident cap, in
+    /// the order they are to be activated (admission.rs).
+    awaiting: VecDeque<ActorKey>,
     /// Inbox rows queued or in flight here, so a poll does not deliver them twice.
     known_inbox: HashSet<i64>,
     /// A poll for a wake-up is queued.
@@ -103,6 +109,7 @@ impl Actor for ShardHost {
             dispatcher: args.dispatcher,
             residents: HashMap::new(),
             cells: HashMap::new(),
+            awaiting: VecDeque::new(),
             known_inbox: HashSet::new(),
             woken: false,
             stragglers_polled: std::time::Instant::now(),
@@ -132,6 +139,10 @@ impl Actor for ShardHost {
         self.rt.metrics.resident_actors.sub(resident as i64);
         let queued: usize = state.residents.values().map(|r| r.queue.len()).sum();
         self.rt.metrics.inbox_depth.sub(queued as i64);
+        self.rt
+            .metrics
+            .awaiting_activation
+            .sub(state.awaiting.len() as i64);
         Ok(())
     }
 
@@ -223,6 +234,8 @@ impl Actor for ShardHost {
                         }
                         None => {}
                     }
+                    // Its room goes to the next actor waiting for one.
+                    self.activate_awaiting(&myself, state).await?;
                 }
                 Ok(())
             }
@@ -240,6 +253,7 @@ impl ShardHost {
         work: Work,
         reply: Option<Reply>,
     ) -> Result<(), ActorProcessingErr> {
+        let urgent = reply.is_some();
         if let Consumed::Inbox { id } = work.consumed {
             if let Some(answer) = state.answered.get(&id) {
                 if let Some(reply) = reply {
@@ -264,6 +278,7 @@ impl ShardHost {
             last_active: Instant::now(),
             quarantine: None,
             rearm: false,
+            awaiting: false,
         });
         if let Some(reason) = failures::still_quarantined(resident) {
             self.bury(state, key, work, reason, 0).await;
@@ -272,6 +287,10 @@ impl ShardHost {
         resident.queue.push_back(work);
         self.rt.metrics.inbox_depth.inc();
         self.ensure_actor(myself, state, key).await?;
+        if urgent {
+            // A caller waits for this one: it goes before work nobody waits for.
+            admission::hurry(state, key);
+        }
         self.pump(state, key);
         Ok(())
     }
@@ -288,6 +307,10 @@ impl ShardHost {
         if resident.actor.is_some() || resident.quarantine.is_some() {
             return Ok(());
         }
+        let rearm = resident.rearm;
+        if !self.admit(state, key) {
+            return Ok(());
+        }
         let spawner = self
             .kinds
             .spawner(key.kind)
@@ -297,7 +320,7 @@ impl ShardHost {
             shard: state.shard,
             epoch: state.epoch,
             host: myself.clone(),
-            rearm: resident.rearm,
+            rearm,
         };
         let actor = spawner
             .spawn(self.rt.clone(), args, myself.get_cell())
@@ -383,6 +406,7 @@ impl ShardHost {
         }
         // Actors that were busy when the host went over its share may be idle now.
         self.keep_to_budget(state);
+        self.activate_awaiting(myself, state).await?;
         if let Some(c) = committed {
             if !c.timers.is_empty() {
                 let _ = state

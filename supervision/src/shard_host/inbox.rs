@@ -94,12 +94,12 @@ impl ShardHost {
     pub(super) fn keep_to_budget(&self, state: &mut State) {
         let budget = self.rt.resident_budget();
         if state.cells.len() > budget {
-            self.passivate_oldest(state, budget);
+            self.passivate_oldest(state, budget - budget / 4);
         }
     }
 
-    fn passivate_oldest(&self, state: &mut State, budget: usize) {
-        let keep = budget - budget / 4;
+    /// Stops the least recently used idle actors until at most `keep` are alive.
+    pub(super) fn passivate_oldest(&self, state: &mut State, keep: usize) {
         // Counted from the residents, not the cells: a stopped actor keeps its cell until its
         // termination arrives, and counting it would passivate twice for it.
         let mut live = 0usize;
