@@ -313,15 +313,19 @@ impl Dispatcher {
                 .effect_latency
                 .with_label_values(&[row.channel.as_str()])
                 .observe(started.elapsed().as_secs_f64());
-            let again = record(&rt, &completions, key, &row, outcome).await;
-            let _ = me.cast(DispatcherMsg::Finished { again });
+            record(&rt, &completions, key, &row, outcome).await;
+            // The shard is claimed again whatever the outcome: the next effect of this actor
+            // and channel waited for this one to finish (the claim starts none while an earlier
+            // one is pending or in flight), and one handed back to pending is due again.
+            let _ = me.cast(DispatcherMsg::Finished {
+                again: Some(row.shard),
+            });
         });
     }
 }
 
 /// Records an effect's outcome on its row and hands the follow-up input, if any, to its actor
-/// (made durable with the completion, deduplicated per effect). Returns the effect's shard when
-/// the effect went back to pending.
+/// (made durable with the completion, deduplicated per effect).
 ///
 /// The row changes only while it is still `inflight` under this claim: a completion arriving
 /// after the shard's next holder recorded the effect `unknown` (this instance froze past its
@@ -333,7 +337,7 @@ async fn record(
     key: ActorKey,
     row: &OutboxRow,
     outcome: EffectOutcome,
-) -> Option<ShardId> {
+) {
     let status = match outcome.status {
         EffectStatus::Done => OutboxStatus::Done,
         EffectStatus::Unknown => OutboxStatus::Unknown,
@@ -385,9 +389,7 @@ async fn record(
             tracing::warn!(channel = %row.channel, idem_key = %row.idem_key, claim = row.attempts,
                 outcome = status.as_str(),
                 "effect result refused: the row is no longer in flight under this claim");
-            return None;
         }
         Err(e) => tracing::warn!(error = %e, "effect completion not recorded"),
     }
-    (status == OutboxStatus::Pending).then_some(shard)
 }

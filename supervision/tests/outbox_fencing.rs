@@ -284,7 +284,10 @@ async fn claims_and_orphan_checks_of_a_shard_taken_over_find_nothing(store: Stor
     let s = shard(&key);
     let a_epoch = take(&store, s, "a").await;
     emit(&store, &key, a_epoch, "dial/1").await;
-    emit(&store, &key, a_epoch, "dial/2").await;
+    // Another actor's dial on the shard: one actor's second dial would wait for its first,
+    // still in flight (effects of an actor and channel leave in commit order).
+    let other = ActorKey::child(&key, ActorKind("call"), Uuid::new_v4());
+    emit(&store, &other, a_epoch, "dial/2").await;
     let first = store
         .claim_outbox(&[(s, a_epoch)], 1)
         .await
