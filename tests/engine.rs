@@ -395,7 +395,75 @@ async fn a_backlog_never_wakes_more_actors_than_the_cap(backend: Backend) {
     t.stop().await;
 }
 
+/// Room in a full host goes to tenants in turn: one tenant's flood of waiting actors does not
+/// hold another tenant's input behind all of it (issue #13, item 6).
+async fn a_tenants_flood_does_not_hold_another_tenants_input_behind_it(backend: Backend) {
+    // One actor at a time per host: everything on one shard waits its turn.
+    let t = TestApp::spawn_with(backend, |s| s.engine.max_resident_actors = 32).await;
+    let a = TenantId(t.tenant.parse().unwrap());
+    let b = neuronx::tenants::create(t.engine().store(), "other")
+        .await
+        .unwrap()
+        .tenant_id;
+    let shard = neuronx_supervision::ShardId(7);
+    let on_shard = |tenant: TenantId| loop {
+        let key = opp::key(tenant, uuid::Uuid::new_v4());
+        if key.shard(32) == shard {
+            return key;
+        }
+    };
+    let input = |key: neuronx_supervision::ActorKey, n: usize| NewInput {
+        key,
+        shard,
+        dedupe_key: format!("flood-{}-{n}", key.tenant),
+        remember: true,
+        input: json!({"type": "pause", "by": "flood"}),
+        reply: false,
+        notify: false,
+    };
+    let mut rows: Vec<NewInput> = (0..200).map(|n| input(on_shard(a), n)).collect();
+    rows.push(input(on_shard(b), 0));
+    t.engine().store().insert_inbox(&rows).await.unwrap();
+    let b_backlog = || async {
+        let n = sql(
+            t.engine().store(),
+            &format!(
+                "SELECT CAST(count(*) AS TEXT) FROM inbox WHERE CAST(tenant_id AS TEXT) = '{}'",
+                b.0
+            ),
+        )
+        .await;
+        n[0].clone()
+    };
+    let a_left = eventually(
+        Duration::from_secs(60),
+        "tenant B's input to apply",
+        || async {
+            if b_backlog().await != "0" {
+                return None;
+            }
+            let left = sql(
+                t.engine().store(),
+                &format!(
+                    "SELECT CAST(count(*) AS TEXT) FROM inbox WHERE CAST(tenant_id AS TEXT) = '{}'",
+                    a.0
+                ),
+            )
+            .await;
+            left[0].parse::<i64>().ok()
+        },
+    )
+    .await;
+    assert!(
+        a_left >= 100,
+        "tenant B waited behind {} of tenant A's 200 inputs",
+        200 - a_left
+    );
+    t.stop().await;
+}
+
 both_backends!(
+    a_tenants_flood_does_not_hold_another_tenants_input_behind_it,
     a_backlog_never_wakes_more_actors_than_the_cap,
     an_effect_left_claimed_is_recorded_unknown_without_a_shard_moving,
     an_actor_failing_past_its_restart_limit_is_quarantined_and_its_neighbours_go_on,

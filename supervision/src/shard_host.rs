@@ -55,7 +55,7 @@ pub struct State {
     cells: HashMap<ActorId, ActorKey>,
     /// Actors with work that wait for room under the host's share of the resident cap, in
     /// the order they are to be activated (admission.rs).
-    awaiting: VecDeque<ActorKey>,
+    awaiting: admission::Awaiting,
     /// Inbox rows queued or in flight here, so a poll does not deliver them twice.
     known_inbox: HashSet<i64>,
     /// A poll for a wake-up is queued.
@@ -109,7 +109,7 @@ impl Actor for ShardHost {
             dispatcher: args.dispatcher,
             residents: HashMap::new(),
             cells: HashMap::new(),
-            awaiting: VecDeque::new(),
+            awaiting: admission::Awaiting::default(),
             known_inbox: HashSet::new(),
             woken: false,
             stragglers_polled: std::time::Instant::now(),

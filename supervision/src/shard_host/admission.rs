@@ -8,12 +8,74 @@
 //!
 //! What waits in memory is bounded too: a host reads at most one inbox page of rows it does not
 //! know at a time, and the timer service delivers an overdue backlog in slices.
+//!
+//! Room goes to tenants in turn: one tenant's import of thousands of leads waiting here does not
+//! hold another tenant's lead behind all of them (`Awaiting`).
+
+use std::collections::{HashMap, VecDeque};
 
 use ractor::{ActorProcessingErr, ActorRef};
 
 use super::{ShardHost, State};
-use crate::key::ActorKey;
+use crate::key::{ActorKey, TenantId};
 use crate::protocol::ShardHostMsg;
+
+/// Actors waiting for room, one queue per tenant, served a tenant at a time in turn.
+#[derive(Debug, Default)]
+pub(super) struct Awaiting {
+    queues: HashMap<TenantId, VecDeque<ActorKey>>,
+    /// Tenants with actors waiting, in the order they are served next.
+    turns: VecDeque<TenantId>,
+    len: usize,
+}
+
+impl Awaiting {
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub(super) fn push_back(&mut self, key: ActorKey) {
+        self.queue(key.tenant).push_back(key);
+        self.len += 1;
+    }
+
+    /// Moves `key`, if it waits, to the front of its tenant's queue.
+    pub(super) fn hurry(&mut self, key: ActorKey) {
+        if let Some(q) = self.queues.get_mut(&key.tenant) {
+            if let Some(at) = q.iter().position(|k| *k == key) {
+                if at > 0 {
+                    q.remove(at);
+                    q.push_front(key);
+                }
+            }
+        }
+    }
+
+    /// The next actor to activate: the front of the queue of the tenant whose turn it is.
+    pub(super) fn pop(&mut self) -> Option<ActorKey> {
+        let tenant = self.turns.pop_front()?;
+        let q = self.queues.get_mut(&tenant)?;
+        let key = q.pop_front()?;
+        if q.is_empty() {
+            self.queues.remove(&tenant);
+        } else {
+            self.turns.push_back(tenant);
+        }
+        self.len -= 1;
+        Some(key)
+    }
+
+    fn queue(&mut self, tenant: TenantId) -> &mut VecDeque<ActorKey> {
+        if !self.queues.contains_key(&tenant) {
+            self.turns.push_back(tenant);
+        }
+        self.queues.entry(tenant).or_default()
+    }
+}
 
 impl ShardHost {
     /// Whether `key` may get an actor now. If not, it joins the queue of actors waiting for
@@ -49,7 +111,7 @@ impl ShardHost {
             self.make_room(state, budget);
         }
         while state.cells.len() < budget {
-            let Some(key) = state.awaiting.pop_front() else {
+            let Some(key) = state.awaiting.pop() else {
                 break;
             };
             self.rt.metrics.awaiting_activation.dec();
@@ -74,12 +136,57 @@ impl ShardHost {
     }
 }
 
-/// Moves `key`, if it waits for room, to the front of the queue.
+/// Moves `key`, if it waits for room, to the front of its tenant's queue.
 pub(super) fn hurry(state: &mut State, key: ActorKey) {
-    if let Some(at) = state.awaiting.iter().position(|k| *k == key) {
-        if at > 0 {
-            state.awaiting.remove(at);
-            state.awaiting.push_front(key);
+    state.awaiting.hurry(key);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::ActorKind;
+    use uuid::Uuid;
+
+    fn key(tenant: TenantId) -> ActorKey {
+        ActorKey::root(tenant, ActorKind("t"), Uuid::new_v4())
+    }
+
+    #[test]
+    fn tenants_take_turns_whatever_each_has_waiting() {
+        let (a, b) = (TenantId(Uuid::new_v4()), TenantId(Uuid::new_v4()));
+        let mut w = Awaiting::default();
+        let flood: Vec<ActorKey> = (0..100).map(|_| key(a)).collect();
+        for k in &flood {
+            w.push_back(*k);
         }
+        let late = key(b);
+        w.push_back(late);
+        assert_eq!(w.len(), 101);
+        assert_eq!(w.pop(), Some(flood[0]));
+        assert_eq!(
+            w.pop(),
+            Some(late),
+            "the other tenant's only actor goes next"
+        );
+        assert_eq!(w.pop(), Some(flood[1]));
+        let mut rest = 0;
+        while w.pop().is_some() {
+            rest += 1;
+        }
+        assert_eq!(rest, 98);
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn a_hurried_actor_leads_its_tenants_queue() {
+        let a = TenantId(Uuid::new_v4());
+        let mut w = Awaiting::default();
+        let keys: Vec<ActorKey> = (0..5).map(|_| key(a)).collect();
+        for k in &keys {
+            w.push_back(*k);
+        }
+        w.hurry(keys[3]);
+        assert_eq!(w.pop(), Some(keys[3]));
+        assert_eq!(w.pop(), Some(keys[0]));
     }
 }
