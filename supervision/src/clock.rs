@@ -33,7 +33,7 @@ enum Source {
     /// Monotonic from `origin`, which stands for the wall clock's reading at start plus a fixed
     /// error: 0 in production; tests give an instance a wall clock that is wrong by that much,
     /// to show the offset corrects it.
-    System { origin: Instant, origin_ms: i64 },
+    System { origin: Instant, origin_us: i64 },
     /// Set by a test.
     Simulated { now_ms: AtomicI64 },
 }
@@ -55,7 +55,7 @@ impl Clock {
     pub fn skewed(skew_ms: i64) -> Self {
         Self::with_source(Source::System {
             origin: Instant::now(),
-            origin_ms: Utc::now().timestamp_millis() + skew_ms,
+            origin_us: Utc::now().timestamp_micros() + skew_ms * 1_000,
         })
     }
 
@@ -88,9 +88,11 @@ impl Clock {
     /// This machine's reading, before the offset.
     pub fn local_ms(&self) -> i64 {
         match &self.0.source {
-            Source::System { origin, origin_ms } => {
-                // Milliseconds since start fit an i64 for 292 million years.
-                origin_ms + origin.elapsed().as_millis() as i64
+            Source::System { origin, origin_us } => {
+                // Summed in microseconds, then floored: adding whole milliseconds would lose
+                // up to one (the two floors), reading a millisecond behind the wall clock.
+                // Microseconds since start fit an i64 for 292,000 years.
+                (origin_us + origin.elapsed().as_micros() as i64).div_euclid(1_000)
             }
             Source::Simulated { now_ms } => now_ms.load(Ordering::Relaxed),
         }

@@ -329,6 +329,9 @@ async fn a_live_lease_excludes_other_claimers_and_each_claim_bumps_the_epoch(sto
         .expect("claim")
         .expect("a free shard can be claimed");
     assert_eq!((lease.shard, lease.epoch), (s, Epoch(1)));
+    // Leases are timed by the engine's clock (ADR 0037), which reads the database's time within
+    // a few milliseconds (here unsynced: the same machine's clock, floored, where PostgreSQL's
+    // reading rounds); 10 ms of slack.
     assert!(
         lease.lease_until_ms >= before + 3000 && lease.lease_until_ms <= before + 3000 + 60_000,
         "lease until {} for a 3 s lease taken at {before}",
