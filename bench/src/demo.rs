@@ -262,8 +262,9 @@ async fn first_touch_armed(
 ) -> anyhow::Result<usize> {
     // One query for every armed timer, not one per opportunity on every refresh.
     let shards: Vec<_> = store.shards().await?.into_iter().map(|s| s.shard).collect();
+    let kinds = [neuronx_actors::opportunity::KIND];
     let timers = store
-        .timers_due_before(&shards, i64::MAX, 1_000_000)
+        .timers_due_before(&shards, &kinds, i64::MIN..i64::MAX, 1_000_000)
         .await?;
     Ok(timers
         .iter()

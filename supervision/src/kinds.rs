@@ -57,6 +57,14 @@ impl Kinds {
         self.spawners.get(name).map(|s| s.kind())
     }
 
+    /// Every registered kind, in name order. The timer service reads only timers of these: a
+    /// row of any other kind could never fire here and must not take room in its reads.
+    pub fn registered(&self) -> Vec<ActorKind> {
+        let mut kinds: Vec<ActorKind> = self.spawners.values().map(|s| s.kind()).collect();
+        kinds.sort_by_key(|k| k.as_str());
+        kinds
+    }
+
     pub fn spawner(&self, kind: ActorKind) -> Option<Arc<dyn Spawner>> {
         self.spawners.get(kind.as_str()).cloned()
     }

@@ -5,12 +5,17 @@
 //! it, and commits that set or clear timers update it at once. A firing is consumed in the
 //! transaction of the transition it causes, so delivering one twice is harmless (the second
 //! commit is stale), while losing one is impossible (the row stays until consumed).
+//!
+//! Harmless is not free: a stale commit costs a transition and rolls back to a savepoint of a
+//! group commit. So the service remembers the firings it handed to a shard host until their
+//! row is seen gone or their timer changes, and a refill does not deliver them again (issue
+//! #13, item 5; ADR 0006).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef};
 use serde_json::Value;
 
 use crate::clock::Clock;
@@ -33,7 +38,24 @@ pub struct State {
     horizon_end: i64,
     generation: u64,
     armed_for: Option<i64>,
+    /// Firings handed to a shard host whose row may still be in the store: a refill reads
+    /// them again until their transition commits, and must not deliver them twice.
+    in_flight: HashMap<(ActorKey, String), InFlight>,
 }
+
+/// A firing delivered and not yet known to be over.
+struct InFlight {
+    due_at: i64,
+    shard: ShardId,
+    /// The host it went to: a host that restarted since dropped its queue, firing included.
+    host: ActorId,
+    since: Instant,
+}
+
+/// A firing whose row outlives this in a live host was lost some other way (a dead letter
+/// whose write failed): the next refill delivers it again. Far longer than a transition waits
+/// in its host's queue even under a backlog, so it never duplicates a firing still queued.
+const IN_FLIGHT_PATIENCE: Duration = Duration::from_secs(300);
 
 pub struct TimerService {
     rt: Arc<Runtime>,
@@ -46,7 +68,15 @@ impl TimerService {
     }
 }
 
+/// The most timers of the coming window one refill reads.
 const REFILL_LIMIT: i64 = 200_000;
+/// The most overdue timers one refill reads (an outage's backlog, a takeover): a larger
+/// backlog is read in slices, the next one as soon as this pause has passed, so the service
+/// never stops for seconds to read and deliver it all while the coming timers wait, and at
+/// most this many backlog firings are in flight at once (the ones in flight are still rows, so
+/// they count toward the next slice).
+const BACKLOG_SLICE: i64 = 10_000;
+const BACKLOG_PAUSE: Duration = Duration::from_millis(200);
 
 impl Actor for TimerService {
     type Msg = TimerMsg;
@@ -66,6 +96,7 @@ impl Actor for TimerService {
             horizon_end: 0,
             generation: 0,
             armed_for: None,
+            in_flight: HashMap::new(),
         })
     }
 
@@ -86,12 +117,20 @@ impl Actor for TimerService {
                 state
                     .index
                     .retain(|(key, name), at| due.contains_key(&(*at, *key, name.clone())));
+                state.in_flight.retain(|_, f| owned.contains(&f.shard));
                 if gained {
-                    self.refill(state).await;
+                    self.refill(&myself, state).await;
                 }
             }
             TimerMsg::Changed(key, shard, changes) => {
                 for change in changes {
+                    // A commit set or cleared this timer: a firing of it still in flight is
+                    // stale now, or handed back (applied before its time): either way it is
+                    // not ours to guard any more, and a set one is held again below.
+                    let name = match &change {
+                        TimerChange::Set { name, .. } | TimerChange::Clear { name } => name,
+                    };
+                    state.in_flight.remove(&(key, name.clone()));
                     match change {
                         TimerChange::Set {
                             name,
@@ -116,7 +155,7 @@ impl Actor for TimerService {
                 state.armed_for = None;
                 self.fire_due(state);
             }
-            TimerMsg::Refill => self.refill(state).await,
+            TimerMsg::Refill => self.refill(&myself, state).await,
         }
         arm(&myself, state, &self.rt.config.clock);
         Ok(())
@@ -162,47 +201,123 @@ impl TimerService {
             }
             let ((at, key, name), (shard, input)) = entry.remove_entry();
             state.index.remove(&(key, name.clone()));
+            // No host here (the shard is being handed over): the row waits in the store for
+            // whoever holds the shard, or for our next refill.
+            let Some(host) = self.rt.host_of(shard) else {
+                continue;
+            };
             let work = Work {
                 consumed: Consumed::Timer {
-                    name,
+                    name: name.clone(),
                     due_at_ms: at,
                 },
                 input,
                 reply: false,
             };
-            self.rt.route(shard, ShardHostMsg::Deliver(key, work, None));
+            if host.cast(ShardHostMsg::Deliver(key, work, None)).is_ok() {
+                let flight = InFlight {
+                    due_at: at,
+                    shard,
+                    host: host.get_id(),
+                    since: Instant::now(),
+                };
+                state.in_flight.insert((key, name), flight);
+            }
         }
     }
 
-    async fn refill(&self, state: &mut State) {
+    async fn refill(&self, myself: &ActorRef<TimerMsg>, state: &mut State) {
         if state.owned.is_empty() {
             return;
         }
         let horizon = self.rt.config.timer_horizon.as_millis() as i64;
-        let until = self.rt.config.clock.now_ms() + horizon;
+        let now = self.rt.config.clock.now_ms();
+        let until = now + horizon;
         let shards: Vec<ShardId> = state.owned.iter().copied().collect();
-        let rows = match self
-            .rt
-            .store
-            .timers_due_before(&shards, until, REFILL_LIMIT)
-            .await
-        {
+        let kinds = self.kinds.registered();
+        // Two reads, each with its own limit: the overdue backlog (however large) cannot push
+        // the timers of the coming window out of memory, and those keep firing on time while
+        // the backlog drains.
+        let store = &self.rt.store;
+        let read = async {
+            let overdue = store
+                .timers_due_before(&shards, &kinds, i64::MIN..now, BACKLOG_SLICE)
+                .await?;
+            let coming = store
+                .timers_due_before(&shards, &kinds, now..until, REFILL_LIMIT)
+                .await?;
+            Ok::<_, crate::store::StoreError>((overdue, coming))
+        };
+        let (overdue, coming) = match read.await {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::warn!(error = %e, "timer refill failed");
                 return;
             }
         };
-        let truncated = rows.len() as i64 == REFILL_LIMIT;
-        let last = rows.last().map(|r| r.due_at_ms);
-        for row in rows {
-            if let Some(key) = resolve_key(&self.kinds, &row.key) {
-                insert(state, key, row.name, row.due_at_ms, row.shard, row.input);
-            }
+        self.settle_in_flight(state, &overdue, &coming);
+        if overdue.len() as i64 == BACKLOG_SLICE {
+            myself.send_after(BACKLOG_PAUSE, || TimerMsg::Refill);
         }
-        state.horizon_end = match (truncated, last) {
-            (true, Some(last)) => last,
+        state.horizon_end = match coming.last() {
+            // Cut at the limit: later timers of the window are read by the next refill.
+            Some(last) if coming.len() as i64 == REFILL_LIMIT => last.due_at_ms,
             _ => until,
         };
+        for row in overdue.into_iter().chain(coming) {
+            let Some(key) = resolve_key(&self.kinds, &row.key) else {
+                continue;
+            };
+            if state
+                .in_flight
+                .get(&(key, row.name.clone()))
+                .is_some_and(|f| f.due_at == row.due_at_ms)
+            {
+                continue;
+            }
+            insert(state, key, row.name, row.due_at_ms, row.shard, row.input);
+        }
+    }
+
+    /// Forgets firings that are over (their row is gone, so their transition committed) and
+    /// releases for delivery again those that were lost (their host restarted, or they waited
+    /// past [`IN_FLIGHT_PATIENCE`]). `overdue` is what the refill read due before now, which
+    /// is where every firing in flight is, unless the read was cut at its limit.
+    fn settle_in_flight(
+        &self,
+        state: &mut State,
+        overdue: &[crate::store::TimerRow],
+        coming: &[crate::store::TimerRow],
+    ) {
+        if state.in_flight.is_empty() {
+            return;
+        }
+        // Past a cut, a row's absence says nothing.
+        let judged_before = match overdue.last() {
+            Some(last) if overdue.len() as i64 == BACKLOG_SLICE => last.due_at_ms,
+            _ => i64::MAX,
+        };
+        // A firing delivered in the very millisecond of this refill's `now` reads as coming.
+        let still: HashSet<(ActorKey, String, i64)> = overdue
+            .iter()
+            .chain(coming)
+            .filter_map(|r| {
+                let key = resolve_key(&self.kinds, &r.key)?;
+                Some((key, r.name.clone(), r.due_at_ms))
+            })
+            .collect();
+        let rt = &self.rt;
+        state.in_flight.retain(|(key, name), f| {
+            if still.contains(&(*key, name.clone(), f.due_at)) {
+                let same_host = rt.host_of(f.shard).map(|h| h.get_id()) == Some(f.host);
+                let lost = !same_host || f.since.elapsed() > IN_FLIGHT_PATIENCE;
+                if lost {
+                    tracing::info!(%key, timer = %name, "timer firing lost in flight: delivering it again");
+                }
+                !lost
+            } else {
+                f.due_at >= judged_before
+            }
+        });
     }
 }

@@ -1149,7 +1149,7 @@ async fn timers_due_before_returns_exactly_the_due_rows_in_order(store: Store) {
             .collect::<Vec<_>>()
     };
     let due = store
-        .timers_due_before(&all_shards(), base + 400, 100)
+        .timers_due_before(&all_shards(), &[KIND], i64::MIN..base + 400, 100)
         .await
         .expect("timers_due_before");
     assert_eq!(
@@ -1174,7 +1174,7 @@ async fn timers_due_before_returns_exactly_the_due_rows_in_order(store: Store) {
     assert_eq!(
         names(
             store
-                .timers_due_before(&all_shards(), base + 400, 2)
+                .timers_due_before(&all_shards(), &[KIND], i64::MIN..base + 400, 2)
                 .await
                 .expect("timers_due_before")
         ),
@@ -1184,7 +1184,7 @@ async fn timers_due_before_returns_exactly_the_due_rows_in_order(store: Store) {
     assert_eq!(
         names(
             store
-                .timers_due_before(&[shard(&a)], base + 1000, 100)
+                .timers_due_before(&[shard(&a)], &[KIND], i64::MIN..base + 1000, 100)
                 .await
                 .expect("timers_due_before")
         ),
@@ -1198,7 +1198,7 @@ async fn timers_due_before_returns_exactly_the_due_rows_in_order(store: Store) {
     assert_eq!(
         names(
             store
-                .timers_due_before(&[shard(&d)], base + 1000, 100)
+                .timers_due_before(&[shard(&d)], &[KIND], i64::MIN..base + 1000, 100)
                 .await
                 .expect("timers_due_before")
         ),
@@ -1206,7 +1206,7 @@ async fn timers_due_before_returns_exactly_the_due_rows_in_order(store: Store) {
     );
     assert_eq!(
         store
-            .timers_due_before(&all_shards(), base + 100, 100)
+            .timers_due_before(&all_shards(), &[KIND], i64::MIN..base + 100, 100)
             .await
             .expect("timers_due_before")
             .len(),
@@ -1215,7 +1215,7 @@ async fn timers_due_before_returns_exactly_the_due_rows_in_order(store: Store) {
     );
     assert_eq!(
         store
-            .timers_due_before(&[], base + 1000, 100)
+            .timers_due_before(&[], &[KIND], i64::MIN..base + 1000, 100)
             .await
             .expect("timers_due_before")
             .len(),
@@ -1246,7 +1246,7 @@ async fn timers_due_before_applies_its_limit_to_the_requested_shards_only(store:
     .await;
 
     let due = store
-        .timers_due_before(&[shard(&a)], base + 1000, 2)
+        .timers_due_before(&[shard(&a)], &[KIND], i64::MIN..base + 1000, 2)
         .await
         .expect("timers_due_before");
     assert_eq!(

@@ -283,13 +283,16 @@ impl Store {
         }
     }
 
+    /// The timers of `shards` and of `kinds` due in `due` (milliseconds, start included), the
+    /// earliest `limit` of them, earliest first.
     pub async fn timers_due_before(
         &self,
         shards: &[ShardId],
-        before_ms: i64,
+        kinds: &[crate::key::ActorKind],
+        due: std::ops::Range<i64>,
         limit: i64,
     ) -> Result<Vec<TimerRow>, StoreError> {
-        each!(self, s => s.timers_due_before(shards, before_ms, limit).await)
+        each!(self, s => s.timers_due_before(shards, kinds, due, limit).await)
     }
 
     /// Claims up to `limit` pending effects of shards held at the given epochs, fenced.

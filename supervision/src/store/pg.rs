@@ -147,18 +147,25 @@ impl PgStore {
     pub async fn timers_due_before(
         &self,
         shards: &[ShardId],
-        before_ms: i64,
+        kinds: &[crate::key::ActorKind],
+        due: std::ops::Range<i64>,
         limit: i64,
     ) -> Result<Vec<TimerRow>, StoreError> {
-        // Per backend: the shard set is bound as one array here (one prepared statement
-        // whatever the set); SQLite has no arrays and formats the list into its text.
+        // Per backend: the shard set and the kinds are bound as arrays here (one prepared
+        // statement whatever the sets); SQLite has no arrays. Rows of a kind nobody here
+        // registered are skipped by the query, not after it: they would fill the limit and
+        // leave no room for timers that can fire (issue #13, item 5).
         let ids: Vec<i32> = shards.iter().map(|s| s.0).collect();
+        let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
         let rows: Vec<TimerTuple> = sqlx::query_as(&format!(
-            "SELECT {TIMER_COLS} FROM timers WHERE shard = ANY($1) AND due_at < $2
-             ORDER BY due_at LIMIT $3"
+            "SELECT {TIMER_COLS} FROM timers
+             WHERE shard = ANY($1) AND kind = ANY($2) AND due_at >= $3 AND due_at < $4
+             ORDER BY due_at LIMIT $5"
         ))
         .bind(ids)
-        .bind(before_ms)
+        .bind(kinds)
+        .bind(due.start)
+        .bind(due.end)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;

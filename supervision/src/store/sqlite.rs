@@ -92,18 +92,31 @@ impl SqliteStore {
     pub async fn timers_due_before(
         &self,
         shards: &[ShardId],
-        before_ms: i64,
+        kinds: &[crate::key::ActorKind],
+        due: std::ops::Range<i64>,
         limit: i64,
     ) -> Result<Vec<TimerRow>, StoreError> {
-        // Per backend: no arrays in SQLite, so the shard numbers are formatted into the text.
-        let rows: Vec<TimerTuple> = sqlx::query_as(&format!(
-            "SELECT {TIMER_COLS} FROM timers WHERE due_at < ? AND shard IN ({}) ORDER BY due_at LIMIT ?",
+        // Per backend: no arrays in SQLite, so the shard numbers are formatted into the text
+        // and each kind gets a placeholder of its own. Rows of a kind nobody here registered
+        // are skipped by the query, not after it: they would fill the limit and leave no room
+        // for timers that can fire (issue #13, item 5).
+        if kinds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let kind_params = vec!["?"; kinds.len()].join(",");
+        let sql = format!(
+            "SELECT {TIMER_COLS} FROM timers
+             WHERE due_at >= ? AND due_at < ? AND shard IN ({}) AND kind IN ({kind_params})
+             ORDER BY due_at LIMIT ?",
             shard_list(shards.iter().map(|s| s.0))
-        ))
-        .bind(before_ms)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        );
+        let mut query = sqlx::query_as::<_, TimerTuple>(&sql)
+            .bind(due.start)
+            .bind(due.end);
+        for kind in kinds {
+            query = query.bind(kind.as_str());
+        }
+        let rows = query.bind(limit).fetch_all(&self.pool).await?;
         rows.into_iter().map(timer_row).collect()
     }
 
