@@ -283,6 +283,12 @@ impl PgStore {
     /// The held shards' rows are locked `FOR KEY SHARE` in id order, as commits lock them: a
     /// takeover (`FOR UPDATE`) waits for the claim to finish, and a claim that waited on a
     /// takeover sees the new epoch and claims nothing of that shard.
+    ///
+    /// An effect waits while an earlier one of its actor and channel is pending or in flight, so
+    /// an actor's effects leave in commit order (ids grow in commit order: an actor commits one
+    /// transition at a time). The check is a scalar subquery, one short read of
+    /// `outbox_open_by_actor` per candidate row (a `NOT EXISTS` could be planned as a hash
+    /// anti-join reading that index whole). Held and canceled effects hold nothing back.
     pub async fn claim_outbox(
         &self,
         held: &[(ShardId, Epoch)],
@@ -296,14 +302,19 @@ impl PgStore {
                    ON s.id = f.shard AND s.epoch = f.epoch
                  ORDER BY s.id FOR KEY SHARE OF s
              )
-             UPDATE outbox o SET status = 'inflight', attempts = o.attempts + 1, updated_at = {NOW_MS}
+             UPDATE outbox o SET status = 'inflight', attempts = o.attempts + 1, updated_at = $4
              FROM (SELECT c.id FROM UNNEST($1::int[]) h(shard)
                    JOIN live l ON l.id = h.shard
                    CROSS JOIN LATERAL (
                        SELECT x.id FROM outbox x
                        WHERE x.shard = h.shard AND x.status = 'pending'
+                         AND (SELECT 1 FROM outbox e
+                              WHERE e.tenant_id = x.tenant_id AND e.actor_id = x.actor_id
+                                AND e.channel = x.channel AND e.id < x.id
+                                AND e.status IN ('pending', 'inflight') AND e.kind = x.kind
+                              LIMIT 1) IS NULL
                        ORDER BY x.id LIMIT $3
-                       FOR UPDATE SKIP LOCKED
+                       FOR UPDATE OF x SKIP LOCKED
                    ) c
                    LIMIT $3) claimed
              WHERE o.id = claimed.id
@@ -312,6 +323,8 @@ impl PgStore {
         .bind(ids)
         .bind(epochs)
         .bind(limit)
+        // The claim's time, which the orphan check compares with its own now (ADR 0037).
+        .bind(self.clock.now_ms())
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter().map(outbox_row).collect()

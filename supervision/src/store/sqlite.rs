@@ -176,6 +176,8 @@ impl SqliteStore {
     ) -> Result<Vec<OutboxRow>, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut claimed = Vec::new();
+        // The claim's time, which the orphan check compares with its own now (ADR 0037).
+        let now = self.clock.now_ms();
         let current: Vec<(i32, i64)> = sqlx::query_as("SELECT id, epoch FROM shards")
             .fetch_all(&mut *tx)
             .await?;
@@ -185,8 +187,16 @@ impl SqliteStore {
             .filter(|(s, e)| live.contains(&(s.0, e.0)))
             .map(|(s, _)| s.0)
             .collect();
+        // An effect waits while an earlier one of its actor and channel is pending or in
+        // flight (see `PgStore::claim_outbox`). The check repeats the predicate of
+        // `outbox_open_by_actor` literally, which SQLite needs to use that index.
         let rows: Vec<OutboxTuple> = sqlx::query_as(&format!(
-            "SELECT {OUTBOX_COLS} FROM outbox WHERE status = 'pending' AND shard IN ({}) ORDER BY id LIMIT ?",
+            "SELECT {OUTBOX_COLS} FROM outbox x WHERE x.status = 'pending' AND x.shard IN ({})
+               AND NOT EXISTS (SELECT 1 FROM outbox e
+                   WHERE e.tenant_id = x.tenant_id AND e.actor_id = x.actor_id
+                     AND e.channel = x.channel AND e.id < x.id
+                     AND e.status IN ('pending', 'inflight') AND e.kind = x.kind)
+             ORDER BY x.id LIMIT ?",
             shard_list(held.iter().copied())
         ))
         .bind(limit)
@@ -196,7 +206,7 @@ impl SqliteStore {
             sqlx::query(
                 "UPDATE outbox SET status = 'inflight', attempts = attempts + 1, updated_at = ? WHERE id = ?",
             )
-            .bind(now_ms())
+            .bind(now)
             .bind(row.0)
             .execute(&mut *tx)
             .await?;
