@@ -166,3 +166,61 @@ async fn a_second_instance_without_redis_refuses_to_start() {
     assert!(err.contains("without Redis"), "{err}");
     a.stop().await;
 }
+
+/// A caller on an instance that does not own the actor is answered when the owner's commit
+/// notifies (issue #13, item 10), not by polling the answers table every few milliseconds: the
+/// reads that found the answers were woken by the notification.
+#[tokio::test]
+async fn answers_for_callers_on_another_instance_arrive_by_notification() {
+    let a = TestApp::spawn_with(Backend::Postgres, shared).await;
+    let b = a.peer(shared).await;
+    balanced(&[&a, &b], &[16, 16]).await;
+    let owned_by_a: HashSet<i32> = a
+        .engine()
+        .owned_shards()
+        .await
+        .into_iter()
+        .map(|(s, _)| s.0)
+        .collect();
+    let mut remote = 0;
+    for i in 0..12 {
+        let id = a.create(&format!("lead-{i}"), 300).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        if !owned_by_a.contains(&shard_of(&a, &id).await) {
+            continue;
+        }
+        // Asked of B, applied by A.
+        let (status, body) = b
+            .post(&format!("/v1/opportunities/{id}/pause"), json!({}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["paused"], true);
+        remote += 1;
+    }
+    assert!(remote >= 2, "leads on A's shards: {remote}");
+    let (_, metrics) = b
+        .request(reqwest::Method::GET, "/metrics", None, None)
+        .await;
+    let woken = |how: &str| {
+        metrics
+            .as_str()
+            .unwrap()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!("neuronx_remote_answers_total{{woken=\"{how}\"}} "))
+            })
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(
+        woken("notification") >= 1.0,
+        "no answer was read on a notification (first {}, notification {}, poll {})",
+        woken("first"),
+        woken("notification"),
+        woken("poll")
+    );
+    b.stop().await;
+    a.stop().await;
+}

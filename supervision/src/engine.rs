@@ -184,20 +184,36 @@ impl EngineHandle {
 
     /// Waits for the owner on another instance to apply input `id` and store its answer. The
     /// owner was woken by NOTIFY; this side polls the answer, briefly, up to the reply timeout.
+    /// Waits for the owner's answer: read when the owner's commit NOTIFYs, and every
+    /// `REMOTE_POLL` in case a notification was lost.
     async fn await_remote(&self, id: i64) -> SubmitOutcome {
         let deadline = tokio::time::Instant::now() + self.rt.config.reply_timeout;
-        let mut pause = Duration::from_millis(1);
+        let mut woken = "first";
         loop {
+            // Registered before the read, so a notification during it is not missed.
+            let posted = self.rt.reply_posted.notified();
+            tokio::pin!(posted);
+            posted.as_mut().enable();
             match self.rt.take_reply(id).await {
-                Ok(Some(body)) => return decode_reply(body),
+                Ok(Some(body)) => {
+                    self.rt
+                        .metrics
+                        .remote_answers
+                        .with_label_values(&[woken])
+                        .inc();
+                    return decode_reply(body);
+                }
                 Ok(None) => {}
                 Err(e) => tracing::debug!(error = %e, "reading a remote answer failed"),
             }
-            if tokio::time::Instant::now() + pause >= deadline {
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
                 return SubmitOutcome::Accepted;
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(REMOTE_POLL_MAX);
+            tokio::select! {
+                _ = &mut posted => woken = "notification",
+                _ = tokio::time::sleep(REMOTE_POLL.min(deadline - now)) => woken = "poll",
+            }
         }
     }
 
@@ -219,9 +235,8 @@ const INBOX_POLL_LIMIT: i64 = 1000;
 
 const INGEST_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// The longest pause between two reads of a remote answer: it bounds the latency a caller on a
-/// non-owning instance adds to the owner's (a pause is meant to take effect within 100 ms).
-const REMOTE_POLL_MAX: Duration = Duration::from_millis(5);
+/// The safety net under the notification of a posted answer: a lost one costs at most this.
+const REMOTE_POLL: Duration = Duration::from_millis(50);
 
 fn decode_reply(body: Value) -> SubmitOutcome {
     match serde_json::from_value(body) {

@@ -29,6 +29,9 @@ pub struct Metrics {
     pub effects: IntCounterVec,
     pub effect_latency: HistogramVec,
     pub completions_refused: IntCounterVec,
+    /// Answers read for callers waiting on another instance, by what woke the read that found
+    /// them: `first` (already there), `notification`, `poll` (the safety net).
+    pub remote_answers: IntCounterVec,
 }
 
 fn buckets() -> Vec<f64> {
@@ -112,6 +115,13 @@ impl Metrics {
                 ),
                 &["channel"],
             )?,
+            remote_answers: IntCounterVec::new(
+                Opts::new(
+                    "remote_answers_total",
+                    "answers read for callers waiting on another instance, by what woke the read",
+                ),
+                &["woken"],
+            )?,
             registry,
             timer_lateness_max: std::sync::atomic::AtomicI64::new(0),
         };
@@ -142,6 +152,7 @@ impl Metrics {
         m.registry.register(Box::new(m.effect_latency.clone()))?;
         m.registry
             .register(Box::new(m.completions_refused.clone()))?;
+        m.registry.register(Box::new(m.remote_answers.clone()))?;
         Ok(m)
     }
 

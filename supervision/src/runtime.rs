@@ -140,6 +140,8 @@ pub struct Runtime {
     /// Past this instant the leases may have run out (no renewal succeeded in time): nothing
     /// may be sent. Set by the shard manager after each renewal.
     act_window: watch::Sender<ActWindow>,
+    /// Woken when another instance may have posted an answer a caller here waits for.
+    pub(crate) reply_posted: Arc<tokio::sync::Notify>,
 }
 
 impl Runtime {
@@ -160,6 +162,7 @@ impl Runtime {
             polls: batchers.polls,
             directory: watch::Sender::new(Vec::new()),
             act_window: watch::Sender::new(ActWindow::Never),
+            reply_posted: Arc::new(tokio::sync::Notify::new()),
         }
     }
 

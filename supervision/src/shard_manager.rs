@@ -94,7 +94,9 @@ impl Actor for ShardManager {
         // Without it wake-ups from other instances wait for the safety-net poll, which is slower
         // but correct; so a failure here is logged, not fatal.
         let listener = match self.rt.store.inbox_listener().await {
-            Ok(l) => l.map(|l| crate::listener::spawn(l, myself.clone())),
+            Ok(l) => {
+                l.map(|l| crate::listener::spawn(l, myself.clone(), self.rt.reply_posted.clone()))
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "inbox listener unavailable; relying on polls");
                 None

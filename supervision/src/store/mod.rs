@@ -24,7 +24,7 @@ use std::time::Duration;
 
 pub use fault::{classify, ErrorClass, Failure};
 pub use pg::PgStore;
-pub use pg_cluster::INBOX_CHANNEL;
+pub use pg_cluster::{INBOX_CHANNEL, REPLY_CHANNEL};
 pub use sqlite::SqliteStore;
 pub use types::*;
 

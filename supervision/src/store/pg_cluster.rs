@@ -13,6 +13,10 @@ use crate::key::{Epoch, ShardId};
 /// The channel an instance NOTIFYs when it makes an input durable for a shard it does not own.
 pub const INBOX_CHANNEL: &str = "neuronx_inbox";
 
+/// The channel a commit that wrote answers for callers on other instances NOTIFYs (no payload:
+/// every waiting caller reads its own answer, the reads of all of them batched together).
+pub const REPLY_CHANNEL: &str = "neuronx_reply";
+
 impl PgStore {
     pub async fn claim_shard(
         &self,
@@ -98,10 +102,11 @@ impl PgStore {
         Ok(())
     }
 
-    /// A connection listening for inbox wake-ups (outside the pool; it reconnects by itself).
+    /// A connection listening for inbox wake-ups and posted answers (outside the pool; it
+    /// reconnects by itself).
     pub async fn inbox_listener(&self) -> Result<sqlx::postgres::PgListener, StoreError> {
         let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
-        listener.listen(INBOX_CHANNEL).await?;
+        listener.listen_all([INBOX_CHANNEL, REPLY_CHANNEL]).await?;
         Ok(listener)
     }
 

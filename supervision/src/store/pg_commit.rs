@@ -383,6 +383,11 @@ async fn write_replies(tx: &mut PgConnection, live: &[&CommitRecord]) -> Result<
     .bind(rows.iter().map(|r| r.2).collect::<Vec<_>>())
     .execute(&mut *tx)
     .await?;
+    // Delivered when (and only if) this commits: the callers waiting elsewhere read at once.
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(super::pg_cluster::REPLY_CHANNEL)
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }
 
