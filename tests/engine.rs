@@ -424,33 +424,29 @@ async fn a_tenants_flood_does_not_hold_another_tenants_input_behind_it(backend: 
     let mut rows: Vec<NewInput> = (0..200).map(|n| input(on_shard(a), n)).collect();
     rows.push(input(on_shard(b), 0));
     t.engine().store().insert_inbox(&rows).await.unwrap();
-    let b_backlog = || async {
-        let n = sql(
-            t.engine().store(),
-            &format!(
-                "SELECT CAST(count(*) AS TEXT) FROM inbox WHERE CAST(tenant_id AS TEXT) = '{}'",
-                b.0
-            ),
-        )
-        .await;
-        n[0].clone()
+    // Inputs of `tenant` still waiting in the inbox.
+    let waiting = |tenant: TenantId| {
+        let store = t.engine().store().clone();
+        async move {
+            let n = sql(
+                &store,
+                &format!(
+                    "SELECT CAST(count(*) AS TEXT) FROM inbox WHERE CAST(tenant_id AS TEXT) = '{}'",
+                    tenant.0
+                ),
+            )
+            .await;
+            n[0].parse::<i64>().unwrap()
+        }
     };
     let a_left = eventually(
         Duration::from_secs(60),
         "tenant B's input to apply",
         || async {
-            if b_backlog().await != "0" {
+            if waiting(b).await != 0 {
                 return None;
             }
-            let left = sql(
-                t.engine().store(),
-                &format!(
-                    "SELECT CAST(count(*) AS TEXT) FROM inbox WHERE CAST(tenant_id AS TEXT) = '{}'",
-                    a.0
-                ),
-            )
-            .await;
-            left[0].parse::<i64>().ok()
+            Some(waiting(a).await)
         },
     )
     .await;
