@@ -17,6 +17,8 @@ pub struct StoredCredentials {
     pub from_number: String,
     pub base_url: Option<String>,
     pub sealed: Sealed,
+    /// The tenant asked for each number's line type before its first marketing text (ADR 0035).
+    pub line_type_lookup: bool,
 }
 
 fn now_ms() -> i64 {
@@ -30,12 +32,13 @@ pub async fn put_credentials(
     c: &StoredCredentials,
 ) -> Result<(), StoreError> {
     let sql = "INSERT INTO channel_credentials
-            (tenant_id, channel, account_sid, from_number, base_url, key_id, sealed, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            (tenant_id, channel, account_sid, from_number, base_url, key_id, sealed, updated_at,
+             line_type_lookup)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
          ON CONFLICT (tenant_id, channel) DO UPDATE SET
             account_sid = excluded.account_sid, from_number = excluded.from_number,
             base_url = excluded.base_url, key_id = excluded.key_id, sealed = excluded.sealed,
-            updated_at = excluded.updated_at";
+            updated_at = excluded.updated_at, line_type_lookup = excluded.line_type_lookup";
     on_db!(store, |db, id, _json| sqlx::query(sql)
         .bind(id(tenant.0))
         .bind(channel)
@@ -45,20 +48,21 @@ pub async fn put_credentials(
         .bind(&c.sealed.key_id)
         .bind(&c.sealed.data)
         .bind(now_ms())
+        .bind(c.line_type_lookup)
         .execute(db)
         .await?
         .rows_affected());
     Ok(())
 }
 
-type CredentialRow = (String, String, Option<String>, String, String);
+type CredentialRow = (String, String, Option<String>, String, String, bool);
 
 pub async fn get_credentials(
     store: &Store,
     tenant: TenantId,
     channel: &str,
 ) -> Result<Option<StoredCredentials>, StoreError> {
-    let sql = "SELECT account_sid, from_number, base_url, key_id, sealed
+    let sql = "SELECT account_sid, from_number, base_url, key_id, sealed, line_type_lookup
          FROM channel_credentials WHERE tenant_id = $1 AND channel = $2";
     let row: Option<CredentialRow> = on_db!(store, |db, id, _json| sqlx::query_as(sql)
         .bind(id(tenant.0))
@@ -66,11 +70,12 @@ pub async fn get_credentials(
         .fetch_optional(db)
         .await?);
     Ok(row.map(
-        |(account_sid, from_number, base_url, key_id, data)| StoredCredentials {
+        |(account_sid, from_number, base_url, key_id, data, line_type_lookup)| StoredCredentials {
             account_sid,
             from_number,
             base_url,
             sealed: Sealed { key_id, data },
+            line_type_lookup,
         },
     ))
 }

@@ -43,15 +43,13 @@ pub async fn account(
         from_number,
         base_url,
         sealed,
+        line_type_lookup,
     }) = tenant_data::get_credentials(store, tenant, "twilio")
         .await
         .map_err(|e| e.to_string())?
     else {
         return Ok(None);
     };
-    let line_type_lookup = line_types::lookup_enabled(store, tenant)
-        .await
-        .map_err(|e| e.to_string())?;
     let auth_token = keyring.open(&sealed).map_err(|e| e.to_string())?;
     let base = base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
     let client = TwilioClient::new(

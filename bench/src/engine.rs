@@ -183,6 +183,7 @@ pub async fn run(mut settings: Settings, args: BenchArgs) -> anyhow::Result<Repo
             from_number: "+14155550000".into(),
             base_url: Some(sim.base_url.clone()),
             sealed: keyring.seal(&config.auth_token)?,
+            line_type_lookup: false,
         };
         neuronx::tenant_data::put_credentials(&store, tenant, "twilio", &stored).await?;
         Some(sim)

@@ -1,6 +1,7 @@
-//! Line-type lookups through the tenant's Twilio account (ADR 0035): the tenant's switch, kept
-//! on its account row, and the durable per-tenant cache of what the carrier answered, so that a
-//! number is paid for once whatever the number of opportunities, instances or restarts.
+//! Line-type lookups through the tenant's Twilio account (ADR 0035): the durable per-tenant cache
+//! of what the carrier answered, so that a number is paid for once whatever the number of
+//! opportunities, instances or restarts. The tenant's switch is a field of its stored account
+//! (`StoredCredentials::line_type_lookup`), written and read with it.
 //!
 //! The cache holds answers only: a lookup that failed is not kept, so the next text asks again.
 
@@ -9,49 +10,6 @@ use neuronx_adapters::twilio::{LineType as CarrierType, LineTypeLookup};
 use neuronx_supervision::{Store, StoreError, TenantId};
 
 use crate::control::on_db;
-use crate::tenant_data::StoredCredentials;
-
-/// The tenant's account and its switch, in one statement: a crash cannot leave a new account
-/// with the old switch.
-pub async fn put_account(
-    store: &Store,
-    tenant: TenantId,
-    c: &StoredCredentials,
-    line_type_lookup: bool,
-) -> Result<(), StoreError> {
-    let sql = "INSERT INTO channel_credentials
-            (tenant_id, channel, account_sid, from_number, base_url, key_id, sealed, updated_at,
-             line_type_lookup)
-         VALUES ($1, 'twilio', $2, $3, $4, $5, $6, $7, $8)
-         ON CONFLICT (tenant_id, channel) DO UPDATE SET
-            account_sid = excluded.account_sid, from_number = excluded.from_number,
-            base_url = excluded.base_url, key_id = excluded.key_id, sealed = excluded.sealed,
-            updated_at = excluded.updated_at, line_type_lookup = excluded.line_type_lookup";
-    on_db!(store, |db, id, _json| sqlx::query(sql)
-        .bind(id(tenant.0))
-        .bind(&c.account_sid)
-        .bind(&c.from_number)
-        .bind(&c.base_url)
-        .bind(&c.sealed.key_id)
-        .bind(&c.sealed.data)
-        .bind(chrono::Utc::now().timestamp_millis())
-        .bind(line_type_lookup)
-        .execute(db)
-        .await?
-        .rows_affected());
-    Ok(())
-}
-
-/// Whether the tenant turned lookups on; false without an account.
-pub async fn lookup_enabled(store: &Store, tenant: TenantId) -> Result<bool, StoreError> {
-    let sql = "SELECT line_type_lookup FROM channel_credentials
-         WHERE tenant_id = $1 AND channel = 'twilio'";
-    let on: Option<bool> = on_db!(store, |db, id, _json| sqlx::query_scalar(sql)
-        .bind(id(tenant.0))
-        .fetch_optional(db)
-        .await?);
-    Ok(on.unwrap_or(false))
-}
 
 /// What an earlier lookup of `phone` answered for this tenant. A stored name this version does
 /// not know reads as no answer (looked up again).

@@ -13,7 +13,6 @@ use crate::control::keys::Identity;
 use crate::control::Action;
 use crate::secrets::Keyring;
 use crate::tenant_data::{self, StoredCredentials};
-use crate::twilio_channel::line_types;
 
 /// The tenant's Twilio account as stored; the auth token is sealed and never returned.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -37,14 +36,14 @@ pub struct TwilioView {
 }
 
 impl TwilioView {
-    fn of(c: &StoredCredentials, line_type_lookup: bool) -> Self {
+    fn of(c: &StoredCredentials) -> Self {
         Self {
             channel: "twilio",
             account_sid: c.account_sid.clone(),
             from_number: c.from_number.clone(),
             base_url: c.base_url.clone(),
             auth_token: "set",
-            line_type_lookup,
+            line_type_lookup: c.line_type_lookup,
         }
     }
 }
@@ -118,9 +117,10 @@ pub async fn put_twilio(
         from_number,
         base_url: f.base_url.map(|u| u.trim_end_matches('/').to_owned()),
         sealed,
+        line_type_lookup: f.line_type_lookup,
     };
-    line_types::put_account(engine.store(), tenant, &stored, f.line_type_lookup).await?;
-    let view = TwilioView::of(&stored, f.line_type_lookup);
+    tenant_data::put_credentials(engine.store(), tenant, "twilio", &stored).await?;
+    let view = TwilioView::of(&stored);
     let after = serde_json::to_value(&view).map_err(|e| Error::Internal(e.into()))?;
     record(engine, who, AuditAction::ChannelUpdate, "twilio", after).await?;
     Ok(view)
@@ -131,8 +131,7 @@ pub async fn get_twilio(engine: &EngineHandle, who: &Identity) -> Result<TwilioV
     let stored = tenant_data::get_credentials(engine.store(), tenant, "twilio")
         .await?
         .ok_or(Error::NotFound("twilio channel"))?;
-    let lookups = line_types::lookup_enabled(engine.store(), tenant).await?;
-    Ok(TwilioView::of(&stored, lookups))
+    Ok(TwilioView::of(&stored))
 }
 
 /// A number on (or just taken off) the do-not-call list.
