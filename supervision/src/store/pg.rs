@@ -16,15 +16,14 @@ use super::StoreError;
 use crate::clock::Clock;
 use crate::key::{ActorKey, Epoch, ShardId};
 
+mod fair;
+
 /// The database clock in milliseconds: leases depend on it, never on an instance's clock.
 pub(super) const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
 /// Milliseconds a session may sit idle inside a transaction (our transactions never wait on
 /// anything but the database between statements).
 const IDLE_IN_TRANSACTION_MS: &str = "1000";
-
-/// Poll ordinal, then an inbox row as `rows::InboxTuple` reads it.
-type PolledTuple = (i64, i64, String, String, String, String, i32, String, bool);
 
 /// `rows::OUTBOX_COLS` qualified by `o`, for the claims that join the outbox to other tables.
 const OUTBOX_COLS_O: &str = "o.id, CAST(o.tenant_id AS TEXT), o.kind, CAST(o.actor_id AS TEXT),
@@ -172,45 +171,6 @@ impl PgStore {
         rows.into_iter().map(timer_row).collect()
     }
 
-    pub async fn pending_inboxes(
-        &self,
-        polls: &[InboxPoll],
-        limit: i64,
-    ) -> Result<Vec<Vec<InboxRow>>, StoreError> {
-        // LATERAL: each shard reads its own oldest rows through (shard, id), so one busy shard
-        // cannot fill the limit of the others.
-        let rows: Vec<PolledTuple> = sqlx::query_as(
-            "SELECT q.ord, i.id, CAST(i.tenant_id AS TEXT), i.kind, CAST(i.actor_id AS TEXT),
-                    CAST(i.grp AS TEXT), i.shard, CAST(i.input AS TEXT), i.reply
-             FROM UNNEST($1::int[], $2::bigint[]) WITH ORDINALITY q(shard, before, ord)
-             CROSS JOIN LATERAL (
-                 SELECT * FROM inbox x WHERE x.shard = q.shard AND x.created_at < q.before
-                 ORDER BY x.id LIMIT $3
-             ) i
-             ORDER BY q.ord, i.id",
-        )
-        .bind(polls.iter().map(|p| p.shard.0).collect::<Vec<_>>())
-        .bind(
-            polls
-                .iter()
-                .map(|p| p.created_before_ms)
-                .collect::<Vec<_>>(),
-        )
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out: Vec<Vec<InboxRow>> = polls.iter().map(|_| Vec::new()).collect();
-        for (ord, id, t, kind, actor, grp, shard, input, reply) in rows {
-            let row = inbox_row((id, t, kind, actor, grp, shard, input, reply))?;
-            let slot = usize::try_from(ord - 1)
-                .ok()
-                .and_then(|i| out.get_mut(i))
-                .ok_or_else(|| StoreError::Corrupt(format!("inbox poll ordinal {ord}")))?;
-            slot.push(row);
-        }
-        Ok(out)
-    }
-
     pub async fn insert_inbox(&self, items: &[NewInput]) -> Result<Vec<Inserted>, StoreError> {
         let mut conn = self.pool.acquire().await?;
         insert_inputs(&mut conn, items, self.clock.now_ms()).await
@@ -276,9 +236,12 @@ impl PgStore {
             .collect())
     }
 
-    /// Oldest first within a shard, shards in the order given, stopping at `limit`: a global
-    /// `ORDER BY id` read every pending row of every held shard on each claim, so a claim cost
-    /// the whole backlog. The dispatcher rotates the order so every shard gets its turn.
+    /// A fair share among tenants (see `fair::CLAIM`): every tenant with claimable effects in
+    /// the held shards gets its turn in each claim, its oldest effects first, and room the
+    /// shares leave goes to the oldest others, shards in the order given (the dispatcher
+    /// rotates it). A claim comes back short only when the held shards have nothing more to
+    /// claim. The cost follows the claim and the tenants with work, not the backlog: one short
+    /// index read per tenant and shard, one per effect considered.
     ///
     /// The held shards' rows are locked `FOR KEY SHARE` in id order, as commits lock them: a
     /// takeover (`FOR UPDATE`) waits for the claim to finish, and a claim that waited on a
@@ -286,47 +249,21 @@ impl PgStore {
     ///
     /// An effect waits while an earlier one of its actor and channel is pending or in flight, so
     /// an actor's effects leave in commit order (ids grow in commit order: an actor commits one
-    /// transition at a time). The check is a scalar subquery, one short read of
-    /// `outbox_open_by_actor` per candidate row (a `NOT EXISTS` could be planned as a hash
-    /// anti-join reading that index whole). Held and canceled effects hold nothing back.
+    /// transition at a time). Held and canceled effects hold nothing back.
     pub async fn claim_outbox(
         &self,
         held: &[(ShardId, Epoch)],
         limit: i64,
     ) -> Result<Vec<OutboxRow>, StoreError> {
         let (ids, epochs) = split_held(held);
-        let rows: Vec<OutboxTuple> = sqlx::query_as(&format!(
-            "WITH live AS MATERIALIZED (
-                 SELECT s.id FROM shards s
-                 JOIN UNNEST($1::int[], $2::bigint[]) f(shard, epoch)
-                   ON s.id = f.shard AND s.epoch = f.epoch
-                 ORDER BY s.id FOR KEY SHARE OF s
-             )
-             UPDATE outbox o SET status = 'inflight', attempts = o.attempts + 1, updated_at = $4
-             FROM (SELECT c.id FROM UNNEST($1::int[]) h(shard)
-                   JOIN live l ON l.id = h.shard
-                   CROSS JOIN LATERAL (
-                       SELECT x.id FROM outbox x
-                       WHERE x.shard = h.shard AND x.status = 'pending'
-                         AND (SELECT 1 FROM outbox e
-                              WHERE e.tenant_id = x.tenant_id AND e.actor_id = x.actor_id
-                                AND e.channel = x.channel AND e.id < x.id
-                                AND e.status IN ('pending', 'inflight') AND e.kind = x.kind
-                              LIMIT 1) IS NULL
-                       ORDER BY x.id LIMIT $3
-                       FOR UPDATE OF x SKIP LOCKED
-                   ) c
-                   LIMIT $3) claimed
-             WHERE o.id = claimed.id
-             RETURNING {OUTBOX_COLS_O}"
-        ))
-        .bind(ids)
-        .bind(epochs)
-        .bind(limit)
-        // The claim's time, which the orphan check compares with its own now (ADR 0037).
-        .bind(self.clock.now_ms())
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<OutboxTuple> = sqlx::query_as(&format!("{}{OUTBOX_COLS_O}", fair::CLAIM))
+            .bind(ids)
+            .bind(epochs)
+            .bind(limit)
+            // The claim's time, which the orphan check compares with its own now (ADR 0037).
+            .bind(self.clock.now_ms())
+            .fetch_all(&self.pool)
+            .await?;
         rows.into_iter().map(outbox_row).collect()
     }
 

@@ -17,6 +17,8 @@ use super::StoreError;
 use crate::clock::Clock;
 use crate::key::{Epoch, ShardId};
 
+mod fair;
+
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pub(super) pool: SqlitePool,
@@ -120,32 +122,6 @@ impl SqliteStore {
         rows.into_iter().map(timer_row).collect()
     }
 
-    pub async fn pending_inboxes(
-        &self,
-        polls: &[InboxPoll],
-        limit: i64,
-    ) -> Result<Vec<Vec<InboxRow>>, StoreError> {
-        // Per backend: PostgreSQL reads every poll in one round trip (UNNEST, LATERAL); here
-        // one statement per poll costs nothing more, the database being in process.
-        let mut out = Vec::with_capacity(polls.len());
-        for poll in polls {
-            let rows: Vec<InboxTuple> = sqlx::query_as(&format!(
-                "SELECT {INBOX_COLS} FROM inbox WHERE shard = ? AND created_at < ? ORDER BY id LIMIT ?"
-            ))
-            .bind(poll.shard.0)
-            .bind(poll.created_before_ms)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-            let rows = rows
-                .into_iter()
-                .map(inbox_row)
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            out.push(rows);
-        }
-        Ok(out)
-    }
-
     pub async fn insert_inbox(&self, items: &[NewInput]) -> Result<Vec<Inserted>, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let inserted = insert_inputs(&mut tx, items, self.clock.now_ms()).await?;
@@ -167,56 +143,6 @@ impl SqliteStore {
         }
         tx.commit().await?;
         Ok(outcomes)
-    }
-
-    pub async fn claim_outbox(
-        &self,
-        held: &[(ShardId, Epoch)],
-        limit: i64,
-    ) -> Result<Vec<OutboxRow>, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut claimed = Vec::new();
-        // The claim's time, which the orphan check compares with its own now (ADR 0037).
-        let now = self.clock.now_ms();
-        let current: Vec<(i32, i64)> = sqlx::query_as("SELECT id, epoch FROM shards")
-            .fetch_all(&mut *tx)
-            .await?;
-        let live: HashSet<(i32, i64)> = current.into_iter().collect();
-        let held: HashSet<i32> = held
-            .iter()
-            .filter(|(s, e)| live.contains(&(s.0, e.0)))
-            .map(|(s, _)| s.0)
-            .collect();
-        // An effect waits while an earlier one of its actor and channel is pending or in
-        // flight (see `PgStore::claim_outbox`). The check repeats the predicate of
-        // `outbox_open_by_actor` literally, which SQLite needs to use that index.
-        let rows: Vec<OutboxTuple> = sqlx::query_as(&format!(
-            "SELECT {OUTBOX_COLS} FROM outbox x WHERE x.status = 'pending' AND x.shard IN ({})
-               AND NOT EXISTS (SELECT 1 FROM outbox e
-                   WHERE e.tenant_id = x.tenant_id AND e.actor_id = x.actor_id
-                     AND e.channel = x.channel AND e.id < x.id
-                     AND e.status IN ('pending', 'inflight') AND e.kind = x.kind)
-             ORDER BY x.id LIMIT ?",
-            shard_list(held.iter().copied())
-        ))
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
-        for row in rows {
-            sqlx::query(
-                "UPDATE outbox SET status = 'inflight', attempts = attempts + 1, updated_at = ? WHERE id = ?",
-            )
-            .bind(now)
-            .bind(row.0)
-            .execute(&mut *tx)
-            .await?;
-            let mut row = outbox_row(row)?;
-            row.status = OutboxStatus::Inflight;
-            row.attempts += 1;
-            claimed.push(row);
-        }
-        tx.commit().await?;
-        Ok(claimed)
     }
 
     /// Reads only (see `Store::orphaned_effects`). The immediate transaction is the shard
