@@ -439,6 +439,101 @@ async fn bulk_pause_counts_first_then_acts(backend: Backend) {
     t.stop().await;
 }
 
+/// An action through the engine is logged `pending` before it is submitted (so a crash after
+/// the engine's commit cannot lose its entry) and settled after. Settling is the one change the
+/// database allows, once; the other columns of a pending entry stay as written.
+async fn a_pending_audit_entry_settles_once(backend: Backend) {
+    use neuronx::control::audit::{self, AuditAction, Entry, Outcome};
+    use neuronx::control::keys::Identity;
+    use neuronx::control::Role;
+    let t = TestApp::spawn(backend).await;
+    let id = t.create("lead-1", 300).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let store = t.engine().store().clone();
+    let tenant = neuronx_supervision::TenantId(t.tenant.parse().unwrap());
+    let who = Identity {
+        tenant,
+        key_prefix: neuronx::control::keys::CLI_KEY.to_owned(),
+        role: Role::Owner,
+        team: None,
+        principal: Some("ops".to_owned()),
+    };
+    let entry = |outcome| Entry {
+        action: AuditAction::Pause,
+        target_kind: "opportunity",
+        target_id: id.clone(),
+        reason: Some("night"),
+        outcome,
+        before: Some(json!({"paused": false})),
+        after: None,
+    };
+    let pending = audit::begin(&store, &who, entry(Outcome::Applied))
+        .await
+        .unwrap();
+    let (_, log) = t.get(&format!("/v1/audit?target={id}")).await;
+    let listed = items(&log);
+    assert_eq!(listed.len(), 1, "{log}");
+    assert_eq!(listed[0]["outcome"], "pending", "begin ignores the outcome");
+
+    // Only the outcome and "after" of a pending entry may change.
+    let sql = "UPDATE audit_log SET reason = 'edited' WHERE outcome = 'pending'";
+    let edit = match &store {
+        neuronx_supervision::Store::Postgres(pg) => {
+            sqlx::query(sql).execute(pg.pool()).await.is_err()
+        }
+        neuronx_supervision::Store::Sqlite(lite) => {
+            sqlx::query(sql).execute(lite.pool()).await.is_err()
+        }
+    };
+    assert!(edit, "a pending entry's reason is fixed");
+
+    audit::settle(
+        &store,
+        pending,
+        Outcome::Applied,
+        Some(json!({"paused": true})),
+    )
+    .await
+    .unwrap();
+    // A second settle changes nothing: the entry is final.
+    audit::settle(&store, pending, Outcome::Rejected, None)
+        .await
+        .unwrap();
+    let (_, log) = t.get(&format!("/v1/audit?target={id}")).await;
+    let listed = items(&log);
+    assert_eq!(listed[0]["outcome"], "applied", "{log}");
+    assert_eq!(listed[0]["after"], json!({"paused": true}));
+    assert_eq!(listed[0]["reason"], "night");
+    let sql = "UPDATE audit_log SET outcome = 'rejected'";
+    let edit = match &store {
+        neuronx_supervision::Store::Postgres(pg) => {
+            sqlx::query(sql).execute(pg.pool()).await.is_err()
+        }
+        neuronx_supervision::Store::Sqlite(lite) => {
+            sqlx::query(sql).execute(lite.pool()).await.is_err()
+        }
+    };
+    assert!(edit, "a settled entry is final");
+
+    // Through the API the entry is settled before the answer: never left pending.
+    let (status, body) = t
+        .post(
+            &format!("/v1/opportunities/{id}/pause"),
+            json!({"reason": "r"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, log) = t.get(&format!("/v1/audit?action=pause&target={id}")).await;
+    let outcomes: Vec<String> = items(&log)
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(outcomes, vec!["applied", "applied"], "{log}");
+    t.stop().await;
+}
+
 async fn dead_letters_are_retried_or_discarded(backend: Backend) {
     let t = TestApp::spawn(backend).await;
     let id = t.create("lead-1", 300).await["id"]
@@ -620,6 +715,7 @@ async fn team_scoped_keys_stay_in_their_team(backend: Backend) {
 }
 
 both_backends!(
+    a_pending_audit_entry_settles_once,
     dead_letters_are_retried_or_discarded,
     keys_are_shown_once_scoped_and_revocable,
     team_opportunities_go_round_robin_and_stay_in_their_team,

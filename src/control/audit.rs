@@ -74,6 +74,10 @@ pub enum Outcome {
     /// Durable but not yet applied (another instance owns the actor).
     Accepted,
     Rejected,
+    /// Logged before the action was handed to the engine and not settled since: the instance
+    /// stopped before it learned the outcome (the opportunity's timeline says whether it
+    /// applied). Every other entry is final.
+    Pending,
 }
 
 impl Outcome {
@@ -82,6 +86,7 @@ impl Outcome {
             Outcome::Applied => "applied",
             Outcome::Accepted => "accepted",
             Outcome::Rejected => "rejected",
+            Outcome::Pending => "pending",
         }
     }
 }
@@ -96,11 +101,59 @@ pub struct Entry<'a> {
     pub after: Option<Value>,
 }
 
+/// An entry logged as pending, to be settled with its outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pending {
+    tenant: TenantId,
+    id: i64,
+}
+
+/// Appends a final entry: for actions whose own write is already done, or refused before any.
 pub async fn record(store: &Store, who: &Identity, e: Entry<'_>) -> Result<(), ControlError> {
+    insert(store, who, e).await.map(|_| ())
+}
+
+/// Logs an action before it is handed to the engine, as `pending`, so that a crash after the
+/// engine's commit cannot leave an applied action without its entry (ADR 0036). Settle it with
+/// `settle` once the outcome is known; `e.outcome` is ignored.
+pub async fn begin(store: &Store, who: &Identity, e: Entry<'_>) -> Result<Pending, ControlError> {
+    let entry = Entry {
+        outcome: Outcome::Pending,
+        after: None,
+        ..e
+    };
+    let id = insert(store, who, entry).await?;
+    Ok(Pending {
+        tenant: who.tenant,
+        id,
+    })
+}
+
+/// Gives a pending entry its outcome and "after", once (the database refuses any other change).
+pub async fn settle(
+    store: &Store,
+    entry: Pending,
+    outcome: Outcome,
+    after: Option<Value>,
+) -> Result<(), ControlError> {
+    let sql = "UPDATE audit_log SET outcome = $1, after = $2
+               WHERE tenant_id = $3 AND id = $4 AND outcome = 'pending'";
+    on_db!(store, |db, id, json| sqlx::query(sql)
+        .bind(outcome.as_str())
+        .bind(after.as_ref().map(json))
+        .bind(id(entry.tenant.0))
+        .bind(entry.id)
+        .execute(db)
+        .await?
+        .rows_affected());
+    Ok(())
+}
+
+async fn insert(store: &Store, who: &Identity, e: Entry<'_>) -> Result<i64, ControlError> {
     let sql = "INSERT INTO audit_log (tenant_id, at, principal, role, action, target_kind,
                                       target_id, reason, outcome, before, after, key_prefix)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
-    on_db!(store, |db, id, json| sqlx::query(sql)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id";
+    let id: i64 = on_db!(store, |db, id, json| sqlx::query_scalar(sql)
         .bind(id(who.tenant.0))
         .bind(now_ms())
         .bind(who.actor_name())
@@ -113,10 +166,9 @@ pub async fn record(store: &Store, who: &Identity, e: Entry<'_>) -> Result<(), C
         .bind(e.before.as_ref().map(json))
         .bind(e.after.as_ref().map(json))
         .bind(who.key_label())
-        .execute(db)
-        .await?
-        .rows_affected());
-    Ok(())
+        .fetch_one(db)
+        .await?);
+    Ok(id)
 }
 
 /// Records an applied change that has no "before" and no reason: something created, or a

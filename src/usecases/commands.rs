@@ -122,6 +122,21 @@ pub(crate) async fn run(
     let tenant = who.tenant;
     let before = load(engine, tenant, id).await?;
     let reason = reason_of(&input);
+    // Logged before it is submitted: a crash after the engine commits cannot lose the entry.
+    let entry = audit::begin(
+        engine.store(),
+        who,
+        Entry {
+            action,
+            target_kind: "opportunity",
+            target_id: id.to_string(),
+            reason: reason.as_deref(),
+            outcome: Outcome::Pending,
+            before: serde_json::to_value(&before).ok(),
+            after: None,
+        },
+    )
+    .await?;
     let outcome = submit(engine, tenant, id, &input).await?;
     let (result, audited) = match outcome {
         SubmitOutcome::Applied(_) | SubmitOutcome::Duplicate => {
@@ -144,20 +159,7 @@ pub(crate) async fn run(
             (Err(dead_lettered(&reason)), (Outcome::Rejected, None))
         }
     };
-    audit::record(
-        engine.store(),
-        who,
-        Entry {
-            action,
-            target_kind: "opportunity",
-            target_id: id.to_string(),
-            reason: reason.as_deref(),
-            outcome: audited.0,
-            before: serde_json::to_value(&before).ok(),
-            after: audited.1,
-        },
-    )
-    .await?;
+    audit::settle(engine.store(), entry, audited.0, audited.1).await?;
     result
 }
 

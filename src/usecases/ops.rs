@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use neuronx_actors::domain::call::{AnsweredBy, Call, CallStatus};
 use neuronx_actors::{call as call_actor, opportunity as opp};
-use neuronx_supervision::{ActorKey, EngineHandle};
+use neuronx_supervision::{ActorKey, EngineHandle, RetryOutcome};
 use serde::Serialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -222,20 +222,12 @@ pub async fn handle_dead_letter(
     check_reason(&reason)?;
     let (dl, key) = dead_letter(engine, who, id).await?;
     let before = json!({"actor_kind": dl.kind, "actor_id": dl.actor_id, "input": dl.input, "error": dl.error});
-    if how == Handled::Retried {
-        // Deduplicated on the dead letter's id: retrying twice submits the input once.
-        let dedupe = format!("dead-letter-retry/{}", dl.id);
-        engine
-            .submit(key, dl.input.clone(), Some(dedupe))
-            .await
-            .map_err(|e| Error::Unavailable(e.to_string()))?;
-    }
-    dead_letters::remove(engine.store(), tenant, dl.id).await?;
     let action = match how {
         Handled::Retried => AuditAction::DeadLetterRetry,
         Handled::Discarded => AuditAction::DeadLetterDiscard,
     };
-    audit::record(
+    // Logged before the letter is touched, settled after: a crash between cannot lose it.
+    let entry = audit::begin(
         engine.store(),
         who,
         Entry {
@@ -243,12 +235,33 @@ pub async fn handle_dead_letter(
             target_kind: "dead_letter",
             target_id: dl.id.to_string(),
             reason: reason.as_deref(),
-            outcome: Outcome::Applied,
+            outcome: Outcome::Pending,
             before: Some(before),
             after: None,
         },
     )
     .await?;
+    let found = match how {
+        // The input goes back to the inbox and the letter leaves the list in one transaction,
+        // deduplicated on the letter's id.
+        Handled::Retried => {
+            engine
+                .retry_dead_letter(key, dl.id, dl.input.clone())
+                .await
+                .map_err(|e| Error::Unavailable(e.to_string()))?
+                != RetryOutcome::Gone
+        }
+        Handled::Discarded => dead_letters::remove(engine.store(), tenant, dl.id).await?,
+    };
+    let outcome = if found {
+        Outcome::Applied
+    } else {
+        Outcome::Rejected
+    };
+    audit::settle(engine.store(), entry, outcome, None).await?;
+    if !found {
+        return Err(Error::NotFound("dead letter"));
+    }
     Ok(HandledView {
         id: dl.id,
         status: how,

@@ -22,6 +22,9 @@ use crate::shard_manager::{self, ShardManager};
 use crate::store::{EffectDone, InboxPoll, Inserted, NewInput, Store, StoreError};
 
 pub use crate::runtime::{EngineConfig, Runtime};
+pub use dead_letters::RetryOutcome;
+
+mod dead_letters;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum SubmitOutcome {

@@ -36,7 +36,9 @@ pub mod store;
 pub mod timers;
 
 pub use clock::Clock;
-pub use engine::{Engine, EngineConfig, EngineHandle, StartError, SubmitError, SubmitOutcome};
+pub use engine::{
+    Engine, EngineConfig, EngineHandle, RetryOutcome, StartError, SubmitError, SubmitOutcome,
+};
 pub use entity::{
     Applied, Changes, EffectRequest, Entity, KeyType, Lookup, OutboxHold, Rejected, Summary,
     TimelineRecord, TimerChange,

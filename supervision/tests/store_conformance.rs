@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use neuronx_supervision::store::{
     Backlog, CheckpointWrite, CommitOutcome, CommitRecord, Completion, Consumed, DeadLetter,
-    EffectDone, EffectWrite, InboxPoll, Inserted, ListQuery, NewInput, OutboxStatus, StoreError,
-    TimerWrite,
+    EffectDone, EffectWrite, InboxPoll, Inserted, ListQuery, NewInput, OutboxStatus, Retried,
+    StoreError, TimerWrite,
 };
 use neuronx_supervision::{
     ActorKey, ActorKind, Epoch, KeyType, Lookup, OutboxHold, ShardId, Store, TenantId,
@@ -49,6 +49,7 @@ conformance!(
     outbox_holds_move_an_actors_open_effects_between_states,
     a_dead_letter_consumes_its_input_and_is_listed_with_its_error,
     a_dead_letter_with_a_stale_epoch_writes_nothing,
+    a_retried_dead_letter_leaves_the_list_as_its_input_returns,
     reads_are_scoped_to_their_tenant,
     list_actors_filters_by_status_and_paused_and_pages_in_order,
     backlog_counts_waiting_inputs_open_effects_and_due_timers,
@@ -1985,6 +1986,83 @@ async fn a_dead_letter_consumes_its_input_and_is_listed_with_its_error(store: St
             .len(),
         1
     );
+}
+
+/// A retry removes the letter and makes its input durable in one transaction: after it, the
+/// letter is gone and the input is pending; a second retry finds nothing and writes nothing; a
+/// retry whose input is already in (an earlier retry's dedupe key) still takes the letter off.
+async fn a_retried_dead_letter_leaves_the_list_as_its_input_returns(store: Store) {
+    let t = tenant();
+    let key = actor(t);
+    let s = shard(&key);
+    let epoch = own(&store, s).await;
+    let first = deliver(&store, &key, json!({ "poison": 1 })).await;
+    let second = deliver(&store, &key, json!({ "poison": 2 })).await;
+    for id in [first, second] {
+        let l = letter(&key, epoch, Consumed::Inbox { id }, "boom");
+        assert!(store.dead_letter(&l).await.expect("dead_letter"));
+    }
+    let letters = store.dead_letters(t, 0, 10).await.expect("dead_letters");
+    let (a, b) = (letters[0].id, letters[1].id);
+
+    let mut retry = input_to(&key, json!({ "poison": 1 }));
+    retry.dedupe_key = format!("retry/{a}");
+    let retried = store
+        .retry_dead_letter(t, a, retry.clone())
+        .await
+        .expect("retry");
+    let Retried::Resubmitted(Inserted::New { id, .. }) = retried else {
+        panic!("expected a new input, got {retried:?}");
+    };
+    assert!(pending_ids(&store, s).await.contains(&id));
+    let left: Vec<i64> = store
+        .dead_letters(t, 0, 10)
+        .await
+        .expect("dead_letters")
+        .iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(left, vec![b]);
+
+    // Again: the letter is gone, so nothing is written (not even a duplicate input).
+    let before = pending_ids(&store, s).await;
+    assert_eq!(
+        store.retry_dead_letter(t, a, retry).await.expect("retry"),
+        Retried::Gone
+    );
+    assert_eq!(pending_ids(&store, s).await, before);
+
+    // Another tenant cannot retry (or remove) this tenant's letter.
+    let mut stray = input_to(&key, json!({ "poison": 2 }));
+    stray.dedupe_key = format!("retry/{b}");
+    assert_eq!(
+        store
+            .retry_dead_letter(tenant(), b, stray.clone())
+            .await
+            .expect("retry"),
+        Retried::Gone
+    );
+    // Its input already in under the same key: the letter still leaves, no second input.
+    deliver_keyed(&store, &stray).await;
+    let before = pending_ids(&store, s).await;
+    assert_eq!(
+        store.retry_dead_letter(t, b, stray).await.expect("retry"),
+        Retried::Resubmitted(Inserted::Duplicate)
+    );
+    assert_eq!(pending_ids(&store, s).await, before);
+    assert!(store
+        .dead_letters(t, 0, 10)
+        .await
+        .expect("dead_letters")
+        .is_empty());
+}
+
+async fn deliver_keyed(store: &Store, input: &NewInput) {
+    let inserted = store
+        .insert_inbox(std::slice::from_ref(input))
+        .await
+        .expect("insert_inbox");
+    assert!(matches!(inserted.as_slice(), [Inserted::New { .. }]));
 }
 
 async fn a_dead_letter_with_a_stale_epoch_writes_nothing(store: Store) {

@@ -7,6 +7,7 @@
 //! both (`both::on_both!`, `reads.rs`); the commit, claim and lease paths are tuned per backend.
 
 mod both;
+mod dead_letters;
 mod fault;
 mod lookups;
 mod pg;
@@ -22,6 +23,7 @@ mod types;
 
 use std::time::Duration;
 
+pub use dead_letters::Retried;
 pub use fault::{classify, ErrorClass, Failure};
 pub use pg::PgStore;
 pub use pg_cluster::{INBOX_CHANNEL, REPLY_CHANNEL};

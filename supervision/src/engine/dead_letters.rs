@@ -1,0 +1,61 @@
+//! An operator's retry of a dead letter, for the engine's callers.
+
+use serde_json::Value;
+
+use super::{EngineHandle, SubmitError};
+use crate::key::ActorKey;
+use crate::protocol::{ShardHostMsg, Work};
+use crate::store::{Inserted, NewInput, Retried};
+
+/// What became of a retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryOutcome {
+    /// The input is back in the inbox and the letter is gone, in one transaction; the owner
+    /// applies it (here now, or wherever the shard is held).
+    Resubmitted,
+    /// An earlier retry of this letter resubmitted its input already; the letter is gone now.
+    AlreadyResubmitted,
+    /// No such letter: someone handled it meanwhile.
+    Gone,
+}
+
+impl EngineHandle {
+    /// Puts dead letter `letter` of `key`'s tenant back: its `input` becomes durable in the inbox
+    /// and the letter leaves the list atomically, so a crash cannot leave a letter listed whose
+    /// input was resubmitted, nor drop one that was not. Deduplicated on the letter's id.
+    pub async fn retry_dead_letter(
+        &self,
+        key: ActorKey,
+        letter: i64,
+        input: Value,
+    ) -> Result<RetryOutcome, SubmitError> {
+        let shard = self.rt.shard_of(&key);
+        let local = self.rt.owns(shard);
+        let item = NewInput {
+            key,
+            shard,
+            dedupe_key: format!("{}/dead-letter-retry/{letter}", key.tenant),
+            remember: true,
+            input: input.clone(),
+            reply: false,
+            notify: !local,
+        };
+        let retried = self
+            .rt
+            .store
+            .retry_dead_letter(key.tenant, letter, item)
+            .await
+            .map_err(|e| SubmitError::Unavailable(e.to_string()))?;
+        Ok(match retried {
+            Retried::Resubmitted(Inserted::New { id, .. }) => {
+                if local {
+                    let deliver = ShardHostMsg::Deliver(key, Work::from_inbox(id, input), None);
+                    self.rt.route(shard, deliver);
+                }
+                RetryOutcome::Resubmitted
+            }
+            Retried::Resubmitted(Inserted::Duplicate) => RetryOutcome::AlreadyResubmitted,
+            Retried::Gone => RetryOutcome::Gone,
+        })
+    }
+}
