@@ -2,21 +2,25 @@
 # Runs N schedules of the fault simulation (tests/simulation) and records the run in
 # docs/simulation.md: date, commit, backend, engines, seed range, schedules, result.
 #
-#   scripts/simulate.sh N [--backend sqlite|pg] [--engines 1|3] [--start SEED]
+#   scripts/simulate.sh N [--backend sqlite|pg] [--engines 1|3] [--start SEED] [--jobs K]
 #
 # The seed range starts at --start (default: one past the last range recorded for the same
-# backend and engine count, so runs accumulate fresh seeds). PostgreSQL needs
+# backend and engine count, so runs accumulate fresh seeds). --jobs K runs K test processes at
+# once on disjoint parts of the range (the test binary is built once; every PostgreSQL schedule
+# has a database of its own); the run is still one row. Bulk runs beside other work:
+# `nice -n 19 scripts/simulate.sh ...` (the processes inherit it). PostgreSQL needs
 # NEURONX_TEST_PG_URL (default postgres://postgres@127.0.0.1:5432/postgres); several engines
 # need Redis (NEURONX_TEST_REDIS_URL, default redis://127.0.0.1:6379).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { echo "usage: $0 N [--backend sqlite|pg] [--engines 1|3] [--start SEED]" >&2; exit 2; }
+usage() { echo "usage: $0 N [--backend sqlite|pg] [--engines 1|3] [--start SEED] [--jobs K]" >&2; exit 2; }
 [[ $# -ge 1 && $1 =~ ^[0-9]+$ && $1 -gt 0 ]] || usage
 count=$1; shift
-backend=sqlite; engines=1; start=""
+backend=sqlite; engines=1; start=""; jobs=1
 while [[ $# -gt 0 ]]; do
   case $1 in
+    --jobs) jobs=${2:-}; shift 2 ;;
     --backend) backend=${2:-}; shift 2 ;;
     --engines) engines=${2:-}; shift 2 ;;
     --start) start=${2:-}; shift 2 ;;
@@ -25,6 +29,8 @@ while [[ $# -gt 0 ]]; do
 done
 case $backend in sqlite|pg) ;; *) usage ;; esac
 [[ $engines =~ ^[0-9]+$ && $engines -ge 1 ]] || usage
+[[ $jobs =~ ^[0-9]+$ && $jobs -ge 1 ]] || usage
+(( jobs > count )) && jobs=$count
 if [[ $backend == sqlite && $engines != 1 ]]; then
   echo "SQLite serves one engine per file: --engines 1" >&2; exit 2
 fi
@@ -41,24 +47,44 @@ commit=$(git rev-parse --short HEAD)
 dirty=""
 git diff --quiet HEAD -- src supervision actors adapters tests/simulation || dirty="+dirty"
 
-echo "simulating $count schedules on $backend with $engines engine(s), seeds $start–$end"
-began=$(date +%s)
+echo "simulating $count schedules on $backend with $engines engine(s), seeds $start–$end, $jobs job(s)"
 # libtest rather than nextest: a long run must not meet the suite's per-test timeout (nextest
-# kills the serial group's tests after 300 s, and a cut run used to record nothing).
+# kills the serial group's tests after 300 s, and a cut run used to record nothing). The binary
+# is copied so that a rebuild in the shared tree cannot swap it under a running job.
+exe=$(cargo test -q -p neuronx --test simulation --no-run --message-format=json 2>/dev/null \
+  | grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4)
+[[ -n $exe && -x $exe ]] || { echo "could not build the simulation test binary" >&2; exit 1; }
+bin=target/simulate-bin-$$
+cp "$exe" "$bin"
+began=$(date +%s)
 set +e
-NEURONX_SIM_BACKEND=$backend NEURONX_SIM_ENGINES=$engines NEURONX_SIM_START=$start \
-NEURONX_SIM_SCHEDULES=$count \
-  cargo test -q -p neuronx --test simulation -- --ignored --exact simulate --nocapture \
-  2>&1 | tee target/simulate.log | grep -E '^(simulation:|seed |  )'
-status=${PIPESTATUS[0]}
+pids=(); logs=()
+per=$(( count / jobs )); extra=$(( count % jobs )); from=$start
+for (( j = 0; j < jobs; j++ )); do
+  n=$(( per + (j < extra ? 1 : 0) ))
+  joblog=target/simulate-$$-$j.log; logs+=("$joblog")
+  NEURONX_SIM_BACKEND=$backend NEURONX_SIM_ENGINES=$engines NEURONX_SIM_START=$from \
+  NEURONX_SIM_SCHEDULES=$n RUST_BACKTRACE=0 \
+    "$bin" --ignored --exact simulate --nocapture >"$joblog" 2>&1 &
+  pids+=($!)
+  from=$(( from + n ))
+done
+status=0
+for pid in "${pids[@]}"; do wait "$pid" || status=1; done
 secs=$(( $(date +%s) - began ))
-clean=$(grep -oE 'simulation: [0-9]+ of [0-9]+ schedules clean' target/simulate.log | tail -1 | awk '{print $2}')
+cat "${logs[@]}" > target/simulate.log
+rm -f "$bin" "${logs[@]}"
+grep -E '^(seed |  [a-z])' target/simulate.log | cut -c1-400
+# One line per schedule that started, and one per schedule that passed: a seed that started
+# and did not pass failed (broke an invariant, or panicked and ended its job).
+started=$(grep -oE '^simulation: seed [0-9]+ on' target/simulate.log | awk '{ print $3 }' | sort -n)
+passed=$(grep -oE '^simulation: seed [0-9]+ clean' target/simulate.log | awk '{ print $3 }' | sort -n)
+clean=$(printf '%s\n' "$passed" | grep -c . || true)
 set -e
-clean=${clean:-0}
 if [[ $status -eq 0 ]]; then
-  result="clean ($clean/$count, ${secs}s)"
+  result="clean ($clean/$count, ${secs}s$( (( jobs > 1 )) && echo ", $jobs jobs"))"
 else
-  failed=$(grep -oE '^seed [0-9]+' target/simulate.log | awk '{print $2}' | sort -un | paste -sd, -)
+  failed=$(comm -23 <(printf '%s\n' "$started") <(printf '%s\n' "$passed") | grep . | paste -sd, -)
   result="FAILED: $clean/$count clean; failing seeds ${failed:-unknown (see target/simulate.log)} (${secs}s)"
 fi
 printf '| %s | %s%s | %s | %s | %s–%s | %s | %s |\n' "$(date -u +%F)" "$commit" "$dirty" \

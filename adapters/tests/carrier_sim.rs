@@ -653,3 +653,72 @@ async fn same_seed_replays_the_same_outcomes() {
 fn loopback() -> neuronx_adapters::outbound::OutboundGuard {
     neuronx_adapters::outbound::OutboundGuard::from_allow_list(&["127.0.0.0/8"]).unwrap()
 }
+
+// ---------------------------------------------------------------------------------------------
+// REST faults (`rest_faults`), as the fault simulation draws them
+
+#[tokio::test]
+async fn rest_faults_refuse_or_cut_creates_as_drawn() {
+    let recv = Receiver::start().await;
+    let callback = format!("{}/cb?effect=opp-9%3Adial%3A1", recv.base);
+    let with = |faults: carrier_sim::RestFaults| SimConfig {
+        rest_faults: faults,
+        ..config(CallOutcome::Busy)
+    };
+
+    // 503 and 429 prove nothing was done: the client retries, and gives up with nothing made.
+    let sim = start(with(carrier_sim::RestFaults {
+        unavailable: 1.0,
+        ..Default::default()
+    }))
+    .await;
+    let err = client(&sim, TOKEN)
+        .create_call(&call_to(LEAD, callback.clone()))
+        .await
+        .unwrap_err();
+    assert!(
+        !matches!(err, TwilioError::UnknownOutcome(_)),
+        "503: {err:?}"
+    );
+    let stats = sim.stats();
+    assert_eq!(stats.calls, 0);
+    assert_eq!(stats.rest_faults.get("unavailable"), Some(&4), "{stats:?}");
+    sim.shutdown().await;
+
+    // A 500 may come after the carrier acted: an unknown outcome, not retried (here nothing
+    // was made).
+    let sim = start(with(carrier_sim::RestFaults {
+        server_error: 1.0,
+        ..Default::default()
+    }))
+    .await;
+    let err = client(&sim, TOKEN)
+        .create_call(&call_to(LEAD, callback.clone()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, TwilioError::UnknownOutcome(_)),
+        "500: {err:?}"
+    );
+    assert_eq!(sim.stats().calls, 0);
+    sim.shutdown().await;
+
+    // The call is made and its answer cut off: unknown to the client, made at the carrier.
+    let sim = start(with(carrier_sim::RestFaults {
+        cut_after_create: 1.0,
+        ..Default::default()
+    }))
+    .await;
+    let err = client(&sim, TOKEN)
+        .create_call(&call_to(LEAD, callback))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, TwilioError::UnknownOutcome(_)),
+        "cut: {err:?}"
+    );
+    let stats = sim.stats();
+    assert_eq!(stats.calls, 1);
+    assert_eq!(stats.creates_per_effect.get("opp-9:dial:1"), Some(&1));
+    sim.shutdown().await;
+}

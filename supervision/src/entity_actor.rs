@@ -198,9 +198,21 @@ impl<E: Entity> EntityActor<E> {
                     state.loaded = Some((version + 1, Some(next)));
                 }
                 self.rt.metrics.transitions.inc();
-                if let Consumed::Timer { due_at_ms, .. } = work.consumed {
-                    let late = (self.rt.config.clock.now_ms() - due_at_ms).max(0);
-                    self.rt.metrics.observe_timer_lateness(late);
+                if let Consumed::Timer { name, due_at_ms } = &work.consumed {
+                    let now_ms = self.rt.config.clock.now_ms();
+                    self.rt
+                        .metrics
+                        .observe_timer_lateness((now_ms - due_at_ms).max(0));
+                    // The firing log, one event per firing committed (its own target, so a
+                    // drill or the fault simulation can collect it and nothing else).
+                    tracing::debug!(
+                        target: "neuronx_supervision::timer_fired",
+                        actor = %state.key.id,
+                        timer = %name,
+                        due_at_ms = *due_at_ms,
+                        now_ms,
+                        "timer fired"
+                    );
                 }
                 // Re-armed first: the transition's own changes come after and win.
                 let mut rearmed = std::mem::take(&mut state.rearmed);

@@ -5,12 +5,18 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use neuronx_actors::domain::opportunity::Stage;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::driver::{InputKind, Model, World};
+use crate::firings;
+use crate::invariants;
+
+/// Quiet also means no timer due this soon: the simulation's playbook arms timers of one or two
+/// seconds, and each is to fire (and be checked) before the schedule ends.
+const TIMERS_AHEAD_MS: i64 = 2_500;
 
 /// Waits until nothing is left to do: no input waiting, no effect open, no timer due, and the
 /// carrier's counters unchanged across two polls (its callbacks delivered or given up).
@@ -18,7 +24,7 @@ pub async fn quiet(world: &World, within: Duration) -> Result<(), String> {
     let deadline = Instant::now() + within;
     let mut last = None;
     loop {
-        let now = Utc::now().timestamp_millis();
+        let now = Utc::now().timestamp_millis() + TIMERS_AHEAD_MS;
         let backlog = world.store.backlog(now).await.map_err(|e| e.to_string())?;
         let stats = world.sim.stats();
         let idle = backlog.inbox == 0 && backlog.outbox_open == 0 && backlog.timers_due == 0;
@@ -58,8 +64,25 @@ pub async fn check(world: &World, model: &Model) -> Vec<String> {
             bad.push(format!("a dead letter without a reason: {l}"));
         }
     }
+    let fired = firings::take();
+    let removals = world.db.timer_removals().await;
+    invariants::timers(&fired, &removals, &mut bad);
+    invariants::versions(&world.db.version_jumps().await, &mut bad);
+    let effects = world.db.effects().await;
     let calls = world.sim.calls();
     let messages = world.sim.messages();
+    invariants::effects(&effects, &stats, &calls, &messages, &mut bad);
+    let unknown = effects.iter().filter(|e| e.status == "unknown").count();
+    eprintln!(
+        "simulation:   checked {} timer firings ({} timer rows gone), {} effects ({unknown} unknown), {} calls, {} texts, {} shard takeovers, carrier faults {:?}",
+        fired.len(),
+        removals.len(),
+        effects.len(),
+        calls.len(),
+        messages.len(),
+        world.db.takeovers().await,
+        stats.rest_faults
+    );
     for lead in 0..world.schedule.leads {
         let answers = &model.create_answers[lead];
         let ids: Vec<_> = answers
@@ -98,14 +121,17 @@ pub async fn check(world: &World, model: &Model) -> Vec<String> {
         versions_grow(lead, &timeline, &view, &mut bad);
         stages_legal(lead, &timeline, &mut bad);
         let phone = world.schedule.phone(lead);
-        nothing_after_stop(lead, &timeline, &phone, &calls, &messages, &mut bad);
+        invariants::stop_windows(lead, &timeline, &phone, &calls, &messages, &mut bad);
+        let consent = world.schedule.consent[lead];
+        invariants::consent(lead, consent, model, &phone, &stats, &mut bad);
         // Each call placed reached the carrier at most once (a dial cut by a crash may not
-        // have reached it at all: recorded unknown, never repeated).
-        let placed = kinds(&timeline, "call_placed");
+        // have reached it at all: recorded unknown, never repeated); a dial whose answer was
+        // lost (recorded unknown) may have reached it without a `call_placed`.
+        let placed = kinds(&timeline, "call_placed") + invariants::unknown_dials(&effects, id);
         let dialled = stats.calls_per_number.get(&phone).copied().unwrap_or(0) as usize;
         if dialled > placed {
             bad.push(format!(
-                "lead {lead}: dialled {dialled} times for {placed} calls placed"
+                "lead {lead}: dialled {dialled} times for {placed} calls placed or unknown"
             ));
         }
     }
@@ -131,10 +157,15 @@ fn inputs_applied_once(
     let success = |s: StatusCode| s.is_success();
     let ok = |s: StatusCode| s == StatusCode::OK;
     let texts = acked(
-        &|k| matches!(k, InputKind::Reply | InputKind::Stop),
+        &|k| matches!(k, InputKind::Reply | InputKind::Stop | InputKind::Start),
         &success,
     );
     let stops = acked(&|k| *k == InputKind::Stop, &success);
+    // START (and YES) opt in only when opted out (else they are conversation).
+    let starts = acked(
+        &|k| matches!(k, InputKind::Start | InputKind::Reply),
+        &success,
+    );
     let is_stage = |k: &InputKind| matches!(k, InputKind::SetStage(_));
     let by_operator = |kind: &str| {
         timeline
@@ -149,6 +180,7 @@ fn inputs_applied_once(
     let seen = [
         ("replied", texts, texts, kinds(timeline, "replied")),
         ("opted_out", stops, stops, kinds(timeline, "opted_out")),
+        ("opted_in", 0, starts, kinds(timeline, "opted_in")),
         (
             "paused",
             acked(&|k| *k == InputKind::Pause, &ok),
@@ -227,43 +259,6 @@ fn stages_legal(lead: usize, timeline: &[Value], bad: &mut Vec<String>) {
     }
 }
 
-/// (5) After a STOP was applied, no call was dialled and no text sent but the one
-/// confirmation. A send already with the carrier when the STOP landed may trail it by the
-/// carrier's answer; one second of slack covers that (the carrier's times have whole seconds).
-fn nothing_after_stop(
-    lead: usize,
-    timeline: &[Value],
-    phone: &str,
-    calls: &[neuronx_adapters::carrier_sim::CallView],
-    messages: &[neuronx_adapters::carrier_sim::MessageView],
-    bad: &mut Vec<String>,
-) {
-    let Some(stopped) = timeline
-        .iter()
-        .find(|e| e["kind"] == "opted_out")
-        .and_then(|e| e["at"].as_str())
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-    else {
-        return;
-    };
-    let after = |created: &str| {
-        DateTime::parse_from_rfc2822(created).is_ok_and(|t| t.timestamp() > stopped.timestamp() + 1)
-    };
-    let dialled = calls
-        .iter()
-        .filter(|c| c.to == phone && after(&c.date_created))
-        .count();
-    let texted = messages
-        .iter()
-        .filter(|m| m.to == phone && m.direction != "inbound" && after(&m.date_created))
-        .count();
-    if dialled > 0 || texted > 1 {
-        bad.push(format!(
-            "lead {lead}: after STOP at {stopped}: {dialled} calls, {texted} texts (1 confirmation allowed)"
-        ));
-    }
-}
-
 async fn timeline(world: &World, id: &str) -> Vec<Value> {
     let path = format!("/v1/opportunities/{id}/timeline?limit=1000");
     let (status, body) = world.send(Method::GET, &path, Value::Null, None).await;
@@ -291,5 +286,14 @@ pub fn summary(world: &World, model: &Model) -> BTreeMap<&'static str, String> {
         ("carrier", format!("{:?}", world.schedule.carrier)),
         ("inputs", format!("{:?}", model.inputs)),
         ("sim", format!("{:?}", world.sim.stats())),
+        ("skew_ms", format!("{:?}", world.schedule.skew_ms)),
+        ("consent", format!("{:?}", world.schedule.consent)),
+        (
+            "faults",
+            format!(
+                "{} crash(es), {} stall(s), {} cut(s)",
+                model.crashes, model.stalls, model.cuts
+            ),
+        ),
     ])
 }

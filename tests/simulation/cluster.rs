@@ -5,8 +5,10 @@
 //! effect completed. A transaction cut that way is rolled back by the database when its
 //! connection is dropped, as after `kill -9`.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use neuronx::app::App;
 use neuronx::config::Settings;
@@ -21,10 +23,16 @@ pub enum Stop {
     Crash,
 }
 
+/// The engine runtime's worker threads: a stall blocks every one of them.
+const WORKERS: usize = 2;
+
 /// One running engine.
 pub struct Engine {
     pub base: String,
     pub handle: neuronx_supervision::EngineHandle,
+    runtime: tokio::runtime::Handle,
+    /// Until when a stall holds it (the driver sends its requests elsewhere meanwhile).
+    pub stalled_until: Option<Instant>,
     stop: Option<oneshot::Sender<Stop>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -36,7 +44,7 @@ impl Engine {
         let (stop_tx, stop_rx) = oneshot::channel::<Stop>();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
+                .worker_threads(WORKERS)
                 .enable_all()
                 .build()
                 .expect("engine runtime");
@@ -48,7 +56,11 @@ impl Engine {
                         return None;
                     }
                 };
-                let _ = ready_tx.send(Ok((format!("http://{}", app.addr), app.engine())));
+                let _ = ready_tx.send(Ok((
+                    format!("http://{}", app.addr),
+                    app.engine(),
+                    tokio::runtime::Handle::current(),
+                )));
                 match stop_rx.await.unwrap_or(Stop::Crash) {
                     Stop::Graceful => {
                         app.shutdown().await;
@@ -70,16 +82,42 @@ impl Engine {
                 rt.shutdown_timeout(Duration::from_secs(5));
             }
         });
-        let (base, handle) = ready_rx
+        let (base, handle, runtime) = ready_rx
             .await
             .expect("the engine thread answers")
             .unwrap_or_else(|e| panic!("engine did not start: {e}"));
         Engine {
             base,
             handle,
+            runtime,
+            stalled_until: None,
             stop: Some(stop_tx),
             thread: Some(thread),
         }
+    }
+
+    /// Stands the engine still for `ms`: one task per worker thread blocks its thread (they
+    /// wait for each other first, so that no worker is left running the engine's tasks, its
+    /// timers or its sockets). Returns at once; the engine resumes by itself.
+    pub fn stall(&mut self, ms: u64) {
+        let until = Instant::now() + Duration::from_millis(ms);
+        self.stalled_until = Some(until);
+        let arrived = Arc::new(AtomicUsize::new(0));
+        for _ in 0..WORKERS {
+            let arrived = arrived.clone();
+            self.runtime.spawn(async move {
+                arrived.fetch_add(1, Ordering::SeqCst);
+                // Blocking on purpose: this is the fault.
+                while arrived.load(Ordering::SeqCst) < WORKERS && Instant::now() < until {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                std::thread::sleep(until.saturating_duration_since(Instant::now()));
+            });
+        }
+    }
+
+    pub fn stalled(&self) -> bool {
+        self.stalled_until.is_some_and(|t| Instant::now() < t)
     }
 
     /// Stops the engine the way `how` says and waits for its thread.

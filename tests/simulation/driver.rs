@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use crate::cluster::{Engine, Stop};
 use crate::common;
+use crate::db::Db;
 use crate::schedule::{Schedule, Step};
 
 /// What one input was and how it was answered.
@@ -17,6 +18,7 @@ use crate::schedule::{Schedule, Step};
 pub enum InputKind {
     Reply,
     Stop,
+    Start,
     Pause,
     Resume,
     SetStage(&'static str),
@@ -38,6 +40,8 @@ pub struct Model {
     pub create_answers: Vec<Vec<(StatusCode, Value)>>,
     pub inputs: Vec<Submitted>,
     pub crashes: usize,
+    pub stalls: usize,
+    pub cuts: usize,
 }
 
 pub struct World {
@@ -50,7 +54,24 @@ pub struct World {
     pub client: reqwest::Client,
     /// A store of the driver's own (the engines' pools live on their runtimes).
     pub store: neuronx_supervision::Store,
+    /// Plain SQL on the same database: the simulation's logs and the connection cuts.
+    pub db: Db,
+    /// The simulation's playbook (`sim`), read by every engine.
+    _playbooks: tempfile::TempDir,
 }
+
+/// The simulation's playbook: a cadence of seconds, so that retries, SLAs and watchdogs come
+/// due and fire within a schedule.
+const PLAYBOOK: &str = r#"
+name = "sim"
+first_touch_sla_seconds = 2
+response_sla_seconds = 1
+max_attempts = 3
+retry_delay_seconds = 1
+ring_timeout_seconds = 1
+call_watchdog_seconds = 2
+sms_after_missed_call = "Hi {name}, we just tried to call you."
+"#;
 
 /// Engine settings for a schedule: short leases so that a crashed engine's shards are taken
 /// over within seconds.
@@ -71,10 +92,20 @@ pub fn engine_settings(database_url: &str, port: u16, engines: usize) -> Setting
 impl World {
     pub async fn start(schedule: Schedule, database_url: &str) -> World {
         let keys = vec![neuronx::secrets::Keyring::generate_entry("sim")];
+        let playbooks = tempfile::tempdir().unwrap();
+        std::fs::write(playbooks.path().join("sim.toml"), PLAYBOOK).unwrap();
         let settings: Vec<Settings> = (0..schedule.engines)
-            .map(|_| {
-                let mut s = engine_settings(database_url, common::free_port(), schedule.engines);
+            .map(|n| {
+                // Each engine's connections carry its name, so that a cut finds them.
+                let url = if database_url.starts_with("postgres") {
+                    format!("{database_url}?application_name={}", Db::engine_name(n))
+                } else {
+                    database_url.to_owned()
+                };
+                let mut s = engine_settings(&url, common::free_port(), schedule.engines);
                 s.secrets.keys = keys.clone();
+                s.engine.clock_skew_ms = schedule.skew_ms[n];
+                s.playbooks.dir = playbooks.path().display().to_string();
                 s
             })
             .collect();
@@ -94,6 +125,9 @@ impl World {
             (owned == shards).then_some(())
         })
         .await;
+        // After the engines' migrations: the logs hang on their tables.
+        let db = Db::connect(database_url).await;
+        db.install_logs().await;
         let created = neuronx::tenants::create(&store, "sim")
             .await
             .expect("tenant");
@@ -109,6 +143,10 @@ impl World {
         config.outcome_mix.failed = schedule.carrier.failed_calls;
         config.message_mix.failed = schedule.carrier.failed_texts;
         config.message_mix.undelivered = schedule.carrier.failed_texts;
+        config.rest_faults.rate_limited = schedule.carrier.rate_limited;
+        config.rest_faults.unavailable = schedule.carrier.unavailable;
+        config.rest_faults.server_error = schedule.carrier.server_error;
+        config.rest_faults.cut_after_create = schedule.carrier.cut_after_create;
         // The leads answer through the driver, which knows what it sent.
         config.reply_mix.probability = 0.0;
         // A callback to an engine that is restarting is retried for about 25 s, as Twilio does.
@@ -124,6 +162,8 @@ impl World {
             key: created.api_key,
             client: reqwest::Client::new(),
             store,
+            db,
+            _playbooks: playbooks,
         };
         let (status, body) = world
             .send(
@@ -142,12 +182,12 @@ impl World {
         world
     }
 
-    /// The base URL of a live engine (the first one up).
+    /// The base URL of a live engine: the first one up and not stalled, else the first up
+    /// (a client of a lone stalled engine waits for it).
     fn base(&self) -> String {
-        self.engines
-            .iter()
-            .flatten()
-            .next()
+        let up = || self.engines.iter().flatten();
+        up().find(|e| !e.stalled())
+            .or_else(|| up().next())
             .map(|e| e.base.clone())
             .expect("an engine is up")
     }
@@ -233,6 +273,8 @@ impl World {
             create_answers: vec![Vec::new(); leads],
             inputs: Vec::new(),
             crashes: 0,
+            stalls: 0,
+            cuts: 0,
         };
         let steps = self.schedule.steps.clone();
         let mut created = 0;
@@ -262,11 +304,15 @@ impl World {
                         answer,
                     });
                 }
-                Step::Stop { lead } => {
-                    let (status, answer) = self.inbound(&self.schedule.phone(*lead), "STOP").await;
+                Step::Stop { lead } | Step::Start { lead } => {
+                    let (kind, body) = match step {
+                        Step::Stop { .. } => (InputKind::Stop, "STOP"),
+                        _ => (InputKind::Start, "START"),
+                    };
+                    let (status, answer) = self.inbound(&self.schedule.phone(*lead), body).await;
                     model.inputs.push(Submitted {
                         lead: *lead,
-                        kind: InputKind::Stop,
+                        kind,
                         status,
                         answer,
                     });
@@ -291,6 +337,17 @@ impl World {
                     let mut s = self.settings[*engine].clone();
                     s.server.instance_id = format!("sim-restart-{}", uuid::Uuid::new_v4().simple());
                     self.engines[*engine] = Some(Engine::start(s).await);
+                }
+                Step::Stall { engine, ms } => {
+                    model.stalls += 1;
+                    if let Some(e) = self.engines[*engine].as_mut() {
+                        e.stall(*ms);
+                    }
+                }
+                Step::CutConnections { engine } => {
+                    model.cuts += 1;
+                    let cut = self.db.cut(*engine).await;
+                    eprintln!("simulation:   cut {cut} connection(s) of engine {engine}");
                 }
                 Step::Wait { ms } => tokio::time::sleep(Duration::from_millis(*ms)).await,
             }
@@ -322,15 +379,17 @@ impl World {
     }
 
     fn lead(&self, lead: usize) -> Value {
+        let consent = self.schedule.consent[lead];
         json!({
             "external_id": self.schedule.external_id(lead),
+            "playbook": "sim",
             "contact": {
                 "name": format!("Sim Lead {lead}"),
                 "phone": self.schedule.phone(lead),
                 "timezone": common::daytime_zone(),
-                "consent": {"voice": true, "sms": true}
+                "consent": {"voice": consent.voice, "sms": consent.sms}
             },
-            "sla": {"first_touch_seconds": 60}
+            "sla": {"first_touch_seconds": 2}
         })
     }
 
@@ -354,5 +413,6 @@ impl World {
             }
         }
         self.sim.shutdown().await;
+        self.db.close().await;
     }
 }

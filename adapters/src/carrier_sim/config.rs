@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::faults::RestFaults;
 pub use super::lookup::LookupConfig;
 
 /// What happens to an outbound call, before any hangup request changes it.
@@ -64,6 +65,8 @@ pub struct SimConfig {
     pub number_outcomes: BTreeMap<String, CallOutcome>,
     /// What Lookup v2 answers (line type per number, default mobile) and its drills.
     pub lookup: LookupConfig,
+    /// Creates that fail on purpose (429, 503, 500, an answer cut off). Default none.
+    pub rest_faults: RestFaults,
 }
 
 impl Default for SimConfig {
@@ -82,6 +85,7 @@ impl Default for SimConfig {
             lead_numbers_from: "+".into(),
             number_outcomes: BTreeMap::new(),
             lookup: LookupConfig::default(),
+            rest_faults: RestFaults::default(),
         }
     }
 }
@@ -103,6 +107,7 @@ impl fmt::Debug for SimConfig {
             .field("lead_numbers_from", &self.lead_numbers_from)
             .field("number_outcomes", &self.number_outcomes)
             .field("lookup", &self.lookup)
+            .field("rest_faults", &self.rest_faults)
             .finish()
     }
 }
@@ -385,6 +390,7 @@ impl SimConfig {
         if !self.lead_numbers_from.starts_with('+') {
             return Err("lead_numbers_from must start with '+'".into());
         }
+        self.rest_faults.validate()?;
         self.lookup.validate()
     }
 }

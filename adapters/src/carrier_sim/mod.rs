@@ -22,6 +22,7 @@
 
 mod calls;
 mod config;
+mod faults;
 mod lookup;
 mod messages;
 mod scheduler;
@@ -39,8 +40,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 pub use config::{
-    CallOutcome, Delivery, Disorder, LookupConfig, MessageMix, OutcomeMix, ReplyMix, SimConfig,
-    Timing,
+    CallOutcome, Delivery, Disorder, LookupConfig, MessageMix, OutcomeMix, ReplyMix, RestFaults,
+    SimConfig, Timing,
 };
 pub use stats::{CallView, MessageView, SimStats};
 

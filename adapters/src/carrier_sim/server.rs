@@ -20,6 +20,7 @@ use subtle::ConstantTimeEq;
 use tokio::time::Instant;
 
 use super::calls::{self, NewCall};
+use super::faults::{self, Fault};
 use super::messages::{self, NewMessage};
 use super::state::Shared;
 
@@ -176,6 +177,13 @@ pub(crate) fn check_basic(shared: &Shared, headers: &HeaderMap) -> Result<(), Ap
     Ok(())
 }
 
+/// The `rest_faults` drawn for one create (after its request passed the checks), counted.
+fn drawn_fault(shared: &Shared) -> Option<Fault> {
+    let fault = shared.faults.draw(&shared.config.rest_faults)?;
+    shared.bump(|s| *s.rest_faults.entry(fault.name().to_owned()).or_insert(0) += 1);
+    Some(fault)
+}
+
 fn parse_form(body: &[u8]) -> Result<Form, ApiError> {
     serde_urlencoded::from_bytes::<Form>(body)
         .map_err(|e| ApiError::bad(20001, format!("unreadable form body: {e}")))
@@ -195,8 +203,15 @@ async fn create_call(
         authorize(&shared, &headers, &account)?;
         let form = parse_form(&body)?;
         let req = NewCall::parse(&form, &shared.config)?;
+        let fault = drawn_fault(&shared);
+        if let Some(refused) = fault.filter(|f| *f != Fault::CutAfterCreate) {
+            return Ok(refused.refusal());
+        }
         let (json, jobs) = calls::create(&mut shared.lock(), &shared.config, req, Instant::now());
         shared.schedule(jobs);
+        if fault.is_some() {
+            return Ok(faults::cut_answer());
+        }
         Ok((StatusCode::CREATED, Json(json)).into_response())
     })();
     respond(&shared, result)
@@ -299,9 +314,16 @@ async fn create_message(
         authorize(&shared, &headers, &account)?;
         let form = parse_form(&body)?;
         let req = NewMessage::parse(&form, &shared.config)?;
+        let fault = drawn_fault(&shared);
+        if let Some(refused) = fault.filter(|f| *f != Fault::CutAfterCreate) {
+            return Ok(refused.refusal());
+        }
         let (json, jobs) =
             messages::create(&mut shared.lock(), &shared.config, req, Instant::now())?;
         shared.schedule(jobs);
+        if fault.is_some() {
+            return Ok(faults::cut_answer());
+        }
         Ok((StatusCode::CREATED, Json(json)).into_response())
     })();
     respond(&shared, result)

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use super::calls::Call;
 use super::config::SimConfig;
+use super::faults::Draws;
 use super::messages::Message;
 use super::scheduler::Job;
 use super::stats::SimStats;
@@ -23,6 +24,8 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     pub http: reqwest::Client,
     cmds: mpsc::UnboundedSender<Scheduled>,
+    /// The draws of `config.rest_faults`.
+    pub faults: Draws,
 }
 
 #[derive(Default)]
@@ -47,6 +50,7 @@ impl Shared {
         cmds: mpsc::UnboundedSender<Scheduled>,
     ) -> Self {
         Self {
+            faults: Draws::new(config.seed),
             config,
             state: Mutex::new(State {
                 sid_nonce: rand::random(),

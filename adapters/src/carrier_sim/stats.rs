@@ -46,6 +46,9 @@ pub struct SimStats {
     /// Effect keys created more than once: each is a lead dialled or texted twice for one
     /// intended effect. Must stay 0.
     pub duplicate_creates: u64,
+    /// Creates failed on purpose (`rest_faults`), by fault: `rate_limited`, `unavailable`,
+    /// `server_error`, `cut_after_create` (that one created the call or message).
+    pub rest_faults: BTreeMap<String, u64>,
     /// Lookup v2 requests that passed auth (each one billed by Twilio).
     pub lookups: u64,
     /// Number looked up → lookups of it.
