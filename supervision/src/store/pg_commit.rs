@@ -251,11 +251,14 @@ async fn write_effects(tx: &mut PgConnection, live: &[&CommitRecord]) -> Result<
     if rows.is_empty() {
         return Ok(());
     }
+    // Ids are drawn as rows reach the insert, and the claim sends an actor's effects in id
+    // order: ORDER BY ord makes that the commit order (UNNEST alone promises no order).
     sqlx::query(
         "INSERT INTO outbox (tenant_id, kind, actor_id, grp, shard, idem_key, channel, payload, status, created_at, updated_at)
          SELECT tenant_id, kind, actor_id, grp, shard, idem_key, channel, payload::jsonb, 'pending', now_ms, now_ms
          FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::int[], $6::text[], $7::text[], $8::text[], $9::bigint[])
-             u(tenant_id, kind, actor_id, grp, shard, idem_key, channel, payload, now_ms)
+             WITH ORDINALITY u(tenant_id, kind, actor_id, grp, shard, idem_key, channel, payload, now_ms, ord)
+         ORDER BY ord
          ON CONFLICT (idem_key) DO NOTHING",
     )
     .bind(rows.iter().map(|(r, _)| r.key.tenant.0).collect::<Vec<_>>())
@@ -341,11 +344,13 @@ async fn write_timeline(tx: &mut PgConnection, live: &[&CommitRecord]) -> Result
     if rows.is_empty() {
         return Ok(());
     }
+    // Timelines are read in id order: ORDER BY ord draws the ids in the order of the entries.
     sqlx::query(
         "INSERT INTO timeline (tenant_id, kind, actor_id, version, at, entry_kind, cause, reason, data)
          SELECT tenant_id, kind, actor_id, version, at, entry_kind, cause, reason, data::jsonb
          FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[])
-             u(tenant_id, kind, actor_id, version, at, entry_kind, cause, reason, data)",
+             WITH ORDINALITY u(tenant_id, kind, actor_id, version, at, entry_kind, cause, reason, data, ord)
+         ORDER BY ord",
     )
     .bind(rows.iter().map(|(r, _)| r.key.tenant.0).collect::<Vec<_>>())
     .bind(rows.iter().map(|(r, _)| r.key.kind.as_str()).collect::<Vec<_>>())
