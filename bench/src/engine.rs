@@ -17,8 +17,11 @@ use neuronx_adapters::carrier_sim;
 use neuronx::app::App;
 use neuronx::config::Settings;
 
+mod baseline;
 mod gauges;
 mod idle_timers;
+
+use baseline::Baseline;
 
 use gauges::{across, peak_rss_mb, quantile_ms, status_mb, Peaks};
 
@@ -66,6 +69,11 @@ pub struct BenchArgs {
         default_value = "redis://127.0.0.1:6379"
     )]
     pub redis_url: String,
+    /// Seconds for each of PostgreSQL's own ceiling figures (single-transaction and batched
+    /// writes of the same shape, as tools/pg-baseline), measured before and after the run and
+    /// printed beside it; 0 skips them. SQLite has no such baseline.
+    #[arg(long, default_value_t = 10.0)]
+    pub baseline_seconds: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -97,6 +105,14 @@ pub struct Report {
     /// After the run, once idle actors had time to passivate (--night only).
     #[serde(flatten)]
     pub after: Option<Settled>,
+    /// PostgreSQL's ceiling for the same write shape, just before and just after the run.
+    pub baseline_before: Option<Baseline>,
+    pub baseline_after: Option<Baseline>,
+    /// transitions_per_s against the mean of the two baselines.
+    #[serde(flatten)]
+    pub ratios: Option<baseline::Ratios>,
+    /// Why there is no baseline, when there is none.
+    pub baseline_skipped: Option<&'static str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -113,6 +129,14 @@ pub async fn run(mut settings: Settings, args: BenchArgs) -> anyhow::Result<Repo
         bail!("--opportunities must be at least 1");
     }
     settings.server.database_url = args.database_url.clone();
+    let measure_baseline = baseline::plan(&args);
+    let baseline_before = match measure_baseline {
+        Ok(()) => Some(baseline::measure_around(&args, "before").await?),
+        Err(why) => {
+            eprintln!("PostgreSQL baseline: skipped ({why})");
+            None
+        }
+    };
     settings.server.listen = "127.0.0.1:0".into();
     settings.channels.loopback.ring_after_ms = 20;
     settings.channels.loopback.no_answer_after_ms = 50;
@@ -262,7 +286,7 @@ pub async fn run(mut settings: Settings, args: BenchArgs) -> anyhow::Result<Repo
     };
     let lateness_max = m.timer_lateness_max_ms.get();
     let (resident_actors_peak, inbox_depth_peak) = peaks.finish();
-    let report = Report {
+    let mut report = Report {
         backend,
         instances: args.instances,
         carrier: if args.simulator {
@@ -290,6 +314,10 @@ pub async fn run(mut settings: Settings, args: BenchArgs) -> anyhow::Result<Repo
         resident_actors_peak,
         inbox_depth_peak,
         after,
+        baseline_before: None,
+        baseline_after: None,
+        ratios: None,
+        baseline_skipped: None,
     };
     if let Some(sim) = sim {
         if sim.stats().duplicate_creates > 0 {
@@ -301,6 +329,26 @@ pub async fn run(mut settings: Settings, args: BenchArgs) -> anyhow::Result<Repo
         p.shutdown().await;
     }
     app.shutdown().await;
+    if let Some(before) = baseline_before {
+        let after = baseline::measure_around(&args, "after").await?;
+        let r = baseline::ratios(report.transitions_per_s, &before, &after);
+        eprintln!(
+            "engine {:.0} transitions/s; PostgreSQL batched {:.0}/s (before {:.0}, after {:.0}), \
+             single-transaction {:.0}/s; ratio {:.3}x batched, {:.3}x single",
+            report.transitions_per_s,
+            r.batched_mean_per_s,
+            before.batched_per_s,
+            after.batched_per_s,
+            r.single_mean_tps,
+            r.ratio_to_batched,
+            r.ratio_to_single,
+        );
+        report.baseline_before = Some(before);
+        report.baseline_after = Some(after);
+        report.ratios = Some(r);
+    } else {
+        report.baseline_skipped = measure_baseline.err();
+    }
     Ok(report)
 }
 
