@@ -75,11 +75,11 @@ const SQLITE_LOGS: [&str; 6] = [
     "CREATE TABLE sim_timer_removals (actor_id TEXT, name TEXT, due_at INTEGER, at_ms INTEGER)",
     "CREATE TRIGGER sim_timer_deleted AFTER DELETE ON timers BEGIN
        INSERT INTO sim_timer_removals VALUES (OLD.actor_id, OLD.name, OLD.due_at,
-         CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER));
+         CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER));
      END",
     "CREATE TRIGGER sim_timer_moved AFTER UPDATE ON timers WHEN NEW.due_at <> OLD.due_at BEGIN
        INSERT INTO sim_timer_removals VALUES (OLD.actor_id, OLD.name, OLD.due_at,
-         CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER));
+         CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER));
      END",
     "CREATE TABLE sim_versions (actor_id TEXT, old_version INTEGER, new_version INTEGER)",
     "CREATE TRIGGER sim_version_inserted AFTER INSERT ON actors WHEN NEW.version <> 1 BEGIN
