@@ -8,6 +8,7 @@ use neuronx_actors::opportunity as opp;
 use neuronx_supervision::{Store, StoreError, TenantId};
 
 use crate::control::on_db;
+use crate::control::tx::{on_tx, Tx};
 use crate::secrets::Sealed;
 
 /// A tenant's Twilio-compatible account, with the auth token still sealed.
@@ -25,8 +26,21 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// Stores the tenant's account for `channel` on its own (the benchmarks' and tests' setup).
 pub async fn put_credentials(
     store: &Store,
+    tenant: TenantId,
+    channel: &str,
+    c: &StoredCredentials,
+) -> Result<(), StoreError> {
+    let mut tx = Tx::begin(store).await?;
+    put_credentials_in(&mut tx, tenant, channel, c).await?;
+    Ok(tx.commit().await?)
+}
+
+/// Stores the tenant's account for `channel` inside `tx` (with its audit entry).
+pub async fn put_credentials_in(
+    tx: &mut Tx,
     tenant: TenantId,
     channel: &str,
     c: &StoredCredentials,
@@ -39,7 +53,7 @@ pub async fn put_credentials(
             account_sid = excluded.account_sid, from_number = excluded.from_number,
             base_url = excluded.base_url, key_id = excluded.key_id, sealed = excluded.sealed,
             updated_at = excluded.updated_at, line_type_lookup = excluded.line_type_lookup";
-    on_db!(store, |db, id, _json| sqlx::query(sql)
+    on_tx!(tx, |db, id, _json| sqlx::query(sql)
         .bind(id(tenant.0))
         .bind(channel)
         .bind(&c.account_sid)
@@ -80,11 +94,12 @@ pub async fn get_credentials(
     ))
 }
 
-/// Adds a number to the tenant's do-not-call list; false when it was already there.
-pub async fn add_dnc(store: &Store, tenant: TenantId, phone: &str) -> Result<bool, StoreError> {
+/// Adds a number to the tenant's do-not-call list inside `tx` (with its audit entry); false
+/// when it was already there.
+pub async fn add_dnc(tx: &mut Tx, tenant: TenantId, phone: &str) -> Result<bool, StoreError> {
     let sql =
         "INSERT INTO dnc (tenant_id, phone, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
-    let n = on_db!(store, |db, id, _json| sqlx::query(sql)
+    let n = on_tx!(tx, |db, id, _json| sqlx::query(sql)
         .bind(id(tenant.0))
         .bind(phone)
         .bind(now_ms())
@@ -94,10 +109,10 @@ pub async fn add_dnc(store: &Store, tenant: TenantId, phone: &str) -> Result<boo
     Ok(n == 1)
 }
 
-/// Removes a number; false when it was not listed.
-pub async fn remove_dnc(store: &Store, tenant: TenantId, phone: &str) -> Result<bool, StoreError> {
+/// Removes a number inside `tx` (with its audit entry); false when it was not listed.
+pub async fn remove_dnc(tx: &mut Tx, tenant: TenantId, phone: &str) -> Result<bool, StoreError> {
     let sql = "DELETE FROM dnc WHERE tenant_id = $1 AND phone = $2";
-    let n = on_db!(store, |db, id, _json| sqlx::query(sql)
+    let n = on_tx!(tx, |db, id, _json| sqlx::query(sql)
         .bind(id(tenant.0))
         .bind(phone)
         .execute(db)

@@ -534,6 +534,80 @@ async fn a_pending_audit_entry_settles_once(backend: Backend) {
     t.stop().await;
 }
 
+/// A product change and its audit entry are one transaction: when the entry cannot be written
+/// the change is not made either (they used to be two statements, so a crash between left a
+/// team, key or do-not-call entry the log never recorded).
+async fn a_change_and_its_audit_entry_land_together(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let store = t.engine().store().clone();
+    // The log refuses entries of these actions from now on.
+    match &store {
+        neuronx_supervision::Store::Postgres(pg) => {
+            for sql in [
+                "CREATE FUNCTION refuse_entry() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN RAISE EXCEPTION 'refused'; END; $$",
+                "CREATE TRIGGER refuse_some BEFORE INSERT ON audit_log FOR EACH ROW
+                 WHEN (NEW.action IN ('team_create', 'dnc_add', 'key_revoke'))
+                 EXECUTE FUNCTION refuse_entry()",
+            ] {
+                sqlx::query(sql).execute(pg.pool()).await.unwrap();
+            }
+        }
+        neuronx_supervision::Store::Sqlite(lite) => {
+            sqlx::query(
+                "CREATE TRIGGER refuse_some BEFORE INSERT ON audit_log
+                 WHEN NEW.action IN ('team_create', 'dnc_add', 'key_revoke')
+                 BEGIN SELECT RAISE(ABORT, 'refused'); END",
+            )
+            .execute(lite.pool())
+            .await
+            .unwrap();
+        }
+    }
+    let (status, _) = t.post("/v1/teams", json!({"name": "west"})).await;
+    assert!(status.is_server_error(), "{status}");
+    let (_, teams) = t.get("/v1/teams").await;
+    assert_eq!(
+        items(&teams),
+        Vec::<Value>::new(),
+        "no team without its entry"
+    );
+
+    let (status, _) = t.post("/v1/dnc", json!({"phone": "+14155552671"})).await;
+    assert!(status.is_server_error(), "{status}");
+    let tenant = neuronx_supervision::TenantId(t.tenant.parse().unwrap());
+    let listed = neuronx::tenant_data::on_dnc(&store, tenant, "+14155552671")
+        .await
+        .unwrap();
+    assert!(!listed, "no number without its entry");
+
+    let viewer = key(&t, "viewer", None, None).await;
+    let (_, keys) = t.get("/v1/keys").await;
+    let id = items(&keys)
+        .into_iter()
+        .find(|k| viewer.starts_with(k["prefix"].as_str().unwrap()))
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = t
+        .request(
+            Method::DELETE,
+            &format!("/v1/keys/{id}"),
+            Some(&t.key),
+            None,
+        )
+        .await;
+    assert!(status.is_server_error(), "{status}");
+    let (status, _) = as_key(&t, &viewer, Method::GET, "/v1/opportunities", None).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the key still works: its revocation rolled back"
+    );
+    t.stop().await;
+}
+
 async fn dead_letters_are_retried_or_discarded(backend: Backend) {
     let t = TestApp::spawn(backend).await;
     let id = t.create("lead-1", 300).await["id"]
@@ -716,6 +790,7 @@ async fn team_scoped_keys_stay_in_their_team(backend: Backend) {
 
 both_backends!(
     a_pending_audit_entry_settles_once,
+    a_change_and_its_audit_entry_land_together,
     dead_letters_are_retried_or_discarded,
     keys_are_shown_once_scoped_and_revocable,
     team_opportunities_go_round_robin_and_stay_in_their_team,

@@ -9,6 +9,7 @@ use neuronx_supervision::{Store, TenantId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::tx::{on_tx, Tx};
 use super::{clean_name, is_unique_violation, now_ms, on_db, parse_uuid, ControlError, Role};
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -79,11 +80,8 @@ fn time(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
-pub async fn create_team(
-    store: &Store,
-    tenant: TenantId,
-    name: &str,
-) -> Result<Team, ControlError> {
+/// Creates a team inside `tx` (the caller records it in the audit log in the same transaction).
+pub async fn create_team(tx: &mut Tx, tenant: TenantId, name: &str) -> Result<Team, ControlError> {
     let name = clean_name("name", name)?;
     let team = Team {
         id: Uuid::new_v4(),
@@ -91,7 +89,7 @@ pub async fn create_team(
         created_at: time(now_ms()),
     };
     let sql = "INSERT INTO teams (id, tenant_id, name, created_at) VALUES ($1, $2, $3, $4)";
-    let done = on_db!(store, |db, id, _json| sqlx::query(sql)
+    let done = on_tx!(tx, |db, id, _json| sqlx::query(sql)
         .bind(id(team.id))
         .bind(id(tenant.0))
         .bind(&team.name)
@@ -151,8 +149,10 @@ pub async fn require_team(
         .ok_or_else(|| ControlError::invalid(field, format!("no team named {:?}", name.trim())))
 }
 
+/// Creates a principal inside `tx`; its team is read from `store`.
 pub async fn create_principal(
     store: &Store,
+    tx: &mut Tx,
     tenant: TenantId,
     new: &NewPrincipal<'_>,
 ) -> Result<Principal, ControlError> {
@@ -172,7 +172,7 @@ pub async fn create_principal(
     };
     let sql = "INSERT INTO principals (id, tenant_id, name, kind, role, team_id, created_at)
                VALUES ($1, $2, $3, $4, $5, $6, $7)";
-    let done = on_db!(store, |db, id, _json| sqlx::query(sql)
+    let done = on_tx!(tx, |db, id, _json| sqlx::query(sql)
         .bind(id(p.id))
         .bind(id(tenant.0))
         .bind(&p.name)

@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::keys::Identity;
+use super::tx::{on_tx, Tx};
 use super::{now_ms, on_db, ControlError, Role};
 
 macro_rules! audit_actions {
@@ -108,9 +109,17 @@ pub struct Pending {
     id: i64,
 }
 
-/// Appends a final entry: for actions whose own write is already done, or refused before any.
+/// Appends a final entry on its own: for refusals, which change nothing else. A change the log
+/// records goes in the change's own transaction (`record_in`).
 pub async fn record(store: &Store, who: &Identity, e: Entry<'_>) -> Result<(), ControlError> {
-    insert(store, who, e).await.map(|_| ())
+    let mut tx = Tx::begin(store).await?;
+    record_in(&mut tx, who, e).await?;
+    Ok(tx.commit().await?)
+}
+
+/// Appends a final entry inside `tx`, the transaction of the change it records.
+pub async fn record_in(tx: &mut Tx, who: &Identity, e: Entry<'_>) -> Result<(), ControlError> {
+    insert(tx, who, e).await.map(|_| ())
 }
 
 /// Logs an action before it is handed to the engine, as `pending`, so that a crash after the
@@ -122,7 +131,9 @@ pub async fn begin(store: &Store, who: &Identity, e: Entry<'_>) -> Result<Pendin
         after: None,
         ..e
     };
-    let id = insert(store, who, entry).await?;
+    let mut tx = Tx::begin(store).await?;
+    let id = insert(&mut tx, who, entry).await?;
+    tx.commit().await?;
     Ok(Pending {
         tenant: who.tenant,
         id,
@@ -149,11 +160,11 @@ pub async fn settle(
     Ok(())
 }
 
-async fn insert(store: &Store, who: &Identity, e: Entry<'_>) -> Result<i64, ControlError> {
+async fn insert(tx: &mut Tx, who: &Identity, e: Entry<'_>) -> Result<i64, ControlError> {
     let sql = "INSERT INTO audit_log (tenant_id, at, principal, role, action, target_kind,
                                       target_id, reason, outcome, before, after, key_prefix)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id";
-    let id: i64 = on_db!(store, |db, id, json| sqlx::query_scalar(sql)
+    let id: i64 = on_tx!(tx, |db, id, json| sqlx::query_scalar(sql)
         .bind(id(who.tenant.0))
         .bind(now_ms())
         .bind(who.actor_name())
@@ -171,10 +182,10 @@ async fn insert(store: &Store, who: &Identity, e: Entry<'_>) -> Result<i64, Cont
     Ok(id)
 }
 
-/// Records an applied change that has no "before" and no reason: something created, or a
-/// setting stored (the common case of the access and channel changes).
+/// Records, inside `tx`, an applied change that has no "before" and no reason: something
+/// created, or a setting stored (the common case of the access and channel changes).
 pub async fn record_created(
-    store: &Store,
+    tx: &mut Tx,
     who: &Identity,
     action: AuditAction,
     target_kind: &str,
@@ -190,7 +201,7 @@ pub async fn record_created(
         before: None,
         after: Some(after),
     };
-    record(store, who, entry).await
+    record_in(tx, who, entry).await
 }
 
 #[derive(Default)]

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::access::{self, NewPrincipal, PrincipalKind};
 use super::audit::{self, AuditAction, Entry, Outcome};
 use super::keys::{self, NewKey};
-use super::{on_db, ControlError, Role, Scope};
+use super::{on_db, ControlError, Role, Scope, Tx};
 
 #[derive(Subcommand)]
 pub enum TenantCommand {
@@ -153,8 +153,9 @@ async fn tenant(store: &Store, arg: &TenantArg) -> anyhow::Result<TenantId> {
     Ok(TenantId(arg.tenant))
 }
 
+/// Records the change inside `tx` as the command line's and commits both together.
 async fn audit_cli(
-    store: &Store,
+    mut tx: Tx,
     tenant: TenantId,
     action: AuditAction,
     kind: &str,
@@ -162,7 +163,8 @@ async fn audit_cli(
     after: serde_json::Value,
 ) -> anyhow::Result<()> {
     let who = audit::cli_identity(tenant);
-    audit::record_created(store, &who, action, kind, id, after).await?;
+    audit::record_created(&mut tx, &who, action, kind, id, after).await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -179,10 +181,11 @@ pub async fn run(store: &Store, command: TenantCommand) -> anyhow::Result<serde_
         TenantCommand::Team { command } => match command {
             TeamCommand::Create { tenant: t, name } => {
                 let t = tenant(store, &t).await?;
-                let team = access::create_team(store, t, &name).await?;
+                let mut tx = Tx::begin(store).await?;
+                let team = access::create_team(&mut tx, t, &name).await?;
                 let view = json!(team);
                 audit_cli(
-                    store,
+                    tx,
                     t,
                     AuditAction::TeamCreate,
                     "team",
@@ -212,10 +215,11 @@ pub async fn run(store: &Store, command: TenantCommand) -> anyhow::Result<serde_
                     role,
                     team: team.as_deref(),
                 };
-                let p = access::create_principal(store, t, &new).await?;
+                let mut tx = Tx::begin(store).await?;
+                let p = access::create_principal(store, &mut tx, t, &new).await?;
                 let view = json!(p);
                 audit_cli(
-                    store,
+                    tx,
                     t,
                     AuditAction::PrincipalCreate,
                     "principal",
@@ -255,10 +259,12 @@ async fn key(store: &Store, command: KeyCommand) -> anyhow::Result<serde_json::V
                 principal: principal.as_deref(),
                 expires_at,
             };
-            let (view, secret) = keys::create(store, &audit::cli_identity(t), &new).await?;
+            let mut tx = Tx::begin(store).await?;
+            let (view, secret) =
+                keys::create(store, &mut tx, &audit::cli_identity(t), &new).await?;
             let listed = json!(view);
             audit_cli(
-                store,
+                tx,
                 t,
                 AuditAction::KeyCreate,
                 "key",
@@ -277,7 +283,8 @@ async fn key(store: &Store, command: KeyCommand) -> anyhow::Result<serde_json::V
         KeyCommand::Revoke { tenant: t, id } => {
             let t = tenant(store, &t).await?;
             let before = keys::get(store, t, &id, Scope::Tenant).await?;
-            let after = keys::revoke(store, t, &id, Scope::Tenant).await?;
+            let mut tx = Tx::begin(store).await?;
+            let after = keys::revoke(&mut tx, t, &id, Scope::Tenant).await?;
             let who = audit::cli_identity(t);
             let entry = Entry {
                 action: AuditAction::KeyRevoke,
@@ -288,7 +295,8 @@ async fn key(store: &Store, command: KeyCommand) -> anyhow::Result<serde_json::V
                 before: Some(json!(before)),
                 after: Some(json!(after)),
             };
-            audit::record(store, &who, entry).await?;
+            audit::record_in(&mut tx, &who, entry).await?;
+            tx.commit().await?;
             Ok(json!(after))
         }
     }

@@ -8,6 +8,7 @@ use serde::Serialize;
 use subtle::ConstantTimeEq;
 
 use super::access::{self, Team};
+use super::tx::{on_tx, Tx};
 use super::{clean_name, now_ms, on_db, parse_uuid, ControlError, Role, Scope};
 use crate::tenants::{hash_key, new_key, KEY_TAG};
 
@@ -81,8 +82,11 @@ fn time(ms: i64) -> DateTime<Utc> {
 /// whoever asks (the owner, from the CLI): nobody hands out more than they may, a team-limited
 /// granter mints keys for its own team only, and a key may act only for a principal the granter
 /// reaches and could have created.
+/// The key is written inside `tx` (the caller records it in the audit log in the same
+/// transaction); the principal and team it names are read from `store`.
 pub async fn create(
     store: &Store,
+    tx: &mut Tx,
     granter: &Identity,
     new: &NewKey<'_>,
 ) -> Result<(KeyView, String), ControlError> {
@@ -160,7 +164,7 @@ pub async fn create(
     let sql = "INSERT INTO api_keys (prefix, tenant_id, hash, created_at, name, role, team_id,
                                      principal_id, expires_at)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-    on_db!(store, |db, id, _json| sqlx::query(sql)
+    on_tx!(tx, |db, id, _json| sqlx::query(sql)
         .bind(&prefix)
         .bind(id(tenant.0))
         .bind(hash_key(&secret))
@@ -273,10 +277,10 @@ pub async fn get(
         .ok_or(ControlError::NotFound("key"))
 }
 
-/// Revokes a key `scope` reaches (any other answers not found). Revoking twice keeps the first
-/// time.
+/// Revokes a key `scope` reaches (any other answers not found), inside `tx`. Revoking twice
+/// keeps the first time.
 pub async fn revoke(
-    store: &Store,
+    tx: &mut Tx,
     tenant: TenantId,
     prefix: &str,
     scope: Scope,
@@ -285,7 +289,7 @@ pub async fn revoke(
     let sql = "UPDATE api_keys SET revoked_at = $3
                WHERE tenant_id = $1 AND prefix = $2 AND revoked_at IS NULL
                  AND ($4 IS NULL OR team_id = $4)";
-    on_db!(store, |db, id, _json| sqlx::query(sql)
+    on_tx!(tx, |db, id, _json| sqlx::query(sql)
         .bind(id(tenant.0))
         .bind(bare)
         .bind(now_ms())
@@ -293,7 +297,19 @@ pub async fn revoke(
         .execute(db)
         .await?
         .rows_affected());
-    get(store, tenant, bare, scope).await
+    // Read back in the same transaction: the pool would not see the change yet.
+    let sql = format!(
+        "{SELECT_KEYS} WHERE k.tenant_id = $1 AND k.prefix = $2 AND ($3 IS NULL OR k.team_id = $3)"
+    );
+    let row: Option<KeyRow> = on_tx!(tx, |db, id, _json| sqlx::query_as(&sql)
+        .bind(id(tenant.0))
+        .bind(bare)
+        .bind(scope.team().map(id))
+        .fetch_optional(db)
+        .await?);
+    row.map(key_view)
+        .transpose()?
+        .ok_or(ControlError::NotFound("key"))
 }
 
 type AuthRow = (

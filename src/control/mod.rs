@@ -12,12 +12,14 @@ pub mod keys;
 pub mod roles;
 pub mod scope;
 pub mod sessions;
+pub mod tx;
 
 use neuronx_supervision::StoreError;
 use uuid::Uuid;
 
 pub use roles::{allows, Action, Role};
 pub use scope::Scope;
+pub use tx::Tx;
 
 /// Runs `$body` on whichever backend `$store` is. Inside it, `$db` is the pool, `$id` turns a
 /// UUID into that backend's column type (UUID on PostgreSQL, TEXT on SQLite) and `$json` a JSON

@@ -9,18 +9,30 @@ use super::{authorize, Error};
 use crate::control::access::{self, NewPrincipal, Principal, PrincipalKind, Team};
 use crate::control::audit::{self, AuditAction, Entry, Outcome};
 use crate::control::keys::{self, Identity, KeyView, NewKey};
-use crate::control::{Action, Role, Scope};
+use crate::control::{Action, Role, Scope, Tx};
 use neuronx_supervision::EngineHandle;
 
-async fn audit_created(
-    engine: &EngineHandle,
+/// Begins the transaction a change and its audit entry share.
+async fn begin(engine: &EngineHandle) -> Result<Tx, Error> {
+    Ok(Tx::begin(engine.store())
+        .await
+        .map_err(crate::control::ControlError::from)?)
+}
+
+/// Records the creation inside `tx` and commits: the change and its entry land together.
+async fn commit_created(
+    mut tx: Tx,
     who: &Identity,
     action: AuditAction,
     kind: &str,
     id: String,
     after: Value,
 ) -> Result<(), Error> {
-    Ok(audit::record_created(engine.store(), who, action, kind, id, after).await?)
+    audit::record_created(&mut tx, who, action, kind, id, after).await?;
+    tx.commit()
+        .await
+        .map_err(crate::control::ControlError::from)?;
+    Ok(())
 }
 
 fn json<T: Serialize>(v: &T) -> Value {
@@ -34,10 +46,11 @@ fn parse_role(field: &'static str, raw: &str) -> Result<Role, Error> {
 
 pub async fn create_team(engine: &EngineHandle, who: &Identity, name: &str) -> Result<Team, Error> {
     let tenant = authorize(who, Action::ManageAccess)?;
-    let team = access::create_team(engine.store(), tenant, name).await?;
+    let mut tx = begin(engine).await?;
+    let team = access::create_team(&mut tx, tenant, name).await?;
     let view = json(&team);
-    audit_created(
-        engine,
+    commit_created(
+        tx,
         who,
         AuditAction::TeamCreate,
         "team",
@@ -78,8 +91,10 @@ pub async fn create_principal(
     }
     let kind: PrincipalKind = f.kind.unwrap_or("user").parse()?;
     let team = crate::control::scope::requested_team(who, "team", f.team)?;
+    let mut tx = begin(engine).await?;
     let p = access::create_principal(
         engine.store(),
+        &mut tx,
         tenant,
         &NewPrincipal {
             name: f.name,
@@ -90,8 +105,8 @@ pub async fn create_principal(
     )
     .await?;
     let view = json(&p);
-    audit_created(
-        engine,
+    commit_created(
+        tx,
         who,
         AuditAction::PrincipalCreate,
         "principal",
@@ -136,8 +151,10 @@ pub async fn create_key(
     authorize(who, Action::ManageAccess)?;
     let role = parse_role("role", f.role)?;
     let expires_at = rfc3339("expires_at", f.expires_at)?;
+    let mut tx = begin(engine).await?;
     let (view, secret) = keys::create(
         engine.store(),
+        &mut tx,
         who,
         &NewKey {
             name: f.name,
@@ -148,8 +165,8 @@ pub async fn create_key(
         },
     )
     .await?;
-    audit_created(
-        engine,
+    commit_created(
+        tx,
         who,
         AuditAction::KeyCreate,
         "key",
@@ -179,9 +196,10 @@ pub async fn revoke_key(engine: &EngineHandle, who: &Identity, id: &str) -> Resu
             who.role, before.role
         )));
     }
-    let after = keys::revoke(store, tenant, id, scope).await?;
-    audit::record(
-        store,
+    let mut tx = begin(engine).await?;
+    let after = keys::revoke(&mut tx, tenant, id, scope).await?;
+    audit::record_in(
+        &mut tx,
         who,
         Entry {
             action: AuditAction::KeyRevoke,
@@ -194,5 +212,8 @@ pub async fn revoke_key(engine: &EngineHandle, who: &Identity, id: &str) -> Resu
         },
     )
     .await?;
+    tx.commit()
+        .await
+        .map_err(crate::control::ControlError::from)?;
     Ok(after)
 }

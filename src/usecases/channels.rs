@@ -10,7 +10,7 @@ use serde_json::json;
 use super::{authorize, Error};
 use crate::control::audit::{self, AuditAction};
 use crate::control::keys::Identity;
-use crate::control::Action;
+use crate::control::{Action, ControlError, Tx};
 use crate::secrets::Keyring;
 use crate::tenant_data::{self, StoredCredentials};
 
@@ -57,15 +57,23 @@ pub struct TwilioFields {
     pub line_type_lookup: bool,
 }
 
-async fn record(
-    engine: &EngineHandle,
+/// Records the channel change inside `tx` and commits: the change and its entry land together.
+async fn commit_recorded(
+    mut tx: Tx,
     who: &Identity,
     action: AuditAction,
     target: &str,
     after: serde_json::Value,
 ) -> Result<(), Error> {
-    let store = engine.store();
-    Ok(audit::record_created(store, who, action, "channel", target.to_owned(), after).await?)
+    audit::record_created(&mut tx, who, action, "channel", target.to_owned(), after).await?;
+    tx.commit().await.map_err(ControlError::from)?;
+    Ok(())
+}
+
+async fn begin(engine: &EngineHandle) -> Result<Tx, Error> {
+    Ok(Tx::begin(engine.store())
+        .await
+        .map_err(ControlError::from)?)
 }
 
 /// Stores the tenant's account, the token sealed. Its `base_url` must lead where the outbound
@@ -119,10 +127,11 @@ pub async fn put_twilio(
         sealed,
         line_type_lookup: f.line_type_lookup,
     };
-    tenant_data::put_credentials(engine.store(), tenant, "twilio", &stored).await?;
     let view = TwilioView::of(&stored);
     let after = serde_json::to_value(&view).map_err(|e| Error::Internal(e.into()))?;
-    record(engine, who, AuditAction::ChannelUpdate, "twilio", after).await?;
+    let mut tx = begin(engine).await?;
+    tenant_data::put_credentials_in(&mut tx, tenant, "twilio", &stored).await?;
+    commit_recorded(tx, who, AuditAction::ChannelUpdate, "twilio", after).await?;
     Ok(view)
 }
 
@@ -151,9 +160,10 @@ pub async fn add_dnc(
 ) -> Result<(DncView, bool), Error> {
     let tenant = authorize(who, Action::WriteDnc)?;
     let phone = normalize_phone(phone).map_err(|e| Error::invalid("phone", e.to_string()))?;
-    let added = tenant_data::add_dnc(engine.store(), tenant, &phone).await?;
+    let mut tx = begin(engine).await?;
+    let added = tenant_data::add_dnc(&mut tx, tenant, &phone).await?;
     let after = json!({"phone": phone, "listed": true});
-    record(engine, who, AuditAction::DncAdd, "dnc", after).await?;
+    commit_recorded(tx, who, AuditAction::DncAdd, "dnc", after).await?;
     Ok((
         DncView {
             phone,
@@ -171,11 +181,12 @@ pub async fn remove_dnc(
 ) -> Result<DncView, Error> {
     let tenant = authorize(who, Action::WriteDnc)?;
     let phone = normalize_phone(phone).map_err(|e| Error::invalid("phone", e.to_string()))?;
-    if !tenant_data::remove_dnc(engine.store(), tenant, &phone).await? {
+    let mut tx = begin(engine).await?;
+    if !tenant_data::remove_dnc(&mut tx, tenant, &phone).await? {
         return Err(Error::NotFound("do-not-call entry"));
     }
     let after = json!({"phone": phone, "listed": false});
-    record(engine, who, AuditAction::DncRemove, "dnc", after).await?;
+    commit_recorded(tx, who, AuditAction::DncRemove, "dnc", after).await?;
     Ok(DncView {
         phone,
         listed: false,

@@ -1,0 +1,54 @@
+//! One transaction on whichever backend the engine's store is, for a product change and its
+//! audit entry together: written as two statements on the pool, a crash between them left a
+//! change the log never recorded (ADR 0036, "writes that follow a commit").
+
+use neuronx_supervision::Store;
+use sqlx::{Postgres, Sqlite, Transaction};
+
+pub enum Tx {
+    Pg(Transaction<'static, Postgres>),
+    Sqlite(Transaction<'static, Sqlite>),
+}
+
+impl Tx {
+    /// Begins on the engine's pool. On SQLite it takes the write lock at once (`IMMEDIATE`), as
+    /// the engine's own writes do, so two writers never deadlock upgrading a read lock.
+    pub async fn begin(store: &Store) -> Result<Tx, sqlx::Error> {
+        Ok(match store {
+            Store::Postgres(pg) => Tx::Pg(pg.pool().begin().await?),
+            Store::Sqlite(lite) => Tx::Sqlite(lite.pool().begin_with("BEGIN IMMEDIATE").await?),
+        })
+    }
+
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Pg(t) => t.commit().await,
+            Tx::Sqlite(t) => t.commit().await,
+        }
+    }
+}
+
+/// `on_db!` for a transaction: `$db` is the transaction's connection.
+macro_rules! on_tx {
+    ($tx:expr, |$db:ident, $id:ident, $json:ident| $body:expr) => {
+        match $tx {
+            $crate::control::tx::Tx::Pg(t) => {
+                let $db = &mut **t;
+                #[allow(unused_variables)]
+                let $id = |u: uuid::Uuid| u;
+                #[allow(unused_variables)]
+                let $json = |v: &serde_json::Value| v.clone();
+                $body
+            }
+            $crate::control::tx::Tx::Sqlite(t) => {
+                let $db = &mut **t;
+                #[allow(unused_variables)]
+                let $id = |u: uuid::Uuid| u.to_string();
+                #[allow(unused_variables)]
+                let $json = |v: &serde_json::Value| v.to_string();
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_tx;
