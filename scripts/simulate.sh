@@ -72,23 +72,27 @@ done
 status=0
 for pid in "${pids[@]}"; do wait "$pid" || status=1; done
 secs=$(( $(date +%s) - began ))
-cat "${logs[@]}" > target/simulate.log
+# Each run its own log (two runs, e.g. one per backend, may end together), then the latest.
+runlog=target/simulate-$$.log
+cat "${logs[@]}" > "$runlog"
 rm -f "$bin" "${logs[@]}"
-grep -E '^(seed |  [a-z])' target/simulate.log | cut -c1-400
+cp "$runlog" target/simulate.log
+grep -E '^(seed |  [a-z])' "$runlog" | cut -c1-400
 # One line per schedule that started, and one per schedule that passed: a seed that started
 # and did not pass failed (broke an invariant, or panicked and ended its job).
-started=$(grep -oE '^simulation: seed [0-9]+ on' target/simulate.log | awk '{ print $3 }' | sort -n)
-passed=$(grep -oE '^simulation: seed [0-9]+ clean' target/simulate.log | awk '{ print $3 }' | sort -n)
+started=$(grep -oE '^simulation: seed [0-9]+ on' "$runlog" | awk '{ print $3 }' | sort -n)
+passed=$(grep -oE '^simulation: seed [0-9]+ clean' "$runlog" | awk '{ print $3 }' | sort -n)
 clean=$(printf '%s\n' "$passed" | grep -c . || true)
 set -e
 if [[ $status -eq 0 ]]; then
   result="clean ($clean/$count, ${secs}s$( (( jobs > 1 )) && echo ", $jobs jobs"))"
 else
   failed=$(comm -23 <(printf '%s\n' "$started") <(printf '%s\n' "$passed") | grep . | paste -sd, -)
-  result="FAILED: $clean/$count clean; failing seeds ${failed:-unknown (see target/simulate.log)} (${secs}s)"
+  result="FAILED: $clean/$count clean; failing seeds ${failed:-unknown (see $runlog)} (${secs}s)"
 fi
 printf '| %s | %s%s | %s | %s | %s–%s | %s | %s |\n' "$(date -u +%F)" "$commit" "$dirty" \
   "$backend" "$engines" "$start" "$end" "$count" "$result" >> "$log"
 total=$(awk -F'|' '$8 ~ /^ *clean/ { n += $7 } END { print n + 0 }' "$log")
 echo "$result (recorded in $log; $total clean schedules recorded in all)"
+[[ $status -eq 0 ]] && rm -f "$runlog"
 exit "$status"
