@@ -38,8 +38,41 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// Starts an engine on the address of one that just crashed: the dead runtime's workers drop
+    /// its listener when they next run, which under load can be after the new one binds, so a
+    /// bind refused for that is tried again (for up to 10 s).
+    pub async fn restart(settings: Settings) -> Engine {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match Engine::try_start(settings.clone()).await {
+                Ok(engine) => return engine,
+                Err(e) if e.contains("Address already in use") && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("engine did not restart: {e}"),
+            }
+        }
+    }
+
+    /// Starts an engine on a free port: the one in `settings`, or another if a process that ran
+    /// beside this one took it meanwhile (`settings` then names the new one).
+    pub async fn start_anywhere(settings: &mut Settings) -> Engine {
+        for _ in 0..5 {
+            match Engine::try_start(settings.clone()).await {
+                Ok(engine) => return engine,
+                Err(e) if e.contains("Address already in use") => {
+                    let port = crate::common::free_port();
+                    settings.server.listen = format!("127.0.0.1:{port}");
+                    settings.server.public_url = format!("http://127.0.0.1:{port}");
+                }
+                Err(e) => panic!("engine did not start: {e}"),
+            }
+        }
+        panic!("no free port for an engine after five tries")
+    }
+
     /// Starts an `App` with `settings` on a runtime of its own and waits until it serves.
-    pub async fn start(settings: Settings) -> Engine {
+    async fn try_start(settings: Settings) -> Result<Engine, String> {
         let (ready_tx, ready_rx) = oneshot::channel();
         let (stop_tx, stop_rx) = oneshot::channel::<Stop>();
         let thread = std::thread::spawn(move || {
@@ -82,18 +115,15 @@ impl Engine {
                 rt.shutdown_timeout(Duration::from_secs(5));
             }
         });
-        let (base, handle, runtime) = ready_rx
-            .await
-            .expect("the engine thread answers")
-            .unwrap_or_else(|e| panic!("engine did not start: {e}"));
-        Engine {
+        let (base, handle, runtime) = ready_rx.await.expect("the engine thread answers")?;
+        Ok(Engine {
             base,
             handle,
             runtime,
             stalled_until: None,
             stop: Some(stop_tx),
             thread: Some(thread),
-        }
+        })
     }
 
     /// Stands the engine still for `ms`: one task per worker thread blocks its thread (they

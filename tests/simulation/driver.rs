@@ -94,7 +94,7 @@ impl World {
         let keys = vec![neuronx::secrets::Keyring::generate_entry("sim")];
         let playbooks = tempfile::tempdir().unwrap();
         std::fs::write(playbooks.path().join("sim.toml"), PLAYBOOK).unwrap();
-        let settings: Vec<Settings> = (0..schedule.engines)
+        let mut settings: Vec<Settings> = (0..schedule.engines)
             .map(|n| {
                 // Each engine's connections carry its name, so that a cut finds them.
                 let url = if database_url.starts_with("postgres") {
@@ -113,8 +113,8 @@ impl World {
             .await
             .expect("the driver's store");
         let mut engines = Vec::new();
-        for s in &settings {
-            engines.push(Some(Engine::start(s.clone()).await));
+        for s in settings.iter_mut() {
+            engines.push(Some(Engine::start_anywhere(s).await));
         }
         let shards = settings[0].engine.shard_count as usize;
         common::eventually(Duration::from_secs(30), "every shard owned", || async {
@@ -336,7 +336,7 @@ impl World {
                     // of its own: it waits for the dead one's leases to expire.
                     let mut s = self.settings[*engine].clone();
                     s.server.instance_id = format!("sim-restart-{}", uuid::Uuid::new_v4().simple());
-                    self.engines[*engine] = Some(Engine::start(s).await);
+                    self.engines[*engine] = Some(Engine::restart(s).await);
                 }
                 Step::Stall { engine, ms } => {
                     model.stalls += 1;

@@ -195,8 +195,25 @@ pub fn stop_windows(
         .filter(|m| m.to == phone && m.direction != "inbound" && inside(&m.date_created))
         .count();
     if dialled > 0 || texted > 1 {
+        // What a replay needs: when each send reached the carrier, and the lead's history.
+        let sends: Vec<_> = calls
+            .iter()
+            .map(|c| (&c.to, &c.date_created, &c.effect))
+            .chain(
+                messages
+                    .iter()
+                    .filter(|m| m.direction != "inbound")
+                    .map(|m| (&m.to, &m.date_created, &m.effect)),
+            )
+            .filter(|(to, _, _)| *to == phone)
+            .map(|(_, at, effect)| format!("{at} {effect:?}"))
+            .collect();
+        let history: Vec<_> = timeline
+            .iter()
+            .map(|e| format!("v{} {} {} {}", e["version"], e["at"], e["kind"], e["data"]))
+            .collect();
         bad.push(format!(
-            "lead {lead}: while opted out ({windows:?}): {dialled} calls, {texted} texts (1 confirmation allowed)"
+            "lead {lead}: while opted out ({windows:?}): {dialled} calls, {texted} texts (1 confirmation allowed); sends {sends:?}; timeline {history:#?}"
         ));
     }
 }
