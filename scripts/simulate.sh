@@ -92,7 +92,8 @@ else
 fi
 printf '| %s | %s%s | %s | %s | %s–%s | %s | %s |\n' "$(date -u +%F)" "$commit" "$dirty" \
   "$backend" "$engines" "$start" "$end" "$count" "$result" >> "$log"
-total=$(awk -F'|' '$8 ~ /^ *clean/ { n += $7 } END { print n + 0 }' "$log")
+# Every schedule that passed: a clean row's count, and a failed row's "N/M clean".
+total=$(awk -F'|' '$8 ~ /^ *clean/ { n += $7 } $8 ~ /^ *FAILED: [0-9]+\// { split($8, f, /[:\/]/); n += f[2] } END { print n + 0 }' "$log")
 echo "$result (recorded in $log; $total clean schedules recorded in all)"
 [[ $status -eq 0 ]] && rm -f "$runlog"
 exit "$status"

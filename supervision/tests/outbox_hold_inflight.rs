@@ -6,7 +6,8 @@
 //!
 //! Found by the fault simulation (PostgreSQL, three engines, seed 100492: a dial claimed before
 //! its engine's connections were cut and the engine stalled went out about three seconds after the
-//! lead's second STOP). The fix belongs to the commit's hold step and the completion
+//! lead's second STOP; and SQLite, seed 100959, by a second path: the dial's 429 retry went
+//! out after the STOP, nothing asking whether the effect was still wanted). The fix belongs to the commit's hold step and the completion
 //! (`store/pg_commit.rs`, `store/sqlite_commit.rs`, the `complete_outbox` functions), which
 //! others own this session: these tests are ignored until it lands.
 
