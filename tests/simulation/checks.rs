@@ -120,6 +120,7 @@ pub async fn check(world: &World, model: &Model) -> Vec<String> {
         inputs_applied_once(lead, model, &timeline, lettered, &mut bad);
         versions_grow(lead, &timeline, &view, &mut bad);
         stages_legal(lead, &timeline, &mut bad);
+        invariants::callbacks_once(lead, &timeline, &mut bad);
         let phone = world.schedule.phone(lead);
         invariants::stop_windows(lead, &timeline, &phone, &calls, &messages, &mut bad);
         let consent = world.schedule.consent[lead];
