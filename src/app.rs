@@ -62,6 +62,15 @@ pub fn redact(url: &str) -> String {
 
 impl App {
     pub async fn start(settings: Settings) -> anyhow::Result<App> {
+        Self::start_with_clock(settings, None).await
+    }
+
+    /// Starts on `clock` instead of the settings' (the database's time): tests run the engine
+    /// on a simulated clock and move it to fire timers without waiting for them.
+    pub async fn start_with_clock(
+        settings: Settings,
+        clock: Option<neuronx_supervision::Clock>,
+    ) -> anyhow::Result<App> {
         let lock = lock::acquire(&settings.server.database_url)?;
         let store = open_store(&settings).await?;
         let limiter = Limiter::connect(Some(settings.server.redis_url.as_str()))
@@ -95,6 +104,9 @@ impl App {
             crate::channels::handlers(&settings.channels.loopback, ctx);
         let mut engine_config = settings.engine_config();
         engine_config.shared_limits = shared_limits;
+        if let Some(clock) = clock {
+            engine_config.clock = clock;
+        }
         let engine = Engine::start(store, engine_config, kinds, handlers)
             .await
             .context("starting the engine")?;

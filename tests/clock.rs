@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::{eventually, redis_url, Backend, TestApp};
-use neuronx_supervision::Store;
+use neuronx_supervision::{Clock, Store};
 use serde_json::json;
 
 /// The database's own time, in milliseconds.
@@ -128,3 +128,71 @@ async fn instances_whose_clocks_are_5_s_apart_fire_timers_on_the_databases_time(
     slow.stop().await;
     fast.stop().await;
 }
+
+/// The engine on a simulated clock: a first-touch SLA due in five minutes fires as soon as the
+/// test moves the clock five minutes on, with no real wait, and not a moment before; the
+/// escalation is stamped with the simulated time (issue #13, item 2: a simulated clock lets
+/// tests advance time without sleeping).
+async fn a_simulated_clock_fires_a_five_minute_sla_when_moved_there(backend: Backend) {
+    let start = chrono::Utc::now().timestamp_millis();
+    let clock = Clock::simulated(start);
+    let t = TestApp::spawn_with_clock(backend, clock.clone()).await;
+    let (status, body) = t
+        .post(
+            "/v1/opportunities",
+            json!({
+                "external_id": "lead-sim",
+                "playbook": "demo",
+                "sla": {"first_touch_seconds": 300},
+                "contact": {
+                    "name": "Lead",
+                    "phone": "+14155550100",
+                    "timezone": common::daytime_zone(),
+                    "consent": {"voice": false, "sms": false}
+                }
+            }),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    // A create may answer 202 (durable, applied a moment later): wait until it reads back. The
+    // clock creeps meanwhile, as time does: the inbox's safety-net poll takes only rows older
+    // than a moment, so on a clock that stood still an input whose delivery was lost would wait
+    // for ever.
+    eventually(Duration::from_secs(20), "the opportunity", || async {
+        clock.advance(25);
+        let (status, _) = t.get(&format!("/v1/opportunities/{id}")).await;
+        status.is_success().then_some(())
+    })
+    .await;
+    assert!(clock.now_ms() < start + 60_000, "the clock crept a minute");
+    let escalated = |timeline: &[serde_json::Value]| {
+        timeline
+            .iter()
+            .find(|e| e["kind"] == "sla_escalated")
+            .cloned()
+    };
+    // A minute short: nothing fires, however long the engine is given (a refill included).
+    clock.set(start + 240_000);
+    let real = std::time::Instant::now();
+    tokio::task::yield_now().await;
+    let settled = t.timeline(&id).await;
+    assert!(escalated(&settled).is_none(), "fired early: {settled:?}");
+    clock.set(start + 300_000);
+    let entry = eventually(Duration::from_secs(10), "the SLA escalation", || async {
+        clock.advance(25);
+        escalated(&t.timeline(&id).await)
+    })
+    .await;
+    assert!(
+        real.elapsed() < Duration::from_secs(10),
+        "five simulated minutes took real ones"
+    );
+    let at = chrono::DateTime::parse_from_rfc3339(entry["at"].as_str().unwrap())
+        .unwrap()
+        .timestamp_millis();
+    assert!(at >= start + 300_000, "stamped before it was due: {entry}");
+    t.stop().await;
+}
+
+both_backends!(a_simulated_clock_fires_a_five_minute_sla_when_moved_there);

@@ -36,8 +36,11 @@ enum Source {
     /// error: 0 in production; tests give an instance a wall clock that is wrong by that much,
     /// to show the offset corrects it.
     System { origin: Instant, origin_us: i64 },
-    /// Set by a test.
-    Simulated { now_ms: AtomicI64 },
+    /// Set by a test. `moved` tells waiters (`sleep_until`, `moved`) that it was set.
+    Simulated {
+        now_ms: AtomicI64,
+        moved: tokio::sync::watch::Sender<()>,
+    },
 }
 
 impl Default for Clock {
@@ -65,6 +68,7 @@ impl Clock {
     pub fn simulated(now_ms: i64) -> Self {
         Self::with_source(Source::Simulated {
             now_ms: AtomicI64::new(now_ms),
+            moved: tokio::sync::watch::Sender::new(()),
         })
     }
 
@@ -96,7 +100,7 @@ impl Clock {
                 // Microseconds since start fit an i64 for 292,000 years.
                 (origin_us + origin.elapsed().as_micros() as i64).div_euclid(1_000)
             }
-            Source::Simulated { now_ms } => now_ms.load(Ordering::Relaxed),
+            Source::Simulated { now_ms, .. } => now_ms.load(Ordering::Relaxed),
         }
     }
 
@@ -118,17 +122,56 @@ impl Clock {
         matches!(self.0.source, Source::Simulated { .. }) || self.0.synced.load(Ordering::Relaxed)
     }
 
-    /// Moves a simulated clock forward; does nothing to a real one.
+    /// Moves a simulated clock forward, waking whatever waits on it; does nothing to a real one.
     pub fn advance(&self, by_ms: i64) {
-        if let Source::Simulated { now_ms } = &self.0.source {
+        if let Source::Simulated { now_ms, moved } = &self.0.source {
             now_ms.fetch_add(by_ms, Ordering::Relaxed);
+            moved.send_replace(());
         }
     }
 
-    /// Sets a simulated clock; does nothing to a real one.
+    /// Sets a simulated clock, waking whatever waits on it; does nothing to a real one.
     pub fn set(&self, to_ms: i64) {
-        if let Source::Simulated { now_ms } = &self.0.source {
+        if let Source::Simulated { now_ms, moved } = &self.0.source {
             now_ms.store(to_ms, Ordering::Relaxed);
+            moved.send_replace(());
+        }
+    }
+
+    pub fn is_simulated(&self) -> bool {
+        matches!(self.0.source, Source::Simulated { .. })
+    }
+
+    /// Returns once this clock reads `at_ms` or later. On the real clock that is a sleep; on a
+    /// simulated one it is when a test moves the clock there, however little real time passed,
+    /// so a test fires a timer due in an hour without waiting an hour.
+    pub async fn sleep_until(&self, at_ms: i64) {
+        match &self.0.source {
+            Source::System { .. } => {
+                let wait = (at_ms - self.now_ms()).max(0) as u64;
+                tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+            }
+            Source::Simulated { moved, .. } => {
+                // Subscribed before reading the time: a move between the two still wakes us.
+                let mut rx = moved.subscribe();
+                while self.now_ms() < at_ms {
+                    if rx.changed().await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Returns the next time a simulated clock is moved; never, for the real clock.
+    pub async fn moved(&self) {
+        match &self.0.source {
+            Source::System { .. } => std::future::pending().await,
+            Source::Simulated { moved, .. } => {
+                let mut rx = moved.subscribe();
+                // The sender lives as long as this clock, which outlives the call.
+                let _ = rx.changed().await;
+            }
         }
     }
 }
@@ -209,5 +252,28 @@ mod tests {
         assert_eq!(clock.now_ms(), 1_250);
         clock.set(5);
         assert_eq!(clock.now(), Utc.timestamp_millis_opt(5).single().unwrap());
+    }
+
+    /// A sleeper on the simulated clock wakes when the clock is moved past its time, not before,
+    /// and without real time passing.
+    #[tokio::test]
+    async fn a_sleeper_on_the_simulated_clock_wakes_when_it_is_moved_there() {
+        let clock = Clock::simulated(1_000);
+        let sleeper = tokio::spawn({
+            let clock = clock.clone();
+            async move { clock.sleep_until(61_000).await }
+        });
+        let started = Instant::now();
+        clock.advance(30_000);
+        tokio::task::yield_now().await;
+        assert!(!sleeper.is_finished(), "woke before its time");
+        clock.advance(30_000);
+        tokio::time::timeout(std::time::Duration::from_secs(5), sleeper)
+            .await
+            .expect("woke when the clock got there")
+            .expect("sleeper");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        // Already past: returns at once.
+        clock.sleep_until(0).await;
     }
 }

@@ -89,6 +89,20 @@ impl Actor for TimerService {
         _args: Args,
     ) -> Result<State, ActorProcessingErr> {
         myself.send_interval(self.rt.config.timer_horizon / 2, || TimerMsg::Refill);
+        let clock = self.rt.config.clock.clone();
+        if clock.is_simulated() {
+            // A moved clock may bring timers beyond the window into it: read them at once
+            // rather than at the next real-time refill.
+            let me = myself.clone();
+            tokio::spawn(async move {
+                loop {
+                    clock.moved().await;
+                    if me.cast(TimerMsg::Refill).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
         Ok(State {
             owned: HashSet::new(),
             due: BTreeMap::new(),
@@ -186,9 +200,13 @@ fn arm(myself: &ActorRef<TimerMsg>, state: &mut State, clock: &Clock) {
     state.generation += 1;
     state.armed_for = Some(*next);
     let generation = state.generation;
-    let wait = (*next - clock.now_ms()).max(0) as u64;
-    myself.send_after(Duration::from_millis(wait), move || {
-        TimerMsg::Wake(generation)
+    // Waits on the runtime's clock, not on tokio's: on a simulated clock a test fires the timer
+    // by moving the clock, without the real wait. A superseded waiter wakes to a stale
+    // generation and is ignored.
+    let (clock, myself, at) = (clock.clone(), myself.clone(), *next);
+    tokio::spawn(async move {
+        clock.sleep_until(at).await;
+        let _ = myself.cast(TimerMsg::Wake(generation));
     });
 }
 

@@ -133,9 +133,28 @@ impl TestApp {
         Self::start(settings(&database_url), database_url, dir).await
     }
 
+    /// Like `spawn`, with the engine on `clock` (a simulated one: the test moves time).
+    pub async fn spawn_with_clock(backend: Backend, clock: neuronx_supervision::Clock) -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let database_url = fresh_database(backend, &dir).await;
+        let settings = settings(&database_url);
+        Self::start_on_clock(settings, database_url, dir, Some(clock)).await
+    }
+
     async fn start(settings: Settings, database_url: String, dir: TempDir) -> TestApp {
+        Self::start_on_clock(settings, database_url, dir, None).await
+    }
+
+    async fn start_on_clock(
+        settings: Settings,
+        database_url: String,
+        dir: TempDir,
+        clock: Option<neuronx_supervision::Clock>,
+    ) -> TestApp {
         let shards = settings.engine.shard_count as usize;
-        let app = App::start(settings).await.expect("start app");
+        let app = App::start_with_clock(settings, clock)
+            .await
+            .expect("start app");
         // Alone on its database, the instance holds every shard once its first claim is done;
         // tests that play another owner start from there.
         let engine = app.engine();
