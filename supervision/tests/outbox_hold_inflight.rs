@@ -1,15 +1,11 @@
 //! A pause or a cancel (an opt-out) that commits while one of the group's effects is in flight
-//! must still apply to that effect if it comes back unsent (`RetryLater`). Today the hold and the
-//! cancel touch only `pending` and `held` rows, and a `RetryLater` completion writes `pending`
-//! whatever happened meanwhile, so the effect is claimed again and sent: after a STOP, or while
-//! paused.
+//! still applies to that effect when it comes back unsent (`RetryLater`): the hold leaves the
+//! in-flight row its fate (`outbox.hold`), and the completion writes that fate instead of
+//! `pending`, so the effect is not claimed again and sent after a STOP, or while paused.
 //!
 //! Found by the fault simulation (PostgreSQL, three engines, seed 100492: a dial claimed before
 //! its engine's connections were cut and the engine stalled went out about three seconds after the
-//! lead's second STOP; and SQLite, seed 100959, by a second path: the dial's 429 retry went
-//! out after the STOP, nothing asking whether the effect was still wanted). The fix belongs to the commit's hold step and the completion
-//! (`store/pg_commit.rs`, `store/sqlite_commit.rs`, the `complete_outbox` functions), which
-//! others own this session: these tests are ignored until it lands.
+//! lead's second STOP).
 
 #[allow(dead_code, unused_macros)]
 #[macro_use]
@@ -30,7 +26,6 @@ use common::SHARDS;
 
 mod pg {
     #[tokio::test]
-    #[ignore = "defect found by the fault simulation (seed 100492); fix pending in the commit path"]
     async fn a_cancel_while_in_flight_keeps_a_retry_later_from_going_out() {
         let db = crate::common::postgres().await;
         super::a_cancel_while_in_flight_keeps_a_retry_later_from_going_out(db.store.clone()).await;
@@ -38,7 +33,6 @@ mod pg {
     }
 
     #[tokio::test]
-    #[ignore = "defect found by the fault simulation (seed 100492); fix pending in the commit path"]
     async fn a_pause_while_in_flight_holds_a_retry_later() {
         let db = crate::common::postgres().await;
         super::a_pause_while_in_flight_holds_a_retry_later(db.store.clone()).await;
@@ -48,7 +42,6 @@ mod pg {
 
 mod sqlite {
     #[tokio::test]
-    #[ignore = "defect found by the fault simulation (seed 100492); fix pending in the commit path"]
     async fn a_cancel_while_in_flight_keeps_a_retry_later_from_going_out() {
         let db = crate::common::sqlite().await;
         super::a_cancel_while_in_flight_keeps_a_retry_later_from_going_out(db.store.clone()).await;
@@ -56,7 +49,6 @@ mod sqlite {
     }
 
     #[tokio::test]
-    #[ignore = "defect found by the fault simulation (seed 100492); fix pending in the commit path"]
     async fn a_pause_while_in_flight_holds_a_retry_later() {
         let db = crate::common::sqlite().await;
         super::a_pause_while_in_flight_holds_a_retry_later(db.store.clone()).await;

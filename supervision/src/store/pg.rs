@@ -313,7 +313,11 @@ impl PgStore {
         let results: Vec<String> = done.iter().map(|d| d.result.to_string()).collect();
         let now = done.first().map(|d| d.now_ms).unwrap_or_default();
         let written: Vec<i64> = sqlx::query_scalar(
-            "UPDATE outbox o SET status = u.status, result = u.result::jsonb, updated_at = $5
+            // An effect handed back unsent (pending) takes the fate a pause or an opt-out left
+            // it while it was in flight (`write_holds`).
+            "UPDATE outbox o SET result = u.result::jsonb, updated_at = $5, hold = NULL,
+                 status = CASE WHEN u.status = 'pending' AND o.hold IS NOT NULL
+                               THEN o.hold ELSE u.status END
              FROM UNNEST($1::bigint[], $2::int[], $3::text[], $4::text[]) u(id, claim, status, result)
              WHERE o.id = u.id AND o.status = 'inflight' AND o.attempts = u.claim
              RETURNING o.id",

@@ -423,6 +423,33 @@ async fn write_holds(tx: &mut PgConnection, live: &[&CommitRecord]) -> Result<()
         .bind(to)
         .execute(&mut *tx)
         .await?;
+        // Effects in flight keep their status (their completion compares-and-sets on it) and
+        // take the hold as their fate instead: one that comes back unsent becomes held or
+        // canceled, not pending again. Found by the fault simulation: a dial in flight at an
+        // opt-out came back unsent (RetryLater) and was claimed and sent after the STOP.
+        // All of a group's rows are in its shard: `outbox_inflight` (shard, ...) finds them.
+        let (fate, only): (Option<&str>, &str) = match hold {
+            OutboxHold::Hold => (Some("held"), "o.hold IS NULL"),
+            OutboxHold::Release => (None, "o.hold = 'held'"),
+            OutboxHold::Cancel => (Some("canceled"), "TRUE"),
+        };
+        let shards: Vec<i32> = live
+            .iter()
+            .filter(|r| r.outbox == Some(hold))
+            .map(|r| r.shard.0)
+            .collect();
+        sqlx::query(&format!(
+            "UPDATE outbox o SET hold = $4
+             FROM UNNEST($1::uuid[], $2::uuid[], $3::int[]) u(tenant_id, grp, shard)
+             WHERE o.shard = u.shard AND o.status = 'inflight'
+               AND o.tenant_id = u.tenant_id AND o.grp = u.grp AND {only}"
+        ))
+        .bind(groups.iter().map(|g| g.0).collect::<Vec<_>>())
+        .bind(groups.iter().map(|g| g.1).collect::<Vec<_>>())
+        .bind(shards)
+        .bind(fate)
+        .execute(&mut *tx)
+        .await?;
     }
     Ok(())
 }

@@ -182,8 +182,11 @@ impl SqliteStore {
         let mut written = Vec::new();
         for d in done {
             let changed = sqlx::query(
-                "UPDATE outbox SET status = ?, result = ?, updated_at = ?
-                 WHERE id = ? AND status = 'inflight' AND attempts = ?",
+                // Handed back unsent: the fate a hold left it in flight, if any.
+                "UPDATE outbox SET status = CASE WHEN ?1 = 'pending' AND hold IS NOT NULL
+                                                 THEN hold ELSE ?1 END,
+                                   result = ?2, updated_at = ?3, hold = NULL
+                 WHERE id = ?4 AND status = 'inflight' AND attempts = ?5",
             )
             .bind(d.status.as_str())
             .bind(d.result.to_string())

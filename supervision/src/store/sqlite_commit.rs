@@ -124,6 +124,22 @@ pub(super) async fn commit_one(
         .bind(&grp)
         .execute(&mut *conn)
         .await?;
+        // Effects in flight take the hold as their fate (see `pg_commit::write_holds`).
+        let (fate, only) = match hold {
+            OutboxHold::Hold => (Some("held"), "hold IS NULL"),
+            OutboxHold::Release => (None, "hold = 'held'"),
+            OutboxHold::Cancel => (Some("canceled"), "1"),
+        };
+        sqlx::query(&format!(
+            "UPDATE outbox SET hold = ? WHERE shard = ? AND status = 'inflight'
+               AND tenant_id = ? AND grp = ? AND {only}"
+        ))
+        .bind(fate)
+        .bind(r.shard.0)
+        .bind(&tenant)
+        .bind(&grp)
+        .execute(&mut *conn)
+        .await?;
     }
     for e in &r.effects {
         sqlx::query(
