@@ -12,7 +12,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use neuronx::app::{self, App};
 use neuronx::config::{self, LogFormat, Settings};
 use neuronx::control::cli::TenantCommand;
-use neuronx_bench::{demo, engine, failover, webhooks};
+use neuronx_bench::{backlog, demo, engine, failover, fairness, webhooks};
 
 /// mimalloc rather than the system allocator: profiles of the engine under load spent about
 /// 40 % of its CPU in glibc's malloc and free (ADR 0026).
@@ -92,6 +92,12 @@ enum BenchCommand {
     /// Instances killed with `kill -9` under a steady stream of due timers: time to the first
     /// timer fired by the new owner, and cross-instance pause latency; print one JSON object.
     Failover(failover::FailoverArgs),
+    /// A takeover of queued inputs and overdue timers by an engine in a process of its own:
+    /// drain time and rate, and that engine's peak memory; print one JSON object.
+    Backlog(backlog::BacklogArgs),
+    /// One tenant imports leads while another creates one every 100 ms: the second's
+    /// lead-to-dial and the first's throughput; print one JSON object.
+    Fairness(fairness::FairnessArgs),
 }
 
 /// The end of `serve --help`: every variable the settings read, from the table the loader
@@ -270,6 +276,20 @@ async fn run(cli: Cli, env: BTreeMap<String, String>) -> anyhow::Result<()> {
             command: BenchCommand::Engine(args),
         } => {
             let report = engine::run(settings, args).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
+        Command::Bench {
+            command: BenchCommand::Backlog(args),
+        } => {
+            let report = backlog::run(settings, args).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
+        Command::Bench {
+            command: BenchCommand::Fairness(args),
+        } => {
+            let report = fairness::run(settings, args).await?;
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }
