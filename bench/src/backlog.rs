@@ -198,13 +198,16 @@ async fn make_overdue(store: &Store, tenant: TenantId) -> anyhow::Result<u64> {
         bail!("PostgreSQL only");
     };
     let past = chrono::Utc::now().timestamp_millis() - 1_000;
+    // Fresh statistics first: the timers were all written moments ago, and a plan made for an
+    // empty table joined them with themselves row by row (minutes for 40,000 rows).
+    sqlx::query("ANALYZE timers").execute(pg.pool()).await?;
+    // Per opportunity, through the primary key's prefix (tenant, kind, actor).
     let done = sqlx::query(
         "UPDATE timers t SET due_at = $2
-         FROM (SELECT DISTINCT ON (actor_id) actor_id, name FROM timers
-               WHERE tenant_id = $1 AND kind = 'opportunity'
-               ORDER BY actor_id, due_at) f
          WHERE t.tenant_id = $1 AND t.kind = 'opportunity'
-           AND t.actor_id = f.actor_id AND t.name = f.name",
+           AND t.due_at = (SELECT min(u.due_at) FROM timers u
+                           WHERE u.tenant_id = t.tenant_id AND u.kind = t.kind
+                             AND u.actor_id = t.actor_id)",
     )
     .bind(tenant.0)
     .bind(past)
