@@ -15,13 +15,15 @@ run() { echo "# $*" >&2; NEURONX_LOG=warn "$@"; }
 if [ -x "$baseline" ]; then
   echo "{\"pg_baseline\": $("$baseline" "$(fresh bench_baseline)" 10)}"
 fi
+# Saturated runs measure PostgreSQL's ceiling before and after themselves (10 s each); paced
+# runs, whose figures are latency and memory, skip it.
 run "$BIN" bench engine --database-url "$(fresh bench_engine)" --opportunities $((20000 / scale)) --first-touch-seconds 5
 run "$BIN" bench engine --database-url "$(fresh bench_timers)" --opportunities $((9000 / scale)) --rate 150 \
-  --first-touch-seconds 5 --armed-timers $((1000000 / scale))
+  --first-touch-seconds 5 --armed-timers $((1000000 / scale)) --baseline-seconds 0
 run "$BIN" bench engine --database-url "$(fresh bench_million)" --opportunities $((1000000 / scale)) --night \
-  --first-touch-seconds 7200 --timeout-seconds 1800
+  --first-touch-seconds 7200 --timeout-seconds 1800 --baseline-seconds 0
 run "$BIN" bench engine --database-url "$(fresh bench_dial)" --opportunities $((6000 / scale)) --rate 100 \
-  --first-touch-seconds 5 --simulator
+  --first-touch-seconds 5 --simulator --baseline-seconds 0
 for n in 2 3; do
   run "$BIN" bench engine --database-url "$(fresh bench_engine_$n)" --opportunities $((20000 / scale)) \
     --first-touch-seconds 5 --instances $n
