@@ -202,7 +202,13 @@ impl EffectHandler for Voice {
                 let sid = account.as_ref().map(|a| a.client.account_sid());
                 if let Err(later) = ctx
                     .limits
-                    .admit(SendKind::Dial, Context::tenant(&call), sid, &call.lease)
+                    .admit(
+                        SendKind::Dial,
+                        Context::tenant(&call),
+                        sid,
+                        &call.lease,
+                        &call.standing,
+                    )
                     .await
                 {
                     return later;
@@ -301,7 +307,13 @@ impl EffectHandler for Sms {
             }
             if let Err(later) = ctx
                 .limits
-                .admit(SendKind::Text, Context::tenant(&call), None, &call.lease)
+                .admit(
+                    SendKind::Text,
+                    Context::tenant(&call),
+                    None,
+                    &call.lease,
+                    &call.standing,
+                )
                 .await
             {
                 return later;

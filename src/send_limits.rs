@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use neuronx_adapters::limits::{Admission, LimitKey, Limiter, Quota};
-use neuronx_supervision::{EffectOutcome, EffectStatus, LeaseCheck, TenantId};
+use neuronx_supervision::{EffectOutcome, EffectStatus, LeaseCheck, Standing, TenantId};
 use serde_json::json;
 
 use crate::config::LimitSettings;
@@ -50,6 +50,7 @@ impl SendLimits {
         tenant: TenantId,
         account_sid: Option<&str>,
         lease: &LeaseCheck,
+        standing: &Standing,
     ) -> Result<(), EffectOutcome> {
         let mut keys = Vec::with_capacity(2);
         match kind {
@@ -63,8 +64,14 @@ impl SendLimits {
         }
         let deadline = tokio::time::Instant::now() + self.max_wait;
         let mut unavailable = None;
+        let mut waited = false;
         loop {
             let pause = match self.limiter.check(&keys).await {
+                // A send that waited for its turn may have been withdrawn meanwhile (a pause,
+                // an opt-out): it goes back to the outbox, where the hold applies.
+                Ok(Admission::Admitted) if waited && !standing.holds().await => {
+                    return Err(not_sent("withdrawn while it waited for its turn"))
+                }
                 Ok(Admission::Admitted) if lease.valid() => return Ok(()),
                 // Waiting outlived the lease (a freeze, a lost database): whoever owns the
                 // shard now sends it. The slot taken is lost, which errs towards sending less.
@@ -85,6 +92,7 @@ impl SendLimits {
                 }));
             }
             tokio::time::sleep(pause).await;
+            waited = true;
         }
     }
 }

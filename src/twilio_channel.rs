@@ -211,7 +211,12 @@ pub async fn voice(
                 timeout_seconds: Some(*ring_timeout_seconds),
                 ..CreateCall::default()
             };
-            match account.client.create_call(&request).await {
+            match account
+                .client
+                .create_call_while(&request, || call.standing.holds())
+                .await
+            {
+                Err(TwilioError::Withdrawn) => withdrawn(),
                 Ok(c) => done(
                     json!({"call_sid": c.sid}),
                     input(&CallInput::Dialed {
@@ -272,7 +277,12 @@ pub async fn sms(
             ],
         ),
     };
-    match account.client.create_message(&request).await {
+    match account
+        .client
+        .create_message_while(&request, || call.standing.holds())
+        .await
+    {
+        Err(TwilioError::Withdrawn) => withdrawn(),
         Ok(m) => done(json!({"message_sid": m.sid}), None),
         Err(TwilioError::UnknownOutcome(reason)) => EffectOutcome {
             status: EffectStatus::Unknown,
@@ -280,6 +290,16 @@ pub async fn sms(
             followup: None,
         },
         Err(e) => done(json!({"error": e.to_string()}), None),
+    }
+}
+
+/// A send that waited to be retried and was paused or canceled meanwhile: back to the outbox
+/// unsent, where the pause holds it or the cancel ends it.
+fn withdrawn() -> EffectOutcome {
+    EffectOutcome {
+        status: EffectStatus::RetryLater,
+        result: json!({"not_sent": "withdrawn while it waited to be retried"}),
+        followup: None,
     }
 }
 

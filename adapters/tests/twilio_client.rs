@@ -177,6 +177,45 @@ async fn create_call_retries_after_429_and_creates_once() {
     assert_eq!(received(&server).await.len(), 2);
 }
 
+/// A create that waits out a 429 asks its caller before trying again: withdrawn meanwhile (the
+/// lead opted out), it is not sent again; still wanted, it is.
+#[tokio::test]
+async fn a_create_withdrawn_while_it_waits_to_retry_is_not_sent_again() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(calls_path()))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "0"))
+        .mount(&server)
+        .await;
+    let client = client_for(&server.uri(), config());
+    let mut asked = 0;
+    let call = client
+        .create_call_while(&request(), || {
+            asked += 1;
+            std::future::ready(false)
+        })
+        .await;
+    assert!(matches!(call, Err(TwilioError::Withdrawn)), "{call:?}");
+    assert_eq!(asked, 1, "asked once, before the first retry");
+    assert_eq!(received(&server).await.len(), 1, "never sent again");
+
+    // Still wanted: retried up to the budget as before, asking before each retry.
+    let mut asked = 0;
+    let call = client
+        .create_call_while(&request(), || {
+            asked += 1;
+            std::future::ready(true)
+        })
+        .await;
+    assert!(
+        matches!(call, Err(TwilioError::RateLimited { .. })),
+        "{call:?}"
+    );
+    let retries = config().max_retries as usize;
+    assert_eq!(asked, retries);
+    assert_eq!(received(&server).await.len(), 1 + 1 + retries);
+}
+
 #[tokio::test]
 async fn create_call_retries_503_twice_then_succeeds() {
     let server = MockServer::start().await;

@@ -47,5 +47,6 @@ pub use key::{ActorKey, ActorKind, Epoch, ShardId, TenantId};
 pub use kinds::Kinds;
 pub use outbox::{
     EffectCall, EffectFuture, EffectHandler, EffectOutcome, EffectStatus, Handlers, LeaseCheck,
+    Standing,
 };
 pub use store::{Store, StoreError};

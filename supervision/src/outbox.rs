@@ -31,6 +31,36 @@ pub struct EffectCall {
     /// Whether this instance may still act for the effect's shard: a handler that waited (for
     /// a send limit, say) asks again right before sending.
     pub lease: LeaseCheck,
+    /// Whether the effect still stands (no pause or opt-out since it was claimed): a handler
+    /// whose send waited (a retry after a 429) asks again before sending.
+    pub standing: Standing,
+}
+
+/// Asks the store whether a claimed effect still stands.
+#[derive(Debug, Clone)]
+pub struct Standing {
+    store: crate::store::Store,
+    id: i64,
+    claim: i32,
+}
+
+impl Standing {
+    pub(crate) fn new(store: crate::store::Store, id: i64, claim: i32) -> Self {
+        Self { store, id, claim }
+    }
+
+    /// False when a pause or an opt-out committed since the claim (the row's `hold`), or the
+    /// row is no longer this claim's; false too when the database cannot say: the effect then
+    /// goes back to the outbox unsent, where a hold, if any, applies.
+    pub async fn holds(&self) -> bool {
+        match self.store.effect_stands(self.id, self.claim).await {
+            Ok(stands) => stands,
+            Err(e) => {
+                tracing::warn!(error = %e, outbox_id = self.id, "could not ask whether an effect still stands");
+                false
+            }
+        }
+    }
 }
 
 /// A view of the instance's act window (see `Runtime::may_act`).
@@ -300,6 +330,7 @@ impl Dispatcher {
                         payload: row.payload.clone(),
                         attempt: row.attempts,
                         lease: LeaseCheck::new(rt.lease_watch()),
+                        standing: Standing::new(rt.store.clone(), row.id, row.attempts),
                     })
                     .await
                 }

@@ -33,6 +33,13 @@ mod pg {
     }
 
     #[tokio::test]
+    async fn an_effect_in_flight_stands_until_a_hold_or_a_cancel() {
+        let db = crate::common::postgres().await;
+        super::an_effect_in_flight_stands_until_a_hold_or_a_cancel(db.store.clone()).await;
+        db.finish().await;
+    }
+
+    #[tokio::test]
     async fn a_pause_while_in_flight_holds_a_retry_later() {
         let db = crate::common::postgres().await;
         super::a_pause_while_in_flight_holds_a_retry_later(db.store.clone()).await;
@@ -45,6 +52,13 @@ mod sqlite {
     async fn a_cancel_while_in_flight_keeps_a_retry_later_from_going_out() {
         let db = crate::common::sqlite().await;
         super::a_cancel_while_in_flight_keeps_a_retry_later_from_going_out(db.store.clone()).await;
+        db.finish().await;
+    }
+
+    #[tokio::test]
+    async fn an_effect_in_flight_stands_until_a_hold_or_a_cancel() {
+        let db = crate::common::sqlite().await;
+        super::an_effect_in_flight_stands_until_a_hold_or_a_cancel(db.store.clone()).await;
         db.finish().await;
     }
 
@@ -182,4 +196,23 @@ async fn a_pause_while_in_flight_holds_a_retry_later(store: Store) {
     );
     commit(&store, &opp, held[0].1, &[], Some(OutboxHold::Release)).await;
     assert_eq!(claim(&store, &held).await.len(), 1, "released on resume");
+}
+
+/// What a handler whose send waited asks (`Standing::holds`): the effect in flight stands until
+/// a pause holds its group (and again once resumed), and no longer once an opt-out cancels it or
+/// another claim took it.
+async fn an_effect_in_flight_stands_until_a_hold_or_a_cancel(store: Store) {
+    let opp = ActorKey::root(TenantId(Uuid::new_v4()), KIND, Uuid::new_v4());
+    let held = [(shard(&opp), take(&store, shard(&opp)).await)];
+    commit(&store, &opp, held[0].1, &[("sms", "opp/text")], None).await;
+    let row = claim(&store, &held).await.remove(0);
+    let stands = |claim| store.effect_stands(row.id, claim);
+    assert!(stands(row.attempts).await.unwrap());
+    assert!(!stands(row.attempts + 1).await.unwrap(), "another claim's");
+    commit(&store, &opp, held[0].1, &[], Some(OutboxHold::Hold)).await;
+    assert!(!stands(row.attempts).await.unwrap(), "paused");
+    commit(&store, &opp, held[0].1, &[], Some(OutboxHold::Release)).await;
+    assert!(stands(row.attempts).await.unwrap(), "resumed");
+    commit(&store, &opp, held[0].1, &[], Some(OutboxHold::Cancel)).await;
+    assert!(!stands(row.attempts).await.unwrap(), "opted out");
 }

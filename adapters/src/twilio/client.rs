@@ -6,6 +6,7 @@
 //! the lead ends in [`TwilioError::UnknownOutcome`] without a second attempt.
 
 use std::fmt;
+use std::future::Future;
 use std::time::{Duration, SystemTime};
 
 use reqwest::header::{ACCEPT, CONTENT_TYPE, RETRY_AFTER};
@@ -147,14 +148,30 @@ impl TwilioClient {
     /// [`TwilioError::UnknownOutcome`] the caller must reconcile before dialling again.
     #[instrument(skip_all, fields(op = "create_call"))]
     pub async fn create_call(&self, req: &CreateCall) -> Result<CallResource, TwilioError> {
+        self.create_call_while(req, always).await
+    }
+
+    /// [`Self::create_call`], asking `still_wanted` before each retry: a dial that waited out a
+    /// 429 while its lead opted out is [`TwilioError::Withdrawn`], not placed.
+    #[instrument(skip_all, fields(op = "create_call"))]
+    pub async fn create_call_while<W, F>(
+        &self,
+        req: &CreateCall,
+        still_wanted: W,
+    ) -> Result<CallResource, TwilioError>
+    where
+        W: FnMut() -> F,
+        F: Future<Output = bool>,
+    {
         let form = encode(&req.form_fields())?;
         let url = format!("{}/Calls.json", self.account_root);
-        self.execute(
+        self.execute_while(
             "create_call",
             OpKind::Create,
             Method::POST,
             &url,
             Some(form),
+            still_wanted,
         )
         .await
     }
@@ -194,14 +211,29 @@ impl TwilioClient {
         &self,
         req: &CreateMessage,
     ) -> Result<MessageResource, TwilioError> {
+        self.create_message_while(req, always).await
+    }
+
+    /// [`Self::create_message`], asking `still_wanted` before each retry.
+    #[instrument(skip_all, fields(op = "create_message"))]
+    pub async fn create_message_while<W, F>(
+        &self,
+        req: &CreateMessage,
+        still_wanted: W,
+    ) -> Result<MessageResource, TwilioError>
+    where
+        W: FnMut() -> F,
+        F: Future<Output = bool>,
+    {
         let form = encode(&req.form_fields())?;
         let url = format!("{}/Messages.json", self.account_root);
-        self.execute(
+        self.execute_while(
             "create_message",
             OpKind::Create,
             Method::POST,
             &url,
             Some(form),
+            still_wanted,
         )
         .await
     }
@@ -222,6 +254,24 @@ impl TwilioClient {
         url: &str,
         form: Option<String>,
     ) -> Result<T, TwilioError> {
+        self.execute_while(op, kind, method, url, form, always)
+            .await
+    }
+
+    async fn execute_while<T, W, F>(
+        &self,
+        op: &'static str,
+        kind: OpKind,
+        method: Method,
+        url: &str,
+        form: Option<String>,
+        mut still_wanted: W,
+    ) -> Result<T, TwilioError>
+    where
+        T: DeserializeOwned,
+        W: FnMut() -> F,
+        F: Future<Output = bool>,
+    {
         let mut attempt: u32 = 0;
         loop {
             let (failure, error, retry_after) =
@@ -260,6 +310,12 @@ impl TwilioClient {
                         "retrying"
                     );
                     tokio::time::sleep(wait).await;
+                    // The wait may have outlived the reason for the request (a pause, an
+                    // opt-out): ask before repeating a create.
+                    if kind == OpKind::Create && !still_wanted().await {
+                        warn!(op, attempt, "withdrawn while waiting to retry");
+                        return Err(TwilioError::Withdrawn);
+                    }
                     attempt += 1;
                 }
                 Verdict::Retry => return Err(error),
@@ -375,6 +431,11 @@ fn check_sid(sid: &str) -> Result<(), TwilioError> {
     } else {
         Err(TwilioError::InvalidUrl(format!("not a valid sid: {sid:?}")))
     }
+}
+
+/// The check of a request nobody withdraws.
+fn always() -> std::future::Ready<bool> {
+    std::future::ready(true)
 }
 
 #[cfg(test)]

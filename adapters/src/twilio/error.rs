@@ -39,6 +39,11 @@ pub enum TwilioError {
     /// on every attempt.
     #[error("transport failure talking to twilio: {0}")]
     Transport(String),
+    /// A create that waited to be retried (after a 429 or a 503, which prove nothing was done)
+    /// was no longer wanted when its turn came: the caller's check said so, and nothing was
+    /// sent again.
+    #[error("withdrawn before its retry: the effect no longer stands")]
+    Withdrawn,
     /// The base URL or a SID would not make a valid request URL.
     #[error("invalid twilio url: {0}")]
     InvalidUrl(String),

@@ -13,7 +13,9 @@
 use ractor::ActorRef;
 use serde_json::json;
 
-use super::{record, Dispatcher, EffectCall, EffectOutcome, EffectStatus, LeaseCheck, State};
+use super::{
+    record, Dispatcher, EffectCall, EffectOutcome, EffectStatus, LeaseCheck, Standing, State,
+};
 use crate::key::{Epoch, ShardId};
 use crate::kinds::resolve_key;
 use crate::protocol::DispatcherMsg;
@@ -74,6 +76,7 @@ impl Dispatcher {
                         payload: row.payload.clone(),
                         attempt: row.attempts,
                         lease: LeaseCheck::new(rt.lease_watch()),
+                        standing: Standing::new(rt.store.clone(), row.id, row.attempts),
                     })
                 });
                 let outcome = EffectOutcome {

@@ -187,6 +187,19 @@ impl Store {
         row.map(dead_letter_row).transpose()
     }
 
+    /// Whether effect `id` is still in flight under claim `claim` with no hold left on it by a
+    /// pause or an opt-out committed since (`Standing::holds`).
+    pub async fn effect_stands(&self, id: i64, claim: i32) -> Result<bool, StoreError> {
+        let sql = "SELECT COUNT(*) FROM outbox
+                   WHERE id = $1 AND status = 'inflight' AND attempts = $2 AND hold IS NULL";
+        let n: i64 = on_both!(self, |db, _uid| sqlx::query_scalar(sql)
+            .bind(id)
+            .bind(claim)
+            .fetch_one(db)
+            .await?);
+        Ok(n == 1)
+    }
+
     /// Removes one dead letter (an operator handled it); false when it was already gone.
     pub async fn remove_dead_letter(&self, tenant: TenantId, id: i64) -> Result<bool, StoreError> {
         let sql = "DELETE FROM dead_letters WHERE tenant_id = $1 AND id = $2";
