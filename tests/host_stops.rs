@@ -152,5 +152,17 @@ async fn an_actor_stuck_in_a_commit_does_not_delay_the_next_renewal() {
 
     sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
     pause.abort();
+    // Every host's counts leave the gauges with it, the killed one's included (a kill skips
+    // `post_stop`, which used to give them back).
+    let metrics = app.engine().metrics().clone();
     app.stop().await;
+    assert_eq!(
+        (
+            metrics.resident_actors.get(),
+            metrics.inbox_depth.get(),
+            metrics.awaiting_activation.get()
+        ),
+        (0, 0, 0),
+        "gauges left by stopped or killed hosts"
+    );
 }

@@ -46,6 +46,8 @@ struct Resident {
 }
 
 pub struct State {
+    /// Whose gauges this host's counts are part of; given back when the state goes (`Drop`).
+    metrics: Arc<crate::metrics::Metrics>,
     shard: ShardId,
     epoch: Epoch,
     manager: ActorRef<ManagerMsg>,
@@ -102,6 +104,7 @@ impl Actor for ShardHost {
         myself.send_interval(self.rt.config.passivate_after / 2, || ShardHostMsg::Sweep);
         myself.cast(ShardHostMsg::PollInbox(PollScope::Everything))?;
         Ok(State {
+            metrics: self.rt.metrics.clone(),
             shard: args.shard,
             epoch: args.epoch,
             manager: args.manager,
@@ -124,25 +127,14 @@ impl Actor for ShardHost {
     async fn post_stop(
         &self,
         myself: ActorRef<ShardHostMsg>,
-        state: &mut State,
+        _state: &mut State,
     ) -> Result<(), ActorProcessingErr> {
         // In-flight transitions finish (a stop is seen between messages); queued ones stay in
         // the store for the next owner.
         myself
             .stop_children_and_wait(None, Some(std::time::Duration::from_secs(10)))
             .await;
-        let resident = state
-            .residents
-            .values()
-            .filter(|r| r.actor.is_some())
-            .count();
-        self.rt.metrics.resident_actors.sub(resident as i64);
-        let queued: usize = state.residents.values().map(|r| r.queue.len()).sum();
-        self.rt.metrics.inbox_depth.sub(queued as i64);
-        self.rt
-            .metrics
-            .awaiting_activation
-            .sub(state.awaiting.len() as i64);
+        // The gauges are given back when the state is dropped, after this.
         Ok(())
     }
 
@@ -430,5 +422,24 @@ impl ShardHost {
         }
         self.pump(state, key);
         Ok(())
+    }
+}
+
+/// A host's share of the gauges leaves with its state: after `post_stop` on a stop, and also when
+/// a host that did not stop within its grace is killed, which skips `post_stop` (its counts used
+/// to stay in the gauges for the life of the process).
+impl Drop for State {
+    fn drop(&mut self) {
+        let resident = self
+            .residents
+            .values()
+            .filter(|r| r.actor.is_some())
+            .count();
+        self.metrics.resident_actors.sub(resident as i64);
+        let queued: usize = self.residents.values().map(|r| r.queue.len()).sum();
+        self.metrics.inbox_depth.sub(queued as i64);
+        self.metrics
+            .awaiting_activation
+            .sub(self.awaiting.len() as i64);
     }
 }

@@ -207,12 +207,24 @@ async fn an_effect_in_flight_stands_until_a_hold_or_a_cancel(store: Store) {
     commit(&store, &opp, held[0].1, &[("sms", "opp/text")], None).await;
     let row = claim(&store, &held).await.remove(0);
     let stands = |claim| store.effect_stands(row.id, claim);
-    assert!(stands(row.attempts).await.unwrap());
-    assert!(!stands(row.attempts + 1).await.unwrap(), "another claim's");
+    assert!(stands(row.attempts).await.expect("effect_stands"));
+    assert!(
+        !stands(row.attempts + 1).await.expect("effect_stands"),
+        "another claim's"
+    );
     commit(&store, &opp, held[0].1, &[], Some(OutboxHold::Hold)).await;
-    assert!(!stands(row.attempts).await.unwrap(), "paused");
+    assert!(
+        !stands(row.attempts).await.expect("effect_stands"),
+        "paused"
+    );
     commit(&store, &opp, held[0].1, &[], Some(OutboxHold::Release)).await;
-    assert!(stands(row.attempts).await.unwrap(), "resumed");
+    assert!(
+        stands(row.attempts).await.expect("effect_stands"),
+        "resumed"
+    );
     commit(&store, &opp, held[0].1, &[], Some(OutboxHold::Cancel)).await;
-    assert!(!stands(row.attempts).await.unwrap(), "opted out");
+    assert!(
+        !stands(row.attempts).await.expect("effect_stands"),
+        "opted out"
+    );
 }
