@@ -89,6 +89,17 @@ async fn drop_database(url: &str) {
     let _ = conn.close().await;
 }
 
+fn panic_text(e: tokio::task::JoinError) -> String {
+    match e.try_into_panic() {
+        Ok(payload) => payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_else(|| "a panic without a message".to_owned()),
+        Err(e) => e.to_string(),
+    }
+}
+
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
@@ -106,7 +117,16 @@ fn seeds(default_count: u64, default_start: u64) -> Vec<u64> {
 async fn run_all(backend: Backend, engines: usize, seeds: Vec<u64>) {
     let mut failures = Vec::new();
     for seed in &seeds {
-        match run_one(*seed, backend, engines).await {
+        // A schedule that panics (the driver gave up on an engine, an engine did not start) is a
+        // failed schedule, not the end of the run: the seeds after it still run.
+        let outcome = match tokio::spawn(run_one(*seed, backend, engines)).await {
+            Ok(outcome) => outcome,
+            Err(e) => Err(format!(
+                "seed {seed} ({backend:?}, {engines} engines) panicked: {}",
+                panic_text(e)
+            )),
+        };
+        match outcome {
             // One line per clean schedule: scripts/simulate.sh counts them.
             Ok(()) => eprintln!("simulation: seed {seed} clean"),
             Err(e) => {
