@@ -297,29 +297,11 @@ async fn every_operator_action_is_audited(backend: Backend) {
 
     // Append-only in the database itself, not only in the API.
     let store = t.engine().store().clone();
-    let refused = match &store {
-        neuronx_supervision::Store::Postgres(pg) => {
-            sqlx::query("UPDATE audit_log SET reason = 'edited'")
-                .execute(pg.pool())
-                .await
-                .is_err()
-                && sqlx::query("DELETE FROM audit_log")
-                    .execute(pg.pool())
-                    .await
-                    .is_err()
-        }
-        neuronx_supervision::Store::Sqlite(lite) => {
-            sqlx::query("UPDATE audit_log SET reason = 'edited'")
-                .execute(lite.pool())
-                .await
-                .is_err()
-                && sqlx::query("DELETE FROM audit_log")
-                    .execute(lite.pool())
-                    .await
-                    .is_err()
-        }
-    };
-    assert!(refused, "the audit log must refuse updates and deletes");
+    assert!(
+        refused(&store, "UPDATE audit_log SET reason = 'edited'").await
+            && refused(&store, "DELETE FROM audit_log").await,
+        "the audit log must refuse updates and deletes"
+    );
     t.stop().await;
 }
 
@@ -439,6 +421,18 @@ async fn bulk_pause_counts_first_then_acts(backend: Backend) {
     t.stop().await;
 }
 
+/// Whether the database refuses `sql`.
+async fn refused(store: &neuronx_supervision::Store, sql: &str) -> bool {
+    match store {
+        neuronx_supervision::Store::Postgres(pg) => {
+            sqlx::query(sql).execute(pg.pool()).await.is_err()
+        }
+        neuronx_supervision::Store::Sqlite(lite) => {
+            sqlx::query(sql).execute(lite.pool()).await.is_err()
+        }
+    }
+}
+
 /// An action through the engine is logged `pending` before it is submitted (so a crash after
 /// the engine's commit cannot lose its entry) and settled after. Settling is the one change the
 /// database allows, once; the other columns of a pending entry stay as written.
@@ -479,15 +473,10 @@ async fn a_pending_audit_entry_settles_once(backend: Backend) {
 
     // Only the outcome and "after" of a pending entry may change.
     let sql = "UPDATE audit_log SET reason = 'edited' WHERE outcome = 'pending'";
-    let edit = match &store {
-        neuronx_supervision::Store::Postgres(pg) => {
-            sqlx::query(sql).execute(pg.pool()).await.is_err()
-        }
-        neuronx_supervision::Store::Sqlite(lite) => {
-            sqlx::query(sql).execute(lite.pool()).await.is_err()
-        }
-    };
-    assert!(edit, "a pending entry's reason is fixed");
+    assert!(
+        refused(&store, sql).await,
+        "a pending entry's reason is fixed"
+    );
 
     audit::settle(
         &store,
@@ -507,15 +496,7 @@ async fn a_pending_audit_entry_settles_once(backend: Backend) {
     assert_eq!(listed[0]["after"], json!({"paused": true}));
     assert_eq!(listed[0]["reason"], "night");
     let sql = "UPDATE audit_log SET outcome = 'rejected'";
-    let edit = match &store {
-        neuronx_supervision::Store::Postgres(pg) => {
-            sqlx::query(sql).execute(pg.pool()).await.is_err()
-        }
-        neuronx_supervision::Store::Sqlite(lite) => {
-            sqlx::query(sql).execute(lite.pool()).await.is_err()
-        }
-    };
-    assert!(edit, "a settled entry is final");
+    assert!(refused(&store, sql).await, "a settled entry is final");
 
     // Through the API the entry is settled before the answer: never left pending.
     let (status, body) = t

@@ -284,7 +284,7 @@ async fn key(store: &Store, command: KeyCommand) -> anyhow::Result<serde_json::V
             let t = tenant(store, &t).await?;
             let before = keys::get(store, t, &id, Scope::Tenant).await?;
             let mut tx = Tx::begin(store).await?;
-            let after = keys::revoke(&mut tx, t, &id, Scope::Tenant).await?;
+            let after = keys::revoke(&mut tx, t, &before, Scope::Tenant).await?;
             let who = audit::cli_identity(t);
             let entry = Entry {
                 action: AuditAction::KeyRevoke,

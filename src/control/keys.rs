@@ -277,39 +277,31 @@ pub async fn get(
         .ok_or(ControlError::NotFound("key"))
 }
 
-/// Revokes a key `scope` reaches (any other answers not found), inside `tx`. Revoking twice
-/// keeps the first time.
+/// Revokes `key` (as read by `get` with the same `scope`) inside `tx`, and answers it revoked.
+/// Revoking twice keeps the first time.
 pub async fn revoke(
     tx: &mut Tx,
     tenant: TenantId,
-    prefix: &str,
+    key: &KeyView,
     scope: Scope,
 ) -> Result<KeyView, ControlError> {
-    let bare = key_id(prefix)?;
+    let now = now_ms();
     let sql = "UPDATE api_keys SET revoked_at = $3
                WHERE tenant_id = $1 AND prefix = $2 AND revoked_at IS NULL
                  AND ($4 IS NULL OR team_id = $4)";
-    on_tx!(tx, |db, id, _json| sqlx::query(sql)
+    let changed = on_tx!(tx, |db, id, _json| sqlx::query(sql)
         .bind(id(tenant.0))
-        .bind(bare)
-        .bind(now_ms())
+        .bind(&key.id)
+        .bind(now)
         .bind(scope.team().map(id))
         .execute(db)
         .await?
         .rows_affected());
-    // Read back in the same transaction: the pool would not see the change yet.
-    let sql = format!(
-        "{SELECT_KEYS} WHERE k.tenant_id = $1 AND k.prefix = $2 AND ($3 IS NULL OR k.team_id = $3)"
-    );
-    let row: Option<KeyRow> = on_tx!(tx, |db, id, _json| sqlx::query_as(&sql)
-        .bind(id(tenant.0))
-        .bind(bare)
-        .bind(scope.team().map(id))
-        .fetch_optional(db)
-        .await?);
-    row.map(key_view)
-        .transpose()?
-        .ok_or(ControlError::NotFound("key"))
+    let mut after = key.clone();
+    if changed == 1 {
+        after.revoked_at = Some(time(now));
+    }
+    Ok(after)
 }
 
 type AuthRow = (

@@ -197,7 +197,7 @@ pub async fn revoke_key(engine: &EngineHandle, who: &Identity, id: &str) -> Resu
         )));
     }
     let mut tx = begin(engine).await?;
-    let after = keys::revoke(&mut tx, tenant, id, scope).await?;
+    let after = keys::revoke(&mut tx, tenant, &before, scope).await?;
     audit::record_in(
         &mut tx,
         who,
