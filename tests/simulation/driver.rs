@@ -203,6 +203,7 @@ impl World {
         idem: Option<&str>,
     ) -> (StatusCode, Value) {
         let deadline = Instant::now() + Duration::from_secs(30);
+        let mut last: String;
         loop {
             let mut req = self
                 .client
@@ -212,15 +213,22 @@ impl World {
             if let Some(k) = idem {
                 req = req.header("Idempotency-Key", k);
             }
-            if let Ok(resp) = req.send().await {
-                let status = resp.status();
-                let text = resp.text().await.unwrap_or_default();
-                if !status.is_server_error() {
-                    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-                    return (status, value);
+            match req.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let text = resp.text().await.unwrap_or_default();
+                    if !status.is_server_error() {
+                        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+                        return (status, value);
+                    }
+                    last = format!("{status}: {text}");
                 }
+                Err(e) => last = e.to_string(),
             }
-            assert!(Instant::now() < deadline, "no engine answered {path}");
+            assert!(
+                Instant::now() < deadline,
+                "no engine answered {path} within 30 s; the last answer: {last}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
