@@ -85,7 +85,10 @@ passed=$(grep -oE '^simulation: seed [0-9]+ clean' "$runlog" | awk '{ print $3 }
 clean=$(printf '%s\n' "$passed" | grep -c . || true)
 set -e
 if [[ $status -eq 0 ]]; then
-  result="clean ($clean/$count, ${secs}s$( (( jobs > 1 )) && echo ", $jobs jobs"))"
+  # (No `$( (( jobs > 1 )) && ... )` here: its false test fails the assignment under set -e,
+  # which ended every clean run of one job before its row was written.)
+  result="clean ($clean/$count, ${secs}s)"
+  if (( jobs > 1 )); then result="clean ($clean/$count, ${secs}s, $jobs jobs)"; fi
 else
   failed=$(comm -23 <(printf '%s\n' "$started") <(printf '%s\n' "$passed") | grep . | paste -sd, -)
   result="FAILED: $clean/$count clean; failing seeds ${failed:-unknown (see $runlog)} (${secs}s)"
