@@ -93,7 +93,7 @@ impl Cluster {
             &config,
             format!(
                 "[server]\nmax_connections = 6\n[engine]\nshard_count = {}\nlease_ttl_ms = {}\n\
-                 lease_renew_ms = {}\npoll_interval_ms = 250\n",
+                 lease_renew_ms = {}\npoll_interval_ms = 250\norphan_after_ms = 15000\n",
                 spec.shard_count, spec.lease_ttl_ms, spec.lease_renew_ms
             ),
         )
