@@ -35,7 +35,7 @@ pub async fn put_credentials(
 ) -> Result<(), StoreError> {
     let mut tx = Tx::begin(store).await?;
     put_credentials_in(&mut tx, tenant, channel, c).await?;
-    Ok(tx.commit().await?)
+    tx.commit().await
 }
 
 /// Stores the tenant's account for `channel` inside `tx` (with its audit entry).

@@ -109,17 +109,38 @@ pub struct Pending {
     id: i64,
 }
 
-/// Appends a final entry on its own: for refusals, which change nothing else. A change the log
-/// records goes in the change's own transaction (`record_in`).
-pub async fn record(store: &Store, who: &Identity, e: Entry<'_>) -> Result<(), ControlError> {
-    let mut tx = Tx::begin(store).await?;
-    record_in(&mut tx, who, e).await?;
-    Ok(tx.commit().await?)
+impl<'a> Entry<'a> {
+    /// An applied change that has no "before" and no reason: something created, or a setting
+    /// stored (the common case of the access and channel changes).
+    pub fn created(
+        action: AuditAction,
+        target_kind: &'a str,
+        target_id: String,
+        after: Value,
+    ) -> Self {
+        Entry {
+            action,
+            target_kind,
+            target_id,
+            reason: None,
+            outcome: Outcome::Applied,
+            before: None,
+            after: Some(after),
+        }
+    }
 }
 
-/// Appends a final entry inside `tx`, the transaction of the change it records.
-pub async fn record_in(tx: &mut Tx, who: &Identity, e: Entry<'_>) -> Result<(), ControlError> {
-    insert(tx, who, e).await.map(|_| ())
+/// Appends a final entry on its own: for refusals, which change nothing else. A change the log
+/// records goes in the change's own transaction (`commit`).
+pub async fn record(store: &Store, who: &Identity, e: Entry<'_>) -> Result<(), ControlError> {
+    commit(Tx::begin(store).await?, who, e).await
+}
+
+/// Appends a final entry inside `tx`, the transaction of the change it records, and commits
+/// both: the change and its entry land together or not at all.
+pub async fn commit(mut tx: Tx, who: &Identity, e: Entry<'_>) -> Result<(), ControlError> {
+    insert(&mut tx, who, e).await?;
+    Ok(tx.commit().await?)
 }
 
 /// Logs an action before it is handed to the engine, as `pending`, so that a crash after the
@@ -180,28 +201,6 @@ async fn insert(tx: &mut Tx, who: &Identity, e: Entry<'_>) -> Result<i64, Contro
         .fetch_one(db)
         .await?);
     Ok(id)
-}
-
-/// Records, inside `tx`, an applied change that has no "before" and no reason: something
-/// created, or a setting stored (the common case of the access and channel changes).
-pub async fn record_created(
-    tx: &mut Tx,
-    who: &Identity,
-    action: AuditAction,
-    target_kind: &str,
-    target_id: String,
-    after: Value,
-) -> Result<(), ControlError> {
-    let entry = Entry {
-        action,
-        target_kind,
-        target_id,
-        reason: None,
-        outcome: Outcome::Applied,
-        before: None,
-        after: Some(after),
-    };
-    record_in(tx, who, entry).await
 }
 
 #[derive(Default)]

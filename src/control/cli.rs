@@ -153,21 +153,6 @@ async fn tenant(store: &Store, arg: &TenantArg) -> anyhow::Result<TenantId> {
     Ok(TenantId(arg.tenant))
 }
 
-/// Records the change inside `tx` as the command line's and commits both together.
-async fn audit_cli(
-    mut tx: Tx,
-    tenant: TenantId,
-    action: AuditAction,
-    kind: &str,
-    id: String,
-    after: serde_json::Value,
-) -> anyhow::Result<()> {
-    let who = audit::cli_identity(tenant);
-    audit::record_created(&mut tx, &who, action, kind, id, after).await?;
-    tx.commit().await?;
-    Ok(())
-}
-
 /// Runs one `tenant` subcommand and returns the JSON to print.
 pub async fn run(store: &Store, command: TenantCommand) -> anyhow::Result<serde_json::Value> {
     match command {
@@ -184,13 +169,15 @@ pub async fn run(store: &Store, command: TenantCommand) -> anyhow::Result<serde_
                 let mut tx = Tx::begin(store).await?;
                 let team = access::create_team(&mut tx, t, &name).await?;
                 let view = json!(team);
-                audit_cli(
+                audit::commit(
                     tx,
-                    t,
-                    AuditAction::TeamCreate,
-                    "team",
-                    team.id.to_string(),
-                    view.clone(),
+                    &audit::cli_identity(t),
+                    Entry::created(
+                        AuditAction::TeamCreate,
+                        "team",
+                        team.id.to_string(),
+                        view.clone(),
+                    ),
                 )
                 .await?;
                 Ok(view)
@@ -218,13 +205,15 @@ pub async fn run(store: &Store, command: TenantCommand) -> anyhow::Result<serde_
                 let mut tx = Tx::begin(store).await?;
                 let p = access::create_principal(store, &mut tx, t, &new).await?;
                 let view = json!(p);
-                audit_cli(
+                audit::commit(
                     tx,
-                    t,
-                    AuditAction::PrincipalCreate,
-                    "principal",
-                    p.id.to_string(),
-                    view.clone(),
+                    &audit::cli_identity(t),
+                    Entry::created(
+                        AuditAction::PrincipalCreate,
+                        "principal",
+                        p.id.to_string(),
+                        view.clone(),
+                    ),
                 )
                 .await?;
                 Ok(view)
@@ -263,13 +252,15 @@ async fn key(store: &Store, command: KeyCommand) -> anyhow::Result<serde_json::V
             let (view, secret) =
                 keys::create(store, &mut tx, &audit::cli_identity(t), &new).await?;
             let listed = json!(view);
-            audit_cli(
+            audit::commit(
                 tx,
-                t,
-                AuditAction::KeyCreate,
-                "key",
-                view.id.clone(),
-                listed.clone(),
+                &audit::cli_identity(t),
+                Entry::created(
+                    AuditAction::KeyCreate,
+                    "key",
+                    view.id.clone(),
+                    listed.clone(),
+                ),
             )
             .await?;
             let mut out = listed;
@@ -295,8 +286,7 @@ async fn key(store: &Store, command: KeyCommand) -> anyhow::Result<serde_json::V
                 before: Some(json!(before)),
                 after: Some(json!(after)),
             };
-            audit::record_in(&mut tx, &who, entry).await?;
-            tx.commit().await?;
+            audit::commit(tx, &who, entry).await?;
             Ok(json!(after))
         }
     }

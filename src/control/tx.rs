@@ -2,7 +2,7 @@
 //! audit entry together: written as two statements on the pool, a crash between them left a
 //! change the log never recorded (ADR 0036, "writes that follow a commit").
 
-use neuronx_supervision::Store;
+use neuronx_supervision::{Store, StoreError};
 use sqlx::{Postgres, Sqlite, Transaction};
 
 pub enum Tx {
@@ -13,18 +13,19 @@ pub enum Tx {
 impl Tx {
     /// Begins on the engine's pool. On SQLite it takes the write lock at once (`IMMEDIATE`), as
     /// the engine's own writes do, so two writers never deadlock upgrading a read lock.
-    pub async fn begin(store: &Store) -> Result<Tx, sqlx::Error> {
+    pub async fn begin(store: &Store) -> Result<Tx, StoreError> {
         Ok(match store {
             Store::Postgres(pg) => Tx::Pg(pg.pool().begin().await?),
             Store::Sqlite(lite) => Tx::Sqlite(lite.pool().begin_with("BEGIN IMMEDIATE").await?),
         })
     }
 
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
+    pub async fn commit(self) -> Result<(), StoreError> {
         match self {
-            Tx::Pg(t) => t.commit().await,
-            Tx::Sqlite(t) => t.commit().await,
+            Tx::Pg(t) => t.commit().await?,
+            Tx::Sqlite(t) => t.commit().await?,
         }
+        Ok(())
     }
 }
 

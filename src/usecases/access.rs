@@ -12,29 +12,6 @@ use crate::control::keys::{self, Identity, KeyView, NewKey};
 use crate::control::{Action, Role, Scope, Tx};
 use neuronx_supervision::EngineHandle;
 
-/// Begins the transaction a change and its audit entry share.
-async fn begin(engine: &EngineHandle) -> Result<Tx, Error> {
-    Ok(Tx::begin(engine.store())
-        .await
-        .map_err(crate::control::ControlError::from)?)
-}
-
-/// Records the creation inside `tx` and commits: the change and its entry land together.
-async fn commit_created(
-    mut tx: Tx,
-    who: &Identity,
-    action: AuditAction,
-    kind: &str,
-    id: String,
-    after: Value,
-) -> Result<(), Error> {
-    audit::record_created(&mut tx, who, action, kind, id, after).await?;
-    tx.commit()
-        .await
-        .map_err(crate::control::ControlError::from)?;
-    Ok(())
-}
-
 fn json<T: Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
@@ -46,16 +23,13 @@ fn parse_role(field: &'static str, raw: &str) -> Result<Role, Error> {
 
 pub async fn create_team(engine: &EngineHandle, who: &Identity, name: &str) -> Result<Team, Error> {
     let tenant = authorize(who, Action::ManageAccess)?;
-    let mut tx = begin(engine).await?;
+    let mut tx = Tx::begin(engine.store()).await?;
     let team = access::create_team(&mut tx, tenant, name).await?;
     let view = json(&team);
-    commit_created(
+    audit::commit(
         tx,
         who,
-        AuditAction::TeamCreate,
-        "team",
-        team.id.to_string(),
-        view,
+        Entry::created(AuditAction::TeamCreate, "team", team.id.to_string(), view),
     )
     .await?;
     Ok(team)
@@ -91,7 +65,7 @@ pub async fn create_principal(
     }
     let kind: PrincipalKind = f.kind.unwrap_or("user").parse()?;
     let team = crate::control::scope::requested_team(who, "team", f.team)?;
-    let mut tx = begin(engine).await?;
+    let mut tx = Tx::begin(engine.store()).await?;
     let p = access::create_principal(
         engine.store(),
         &mut tx,
@@ -105,13 +79,15 @@ pub async fn create_principal(
     )
     .await?;
     let view = json(&p);
-    commit_created(
+    audit::commit(
         tx,
         who,
-        AuditAction::PrincipalCreate,
-        "principal",
-        p.id.to_string(),
-        view,
+        Entry::created(
+            AuditAction::PrincipalCreate,
+            "principal",
+            p.id.to_string(),
+            view,
+        ),
     )
     .await?;
     Ok(p)
@@ -151,7 +127,7 @@ pub async fn create_key(
     authorize(who, Action::ManageAccess)?;
     let role = parse_role("role", f.role)?;
     let expires_at = rfc3339("expires_at", f.expires_at)?;
-    let mut tx = begin(engine).await?;
+    let mut tx = Tx::begin(engine.store()).await?;
     let (view, secret) = keys::create(
         engine.store(),
         &mut tx,
@@ -165,13 +141,10 @@ pub async fn create_key(
         },
     )
     .await?;
-    commit_created(
+    audit::commit(
         tx,
         who,
-        AuditAction::KeyCreate,
-        "key",
-        view.id.clone(),
-        json(&view),
+        Entry::created(AuditAction::KeyCreate, "key", view.id.clone(), json(&view)),
     )
     .await?;
     Ok((view, secret))
@@ -196,10 +169,10 @@ pub async fn revoke_key(engine: &EngineHandle, who: &Identity, id: &str) -> Resu
             who.role, before.role
         )));
     }
-    let mut tx = begin(engine).await?;
+    let mut tx = Tx::begin(engine.store()).await?;
     let after = keys::revoke(&mut tx, tenant, &before, scope).await?;
-    audit::record_in(
-        &mut tx,
+    audit::commit(
+        tx,
         who,
         Entry {
             action: AuditAction::KeyRevoke,
@@ -212,8 +185,5 @@ pub async fn revoke_key(engine: &EngineHandle, who: &Identity, id: &str) -> Resu
         },
     )
     .await?;
-    tx.commit()
-        .await
-        .map_err(crate::control::ControlError::from)?;
     Ok(after)
 }

@@ -8,9 +8,9 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{authorize, Error};
-use crate::control::audit::{self, AuditAction};
+use crate::control::audit::{self, AuditAction, Entry};
 use crate::control::keys::Identity;
-use crate::control::{Action, ControlError, Tx};
+use crate::control::{Action, Tx};
 use crate::secrets::Keyring;
 use crate::tenant_data::{self, StoredCredentials};
 
@@ -55,25 +55,6 @@ pub struct TwilioFields {
     pub from_number: String,
     pub base_url: Option<String>,
     pub line_type_lookup: bool,
-}
-
-/// Records the channel change inside `tx` and commits: the change and its entry land together.
-async fn commit_recorded(
-    mut tx: Tx,
-    who: &Identity,
-    action: AuditAction,
-    target: &str,
-    after: serde_json::Value,
-) -> Result<(), Error> {
-    audit::record_created(&mut tx, who, action, "channel", target.to_owned(), after).await?;
-    tx.commit().await.map_err(ControlError::from)?;
-    Ok(())
-}
-
-async fn begin(engine: &EngineHandle) -> Result<Tx, Error> {
-    Ok(Tx::begin(engine.store())
-        .await
-        .map_err(ControlError::from)?)
 }
 
 /// Stores the tenant's account, the token sealed. Its `base_url` must lead where the outbound
@@ -129,9 +110,19 @@ pub async fn put_twilio(
     };
     let view = TwilioView::of(&stored);
     let after = serde_json::to_value(&view).map_err(|e| Error::Internal(e.into()))?;
-    let mut tx = begin(engine).await?;
+    let mut tx = Tx::begin(engine.store()).await?;
     tenant_data::put_credentials_in(&mut tx, tenant, "twilio", &stored).await?;
-    commit_recorded(tx, who, AuditAction::ChannelUpdate, "twilio", after).await?;
+    audit::commit(
+        tx,
+        who,
+        Entry::created(
+            AuditAction::ChannelUpdate,
+            "channel",
+            "twilio".to_owned(),
+            after,
+        ),
+    )
+    .await?;
     Ok(view)
 }
 
@@ -160,10 +151,15 @@ pub async fn add_dnc(
 ) -> Result<(DncView, bool), Error> {
     let tenant = authorize(who, Action::WriteDnc)?;
     let phone = normalize_phone(phone).map_err(|e| Error::invalid("phone", e.to_string()))?;
-    let mut tx = begin(engine).await?;
+    let mut tx = Tx::begin(engine.store()).await?;
     let added = tenant_data::add_dnc(&mut tx, tenant, &phone).await?;
     let after = json!({"phone": phone, "listed": true});
-    commit_recorded(tx, who, AuditAction::DncAdd, "dnc", after).await?;
+    audit::commit(
+        tx,
+        who,
+        Entry::created(AuditAction::DncAdd, "channel", "dnc".to_owned(), after),
+    )
+    .await?;
     Ok((
         DncView {
             phone,
@@ -181,12 +177,17 @@ pub async fn remove_dnc(
 ) -> Result<DncView, Error> {
     let tenant = authorize(who, Action::WriteDnc)?;
     let phone = normalize_phone(phone).map_err(|e| Error::invalid("phone", e.to_string()))?;
-    let mut tx = begin(engine).await?;
+    let mut tx = Tx::begin(engine.store()).await?;
     if !tenant_data::remove_dnc(&mut tx, tenant, &phone).await? {
         return Err(Error::NotFound("do-not-call entry"));
     }
     let after = json!({"phone": phone, "listed": false});
-    commit_recorded(tx, who, AuditAction::DncRemove, "dnc", after).await?;
+    audit::commit(
+        tx,
+        who,
+        Entry::created(AuditAction::DncRemove, "channel", "dnc".to_owned(), after),
+    )
+    .await?;
     Ok(DncView {
         phone,
         listed: false,
