@@ -397,57 +397,74 @@ async fn write_replies(tx: &mut PgConnection, live: &[&CommitRecord]) -> Result<
 }
 
 async fn write_holds(tx: &mut PgConnection, live: &[&CommitRecord]) -> Result<(), StoreError> {
-    for (hold, from, to) in [
-        (OutboxHold::Hold, vec!["pending"], "held"),
-        (OutboxHold::Release, vec!["held"], "pending"),
-        (OutboxHold::Cancel, vec!["pending", "held"], "canceled"),
+    // (hold, statuses it moves, status they take, fate it leaves an effect in flight, which
+    // in-flight rows take it).
+    for (hold, from, to, fate, only) in [
+        (
+            OutboxHold::Hold,
+            vec!["pending"],
+            "held",
+            Some("held"),
+            "o.hold IS NULL",
+        ),
+        (
+            OutboxHold::Release,
+            vec!["held"],
+            "pending",
+            None,
+            "o.hold = 'held'",
+        ),
+        (
+            OutboxHold::Cancel,
+            vec!["pending", "held"],
+            "canceled",
+            Some("canceled"),
+            "TRUE",
+        ),
     ] {
-        // The whole group: pausing an opportunity also holds its calls' queued dials. The literal
-        // open-status term is the partial index's predicate, whatever plan is chosen.
-        let groups: Vec<(Uuid, Uuid)> = live
+        // The whole group: pausing an opportunity also holds its calls' queued dials.
+        let groups: Vec<(Uuid, Uuid, i32)> = live
             .iter()
             .filter(|r| r.outbox == Some(hold))
-            .map(|r| (r.key.tenant.0, r.key.group))
+            .map(|r| (r.key.tenant.0, r.key.group, r.shard.0))
             .collect();
         if groups.is_empty() {
             continue;
         }
-        sqlx::query(
-            "UPDATE outbox o SET status = $4 FROM UNNEST($1::uuid[], $2::uuid[]) u(tenant_id, grp)
-             WHERE o.tenant_id = u.tenant_id AND o.grp = u.grp
-               AND o.status IN ('pending', 'held') AND o.status = ANY($3)",
-        )
+        // Waiting rows take the new status. Effects in flight keep theirs (their completion
+        // compares-and-sets on it) and take the hold as their fate instead: one that comes back
+        // unsent becomes held or canceled, not pending again (the fault simulation found a dial
+        // in flight at an opt-out handed back and sent after the STOP).
+        //
+        // One statement, not one per kind of row: a row that changes while it runs (a
+        // completion handing an effect back, a claim taking one) is re-checked against the
+        // final condition in its new state, so it takes the hold one way or the other; with two
+        // statements a completion committing between them was seen by neither. The targets are
+        // found through the partial indexes (`outbox_open_by_group`; `outbox_inflight` by the
+        // group's shard, where all of a group's rows are); an OR over both kept in one WHERE
+        // was planned as a hash join over every open row.
+        sqlx::query(&format!(
+            "WITH u AS (SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $6::int[]) u(tenant_id, grp, shard)),
+             targets AS (
+                 SELECT o.id FROM u JOIN outbox o ON o.tenant_id = u.tenant_id AND o.grp = u.grp
+                    AND o.status IN ('pending', 'held') AND o.status = ANY($3)
+                 UNION ALL
+                 SELECT o.id FROM u JOIN outbox o ON o.shard = u.shard AND o.status = 'inflight'
+                    AND o.tenant_id = u.tenant_id AND o.grp = u.grp AND {only}
+             )
+             UPDATE outbox o
+             SET status = CASE WHEN o.status = 'inflight' THEN o.status ELSE $4 END,
+                 hold = CASE WHEN o.status = 'inflight' THEN $5 ELSE o.hold END
+             WHERE o.id IN (SELECT id FROM targets)
+               AND ((o.status IN ('pending', 'held') AND o.status = ANY($3))
+                    OR (o.status = 'inflight' AND {only}))"
+        ))
         .bind(groups.iter().map(|g| g.0).collect::<Vec<_>>())
         .bind(groups.iter().map(|g| g.1).collect::<Vec<_>>())
         .bind(from)
         .bind(to)
-        .execute(&mut *tx)
-        .await?;
-        // Effects in flight keep their status (their completion compares-and-sets on it) and
-        // take the hold as their fate instead: one that comes back unsent becomes held or
-        // canceled, not pending again. Found by the fault simulation: a dial in flight at an
-        // opt-out came back unsent (RetryLater) and was claimed and sent after the STOP.
-        // All of a group's rows are in its shard: `outbox_inflight` (shard, ...) finds them.
-        let (fate, only): (Option<&str>, &str) = match hold {
-            OutboxHold::Hold => (Some("held"), "o.hold IS NULL"),
-            OutboxHold::Release => (None, "o.hold = 'held'"),
-            OutboxHold::Cancel => (Some("canceled"), "TRUE"),
-        };
-        let shards: Vec<i32> = live
-            .iter()
-            .filter(|r| r.outbox == Some(hold))
-            .map(|r| r.shard.0)
-            .collect();
-        sqlx::query(&format!(
-            "UPDATE outbox o SET hold = $4
-             FROM UNNEST($1::uuid[], $2::uuid[], $3::int[]) u(tenant_id, grp, shard)
-             WHERE o.shard = u.shard AND o.status = 'inflight'
-               AND o.tenant_id = u.tenant_id AND o.grp = u.grp AND {only}"
-        ))
-        .bind(groups.iter().map(|g| g.0).collect::<Vec<_>>())
-        .bind(groups.iter().map(|g| g.1).collect::<Vec<_>>())
-        .bind(shards)
         .bind(fate)
+        .bind(groups.iter().map(|g| g.2).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
     }
