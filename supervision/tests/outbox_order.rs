@@ -3,6 +3,9 @@
 //! back) or in flight. Effects of other actors, and of other channels, are not held back; held
 //! and canceled effects hold nothing back.
 //!
+//! A pause or an opt-out that commits while an effect is in flight still applies to it when it
+//! comes back unsent (ADR 0038; found by the fault simulation, PostgreSQL x3 seed 100492).
+//!
 //! The claim's rules are checked on the store; the end-to-end guarantee on the real engine, with
 //! a scripted effect handler standing in for a carrier that is slow or answers "try later".
 
@@ -35,6 +38,9 @@ conformance!(
     texts_of_one_transition_arrive_in_commit_order_when_the_first_is_slow,
     a_retry_later_does_not_let_the_next_text_overtake,
     effects_of_two_actors_go_out_concurrently,
+    a_cancel_while_in_flight_keeps_a_retry_later_from_going_out,
+    a_pause_while_in_flight_holds_a_retry_later,
+    an_effect_in_flight_stands_until_a_hold_or_a_cancel,
 );
 
 const KIND: ActorKind = ActorKind("opportunity");
@@ -274,4 +280,74 @@ async fn effects_of_two_actors_go_out_concurrently(store: Store) {
     script::emit(&h, script::key(), vec![Text::now("b")]).await;
     assert_eq!(arrivals_within(&arrivals, 2).await, ["b", "a after b"]);
     engine.shutdown().await;
+}
+
+// ----- holds that reach effects in flight (ADR 0038)
+
+/// A call's dial is in flight when its opportunity opts out (cancel); the dial comes back unsent
+/// and must not be claimed again.
+async fn a_cancel_while_in_flight_keeps_a_retry_later_from_going_out(store: Store) {
+    let opp = ActorKey::root(TenantId(Uuid::new_v4()), KIND, Uuid::new_v4());
+    let call = ActorKey::child(&opp, ActorKind("call"), Uuid::new_v4());
+    let held = [(shard(&opp), take(&store, shard(&opp)).await)];
+    commit(&store, &call, held[0].1, &[("voice", "call/dial")], None).await;
+    let claimed = claim(&store, &held).await;
+    assert_eq!(claimed.len(), 1, "the dial is in flight");
+    commit(&store, &opp, held[0].1, &[], Some(OutboxHold::Cancel)).await;
+    complete(&store, &claimed[0], OutboxStatus::Pending).await;
+    let again = claim(&store, &held).await;
+    assert!(
+        again.is_empty(),
+        "a dial canceled while in flight went out again: {:?}",
+        again.iter().map(|r| &r.idem_key).collect::<Vec<_>>()
+    );
+}
+
+/// A text is in flight when its opportunity is paused; it comes back unsent and must wait for
+/// the resume.
+async fn a_pause_while_in_flight_holds_a_retry_later(store: Store) {
+    let opp = ActorKey::root(TenantId(Uuid::new_v4()), KIND, Uuid::new_v4());
+    let held = [(shard(&opp), take(&store, shard(&opp)).await)];
+    commit(&store, &opp, held[0].1, &[("sms", "opp/text")], None).await;
+    let claimed = claim(&store, &held).await;
+    assert_eq!(claimed.len(), 1, "the text is in flight");
+    commit(&store, &opp, held[0].1, &[], Some(OutboxHold::Hold)).await;
+    complete(&store, &claimed[0], OutboxStatus::Pending).await;
+    assert!(
+        claim(&store, &held).await.is_empty(),
+        "a text paused while in flight went out while paused"
+    );
+    commit(&store, &opp, held[0].1, &[], Some(OutboxHold::Release)).await;
+    assert_eq!(claim(&store, &held).await.len(), 1, "released on resume");
+}
+
+/// What a handler whose send waited asks (`Standing::holds`): the effect in flight stands until
+/// a pause holds its group (and again once resumed), and no longer once an opt-out cancels it or
+/// another claim took it.
+async fn an_effect_in_flight_stands_until_a_hold_or_a_cancel(store: Store) {
+    let opp = ActorKey::root(TenantId(Uuid::new_v4()), KIND, Uuid::new_v4());
+    let held = [(shard(&opp), take(&store, shard(&opp)).await)];
+    commit(&store, &opp, held[0].1, &[("sms", "opp/text")], None).await;
+    let row = claim(&store, &held).await.remove(0);
+    let stands = |claim| store.effect_stands(row.id, claim);
+    assert!(stands(row.attempts).await.expect("effect_stands"));
+    assert!(
+        !stands(row.attempts + 1).await.expect("effect_stands"),
+        "another claim's"
+    );
+    commit(&store, &opp, held[0].1, &[], Some(OutboxHold::Hold)).await;
+    assert!(
+        !stands(row.attempts).await.expect("effect_stands"),
+        "paused"
+    );
+    commit(&store, &opp, held[0].1, &[], Some(OutboxHold::Release)).await;
+    assert!(
+        stands(row.attempts).await.expect("effect_stands"),
+        "resumed"
+    );
+    commit(&store, &opp, held[0].1, &[], Some(OutboxHold::Cancel)).await;
+    assert!(
+        !stands(row.attempts).await.expect("effect_stands"),
+        "opted out"
+    );
 }
