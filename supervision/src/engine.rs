@@ -95,10 +95,8 @@ impl EngineHandle {
         let Some(durable) = self.make_durable(key, &input, dedupe, false).await? else {
             return Ok(SubmitOutcome::Duplicate);
         };
-        let (id, shard) = (durable.id, durable.shard);
         if durable.local {
-            let deliver = ShardHostMsg::Deliver(key, Work::from_inbox(id, input), None);
-            self.rt.route(shard, deliver);
+            self.deliver_here(key, durable.shard, durable.id, input);
         }
         Ok(SubmitOutcome::Accepted)
     }
@@ -110,24 +108,11 @@ impl EngineHandle {
         dedupe: Option<String>,
         wait: bool,
     ) -> Result<Option<Durable>, SubmitError> {
-        let shard = self.rt.shard_of(&key);
-        // Owned elsewhere: wake the owner, and if the caller waits, have it store its answer.
-        let local = self.rt.owns(shard);
-        let (dedupe_key, remember) = match dedupe {
-            Some(k) => (format!("{}/{k}", key.tenant), true),
-            None => (uuid::Uuid::new_v4().to_string(), false),
-        };
+        let (item, local) = self.new_input(key, input, dedupe, wait);
+        let shard = item.shard;
         // Bounded: a caller (a carrier's webhook) is better told 503 now, and retries, than
         // left waiting on a database that does not answer.
-        let ingest = self.rt.ingest(NewInput {
-            key,
-            shard,
-            dedupe_key,
-            remember,
-            input: input.clone(),
-            reply: wait && !local,
-            notify: !local,
-        });
+        let ingest = self.rt.ingest(item);
         let inserted = tokio::time::timeout(INGEST_TIMEOUT, ingest)
             .await
             .map_err(|_| SubmitError::Unavailable("the database did not answer in time".into()))?
@@ -136,6 +121,39 @@ impl EngineHandle {
             Inserted::New { id, .. } => Some(Durable { id, shard, local }),
             Inserted::Duplicate => None,
         })
+    }
+
+    /// The inbox row for `input` to `key`, and whether this instance holds its shard. Owned
+    /// elsewhere, the owner is woken and, if the caller waits, stores its answer.
+    fn new_input(
+        &self,
+        key: ActorKey,
+        input: &Value,
+        dedupe: Option<String>,
+        wait: bool,
+    ) -> (NewInput, bool) {
+        let shard = self.rt.shard_of(&key);
+        let local = self.rt.owns(shard);
+        let (dedupe_key, remember) = match dedupe {
+            Some(k) => (format!("{}/{k}", key.tenant), true),
+            None => (uuid::Uuid::new_v4().to_string(), false),
+        };
+        let item = NewInput {
+            key,
+            shard,
+            dedupe_key,
+            remember,
+            input: input.clone(),
+            reply: wait && !local,
+            notify: !local,
+        };
+        (item, local)
+    }
+
+    /// Hands a durable input to its host here, without waiting for the transition.
+    fn deliver_here(&self, key: ActorKey, shard: ShardId, id: i64, input: Value) {
+        let deliver = ShardHostMsg::Deliver(key, Work::from_inbox(id, input), None);
+        self.rt.route(shard, deliver);
     }
 
     /// Makes `input` durable for `key`, then lets the owning actor apply it and waits (up to the

@@ -4,8 +4,7 @@ use serde_json::Value;
 
 use super::{EngineHandle, SubmitError};
 use crate::key::ActorKey;
-use crate::protocol::{ShardHostMsg, Work};
-use crate::store::{Inserted, NewInput, Retried};
+use crate::store::{Inserted, Retried};
 
 /// What became of a retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,28 +28,18 @@ impl EngineHandle {
         letter: i64,
         input: Value,
     ) -> Result<RetryOutcome, SubmitError> {
-        let shard = self.rt.shard_of(&key);
-        let local = self.rt.owns(shard);
-        let item = NewInput {
-            key,
-            shard,
-            dedupe_key: format!("{}/dead-letter-retry/{letter}", key.tenant),
-            remember: true,
-            input: input.clone(),
-            reply: false,
-            notify: !local,
-        };
-        let retried = self
-            .rt
-            .store
-            .retry_dead_letter(key.tenant, letter, item)
+        let dedupe = format!("dead-letter-retry/{letter}");
+        let (item, local) = self.new_input(key, &input, Some(dedupe), false);
+        let shard = item.shard;
+        let retry = self.rt.store.retry_dead_letter(key.tenant, letter, item);
+        let retried = tokio::time::timeout(super::INGEST_TIMEOUT, retry)
             .await
+            .map_err(|_| SubmitError::Unavailable("the database did not answer in time".into()))?
             .map_err(|e| SubmitError::Unavailable(e.to_string()))?;
         Ok(match retried {
             Retried::Resubmitted(Inserted::New { id, .. }) => {
                 if local {
-                    let deliver = ShardHostMsg::Deliver(key, Work::from_inbox(id, input), None);
-                    self.rt.route(shard, deliver);
+                    self.deliver_here(key, shard, id, input);
                 }
                 RetryOutcome::Resubmitted
             }
