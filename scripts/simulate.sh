@@ -51,8 +51,10 @@ echo "simulating $count schedules on $backend with $engines engine(s), seeds $st
 # libtest rather than nextest: a long run must not meet the suite's per-test timeout (nextest
 # kills the serial group's tests after 300 s, and a cut run used to record nothing). The binary
 # is copied so that a rebuild in the shared tree cannot swap it under a running job.
-exe=$(cargo test -q -p neuronx --test simulation --no-run --message-format=json 2>/dev/null \
-  | grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4)
+# `|| true`: under pipefail a failed build or an empty grep would end the script here, before
+# the message below; cargo's own errors go to stderr.
+exe=$(cargo test -q -p neuronx --test simulation --no-run --message-format=json \
+  | grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4 || true)
 [[ -n $exe && -x $exe ]] || { echo "could not build the simulation test binary" >&2; exit 1; }
 bin=target/simulate-bin-$$
 cp "$exe" "$bin"
@@ -80,8 +82,9 @@ cp "$runlog" target/simulate.log
 grep -E '^(seed |  [a-z])' "$runlog" | cut -c1-400
 # One line per schedule that started, and one per schedule that passed: a seed that started
 # and did not pass failed (broke an invariant, or panicked and ended its job).
-started=$(grep -oE '^simulation: seed [0-9]+ on' "$runlog" | awk '{ print $3 }' | sort -n)
-passed=$(grep -oE '^simulation: seed [0-9]+ clean' "$runlog" | awk '{ print $3 }' | sort -n)
+# (`comm` needs text order, not numeric.)
+started=$(grep -oE '^simulation: seed [0-9]+ on' "$runlog" | awk '{ print $3 }' | sort)
+passed=$(grep -oE '^simulation: seed [0-9]+ clean' "$runlog" | awk '{ print $3 }' | sort)
 clean=$(printf '%s\n' "$passed" | grep -c . || true)
 set -e
 if [[ $status -eq 0 ]]; then
@@ -90,7 +93,10 @@ if [[ $status -eq 0 ]]; then
   result="clean ($clean/$count, ${secs}s)"
   if (( jobs > 1 )); then result="clean ($clean/$count, ${secs}s, $jobs jobs)"; fi
 else
-  failed=$(comm -23 <(printf '%s\n' "$started") <(printf '%s\n' "$passed") | grep . | paste -sd, -)
+  # `|| true`: no seed left unpassed (one panicked before it said it started) must still
+  # write the FAILED row.
+  failed=$(comm -23 <(printf '%s\n' "$started") <(printf '%s\n' "$passed") | grep . | sort -n \
+    | paste -sd, - || true)
   result="FAILED: $clean/$count clean; failing seeds ${failed:-unknown (see $runlog)} (${secs}s)"
 fi
 printf '| %s | %s%s | %s | %s | %s–%s | %s | %s |\n' "$(date -u +%F)" "$commit" "$dirty" \

@@ -317,7 +317,7 @@ pub async fn run(mut settings: Settings, args: BenchArgs) -> anyhow::Result<Repo
         baseline_before: None,
         baseline_after: None,
         ratios: None,
-        baseline_skipped: None,
+        baseline_skipped: measure_baseline.err(),
     };
     if let Some(sim) = sim {
         if sim.stats().duplicate_creates > 0 {
@@ -346,8 +346,6 @@ pub async fn run(mut settings: Settings, args: BenchArgs) -> anyhow::Result<Repo
         report.baseline_before = Some(before);
         report.baseline_after = Some(after);
         report.ratios = Some(r);
-    } else {
-        report.baseline_skipped = measure_baseline.err();
     }
     Ok(report)
 }

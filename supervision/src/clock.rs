@@ -108,7 +108,7 @@ impl Clock {
     /// (`received_ms`) a query that answered the database's time `db_ms`. A simulated clock
     /// ignores it. Returns the offset now used.
     pub fn observe(&self, sent_ms: i64, db_ms: i64, received_ms: i64) -> i64 {
-        if matches!(self.0.source, Source::Simulated { .. }) {
+        if self.is_simulated() {
             return 0;
         }
         let offset = offset_from(sent_ms, db_ms, received_ms);
@@ -119,7 +119,7 @@ impl Clock {
 
     /// Whether an offset has been measured (the simulated clock needs none).
     pub fn synced(&self) -> bool {
-        matches!(self.0.source, Source::Simulated { .. }) || self.0.synced.load(Ordering::Relaxed)
+        self.is_simulated() || self.0.synced.load(Ordering::Relaxed)
     }
 
     /// Moves a simulated clock forward, waking whatever waits on it; does nothing to a real one.

@@ -125,14 +125,7 @@ fn input_to(key: &ActorKey, input: Value) -> NewInput {
 
 /// Puts one input in `key`'s inbox and returns its id.
 async fn deliver(store: &Store, key: &ActorKey, input: Value) -> i64 {
-    let inserted = store
-        .insert_inbox(&[input_to(key, input)])
-        .await
-        .expect("insert_inbox");
-    match inserted.as_slice() {
-        [Inserted::New { id, .. }] => *id,
-        other => panic!("expected one new input, got {other:?}"),
-    }
+    deliver_keyed(store, &input_to(key, input)).await
 }
 
 /// A transition of `key` that consumes `consumed` and writes nothing else.
@@ -2057,12 +2050,16 @@ async fn a_retried_dead_letter_leaves_the_list_as_its_input_returns(store: Store
         .is_empty());
 }
 
-async fn deliver_keyed(store: &Store, input: &NewInput) {
+/// Puts `input` in its actor's inbox and returns its id.
+async fn deliver_keyed(store: &Store, input: &NewInput) -> i64 {
     let inserted = store
         .insert_inbox(std::slice::from_ref(input))
         .await
         .expect("insert_inbox");
-    assert!(matches!(inserted.as_slice(), [Inserted::New { .. }]));
+    match inserted.as_slice() {
+        [Inserted::New { id, .. }] => *id,
+        other => panic!("expected one new input, got {other:?}"),
+    }
 }
 
 async fn a_dead_letter_with_a_stale_epoch_writes_nothing(store: Store) {

@@ -31,8 +31,6 @@ use schedule::Schedule;
 async fn run_one(seed: u64, backend: Backend, engines: usize) -> Result<(), String> {
     firings::install();
     firings::take();
-    let dir = tempfile::tempdir().unwrap();
-    let url = common::fresh_database(backend, &dir).await;
     let schedule = Schedule::generate(seed, engines, backend == Backend::Postgres);
     let count = |f: fn(&schedule::Step) -> bool| schedule.steps.iter().filter(|s| f(s)).count();
     eprintln!(
@@ -44,6 +42,9 @@ async fn run_one(seed: u64, backend: Backend, engines: usize) -> Result<(), Stri
         count(|s| matches!(s, schedule::Step::CutConnections { .. })),
         schedule.skew_ms,
     );
+    // After the line above: a seed that fails to get its database is still counted as started.
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::fresh_database(backend, &dir).await;
     let mut world = driver::World::start(schedule, &url).await;
     let model = world.play().await;
     let quiet = checks::quiet(&world, Duration::from_secs(60)).await;
