@@ -12,6 +12,7 @@ use neuronx_actors::effects::{
 };
 use neuronx_adapters::loopback::{self, LoopbackVoice, StatusReport};
 use neuronx_supervision::committer::Batcher;
+use neuronx_supervision::lanes::LaneOf;
 use neuronx_supervision::{
     ActorKey, EffectCall, EffectFuture, EffectHandler, EffectOutcome, EffectStatus, EngineHandle,
     Handlers, Store, TenantId,
@@ -58,7 +59,9 @@ impl Context {
         limits: Arc<SendLimits>,
     ) -> (Self, JoinHandle<()>) {
         let lookups = store.clone();
-        let (prechecks, task) = Batcher::spawn(256, move |items: Arc<[Precheck]>| {
+        // Each tenant's prechecks take turns in a batch (issue #13, item 6).
+        let lane: LaneOf<Precheck> = |p| Some(p.tenant);
+        let (prechecks, task) = Batcher::spawn_fair(256, lane, move |items: Arc<[Precheck]>| {
             let store = lookups.clone();
             Box::pin(async move { tenant_data::precheck_batch(&store, &items).await })
         });

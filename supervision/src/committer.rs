@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::lanes::{one_lane, LaneOf, Lanes};
 use crate::store::{ErrorClass, StoreError};
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -101,29 +102,63 @@ fn fail<O>(waiters: Vec<oneshot::Sender<Result<O, BatchError>>>, e: StoreError) 
 }
 
 impl<I: Clone + Send + Sync + 'static, O: Send + 'static> Batcher<I, O> {
-    /// Starts the writer task with the default `Backoff`. `write` gets a batch and must return
-    /// one output per item. The returned handle is owned by whoever must stop it (the engine
-    /// root).
+    /// Starts the writer task with the default `Backoff`, taking items in arrival order.
+    /// `write` gets a batch and must return one output per item. The returned handle is owned
+    /// by whoever must stop it (the engine root).
     pub fn spawn<F>(max_batch: usize, write: F) -> (Self, JoinHandle<()>)
     where
         F: Fn(Arc<[I]>) -> WriteFuture<O> + Send + Sync + 'static,
     {
-        Self::spawn_with(max_batch, Backoff::default(), write)
+        Self::spawn_with(max_batch, Backoff::default(), one_lane, write)
     }
 
-    /// `spawn` with its own backoff. A failed write is handled by its `ErrorClass`: a failure
-    /// that may pass is tried again whole (one by one would wait as long again per item, and
-    /// every caller queued behind them with it); a refused value splits the batch so that
-    /// only the culprit fails; anything else fails the batch.
-    pub fn spawn_with<F>(max_batch: usize, backoff: Backoff, write: F) -> (Self, JoinHandle<()>)
+    /// `spawn` with a fair share per lane (`crate::lanes`): each batch takes one item from
+    /// each lane waiting in turn, so one tenant's burst does not hold another's items back.
+    pub fn spawn_fair<F>(max_batch: usize, lane: LaneOf<I>, write: F) -> (Self, JoinHandle<()>)
     where
         F: Fn(Arc<[I]>) -> WriteFuture<O> + Send + Sync + 'static,
     {
-        let (tx, mut rx) = mpsc::channel::<Job<I, O>>(max_batch * 4);
+        Self::spawn_with(max_batch, Backoff::default(), lane, write)
+    }
+
+    /// `spawn` with its own backoff and lanes. A failed write is handled by its `ErrorClass`:
+    /// a failure that may pass is tried again whole (one by one would wait as long again per
+    /// item, and every caller queued behind them with it); a refused value splits the batch so
+    /// that only the culprit fails; anything else fails the batch.
+    pub fn spawn_with<F>(
+        max_batch: usize,
+        backoff: Backoff,
+        lane: LaneOf<I>,
+        write: F,
+    ) -> (Self, JoinHandle<()>)
+    where
+        F: Fn(Arc<[I]>) -> WriteFuture<O> + Send + Sync + 'static,
+    {
+        // Items move from the channel into their lanes before each batch, so a lane's turn
+        // does not depend on where its item stood in the channel. The bound (on the channel,
+        // and again on the lanes) holds submitters back only when the writer falls far behind:
+        // it is above what the callers' own bounds let wait (one commit per resident actor,
+        // 25,000 by default; effects in flight, 256), because submitters held at a full
+        // channel queue in arrival order again, whatever their lane.
+        let intake = max_batch * 64;
+        let (tx, mut rx) = mpsc::channel::<Job<I, O>>(intake);
         let task = tokio::spawn(async move {
-            let mut jobs = Vec::with_capacity(max_batch);
-            while rx.recv_many(&mut jobs, max_batch).await > 0 {
-                let (items, waiters): (Vec<I>, Vec<_>) = jobs.drain(..).unzip();
+            let mut lanes = Lanes::default();
+            let mut arrived = Vec::with_capacity(max_batch);
+            loop {
+                if lanes.is_empty() && rx.recv_many(&mut arrived, max_batch).await == 0 {
+                    break;
+                }
+                while lanes.len() + arrived.len() < intake {
+                    match rx.try_recv() {
+                        Ok(job) => arrived.push(job),
+                        Err(_) => break,
+                    }
+                }
+                for job in arrived.drain(..) {
+                    lanes.push(lane(&job.0), job);
+                }
+                let (items, waiters): (Vec<I>, Vec<_>) = lanes.take(max_batch).into_iter().unzip();
                 let items: Arc<[I]> = items.into();
                 match write_whole(&write, items.clone(), backoff).await {
                     Ok(outputs) => answer(waiters, outputs),
@@ -199,7 +234,7 @@ mod tests {
     fn flaky(failures: u32) -> (Batcher<u32, u32>, Arc<AtomicU32>) {
         let calls = Arc::new(AtomicU32::new(0));
         let seen = calls.clone();
-        let (b, _task) = Batcher::spawn_with(10, NO_BACKOFF, move |items: Arc<[u32]>| {
+        let (b, _task) = Batcher::spawn_with(10, NO_BACKOFF, one_lane, move |items: Arc<[u32]>| {
             let n = seen.fetch_add(1, Ordering::SeqCst);
             Box::pin(async move {
                 if n < failures {
@@ -362,6 +397,69 @@ mod tests {
                 Err(e) => panic!("{e}"),
             }
         }
+    }
+
+    /// Tenant 1 queues 300 items while the writer is busy, then tenant 2 queues one: it is
+    /// written in the next batch, not after tenant 1's 300.
+    #[tokio::test]
+    async fn a_quiet_lane_is_written_in_the_next_batch() {
+        use crate::key::TenantId;
+        let (batches_tx, mut batches) = mpsc::unbounded_channel::<Vec<(u8, u32)>>();
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let started = Arc::new(tokio::sync::Notify::new());
+        let (held, writing) = (gate.clone(), started.clone());
+        let lane: LaneOf<(u8, u32)> = |i| Some(TenantId(uuid::Uuid::from_u128(u128::from(i.0))));
+        let (b, _task) = Batcher::spawn_fair(10, lane, move |items: Arc<[(u8, u32)]>| {
+            let batches_tx = batches_tx.clone();
+            let (held, writing) = (held.clone(), writing.clone());
+            Box::pin(async move {
+                // The first write waits until everything is queued; the rest pass.
+                writing.notify_one();
+                let _ = held.acquire().await.map(|p| p.forget());
+                held.add_permits(1);
+                let _ = batches_tx.send(items.to_vec());
+                Ok(items.iter().map(|i| i.1).collect())
+            })
+        });
+        let mut handles = Vec::new();
+        let first = b.clone();
+        handles.push(tokio::spawn(async move { first.submit((1, 0)).await }));
+        started.notified().await;
+        for n in 1..300 {
+            let b = b.clone();
+            handles.push(tokio::spawn(async move { b.submit((1, n)).await }));
+        }
+        // Every submit of tenant 1 is queued before tenant 2's.
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+        let quiet = b.clone();
+        handles.push(tokio::spawn(async move { quiet.submit((2, 0)).await }));
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+        gate.add_permits(1);
+        for h in handles {
+            h.await.unwrap().unwrap();
+        }
+        let mut order = Vec::new();
+        while let Ok(batch) = batches.try_recv() {
+            order.push(batch);
+        }
+        assert_eq!(order.iter().map(Vec::len).sum::<usize>(), 301);
+        let at = order
+            .iter()
+            .position(|batch| batch.contains(&(2, 0)))
+            .expect("tenant 2 written");
+        assert!(at <= 1, "tenant 2's item waited {at} batches: {order:?}");
+        // Tenant 1's items keep their order.
+        let ones: Vec<u32> = order
+            .iter()
+            .flatten()
+            .filter(|i| i.0 == 1)
+            .map(|i| i.1)
+            .collect();
+        assert_eq!(ones, (0..300).collect::<Vec<_>>());
     }
 
     #[tokio::test]

@@ -13,13 +13,14 @@ use crate::committer::Batcher;
 use crate::entity::Rejected;
 use crate::key::{ActorKey, Epoch, ShardId};
 use crate::kinds::Kinds;
+use crate::lanes::LaneOf;
 use crate::metrics::Metrics;
 use crate::outbox::{Completions, Handlers};
 use crate::protocol::{DeliveryError, ManagerMsg, RootMsg, ShardHostMsg, StoredAnswer, Work};
 use crate::restart::{RestartDecision, RestartTracker};
 use crate::runtime::Batchers;
 use crate::shard_manager::{self, ShardManager};
-use crate::store::{EffectDone, InboxPoll, Inserted, NewInput, Store, StoreError};
+use crate::store::{CommitRecord, EffectDone, InboxPoll, Inserted, NewInput, Store, StoreError};
 
 pub use crate::runtime::{EngineConfig, Runtime};
 pub use dead_letters::RetryOutcome;
@@ -389,7 +390,8 @@ impl Engine {
         for _ in 0..config.commit_workers.max(1) {
             let s = store.clone();
             let m = metrics.clone();
-            let (b, task) = Batcher::spawn(config.commit_max_batch, move |batch| {
+            let lane: LaneOf<CommitRecord> = |r| Some(r.key.tenant);
+            let (b, task) = Batcher::spawn_fair(config.commit_max_batch, lane, move |batch| {
                 let s = s.clone();
                 let m = m.clone();
                 Box::pin(async move {
@@ -404,11 +406,15 @@ impl Engine {
             tasks.push(task);
         }
         let s = store.clone();
-        let (ingest, task) =
-            Batcher::spawn(config.commit_max_batch, move |batch: Arc<[NewInput]>| {
+        let lane: LaneOf<NewInput> = |i| Some(i.key.tenant);
+        let (ingest, task) = Batcher::spawn_fair(
+            config.commit_max_batch,
+            lane,
+            move |batch: Arc<[NewInput]>| {
                 let s = s.clone();
                 Box::pin(async move { s.insert_inbox(&batch).await })
-            });
+            },
+        );
         tasks.push(task);
         let s = store.clone();
         let (replies, task) = Batcher::spawn(config.commit_max_batch, move |ids: Arc<[i64]>| {
@@ -417,18 +423,25 @@ impl Engine {
         });
         tasks.push(task);
         let s = store.clone();
-        let (completions, task) = Batcher::spawn(256, move |batch: Arc<[EffectDone]>| {
-            let s = s.clone();
-            Box::pin(async move { s.complete_outbox(&batch).await })
-        });
+        // A completion without a follow-up input waits in the shared lane.
+        let lane: LaneOf<EffectDone> = |d| d.followup.as_ref().map(|f| f.key.tenant);
+        let (completions, task) =
+            Batcher::spawn_fair(256, lane, move |batch: Arc<[EffectDone]>| {
+                let s = s.clone();
+                Box::pin(async move { s.complete_outbox(&batch).await })
+            });
         tasks.push(task);
 
         let s = store.clone();
-        let (loader, task) =
-            Batcher::spawn(config.commit_max_batch, move |keys: Arc<[ActorKey]>| {
+        let lane: LaneOf<ActorKey> = |k| Some(k.tenant);
+        let (loader, task) = Batcher::spawn_fair(
+            config.commit_max_batch,
+            lane,
+            move |keys: Arc<[ActorKey]>| {
                 let s = s.clone();
                 Box::pin(async move { s.load_actors(&keys).await })
-            });
+            },
+        );
         tasks.push(task);
 
         let s = store.clone();

@@ -23,6 +23,7 @@ pub mod entity;
 pub mod entity_actor;
 pub mod key;
 pub mod kinds;
+pub mod lanes;
 pub mod listener;
 pub mod membership;
 pub mod metrics;

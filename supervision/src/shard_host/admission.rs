@@ -12,68 +12,38 @@
 //! Room goes to tenants in turn: one tenant's import of thousands of leads waiting here does not
 //! hold another tenant's lead behind all of them (`Awaiting`).
 
-use std::collections::{HashMap, VecDeque};
-
 use ractor::{ActorProcessingErr, ActorRef};
 
 use super::{ShardHost, State};
-use crate::key::{ActorKey, TenantId};
+use crate::key::ActorKey;
+use crate::lanes::Lanes;
 use crate::protocol::ShardHostMsg;
 
-/// Actors waiting for room, one queue per tenant, served a tenant at a time in turn.
+/// Actors waiting for room, one lane per tenant, served a tenant at a time in turn.
 #[derive(Debug, Default)]
-pub(super) struct Awaiting {
-    queues: HashMap<TenantId, VecDeque<ActorKey>>,
-    /// Tenants with actors waiting, in the order they are served next.
-    turns: VecDeque<TenantId>,
-    len: usize,
-}
+pub(super) struct Awaiting(Lanes<ActorKey>);
 
 impl Awaiting {
     pub(super) fn len(&self) -> usize {
-        self.len
+        self.0.len()
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.len == 0
+        self.0.is_empty()
     }
 
     pub(super) fn push_back(&mut self, key: ActorKey) {
-        self.queue(key.tenant).push_back(key);
-        self.len += 1;
+        self.0.push(Some(key.tenant), key);
     }
 
     /// Moves `key`, if it waits, to the front of its tenant's queue.
     pub(super) fn hurry(&mut self, key: ActorKey) {
-        if let Some(q) = self.queues.get_mut(&key.tenant) {
-            if let Some(at) = q.iter().position(|k| *k == key) {
-                if at > 0 {
-                    q.remove(at);
-                    q.push_front(key);
-                }
-            }
-        }
+        self.0.hurry(Some(key.tenant), |k| *k == key);
     }
 
     /// The next actor to activate: the front of the queue of the tenant whose turn it is.
     pub(super) fn pop(&mut self) -> Option<ActorKey> {
-        let tenant = self.turns.pop_front()?;
-        let q = self.queues.get_mut(&tenant)?;
-        let key = q.pop_front()?;
-        if q.is_empty() {
-            self.queues.remove(&tenant);
-        } else {
-            self.turns.push_back(tenant);
-        }
-        self.len -= 1;
-        Some(key)
-    }
-
-    fn queue(&mut self, tenant: TenantId) -> &mut VecDeque<ActorKey> {
-        if !self.queues.contains_key(&tenant) {
-            self.turns.push_back(tenant);
-        }
-        self.queues.entry(tenant).or_default()
+        self.0.pop()
     }
 }
 
@@ -144,7 +114,7 @@ pub(super) fn hurry(state: &mut State, key: ActorKey) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::ActorKind;
+    use crate::key::{ActorKind, TenantId};
     use uuid::Uuid;
 
     fn key(tenant: TenantId) -> ActorKey {
