@@ -395,6 +395,56 @@ async fn a_backlog_never_wakes_more_actors_than_the_cap(backend: Backend) {
     t.stop().await;
 }
 
+/// A shard's backlog is read a page at a time, the page sized to the host's share of the
+/// resident cap: what waits in memory for room stays about one page, however long the backlog
+/// (issue #13, item 6). Before, a host read up to 1,000 inputs at once and held every one it
+/// could not run yet (a takeover of 256 shards held 256,000 parsed inputs).
+async fn a_shards_backlog_is_read_a_page_at_a_time(backend: Backend) {
+    // 64 actors over 32 shards: a share of 2 actors, a page of 16 inputs.
+    let t = TestApp::spawn_with(backend, |s| s.engine.max_resident_actors = 64).await;
+    let tenant = TenantId(t.tenant.parse().unwrap());
+    let inputs: Vec<NewInput> = std::iter::repeat_with(|| opp::key(tenant, uuid::Uuid::new_v4()))
+        .filter(|key| key.shard(32) == ShardId(5))
+        .take(300)
+        .enumerate()
+        .map(|(i, key)| NewInput {
+            key,
+            shard: ShardId(5),
+            dedupe_key: format!("paged-{i}"),
+            remember: true,
+            input: json!({"type": "pause", "by": "backlog"}),
+            reply: false,
+            notify: false,
+        })
+        .collect();
+    t.engine().store().insert_inbox(&inputs).await.unwrap();
+    let mut peak = 0.0f64;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, m) = t
+            .request(reqwest::Method::GET, "/metrics", None, None)
+            .await;
+        peak = peak.max(metric(
+            m.as_str().unwrap(),
+            "neuronx_actors_awaiting_activation",
+        ));
+        let backlog = t.engine().store().backlog(i64::MAX).await.unwrap();
+        if backlog.inbox == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backlog did not drain: {backlog:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        peak <= 16.0,
+        "{peak} actors waited in memory for room at once, over a page of 16"
+    );
+    t.stop().await;
+}
+
 /// Room in a full host goes to tenants in turn: one tenant's flood of waiting actors does not
 /// hold another tenant's input behind all of it (issue #13, item 6).
 async fn a_tenants_flood_does_not_hold_another_tenants_input_behind_it(backend: Backend) {
@@ -459,6 +509,7 @@ async fn a_tenants_flood_does_not_hold_another_tenants_input_behind_it(backend: 
 }
 
 both_backends!(
+    a_shards_backlog_is_read_a_page_at_a_time,
     a_tenants_flood_does_not_hold_another_tenants_input_behind_it,
     a_backlog_never_wakes_more_actors_than_the_cap,
     an_effect_left_claimed_is_recorded_unknown_without_a_shard_moving,

@@ -252,8 +252,6 @@ struct Durable {
 }
 
 /// How long making an input durable may take before the caller is answered "unavailable".
-/// Rows one shard's safety-net poll reads at a time.
-const INBOX_POLL_LIMIT: i64 = 1000;
 
 const INGEST_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -445,12 +443,13 @@ impl Engine {
         tasks.push(task);
 
         let s = store.clone();
+        let page = config.inbox_page();
         // Every host reads its stragglers once per poll interval; read together, 256 shards
         // cost one query instead of 256 (a tenth of the database's time when paced).
         let (polls, task) =
             Batcher::spawn(config.commit_max_batch, move |polls: Arc<[InboxPoll]>| {
                 let s = s.clone();
-                Box::pin(async move { s.pending_inboxes(&polls, INBOX_POLL_LIMIT).await })
+                Box::pin(async move { s.pending_inboxes(&polls, page).await })
             });
         tasks.push(task);
 

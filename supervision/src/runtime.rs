@@ -56,6 +56,18 @@ pub struct EngineConfig {
     pub clock: Clock,
 }
 
+impl EngineConfig {
+    /// Rows one shard's inbox read takes at a time: a shard's share of the resident cap (97
+    /// for 25,000 over 256 shards), between 16 and 1,000. A host queues in memory the rows its
+    /// actors are not running yet, so what every host holds after a takeover of a large
+    /// backlog is about the resident cap, not 256 pages of a thousand parsed inputs (issue #13,
+    /// item 6); a host reads its next page when it has worked through this one.
+    pub fn inbox_page(&self) -> i64 {
+        let share = self.max_resident_actors / self.shard_count.max(1) as usize;
+        share.clamp(16, 1000) as i64
+    }
+}
+
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {

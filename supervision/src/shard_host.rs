@@ -70,6 +70,9 @@ pub struct State {
     /// A wake-up came while a read was running (which may have started before the input was
     /// written): read everything again once it ends.
     poll_again: bool,
+    /// The last read came back a full page: more inputs wait in the store, read when the host
+    /// has worked through half of what it holds (inbox.rs).
+    more_inbox: bool,
     /// Answers of recently applied inbox inputs. The safety-net poll can apply an input before
     /// the in-process delivery that carries its caller arrives; the caller gets the answer here.
     answered: HashMap<i64, Answer>,
@@ -118,6 +121,7 @@ impl Actor for ShardHost {
             stragglers_polled: std::time::Instant::now(),
             polling: false,
             poll_again: false,
+            more_inbox: false,
             answered: HashMap::new(),
             answered_order: VecDeque::new(),
             waiting: HashMap::new(),
@@ -396,6 +400,7 @@ impl ShardHost {
             r.restarts.on_success();
             r.last_active = Instant::now();
         }
+        self.read_next_page(myself, state);
         // Actors that were busy when the host went over its share may be idle now.
         self.keep_to_budget(state);
         self.activate_awaiting(myself, state).await?;

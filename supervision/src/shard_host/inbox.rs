@@ -68,6 +68,7 @@ impl ShardHost {
         rows: Vec<InboxRow>,
     ) -> Result<(), ActorProcessingErr> {
         state.polling = false;
+        state.more_inbox = rows.len() as i64 >= self.rt.config.inbox_page();
         for row in rows {
             // Known: delivered in process meanwhile, or read by an earlier poll.
             if state.known_inbox.contains(&row.id) {
@@ -84,6 +85,18 @@ impl ShardHost {
             self.poll_inbox(myself, state, PollScope::Woken);
         }
         Ok(())
+    }
+
+    /// Reads the next page of a backlog once the host holds at most half a page of inputs: the
+    /// page is sized to what the host can run (`EngineConfig::inbox_page`), so the next one is
+    /// read while the last of this one is applied, and never more than about a page waits in
+    /// memory. Only a full page asks for the next: a short one read everything.
+    pub(super) fn read_next_page(&self, myself: &ActorRef<ShardHostMsg>, state: &mut State) {
+        let page = self.rt.config.inbox_page();
+        if state.more_inbox && !state.polling && state.known_inbox.len() as i64 <= page / 2 {
+            state.more_inbox = false;
+            self.poll_inbox(myself, state, PollScope::Everything);
+        }
     }
 
     /// Over its share of the resident actors, the host passivates its least recently used idle
