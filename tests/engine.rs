@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{eventually, Backend, TestApp};
+use common::{eventually, sql, Backend, TestApp};
 use neuronx_actors::opportunity as opp;
 use neuronx_supervision::store::{Inserted, NewInput};
 use neuronx_supervision::{ShardId, TenantId};
@@ -42,15 +42,23 @@ async fn a_stale_epoch_write_is_rejected_counted_and_the_shard_stops(backend: Ba
     let (_, view) = t.get(&format!("/v1/opportunities/{id}")).await;
     assert_eq!(view["paused"], false, "a fenced commit writes nothing");
     assert_eq!(view["version"], 1);
-    let (_, metrics) = t
-        .request(reqwest::Method::GET, "/metrics", None, None)
-        .await;
-    assert!(
-        metric(
-            metrics.as_str().unwrap(),
-            "neuronx_fencing_rejections_total"
-        ) >= 1.0
-    );
+    // The 202 came when the wait for the reply ran out; under load the fenced commit may be
+    // refused a moment later.
+    eventually(
+        Duration::from_secs(10),
+        "the fenced commit to be counted",
+        || async {
+            let (_, metrics) = t
+                .request(reqwest::Method::GET, "/metrics", None, None)
+                .await;
+            (metric(
+                metrics.as_str().unwrap(),
+                "neuronx_fencing_rejections_total",
+            ) >= 1.0)
+                .then_some(())
+        },
+    )
+    .await;
     eventually(
         Duration::from_secs(10),
         "this instance to drop its shards",
@@ -285,16 +293,6 @@ async fn an_actor_failing_past_its_restart_limit_is_quarantined_and_its_neighbou
     t.stop().await;
 }
 
-/// Runs one statement on the test's database (tests may look into the runtime's tables).
-async fn sql(store: &neuronx_supervision::Store, statement: &str) -> Vec<String> {
-    use neuronx_supervision::Store;
-    match store {
-        Store::Postgres(pg) => sqlx::query_scalar(statement).fetch_all(pg.pool()).await,
-        Store::Sqlite(lite) => sqlx::query_scalar(statement).fetch_all(lite.pool()).await,
-    }
-    .unwrap()
-}
-
 /// An effect left claimed by this very instance (say its task was lost) is recorded unknown by
 /// the periodic orphan check, with no shard changing hands (before, only a gained shard was
 /// checked, and such an effect stayed claimed for good).
@@ -341,177 +339,7 @@ async fn an_effect_left_claimed_is_recorded_unknown_without_a_shard_moving(backe
     t.stop().await;
 }
 
-/// A backlog of inputs for many actors (as a takeover finds) wakes at most the resident cap of
-/// actors at once: the rest wait with their inputs until there is room, and all are applied
-/// (issue #13, item 6). Before, every actor with work was spawned at once.
-async fn a_backlog_never_wakes_more_actors_than_the_cap(backend: Backend) {
-    let t = TestApp::spawn_with(backend, |s| s.engine.max_resident_actors = 64).await;
-    let tenant = TenantId(t.tenant.parse().unwrap());
-    let inputs: Vec<NewInput> = (0..400)
-        .map(|i| {
-            let key = opp::key(tenant, uuid::Uuid::new_v4());
-            NewInput {
-                key,
-                shard: key.shard(32),
-                dedupe_key: format!("backlog-{i}"),
-                remember: true,
-                // No such opportunity: refused and consumed, one transition each.
-                input: json!({"type": "pause", "by": "backlog"}),
-                reply: false,
-                notify: false,
-            }
-        })
-        .collect();
-    t.engine().store().insert_inbox(&inputs).await.unwrap();
-    let mut peak = 0.0f64;
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let (_, m) = t
-            .request(reqwest::Method::GET, "/metrics", None, None)
-            .await;
-        peak = peak.max(metric(m.as_str().unwrap(), "neuronx_resident_actors"));
-        let backlog = t.engine().store().backlog(i64::MAX).await.unwrap();
-        if backlog.inbox == 0 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the backlog did not drain: {backlog:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    assert!(
-        peak <= 64.0,
-        "{peak} actors alive at once, over the cap of 64"
-    );
-    assert!(peak >= 1.0, "the drain was observed");
-    let (_, m) = t
-        .request(reqwest::Method::GET, "/metrics", None, None)
-        .await;
-    assert_eq!(
-        metric(m.as_str().unwrap(), "neuronx_actors_awaiting_activation"),
-        0.0
-    );
-    t.stop().await;
-}
-
-/// A shard's backlog is read a page at a time, the page sized to the host's share of the
-/// resident cap: what waits in memory for room stays about one page, however long the backlog
-/// (issue #13, item 6). Before, a host read up to 1,000 inputs at once and held every one it
-/// could not run yet (a takeover of 256 shards held 256,000 parsed inputs).
-async fn a_shards_backlog_is_read_a_page_at_a_time(backend: Backend) {
-    // 64 actors over 32 shards: a share of 2 actors, a page of 16 inputs.
-    let t = TestApp::spawn_with(backend, |s| s.engine.max_resident_actors = 64).await;
-    let tenant = TenantId(t.tenant.parse().unwrap());
-    let inputs: Vec<NewInput> = std::iter::repeat_with(|| opp::key(tenant, uuid::Uuid::new_v4()))
-        .filter(|key| key.shard(32) == ShardId(5))
-        .take(300)
-        .enumerate()
-        .map(|(i, key)| NewInput {
-            key,
-            shard: ShardId(5),
-            dedupe_key: format!("paged-{i}"),
-            remember: true,
-            input: json!({"type": "pause", "by": "backlog"}),
-            reply: false,
-            notify: false,
-        })
-        .collect();
-    t.engine().store().insert_inbox(&inputs).await.unwrap();
-    let mut peak = 0.0f64;
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let (_, m) = t
-            .request(reqwest::Method::GET, "/metrics", None, None)
-            .await;
-        peak = peak.max(metric(
-            m.as_str().unwrap(),
-            "neuronx_actors_awaiting_activation",
-        ));
-        let backlog = t.engine().store().backlog(i64::MAX).await.unwrap();
-        if backlog.inbox == 0 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the backlog did not drain: {backlog:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    assert!(
-        peak <= 16.0,
-        "{peak} actors waited in memory for room at once, over a page of 16"
-    );
-    t.stop().await;
-}
-
-/// Room in a full host goes to tenants in turn: one tenant's flood of waiting actors does not
-/// hold another tenant's input behind all of it (issue #13, item 6).
-async fn a_tenants_flood_does_not_hold_another_tenants_input_behind_it(backend: Backend) {
-    // One actor at a time per host: everything on one shard waits its turn.
-    let t = TestApp::spawn_with(backend, |s| s.engine.max_resident_actors = 32).await;
-    let a = TenantId(t.tenant.parse().unwrap());
-    let b = neuronx::tenants::create(t.engine().store(), "other")
-        .await
-        .unwrap()
-        .tenant_id;
-    let shard = neuronx_supervision::ShardId(7);
-    let on_shard = |tenant: TenantId| loop {
-        let key = opp::key(tenant, uuid::Uuid::new_v4());
-        if key.shard(32) == shard {
-            return key;
-        }
-    };
-    let input = |key: neuronx_supervision::ActorKey, n: usize| NewInput {
-        key,
-        shard,
-        dedupe_key: format!("flood-{}-{n}", key.tenant),
-        remember: true,
-        input: json!({"type": "pause", "by": "flood"}),
-        reply: false,
-        notify: false,
-    };
-    let mut rows: Vec<NewInput> = (0..200).map(|n| input(on_shard(a), n)).collect();
-    rows.push(input(on_shard(b), 0));
-    t.engine().store().insert_inbox(&rows).await.unwrap();
-    // Inputs of `tenant` still waiting in the inbox.
-    let waiting = |tenant: TenantId| {
-        let store = t.engine().store().clone();
-        async move {
-            let n = sql(
-                &store,
-                &format!(
-                    "SELECT CAST(count(*) AS TEXT) FROM inbox WHERE CAST(tenant_id AS TEXT) = '{}'",
-                    tenant.0
-                ),
-            )
-            .await;
-            n[0].parse::<i64>().unwrap()
-        }
-    };
-    let a_left = eventually(
-        Duration::from_secs(60),
-        "tenant B's input to apply",
-        || async {
-            if waiting(b).await != 0 {
-                return None;
-            }
-            Some(waiting(a).await)
-        },
-    )
-    .await;
-    assert!(
-        a_left >= 100,
-        "tenant B waited behind {} of tenant A's 200 inputs",
-        200 - a_left
-    );
-    t.stop().await;
-}
-
 both_backends!(
-    a_shards_backlog_is_read_a_page_at_a_time,
-    a_tenants_flood_does_not_hold_another_tenants_input_behind_it,
-    a_backlog_never_wakes_more_actors_than_the_cap,
     an_effect_left_claimed_is_recorded_unknown_without_a_shard_moving,
     an_actor_failing_past_its_restart_limit_is_quarantined_and_its_neighbours_go_on,
     an_instance_at_its_resident_cap_passivates_idle_actors_early,

@@ -24,6 +24,10 @@ pub struct Metrics {
     pub actor_restarts: IntCounter,
     pub quarantined_actors: IntCounter,
     pub awaiting_activation: IntGauge,
+    /// Outbox claims and timer wake-ups put off while the hosts were behind
+    /// (`Runtime::overloaded`).
+    pub claims_held_back: IntCounter,
+    pub firings_held_back: IntCounter,
     pub early_timer_firings: IntCounter,
     pub owned_shards: IntGauge,
     pub effects: IntCounterVec,
@@ -90,6 +94,14 @@ impl Metrics {
                 "actors_awaiting_activation",
                 "actors with work waiting for room under their host's share of the resident cap",
             )?,
+            claims_held_back: IntCounter::new(
+                "outbox_claims_held_back_total",
+                "outbox claims put off because more actors waited for room than half the resident cap",
+            )?,
+            firings_held_back: IntCounter::new(
+                "timer_firings_held_back_total",
+                "timer wake-ups put off because more actors waited for room than half the resident cap",
+            )?,
             quarantined_actors: IntCounter::new(
                 "quarantined_actors_total",
                 "actors set aside after failing past their restart limit",
@@ -145,6 +157,8 @@ impl Metrics {
             .register(Box::new(m.quarantined_actors.clone()))?;
         m.registry
             .register(Box::new(m.awaiting_activation.clone()))?;
+        m.registry.register(Box::new(m.claims_held_back.clone()))?;
+        m.registry.register(Box::new(m.firings_held_back.clone()))?;
         m.registry
             .register(Box::new(m.early_timer_firings.clone()))?;
         m.registry.register(Box::new(m.owned_shards.clone()))?;

@@ -266,6 +266,12 @@ impl Dispatcher {
         if room == 0 || state.held.is_empty() || !self.rt.may_act() {
             return;
         }
+        if self.rt.overloaded() {
+            // Each effect brings its actor a follow-up input; while the hosts are behind, the
+            // effects wait in the outbox. The next sweep (every poll interval) tries again.
+            self.rt.metrics.claims_held_back.inc();
+            return;
+        }
         let limit = room.min(self.rt.config.outbox_batch);
         state.claim_start = (state.claim_start + 1) % state.held.len();
         let mut order = state.held.clone();

@@ -81,7 +81,11 @@ pub struct State {
     waiting: HashMap<i64, Vec<Reply>>,
 }
 
-const ANSWERS_KEPT: usize = 1024;
+/// Answers a host keeps (`State::answered`): enough for the moments in which a caller's
+/// delivery or a late poll can follow the commit of its input. Every host keeps its own, so
+/// this is per shard: 1,024 for each of 256 shards held 262,144 answers (and hundreds of MB)
+/// once a takeover's backlog had gone through.
+const ANSWERS_KEPT: usize = 128;
 
 pub struct ShardHost {
     rt: Arc<Runtime>,

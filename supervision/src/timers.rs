@@ -41,6 +41,8 @@ pub struct State {
     /// Firings handed to a shard host whose row may still be in the store: a refill reads
     /// them again until their transition commits, and must not deliver them twice.
     in_flight: HashMap<(ActorKey, String), InFlight>,
+    /// Firing stopped at the bound of firings in flight: the next refill re-arms (`hold_back`).
+    fire_after_refill: bool,
 }
 
 /// A firing delivered and not yet known to be over.
@@ -111,6 +113,7 @@ impl Actor for TimerService {
             generation: 0,
             armed_for: None,
             in_flight: HashMap::new(),
+            fire_after_refill: false,
         })
     }
 
@@ -167,9 +170,28 @@ impl Actor for TimerService {
                     return Ok(());
                 }
                 state.armed_for = None;
-                self.fire_due(state);
+                if self.rt.overloaded() {
+                    // The firings wait here (their rows in the store) while the hosts are
+                    // behind: each would join the actors already waiting for room. Looked at
+                    // again after a pause, not at once: the earliest is already due.
+                    self.rt.metrics.firings_held_back.inc();
+                    hold_back(&myself, state, false);
+                } else if !self.fire_due(state) {
+                    // Firings in flight are forgotten by a refill (their rows are gone).
+                    self.rt.metrics.firings_held_back.inc();
+                    hold_back(&myself, state, true);
+                }
             }
-            TimerMsg::Refill => self.refill(&myself, state).await,
+            TimerMsg::Refill => {
+                self.refill(&myself, state).await;
+                // Armed again below for the earliest, even when it is the one the hold-back
+                // marked: the refill may have freed room for it. Only then: re-arming after
+                // every refill would bump the generation each time, and during a backlog the
+                // next refill (200 ms) can arrive before the wake-up, which it makes stale.
+                if std::mem::take(&mut state.fire_after_refill) {
+                    state.armed_for = None;
+                }
+            }
         }
         arm(&myself, state, &self.rt.config.clock);
         Ok(())
@@ -185,6 +207,24 @@ fn insert(state: &mut State, key: ActorKey, name: String, at: i64, shard: ShardI
 fn remove(state: &mut State, key: &ActorKey, name: &str) {
     if let Some(at) = state.index.remove(&(*key, name.to_owned())) {
         state.due.remove(&(at, *key, name.to_owned()));
+    }
+}
+
+/// Looks again after `BACKLOG_PAUSE` at the due timers held back: with a refill first when
+/// `refill` (it forgets the firings consumed since), else with a wake-up. Marked armed for the
+/// earliest, so that `arm` leaves the pause alone until an earlier timer comes.
+fn hold_back(myself: &ActorRef<TimerMsg>, state: &mut State, refill: bool) {
+    let Some(((next, _, _), _)) = state.due.first_key_value() else {
+        return;
+    };
+    state.armed_for = Some(*next);
+    if refill {
+        state.fire_after_refill = true;
+        myself.send_after(BACKLOG_PAUSE, || TimerMsg::Refill);
+    } else {
+        state.generation += 1;
+        let generation = state.generation;
+        myself.send_after(BACKLOG_PAUSE, move || TimerMsg::Wake(generation));
     }
 }
 
@@ -211,11 +251,18 @@ fn arm(myself: &ActorRef<TimerMsg>, state: &mut State, clock: &Clock) {
 }
 
 impl TimerService {
-    fn fire_due(&self, state: &mut State) {
+    /// Delivers the due firings, at most half the resident cap in flight at once: each may
+    /// wake an actor, and firings past what the hosts can run would only wait in memory (a
+    /// takeover's 200,000 overdue timers). False when that bound stopped it.
+    fn fire_due(&self, state: &mut State) -> bool {
         let now = self.rt.config.clock.now_ms();
+        let bound = (self.rt.config.max_resident_actors / 2).max(1);
         while let Some(entry) = state.due.first_entry() {
             if entry.key().0 > now {
                 break;
+            }
+            if state.in_flight.len() >= bound {
+                return false;
             }
             let ((at, key, name), (shard, input)) = entry.remove_entry();
             state.index.remove(&(key, name.clone()));
@@ -242,6 +289,7 @@ impl TimerService {
                 state.in_flight.insert((key, name), flight);
             }
         }
+        true
     }
 
     async fn refill(&self, myself: &ActorRef<TimerMsg>, state: &mut State) {

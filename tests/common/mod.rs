@@ -387,3 +387,13 @@ pub async fn post_signed(
         .await
         .expect("webhook request")
 }
+
+/// Runs one statement on the test's database (tests may look into the runtime's tables).
+pub async fn sql(store: &neuronx_supervision::Store, statement: &str) -> Vec<String> {
+    use neuronx_supervision::Store;
+    match store {
+        Store::Postgres(pg) => sqlx::query_scalar(statement).fetch_all(pg.pool()).await,
+        Store::Sqlite(lite) => sqlx::query_scalar(statement).fetch_all(lite.pool()).await,
+    }
+    .unwrap()
+}

@@ -68,11 +68,20 @@ impl ShardHost {
         rows: Vec<InboxRow>,
     ) -> Result<(), ActorProcessingErr> {
         state.polling = false;
-        state.more_inbox = rows.len() as i64 >= self.rt.config.inbox_page();
+        let page = usize::try_from(self.rt.config.inbox_page()).unwrap_or(usize::MAX);
+        state.more_inbox = rows.len() >= page;
         for row in rows {
             // Known: delivered in process meanwhile, or read by an earlier poll.
             if state.known_inbox.contains(&row.id) {
                 continue;
+            }
+            // Whatever the poll's scope, a host holding a page of inputs takes no more from the
+            // store: the rest is read when it has worked through half of what it holds. (A
+            // straggler or wake-up read used to add a page every time, and a takeover's hosts
+            // grew to 150,000 waiting inputs.)
+            if state.known_inbox.len() >= page {
+                state.more_inbox = true;
+                break;
             }
             let Some(key) = resolve_key(&self.kinds, &row.key) else {
                 tracing::warn!(kind = %row.key.kind, "inbox row for an unknown kind");
