@@ -178,6 +178,8 @@ pub enum TimerMsg {
     /// The armed sleep ended; stale generations are ignored.
     Wake(u64),
     Refill,
+    /// A firing of this timer was applied (or found stale): it is no longer in flight.
+    Over(ActorKey, String),
 }
 
 // ---------------------------------------------------------------------------------------------

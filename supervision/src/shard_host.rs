@@ -366,11 +366,20 @@ impl ShardHost {
         committed: Option<Committed>,
         answer: Option<Answer>,
     ) -> Result<(), ActorProcessingErr> {
+        let mut fired = None;
         if let Some(r) = state.residents.get_mut(&key) {
+            let work = r.inflight.take();
+            if let Some(Work {
+                consumed: Consumed::Timer { name, .. },
+                ..
+            }) = &work
+            {
+                fired = Some(name.clone());
+            }
             if let Some(Work {
                 consumed: Consumed::Inbox { id },
                 ..
-            }) = r.inflight.take()
+            }) = work
             {
                 state.known_inbox.remove(&id);
                 let waiters = state.waiting.remove(&id).unwrap_or_default();
@@ -403,6 +412,10 @@ impl ShardHost {
             r.strikes = 0;
             r.restarts.on_success();
             r.last_active = Instant::now();
+        }
+        if let Some(name) = fired {
+            // The timer service counts its firings in flight; this one is over.
+            let _ = state.timers.cast(TimerMsg::Over(key, name));
         }
         self.read_next_page(myself, state);
         // Actors that were busy when the host went over its share may be idle now.

@@ -182,6 +182,9 @@ impl Actor for TimerService {
                     hold_back(&myself, state, true);
                 }
             }
+            TimerMsg::Over(key, name) => {
+                state.in_flight.remove(&(key, name));
+            }
             TimerMsg::Refill => {
                 self.refill(&myself, state).await;
                 // Armed again below for the earliest, even when it is the one the hold-back
