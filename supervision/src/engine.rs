@@ -252,7 +252,6 @@ struct Durable {
 }
 
 /// How long making an input durable may take before the caller is answered "unavailable".
-
 const INGEST_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The safety net under the notification of a posted answer: a lost one costs at most this.
