@@ -6,17 +6,63 @@ mod common;
 
 use std::time::Duration;
 
-use common::{eventually, sql, Backend, TestApp};
+use common::{eventually, metric, sql, Backend, TestApp};
 use neuronx_actors::opportunity as opp;
 use neuronx_supervision::store::NewInput;
-use neuronx_supervision::{ShardId, TenantId};
+use neuronx_supervision::{ActorKey, ShardId, TenantId};
 use serde_json::json;
 
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+/// An input for an opportunity that does not exist: refused and consumed, one transition each.
+fn refused_pause(key: ActorKey, dedupe_key: String) -> NewInput {
+    NewInput {
+        key,
+        shard: key.shard(32),
+        dedupe_key,
+        remember: true,
+        input: json!({"type": "pause", "by": "backlog"}),
+        reply: false,
+        notify: false,
+    }
+}
+
+/// Queues one input for each of `keys` in the inbox, as a takeover finds them.
+async fn queue(t: &TestApp, keys: impl Iterator<Item = ActorKey>, prefix: &str) {
+    let inputs: Vec<NewInput> = keys
+        .enumerate()
+        .map(|(i, key)| refused_pause(key, format!("{prefix}-{i}")))
+        .collect();
+    t.engine().store().insert_inbox(&inputs).await.unwrap();
+}
+
+/// New opportunity keys of `tenant`.
+fn keys(tenant: TenantId) -> impl Iterator<Item = ActorKey> {
+    std::iter::repeat_with(move || opp::key(tenant, uuid::Uuid::new_v4()))
+}
+
+/// The value of `name` on the test instance's metrics.
+async fn gauge(t: &TestApp, name: &str) -> f64 {
+    let (_, m) = t
+        .request(reqwest::Method::GET, "/metrics", None, None)
+        .await;
+    metric(m.as_str().unwrap(), name)
+}
+
+/// The highest value of `name` seen until the inbox is empty.
+async fn peak_until_drained(t: &TestApp, name: &str) -> f64 {
+    let mut peak = 0.0f64;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        peak = peak.max(gauge(t, name).await);
+        let backlog = t.engine().store().backlog(i64::MAX).await.unwrap();
+        if backlog.inbox == 0 {
+            return peak;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backlog did not drain: {backlog:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// A backlog of inputs for many actors (as a takeover finds) wakes at most the resident cap of
@@ -25,51 +71,14 @@ fn metric(text: &str, name: &str) -> f64 {
 async fn a_backlog_never_wakes_more_actors_than_the_cap(backend: Backend) {
     let t = TestApp::spawn_with(backend, |s| s.engine.max_resident_actors = 64).await;
     let tenant = TenantId(t.tenant.parse().unwrap());
-    let inputs: Vec<NewInput> = (0..400)
-        .map(|i| {
-            let key = opp::key(tenant, uuid::Uuid::new_v4());
-            NewInput {
-                key,
-                shard: key.shard(32),
-                dedupe_key: format!("backlog-{i}"),
-                remember: true,
-                // No such opportunity: refused and consumed, one transition each.
-                input: json!({"type": "pause", "by": "backlog"}),
-                reply: false,
-                notify: false,
-            }
-        })
-        .collect();
-    t.engine().store().insert_inbox(&inputs).await.unwrap();
-    let mut peak = 0.0f64;
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let (_, m) = t
-            .request(reqwest::Method::GET, "/metrics", None, None)
-            .await;
-        peak = peak.max(metric(m.as_str().unwrap(), "neuronx_resident_actors"));
-        let backlog = t.engine().store().backlog(i64::MAX).await.unwrap();
-        if backlog.inbox == 0 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the backlog did not drain: {backlog:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    queue(&t, keys(tenant).take(400), "backlog").await;
+    let peak = peak_until_drained(&t, "neuronx_resident_actors").await;
     assert!(
         peak <= 64.0,
         "{peak} actors alive at once, over the cap of 64"
     );
     assert!(peak >= 1.0, "the drain was observed");
-    let (_, m) = t
-        .request(reqwest::Method::GET, "/metrics", None, None)
-        .await;
-    assert_eq!(
-        metric(m.as_str().unwrap(), "neuronx_actors_awaiting_activation"),
-        0.0
-    );
+    assert_eq!(gauge(&t, "neuronx_actors_awaiting_activation").await, 0.0);
     t.stop().await;
 }
 
@@ -81,41 +90,9 @@ async fn a_shards_backlog_is_read_a_page_at_a_time(backend: Backend) {
     // 64 actors over 32 shards: a share of 2 actors, a page of 16 inputs.
     let t = TestApp::spawn_with(backend, |s| s.engine.max_resident_actors = 64).await;
     let tenant = TenantId(t.tenant.parse().unwrap());
-    let inputs: Vec<NewInput> = std::iter::repeat_with(|| opp::key(tenant, uuid::Uuid::new_v4()))
-        .filter(|key| key.shard(32) == ShardId(5))
-        .take(300)
-        .enumerate()
-        .map(|(i, key)| NewInput {
-            key,
-            shard: ShardId(5),
-            dedupe_key: format!("paged-{i}"),
-            remember: true,
-            input: json!({"type": "pause", "by": "backlog"}),
-            reply: false,
-            notify: false,
-        })
-        .collect();
-    t.engine().store().insert_inbox(&inputs).await.unwrap();
-    let mut peak = 0.0f64;
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let (_, m) = t
-            .request(reqwest::Method::GET, "/metrics", None, None)
-            .await;
-        peak = peak.max(metric(
-            m.as_str().unwrap(),
-            "neuronx_actors_awaiting_activation",
-        ));
-        let backlog = t.engine().store().backlog(i64::MAX).await.unwrap();
-        if backlog.inbox == 0 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the backlog did not drain: {backlog:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let on_shard_5 = keys(tenant).filter(|key| key.shard(32) == ShardId(5));
+    queue(&t, on_shard_5.take(300), "paged").await;
+    let peak = peak_until_drained(&t, "neuronx_actors_awaiting_activation").await;
     assert!(
         peak <= 16.0,
         "{peak} actors waited in memory for room at once, over a page of 16"
@@ -133,25 +110,13 @@ async fn a_tenants_flood_does_not_hold_another_tenants_input_behind_it(backend: 
         .await
         .unwrap()
         .tenant_id;
-    let shard = neuronx_supervision::ShardId(7);
-    let on_shard = |tenant: TenantId| loop {
-        let key = opp::key(tenant, uuid::Uuid::new_v4());
-        if key.shard(32) == shard {
-            return key;
-        }
-    };
-    let input = |key: neuronx_supervision::ActorKey, n: usize| NewInput {
-        key,
-        shard,
-        dedupe_key: format!("flood-{}-{n}", key.tenant),
-        remember: true,
-        input: json!({"type": "pause", "by": "flood"}),
-        reply: false,
-        notify: false,
-    };
-    let mut rows: Vec<NewInput> = (0..200).map(|n| input(on_shard(a), n)).collect();
-    rows.push(input(on_shard(b), 0));
-    t.engine().store().insert_inbox(&rows).await.unwrap();
+    let on_shard_7 = |tenant| keys(tenant).filter(|key| key.shard(32) == ShardId(7));
+    queue(
+        &t,
+        on_shard_7(a).take(200).chain(on_shard_7(b).take(1)),
+        "flood",
+    )
+    .await;
     // Inputs of `tenant` still waiting in the inbox.
     let waiting = |tenant: TenantId| {
         let store = t.engine().store().clone();
@@ -194,21 +159,7 @@ async fn effects_wait_in_the_outbox_while_the_hosts_are_behind(backend: Backend)
     // One actor per host; more than 4 waiting is "behind".
     let t = TestApp::spawn_with(backend, |s| s.engine.max_resident_actors = 8).await;
     let tenant = TenantId(t.tenant.parse().unwrap());
-    let inputs: Vec<NewInput> = (0..400)
-        .map(|i| {
-            let key = opp::key(tenant, uuid::Uuid::new_v4());
-            NewInput {
-                key,
-                shard: key.shard(32),
-                dedupe_key: format!("behind-{i}"),
-                remember: true,
-                input: json!({"type": "pause", "by": "backlog"}),
-                reply: false,
-                notify: false,
-            }
-        })
-        .collect();
-    t.engine().store().insert_inbox(&inputs).await.unwrap();
+    queue(&t, keys(tenant).take(400), "behind").await;
     // The hosts are behind before the lead comes: its create is a caller, served first; its
     // dial is not.
     eventually(
@@ -234,11 +185,8 @@ async fn effects_wait_in_the_outbox_while_the_hosts_are_behind(backend: Backend)
         },
     )
     .await;
-    let (_, m) = t
-        .request(reqwest::Method::GET, "/metrics", None, None)
-        .await;
     assert!(
-        metric(m.as_str().unwrap(), "neuronx_outbox_claims_held_back_total") >= 1.0,
+        gauge(&t, "neuronx_outbox_claims_held_back_total").await >= 1.0,
         "the dial was claimed while the hosts were behind"
     );
     t.stop().await;

@@ -5,19 +5,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{eventually, sql, Backend, TestApp};
+use common::{eventually, metric, sql, Backend, TestApp};
 use neuronx_actors::opportunity as opp;
 use neuronx_supervision::store::{Inserted, NewInput};
 use neuronx_supervision::{ShardId, TenantId};
 use reqwest::StatusCode;
 use serde_json::json;
-
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
 
 async fn a_stale_epoch_write_is_rejected_counted_and_the_shard_stops(backend: Backend) {
     // The fenced command answers 202 once the wait for its reply runs out: keep it short.

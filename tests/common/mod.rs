@@ -397,3 +397,11 @@ pub async fn sql(store: &neuronx_supervision::Store, statement: &str) -> Vec<Str
     }
     .unwrap()
 }
+
+/// A sample's value in a Prometheus text exposition (0 when absent).
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
