@@ -47,6 +47,7 @@ conformance!(
     orphaned_effects_are_reclaimed_once_fenced_and_only_when_old_enough,
     completing_an_effect_records_it_and_delivers_the_followup,
     outbox_holds_move_an_actors_open_effects_between_states,
+    a_shard_named_twice_in_a_claim_gives_each_effect_once,
     a_dead_letter_consumes_its_input_and_is_listed_with_its_error,
     a_dead_letter_with_a_stale_epoch_writes_nothing,
     a_retried_dead_letter_leaves_the_list_as_its_input_returns,
@@ -1777,6 +1778,23 @@ async fn completing_an_effect_records_it_and_delivers_the_followup(store: Store)
         0,
         "finished effects are never claimed"
     );
+}
+
+/// A claim that names a shard twice takes each of its effects once (SQLite took them once per
+/// mention, so an effect would have run twice; found when two random actors of a test shared a
+/// shard).
+async fn a_shard_named_twice_in_a_claim_gives_each_effect_once(store: Store) {
+    let t = tenant();
+    let a = actor(t);
+    let sa = shard(&a);
+    let epochs = own_all(&store).await;
+    let ea = epoch_of(&epochs, &a);
+    emit(&store, &a, ea, &["t/1", "t/2"]).await;
+    let claimed = store
+        .claim_outbox(&[(sa, ea), (sa, ea)], 10)
+        .await
+        .expect("claim_outbox");
+    assert_eq!(idem_keys(&claimed), vec!["t/1", "t/2"]);
 }
 
 async fn outbox_holds_move_an_actors_open_effects_between_states(store: Store) {

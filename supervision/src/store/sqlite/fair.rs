@@ -92,9 +92,12 @@ impl SqliteStore {
             .fetch_all(&mut *tx)
             .await?;
         let live: HashSet<(i32, i64)> = current.into_iter().collect();
+        // Each shard once, in the order given: a shard named twice would have its rows taken
+        // twice by one claim, and its effects run twice.
+        let mut seen = HashSet::new();
         let shards: Vec<i32> = held
             .iter()
-            .filter(|(s, e)| live.contains(&(s.0, e.0)))
+            .filter(|(s, e)| live.contains(&(s.0, e.0)) && seen.insert(s.0))
             .map(|(s, _)| s.0)
             .collect();
         let pending = "AND status = 'pending'";
