@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{eventually, metric, sql, Backend, TestApp};
+use common::{eventually, sql, Backend, TestApp};
 use neuronx_actors::opportunity as opp;
 use neuronx_supervision::store::NewInput;
 use neuronx_supervision::{ActorKey, ShardId, TenantId};
@@ -39,20 +39,12 @@ fn keys(tenant: TenantId) -> impl Iterator<Item = ActorKey> {
     std::iter::repeat_with(move || opp::key(tenant, uuid::Uuid::new_v4()))
 }
 
-/// The value of `name` on the test instance's metrics.
-async fn gauge(t: &TestApp, name: &str) -> f64 {
-    let (_, m) = t
-        .request(reqwest::Method::GET, "/metrics", None, None)
-        .await;
-    metric(m.as_str().unwrap(), name)
-}
-
 /// The highest value of `name` seen until the inbox is empty.
 async fn peak_until_drained(t: &TestApp, name: &str) -> f64 {
     let mut peak = 0.0f64;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        peak = peak.max(gauge(t, name).await);
+        peak = peak.max(t.gauge(name).await);
         let backlog = t.engine().store().backlog(i64::MAX).await.unwrap();
         if backlog.inbox == 0 {
             return peak;
@@ -78,7 +70,7 @@ async fn a_backlog_never_wakes_more_actors_than_the_cap(backend: Backend) {
         "{peak} actors alive at once, over the cap of 64"
     );
     assert!(peak >= 1.0, "the drain was observed");
-    assert_eq!(gauge(&t, "neuronx_actors_awaiting_activation").await, 0.0);
+    assert_eq!(t.gauge("neuronx_actors_awaiting_activation").await, 0.0);
     t.stop().await;
 }
 
@@ -165,12 +157,7 @@ async fn effects_wait_in_the_outbox_while_the_hosts_are_behind(backend: Backend)
     eventually(
         Duration::from_secs(30),
         "the hosts to fall behind",
-        || async {
-            let (_, m) = t
-                .request(reqwest::Method::GET, "/metrics", None, None)
-                .await;
-            (metric(m.as_str().unwrap(), "neuronx_actors_awaiting_activation") >= 4.0).then_some(())
-        },
+        || async { (t.gauge("neuronx_actors_awaiting_activation").await >= 4.0).then_some(()) },
     )
     .await;
     t.create("lead-behind", 300).await;
@@ -186,7 +173,7 @@ async fn effects_wait_in_the_outbox_while_the_hosts_are_behind(backend: Backend)
     )
     .await;
     assert!(
-        gauge(&t, "neuronx_outbox_claims_held_back_total").await >= 1.0,
+        t.gauge("neuronx_outbox_claims_held_back_total").await >= 1.0,
         "the dial was claimed while the hosts were behind"
     );
     t.stop().await;
@@ -203,13 +190,7 @@ async fn timers_past_the_firing_bound_all_fire(backend: Backend) {
     eventually(
         Duration::from_secs(60),
         "20 first-touch timers to fire",
-        || async {
-            let (_, m) = t
-                .request(reqwest::Method::GET, "/metrics", None, None)
-                .await;
-            (metric(m.as_str().unwrap(), "neuronx_timer_lateness_seconds_count") >= 20.0)
-                .then_some(())
-        },
+        || async { (t.gauge("neuronx_timer_lateness_seconds_count").await >= 20.0).then_some(()) },
     )
     .await;
     t.stop().await;

@@ -40,16 +40,7 @@ async fn a_stale_epoch_write_is_rejected_counted_and_the_shard_stops(backend: Ba
     eventually(
         Duration::from_secs(10),
         "the fenced commit to be counted",
-        || async {
-            let (_, metrics) = t
-                .request(reqwest::Method::GET, "/metrics", None, None)
-                .await;
-            (metric(
-                metrics.as_str().unwrap(),
-                "neuronx_fencing_rejections_total",
-            ) >= 1.0)
-                .then_some(())
-        },
+        || async { (t.gauge("neuronx_fencing_rejections_total").await >= 1.0).then_some(()) },
     )
     .await;
     eventually(
@@ -128,12 +119,7 @@ async fn idle_actors_passivate_and_come_back_on_their_next_input(backend: Backen
         .as_str()
         .unwrap()
         .to_owned();
-    let resident = || async {
-        let (_, m) = t
-            .request(reqwest::Method::GET, "/metrics", None, None)
-            .await;
-        metric(m.as_str().unwrap(), "neuronx_resident_actors")
-    };
+    let resident = || t.gauge("neuronx_resident_actors");
     assert!(resident().await >= 1.0);
     eventually(
         Duration::from_secs(10),
@@ -263,13 +249,7 @@ async fn an_actor_failing_past_its_restart_limit_is_quarantined_and_its_neighbou
         "the inputs pending when the limit was passed name the quarantine: {letters:?}"
     );
     assert!(letters.iter().all(|l| l["actor_id"] == id.as_str()));
-    let (_, m) = t
-        .request(reqwest::Method::GET, "/metrics", None, None)
-        .await;
-    assert_eq!(
-        metric(m.as_str().unwrap(), "neuronx_quarantined_actors_total"),
-        1.0
-    );
+    assert_eq!(t.gauge("neuronx_quarantined_actors_total").await, 1.0);
     // The neighbour on the same shard is served as before.
     let (status, body) = t
         .post(&format!("/v1/opportunities/{neighbour}/pause"), json!({}))

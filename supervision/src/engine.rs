@@ -111,13 +111,7 @@ impl EngineHandle {
     ) -> Result<Option<Durable>, SubmitError> {
         let (item, local) = self.new_input(key, input, dedupe, wait);
         let shard = item.shard;
-        // Bounded: a caller (a carrier's webhook) is better told 503 now, and retries, than
-        // left waiting on a database that does not answer.
-        let ingest = self.rt.ingest(item);
-        let inserted = tokio::time::timeout(INGEST_TIMEOUT, ingest)
-            .await
-            .map_err(|_| SubmitError::Unavailable("the database did not answer in time".into()))?
-            .map_err(|e| SubmitError::Unavailable(e.to_string()))?;
+        let inserted = within_ingest_timeout(self.rt.ingest(item)).await?;
         Ok(match inserted {
             Inserted::New { id, .. } => Some(Durable { id, shard, local }),
             Inserted::Duplicate => None,
@@ -253,6 +247,17 @@ struct Durable {
 
 /// How long making an input durable may take before the caller is answered "unavailable".
 const INGEST_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A write that makes an input durable, bounded: a caller (a carrier's webhook) is better told
+/// 503 now, and retries, than left waiting on a database that does not answer.
+async fn within_ingest_timeout<T, E: std::fmt::Display>(
+    write: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, SubmitError> {
+    tokio::time::timeout(INGEST_TIMEOUT, write)
+        .await
+        .map_err(|_| SubmitError::Unavailable("the database did not answer in time".into()))?
+        .map_err(|e| SubmitError::Unavailable(e.to_string()))
+}
 
 /// The safety net under the notification of a posted answer: a lost one costs at most this.
 const REMOTE_POLL: Duration = Duration::from_millis(50);
@@ -442,7 +447,7 @@ impl Engine {
         tasks.push(task);
 
         let s = store.clone();
-        let page = config.inbox_page();
+        let page = config.inbox_page() as i64;
         // Every host reads its stragglers once per poll interval; read together, 256 shards
         // cost one query instead of 256 (a tenth of the database's time when paced).
         let (polls, task) =

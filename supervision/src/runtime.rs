@@ -62,9 +62,15 @@ impl EngineConfig {
     /// actors are not running yet, so what every host holds after a takeover of a large
     /// backlog is about the resident cap, not 256 pages of a thousand parsed inputs (issue #13,
     /// item 6); a host reads its next page when it has worked through this one.
-    pub fn inbox_page(&self) -> i64 {
+    pub fn inbox_page(&self) -> usize {
         let share = self.max_resident_actors / self.shard_count.max(1) as usize;
-        share.clamp(16, 1000) as i64
+        share.clamp(16, 1000)
+    }
+
+    /// Work that may wait in memory for room, at most: half the resident cap. Past it the
+    /// hosts are behind (`Runtime::overloaded`), and timer firings in flight stop there.
+    pub fn waiting_bound(&self) -> usize {
+        (self.max_resident_actors / 2).max(1)
     }
 }
 
@@ -213,7 +219,7 @@ impl Runtime {
     /// every host keeps exact as actors join and leave the admission queue.
     pub(crate) fn overloaded(&self) -> bool {
         let waiting = usize::try_from(self.metrics.awaiting_activation.get()).unwrap_or(0);
-        waiting >= (self.config.max_resident_actors / 2).max(1)
+        waiting >= self.config.waiting_bound()
     }
 
     /// This instance's share of `max_resident_actors` for each shard it holds.

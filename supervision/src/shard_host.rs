@@ -368,46 +368,38 @@ impl ShardHost {
     ) -> Result<(), ActorProcessingErr> {
         let mut fired = None;
         if let Some(r) = state.residents.get_mut(&key) {
-            let work = r.inflight.take();
-            if let Some(Work {
-                consumed: Consumed::Timer { name, .. },
-                ..
-            }) = &work
-            {
-                fired = Some(name.clone());
-            }
-            if let Some(Work {
-                consumed: Consumed::Inbox { id },
-                ..
-            }) = work
-            {
-                state.known_inbox.remove(&id);
-                let waiters = state.waiting.remove(&id).unwrap_or_default();
-                match answer {
-                    Some(answer) => {
-                        for reply in waiters {
-                            let _ = reply.send(answer.clone());
+            match r.inflight.take().map(|w| w.consumed) {
+                Some(Consumed::Timer { name, .. }) => fired = Some(name),
+                Some(Consumed::Inbox { id }) => {
+                    state.known_inbox.remove(&id);
+                    let waiters = state.waiting.remove(&id).unwrap_or_default();
+                    match answer {
+                        Some(answer) => {
+                            for reply in waiters {
+                                let _ = reply.send(answer.clone());
+                            }
+                            state.answered.insert(id, answer);
+                            state.answered_order.push_back(id);
+                            if state.answered_order.len() > ANSWERS_KEPT {
+                                if let Some(old) = state.answered_order.pop_front() {
+                                    state.answered.remove(&old);
+                                }
+                            }
                         }
-                        state.answered.insert(id, answer);
-                        state.answered_order.push_back(id);
-                        if state.answered_order.len() > ANSWERS_KEPT {
-                            if let Some(old) = state.answered_order.pop_front() {
-                                state.answered.remove(&old);
+                        None => {
+                            // Applied before (stale commit): answer from then, if still known.
+                            let earlier = state
+                                .answered
+                                .get(&id)
+                                .cloned()
+                                .unwrap_or(Err(DeliveryError::Duplicate));
+                            for reply in waiters {
+                                let _ = reply.send(earlier.clone());
                             }
                         }
                     }
-                    None => {
-                        // Applied before (stale commit): answer from then, if still known.
-                        let earlier = state
-                            .answered
-                            .get(&id)
-                            .cloned()
-                            .unwrap_or(Err(DeliveryError::Duplicate));
-                        for reply in waiters {
-                            let _ = reply.send(earlier.clone());
-                        }
-                    }
                 }
+                None => {}
             }
             r.strikes = 0;
             r.restarts.on_success();

@@ -41,8 +41,6 @@ pub struct State {
     /// Firings handed to a shard host whose row may still be in the store: a refill reads
     /// them again until their transition commits, and must not deliver them twice.
     in_flight: HashMap<(ActorKey, String), InFlight>,
-    /// Firing stopped at the bound of firings in flight: the next refill re-arms (`hold_back`).
-    fire_after_refill: bool,
 }
 
 /// A firing delivered and not yet known to be over.
@@ -113,7 +111,6 @@ impl Actor for TimerService {
             generation: 0,
             armed_for: None,
             in_flight: HashMap::new(),
-            fire_after_refill: false,
         })
     }
 
@@ -175,26 +172,18 @@ impl Actor for TimerService {
                     // behind: each would join the actors already waiting for room. Looked at
                     // again after a pause, not at once: the earliest is already due.
                     self.rt.metrics.firings_held_back.inc();
-                    hold_back(&myself, state, false);
+                    hold_back(&myself, state);
                 } else if !self.fire_due(state) {
-                    // Firings in flight are forgotten by a refill (their rows are gone).
+                    // At the bound of firings in flight: room comes as hosts report theirs
+                    // over (`Over`).
                     self.rt.metrics.firings_held_back.inc();
-                    hold_back(&myself, state, true);
+                    hold_back(&myself, state);
                 }
             }
             TimerMsg::Over(key, name) => {
                 state.in_flight.remove(&(key, name));
             }
-            TimerMsg::Refill => {
-                self.refill(&myself, state).await;
-                // Armed again below for the earliest, even when it is the one the hold-back
-                // marked: the refill may have freed room for it. Only then: re-arming after
-                // every refill would bump the generation each time, and during a backlog the
-                // next refill (200 ms) can arrive before the wake-up, which it makes stale.
-                if std::mem::take(&mut state.fire_after_refill) {
-                    state.armed_for = None;
-                }
-            }
+            TimerMsg::Refill => self.refill(&myself, state).await,
         }
         arm(&myself, state, &self.rt.config.clock);
         Ok(())
@@ -213,22 +202,16 @@ fn remove(state: &mut State, key: &ActorKey, name: &str) {
     }
 }
 
-/// Looks again after `BACKLOG_PAUSE` at the due timers held back: with a refill first when
-/// `refill` (it forgets the firings consumed since), else with a wake-up. Marked armed for the
+/// Wakes again after `BACKLOG_PAUSE` for the due timers held back. Marked armed for the
 /// earliest, so that `arm` leaves the pause alone until an earlier timer comes.
-fn hold_back(myself: &ActorRef<TimerMsg>, state: &mut State, refill: bool) {
+fn hold_back(myself: &ActorRef<TimerMsg>, state: &mut State) {
     let Some(((next, _, _), _)) = state.due.first_key_value() else {
         return;
     };
+    state.generation += 1;
     state.armed_for = Some(*next);
-    if refill {
-        state.fire_after_refill = true;
-        myself.send_after(BACKLOG_PAUSE, || TimerMsg::Refill);
-    } else {
-        state.generation += 1;
-        let generation = state.generation;
-        myself.send_after(BACKLOG_PAUSE, move || TimerMsg::Wake(generation));
-    }
+    let generation = state.generation;
+    myself.send_after(BACKLOG_PAUSE, move || TimerMsg::Wake(generation));
 }
 
 /// Sleeps until the earliest timer; a new earliest re-arms with a new generation.
@@ -259,7 +242,7 @@ impl TimerService {
     /// takeover's 200,000 overdue timers). False when that bound stopped it.
     fn fire_due(&self, state: &mut State) -> bool {
         let now = self.rt.config.clock.now_ms();
-        let bound = (self.rt.config.max_resident_actors / 2).max(1);
+        let bound = self.rt.config.waiting_bound();
         while let Some(entry) = state.due.first_entry() {
             if entry.key().0 > now {
                 break;

@@ -240,6 +240,14 @@ impl TestApp {
     /// machine the instance can be between losing and reclaiming its shards' leases) is
     /// followed by reading the opportunity until it exists; what a create answers is checked
     /// by the tests of create itself.
+    /// The value of `name` on this instance's `/metrics` (0 when absent).
+    pub async fn gauge(&self, name: &str) -> f64 {
+        let (_, m) = self
+            .request(reqwest::Method::GET, "/metrics", None, None)
+            .await;
+        metric(m.as_str().unwrap(), name)
+    }
+
     pub async fn create(&self, external_id: &str, first_touch_seconds: u64) -> Value {
         let (status, body) = self
             .post("/v1/opportunities", lead(external_id, first_touch_seconds))

@@ -32,10 +32,7 @@ impl EngineHandle {
         let (item, local) = self.new_input(key, &input, Some(dedupe), false);
         let shard = item.shard;
         let retry = self.rt.store.retry_dead_letter(key.tenant, letter, item);
-        let retried = tokio::time::timeout(super::INGEST_TIMEOUT, retry)
-            .await
-            .map_err(|_| SubmitError::Unavailable("the database did not answer in time".into()))?
-            .map_err(|e| SubmitError::Unavailable(e.to_string()))?;
+        let retried = super::within_ingest_timeout(retry).await?;
         Ok(match retried {
             Retried::Resubmitted(Inserted::New { id, .. }) => {
                 if local {

@@ -68,7 +68,7 @@ impl ShardHost {
         rows: Vec<InboxRow>,
     ) -> Result<(), ActorProcessingErr> {
         state.polling = false;
-        let page = usize::try_from(self.rt.config.inbox_page()).unwrap_or(usize::MAX);
+        let page = self.rt.config.inbox_page();
         state.more_inbox = rows.len() >= page;
         for row in rows {
             // Known: delivered in process meanwhile, or read by an earlier poll.
@@ -102,7 +102,7 @@ impl ShardHost {
     /// memory. Only a full page asks for the next: a short one read everything.
     pub(super) fn read_next_page(&self, myself: &ActorRef<ShardHostMsg>, state: &mut State) {
         let page = self.rt.config.inbox_page();
-        if state.more_inbox && !state.polling && state.known_inbox.len() as i64 <= page / 2 {
+        if state.more_inbox && !state.polling && state.known_inbox.len() <= page / 2 {
             state.more_inbox = false;
             self.poll_inbox(myself, state, PollScope::Everything);
         }
