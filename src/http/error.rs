@@ -41,7 +41,7 @@ impl ApiError {
 
 impl From<neuronx_supervision::StoreError> for ApiError {
     fn from(e: neuronx_supervision::StoreError) -> Self {
-        ApiError::Internal(e.into())
+        crate::usecases::Error::from(e).into()
     }
 }
 
@@ -137,10 +137,14 @@ impl IntoResponse for ApiError {
             ),
             ApiError::Unavailable(reason) => {
                 tracing::warn!(%reason, "request refused: unavailable");
-                (
+                // Passing by definition: the client may try again in a second.
+                let body = json!({"error": "unavailable", "message": "the engine cannot accept this right now; retry"});
+                return (
                     StatusCode::SERVICE_UNAVAILABLE,
-                    json!({"error": "unavailable", "message": "the engine cannot accept this right now; retry"}),
+                    [(header::RETRY_AFTER, "1")],
+                    Json(body),
                 )
+                    .into_response();
             }
             ApiError::Internal(e) => {
                 tracing::error!(error = %e, error.cause_chain = ?e, "request failed");
@@ -151,5 +155,44 @@ impl IntoResponse for ApiError {
             }
         };
         (status, Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use neuronx_supervision::StoreError;
+
+    async fn rendered(e: ApiError) -> (StatusCode, Option<String>, serde_json::Value) {
+        let response = e.into_response();
+        let status = response.status();
+        let retry = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        (status, retry, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_passing_database_failure_is_503_with_retry_after_and_no_database_text() {
+        let (status, retry, body) =
+            rendered(StoreError::Db(sqlx::Error::PoolTimedOut).into()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry.as_deref(), Some("1"));
+        assert_eq!(body["error"], "unavailable");
+        assert!(!body.to_string().contains("pool"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn corrupt_data_stays_an_internal_error() {
+        let (status, retry, body) = rendered(StoreError::Corrupt("bad row".into()).into()).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(retry, None);
+        assert_eq!(body["error"], "internal");
+        assert!(!body.to_string().contains("bad row"), "{body}");
     }
 }

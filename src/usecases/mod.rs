@@ -57,8 +57,14 @@ impl Error {
 }
 
 impl From<StoreError> for Error {
+    /// A database that is busy, locked, failing over or out of connections is passing: the
+    /// caller hears 503 and retries, rather than 500 for what is not a fault of ours. Found by
+    /// the simulation under CPU starvation, where SQLite's write lock outlasted its busy timeout.
     fn from(e: StoreError) -> Self {
-        Error::Internal(e.into())
+        match e.class() {
+            neuronx_supervision::store::ErrorClass::Transient => Error::Unavailable(e.to_string()),
+            _ => Error::Internal(e.into()),
+        }
     }
 }
 

@@ -28,6 +28,9 @@ pub struct Metrics {
     /// (`Runtime::overloaded`).
     pub claims_held_back: IntCounter,
     pub firings_held_back: IntCounter,
+    /// Timer rows the timer service read from the store (refills and backlog slices): its
+    /// cost under a backlog.
+    pub timer_rows_read: IntCounter,
     pub early_timer_firings: IntCounter,
     pub owned_shards: IntGauge,
     pub effects: IntCounterVec,
@@ -102,6 +105,10 @@ impl Metrics {
                 "timer_firings_held_back_total",
                 "timer wake-ups put off because more actors waited for room than half the resident cap",
             )?,
+            timer_rows_read: IntCounter::new(
+                "timer_rows_read_total",
+                "timer rows read from the store by the timer service (refills and backlog slices)",
+            )?,
             quarantined_actors: IntCounter::new(
                 "quarantined_actors_total",
                 "actors set aside after failing past their restart limit",
@@ -159,6 +166,7 @@ impl Metrics {
             .register(Box::new(m.awaiting_activation.clone()))?;
         m.registry.register(Box::new(m.claims_held_back.clone()))?;
         m.registry.register(Box::new(m.firings_held_back.clone()))?;
+        m.registry.register(Box::new(m.timer_rows_read.clone()))?;
         m.registry
             .register(Box::new(m.early_timer_firings.clone()))?;
         m.registry.register(Box::new(m.owned_shards.clone()))?;

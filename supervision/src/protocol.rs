@@ -178,6 +178,8 @@ pub enum TimerMsg {
     /// The armed sleep ended; stale generations are ignored.
     Wake(u64),
     Refill,
+    /// Read the next slice of an overdue backlog, after the last one read.
+    Backlog,
     /// A firing of this timer was applied (or found stale): it is no longer in flight.
     Over(ActorKey, String),
 }

@@ -11,12 +11,13 @@
 //! row is seen gone or their timer changes, and a refill does not deliver them again (issue
 //! #13, item 5; ADR 0006).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+mod window;
+
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef};
-use serde_json::Value;
 
 use crate::clock::Clock;
 use crate::entity::TimerChange;
@@ -24,16 +25,14 @@ use crate::key::{ActorKey, ShardId};
 use crate::kinds::{resolve_key, Kinds};
 use crate::protocol::{ShardHostMsg, TimerMsg, Work};
 use crate::runtime::Runtime;
-use crate::store::Consumed;
+use crate::store::{Consumed, TimerCursor, TimerRow};
+use window::{Due, Queue, Window};
 
 pub struct Args;
 
-type Slot = (i64, ActorKey, String);
-
 pub struct State {
     owned: HashSet<ShardId>,
-    due: BTreeMap<Slot, (ShardId, Value)>,
-    index: HashMap<(ActorKey, String), i64>,
+    window: Window,
     /// Timers due before this are all in memory.
     horizon_end: i64,
     generation: u64,
@@ -41,6 +40,11 @@ pub struct State {
     /// Firings handed to a shard host whose row may still be in the store: a refill reads
     /// them again until their transition commits, and must not deliver them twice.
     in_flight: HashMap<(ActorKey, String), InFlight>,
+    /// Where the next slice of an overdue backlog starts: set while the last overdue read was
+    /// cut at its limit.
+    backlog: Option<TimerCursor>,
+    /// A `Backlog` read is asked for or under way.
+    backlog_reading: bool,
 }
 
 /// A firing delivered and not yet known to be over.
@@ -66,16 +70,24 @@ impl TimerService {
     pub fn new(rt: Arc<Runtime>, kinds: Kinds) -> Self {
         Self { rt, kinds }
     }
+
+    fn backlog_slice(&self) -> i64 {
+        let bound = self.rt.config.waiting_bound();
+        bound.clamp(*BACKLOG_SLICE.start(), *BACKLOG_SLICE.end()) as i64
+    }
 }
 
 /// The most timers of the coming window one refill reads.
 const REFILL_LIMIT: i64 = 200_000;
-/// The most overdue timers one refill reads (an outage's backlog, a takeover): a larger
-/// backlog is read in slices, the next one as soon as this pause has passed, so the service
-/// never stops for seconds to read and deliver it all while the coming timers wait, and at
-/// most this many backlog firings are in flight at once (the ones in flight are still rows, so
-/// they count toward the next slice).
-const BACKLOG_SLICE: i64 = 10_000;
+/// The most overdue timers one read takes (an outage's backlog, a takeover): the firings that
+/// may be in flight at once (`EngineConfig::waiting_bound`), within these bounds. A larger
+/// backlog is read in slices, each after the last row of the one before (`Backlog`), the next one
+/// when fewer than half a slice of those read are left to fire. So memory holds at most one
+/// and a half slices of the backlog, the service never stops for seconds to read it all while
+/// the coming timers wait, and no slice reads again the rows of firings still in flight.
+const BACKLOG_SLICE: std::ops::RangeInclusive<usize> = 16..=10_000;
+/// A pause before the due timers are looked at again while the hosts are behind, and before a
+/// failed backlog read is tried again.
 const BACKLOG_PAUSE: Duration = Duration::from_millis(200);
 
 impl Actor for TimerService {
@@ -105,12 +117,13 @@ impl Actor for TimerService {
         }
         Ok(State {
             owned: HashSet::new(),
-            due: BTreeMap::new(),
-            index: HashMap::new(),
+            window: Window::default(),
             horizon_end: 0,
             generation: 0,
             armed_for: None,
             in_flight: HashMap::new(),
+            backlog: None,
+            backlog_reading: false,
         })
     }
 
@@ -126,14 +139,10 @@ impl Actor for TimerService {
                 let gained = now.difference(&state.owned).count() > 0;
                 state.owned = now;
                 let owned = state.owned.clone();
-                state.due.retain(|_, (shard, _)| owned.contains(shard));
-                let due = &state.due;
-                state
-                    .index
-                    .retain(|(key, name), at| due.contains_key(&(*at, *key, name.clone())));
+                state.window.retain_shards(&owned);
                 state.in_flight.retain(|_, f| owned.contains(&f.shard));
                 if gained {
-                    self.refill(&myself, state).await;
+                    self.refill(state).await;
                 }
             }
             TimerMsg::Changed(key, shard, changes) => {
@@ -153,12 +162,14 @@ impl Actor for TimerService {
                         } => {
                             let at = due_at.timestamp_millis();
                             if at < state.horizon_end && state.owned.contains(&shard) {
-                                insert(state, key, name, at, shard, input);
+                                state
+                                    .window
+                                    .insert(key, name, at, shard, input, Queue::OnTime);
                             } else {
-                                remove(state, &key, &name);
+                                state.window.remove(&key, &name);
                             }
                         }
-                        TimerChange::Clear { name } => remove(state, &key, &name),
+                        TimerChange::Clear { name } => state.window.remove(&key, &name),
                     }
                 }
             }
@@ -181,55 +192,60 @@ impl Actor for TimerService {
                 }
             }
             TimerMsg::Over(key, name) => {
-                state.in_flight.remove(&(key, name));
+                // Room for the next firing held back by the bound: at once, not at the pause's
+                // end (a small bound paced by pauses drained a backlog at bound / 200 ms).
+                if state.in_flight.remove(&(key, name)).is_some() && !self.rt.overloaded() {
+                    self.fire_due(state);
+                }
             }
-            TimerMsg::Refill => self.refill(&myself, state).await,
+            TimerMsg::Refill => self.refill(state).await,
+            TimerMsg::Backlog => {
+                state.backlog_reading = false;
+                self.read_backlog(&myself, state).await;
+            }
         }
+        self.more_backlog(&myself, state);
         arm(&myself, state, &self.rt.config.clock);
         Ok(())
     }
 }
 
-fn insert(state: &mut State, key: ActorKey, name: String, at: i64, shard: ShardId, input: Value) {
-    remove(state, &key, &name);
-    state.index.insert((key, name.clone()), at);
-    state.due.insert((at, key, name), (shard, input));
-}
-
-fn remove(state: &mut State, key: &ActorKey, name: &str) {
-    if let Some(at) = state.index.remove(&(*key, name.to_owned())) {
-        state.due.remove(&(at, *key, name.to_owned()));
+/// Where the next read starts, when `rows` is a read cut at `limit`.
+fn cut_at(rows: &[TimerRow], limit: i64) -> Option<TimerCursor> {
+    match rows.last() {
+        Some(last) if rows.len() as i64 == limit => Some(last.cursor()),
+        _ => None,
     }
 }
 
 /// Wakes again after `BACKLOG_PAUSE` for the due timers held back. Marked armed for the
 /// earliest, so that `arm` leaves the pause alone until an earlier timer comes.
 fn hold_back(myself: &ActorRef<TimerMsg>, state: &mut State) {
-    let Some(((next, _, _), _)) = state.due.first_key_value() else {
+    let Some(next) = state.window.earliest() else {
         return;
     };
     state.generation += 1;
-    state.armed_for = Some(*next);
+    state.armed_for = Some(next);
     let generation = state.generation;
     myself.send_after(BACKLOG_PAUSE, move || TimerMsg::Wake(generation));
 }
 
 /// Sleeps until the earliest timer; a new earliest re-arms with a new generation.
 fn arm(myself: &ActorRef<TimerMsg>, state: &mut State, clock: &Clock) {
-    let Some(((next, _, _), _)) = state.due.first_key_value() else {
+    let Some(next) = state.window.earliest() else {
         state.armed_for = None;
         return;
     };
-    if state.armed_for == Some(*next) {
+    if state.armed_for == Some(next) {
         return;
     }
     state.generation += 1;
-    state.armed_for = Some(*next);
+    state.armed_for = Some(next);
     let generation = state.generation;
     // Waits on the runtime's clock, not on tokio's: on a simulated clock a test fires the timer
     // by moving the clock, without the real wait. A superseded waiter wakes to a stale
     // generation and is ignored.
-    let (clock, myself, at) = (clock.clone(), myself.clone(), *next);
+    let (clock, myself, at) = (clock.clone(), myself.clone(), next);
     tokio::spawn(async move {
         clock.sleep_until(at).await;
         let _ = myself.cast(TimerMsg::Wake(generation));
@@ -237,48 +253,57 @@ fn arm(myself: &ActorRef<TimerMsg>, state: &mut State, clock: &Clock) {
 }
 
 impl TimerService {
-    /// Delivers the due firings, at most half the resident cap in flight at once: each may
-    /// wake an actor, and firings past what the hosts can run would only wait in memory (a
-    /// takeover's 200,000 overdue timers). False when that bound stopped it.
+    /// Delivers the due firings: every timer due on time while fewer firings than half the
+    /// resident cap are in flight, then the backlog's, oldest first, while fewer than half
+    /// that are. Each firing may wake an actor, and firings past what the hosts can run would
+    /// only wait in memory (a takeover's 200,000 overdue timers); the backlog's smaller share
+    /// keeps room for the timers that come due while it drains. False when a bound stopped it.
     fn fire_due(&self, state: &mut State) -> bool {
         let now = self.rt.config.clock.now_ms();
         let bound = self.rt.config.waiting_bound();
-        while let Some(entry) = state.due.first_entry() {
-            if entry.key().0 > now {
-                break;
-            }
-            if state.in_flight.len() >= bound {
-                return false;
-            }
-            let ((at, key, name), (shard, input)) = entry.remove_entry();
-            state.index.remove(&(key, name.clone()));
-            // No host here (the shard is being handed over): the row waits in the store for
-            // whoever holds the shard, or for our next refill.
-            let Some(host) = self.rt.host_of(shard) else {
-                continue;
-            };
-            let work = Work {
-                consumed: Consumed::Timer {
-                    name: name.clone(),
-                    due_at_ms: at,
-                },
-                input,
-                reply: false,
-            };
-            if host.cast(ShardHostMsg::Deliver(key, work, None)).is_ok() {
-                let flight = InFlight {
-                    due_at: at,
-                    shard,
-                    host: host.get_id(),
-                    since: Instant::now(),
-                };
-                state.in_flight.insert((key, name), flight);
+        for (queue, bound) in [(Queue::OnTime, bound), (Queue::Backlog, bound.div_ceil(2))] {
+            while state.window.is_due(queue, now) {
+                if state.in_flight.len() >= bound {
+                    return false;
+                }
+                if let Some(due) = state.window.pop_due(queue, now) {
+                    self.deliver(state, due);
+                }
             }
         }
         true
     }
 
-    async fn refill(&self, myself: &ActorRef<TimerMsg>, state: &mut State) {
+    /// Hands a firing to its shard's host and remembers it in flight.
+    fn deliver(&self, state: &mut State, due: Due) {
+        // No host here (the shard is being handed over): the row waits in the store for
+        // whoever holds the shard, or for our next refill.
+        let Some(host) = self.rt.host_of(due.shard) else {
+            return;
+        };
+        let work = Work {
+            consumed: Consumed::Timer {
+                name: due.name.clone(),
+                due_at_ms: due.at,
+            },
+            input: due.input,
+            reply: false,
+        };
+        if host
+            .cast(ShardHostMsg::Deliver(due.key, work, None))
+            .is_ok()
+        {
+            let flight = InFlight {
+                due_at: due.at,
+                shard: due.shard,
+                host: host.get_id(),
+                since: Instant::now(),
+            };
+            state.in_flight.insert((due.key, due.name), flight);
+        }
+    }
+
+    async fn refill(&self, state: &mut State) {
         if state.owned.is_empty() {
             return;
         }
@@ -291,9 +316,10 @@ impl TimerService {
         // the timers of the coming window out of memory, and those keep firing on time while
         // the backlog drains.
         let store = &self.rt.store;
+        let slice = self.backlog_slice();
         let read = async {
             let overdue = store
-                .timers_due_before(&shards, &kinds, i64::MIN..now, BACKLOG_SLICE)
+                .timers_due_before(&shards, &kinds, i64::MIN..now, slice)
                 .await?;
             let coming = store
                 .timers_due_before(&shards, &kinds, now..until, REFILL_LIMIT)
@@ -307,16 +333,24 @@ impl TimerService {
                 return;
             }
         };
+        let read = overdue.len() + coming.len();
+        self.rt.metrics.timer_rows_read.inc_by(read as u64);
         self.settle_in_flight(state, &overdue, &coming);
-        if overdue.len() as i64 == BACKLOG_SLICE {
-            myself.send_after(BACKLOG_PAUSE, || TimerMsg::Refill);
-        }
+        // From the start again: rows past the last cursor that are in memory already are
+        // read once more by the next slice, and put back in place.
+        state.backlog = cut_at(&overdue, slice);
         state.horizon_end = match coming.last() {
             // Cut at the limit: later timers of the window are read by the next refill.
             Some(last) if coming.len() as i64 == REFILL_LIMIT => last.due_at_ms,
             _ => until,
         };
-        for row in overdue.into_iter().chain(coming) {
+        self.hold(state, overdue, Queue::Backlog);
+        self.hold(state, coming, Queue::OnTime);
+    }
+
+    /// Puts read rows in memory in `queue`, but not those whose firing is in flight.
+    fn hold(&self, state: &mut State, rows: Vec<TimerRow>, queue: Queue) {
+        for row in rows {
             let Some(key) = resolve_key(&self.kinds, &row.key) else {
                 continue;
             };
@@ -327,7 +361,51 @@ impl TimerService {
             {
                 continue;
             }
-            insert(state, key, row.name, row.due_at_ms, row.shard, row.input);
+            state
+                .window
+                .insert(key, row.name, row.due_at_ms, row.shard, row.input, queue);
+        }
+    }
+
+    /// Asks for the next slice of the backlog when fewer than half a slice of the overdue
+    /// timers read are left in memory (the rest fired or in flight).
+    fn more_backlog(&self, myself: &ActorRef<TimerMsg>, state: &mut State) {
+        if state.backlog.is_none() || state.backlog_reading {
+            return;
+        }
+        let low = (self.backlog_slice() / 2) as usize;
+        if state.window.backlog_len() < low && myself.cast(TimerMsg::Backlog).is_ok() {
+            state.backlog_reading = true;
+        }
+    }
+
+    /// Reads the slice of the overdue backlog after the last one. Only reads: a firing's row
+    /// before the cursor is judged by the next full refill, not here.
+    async fn read_backlog(&self, myself: &ActorRef<TimerMsg>, state: &mut State) {
+        let Some(after) = state.backlog.clone() else {
+            return;
+        };
+        let shards: Vec<ShardId> = state.owned.iter().copied().collect();
+        let kinds = self.kinds.registered();
+        // Due up to and including now: a timer due this very millisecond is not left between
+        // this slice and the coming window.
+        let until = self.rt.config.clock.now_ms() + 1;
+        let slice = self.backlog_slice();
+        let read = self
+            .rt
+            .store
+            .timers_due_after(&shards, &kinds, &after, until, slice);
+        match read.await {
+            Ok(rows) => {
+                self.rt.metrics.timer_rows_read.inc_by(rows.len() as u64);
+                state.backlog = cut_at(&rows, slice);
+                self.hold(state, rows, Queue::Backlog);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "timer backlog read failed");
+                state.backlog_reading = true;
+                myself.send_after(BACKLOG_PAUSE, || TimerMsg::Backlog);
+            }
         }
     }
 
@@ -346,7 +424,7 @@ impl TimerService {
         }
         // Past a cut, a row's absence says nothing.
         let judged_before = match overdue.last() {
-            Some(last) if overdue.len() as i64 == BACKLOG_SLICE => last.due_at_ms,
+            Some(last) if overdue.len() as i64 == self.backlog_slice() => last.due_at_ms,
             _ => i64::MAX,
         };
         // A firing delivered in the very millisecond of this refill's `now` reads as coming.

@@ -286,7 +286,7 @@ impl Store {
     }
 
     /// The timers of `shards` and of `kinds` due in `due` (milliseconds, start included), the
-    /// earliest `limit` of them, earliest first.
+    /// earliest `limit` of them, earliest first (timers due at one instant in key order).
     pub async fn timers_due_before(
         &self,
         shards: &[ShardId],
@@ -294,7 +294,21 @@ impl Store {
         due: std::ops::Range<i64>,
         limit: i64,
     ) -> Result<Vec<TimerRow>, StoreError> {
-        each!(self, s => s.timers_due_before(shards, kinds, due, limit).await)
+        each!(self, s => s.timers_due(shards, kinds, due, None, limit).await)
+    }
+
+    /// As [`Store::timers_due_before`], starting just after `after` (the last row of a read
+    /// cut at its limit): the next slice of a backlog, without reading the earlier ones again.
+    pub async fn timers_due_after(
+        &self,
+        shards: &[ShardId],
+        kinds: &[crate::key::ActorKind],
+        after: &TimerCursor,
+        until: i64,
+        limit: i64,
+    ) -> Result<Vec<TimerRow>, StoreError> {
+        let due = after.due_at_ms..until;
+        each!(self, s => s.timers_due(shards, kinds, due, Some(after), limit).await)
     }
 
     /// Claims up to `limit` pending effects of shards held at the given epochs, fenced.

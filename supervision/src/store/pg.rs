@@ -143,29 +143,38 @@ impl PgStore {
         Ok(keys.iter().map(|k| found.remove(&key_tuple(k))).collect())
     }
 
-    pub async fn timers_due_before(
+    pub async fn timers_due(
         &self,
         shards: &[ShardId],
         kinds: &[crate::key::ActorKind],
         due: std::ops::Range<i64>,
+        after: Option<&TimerCursor>,
         limit: i64,
     ) -> Result<Vec<TimerRow>, StoreError> {
         // Per backend: the shard set and the kinds are bound as arrays here (one prepared
         // statement whatever the sets); SQLite has no arrays. Rows of a kind nobody here
         // registered are skipped by the query, not after it: they would fill the limit and
-        // leave no room for timers that can fire (issue #13, item 5).
+        // leave no room for timers that can fire (issue #13, item 5). Without a cursor the row
+        // comparison is against the smallest place (NULLs make it unknown, hence the OR).
         let ids: Vec<i32> = shards.iter().map(|s| s.0).collect();
         let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
         let rows: Vec<TimerTuple> = sqlx::query_as(&format!(
             "SELECT {TIMER_COLS} FROM timers
              WHERE shard = ANY($1) AND kind = ANY($2) AND due_at >= $3 AND due_at < $4
-             ORDER BY due_at LIMIT $5"
+               AND ($6::BIGINT IS NULL
+                    OR (due_at, tenant_id, kind, actor_id, name) > ($6, $7, $8, $9, $10))
+             ORDER BY due_at, tenant_id, kind, actor_id, name LIMIT $5"
         ))
         .bind(ids)
         .bind(kinds)
         .bind(due.start)
         .bind(due.end)
         .bind(limit)
+        .bind(after.map(|a| a.due_at_ms))
+        .bind(after.map(|a| a.tenant.0))
+        .bind(after.map(|a| a.kind.as_str()))
+        .bind(after.map(|a| a.id))
+        .bind(after.map(|a| a.name.as_str()))
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter().map(timer_row).collect()

@@ -91,11 +91,12 @@ impl SqliteStore {
         Ok(now_ms())
     }
 
-    pub async fn timers_due_before(
+    pub async fn timers_due(
         &self,
         shards: &[ShardId],
         kinds: &[crate::key::ActorKind],
         due: std::ops::Range<i64>,
+        after: Option<&TimerCursor>,
         limit: i64,
     ) -> Result<Vec<TimerRow>, StoreError> {
         // Per backend: no arrays in SQLite, so the shard numbers are formatted into the text
@@ -106,10 +107,16 @@ impl SqliteStore {
             return Ok(Vec::new());
         }
         let kind_params = vec!["?"; kinds.len()].join(",");
+        let from = if after.is_some() {
+            "AND (due_at, tenant_id, kind, actor_id, name) > (?, ?, ?, ?, ?)"
+        } else {
+            ""
+        };
         let sql = format!(
             "SELECT {TIMER_COLS} FROM timers
              WHERE due_at >= ? AND due_at < ? AND shard IN ({}) AND kind IN ({kind_params})
-             ORDER BY due_at LIMIT ?",
+               {from}
+             ORDER BY due_at, tenant_id, kind, actor_id, name LIMIT ?",
             shard_list(shards.iter().map(|s| s.0))
         );
         let mut query = sqlx::query_as::<_, TimerTuple>(&sql)
@@ -117,6 +124,14 @@ impl SqliteStore {
             .bind(due.end);
         for kind in kinds {
             query = query.bind(kind.as_str());
+        }
+        if let Some(a) = after {
+            query = query
+                .bind(a.due_at_ms)
+                .bind(a.tenant.0.to_string())
+                .bind(a.kind.as_str())
+                .bind(a.id.to_string())
+                .bind(a.name.as_str());
         }
         let rows = query.bind(limit).fetch_all(&self.pool).await?;
         rows.into_iter().map(timer_row).collect()

@@ -226,6 +226,30 @@ pub struct TimerRow {
     pub input: Value,
 }
 
+/// A place in the order timers are read in (due time, then the primary key, so that timers
+/// due at one instant have an order too): a read given it starts after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimerCursor {
+    pub due_at_ms: i64,
+    pub tenant: TenantId,
+    pub kind: String,
+    pub id: Uuid,
+    pub name: String,
+}
+
+impl TimerRow {
+    /// The place just after this row.
+    pub fn cursor(&self) -> TimerCursor {
+        TimerCursor {
+            due_at_ms: self.due_at_ms,
+            tenant: self.key.tenant,
+            kind: self.key.kind.clone(),
+            id: self.key.id,
+            name: self.name.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutboxStatus {
     Pending,
