@@ -69,17 +69,19 @@ pub async fn check(world: &World, model: &Model) -> Vec<String> {
     invariants::timers(&fired, &removals, &mut bad);
     invariants::versions(&world.db.version_jumps().await, &mut bad);
     let effects = world.db.effects().await;
+    let opt_outs = world.db.opt_outs().await;
     let calls = world.sim.calls();
     let messages = world.sim.messages();
     invariants::effects(&effects, &stats, &calls, &messages, &mut bad);
     let unknown = effects.iter().filter(|e| e.status == "unknown").count();
     eprintln!(
-        "simulation:   checked {} timer firings ({} timer rows gone), {} effects ({unknown} unknown), {} calls, {} texts, {} shard takeovers, carrier faults {:?}",
+        "simulation:   checked {} timer firings ({} timer rows gone), {} effects ({unknown} unknown), {} calls, {} texts, {} opt-outs written, {} shard takeovers, carrier faults {:?}",
         fired.len(),
         removals.len(),
         effects.len(),
         calls.len(),
         messages.len(),
+        opt_outs.len(),
         world.db.takeovers().await,
         stats.rest_faults
     );
@@ -122,7 +124,10 @@ pub async fn check(world: &World, model: &Model) -> Vec<String> {
         stages_legal(lead, &timeline, &mut bad);
         invariants::callbacks_once(lead, &timeline, &mut bad);
         let phone = world.schedule.phone(lead);
-        invariants::stop_windows(lead, &timeline, &phone, &calls, &messages, &mut bad);
+        let written = |version| opt_outs.get(&(id.to_owned(), version)).copied();
+        invariants::stop_windows(
+            lead, &timeline, written, &phone, &calls, &messages, &mut bad,
+        );
         let consent = world.schedule.consent[lead];
         invariants::consent(lead, consent, model, &phone, &stats, &mut bad);
         // Each call placed reached the carrier at most once (a dial cut by a crash may not

@@ -8,6 +8,9 @@
 //!   firing is the time its row went: "never early by the database clock" compares the two.
 //! - `sim_versions`: every actor row written at a version other than one past its last (or
 //!   whose state changed without a new version), which must stay empty.
+//! - `sim_opt_outs`: when each `opted_out` timeline entry was written, by the database's clock.
+//!   An entry's `at` is its transition's time, taken before the commit: an engine frozen in
+//!   between (a stall) commits the opt-out only when it thaws, and cannot honour it before.
 
 use sqlx::{PgPool, Row, SqlitePool};
 
@@ -69,9 +72,18 @@ BEGIN
 END $$;
 CREATE TRIGGER sim_version_written AFTER INSERT OR UPDATE ON actors
   FOR EACH ROW EXECUTE FUNCTION sim_version_written();
+CREATE TABLE sim_opt_outs (actor_id TEXT, version BIGINT, at_ms BIGINT);
+CREATE FUNCTION sim_opt_out_written() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO sim_opt_outs
+  VALUES (NEW.actor_id::text, NEW.version, (extract(epoch FROM clock_timestamp()) * 1000)::bigint);
+  RETURN NULL;
+END $$;
+CREATE TRIGGER sim_opt_out_written AFTER INSERT ON timeline
+  FOR EACH ROW WHEN (NEW.entry_kind = 'opted_out') EXECUTE FUNCTION sim_opt_out_written();
 "#;
 
-const SQLITE_LOGS: [&str; 6] = [
+const SQLITE_LOGS: [&str; 8] = [
     "CREATE TABLE sim_timer_removals (actor_id TEXT, name TEXT, due_at INTEGER, at_ms INTEGER)",
     "CREATE TRIGGER sim_timer_deleted AFTER DELETE ON timers BEGIN
        INSERT INTO sim_timer_removals VALUES (OLD.actor_id, OLD.name, OLD.due_at,
@@ -89,6 +101,12 @@ const SQLITE_LOGS: [&str; 6] = [
        WHEN NEW.version <> OLD.version + 1
         AND (NEW.version <> OLD.version OR NEW.state IS NOT OLD.state) BEGIN
        INSERT INTO sim_versions VALUES (NEW.id, OLD.version, NEW.version);
+     END",
+    "CREATE TABLE sim_opt_outs (actor_id TEXT, version INTEGER, at_ms INTEGER)",
+    "CREATE TRIGGER sim_opt_out_written AFTER INSERT ON timeline
+       WHEN NEW.entry_kind = 'opted_out' BEGIN
+       INSERT INTO sim_opt_outs VALUES (NEW.actor_id, NEW.version,
+         CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER));
      END",
 ];
 
@@ -168,6 +186,18 @@ impl Db {
                 due_at_ms,
                 at_ms,
             })
+            .collect()
+    }
+
+    /// When each opt-out was written, by the database's clock: `(actor, version) → ms`.
+    pub async fn opt_outs(&self) -> std::collections::HashMap<(String, i64), i64> {
+        let q = "SELECT actor_id, version, at_ms FROM sim_opt_outs";
+        let rows: Vec<(String, i64, i64)> = match self {
+            Db::Pg(pool) => sqlx::query_as(q).fetch_all(pool).await.unwrap(),
+            Db::Sqlite(pool) => sqlx::query_as(q).fetch_all(pool).await.unwrap(),
+        };
+        rows.into_iter()
+            .map(|(actor, version, at)| ((actor, version), at))
             .collect()
     }
 

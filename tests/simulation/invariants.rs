@@ -148,10 +148,15 @@ fn seconds(created: &str) -> Option<i64> {
 /// While opted out (from each `opted_out` to the next `opted_in`), no call was dialled, and at
 /// most one text (the confirmation, once ever) went to the number. A send already with the
 /// carrier when the STOP committed may trail it by the carrier's answer: one second of slack
-/// (the carrier's times have whole seconds).
+/// (the carrier's times have whole seconds). An opt-out counts from when it was written
+/// (`written`, by the database's clock; its entry's `at` when not logged): the engine cannot
+/// honour it before, and a stall between its transition and its commit comes in between (seed
+/// 102576: a dial's retry after a 503 went out as the engine thawed, before the opt-out it had
+/// applied 2.5 s earlier was written; the retry asks the store, which did not know it yet).
 pub fn stop_windows(
     lead: usize,
     timeline: &[Value],
+    written: impl Fn(i64) -> Option<i64>,
     phone: &str,
     calls: &[CallView],
     messages: &[MessageView],
@@ -167,7 +172,12 @@ pub fn stop_windows(
         let open = windows.last().is_some_and(|(_, end)| end.is_none());
         match e["kind"].as_str() {
             Some("opted_out") if !open => {
-                if let Some(t) = at(e) {
+                let logged = e["version"]
+                    .as_i64()
+                    .and_then(&written)
+                    .and_then(DateTime::from_timestamp_millis)
+                    .map(|t| t.fixed_offset());
+                if let Some(t) = at(e).max(logged) {
                     windows.push((t, None));
                 }
             }
