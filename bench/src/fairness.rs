@@ -54,6 +54,12 @@ pub struct Report {
     pub b_lead_to_dial_p50_ms: i64,
     pub b_lead_to_dial_p99_ms: i64,
     pub b_lead_to_dial_max_ms: i64,
+    /// B's lead-to-dial split at the dial's commit: submit to commit (two actors' inbox, load,
+    /// apply, commit), and commit to the carrier's answer (claim, precheck, request, completion).
+    pub b_to_commit_p50_ms: i64,
+    pub b_to_commit_p99_ms: i64,
+    pub b_commit_to_dial_p50_ms: i64,
+    pub b_commit_to_dial_p99_ms: i64,
     pub peak_rss_mb: f64,
 }
 
@@ -146,7 +152,8 @@ pub async fn run(mut settings: Settings, args: FairnessArgs) -> anyhow::Result<R
     let peak_rss_mb = load::status_mb(None, "VmHWM:");
 
     let a_samples = load::lead_to_dial(&store, a, &a_submitted).await?;
-    let b_samples = load::lead_to_dial(&store, b, &b_submitted).await?;
+    let b_stages = load::dial_stages(&store, b, &b_submitted).await?;
+    let b_samples = &b_stages.total;
     let report = Report {
         backend: store.backend().as_str(),
         a_leads: args.import,
@@ -158,9 +165,13 @@ pub async fn run(mut settings: Settings, args: FairnessArgs) -> anyhow::Result<R
         a_lead_to_dial_p99_ms: load::pick(&a_samples, 0.99),
         b_leads: b_submitted.len(),
         b_dialled: b_samples.len(),
-        b_lead_to_dial_p50_ms: load::pick(&b_samples, 0.5),
-        b_lead_to_dial_p99_ms: load::pick(&b_samples, 0.99),
+        b_lead_to_dial_p50_ms: load::pick(b_samples, 0.5),
+        b_lead_to_dial_p99_ms: load::pick(b_samples, 0.99),
         b_lead_to_dial_max_ms: b_samples.last().copied().unwrap_or(0),
+        b_to_commit_p50_ms: load::pick(&b_stages.to_commit, 0.5),
+        b_to_commit_p99_ms: load::pick(&b_stages.to_commit, 0.99),
+        b_commit_to_dial_p50_ms: load::pick(&b_stages.commit_to_dial, 0.5),
+        b_commit_to_dial_p99_ms: load::pick(&b_stages.commit_to_dial, 0.99),
         peak_rss_mb,
     };
     app.shutdown().await;

@@ -109,17 +109,18 @@ pub(crate) async fn create(
 
 /// When each of the tenant's opportunities was first dialled: the carrier's answer to its
 /// first call recorded (the voice effect done), in ms since the epoch, by opportunity id (an
-/// opportunity's calls are of its group). Read off the outbox rather than the timelines: the
+/// opportunity's calls are of its group), with when that dial was committed (the outbox row
+/// written by the call's transition): `(committed, done)`. Read off the outbox rather than the timelines: the
 /// call's timeline carries the provider's id only when the answer was recorded before the
 /// call's first status callback, which a 20 ms ring often beats.
 pub(crate) async fn first_dials(
     store: &Store,
     tenant: TenantId,
-) -> anyhow::Result<HashMap<Uuid, i64>> {
+) -> anyhow::Result<HashMap<Uuid, (i64, i64)>> {
     // Per backend: uuids are bound as uuids on PostgreSQL, as text on SQLite.
-    let sql = "SELECT CAST(grp AS TEXT), min(updated_at) FROM outbox
+    let sql = "SELECT CAST(grp AS TEXT), min(created_at), min(updated_at) FROM outbox
                WHERE tenant_id = $1 AND channel = 'voice' AND status = 'done' GROUP BY grp";
-    let rows: Vec<(String, i64)> = match store {
+    let rows: Vec<(String, i64, i64)> = match store {
         Store::Postgres(pg) => {
             sqlx::query_as(sql)
                 .bind(tenant.0)
@@ -134,8 +135,8 @@ pub(crate) async fn first_dials(
         }
     };
     let mut out = HashMap::with_capacity(rows.len());
-    for (grp, at) in rows {
-        out.insert(Uuid::parse_str(&grp)?, at);
+    for (grp, committed, done) in rows {
+        out.insert(Uuid::parse_str(&grp)?, (committed, done));
     }
     Ok(out)
 }
@@ -167,13 +168,42 @@ pub(crate) async fn lead_to_dial(
     tenant: TenantId,
     submitted: &[(Uuid, i64)],
 ) -> anyhow::Result<Vec<i64>> {
+    Ok(dial_stages(store, tenant, submitted).await?.total)
+}
+
+/// Lead-to-dial split at the dial's commit, each part sorted (milliseconds).
+pub(crate) struct DialStages {
+    /// Submit to the call's transition committing the dial (both actors' inbox, load, apply
+    /// and commit).
+    pub to_commit: Vec<i64>,
+    /// That commit to the carrier's answer (the outbox claim, the compliance precheck, the
+    /// request, the completion write).
+    pub commit_to_dial: Vec<i64>,
+    pub total: Vec<i64>,
+}
+
+pub(crate) async fn dial_stages(
+    store: &Store,
+    tenant: TenantId,
+    submitted: &[(Uuid, i64)],
+) -> anyhow::Result<DialStages> {
     let dials = first_dials(store, tenant).await?;
-    let mut samples: Vec<i64> = submitted
-        .iter()
-        .filter_map(|(id, at)| dials.get(id).map(|d| d - at))
-        .collect();
-    samples.sort_unstable();
-    Ok(samples)
+    let mut stages = DialStages {
+        to_commit: Vec::new(),
+        commit_to_dial: Vec::new(),
+        total: Vec::new(),
+    };
+    for (id, at) in submitted {
+        if let Some((committed, done)) = dials.get(id) {
+            stages.to_commit.push(committed - at);
+            stages.commit_to_dial.push(done - committed);
+            stages.total.push(done - at);
+        }
+    }
+    stages.to_commit.sort_unstable();
+    stages.commit_to_dial.sort_unstable();
+    stages.total.sort_unstable();
+    Ok(stages)
 }
 
 /// The `q` quantile of sorted samples (0 when there are none).
