@@ -158,7 +158,8 @@ impl<I: Clone + Send + Sync + 'static, O: Send + 'static> Batcher<I, O> {
                 for job in arrived.drain(..) {
                     lanes.push(lane(&job.0), job);
                 }
-                let (items, waiters): (Vec<I>, Vec<_>) = lanes.take(max_batch).into_iter().unzip();
+                let (items, waiters): (Vec<I>, Vec<_>) =
+                    lanes.take_batch(max_batch).into_iter().unzip();
                 let items: Arc<[I]> = items.into();
                 match write_whole(&write, items.clone(), backoff).await {
                     Ok(outputs) => answer(waiters, outputs),

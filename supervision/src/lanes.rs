@@ -6,10 +6,20 @@
 //! items that belong to none), and a batch takes one item from each waiting lane in turn:
 //! a lane with one item waiting is in the next batch, however long the others' queues are.
 //! Inside a lane, arrival order is kept.
+//!
+//! Being in the next batch is not enough when that batch is a full one of the flood's items:
+//! the quiet item is written only when the whole batch is (a group commit of 500 records), at
+//! every writer on its way. So a batch that a lane of one or two items shares with a flood is
+//! cut to its first round, one item of each lane: a small write that lands at once, followed
+//! by a full batch of the flood. Never two such batches in a row, so however often quiet
+//! items come, the flood keeps at least every other batch whole.
 
 use std::collections::{HashMap, VecDeque};
 
 use crate::key::TenantId;
+
+/// A lane with at most this many items waiting is quiet (a neighbour's lead, not an import).
+const QUIET: usize = 2;
 
 /// Which queue an item waits in. `None` is the shared lane.
 pub type Lane = Option<TenantId>;
@@ -29,6 +39,8 @@ pub(crate) struct Lanes<J> {
     /// Every lane with something queued, once, in turn order.
     turns: VecDeque<Lane>,
     len: usize,
+    /// The last batch was cut to its first round.
+    cut_last: bool,
 }
 
 impl<J> Default for Lanes<J> {
@@ -37,6 +49,7 @@ impl<J> Default for Lanes<J> {
             queues: HashMap::new(),
             turns: VecDeque::new(),
             len: 0,
+            cut_last: false,
         }
     }
 }
@@ -66,6 +79,17 @@ impl<J> Lanes<J> {
     /// with the lanes this one reached last.
     pub(crate) fn take(&mut self, max: usize) -> Vec<J> {
         std::iter::from_fn(|| self.pop()).take(max).collect()
+    }
+
+    /// A batch for a group writer: as `take`, but only the first round (one item of each
+    /// lane) when a quiet lane (one or two items) waits beside enough others' items to fill
+    /// half a batch, unless the last batch was cut so.
+    pub(crate) fn take_batch(&mut self, max: usize) -> Vec<J> {
+        let round = self.turns.len();
+        let quiet = || self.queues.values().any(|q| q.len() <= QUIET);
+        let cut = !self.cut_last && round > 1 && round < max && self.len >= max / 2 && quiet();
+        self.cut_last = cut;
+        self.take(if cut { round } else { max })
     }
 
     /// The next item: the front of the lane whose turn it is.
@@ -144,6 +168,53 @@ mod tests {
         assert_eq!(lanes.take(100), vec![(1, 3), (2, 3), (0, 3)]);
         assert!(lanes.is_empty());
         assert!(lanes.take(3).is_empty());
+    }
+
+    #[test]
+    fn a_quiet_lane_beside_a_flood_is_written_in_a_small_batch_then_the_flood_in_a_full_one() {
+        let mut lanes = Lanes::default();
+        for i in 0..1_000 {
+            lanes.push(tenant(1), ("a", i));
+        }
+        lanes.push(tenant(2), ("b", 0));
+        assert_eq!(lanes.take_batch(500), vec![("a", 0), ("b", 0)]);
+        let full = lanes.take_batch(500);
+        assert_eq!(full.len(), 500);
+        assert!(full.iter().all(|(t, _)| *t == "a"));
+    }
+
+    #[test]
+    fn quiet_items_arriving_all_the_time_leave_the_flood_every_other_batch_whole() {
+        let mut lanes = Lanes::default();
+        for i in 0..5_000 {
+            lanes.push(tenant(1), ("a", i));
+        }
+        let mut sizes = Vec::new();
+        for i in 0..6 {
+            lanes.push(tenant(2), ("b", i));
+            sizes.push(lanes.take_batch(500).len());
+        }
+        assert_eq!(sizes, vec![2, 500, 2, 500, 2, 500]);
+    }
+
+    #[test]
+    fn floods_of_two_lanes_and_small_backlogs_take_whole_batches() {
+        let mut lanes = Lanes::default();
+        for i in 0..1_000 {
+            lanes.push(tenant(1), i);
+            lanes.push(tenant(2), i);
+        }
+        assert_eq!(lanes.take_batch(500).len(), 500, "no quiet lane");
+        let mut lanes = Lanes::default();
+        for i in 0..100 {
+            lanes.push(tenant(1), i);
+        }
+        lanes.push(tenant(2), 0);
+        assert_eq!(
+            lanes.take_batch(500).len(),
+            101,
+            "too little to be worth a cut"
+        );
     }
 
     #[test]
