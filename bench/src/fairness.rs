@@ -60,6 +60,14 @@ pub struct Report {
     pub b_to_commit_p99_ms: i64,
     pub b_commit_to_dial_p50_ms: i64,
     pub b_commit_to_dial_p99_ms: i64,
+    /// Means over every tenant, from the engine's own histograms: a group commit's write, and
+    /// a dial's execution from its claim to its outcome (the precheck and the carrier's
+    /// answer, not the completion's write).
+    pub commit_mean_ms: f64,
+    pub dial_execution_mean_ms: f64,
+    /// The outbox claim's query, and how many claims ran.
+    pub claim_mean_ms: f64,
+    pub claims: u64,
     pub peak_rss_mb: f64,
 }
 
@@ -154,6 +162,9 @@ pub async fn run(mut settings: Settings, args: FairnessArgs) -> anyhow::Result<R
     let a_samples = load::lead_to_dial(&store, a, &a_submitted).await?;
     let b_stages = load::dial_stages(&store, b, &b_submitted).await?;
     let b_samples = &b_stages.total;
+    let m = engine.metrics();
+    let mean_ms = |sum: f64, count: u64| 1_000.0 * sum / count.max(1) as f64;
+    let dial = m.effect_latency.with_label_values(&["voice"]);
     let report = Report {
         backend: store.backend().as_str(),
         a_leads: args.import,
@@ -172,6 +183,16 @@ pub async fn run(mut settings: Settings, args: FairnessArgs) -> anyhow::Result<R
         b_to_commit_p99_ms: load::pick(&b_stages.to_commit, 0.99),
         b_commit_to_dial_p50_ms: load::pick(&b_stages.commit_to_dial, 0.5),
         b_commit_to_dial_p99_ms: load::pick(&b_stages.commit_to_dial, 0.99),
+        commit_mean_ms: mean_ms(
+            m.commit_latency.get_sample_sum(),
+            m.commit_latency.get_sample_count(),
+        ),
+        dial_execution_mean_ms: mean_ms(dial.get_sample_sum(), dial.get_sample_count()),
+        claim_mean_ms: mean_ms(
+            m.outbox_claim.get_sample_sum(),
+            m.outbox_claim.get_sample_count(),
+        ),
+        claims: m.outbox_claim.get_sample_count(),
         peak_rss_mb,
     };
     app.shutdown().await;

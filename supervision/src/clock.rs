@@ -117,6 +117,11 @@ impl Clock {
         offset
     }
 
+    /// The offset to the database in use (0 until measured).
+    pub fn offset_ms(&self) -> i64 {
+        self.0.offset_ms.load(Ordering::Relaxed)
+    }
+
     /// Whether an offset has been measured (the simulated clock needs none).
     pub fn synced(&self) -> bool {
         self.is_simulated() || self.0.synced.load(Ordering::Relaxed)

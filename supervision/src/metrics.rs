@@ -35,6 +35,8 @@ pub struct Metrics {
     pub owned_shards: IntGauge,
     pub effects: IntCounterVec,
     pub effect_latency: HistogramVec,
+    /// The outbox claim's query: the dispatcher claims one at a time.
+    pub outbox_claim: Histogram,
     pub completions_refused: IntCounterVec,
     /// Answers read for callers waiting on another instance, by what woke the read that found
     /// them: `first` (already there), `notification`, `poll` (the safety net).
@@ -126,6 +128,13 @@ impl Metrics {
                     .buckets(buckets()),
                 &["channel"],
             )?,
+            outbox_claim: Histogram::with_opts(
+                HistogramOpts::new(
+                    "outbox_claim_seconds",
+                    "outbox claim query time (claims run one at a time per instance)",
+                )
+                .buckets(buckets()),
+            )?,
             completions_refused: IntCounterVec::new(
                 Opts::new(
                     "effect_completions_refused_total",
@@ -172,6 +181,7 @@ impl Metrics {
         m.registry.register(Box::new(m.owned_shards.clone()))?;
         m.registry.register(Box::new(m.effects.clone()))?;
         m.registry.register(Box::new(m.effect_latency.clone()))?;
+        m.registry.register(Box::new(m.outbox_claim.clone()))?;
         m.registry
             .register(Box::new(m.completions_refused.clone()))?;
         m.registry.register(Box::new(m.remote_answers.clone()))?;

@@ -283,7 +283,10 @@ impl Dispatcher {
         if order.is_empty() {
             return;
         }
-        let rows = match self.rt.store.claim_outbox(&order, limit).await {
+        let claim = self.rt.metrics.outbox_claim.start_timer();
+        let claimed = self.rt.store.claim_outbox(&order, limit).await;
+        claim.observe_duration();
+        let rows = match claimed {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::warn!(error = %e, "outbox claim failed");

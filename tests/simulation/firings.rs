@@ -60,7 +60,15 @@ pub fn install() {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
         let layer = Log.with_filter(filter::filter_fn(|m| m.target() == TARGET));
-        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
+        // `NEURONX_SIM_LOG=warn` (any filter) also prints the engines' own log, for a failure
+        // that needs it (a replay rarely repeats the interleaving).
+        let engines = std::env::var("NEURONX_SIM_LOG").ok().map(|f| {
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(tracing_subscriber::EnvFilter::new(f))
+        });
+        let registry = tracing_subscriber::registry().with(layer).with(engines);
+        tracing::subscriber::set_global_default(registry)
             .expect("the simulation's firing log is the only subscriber");
     });
 }
