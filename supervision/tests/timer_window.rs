@@ -236,6 +236,19 @@ async fn seed(
     }
 }
 
+/// Waits until `key`'s state counts `count` firings applied.
+async fn all_fired(store: &Store, key: &ActorKey, count: u64) {
+    eventually(Duration::from_secs(60), "every timer to fire", || async {
+        let row = store
+            .get_actor(key.tenant, KIND.as_str(), key.id)
+            .await
+            .unwrap();
+        let fired = row.map(|r| r.state["fired"].as_u64().unwrap_or(0));
+        (fired == Some(count)).then_some(())
+    })
+    .await;
+}
+
 /// Waits for the firing of `name` and answers when it was applied.
 async fn fired_at(
     fired: &mut mpsc::UnboundedReceiver<(String, i64)>,
@@ -276,15 +289,7 @@ async fn a_refill_does_not_deliver_again_a_firing_in_flight(store: Store) {
         .await
         .unwrap();
     assert!(matches!(out, SubmitOutcome::Applied(_)), "{out:?}");
-    eventually(Duration::from_secs(60), "every timer to fire", || async {
-        let row = store
-            .get_actor(key.tenant, KIND.as_str(), key.id)
-            .await
-            .unwrap();
-        let fired = row.map(|r| r.state["fired"].as_u64().unwrap_or(0));
-        (fired == Some(count)).then_some(())
-    })
-    .await;
+    all_fired(&store, &key, count).await;
     // Repeats queued behind the originals are applied before this input.
     h.submit(key, json!({ "op": "ping" }), None).await.unwrap();
     fired_at(&mut run.fired, "ping", Duration::from_secs(60)).await;
@@ -361,15 +366,7 @@ async fn an_overdue_backlog_is_read_a_slice_at_a_time_and_each_row_once(store: S
     seed(&store, KIND.as_str(), &key, count, now_ms() - 60_000, 0).await;
     let run = start(store.clone(), |c| c.max_resident_actors = 64).await;
     let h = run.engine.handle();
-    eventually(Duration::from_secs(60), "every timer to fire", || async {
-        let row = store
-            .get_actor(key.tenant, KIND.as_str(), key.id)
-            .await
-            .unwrap();
-        let fired = row.map(|r| r.state["fired"].as_u64().unwrap_or(0));
-        (fired == Some(count as u64)).then_some(())
-    })
-    .await;
+    all_fired(&store, &key, count as u64).await;
     let attempts = run.attempts.load(Ordering::SeqCst) as i64;
     assert_eq!(attempts, count, "each firing applied once, none repeated");
     let read = h.metrics().timer_rows_read.get() as i64;
