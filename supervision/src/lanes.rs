@@ -133,13 +133,19 @@ mod tests {
         Some(TenantId(Uuid::from_u128(n)))
     }
 
-    #[test]
-    fn one_item_of_a_quiet_lane_is_in_the_next_batch() {
+    /// A thousand items of tenant 1 ("a"), then one of tenant 2 ("b").
+    fn flood_beside_one() -> Lanes<(&'static str, i32)> {
         let mut lanes = Lanes::default();
         for i in 0..1_000 {
             lanes.push(tenant(1), ("a", i));
         }
         lanes.push(tenant(2), ("b", 0));
+        lanes
+    }
+
+    #[test]
+    fn one_item_of_a_quiet_lane_is_in_the_next_batch() {
+        let mut lanes = flood_beside_one();
         let batch = lanes.take(10);
         assert_eq!(batch.len(), 10);
         assert!(batch.contains(&("b", 0)), "{batch:?}");
@@ -172,11 +178,7 @@ mod tests {
 
     #[test]
     fn a_quiet_lane_beside_a_flood_is_written_in_a_small_batch_then_the_flood_in_a_full_one() {
-        let mut lanes = Lanes::default();
-        for i in 0..1_000 {
-            lanes.push(tenant(1), ("a", i));
-        }
-        lanes.push(tenant(2), ("b", 0));
+        let mut lanes = flood_beside_one();
         assert_eq!(lanes.take_batch(500), vec![("a", 0), ("b", 0)]);
         let full = lanes.take_batch(500);
         assert_eq!(full.len(), 500);
