@@ -333,17 +333,14 @@ impl TimerService {
                 return;
             }
         };
-        let read = overdue.len() + coming.len();
-        self.rt.metrics.timer_rows_read.inc_by(read as u64);
-        self.settle_in_flight(state, &overdue, &coming);
+        let rows_read = overdue.len() + coming.len();
+        self.rt.metrics.timer_rows_read.inc_by(rows_read as u64);
         // From the start again: rows past the last cursor that are in memory already are
         // read once more by the next slice, and put back in place.
         state.backlog = cut_at(&overdue, slice);
-        state.horizon_end = match coming.last() {
-            // Cut at the limit: later timers of the window are read by the next refill.
-            Some(last) if coming.len() as i64 == REFILL_LIMIT => last.due_at_ms,
-            _ => until,
-        };
+        self.settle_in_flight(state, &overdue, &coming);
+        // Cut at the limit: later timers of the window are read by the next refill.
+        state.horizon_end = cut_at(&coming, REFILL_LIMIT).map_or(until, |c| c.due_at_ms);
         self.hold(state, overdue, Queue::Backlog);
         self.hold(state, coming, Queue::OnTime);
     }
@@ -422,11 +419,9 @@ impl TimerService {
         if state.in_flight.is_empty() {
             return;
         }
-        // Past a cut, a row's absence says nothing.
-        let judged_before = match overdue.last() {
-            Some(last) if overdue.len() as i64 == self.backlog_slice() => last.due_at_ms,
-            _ => i64::MAX,
-        };
+        // Past the cut (where the backlog's next slice starts, set from `overdue`), a row's
+        // absence says nothing.
+        let judged_before = state.backlog.as_ref().map_or(i64::MAX, |c| c.due_at_ms);
         // A firing delivered in the very millisecond of this refill's `now` reads as coming.
         let still: HashSet<(ActorKey, String, i64)> = overdue
             .iter()

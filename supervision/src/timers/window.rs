@@ -44,6 +44,13 @@ impl Window {
         }
     }
 
+    fn queue_ref(&self, queue: Queue) -> &BTreeMap<Slot, (ShardId, Value)> {
+        match queue {
+            Queue::OnTime => &self.on_time,
+            Queue::Backlog => &self.backlog,
+        }
+    }
+
     /// Holds a timer, replacing what was held of it. A timer held already for the same time
     /// stays in its queue: a backlog slice that reads a timer of the coming window once it is
     /// due must not put it behind the backlog.
@@ -75,14 +82,12 @@ impl Window {
     pub fn retain_shards(&mut self, owned: &HashSet<ShardId>) {
         self.on_time.retain(|_, (shard, _)| owned.contains(shard));
         self.backlog.retain(|_, (shard, _)| owned.contains(shard));
-        let (on_time, backlog) = (&self.on_time, &self.backlog);
-        self.index.retain(|(key, name), (at, queue)| {
-            let slot = (*at, *key, name.clone());
-            match queue {
-                Queue::OnTime => on_time.contains_key(&slot),
-                Queue::Backlog => backlog.contains_key(&slot),
-            }
+        let mut index = std::mem::take(&mut self.index);
+        index.retain(|(key, name), (at, queue)| {
+            self.queue_ref(*queue)
+                .contains_key(&(*at, *key, name.clone()))
         });
+        self.index = index;
     }
 
     /// The earliest time any held timer is due.
@@ -96,11 +101,8 @@ impl Window {
 
     /// Whether the earliest timer of `queue` is due at `now`.
     pub fn is_due(&self, queue: Queue, now: i64) -> bool {
-        let q = match queue {
-            Queue::OnTime => &self.on_time,
-            Queue::Backlog => &self.backlog,
-        };
-        q.first_key_value()
+        self.queue_ref(queue)
+            .first_key_value()
             .is_some_and(|((at, _, _), _)| *at <= now)
     }
 
