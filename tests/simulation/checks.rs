@@ -34,7 +34,12 @@ pub async fn quiet(world: &World, within: Duration) -> Result<(), String> {
                 "completed" | "busy" | "no-answer" | "failed" | "canceled"
             )
         });
-        if idle && calls_done && last.as_ref() == Some(&stats) {
+        // A callback the simulator is still retrying (its engine was stalled or restarting)
+        // has been sent and neither delivered nor abandoned: it will change the engine's state
+        // after its backoff, which can outlast two polls (seed 107802).
+        let callbacks_settled =
+            stats.callbacks_delivered + stats.callback_failures >= stats.callbacks_sent;
+        if idle && calls_done && callbacks_settled && last.as_ref() == Some(&stats) {
             return Ok(());
         }
         last = idle.then_some(stats);
