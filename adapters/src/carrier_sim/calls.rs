@@ -1,73 +1,25 @@
-//! Outbound calls: validating a create, drawing the outcome, the timed status plan, and the
-//! status callbacks each step fires.
+//! Calls — outbound ones created over REST and the child legs their `<Dial>`s place: drawing the
+//! outcome, the timed status plan, and the status callbacks each step fires. (The create's
+//! checks are in `call_request`, TwiML execution in `flow`.)
 
 use chrono::{DateTime, Utc};
 use rand::rngs::StdRng;
 use serde_json::{json, Value};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::config::is_http_url;
+use super::call_request::{FlowSource, NewCall};
 use super::config::{CallOutcome, SimConfig};
+use super::legs::FlowLog;
 use super::scheduler::Job;
-use super::server::{form_all, form_first, ApiError};
-use super::state::{is_e164, pick, query_value, rng_for, stretch, Scheduled, State};
+use super::state::{pick, rng_for, stretch, Scheduled, State};
 use super::stats::{CallView, SimStats};
+use super::twiml::Method;
 use super::webhook::{after_jitter, Outgoing, Pipe};
 
+pub(crate) use super::status::CallState;
+
 pub(crate) const API_VERSION: &str = "2010-04-01";
-
-/// A call's status, in Twilio's words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CallState {
-    Queued,
-    Initiated,
-    Ringing,
-    InProgress,
-    Completed,
-    Busy,
-    NoAnswer,
-    Failed,
-    Canceled,
-}
-
-impl CallState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::Initiated => "initiated",
-            Self::Ringing => "ringing",
-            Self::InProgress => "in-progress",
-            Self::Completed => "completed",
-            Self::Busy => "busy",
-            Self::NoAnswer => "no-answer",
-            Self::Failed => "failed",
-            Self::Canceled => "canceled",
-        }
-    }
-
-    fn rank(self) -> u8 {
-        match self {
-            Self::Queued => 0,
-            Self::Initiated => 1,
-            Self::Ringing => 2,
-            Self::InProgress => 3,
-            _ => 4,
-        }
-    }
-
-    pub fn is_terminal(self) -> bool {
-        self.rank() == 4
-    }
-
-    fn sip_code(self) -> &'static str {
-        match self {
-            Self::Busy => "486",
-            Self::NoAnswer | Self::Canceled => "487",
-            Self::Failed => "404",
-            _ => "200",
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Amd {
@@ -85,6 +37,18 @@ pub(crate) struct Events {
 }
 
 impl Events {
+    /// Turns on one `StatusCallbackEvent` by name; false for an unknown name.
+    pub fn set(&mut self, event: &str) -> bool {
+        match event {
+            "initiated" => self.initiated = true,
+            "ringing" => self.ringing = true,
+            "answered" => self.answered = true,
+            "completed" => self.completed = true,
+            _ => return false,
+        }
+        true
+    }
+
     fn wants(self, status: CallState) -> bool {
         match status {
             CallState::Queued => false,
@@ -96,144 +60,6 @@ impl Events {
     }
 }
 
-/// A validated `POST Calls.json`.
-#[derive(Debug, Clone)]
-pub(crate) struct NewCall {
-    pub to: String,
-    pub from: String,
-    pub status_callback: Option<String>,
-    events: Events,
-    amd: Option<Amd>,
-    timeout_secs: Option<u32>,
-}
-
-impl NewCall {
-    /// Checks the form the way Twilio does (the checks our client can trip).
-    pub fn parse(form: &[(String, String)], config: &SimConfig) -> Result<Self, ApiError> {
-        let to = match form_first(form, "To") {
-            None | Some("") => return Err(ApiError::bad(21201, "No 'To' number is specified")),
-            Some(to) if !is_e164(to) => {
-                return Err(ApiError::bad(
-                    21211,
-                    format!("Invalid 'To' Phone Number: {to}"),
-                ))
-            }
-            Some(to) => to.to_string(),
-        };
-        let from = match form_first(form, "From") {
-            None | Some("") => return Err(ApiError::bad(21213, "No 'From' number is specified")),
-            Some(from) if !is_e164(from) => {
-                return Err(ApiError::bad(
-                    21212,
-                    format!("Invalid 'From' Phone Number: {from}"),
-                ))
-            }
-            Some(from) => from.to_string(),
-        };
-        if !to.starts_with(&config.lead_numbers_from) {
-            return Err(ApiError::bad(
-                21215,
-                format!("Account not authorized to call {to}: geo permissions"),
-            ));
-        }
-        let has_url = form_first(form, "Url").is_some_and(|u| !u.is_empty());
-        let has_twiml = form_first(form, "Twiml").is_some_and(|t| !t.is_empty());
-        let has_app = form_first(form, "ApplicationSid").is_some_and(|a| !a.is_empty());
-        if !has_url && !has_twiml && !has_app {
-            return Err(ApiError::bad(
-                21205,
-                "Url, Twiml or ApplicationSid is required",
-            ));
-        }
-        if let Some(url) = form_first(form, "Url").filter(|u| !u.is_empty()) {
-            if !is_http_url(url) {
-                return Err(ApiError::bad(
-                    21205,
-                    format!("Url is not a valid URL: {url}"),
-                ));
-            }
-        }
-        let status_callback = match form_first(form, "StatusCallback") {
-            None | Some("") => None,
-            Some(url) if is_http_url(url) => Some(url.to_string()),
-            Some(url) => {
-                return Err(ApiError::bad(
-                    21609,
-                    format!("Invalid StatusCallback url: {url}"),
-                ))
-            }
-        };
-        if let Some(method) = form_first(form, "StatusCallbackMethod") {
-            if !method.eq_ignore_ascii_case("POST") {
-                return Err(ApiError::bad(
-                    20001,
-                    "the simulator only sends StatusCallbackMethod=POST",
-                ));
-            }
-        }
-        let mut events = Events::default();
-        let mut any = false;
-        for event in form_all(form, "StatusCallbackEvent") {
-            any = true;
-            match event {
-                "initiated" => events.initiated = true,
-                "ringing" => events.ringing = true,
-                "answered" => events.answered = true,
-                "completed" => events.completed = true,
-                other => {
-                    return Err(ApiError::bad(
-                        21626,
-                        format!("Invalid StatusCallbackEvent: {other}"),
-                    ))
-                }
-            }
-        }
-        if !any {
-            // "If no status_callback_event is specified, we will send the completed status."
-            events.completed = true;
-        }
-        let amd = match form_first(form, "MachineDetection") {
-            None | Some("") => None,
-            Some(v) if v.eq_ignore_ascii_case("Enable") => Some(Amd::Enable),
-            Some(v) if v.eq_ignore_ascii_case("DetectMessageEnd") => Some(Amd::DetectMessageEnd),
-            Some(v) => {
-                return Err(ApiError::bad(
-                    20001,
-                    format!("Invalid MachineDetection: {v}"),
-                ))
-            }
-        };
-        // SendDigits switches machine detection off.
-        let amd = amd.filter(|_| form_first(form, "SendDigits").is_none());
-        let timeout_secs = match form_first(form, "Timeout") {
-            None | Some("") => None,
-            Some(v) => match v.parse::<u32>() {
-                Ok(secs) if (1..=600).contains(&secs) => Some(secs),
-                _ => {
-                    return Err(ApiError::bad(
-                        20001,
-                        format!("Timeout must be 1..=600 seconds, got {v}"),
-                    ))
-                }
-            },
-        };
-        Ok(Self {
-            to,
-            from,
-            status_callback,
-            events,
-            amd,
-            timeout_secs,
-        })
-    }
-
-    pub fn effect(&self) -> Option<String> {
-        self.status_callback
-            .as_deref()
-            .and_then(|url| query_value(url, "effect"))
-    }
-}
-
 pub(crate) struct Call {
     pub sid: String,
     pub to: String,
@@ -241,8 +67,9 @@ pub(crate) struct Call {
     pub status: CallState,
     outcome: CallOutcome,
     amd: Option<Amd>,
-    answered_by: Option<&'static str>,
+    pub answered_by: Option<&'static str>,
     callback: Option<String>,
+    callback_method: Method,
     events: Events,
     effect: Option<String>,
     /// The next `SequenceNumber`.
@@ -254,7 +81,16 @@ pub(crate) struct Call {
     start_time: Option<DateTime<Utc>>,
     end_time: Option<DateTime<Utc>>,
     answered_at: Option<Instant>,
-    duration_secs: Option<u64>,
+    pub duration_secs: Option<u64>,
+    /// The call whose `<Dial>` placed this leg; `None` for calls created over REST.
+    pub parent: Option<String>,
+    /// What runs at answer (REST calls only; a leg's whisper belongs to its `<Number>`).
+    pub flow: Option<FlowSource>,
+    /// Flips to true when the call reaches a terminal status, however it got there (REST
+    /// hang-up, the lead hanging up, the flow ending): the flow and dial tasks watch it.
+    pub ended: watch::Sender<bool>,
+    /// What its TwiML did, for `GET /sim/calls/{sid}`.
+    pub log: FlowLog,
 }
 
 /// Registers the call, counts it, and returns its timed plan.
@@ -288,6 +124,7 @@ pub(crate) fn create(
         amd: req.amd,
         answered_by: None,
         callback: req.status_callback,
+        callback_method: Method::Post,
         events: req.events,
         effect,
         seq: 0,
@@ -299,8 +136,17 @@ pub(crate) fn create(
         end_time: None,
         answered_at: None,
         duration_secs: None,
+        parent: None,
+        flow: req.source,
+        ended: watch::channel(false).0,
+        log: FlowLog::default(),
     };
-    let plan = plan(&mut call, config, req.timeout_secs);
+    let mut plan = plan(&mut call, config, req.timeout_secs);
+    if matches!(call.flow, Some(FlowSource::Url { .. })) {
+        // A fetched document decides when the call ends (its flow completes it), not the
+        // answer mix's talk time. The draws above still happened, so the generator stays in step.
+        plan.retain(|(_, status)| *status != CallState::Completed);
+    }
     let jobs = plan
         .into_iter()
         .map(|(after, status)| {
@@ -409,15 +255,45 @@ pub(crate) fn advance(
             u64::try_from(ms.div_ceil(1000)).unwrap_or(u64::MAX)
         });
         call.duration_secs = Some(talked);
-        *stats.call_outcomes.entry(to.as_str().into()).or_insert(0) += 1;
+        // Child legs have their own counter so `call_outcomes` still sums to `calls`.
+        let outcomes = if call.parent.is_some() {
+            &mut stats.dial_leg_outcomes
+        } else {
+            &mut stats.call_outcomes
+        };
+        *outcomes.entry(to.as_str().into()).or_insert(0) += 1;
+        call.ended.send_replace(true);
     }
+    // The answered call's TwiML starts now, alongside its `answered` callback.
+    let flow_job = (to == CallState::InProgress && call.flow.is_some()).then(|| {
+        (
+            now,
+            Job::Flow {
+                sid: call.sid.clone(),
+            },
+        )
+    });
+    let mut jobs = callbacks(call, to, config, stats, now, wall);
+    jobs.extend(flow_job);
+    jobs
+}
+
+/// The status callback `to` fires, if it was asked for.
+fn callbacks(
+    call: &mut Call,
+    to: CallState,
+    config: &SimConfig,
+    stats: &mut SimStats,
+    now: Instant,
+    wall: DateTime<Utc>,
+) -> Scheduled {
     let Some(url) = call.callback.clone() else {
         return Vec::new();
     };
     let outs = if call.events.wants(to) {
         let params = call.callback_params(&config.account_sid, wall);
         call.seq += 1;
-        let out = Outgoing::signed(&config.auth_token, &url, params);
+        let out = Outgoing::signed_with(call.callback_method, &config.auth_token, &url, params);
         call.pipe.push(
             out,
             to.is_terminal(),
@@ -453,6 +329,87 @@ pub(crate) fn hangup(
 }
 
 impl Call {
+    /// A child leg of a `<Dial>`: Twilio starts those at `initiated` (never queued), so the
+    /// caller advances it there at once. Not counted in `calls` nor listed by `/sim/calls`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn leg(
+        sid: String,
+        parent: String,
+        to: String,
+        from: String,
+        outcome: CallOutcome,
+        callback: Option<(String, Method)>,
+        events: Events,
+        rng: StdRng,
+    ) -> Self {
+        let wall = Utc::now();
+        let (callback, callback_method) = match callback {
+            Some((url, method)) => (Some(url), method),
+            None => (None, Method::Post),
+        };
+        Self {
+            sid,
+            to,
+            from,
+            status: CallState::Queued,
+            outcome,
+            amd: None,
+            answered_by: None,
+            callback,
+            callback_method,
+            events,
+            effect: None,
+            seq: 0,
+            rng,
+            pipe: Pipe::default(),
+            created: wall,
+            updated: wall,
+            start_time: None,
+            end_time: None,
+            answered_at: None,
+            duration_secs: None,
+            parent: Some(parent),
+            flow: None,
+            ended: watch::channel(false).0,
+            log: FlowLog::default(),
+        }
+    }
+
+    pub fn direction(&self) -> &'static str {
+        if self.parent.is_some() {
+            "outbound-dial"
+        } else {
+            "outbound-api"
+        }
+    }
+
+    /// Answered by a machine (with machine detection on): what the voicemail counters look at.
+    pub fn machine_answered(&self) -> bool {
+        self.answered_by.is_some_and(|by| by.starts_with("machine"))
+    }
+
+    /// The parameters of every TwiML request about this call (Twilio's "request parameters").
+    pub fn request_params(&self, account_sid: &str) -> Vec<(String, String)> {
+        let mut p: Vec<(&str, String)> = vec![
+            ("AccountSid", account_sid.to_string()),
+            ("ApiVersion", API_VERSION.to_string()),
+            ("CallSid", self.sid.clone()),
+            ("CallStatus", self.status.as_str().to_string()),
+            ("Called", self.to.clone()),
+            ("Caller", self.from.clone()),
+            ("Direction", self.direction().to_string()),
+            ("From", self.from.clone()),
+            ("To", self.to.clone()),
+        ];
+        if let Some(by) = self.answered_by {
+            p.push(("AnsweredBy", by.to_string()));
+        }
+        if let Some(parent) = &self.parent {
+            p.push(("ParentCallSid", parent.clone()));
+        }
+        p.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    }
+
     fn callback_params(&self, account_sid: &str, wall: DateTime<Utc>) -> Vec<(String, String)> {
         let mut p: Vec<(&str, String)> = vec![
             ("AccountSid", account_sid.to_string()),
@@ -462,7 +419,7 @@ impl Call {
             ("CallbackSource", "call-progress-events".to_string()),
             ("Called", self.to.clone()),
             ("Caller", self.from.clone()),
-            ("Direction", "outbound-api".to_string()),
+            ("Direction", self.direction().to_string()),
             ("From", self.from.clone()),
             ("SequenceNumber", self.seq.to_string()),
             ("Timestamp", wall.to_rfc2822()),
@@ -470,6 +427,9 @@ impl Call {
         ];
         if let Some(by) = self.answered_by {
             p.push(("AnsweredBy", by.to_string()));
+        }
+        if let Some(parent) = &self.parent {
+            p.push(("ParentCallSid", parent.clone()));
         }
         if self.status.is_terminal() {
             let secs = self.duration_secs.unwrap_or(0);
@@ -490,10 +450,10 @@ impl Call {
             "from": self.from,
             "from_formatted": self.from,
             "status": self.status.as_str(),
-            "direction": "outbound-api",
+            "direction": self.direction(),
             "answered_by": self.answered_by,
             "duration": self.duration_secs.map(|d| d.to_string()),
-            "parent_call_sid": null,
+            "parent_call_sid": self.parent,
             "date_created": self.created.to_rfc2822(),
             "date_updated": self.updated.to_rfc2822(),
             "start_time": self.start_time.map(|t| t.to_rfc2822()),

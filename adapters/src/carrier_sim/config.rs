@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use super::faults::RestFaults;
+pub use super::flow_config::FlowConfig;
 pub use super::lookup::LookupConfig;
 
 /// What happens to an outbound call, before any hangup request changes it.
@@ -67,6 +68,8 @@ pub struct SimConfig {
     pub lookup: LookupConfig,
     /// Creates that fail on purpose (429, 503, 500, an answer cut off). Default none.
     pub rest_faults: RestFaults,
+    /// TwiML execution: verb durations, how dialled numbers answer, digits pressed.
+    pub flow: FlowConfig,
 }
 
 impl Default for SimConfig {
@@ -86,6 +89,7 @@ impl Default for SimConfig {
             number_outcomes: BTreeMap::new(),
             lookup: LookupConfig::default(),
             rest_faults: RestFaults::default(),
+            flow: FlowConfig::default(),
         }
     }
 }
@@ -108,6 +112,7 @@ impl fmt::Debug for SimConfig {
             .field("number_outcomes", &self.number_outcomes)
             .field("lookup", &self.lookup)
             .field("rest_faults", &self.rest_faults)
+            .field("flow", &self.flow)
             .finish()
     }
 }
@@ -391,6 +396,7 @@ impl SimConfig {
             return Err("lead_numbers_from must start with '+'".into());
         }
         self.rest_faults.validate()?;
+        self.flow.validate()?;
         self.lookup.validate()
     }
 }

@@ -12,23 +12,40 @@
 //! The generator of the n-th call (or message) to a number is derived from `(seed, number, n)`,
 //! so a run replays the same way whatever order concurrent creates arrive in.
 //!
+//! Answered calls run their TwiML (the create's `Url`, fetched and signed like every webhook, or
+//! its inline `Twiml`): Say, Play, Pause, Gather (digits per number from [`FlowConfig`]),
+//! Record, Hangup, Redirect, Reject, and `<Dial>` with child legs answering by a
+//! [`CalleeMix`], whispers, bridging, `<Number>` status callbacks and the Dial `action`
+//! (see `flow` and `dial`).
+//!
 //! Introspection, unauthenticated and answered to loopback peers only: `GET /sim/stats`
 //! ([`SimStats`], including `creates_per_effect` — keyed by the `effect` query parameter of
 //! each create's `StatusCallback` URL — and `duplicate_creates`), `GET /sim/calls`,
-//! `GET /sim/messages`.
+//! `GET /sim/calls/{sid}` ([`CallDetail`]: a call's flow and legs), `GET /sim/messages`; and
+//! for tests, `PUT`/`DELETE /sim/callees/{number}` and `/sim/digits/{number}` (see `admin`).
 //!
 //! One scheduler task owns every pending step and the webhook deliveries in flight; the server
 //! and scheduler tasks belong to the [`SimHandle`] and stop with it.
 
+mod admin;
+mod call_request;
 mod calls;
 mod config;
+mod dial;
 mod faults;
+mod fetch;
+mod flow;
+mod flow_config;
+mod legs;
 mod lookup;
 mod messages;
 mod scheduler;
 mod server;
 mod state;
 mod stats;
+mod status;
+mod twiml;
+mod views;
 mod webhook;
 
 use std::net::SocketAddr;
@@ -43,7 +60,11 @@ pub use config::{
     CallOutcome, Delivery, Disorder, LookupConfig, MessageMix, OutcomeMix, ReplyMix, RestFaults,
     SimConfig, Timing,
 };
+pub use flow_config::{CalleeMix, FlowConfig, HangupSide};
 pub use stats::{CallView, MessageView, SimStats};
+pub use views::{
+    CallDetail, DialCallStatus, DialView, DocPurpose, DocumentView, FlowEnd, VerbKind,
+};
 
 use state::{Shared, State};
 
@@ -142,6 +163,23 @@ impl SimHandle {
     /// Every call so far, oldest first.
     pub fn calls(&self) -> Vec<CallView> {
         call_views(&self.shared.lock())
+    }
+
+    /// A call's flow and its `<Dial>` legs (the same JSON `GET /sim/calls/{sid}` serves).
+    pub fn call_detail(&self, sid: &str) -> Option<CallDetail> {
+        legs::detail(&self.shared.lock(), sid)
+    }
+
+    /// From now on `number` answers dialled legs by `mix` (over `flow.callees`).
+    pub fn set_callee(&self, number: &str, mix: CalleeMix) {
+        self.shared.lock().callees.insert(number.to_string(), mix);
+    }
+
+    /// From now on `number` presses `digits[n]` at the n-th `<Gather>` of each of its legs (over
+    /// `flow.digits`; `""` presses nothing).
+    pub fn set_digits(&self, number: &str, digits: &[&str]) {
+        let digits = digits.iter().map(|d| (*d).to_string()).collect();
+        self.shared.lock().digits.insert(number.to_string(), digits);
     }
 
     /// Every message so far (ours and lead replies), oldest first.

@@ -1,6 +1,7 @@
-//! The one task that owns every timed step: call and message status changes, lead replies and
-//! webhook deliveries. Deliveries (which may wait on retries) run in a `JoinSet` owned by this
-//! task, so stopping it aborts them all; nothing is detached.
+//! The one task that owns every timed step: call and message status changes, lead replies,
+//! webhook deliveries and the TwiML flows of answered calls. Deliveries (which may wait on
+//! retries) and flows (which wait on their verbs and legs) run in a `JoinSet` owned by this task,
+//! so stopping it aborts them all; nothing is detached.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -11,6 +12,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::calls::{self, CallState};
+use super::flow;
 use super::messages::{self, MsgState};
 use super::state::{Scheduled, Shared};
 use super::webhook::{self, Outgoing};
@@ -26,6 +28,10 @@ pub(crate) enum Job {
         status: MsgState,
     },
     Reply {
+        sid: String,
+    },
+    /// The TwiML of a call that has just been answered.
+    Flow {
         sid: String,
     },
     /// Webhooks to send one after another.
@@ -117,6 +123,10 @@ fn fire(shared: &Arc<Shared>, job: Job, now: Instant, deliveries: &mut JoinSet<(
     match job {
         Job::Deliver(items) => {
             deliveries.spawn(webhook::deliver(shared.clone(), items));
+            Vec::new()
+        }
+        Job::Flow { sid } => {
+            deliveries.spawn(flow::run(shared.clone(), sid));
             Vec::new()
         }
         Job::Call { sid, status } => {

@@ -11,7 +11,7 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, put};
 use axum::{Json, Router};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -19,7 +19,8 @@ use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 use tokio::time::Instant;
 
-use super::calls::{self, NewCall};
+use super::call_request::NewCall;
+use super::calls;
 use super::faults::{self, Fault};
 use super::messages::{self, NewMessage};
 use super::state::Shared;
@@ -128,6 +129,15 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/sim/stats", get(sim_stats))
         .route("/sim/calls", get(sim_calls))
         .route("/sim/messages", get(sim_messages))
+        .route("/sim/calls/{sid}", get(super::admin::call_detail))
+        .route(
+            "/sim/callees/{number}",
+            put(super::admin::put_callee).delete(super::admin::delete_callee),
+        )
+        .route(
+            "/sim/digits/{number}",
+            put(super::admin::put_digits).delete(super::admin::delete_digits),
+        )
         .fallback(|| async { ApiError::not_found("path").into_response() })
         .with_state(shared)
 }
@@ -385,7 +395,7 @@ fn page(key: &str, items: Vec<Value>) -> Value {
 }
 
 /// The `/sim/*` routes carry no auth, so they answer loopback peers only.
-fn refuse_remote(peer: SocketAddr) -> Option<Response> {
+pub(crate) fn refuse_remote(peer: SocketAddr) -> Option<Response> {
     (!peer.ip().is_loopback()).then(|| (StatusCode::FORBIDDEN, "loopback only").into_response())
 }
 

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use super::calls::Call;
 use super::config::SimConfig;
 use super::faults::Draws;
+use super::flow_config::CalleeMix;
 use super::messages::Message;
 use super::scheduler::Job;
 use super::stats::SimStats;
@@ -37,6 +38,12 @@ pub(crate) struct State {
     pub stats: SimStats,
     /// `(lead, our number)` pairs where the lead texted STOP (and not START/YES since).
     pub opted_out: HashSet<(String, String)>,
+    /// Dialled number → legs placed to it so far (the ordinal of its next leg's generator).
+    pub legs_per_number: HashMap<String, u64>,
+    /// Callee answer mixes set at run time (`PUT /sim/callees/{number}`), over `flow.callees`.
+    pub callees: HashMap<String, CalleeMix>,
+    /// Gather digits set at run time (`PUT /sim/digits/{number}`), over `flow.digits`.
+    pub digits: HashMap<String, Vec<String>>,
     next_id: u64,
     /// Random per simulator run, so SIDs never repeat across restarts (an engine that persists
     /// SIDs would otherwise mistake a new call for an old one). Outcomes stay seeded.

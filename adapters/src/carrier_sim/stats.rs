@@ -53,6 +53,33 @@ pub struct SimStats {
     pub lookups: u64,
     /// Number looked up → lookups of it.
     pub lookups_per_number: BTreeMap<String, u64>,
+    /// TwiML documents requested over HTTP (the create's `Url`, whispers, Gather/Record/Dial
+    /// actions, redirects), whatever came back.
+    pub twiml_fetches: u64,
+    /// Application errors: a fetch that failed (connection, non-2xx), a document that did not
+    /// parse (inline ones too), an unknown verb, a verb not allowed where it was, a redirect loop.
+    pub twiml_errors: u64,
+    /// Verb (`say`, `play`, `pause`, `gather`, `dial`, `record`, `hangup`, `redirect`, `reject`)
+    /// → times executed, on calls and dialled legs alike.
+    pub verbs_executed: BTreeMap<String, u64>,
+    /// Child legs placed by `<Dial>`.
+    pub dial_legs: u64,
+    /// Terminal status of each dialled leg → count (kept apart from `call_outcomes`).
+    pub dial_leg_outcomes: BTreeMap<String, u64>,
+    /// Whisper documents (`<Number url>`) requested for answered legs.
+    pub whispers: u64,
+    /// Whispers that declined (ended with `<Hangup/>`, `<Reject/>` or an error).
+    pub whisper_declines: u64,
+    /// `<Gather>`s that got digits (and posted them to their action).
+    pub gathers_with_digits: u64,
+    /// Conversations bridged by `<Dial>`.
+    pub bridged_calls: u64,
+    /// Seconds bridged, summed (each conversation rounded up to a whole second).
+    pub talk_seconds: u64,
+    /// `DialCallStatus` of every finished `<Dial>` → count.
+    pub dial_outcomes: BTreeMap<String, u64>,
+    /// `<Say>`/`<Play>` executed on a call whose `AnsweredBy` is a machine (a voicemail drop).
+    pub voicemail_plays: u64,
 }
 
 impl SimStats {

@@ -14,14 +14,18 @@ use super::config::{ms, Disorder};
 use super::scheduler::Job;
 use super::state::{Scheduled, Shared};
 use super::stats::SimStats;
+use super::twiml::Method;
 use crate::twilio::signature;
 
-/// One signed form POST.
+/// One signed webhook: a form POST, or a GET with the parameters in its query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Outgoing {
+    /// For a GET, already carrying the parameters in its query.
     pub url: String,
+    /// The form body (empty for a GET).
     pub params: Vec<(String, String)>,
     pub signature: String,
+    pub method: Method,
     /// Send a second, identical copy right after the first.
     pub duplicate: bool,
 }
@@ -33,8 +37,53 @@ impl Outgoing {
             url: url.to_string(),
             params,
             signature,
+            method: Method::Post,
             duplicate: false,
         }
+    }
+
+    /// Twilio signs a GET over its full URL (query included) with no body parameters.
+    pub fn signed_with(
+        method: Method,
+        auth_token: &str,
+        url: &str,
+        params: Vec<(String, String)>,
+    ) -> Self {
+        match method {
+            Method::Post => Self::signed(auth_token, url, params),
+            Method::Get => {
+                let url = with_query(url, &params);
+                let mut out = Self::signed(auth_token, &url, Vec::new());
+                out.method = Method::Get;
+                out
+            }
+        }
+    }
+
+    /// The request, signed; the caller sends it.
+    pub fn request(&self, http: &reqwest::Client) -> Result<reqwest::RequestBuilder, String> {
+        let builder = match self.method {
+            Method::Get => http.get(&self.url),
+            Method::Post => {
+                let body = serde_urlencoded::to_string(&self.params).map_err(|e| e.to_string())?;
+                http.post(&self.url)
+                    .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(body)
+            }
+        };
+        Ok(builder.header("X-Twilio-Signature", &self.signature))
+    }
+}
+
+/// `url` with `params` appended to its query (for GET webhooks).
+fn with_query(url: &str, params: &[(String, String)]) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) => {
+            parsed.query_pairs_mut().extend_pairs(params);
+            parsed.to_string()
+        }
+        // Unparsable URLs fail when sent; keep them as they are.
+        Err(_) => url.to_string(),
     }
 }
 
@@ -103,8 +152,8 @@ pub(crate) async fn deliver(shared: Arc<Shared>, items: Vec<Outgoing>) {
 }
 
 async fn send(shared: &Shared, item: &Outgoing) {
-    let body = match serde_urlencoded::to_string(&item.params) {
-        Ok(body) => body,
+    let request = match item.request(&shared.http) {
+        Ok(request) => request,
         Err(e) => {
             warn!(url = %item.url, error = %e, "could not encode webhook");
             shared.bump(|s| s.callback_failures += 1);
@@ -123,14 +172,11 @@ async fn send(shared: &Shared, item: &Outgoing) {
             shared.bump(|s| s.callback_retries += 1);
         }
         shared.bump(|s| s.callback_attempts += 1);
-        let result = shared
-            .http
-            .post(&item.url)
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header("X-Twilio-Signature", &item.signature)
-            .body(body.clone())
-            .send()
-            .await;
+        // Bodies here are plain strings, so the builder always clones.
+        let Some(attempt_request) = request.try_clone() else {
+            break;
+        };
+        let result = attempt_request.send().await;
         match result {
             Ok(response) if response.status().is_success() => {
                 shared.bump(|s| s.callbacks_delivered += 1);
