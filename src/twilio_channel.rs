@@ -200,11 +200,21 @@ pub async fn voice(
                     ("effect", call.idem_key.clone()),
                 ],
             );
+            // Twilio asks this URL what the answered call does (the call flow: voicemail for a
+            // machine, the team's reps for a person; `usecases::call_flow`), with `AnsweredBy`.
+            let answer = callback(
+                public_url,
+                account,
+                "voice/answer",
+                &[
+                    ("call", call_id.to_string()),
+                    ("opp", opportunity_id.to_string()),
+                ],
+            );
             let request = CreateCall {
                 to: to.clone(),
                 from: account.from.clone(),
-                // No call flow yet: a person who answers hears a short pause while an agent joins.
-                twiml: Some("<Response><Pause length=\"1\"/></Response>".into()),
+                url: Some(answer),
                 status_callback,
                 status_callback_events: StatusCallbackEvent::ALL.to_vec(),
                 machine_detection: machine_detection.then(|| "Enable".into()),

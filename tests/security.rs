@@ -136,6 +136,26 @@ fn matrix() -> Vec<Row> {
             [201, 201, 403, 403, 403],
         ),
         row(M::GET, "/v1/principals", None, [200, 200, 200, 200, 200]),
+        // `p-{n}` and `team-{n}` are the principal and team the rows above made.
+        row(
+            M::PUT,
+            "/v1/principals/p-{n}/rep",
+            Some(json!({"phone": "+14155550100", "time_zone": "America/New_York"})),
+            [200, 200, 403, 403, 403],
+        ),
+        row(
+            M::POST,
+            "/v1/principals/p-{n}/status",
+            Some(json!({"status": "available"})),
+            [200, 200, 403, 403, 403],
+        ),
+        row(M::GET, "/v1/reps", None, [200, 200, 200, 200, 200]),
+        row(
+            M::PUT,
+            "/v1/teams/team-{n}/ringing",
+            Some(json!({"strategy": "simultaneous", "ring_timeout_seconds": 30})),
+            [200, 200, 403, 403, 403],
+        ),
         row(
             M::POST,
             "/v1/keys",
@@ -365,6 +385,10 @@ async fn the_openapi_document_lists_every_route(backend: Backend) {
                 .replace("+14155550100", "{phone}")
         })
         .map(|r| r.replace("first_touch_sla", "{name}"))
+        .map(|r| {
+            r.replace("/p-{n}/", "/{name}/")
+                .replace("/team-{n}/", "/{name}/")
+        })
         .chain(["GET /healthz", "GET /readyz", "GET /metrics"].map(String::from))
         .collect();
     every.sort();

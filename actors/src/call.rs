@@ -111,6 +111,34 @@ impl Entity for CallEntity {
                     })
                     .into_request(),
                 ),
+                CallEffect::Conversation {
+                    opportunity_id,
+                    rep,
+                    talk_seconds,
+                } => {
+                    let parent = ActorKey::root(key.tenant, opportunity::KIND, opportunity_id);
+                    changes.sends.push((
+                        parent,
+                        to_json(&OppInput::CallConnected {
+                            call_id: key.id,
+                            rep,
+                            talk_seconds,
+                        }),
+                    ));
+                }
+                CallEffect::Unattended {
+                    opportunity_id,
+                    reason,
+                } => {
+                    let parent = ActorKey::root(key.tenant, opportunity::KIND, opportunity_id);
+                    changes.sends.push((
+                        parent,
+                        to_json(&OppInput::CallUnattended {
+                            call_id: key.id,
+                            reason,
+                        }),
+                    ));
+                }
                 CallEffect::Report {
                     opportunity_id,
                     result,

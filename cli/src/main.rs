@@ -12,6 +12,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use neuronx::app::{self, App};
 use neuronx::config::{self, LogFormat, Settings};
 use neuronx::control::cli::TenantCommand;
+use neuronx::control::reps::cli::RepCommand;
 use neuronx_bench::{backlog, demo, engine, failover, fairness, webhooks};
 
 /// mimalloc rather than the system allocator: profiles of the engine under load spent about
@@ -47,6 +48,11 @@ enum Command {
     Tenant {
         #[command(subcommand)]
         command: TenantCommand,
+    },
+    /// Reps (users who take calls): set their phone and hours, their status, list them.
+    Rep {
+        #[command(subcommand)]
+        command: RepCommand,
     },
     /// The engine and the carrier simulator in one process, on a temporary database: a batch
     /// of leads called, texted and escalated, with live counters and a summary.
@@ -206,6 +212,13 @@ async fn run(cli: Cli, env: BTreeMap<String, String>) -> anyhow::Result<()> {
         Command::Tenant { command } => {
             let store = app::open_store(&settings).await?;
             let result = neuronx::control::cli::run(&store, command).await;
+            store.close().await;
+            println!("{}", result?);
+            Ok(())
+        }
+        Command::Rep { command } => {
+            let store = app::open_store(&settings).await?;
+            let result = neuronx::control::reps::cli::run(&store, command).await;
             store.close().await;
             println!("{}", result?);
             Ok(())

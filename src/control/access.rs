@@ -9,6 +9,7 @@ use neuronx_supervision::{Store, TenantId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::reps::{RingStrategy, DEFAULT_RING_TIMEOUT_SECONDS};
 use super::tx::{on_tx, Tx};
 use super::{clean_name, is_unique_violation, now_ms, on_db, parse_uuid, ControlError, Role};
 
@@ -17,6 +18,10 @@ pub struct Team {
     pub id: Uuid,
     pub name: String,
     pub created_at: DateTime<Utc>,
+    /// How the team's calls ring its reps (`control::reps`).
+    pub ring_strategy: RingStrategy,
+    /// How long each rep is rung.
+    pub ring_timeout_seconds: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -87,6 +92,8 @@ pub async fn create_team(tx: &mut Tx, tenant: TenantId, name: &str) -> Result<Te
         id: Uuid::new_v4(),
         name,
         created_at: time(now_ms()),
+        ring_strategy: RingStrategy::default(),
+        ring_timeout_seconds: DEFAULT_RING_TIMEOUT_SECONDS,
     };
     let sql = "INSERT INTO teams (id, tenant_id, name, created_at) VALUES ($1, $2, $3, $4)";
     let done = on_tx!(tx, |db, id, _json| sqlx::query(sql)
@@ -108,18 +115,24 @@ pub async fn create_team(tx: &mut Tx, tenant: TenantId, name: &str) -> Result<Te
 }
 
 pub async fn list_teams(store: &Store, tenant: TenantId) -> Result<Vec<Team>, ControlError> {
-    let sql = "SELECT CAST(id AS TEXT), name, created_at FROM teams
-               WHERE tenant_id = $1 ORDER BY name";
-    let rows: Vec<(String, String, i64)> = on_db!(store, |db, id, _json| sqlx::query_as(sql)
-        .bind(id(tenant.0))
-        .fetch_all(db)
-        .await?);
+    let sql = "SELECT CAST(id AS TEXT), name, created_at, ring_strategy, ring_timeout_seconds
+               FROM teams WHERE tenant_id = $1 ORDER BY name";
+    let rows: Vec<(String, String, i64, String, i32)> =
+        on_db!(store, |db, id, _json| sqlx::query_as(sql)
+            .bind(id(tenant.0))
+            .fetch_all(db)
+            .await?);
+    let corrupt = |e: String| neuronx_supervision::StoreError::Corrupt(e);
     rows.into_iter()
-        .map(|(i, name, at)| {
+        .map(|(i, name, at, strategy, timeout)| {
             Ok(Team {
                 id: parse_uuid(&i)?,
                 name,
                 created_at: time(at),
+                ring_strategy: strategy
+                    .parse()
+                    .map_err(|e: ControlError| corrupt(e.to_string()))?,
+                ring_timeout_seconds: u32::try_from(timeout).map_err(|e| corrupt(e.to_string()))?,
             })
         })
         .collect()

@@ -47,6 +47,9 @@ audit_actions! {
     ChannelUpdate = "channel_update",
     DncAdd = "dnc_add",
     DncRemove = "dnc_remove",
+    RepUpdate = "rep_update",
+    RepStatus = "rep_status",
+    TeamRinging = "team_ringing",
 }
 
 impl Serialize for AuditAction {

@@ -141,7 +141,8 @@ pub enum PrincipalCommand {
     },
 }
 
-async fn tenant(store: &Store, arg: &TenantArg) -> anyhow::Result<TenantId> {
+/// The tenant `arg` names, if it exists (also for `neuronx rep`, `control::reps::cli`).
+pub(crate) async fn tenant(store: &Store, arg: &TenantArg) -> anyhow::Result<TenantId> {
     let sql = "SELECT COUNT(*) FROM tenants WHERE id = $1";
     let n: i64 = on_db!(store, |db, id, _json| sqlx::query_scalar(sql)
         .bind(id(arg.tenant))

@@ -358,6 +358,9 @@ pub async fn authenticate(
             id: parse_uuid(&id)?,
             name,
             created_at: time(team_at),
+            // Not read for a caller's identity: only the team's id and name are used.
+            ring_strategy: Default::default(),
+            ring_timeout_seconds: super::reps::DEFAULT_RING_TIMEOUT_SECONDS,
         }),
         _ => None,
     };

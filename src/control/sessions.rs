@@ -81,6 +81,9 @@ pub async fn find(store: &Store, token: &str) -> Result<Option<Session>, Control
             id: parse_uuid(&id)?,
             name,
             created_at: chrono::DateTime::default(),
+            // Not read for a caller's identity: only the team's id and name are used.
+            ring_strategy: Default::default(),
+            ring_timeout_seconds: super::reps::DEFAULT_RING_TIMEOUT_SECONDS,
         }),
         _ => None,
     };

@@ -18,7 +18,9 @@ mod idempotency;
 pub(crate) mod openapi;
 mod opportunities;
 mod ops;
+mod reps;
 pub mod server;
+mod voice;
 mod webhooks;
 
 use std::collections::BTreeMap;
@@ -94,6 +96,10 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(access::create_principal, access::list_principals))
         .routes(routes!(access::create_key, access::list_keys))
         .routes(routes!(access::revoke_key))
+        .routes(routes!(reps::set_rep))
+        .routes(routes!(reps::set_status))
+        .routes(routes!(reps::list_reps))
+        .routes(routes!(reps::set_ringing))
         .routes(routes!(audit::list))
         .routes(routes!(channels::put_twilio, channels::get_twilio))
         .routes(routes!(channels::add_dnc))
@@ -132,6 +138,22 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/webhooks/twilio/{tenant_id}/voice/status",
             post(webhooks::voice_status_route),
+        )
+        .route(
+            "/webhooks/twilio/{tenant_id}/voice/answer",
+            post(voice::answer_route),
+        )
+        .route(
+            "/webhooks/twilio/{tenant_id}/voice/whisper",
+            post(voice::whisper_route),
+        )
+        .route(
+            "/webhooks/twilio/{tenant_id}/voice/dial",
+            post(voice::dial_route),
+        )
+        .route(
+            "/webhooks/twilio/{tenant_id}/voice/leg",
+            post(voice::leg_route),
         )
         .route(
             "/webhooks/twilio/{tenant_id}/sms/status",

@@ -46,6 +46,7 @@ use crate::usecases::views::{OpportunityView, Page, TimelineItem};
         (name = "calls", description = "Calls placed for an opportunity, with their timelines."),
         (name = "dead letters", description = "Inputs an actor failed too often: list, retry, discard."),
         (name = "access", description = "Teams, principals and API keys of the tenant."),
+        (name = "reps", description = "Users who take calls: their phones, working hours and status, and how each team rings them."),
         (name = "audit", description = "The append-only log of operator and admin actions."),
         (name = "channels", description = "The tenant's Twilio account and do-not-call list."),
         (name = "health", description = "Liveness, readiness, metrics and the cluster's shards."),

@@ -26,7 +26,9 @@ fn status_of(why: Refusal) -> StatusCode {
         | Refusal::BadCallStatus
         | Refusal::MissingMessageSid
         | Refusal::MissingMessageStatus
-        | Refusal::MissingFrom => StatusCode::BAD_REQUEST,
+        | Refusal::MissingFrom
+        | Refusal::MissingDialCallStatus
+        | Refusal::BadDialCallStatus => StatusCode::BAD_REQUEST,
         Refusal::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         Refusal::Unencodable => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -34,16 +36,46 @@ fn status_of(why: Refusal) -> StatusCode {
 
 /// A refusal answers JSON naming the problem (a carrier ignores the body; a person reading a
 /// log or replaying by hand gets the reason).
-fn refuse(hook: Hook, why: Refusal, state: &AppState) -> Response {
+pub(super) fn refuse(hook: &'static str, why: Refusal, state: &AppState) -> Response {
     state
         .webhooks
-        .with_label_values(&[hook.label(), why.as_str()])
+        .with_label_values(&[hook, why.as_str()])
         .inc();
     if why != Refusal::StoreUnavailable {
-        tracing::warn!(hook = hook.label(), why = why.as_str(), "webhook refused");
+        tracing::warn!(hook, why = why.as_str(), "webhook refused");
     }
     let body = serde_json::json!({"error": why.as_str(), "message": format!("webhook refused: {}", why.as_str())});
     (status_of(why), axum::Json(body)).into_response()
+}
+
+/// The webhook's own request, as the use cases take it.
+pub(super) fn delivery<'a>(
+    tenant_id: &'a str,
+    uri: &'a axum::http::Uri,
+    headers: &'a HeaderMap,
+    body: &'a [u8],
+) -> Delivery<'a> {
+    Delivery {
+        tenant_id,
+        path_and_query: uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or(uri.path()),
+        query: uri.query(),
+        signature: headers
+            .get("x-twilio-signature")
+            .and_then(|v| v.to_str().ok()),
+        body,
+    }
+}
+
+pub(super) fn verifier(state: &AppState) -> Verifier<'_> {
+    Verifier {
+        engine: &state.engine,
+        keyring: &state.keyring,
+        tokens: &state.tokens,
+        public_url: &state.public_url,
+    }
 }
 
 async fn handle(
@@ -54,25 +86,8 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let verifier = Verifier {
-        engine: &state.engine,
-        keyring: &state.keyring,
-        tokens: &state.tokens,
-        public_url: &state.public_url,
-    };
-    let delivery = Delivery {
-        tenant_id: &tenant_id,
-        path_and_query: uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or(uri.path()),
-        query: uri.query(),
-        signature: headers
-            .get("x-twilio-signature")
-            .and_then(|v| v.to_str().ok()),
-        body: &body,
-    };
-    match webhooks::receive(&verifier, hook, delivery).await {
+    let delivery = delivery(&tenant_id, &uri, &headers, &body);
+    match webhooks::receive(&verifier(&state), hook, delivery).await {
         Ok(received) => {
             if received == webhooks::Received::Unknown {
                 tracing::info!(hook = hook.label(), "webhook for an unknown call or sender");
@@ -84,7 +99,7 @@ async fn handle(
             let twiml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>";
             (StatusCode::OK, [(header::CONTENT_TYPE, "text/xml")], twiml).into_response()
         }
-        Err(why) => refuse(hook, why, &state),
+        Err(why) => refuse(hook.label(), why, &state),
     }
 }
 

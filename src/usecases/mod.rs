@@ -8,10 +8,12 @@
 pub mod access;
 pub mod audit;
 pub mod bulk;
+pub mod call_flow;
 pub mod channels;
 pub mod commands;
 pub mod opportunities;
 pub mod ops;
+pub mod reps;
 pub mod views;
 pub mod webhooks;
 pub mod why;

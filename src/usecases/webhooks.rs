@@ -50,6 +50,8 @@ pub enum Refusal {
     MissingMessageSid,
     MissingMessageStatus,
     MissingFrom,
+    MissingDialCallStatus,
+    BadDialCallStatus,
     /// Ours, not the caller's: the database could not answer. 503 makes Twilio retry.
     StoreUnavailable,
     Unencodable,
@@ -71,6 +73,8 @@ impl Refusal {
             Refusal::MissingMessageSid => "missing_message_sid",
             Refusal::MissingMessageStatus => "missing_message_status",
             Refusal::MissingFrom => "missing_from",
+            Refusal::MissingDialCallStatus => "missing_dial_call_status",
+            Refusal::BadDialCallStatus => "bad_dial_call_status",
             Refusal::StoreUnavailable => "unavailable",
             Refusal::Unencodable => "unencodable",
         }
@@ -138,20 +142,20 @@ pub async fn receive(v: &Verifier<'_>, hook: Hook, d: Delivery<'_>) -> Result<Re
     }
 }
 
-fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params
         .iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
 }
 
-fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+pub(crate) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query?).ok()?;
     pairs.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
 }
 
 /// Checks the signature over the form; answers the tenant and the form's fields.
-async fn verified(
+pub(crate) async fn verified(
     v: &Verifier<'_>,
     d: &Delivery<'_>,
 ) -> Result<(TenantId, Vec<(String, String)>), Refusal> {
@@ -283,6 +287,6 @@ async fn sms_inbound(
     )))
 }
 
-fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, Refusal> {
+pub(crate) fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, Refusal> {
     serde_json::to_value(v).map_err(|_| Refusal::Unencodable)
 }

@@ -118,6 +118,10 @@ pub struct Call {
     /// The watchdog has asked the provider for the call once already.
     #[serde(default)]
     pub fetch_attempted: bool,
+    /// What the call flow did once a person answered: the reps rung, who picked up, the
+    /// conversation. Empty until the provider asks for the flow.
+    #[serde(default, skip_serializing_if = "Flow::is_empty")]
+    pub flow: Flow,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -171,6 +175,97 @@ pub enum CallInput {
         answered_by: Option<AnsweredBy>,
         provider_sid: String,
     },
+    /// The call flow is ringing these reps for the answered lead (one for sequential ringing,
+    /// several for simultaneous).
+    RepsRung {
+        reps: Vec<String>,
+    },
+    /// A rep picked up (the provider asked for the rep's whisper on that leg).
+    RepAnswered {
+        rep: String,
+        leg_sid: String,
+    },
+    /// A `<Dial>` of the flow ended: the provider's `DialCallStatus` and whether the lead
+    /// and the rep were connected.
+    DialEnded {
+        status: DialStatus,
+        bridged: bool,
+        #[serde(default)]
+        leg_sid: Option<String>,
+        #[serde(default)]
+        talk_seconds: Option<u32>,
+        /// The reps that `<Dial>` rang.
+        #[serde(default)]
+        reps: Vec<String>,
+    },
+    /// The lead answered and nobody could take the call: no rep free, or every rep rung
+    /// missed it. The opportunity's fallback takes over.
+    Unattended {
+        reason: UnattendedReason,
+    },
+}
+
+named_enum! {
+    /// `DialCallStatus`, spelled as Twilio spells it.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum DialStatus {
+        Completed = "completed",
+        Answered = "answered",
+        Busy = "busy",
+        NoAnswer = "no-answer",
+        Failed = "failed",
+        Canceled = "canceled",
+    }
+}
+parse_by_name!(DialStatus, "dial call status", Rejection);
+
+named_enum! {
+    /// Why an answered lead reached nobody.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum UnattendedReason {
+        /// No rep of the team was available, in hours and below their call limit.
+        NoRepAvailable = "no_rep_available",
+        /// Every rep rung missed the call (no answer, busy, declined).
+        RepsMissed = "reps_missed",
+    }
+}
+parse_by_name!(UnattendedReason, "unattended reason", Rejection);
+
+/// The call flow's record on the call (see `CallInput::RepsRung` and the inputs after it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flow {
+    /// Every rep rung for this call, in order.
+    #[serde(default)]
+    pub rung: Vec<String>,
+    /// Legs a rep picked up: (rep, leg sid).
+    #[serde(default)]
+    pub answered: Vec<RepLeg>,
+    /// The conversation, once the provider reports the lead and a rep were connected.
+    #[serde(default)]
+    pub conversation: Option<Conversation>,
+    /// The opportunity was told nobody took the call (once).
+    #[serde(default)]
+    pub unattended: bool,
+}
+
+impl Flow {
+    pub fn is_empty(&self) -> bool {
+        *self == Flow::default()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepLeg {
+    pub rep: String,
+    pub leg_sid: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conversation {
+    /// The rep who talked to the lead; `None` when the provider's leg is not one we saw
+    /// answer (its whisper request never reached us).
+    pub rep: Option<String>,
+    pub talk_seconds: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,6 +289,17 @@ pub enum CallEffect {
     /// back as `CallInput::Fetched`.
     Fetch {
         provider_sid: String,
+    },
+    /// Tell the opportunity its lead talked with a rep (its timeline shows the conversation).
+    Conversation {
+        opportunity_id: Uuid,
+        rep: Option<String>,
+        talk_seconds: u32,
+    },
+    /// Tell the opportunity that its answered lead reached nobody.
+    Unattended {
+        opportunity_id: Uuid,
+        reason: UnattendedReason,
     },
 }
 
@@ -261,6 +367,16 @@ pub fn apply(
             provider_sid,
         } => step.status(status, sequence, answered_by, provider_sid)?,
         CallInput::TimerFired { timer } => step.timer_fired(timer),
+        CallInput::RepsRung { reps } => step.reps_rung(reps),
+        CallInput::RepAnswered { rep, leg_sid } => step.rep_answered(rep, leg_sid),
+        CallInput::DialEnded {
+            status,
+            bridged,
+            leg_sid,
+            talk_seconds,
+            reps,
+        } => step.dial_ended(status, bridged, leg_sid, talk_seconds, reps),
+        CallInput::Unattended { reason } => step.unattended(reason),
     }
     let touched = step.call != *current
         || !step.effects.is_empty()
@@ -308,6 +424,7 @@ fn place(
         reported: false,
         dial_unknown: false,
         fetch_attempted: false,
+        flow: Flow::default(),
         created_at: now,
         updated_at: now,
     };
@@ -353,6 +470,7 @@ fn outcome(status: CallStatus, was_in_progress: bool, by: Option<AnsweredBy>) ->
     }
 }
 
+mod flow;
 mod progress;
 
 use progress::Step;
@@ -360,3 +478,7 @@ use progress::Step;
 #[cfg(test)]
 #[path = "call_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "call_flow_tests.rs"]
+mod flow_tests;

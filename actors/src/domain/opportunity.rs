@@ -317,6 +317,21 @@ pub enum OppInput {
         call_id: Uuid,
         result: CallResult,
     },
+    /// A call of this opportunity connected the lead with a rep: the conversation goes on the
+    /// opportunity's timeline with the rep and the talk time.
+    CallConnected {
+        call_id: Uuid,
+        #[serde(default)]
+        rep: Option<String>,
+        talk_seconds: u32,
+    },
+    /// A call of this opportunity was answered by the lead and nobody took it (no rep free,
+    /// or every rep rung missed it): the playbook's fallback texts the lead that someone will
+    /// call back and escalates to the team's queue.
+    CallUnattended {
+        call_id: Uuid,
+        reason: super::call::UnattendedReason,
+    },
     /// An inbound SMS from the lead. STOP/START/HELP keywords are handled
     /// per `compliance::classify_reply`; anything else is a conversation.
     Replied {
@@ -415,6 +430,12 @@ pub fn apply(
         OppInput::SetStage { stage, by, reason } => step.set_stage(stage, by, reason)?,
         OppInput::TimerFired { timer } => step.fire(timer),
         OppInput::CallFinished { call_id, result } => step.call_finished(call_id, result),
+        OppInput::CallUnattended { call_id, reason } => step.call_unattended(call_id, reason),
+        OppInput::CallConnected {
+            call_id,
+            rep,
+            talk_seconds,
+        } => step.call_connected(call_id, rep, talk_seconds),
         OppInput::Replied { body } => step.replied(body),
         OppInput::EffectBlocked { channel, reason } => step.effect_blocked(channel, reason),
         OppInput::MessageStatus {
@@ -443,3 +464,7 @@ mod tests;
 #[cfg(test)]
 #[path = "opportunity_line_tests.rs"]
 mod line_tests;
+
+#[cfg(test)]
+#[path = "opportunity_unattended_tests.rs"]
+mod unattended_tests;

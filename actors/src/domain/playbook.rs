@@ -42,7 +42,14 @@ pub struct Playbook {
     /// The answer to a HELP/INFO text.
     #[serde(default = "defaults::help_reply")]
     pub help_reply: String,
+    /// What an answered call says and texts (`[call_flow]`).
+    #[serde(default)]
+    pub call_flow: CallFlow,
 }
+
+mod call_flow;
+
+pub use call_flow::{fill, CallFlow};
 
 mod defaults {
     pub fn first_touch_sla_seconds() -> u64 {
@@ -102,6 +109,7 @@ impl Playbook {
             voicemail: false,
             opt_out_confirmation: defaults::opt_out_confirmation(),
             help_reply: defaults::help_reply(),
+            call_flow: CallFlow::default(),
         }
     }
 
@@ -141,17 +149,18 @@ impl Playbook {
         if self.help_reply.trim().is_empty() {
             return invalid("help_reply", "must not be empty");
         }
+        if let Some((field, reason)) = self.call_flow.problem() {
+            return invalid(field, reason);
+        }
         Ok(())
     }
 
     /// The missed-call follow-up body for `name`, if the playbook has one.
     /// An empty name reads "Hi there" rather than "Hi ,".
     pub fn missed_call_sms(&self, name: &str) -> Option<String> {
-        let name = name.trim();
-        let name = if name.is_empty() { "there" } else { name };
         self.sms_after_missed_call
             .as_deref()
-            .map(|template| template.replace("{name}", name))
+            .map(|template| fill(template, name))
     }
 }
 

@@ -60,6 +60,9 @@ named_enum! {
         LineType = "line_type",
         /// A marketing text was not sent: the line takes no texts (a landline).
         SmsSkipped = "sms_skipped",
+        /// The call flow: reps rung, a rep picking up, the conversation with its rep and talk
+        /// time, or an answered lead that reached nobody (`data.event` says which).
+        Conversation = "conversation",
     }
 }
 
@@ -133,7 +136,7 @@ mod tests {
 
     #[test]
     fn timeline_kind_as_str_matches_serde() {
-        assert_eq!(TimelineKind::ALL.len(), 22);
+        assert_eq!(TimelineKind::ALL.len(), 23);
         for kind in TimelineKind::ALL {
             assert_eq!(serde_json::to_value(kind).unwrap(), json!(kind.as_str()));
         }

@@ -16,6 +16,7 @@ mod lookup;
 mod resources;
 pub mod retry;
 pub mod signature;
+pub mod twiml;
 
 pub use client::{
     ClientConfig, TwilioClient, TwilioCredentials, DEFAULT_BASE_URL, DEFAULT_LOOKUP_URL,

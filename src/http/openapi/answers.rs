@@ -50,6 +50,11 @@ pub struct PrincipalList {
 }
 
 #[derive(ToSchema)]
+pub struct RepList {
+    items: Vec<crate::control::reps::Rep>,
+}
+
+#[derive(ToSchema)]
 pub struct KeyList {
     items: Vec<crate::control::keys::KeyView>,
 }

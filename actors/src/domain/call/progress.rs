@@ -216,7 +216,7 @@ impl Step<'_> {
         self.clear(CallTimer::Watchdog);
     }
 
-    fn report(&mut self, result: CallResult) {
+    pub(super) fn report(&mut self, result: CallResult) {
         if self.call.reported {
             return;
         }

@@ -6,7 +6,9 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{CallResult, OppEffect, OppTimer, PendingSms, Stage, Step};
+use crate::domain::call::UnattendedReason;
 use crate::domain::compliance::{self, Channel, Decision, GateInput, Purpose, CAP_WINDOW_HOURS};
+use crate::domain::playbook::fill;
 use crate::domain::timeline::{Cause, TimelineKind};
 
 /// Appends `now`, dropping instants older than the gate's cap window.
@@ -232,6 +234,46 @@ impl Step<'_> {
             // A machine, no answer, busy, failed or canceled call.
             self.after_missed_call();
         }
+    }
+
+    /// The lead answered and nobody took the call: the lead is reached (no more cadence
+    /// calls), told by text that someone will call back, and the opportunity goes to its
+    /// team's queue so a person does.
+    pub(super) fn call_unattended(&mut self, call_id: Uuid, reason: UnattendedReason) {
+        if self.opp.stage.is_terminal() {
+            return;
+        }
+        self.mark_reached();
+        let sms = self.pb.call_flow.callback_sms.as_deref();
+        let sms = sms.map(|t| fill(t, &self.opp.contact.name));
+        if let (false, true, Some(body)) = (self.opp.paused, self.opp.contact.consent.sms, sms) {
+            self.try_sms(body, "the lead answered while no rep was free");
+        }
+        let text = match reason {
+            UnattendedReason::NoRepAvailable => "the lead answered and no rep was available",
+            UnattendedReason::RepsMissed => "the lead answered and every rep rung missed the call",
+        };
+        let data = json!({ "event": "unattended", "call_id": call_id, "reason": reason });
+        self.event(
+            TimelineKind::Conversation,
+            Cause::Channel,
+            text.to_owned(),
+            data,
+        );
+        let text = format!("{text} (call {call_id}); a callback is owed");
+        self.escalate(Cause::Channel, text, None);
+    }
+
+    /// The lead talked with a rep on one of this opportunity's calls.
+    pub(super) fn call_connected(&mut self, call_id: Uuid, rep: Option<String>, talk_seconds: u32) {
+        if !self.opp.reached {
+            self.mark_reached();
+        }
+        let who = rep.as_deref().unwrap_or("a rep");
+        let text = format!("talked with {who} for {talk_seconds} s");
+        let data = json!({ "event": "conversation", "call_id": call_id, "rep": rep,
+            "talk_seconds": talk_seconds });
+        self.event(TimelineKind::Conversation, Cause::Contact, text, data);
     }
 
     fn after_missed_call(&mut self) {

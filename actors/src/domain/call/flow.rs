@@ -1,0 +1,129 @@
+//! The call flow after a person answers: which reps were rung, who picked up, the
+//! conversation, and the one report to the opportunity when nobody took the lead.
+//!
+//! The reps are chosen outside (their availability is shared, mutable state the pure
+//! transition cannot read); the flow's webhooks tell the call what was decided and what the
+//! provider reported, and the call keeps the record and decides what it means for the
+//! opportunity. Every input here may arrive twice or out of order (a whisper request after
+//! the dial that it belongs to ended), so each one is applied only when it adds something.
+
+use serde_json::json;
+
+use super::{Conversation, DialStatus, RepLeg, UnattendedReason};
+use crate::domain::call::CallEffect;
+use crate::domain::opportunity::CallResult;
+use crate::domain::timeline::{Cause, TimelineEvent, TimelineKind};
+
+use super::progress::Step;
+
+impl Step<'_> {
+    pub(super) fn reps_rung(&mut self, reps: Vec<String>) {
+        let new: Vec<String> = reps
+            .into_iter()
+            .filter(|r| !r.trim().is_empty() && !self.call.flow.rung.contains(r))
+            .collect();
+        if new.is_empty() {
+            return;
+        }
+        self.call.flow.rung.extend(new.iter().cloned());
+        let text = format!("ringing {}", new.join(", "));
+        self.conversation_event(text, json!({ "event": "reps_rung", "reps": new }));
+    }
+
+    pub(super) fn rep_answered(&mut self, rep: String, leg_sid: String) {
+        if rep.trim().is_empty() || leg_sid.trim().is_empty() {
+            return;
+        }
+        if self.call.flow.answered.iter().any(|l| l.leg_sid == leg_sid) {
+            return;
+        }
+        self.call.flow.answered.push(RepLeg {
+            rep: rep.clone(),
+            leg_sid: leg_sid.clone(),
+        });
+        let text = format!("{rep} picked up");
+        let data = json!({ "event": "rep_answered", "rep": rep, "leg_sid": leg_sid });
+        self.conversation_event(text, data);
+        // A rep on the line is the connection the answered call stands for (the opportunity
+        // was told at the answer already; `report` sends once).
+        self.report(CallResult::Answered);
+    }
+
+    pub(super) fn dial_ended(
+        &mut self,
+        status: DialStatus,
+        bridged: bool,
+        leg_sid: Option<String>,
+        talk_seconds: Option<u32>,
+        reps: Vec<String>,
+    ) {
+        if bridged {
+            if self.call.flow.conversation.is_some() {
+                return; // the provider repeated the dial's action
+            }
+            let rep = leg_sid.as_ref().and_then(|sid| {
+                self.call
+                    .flow
+                    .answered
+                    .iter()
+                    .find(|l| l.leg_sid == *sid)
+                    .map(|l| l.rep.clone())
+            });
+            // One rep rung and connected: that rep, even if its whisper request was lost.
+            let rep = rep.or_else(|| (reps.len() == 1).then(|| reps[0].clone()));
+            let talk = talk_seconds.unwrap_or(0);
+            self.call.flow.conversation = Some(Conversation {
+                rep: rep.clone(),
+                talk_seconds: talk,
+            });
+            let who = rep.as_deref().unwrap_or("a rep");
+            let text = format!("talked with {who} for {talk} s");
+            let data = json!({ "event": "conversation", "rep": rep, "talk_seconds": talk,
+                "dial_status": status, "leg_sid": leg_sid });
+            self.conversation_event(text, data);
+            self.effects.push(CallEffect::Conversation {
+                opportunity_id: self.call.opportunity_id,
+                rep,
+                talk_seconds: talk,
+            });
+            return;
+        }
+        let text = match reps.as_slice() {
+            [] => format!("the rep's line ended without a connection ({status})"),
+            reps => format!("{} missed the call ({status})", reps.join(", ")),
+        };
+        let data = json!({ "event": "reps_missed", "reps": reps, "dial_status": status,
+            "leg_sid": leg_sid });
+        self.conversation_event(text, data);
+    }
+
+    pub(super) fn unattended(&mut self, reason: UnattendedReason) {
+        if self.call.flow.unattended || self.call.flow.conversation.is_some() {
+            return;
+        }
+        self.call.flow.unattended = true;
+        let text = match reason {
+            UnattendedReason::NoRepAvailable => {
+                "the lead answered and no rep was available; the lead was told someone will call back"
+            }
+            UnattendedReason::RepsMissed => {
+                "the lead answered and every rep rung missed the call; the lead was told someone will call back"
+            }
+        };
+        let data = json!({ "event": "unattended", "reason": reason });
+        self.conversation_event(text.to_owned(), data);
+        self.effects.push(CallEffect::Unattended {
+            opportunity_id: self.call.opportunity_id,
+            reason,
+        });
+    }
+
+    fn conversation_event(&mut self, text: String, data: serde_json::Value) {
+        self.timeline.push(TimelineEvent::new(
+            TimelineKind::Conversation,
+            Cause::Channel,
+            text,
+            data,
+        ));
+    }
+}

@@ -1,0 +1,203 @@
+//! The call flow's inputs on the call: reps rung, a rep picking up, the dial's end, and the
+//! one report when nobody took the lead. Each may come twice or out of order.
+
+use chrono::{TimeDelta, TimeZone};
+
+use super::*;
+use crate::domain::timeline::TimelineKind;
+
+fn t(seconds: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 1, 1, 12, 0, 0).unwrap() + TimeDelta::seconds(seconds)
+}
+
+fn pb() -> Playbook {
+    Playbook::with_defaults("speed-to-lead")
+}
+
+/// A placed call the lead answered (a person).
+fn answered() -> Call {
+    let place = CallInput::Place {
+        call_id: Uuid::from_u128(9),
+        opportunity_id: Uuid::from_u128(7),
+        to: "+14155550100".into(),
+        attempt: 1,
+        playbook: "speed-to-lead".into(),
+    };
+    let mut call = apply(None, place, t(0), &pb()).unwrap().state;
+    for input in [
+        CallInput::Dialed {
+            provider_sid: "CA1".into(),
+        },
+        CallInput::Status {
+            status: CallStatus::InProgress,
+            sequence: Some(3),
+            answered_by: Some(AnsweredBy::Human),
+            provider_sid: Some("CA1".into()),
+        },
+    ] {
+        call = apply(Some(&call), input, t(1), &pb()).unwrap().state;
+    }
+    call
+}
+
+fn run(call: &Call, input: CallInput) -> CallDecision {
+    apply(Some(call), input, t(5), &pb()).unwrap()
+}
+
+fn events(d: &CallDecision) -> Vec<String> {
+    d.timeline
+        .iter()
+        .filter(|e| e.kind == TimelineKind::Conversation)
+        .map(|e| e.data["event"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn rung(reps: &[&str]) -> CallInput {
+    CallInput::RepsRung {
+        reps: reps.iter().map(|r| r.to_string()).collect(),
+    }
+}
+
+#[test]
+fn a_bridged_dial_records_the_conversation_with_its_rep_and_talk_time() {
+    let call = answered();
+    let d = run(&call, rung(&["ana", "bo"]));
+    assert_eq!(events(&d), ["reps_rung"]);
+    let d = run(
+        &d.state,
+        CallInput::RepAnswered {
+            rep: "bo".into(),
+            leg_sid: "CA2".into(),
+        },
+    );
+    assert_eq!(events(&d), ["rep_answered"]);
+    // The lead's answer was reported already: nothing more to the opportunity.
+    assert!(d.effects.is_empty(), "{:?}", d.effects);
+    let ended = CallInput::DialEnded {
+        status: DialStatus::Completed,
+        bridged: true,
+        leg_sid: Some("CA2".into()),
+        talk_seconds: Some(42),
+        reps: vec!["ana".into(), "bo".into()],
+    };
+    let d = run(&d.state, ended.clone());
+    assert_eq!(events(&d), ["conversation"]);
+    let conv = d.state.flow.conversation.clone().unwrap();
+    assert_eq!((conv.rep.as_deref(), conv.talk_seconds), (Some("bo"), 42));
+    assert_eq!(d.timeline[0].data["talk_seconds"], 42);
+    // The provider repeats the action: nothing new.
+    let again = run(&d.state, ended);
+    assert!(again.timeline.is_empty() && again.state == d.state);
+    // Nobody-took-it cannot follow a conversation.
+    let late = run(
+        &d.state,
+        CallInput::Unattended {
+            reason: UnattendedReason::RepsMissed,
+        },
+    );
+    assert!(late.effects.is_empty() && late.timeline.is_empty());
+}
+
+#[test]
+fn one_rep_rung_is_the_conversations_rep_even_without_its_whisper() {
+    let call = run(&answered(), rung(&["ana"])).state;
+    let d = run(
+        &call,
+        CallInput::DialEnded {
+            status: DialStatus::Completed,
+            bridged: true,
+            leg_sid: Some("CA7".into()),
+            talk_seconds: None,
+            reps: vec!["ana".into()],
+        },
+    );
+    let conv = d.state.flow.conversation.unwrap();
+    assert_eq!((conv.rep.as_deref(), conv.talk_seconds), (Some("ana"), 0));
+}
+
+#[test]
+fn a_missed_dial_is_recorded_and_unattended_is_reported_once() {
+    let call = run(&answered(), rung(&["ana"])).state;
+    let d = run(
+        &call,
+        CallInput::DialEnded {
+            status: DialStatus::NoAnswer,
+            bridged: false,
+            leg_sid: None,
+            talk_seconds: None,
+            reps: vec!["ana".into()],
+        },
+    );
+    assert_eq!(events(&d), ["reps_missed"]);
+    assert!(d.state.flow.conversation.is_none());
+    let input = CallInput::Unattended {
+        reason: UnattendedReason::RepsMissed,
+    };
+    let d = run(&d.state, input.clone());
+    assert_eq!(events(&d), ["unattended"]);
+    assert_eq!(
+        d.effects,
+        [CallEffect::Unattended {
+            opportunity_id: Uuid::from_u128(7),
+            reason: UnattendedReason::RepsMissed,
+        }]
+    );
+    let again = run(&d.state, input);
+    assert!(again.effects.is_empty() && again.timeline.is_empty());
+}
+
+#[test]
+fn a_rep_picking_up_before_the_answer_callback_reports_the_answer() {
+    // The whisper request can beat the lead's in-progress callback.
+    let place = CallInput::Place {
+        call_id: Uuid::from_u128(9),
+        opportunity_id: Uuid::from_u128(7),
+        to: "+14155550100".into(),
+        attempt: 1,
+        playbook: "speed-to-lead".into(),
+    };
+    let call = apply(None, place, t(0), &pb()).unwrap().state;
+    let d = run(
+        &call,
+        CallInput::RepAnswered {
+            rep: "ana".into(),
+            leg_sid: "CA2".into(),
+        },
+    );
+    assert!(d.effects.iter().any(|e| matches!(
+        e,
+        CallEffect::Report {
+            result: CallResult::Answered,
+            ..
+        }
+    )));
+    // The same leg again adds nothing.
+    let again = run(
+        &d.state,
+        CallInput::RepAnswered {
+            rep: "ana".into(),
+            leg_sid: "CA2".into(),
+        },
+    );
+    assert!(again.timeline.is_empty() && again.effects.is_empty());
+}
+
+#[test]
+fn the_same_reps_rung_twice_are_recorded_once() {
+    let d = run(&answered(), rung(&["ana"]));
+    let again = run(&d.state, rung(&["ana", " "]));
+    assert!(again.timeline.is_empty());
+    assert_eq!(again.state.flow.rung, ["ana"]);
+}
+
+#[test]
+fn the_flow_survives_serialisation_and_old_states_read_without_it() {
+    let call = run(&answered(), rung(&["ana"])).state;
+    let back: Call = serde_json::from_value(serde_json::to_value(&call).unwrap()).unwrap();
+    assert_eq!(back, call);
+    let mut old = serde_json::to_value(answered()).unwrap();
+    assert!(old.get("flow").is_none(), "an empty flow is not written");
+    old.as_object_mut().unwrap().remove("flow");
+    let read: Call = serde_json::from_value(old).unwrap();
+    assert!(read.flow.is_empty());
+}

@@ -1,0 +1,122 @@
+//! A lead who answered and reached nobody: texted that someone will call back (with sms
+//! consent, through the gate), escalated to the team's queue, and never called again by the
+//! cadence.
+
+use chrono::{TimeDelta, TimeZone};
+
+use super::*;
+use crate::domain::call::UnattendedReason;
+use crate::domain::compliance::Rules;
+use crate::domain::timeline::TimelineKind;
+
+fn t(seconds: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 1, 8, 20, 0, 0).unwrap() + TimeDelta::seconds(seconds)
+}
+
+fn pb() -> Playbook {
+    Playbook::with_defaults("speed-to-lead")
+}
+
+fn created(sms: bool, team: Option<&str>) -> Opportunity {
+    let input = OppInput::Create {
+        id: Uuid::from_u128(7),
+        external_id: "ghl-7".into(),
+        contact: Contact {
+            name: "Ana".into(),
+            phone: "+14155550100".into(),
+            email: None,
+            timezone: Some("America/Los_Angeles".into()),
+            consent: Consent { voice: true, sms },
+        },
+        playbook: "speed-to-lead".into(),
+        sla: None,
+        assignee: None,
+        team: team.map(str::to_owned),
+    };
+    apply(None, input, t(0), &pb(), &Rules::federal_only())
+        .unwrap()
+        .state
+}
+
+fn run(state: &Opportunity, input: OppInput, at: i64) -> OppDecision {
+    apply(Some(state), input, t(at), &pb(), &Rules::federal_only()).unwrap()
+}
+
+fn answered(opp: &Opportunity) -> Opportunity {
+    let input = OppInput::CallFinished {
+        call_id: opp.active_call.unwrap(),
+        result: CallResult::Answered,
+    };
+    run(opp, input, 10).state
+}
+
+fn unattended(call_id: Uuid) -> OppInput {
+    OppInput::CallUnattended {
+        call_id,
+        reason: UnattendedReason::NoRepAvailable,
+    }
+}
+
+#[test]
+fn nobody_free_texts_the_lead_and_escalates_to_the_teams_queue() {
+    let opp = created(true, Some("west"));
+    let call_id = opp.active_call.unwrap();
+    let opp = answered(&opp);
+    let d = run(&opp, unattended(call_id), 12);
+    let sms: Vec<&str> = d
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            OppEffect::SendSms { body, purpose, .. } => {
+                assert_eq!(*purpose, Purpose::Marketing);
+                Some(body.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sms,
+        ["Hi Ana, thanks for picking up. Someone from our team will call you back shortly."]
+    );
+    assert!(d.effects.iter().any(|e| matches!(
+        e,
+        OppEffect::NotifyEscalation { queue, reason }
+            if queue == "escalations:west" && reason.contains("no rep was available")
+    )));
+    assert!(d.state.escalated && d.state.reached);
+    assert_eq!(d.state.assignee, "escalations:west");
+    assert!(d
+        .timeline
+        .iter()
+        .any(|e| e.kind == TimelineKind::SlaEscalated));
+    // No cadence call follows: the lead was reached.
+    assert!(!d
+        .effects
+        .iter()
+        .any(|e| matches!(e, OppEffect::StartCall { .. })));
+}
+
+#[test]
+fn without_sms_consent_only_the_escalation_goes_out() {
+    let opp = created(false, None);
+    let call_id = opp.active_call.unwrap();
+    let d = run(&answered(&opp), unattended(call_id), 12);
+    assert!(matches!(
+        &d.effects[..],
+        [OppEffect::NotifyEscalation { queue, .. }] if queue == "escalations"
+    ));
+}
+
+#[test]
+fn a_closed_opportunity_ignores_it() {
+    let opp = created(true, None);
+    let call_id = opp.active_call.unwrap();
+    let lost = OppInput::SetStage {
+        stage: Stage::Lost,
+        by: "ana".into(),
+        reason: None,
+    };
+    let closed = run(&opp, lost, 5).state;
+    let d = run(&closed, unattended(call_id), 12);
+    assert!(d.effects.is_empty() && !d.state.escalated);
+}

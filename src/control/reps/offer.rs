@@ -1,0 +1,285 @@
+//! Which reps to ring for a call, and the end of their legs: what the call flow asks of reps.
+//! An offer records a leg per rep it picks, in the transaction that picks them, so a rep's live
+//! legs always count every call it has been handed and two offers cannot both take its last
+//! free slot.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use neuronx_supervision::{Store, TenantId};
+use uuid::Uuid;
+
+use super::{lookup_name, RingStrategy, WorkingHours, DEFAULT_RING_TIMEOUT_SECONDS, LIVE_FOR_MS};
+use crate::control::tx::{on_tx, Tx};
+use crate::control::{on_db, parse_uuid, ControlError};
+
+/// A rep to ring: how the call flow names it back (`leg_ended`) and the number to dial.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferedRep {
+    pub name: String,
+    pub phone: String,
+}
+
+/// Whom to ring for a call now, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offer {
+    pub strategy: RingStrategy,
+    pub ring_timeout_seconds: u32,
+    pub reps: Vec<OfferedRep>,
+}
+
+/// An available rep, read (and on PostgreSQL locked) by an offer.
+struct Candidate {
+    id: Uuid,
+    name: String,
+    phone: String,
+    zone: String,
+    hours: Option<String>,
+    max_calls: i64,
+    last_offered_at: Option<i64>,
+}
+
+type CandidateRow = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    i32,
+    Option<i64>,
+);
+
+/// Available reps in principal-id order: the order their rows are locked in on PostgreSQL, the
+/// same for every offer, so two offers never wait on each other's locks in a cycle.
+const CANDIDATES_SQL: &str = "SELECT CAST(r.principal_id AS TEXT), p.name, r.phone, r.time_zone,
+           r.working_hours, r.max_calls, r.last_offered_at
+    FROM reps r JOIN principals p ON p.tenant_id = r.tenant_id AND p.id = r.principal_id
+    WHERE r.tenant_id = $1 AND r.status = 'available' AND ($2 IS NULL OR p.team_id = $2)
+    ORDER BY r.principal_id";
+
+/// Picks the reps to ring for `call_id` now and records the offer, in one transaction.
+/// `team`: the opportunity's team (None: every rep of the tenant). Eligible: status available,
+/// in working hours at `now`, live legs (rep_legs with ended_at NULL offered within the last 4 h)
+/// below max_calls, and not offered for this call before. Order: last_offered_at oldest first
+/// (never offered first), then name. Sequential takes 1, simultaneous up to 5. Records a
+/// rep_legs row per rep offered and bumps last_offered_at. An empty `reps` means nobody is free.
+pub async fn offer(
+    store: &Store,
+    tenant: TenantId,
+    team: Option<Uuid>,
+    call_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Offer, ControlError> {
+    let mut tx = Tx::begin(store).await?;
+    let (strategy, ring_timeout_seconds) = match team {
+        Some(team) => ringing_in(&mut tx, tenant, team).await?,
+        None => (RingStrategy::default(), DEFAULT_RING_TIMEOUT_SECONDS),
+    };
+    // On PostgreSQL the candidates' rows stay locked until the commit: a concurrent offer
+    // waits, then counts the legs this one recorded. SQLite's `BEGIN IMMEDIATE` already
+    // serialises writers.
+    let candidates = candidates(&mut tx, tenant, team).await?;
+    let live = live_legs(&mut tx, tenant, now).await?;
+    let offered = offered_for(&mut tx, tenant, call_id).await?;
+    let mut eligible: Vec<Candidate> = candidates
+        .into_iter()
+        .filter(|c| !offered.contains(&c.id))
+        .filter(|c| live.get(&c.id).copied().unwrap_or(0) < c.max_calls)
+        .filter(|c| in_hours(c, now))
+        .collect();
+    // `None` sorts first: a rep never offered a call is rung before any other.
+    eligible.sort_by(|a, b| (a.last_offered_at, &a.name).cmp(&(b.last_offered_at, &b.name)));
+    eligible.truncate(strategy.reps_per_offer());
+    let at = now.timestamp_millis();
+    for c in &eligible {
+        record(&mut tx, tenant, call_id, c.id, at).await?;
+    }
+    tx.commit().await?;
+    Ok(Offer {
+        strategy,
+        ring_timeout_seconds,
+        reps: eligible
+            .into_iter()
+            .map(|c| OfferedRep {
+                name: c.name,
+                phone: c.phone,
+            })
+            .collect(),
+    })
+}
+
+/// A rep row the checks of `set_profile` would refuse was not written by it: it is skipped and
+/// logged rather than failing every call of the tenant.
+fn in_hours(c: &Candidate, now: DateTime<Utc>) -> bool {
+    let Ok(tz) = c.zone.parse::<Tz>() else {
+        tracing::warn!(rep = %c.name, zone = %c.zone, "rep skipped: unknown time zone");
+        return false;
+    };
+    match c.hours.as_deref().map(WorkingHours::from_stored) {
+        None => true,
+        Some(Ok(hours)) => hours.contains(now, tz),
+        Some(Err(e)) => {
+            tracing::warn!(rep = %c.name, error = %e, "rep skipped: unreadable working hours");
+            false
+        }
+    }
+}
+
+async fn ringing_in(
+    tx: &mut Tx,
+    tenant: TenantId,
+    team: Uuid,
+) -> Result<(RingStrategy, u32), ControlError> {
+    let sql = "SELECT ring_strategy, ring_timeout_seconds FROM teams
+               WHERE tenant_id = $1 AND id = $2";
+    let row: Option<(String, i32)> = on_tx!(tx, |db, id, _json| sqlx::query_as(sql)
+        .bind(id(tenant.0))
+        .bind(id(team))
+        .fetch_optional(db)
+        .await?);
+    let (strategy, timeout) = row.ok_or(ControlError::NotFound("team"))?;
+    let corrupt = |e: String| neuronx_supervision::StoreError::Corrupt(e);
+    Ok((
+        strategy
+            .parse()
+            .map_err(|e: ControlError| corrupt(e.to_string()))?,
+        u32::try_from(timeout).map_err(|e| corrupt(e.to_string()))?,
+    ))
+}
+
+async fn candidates(
+    tx: &mut Tx,
+    tenant: TenantId,
+    team: Option<Uuid>,
+) -> Result<Vec<Candidate>, ControlError> {
+    let sql = match tx {
+        Tx::Pg(_) => format!("{CANDIDATES_SQL} FOR UPDATE OF r"),
+        Tx::Sqlite(_) => CANDIDATES_SQL.to_owned(),
+    };
+    let rows: Vec<CandidateRow> = on_tx!(tx, |db, id, _json| sqlx::query_as(&sql)
+        .bind(id(tenant.0))
+        .bind(team.map(id))
+        .fetch_all(db)
+        .await?);
+    rows.into_iter()
+        .map(|(id, name, phone, zone, hours, max, offered)| {
+            Ok(Candidate {
+                id: parse_uuid(&id)?,
+                name,
+                phone,
+                zone,
+                hours,
+                max_calls: i64::from(max),
+                last_offered_at: offered,
+            })
+        })
+        .collect()
+}
+
+/// Live legs per rep at `now`: not ended, offered within `LIVE_FOR_MS`.
+async fn live_legs(
+    tx: &mut Tx,
+    tenant: TenantId,
+    now: DateTime<Utc>,
+) -> Result<HashMap<Uuid, i64>, ControlError> {
+    let sql = "SELECT CAST(principal_id AS TEXT), COUNT(*) FROM rep_legs
+               WHERE tenant_id = $1 AND ended_at IS NULL AND offered_at > $2
+               GROUP BY principal_id";
+    let rows: Vec<(String, i64)> = on_tx!(tx, |db, id, _json| sqlx::query_as(sql)
+        .bind(id(tenant.0))
+        .bind(now.timestamp_millis() - LIVE_FOR_MS)
+        .fetch_all(db)
+        .await?);
+    rows.into_iter()
+        .map(|(id, n)| Ok((parse_uuid(&id)?, n)))
+        .collect()
+}
+
+async fn offered_for(
+    tx: &mut Tx,
+    tenant: TenantId,
+    call_id: Uuid,
+) -> Result<HashSet<Uuid>, ControlError> {
+    let sql = "SELECT CAST(principal_id AS TEXT) FROM rep_legs
+               WHERE tenant_id = $1 AND call_id = $2";
+    let rows: Vec<String> = on_tx!(tx, |db, id, _json| sqlx::query_scalar(sql)
+        .bind(id(tenant.0))
+        .bind(id(call_id))
+        .fetch_all(db)
+        .await?);
+    rows.iter().map(|id| Ok(parse_uuid(id)?)).collect()
+}
+
+async fn record(
+    tx: &mut Tx,
+    tenant: TenantId,
+    call_id: Uuid,
+    rep: Uuid,
+    at: i64,
+) -> Result<(), ControlError> {
+    let leg = "INSERT INTO rep_legs (tenant_id, call_id, principal_id, offered_at)
+               VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
+    on_tx!(tx, |db, id, _json| sqlx::query(leg)
+        .bind(id(tenant.0))
+        .bind(id(call_id))
+        .bind(id(rep))
+        .bind(at)
+        .execute(db)
+        .await?
+        .rows_affected());
+    let turn = "UPDATE reps SET last_offered_at = $3 WHERE tenant_id = $1 AND principal_id = $2";
+    on_tx!(tx, |db, id, _json| sqlx::query(turn)
+        .bind(id(tenant.0))
+        .bind(id(rep))
+        .bind(at)
+        .execute(db)
+        .await?
+        .rows_affected());
+    Ok(())
+}
+
+/// The rep's leg of `call_id` ended (its leg's completed callback or the Dial's end). Repeated
+/// or for a leg never offered, it changes nothing.
+pub async fn leg_ended(
+    store: &Store,
+    tenant: TenantId,
+    call_id: Uuid,
+    rep_name: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ControlError> {
+    let Some(name) = lookup_name(rep_name) else {
+        return Ok(());
+    };
+    let sql = "UPDATE rep_legs SET ended_at = $4
+               WHERE tenant_id = $1 AND call_id = $2 AND ended_at IS NULL
+                 AND principal_id = (SELECT id FROM principals WHERE tenant_id = $1 AND name = $3)";
+    on_db!(store, |db, id, _json| sqlx::query(sql)
+        .bind(id(tenant.0))
+        .bind(id(call_id))
+        .bind(name)
+        .bind(now.timestamp_millis())
+        .execute(db)
+        .await?
+        .rows_affected());
+    Ok(())
+}
+
+/// Every leg of `call_id` ended (the Dial finished).
+pub async fn call_ended(
+    store: &Store,
+    tenant: TenantId,
+    call_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), ControlError> {
+    let sql = "UPDATE rep_legs SET ended_at = $3
+               WHERE tenant_id = $1 AND call_id = $2 AND ended_at IS NULL";
+    on_db!(store, |db, id, _json| sqlx::query(sql)
+        .bind(id(tenant.0))
+        .bind(id(call_id))
+        .bind(now.timestamp_millis())
+        .execute(db)
+        .await?
+        .rows_affected());
+    Ok(())
+}

@@ -1,0 +1,420 @@
+//! The call flow as a use case: what NeuronX answers when Twilio asks what an answered call
+//! should do (lead first: connect the lead to the team's reps), what a rep hears before the
+//! lead is put through, and what happens when a rep's dial ends.
+//!
+//! Each request is verified like every webhook before anything is read or written. The reps
+//! are chosen here, not in the call actor: their availability is state shared by every call
+//! of the tenant (`control::reps`), which a pure transition cannot read. What was decided and
+//! what the provider reported goes to the call actor as inputs, durable before the answer, so
+//! the call's record (and the opportunity's fallback) never depends on this request alone
+//! (ADR 0040).
+
+use std::collections::BTreeMap;
+
+use neuronx_actors::domain::call::{AnsweredBy, CallInput, DialStatus, UnattendedReason};
+use neuronx_actors::domain::opportunity::Opportunity;
+use neuronx_actors::domain::playbook::{fill, Playbook};
+use neuronx_actors::{call as call_actor, opportunity as opp};
+use neuronx_adapters::twilio::twiml::{Dial, Number, Response};
+use neuronx_supervision::{ActorKey, TenantId};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::webhooks::{param, query_param, to_value, verified, Delivery, Refusal, Verifier};
+use crate::control::{access, reps};
+
+/// Which request of the flow arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowHook {
+    /// The lead's call was answered: what should it do.
+    Answer,
+    /// A rep picked up: what they hear before the lead is connected.
+    Whisper,
+    /// A `<Dial>` of reps ended.
+    DialEnded,
+    /// A rep's leg moved (answered, completed).
+    Leg,
+}
+
+impl FlowHook {
+    pub fn label(self) -> &'static str {
+        match self {
+            FlowHook::Answer => "voice_answer",
+            FlowHook::Whisper => "voice_whisper",
+            FlowHook::DialEnded => "voice_dial",
+            FlowHook::Leg => "voice_leg",
+        }
+    }
+}
+
+/// How many `<Dial>`s of reps one answered call may go through before the lead is told
+/// someone will call back: a lead on hold past about a minute hangs up anyway.
+const MAX_ROUNDS: u32 = 3;
+
+/// What the flow needs besides the verifier.
+pub struct Flow<'a> {
+    pub playbooks: &'a BTreeMap<String, Playbook>,
+    pub default_playbook: &'a str,
+}
+
+/// The call a flow request names, with its opportunity as stored.
+struct Known {
+    tenant: TenantId,
+    call_id: Uuid,
+    key: ActorKey,
+    opp: Opportunity,
+}
+
+/// Verifies one flow request and answers the TwiML that continues the call.
+pub async fn handle(
+    v: &Verifier<'_>,
+    flow: &Flow<'_>,
+    hook: FlowHook,
+    d: Delivery<'_>,
+) -> Result<Response, Refusal> {
+    let (tenant, params) = verified(v, &d).await?;
+    // A verified request missing a field is refused by name whatever call it names.
+    required(hook, &params)?;
+    let Some(known) = known(v, tenant, d.query).await? else {
+        // Not a call of ours (or one since erased): never connect anyone on it.
+        return Ok(Response::new().hangup());
+    };
+    let pb = flow
+        .playbooks
+        .get(&known.opp.playbook)
+        .or_else(|| flow.playbooks.get(flow.default_playbook));
+    let Some(pb) = pb else {
+        return Ok(Response::new().hangup());
+    };
+    match hook {
+        FlowHook::Answer => answer(v, &known, pb, &params).await,
+        FlowHook::Whisper => whisper(v, &known, pb, d.query, &params).await,
+        FlowHook::DialEnded => dial_ended(v, &known, pb, d.query, &params).await,
+        FlowHook::Leg => leg(v, &known, d.query, &params).await,
+    }
+}
+
+fn required(hook: FlowHook, params: &[(String, String)]) -> Result<(), Refusal> {
+    param(params, "CallSid").ok_or(Refusal::MissingCallSid)?;
+    match hook {
+        FlowHook::Answer | FlowHook::Whisper => {}
+        FlowHook::DialEnded => {
+            param(params, "DialCallStatus")
+                .ok_or(Refusal::MissingDialCallStatus)?
+                .parse::<DialStatus>()
+                .map_err(|_| Refusal::BadDialCallStatus)?;
+        }
+        FlowHook::Leg => {
+            param(params, "CallStatus").ok_or(Refusal::MissingCallStatus)?;
+        }
+    }
+    Ok(())
+}
+
+async fn known(
+    v: &Verifier<'_>,
+    tenant: TenantId,
+    query: Option<&str>,
+) -> Result<Option<Known>, Refusal> {
+    let (Some(call_id), Some(opp_id)) = (
+        query_param(query, "call").and_then(|s| Uuid::parse_str(&s).ok()),
+        query_param(query, "opp").and_then(|s| Uuid::parse_str(&s).ok()),
+    ) else {
+        return Ok(None);
+    };
+    let store = v.engine.store();
+    let exists = store
+        .actor_exists(tenant, call_actor::KIND.as_str(), call_id)
+        .await
+        .map_err(|_| Refusal::StoreUnavailable)?;
+    if !exists {
+        return Ok(None);
+    }
+    let row = store
+        .get_actor(tenant, opp::KIND.as_str(), opp_id)
+        .await
+        .map_err(|_| Refusal::StoreUnavailable)?;
+    let Some(opp) = row.and_then(|r| serde_json::from_value::<Opportunity>(r.state).ok()) else {
+        return Ok(None);
+    };
+    let key = call_actor::key(&opp::key(tenant, opp_id), call_id);
+    Ok(Some(Known {
+        tenant,
+        call_id,
+        key,
+        opp,
+    }))
+}
+
+/// The lead answered. A machine gets the playbook's voicemail (or is hung up on); a person
+/// hears the connecting message while the first reps ring.
+async fn answer(
+    v: &Verifier<'_>,
+    k: &Known,
+    pb: &Playbook,
+    params: &[(String, String)],
+) -> Result<Response, Refusal> {
+    // The lead opted out or the opportunity closed while the call rang: nobody is put
+    // through, and nothing is left on a voicemail.
+    if k.opp.opted_out || k.opp.stage.is_terminal() {
+        return Ok(Response::new().hangup());
+    }
+    let by = param(params, "AnsweredBy").and_then(|s| s.parse::<AnsweredBy>().ok());
+    if by.is_some_and(AnsweredBy::is_machine) {
+        return Ok(voicemail(pb, &k.opp.contact.name));
+    }
+    let call_sid = param(params, "CallSid").ok_or(Refusal::MissingCallSid)?;
+    let mut doc = Response::new();
+    if let Some(text) = &pb.call_flow.connecting_message {
+        doc = doc.say(fill(text, &k.opp.contact.name));
+    }
+    ring_next(v, k, pb, call_sid, 1, doc, UnattendedReason::NoRepAvailable).await
+}
+
+fn voicemail(pb: &Playbook, name: &str) -> Response {
+    let flow = &pb.call_flow;
+    match (
+        pb.voicemail,
+        &flow.voicemail_audio_url,
+        &flow.voicemail_message,
+    ) {
+        (true, Some(url), _) => Response::new().play(url.clone()).hangup(),
+        (true, None, Some(text)) => Response::new().say(fill(text, name)).hangup(),
+        _ => Response::new().hangup(),
+    }
+}
+
+/// Offers the call to the next reps and dials them, or tells the lead someone will call
+/// back. Round `round` of at most `MAX_ROUNDS`.
+async fn ring_next(
+    v: &Verifier<'_>,
+    k: &Known,
+    pb: &Playbook,
+    call_sid: &str,
+    round: u32,
+    doc: Response,
+    none_left: UnattendedReason,
+) -> Result<Response, Refusal> {
+    let store = v.engine.store();
+    let now = v.engine.config().clock.now();
+    let offered = if round > MAX_ROUNDS {
+        None
+    } else {
+        let team = access::team_of(store, k.tenant, k.opp.id)
+            .await
+            .map_err(|_| Refusal::StoreUnavailable)?;
+        let offer = reps::offer(store, k.tenant, team, k.call_id, now)
+            .await
+            .map_err(|_| Refusal::StoreUnavailable)?;
+        (!offer.reps.is_empty()).then_some(offer)
+    };
+    let Some(offer) = offered else {
+        let input = CallInput::Unattended { reason: none_left };
+        let dedupe = format!("flow:{call_sid}:unattended");
+        durable(v, k, &input, dedupe).await?;
+        let text = fill(&pb.call_flow.unattended_message, &k.opp.contact.name);
+        return Ok(doc.say(text).hangup());
+    };
+    let names: Vec<String> = offer.reps.iter().map(|r| r.name.clone()).collect();
+    let input = CallInput::RepsRung {
+        reps: names.clone(),
+    };
+    let dedupe = format!("flow:{call_sid}:rung:{round}");
+    if let Err(refused) = durable(v, k, &input, dedupe).await {
+        // Not recorded, so not rung: free the reps again.
+        let _ = reps::call_ended(store, k.tenant, k.call_id, now).await;
+        return Err(refused);
+    }
+    let base = format!("{}/webhooks/twilio/{}/voice", v.public_url, k.tenant.0);
+    let ids = format!("call={}&opp={}", k.call_id, k.opp.id);
+    let numbers = offer
+        .reps
+        .iter()
+        .map(|r| {
+            let rep = urlencoded(&r.name);
+            Number {
+                number: r.phone.clone(),
+                url: Some(format!("{base}/whisper?{ids}&rep={rep}")),
+                status_callback: Some(format!("{base}/leg?{ids}&rep={rep}")),
+            }
+        })
+        .collect();
+    // JSON, so that a name holding a comma stays one name.
+    let reps = urlencoded(&serde_json::to_string(&names).map_err(|_| Refusal::Unencodable)?);
+    Ok(doc.dial(Dial {
+        action: format!("{base}/dial?{ids}&round={round}&reps={reps}"),
+        timeout_seconds: offer.ring_timeout_seconds,
+        // The rep's phone shows the lead's number (the parent call's To, which Twilio
+        // accepts as a caller id), so they know who is waiting.
+        caller_id: Some(k.opp.contact.phone.clone()),
+        numbers,
+    }))
+}
+
+/// A rep picked up: recorded, then told who is waiting. An empty whisper document would
+/// also connect them; saying the lead's name is what makes the first second useful.
+async fn whisper(
+    v: &Verifier<'_>,
+    k: &Known,
+    pb: &Playbook,
+    query: Option<&str>,
+    params: &[(String, String)],
+) -> Result<Response, Refusal> {
+    let leg_sid = param(params, "CallSid").ok_or(Refusal::MissingCallSid)?;
+    let Some(rep) = query_param(query, "rep").filter(|r| !r.trim().is_empty()) else {
+        return Ok(Response::new().hangup());
+    };
+    let input = CallInput::RepAnswered {
+        rep,
+        leg_sid: leg_sid.to_owned(),
+    };
+    durable(v, k, &input, format!("flow:{leg_sid}:answered")).await?;
+    Ok(Response::new().say(fill(&pb.call_flow.whisper, &k.opp.contact.name)))
+}
+
+/// A dial of reps ended. Connected: the call is over when the conversation is. Missed: the
+/// next reps, or the callback promise.
+async fn dial_ended(
+    v: &Verifier<'_>,
+    k: &Known,
+    pb: &Playbook,
+    query: Option<&str>,
+    params: &[(String, String)],
+) -> Result<Response, Refusal> {
+    let call_sid = param(params, "CallSid").ok_or(Refusal::MissingCallSid)?;
+    let status: DialStatus = param(params, "DialCallStatus")
+        .ok_or(Refusal::MissingDialCallStatus)?
+        .parse()
+        .map_err(|_| Refusal::BadDialCallStatus)?;
+    let bridged = match param(params, "DialBridged") {
+        Some(b) => b.eq_ignore_ascii_case("true"),
+        None => status == DialStatus::Completed,
+    };
+    let leg_sid = param(params, "DialCallSid").map(str::to_owned);
+    let talk_seconds = param(params, "DialCallDuration").and_then(|s| s.parse::<u32>().ok());
+    let round = query_param(query, "round")
+        .and_then(|r| r.parse::<u32>().ok())
+        .unwrap_or(MAX_ROUNDS);
+    let rung: Vec<String> = query_param(query, "reps")
+        .and_then(|r| serde_json::from_str(&r).ok())
+        .unwrap_or_default();
+    let input = CallInput::DialEnded {
+        status,
+        bridged,
+        leg_sid,
+        talk_seconds,
+        reps: rung,
+    };
+    durable(v, k, &input, format!("flow:{call_sid}:dial:{round}")).await?;
+    let now = v.engine.config().clock.now();
+    reps::call_ended(v.engine.store(), k.tenant, k.call_id, now)
+        .await
+        .map_err(|_| Refusal::StoreUnavailable)?;
+    if bridged {
+        return Ok(Response::new().hangup());
+    }
+    let doc = Response::new();
+    let reason = UnattendedReason::RepsMissed;
+    ring_next(v, k, pb, call_sid, round + 1, doc, reason).await
+}
+
+/// A rep's leg ended: the rep is free for the next call at once, not when the whole dial
+/// reports (a simultaneous dial's losers would otherwise look busy through the winner's
+/// conversation).
+async fn leg(
+    v: &Verifier<'_>,
+    k: &Known,
+    query: Option<&str>,
+    params: &[(String, String)],
+) -> Result<Response, Refusal> {
+    let status = param(params, "CallStatus").ok_or(Refusal::MissingCallStatus)?;
+    let ended = matches!(
+        status,
+        "completed" | "busy" | "no-answer" | "failed" | "canceled"
+    );
+    if let (true, Some(rep)) = (ended, query_param(query, "rep")) {
+        let now = v.engine.config().clock.now();
+        reps::leg_ended(v.engine.store(), k.tenant, k.call_id, &rep, now)
+            .await
+            .map_err(|_| Refusal::StoreUnavailable)?;
+    }
+    Ok(Response::new())
+}
+
+async fn durable(
+    v: &Verifier<'_>,
+    k: &Known,
+    input: &CallInput,
+    dedupe: String,
+) -> Result<(), Refusal> {
+    let value: Value = to_value(input)?;
+    match v.engine.enqueue(k.key, value, Some(dedupe)).await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            tracing::warn!(error = %e, call = %k.call_id, "call flow input not made durable");
+            Err(Refusal::StoreUnavailable)
+        }
+    }
+}
+
+fn urlencoded(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use neuronx_adapters::twilio::twiml::Verb;
+
+    #[test]
+    fn a_machine_gets_the_playbooks_voicemail_or_a_hang_up() {
+        let mut pb = Playbook::with_defaults("x");
+        assert_eq!(voicemail(&pb, "Ana").0, [Verb::Hangup]);
+        pb.voicemail = true;
+        let said = voicemail(&pb, "Ana");
+        assert!(matches!(&said.0[..], [Verb::Say(t), Verb::Hangup] if t.starts_with("Hi Ana,")));
+        pb.call_flow.voicemail_audio_url = Some("https://cdn.example.com/vm.mp3".into());
+        let played = voicemail(&pb, "Ana");
+        assert_eq!(
+            played.0,
+            [
+                Verb::Play("https://cdn.example.com/vm.mp3".into()),
+                Verb::Hangup
+            ]
+        );
+        pb.call_flow.voicemail_audio_url = None;
+        pb.call_flow.voicemail_message = None;
+        assert_eq!(voicemail(&pb, "Ana").0, [Verb::Hangup]);
+    }
+
+    #[test]
+    fn a_request_missing_what_its_hook_needs_is_refused_by_name() {
+        let form = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let sid = form(&[("CallSid", "CA1")]);
+        assert_eq!(required(FlowHook::Answer, &sid), Ok(()));
+        assert_eq!(
+            required(FlowHook::Answer, &[]),
+            Err(Refusal::MissingCallSid)
+        );
+        assert_eq!(
+            required(FlowHook::DialEnded, &sid),
+            Err(Refusal::MissingDialCallStatus)
+        );
+        let bad = form(&[("CallSid", "CA1"), ("DialCallStatus", "exploded")]);
+        assert_eq!(
+            required(FlowHook::DialEnded, &bad),
+            Err(Refusal::BadDialCallStatus)
+        );
+        let ok = form(&[("CallSid", "CA1"), ("DialCallStatus", "no-answer")]);
+        assert_eq!(required(FlowHook::DialEnded, &ok), Ok(()));
+        assert_eq!(
+            required(FlowHook::Leg, &sid),
+            Err(Refusal::MissingCallStatus)
+        );
+    }
+}

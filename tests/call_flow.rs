@@ -1,0 +1,415 @@
+#![allow(clippy::unwrap_used)]
+//! The call flow end to end (issue #14): a lead answers, the carrier simulator fetches our
+//! TwiML, rings the team's reps by the team's strategy, runs the rep's whisper, bridges, and
+//! posts the dial's result back; the conversation lands on the timeline. When nobody can take
+//! the lead, the lead hears the callback promise, gets the callback text and the opportunity
+//! is escalated. Plus the flow's webhooks under hostile input.
+
+#[path = "common/access.rs"]
+mod access;
+mod common;
+
+use std::time::Duration;
+
+use access::{principal, team};
+use common::{eventually, post_signed, Backend, TestApp};
+use neuronx::secrets::Keyring;
+use neuronx_adapters::carrier_sim::{
+    self, CallOutcome, CalleeMix, FlowConfig, OutcomeMix, SimConfig,
+};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+struct Setup {
+    app: TestApp,
+    sim: carrier_sim::SimHandle,
+}
+
+async fn setup(backend: Backend) -> Setup {
+    let port = common::free_port();
+    let app = TestApp::spawn_with(backend, |s| {
+        s.server.listen = format!("127.0.0.1:{port}");
+        s.server.public_url = format!("http://127.0.0.1:{port}");
+        s.secrets.keys = vec![Keyring::generate_entry("t")];
+    })
+    .await;
+    let config = SimConfig {
+        // Every lead picks up, a person.
+        outcome_mix: OutcomeMix::all(CallOutcome::Human),
+        // A TwiML second is 100 ms: the shortest ring timeout (5 s) is then half a second,
+        // well past a callee's 20 ms ring.
+        flow: FlowConfig {
+            second_ms: 100,
+            ..FlowConfig::fast()
+        },
+        ..SimConfig::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim = carrier_sim::start(config.clone(), listener).await.unwrap();
+    let (status, body) = app
+        .request(
+            Method::PUT,
+            "/v1/channels/twilio",
+            Some(&app.key),
+            Some(json!({
+                "account_sid": config.account_sid,
+                "auth_token": config.auth_token,
+                "from_number": "+14155550000",
+                "base_url": sim.base_url,
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    Setup { app, sim }
+}
+
+/// A rep of `team`, available now (no working hours: always in hours).
+async fn rep(app: &TestApp, name: &str, team: &str, phone: &str, status: &str) {
+    principal(app, name, "operator", Some(team)).await;
+    let (code, body) = app
+        .request(
+            Method::PUT,
+            &format!("/v1/principals/{name}/rep"),
+            Some(&app.key),
+            Some(json!({"phone": phone, "time_zone": "America/New_York", "max_calls": 1})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let (code, body) = app
+        .post(
+            &format!("/v1/principals/{name}/status"),
+            json!({"status": status}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+}
+
+async fn ringing(app: &TestApp, team: &str, strategy: &str) {
+    let (code, body) = app
+        .request(
+            Method::PUT,
+            &format!("/v1/teams/{team}/ringing"),
+            Some(&app.key),
+            Some(json!({"strategy": strategy, "ring_timeout_seconds": 5})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+}
+
+async fn lead_in(app: &TestApp, external_id: &str, phone: &str, team: Option<&str>) -> String {
+    let mut lead = common::lead(external_id, 300);
+    lead["contact"]["phone"] = json!(phone);
+    if let Some(team) = team {
+        lead["team"] = json!(team);
+    }
+    let (status, body) = app.post("/v1/opportunities", lead).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["id"].as_str().unwrap().to_owned()
+}
+
+/// The opportunity's `conversation` entries' `data`, once one with `event` shows up (polled
+/// with a deadline; the whole timeline and the carrier's counters are shown if it never does).
+async fn conversation_until(
+    app: &TestApp,
+    sim: &carrier_sim::SimHandle,
+    id: &str,
+    event: &str,
+) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let timeline = app.timeline(id).await;
+        let entries: Vec<Value> = timeline
+            .iter()
+            .filter(|e| e["kind"] == "conversation")
+            .map(|e| e["data"].clone())
+            .collect();
+        if entries.iter().any(|d| d["event"] == event) {
+            return entries;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {event} entry within 30 s; timeline {timeline:#?}; carrier {:#?}",
+            sim.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The `conversation` entries of the call an opportunity's entry names, in order.
+async fn call_flow_entries(app: &TestApp, entry: &Value) -> Vec<Value> {
+    let call_id = entry["call_id"].as_str().unwrap();
+    let (code, call) = app.get(&format!("/v1/calls/{call_id}")).await;
+    assert_eq!(code, StatusCode::OK, "{call}");
+    call["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "conversation")
+        .map(|e| e["data"].clone())
+        .collect()
+}
+
+async fn an_answered_lead_is_bridged_to_the_available_rep(backend: Backend) {
+    let Setup { app, sim } = setup(backend).await;
+    team(&app, "west").await;
+    rep(&app, "ana", "west", "+14155550201", "away").await;
+    rep(&app, "bo", "west", "+14155550202", "available").await;
+    let id = lead_in(&app, "flow-1", "+14155550101", Some("west")).await;
+
+    let entries = conversation_until(&app, &sim, &id, "conversation").await;
+    let conv = entries
+        .iter()
+        .find(|d| d["event"] == "conversation")
+        .unwrap();
+    assert_eq!(conv["rep"], "bo", "{entries:?}");
+    assert!(conv["talk_seconds"].as_u64().is_some(), "{conv}");
+    // The call's own record: who was rung, who picked up, the conversation.
+    let flow = call_flow_entries(&app, conv).await;
+    let events: Vec<&str> = flow.iter().filter_map(|d| d["event"].as_str()).collect();
+    assert_eq!(
+        events,
+        ["reps_rung", "rep_answered", "conversation"],
+        "{flow:?}"
+    );
+    assert_eq!(flow[0]["reps"], json!(["bo"]), "away reps are not rung");
+    assert_eq!(flow[1]["rep"], "bo");
+
+    let stats = sim.stats();
+    assert_eq!(stats.bridged_calls, 1, "{stats:?}");
+    assert_eq!(stats.dial_legs, 1);
+    assert_eq!(stats.whispers, 1);
+    assert_eq!(stats.duplicate_creates, 0);
+    let (_, opp) = app.get(&format!("/v1/opportunities/{id}")).await;
+    assert_eq!(opp["stage"], "engaged", "{opp}");
+    assert_ne!(opp["escalated"], true, "{opp}");
+    // The rep is free again once the conversation ended.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, reps) = app.get("/v1/reps").await;
+        let bo = reps
+            .as_array()
+            .or_else(|| reps["items"].as_array())
+            .and_then(|r| r.iter().find(|r| r["name"] == "bo").cloned());
+        if bo.as_ref().is_some_and(|bo| bo["live_calls"] == 0) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "bo not free: {reps}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    sim.shutdown().await;
+    app.stop().await;
+}
+
+async fn nobody_free_promises_a_callback_and_escalates(backend: Backend) {
+    let Setup { app, sim } = setup(backend).await;
+    team(&app, "west").await;
+    rep(&app, "ana", "west", "+14155550201", "offline").await;
+    let id = lead_in(&app, "flow-2", "+14155550102", Some("west")).await;
+
+    let entries = conversation_until(&app, &sim, &id, "unattended").await;
+    let un = entries.iter().find(|d| d["event"] == "unattended").unwrap();
+    assert_eq!(un["reason"], "no_rep_available");
+    let flow = call_flow_entries(&app, un).await;
+    let events: Vec<&str> = flow.iter().filter_map(|d| d["event"].as_str()).collect();
+    assert_eq!(events, ["unattended"], "{flow:?}");
+    let timeline = eventually(Duration::from_secs(20), "escalation", || async {
+        let t = app.timeline(&id).await;
+        t.iter().any(|e| e["kind"] == "sla_escalated").then_some(t)
+    })
+    .await;
+    let texts: Vec<&str> = timeline
+        .iter()
+        .filter(|e| e["kind"] == "effect_sent")
+        .filter_map(|e| e["data"]["body"].as_str())
+        .collect();
+    assert!(
+        texts.iter().any(|b| b.contains("call you back shortly")),
+        "{texts:?}"
+    );
+    let (_, opp) = app.get(&format!("/v1/opportunities/{id}")).await;
+    assert_eq!(opp["escalated"], true, "{opp}");
+    assert_eq!(opp["assignee"], "escalations:west", "{opp}");
+    let stats = sim.stats();
+    assert_eq!((stats.dial_legs, stats.bridged_calls), (0, 0), "{stats:?}");
+    eventually(Duration::from_secs(10), "the callback text", || async {
+        (sim.stats().messages_per_number.get("+14155550102") == Some(&1)).then_some(())
+    })
+    .await;
+    sim.shutdown().await;
+    app.stop().await;
+}
+
+async fn sequential_ringing_moves_on_after_a_missed_rep(backend: Backend) {
+    let Setup { app, sim } = setup(backend).await;
+    team(&app, "west").await;
+    ringing(&app, "west", "sequential").await;
+    rep(&app, "ana", "west", "+14155550201", "available").await;
+    rep(&app, "bo", "west", "+14155550202", "available").await;
+    let never = CalleeMix {
+        answer: 0,
+        busy: 0,
+        no_answer: 1,
+        failed: 0,
+        ..CalleeMix::default()
+    };
+    sim.set_callee("+14155550201", never);
+    let id = lead_in(&app, "flow-3", "+14155550103", Some("west")).await;
+
+    let opp_entries = conversation_until(&app, &sim, &id, "conversation").await;
+    let entries = call_flow_entries(&app, &opp_entries[0]).await;
+    let events: Vec<&str> = entries.iter().filter_map(|d| d["event"].as_str()).collect();
+    assert_eq!(
+        events,
+        [
+            "reps_rung",
+            "reps_missed",
+            "reps_rung",
+            "rep_answered",
+            "conversation"
+        ],
+        "{entries:?}"
+    );
+    assert_eq!(entries[0]["reps"], json!(["ana"]));
+    assert_eq!(entries[1]["dial_status"], "no-answer");
+    assert_eq!(entries[2]["reps"], json!(["bo"]));
+    assert_eq!(entries[4]["rep"], "bo");
+    assert_eq!(sim.stats().dial_legs, 2);
+    sim.shutdown().await;
+    app.stop().await;
+}
+
+async fn simultaneous_ringing_connects_the_first_to_answer(backend: Backend) {
+    let Setup { app, sim } = setup(backend).await;
+    team(&app, "west").await;
+    ringing(&app, "west", "simultaneous").await;
+    rep(&app, "ana", "west", "+14155550201", "available").await;
+    rep(&app, "bo", "west", "+14155550202", "available").await;
+    let slow = CalleeMix {
+        answer: 1,
+        busy: 0,
+        no_answer: 0,
+        failed: 0,
+        ring_ms: 2_000,
+        talk_ms: 50,
+    };
+    let fast = CalleeMix {
+        ring_ms: 20,
+        ..slow.clone()
+    };
+    sim.set_callee("+14155550201", slow);
+    sim.set_callee("+14155550202", fast);
+    let id = lead_in(&app, "flow-4", "+14155550104", Some("west")).await;
+
+    let opp_entries = conversation_until(&app, &sim, &id, "conversation").await;
+    let entries = call_flow_entries(&app, &opp_entries[0]).await;
+    let rung = entries.iter().find(|d| d["event"] == "reps_rung").unwrap();
+    assert_eq!(rung["reps"], json!(["ana", "bo"]), "{entries:?}");
+    let conv = entries
+        .iter()
+        .find(|d| d["event"] == "conversation")
+        .unwrap();
+    assert_eq!(conv["rep"], "bo", "{entries:?}");
+    let stats = sim.stats();
+    assert_eq!((stats.dial_legs, stats.bridged_calls), (2, 1), "{stats:?}");
+    sim.shutdown().await;
+    app.stop().await;
+}
+
+/// The flow's webhooks refuse what Twilio did not sign, name what a signed request lacks, and
+/// never connect anyone on a call they do not know.
+async fn the_flow_webhooks_refuse_hostile_requests(backend: Backend) {
+    let Setup { app, sim } = setup(backend).await;
+    let token = sim.auth_token().to_owned();
+    let base = format!("{}/webhooks/twilio/{}/voice", app.base, app.tenant);
+    let form = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+
+    // Unsigned: 403 with a JSON reason, nothing read.
+    let r = app
+        .client
+        .post(format!("{base}/answer?call=x&opp=y"))
+        .form(&[("CallSid", "CA1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "missing_signature");
+
+    // Badly signed.
+    let r = app
+        .client
+        .post(format!("{base}/whisper"))
+        .header("X-Twilio-Signature", "bm90IGEgc2lnbmF0dXJl")
+        .form(&[("CallSid", "CA1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    // Signed, for a call nobody knows: hang up, connect no one.
+    let url = format!(
+        "{base}/answer?call={}&opp={}",
+        uuid::Uuid::new_v4(),
+        uuid::Uuid::new_v4()
+    );
+    let r = post_signed(&app.client, &token, &url, &form(&[("CallSid", "CA9")])).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let xml = r.text().await.unwrap();
+    assert!(xml.contains("<Hangup/>") && !xml.contains("<Dial"), "{xml}");
+    let url = format!("{base}/answer?call=%00&opp=%3Cscript%3E");
+    let r = post_signed(&app.client, &token, &url, &form(&[("CallSid", "CA9")])).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("<Hangup/>"));
+
+    // Signed, for a real call, missing or garbling the dial's status: 400 naming it.
+    let id = lead_in(&app, "flow-5", "+14155550105", None).await;
+    let call_id = eventually(Duration::from_secs(20), "a call", || async {
+        common::first_call(&app.timeline(&id).await)
+    })
+    .await;
+    let url = format!("{base}/dial?call={call_id}&opp={id}&round=1");
+    let r = post_signed(&app.client, &token, &url, &form(&[("CallSid", "CA9")])).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "missing_dial_call_status");
+    let bad = form(&[("CallSid", "CA9"), ("DialCallStatus", "exploded")]);
+    let r = post_signed(&app.client, &token, &url, &bad).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "bad_dial_call_status");
+    // A NUL in a signed form is refused by name, not stored.
+    let nul = form(&[("CallSid", "CA\0"), ("DialCallStatus", "completed")]);
+    let r = post_signed(&app.client, &token, &url, &nul).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    sim.shutdown().await;
+    app.stop().await;
+}
+
+both_backends!(
+    an_answered_lead_is_bridged_to_the_available_rep,
+    nobody_free_promises_a_callback_and_escalates,
+);
+
+mod sqlite_only {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sequential() {
+        sequential_ringing_moves_on_after_a_missed_rep(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn simultaneous() {
+        simultaneous_ringing_connects_the_first_to_answer(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hostile() {
+        the_flow_webhooks_refuse_hostile_requests(Backend::Sqlite).await;
+    }
+}

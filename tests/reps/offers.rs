@@ -1,0 +1,290 @@
+//! `offer`, the call flow's choice of whom to ring, on a store without an engine: its order, its
+//! exclusions, working hours, most calls, simultaneous ringing and, on PostgreSQL, offers racing
+//! for one free rep.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use neuronx::control::access::{self as control, NewPrincipal, PrincipalKind};
+use neuronx::control::reps::{self, Offer, RepProfile, RepStatus, RingStrategy, WorkingHours};
+use neuronx::control::{Role, Tx};
+use neuronx_supervision::{Store, TenantId};
+use uuid::Uuid;
+
+use crate::common::{self, Backend};
+
+/// A store and tenant without an engine: `offer` is plain queries.
+async fn store(backend: Backend) -> (Store, TenantId, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::fresh_database(backend, &dir).await;
+    let store = neuronx::app::open_store(&common::settings(&url))
+        .await
+        .unwrap();
+    let tenant = neuronx::tenants::create(&store, "acme")
+        .await
+        .unwrap()
+        .tenant_id;
+    (store, tenant, dir)
+}
+
+async fn make_team(store: &Store, tenant: TenantId, name: &str) -> Uuid {
+    let mut tx = Tx::begin(store).await.unwrap();
+    let team = control::create_team(&mut tx, tenant, name).await.unwrap();
+    tx.commit().await.unwrap();
+    team.id
+}
+
+/// A user of `team`, made a rep: available, rung at a number of its own.
+async fn make_rep(
+    store: &Store,
+    tenant: TenantId,
+    name: &str,
+    team: Option<&str>,
+    hours: Option<WorkingHours>,
+    max_calls: i64,
+) {
+    // Checked before the transaction: the first phone check loads the numbering plans, slower
+    // than PostgreSQL lets a transaction sit idle (`idle_in_transaction_session_timeout`).
+    let profile = RepProfile::new("+14155550100", "UTC", hours, Some(max_calls)).unwrap();
+    let mut tx = Tx::begin(store).await.unwrap();
+    let new = NewPrincipal {
+        name,
+        kind: PrincipalKind::User,
+        role: Role::Operator,
+        team,
+    };
+    control::create_principal(store, &mut tx, tenant, &new)
+        .await
+        .unwrap();
+    reps::set_profile(&mut tx, tenant, name, &profile)
+        .await
+        .unwrap();
+    reps::set_status(&mut tx, tenant, name, RepStatus::Available)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+fn names(offer: &Offer) -> Vec<&str> {
+    offer.reps.iter().map(|r| r.name.as_str()).collect()
+}
+
+/// Monday 2024-01-15 10:00 UTC.
+fn monday() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 1, 15, 10, 0, 0).unwrap()
+}
+
+async fn offers_go_round_robin_to_free_reps_only(backend: Backend) {
+    let (store, tenant, _dir) = store(backend).await;
+    let west = make_team(&store, tenant, "west").await;
+    make_team(&store, tenant, "east").await;
+    for name in ["a1", "b2", "c3"] {
+        make_rep(&store, tenant, name, Some("west"), None, 1).await;
+    }
+    make_rep(&store, tenant, "d4", Some("west"), None, 1).await;
+    let mut tx = Tx::begin(&store).await.unwrap();
+    reps::set_status(&mut tx, tenant, "d4", RepStatus::Away)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    make_rep(&store, tenant, "e5", Some("east"), None, 1).await;
+    let t0 = monday();
+    let at = |s: i64| t0 + Duration::seconds(s);
+    let calls: Vec<Uuid> = (0..8).map(|_| Uuid::new_v4()).collect();
+    let offer = |call: usize, when: i64| {
+        let store = store.clone();
+        let call = calls[call];
+        async move {
+            reps::offer(&store, tenant, Some(west), call, at(when))
+                .await
+                .unwrap()
+        }
+    };
+
+    let first = offer(0, 0).await;
+    assert_eq!(first.strategy, RingStrategy::Sequential);
+    assert_eq!(first.ring_timeout_seconds, 20, "the column's default");
+    assert_eq!(names(&first), ["a1"], "never offered, then by name");
+    assert_eq!(first.reps[0].phone, "+14155550100");
+    assert_eq!(names(&offer(1, 1).await), ["b2"], "a1 is at its most calls");
+    reps::leg_ended(&store, tenant, calls[0], "a1", at(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        names(&offer(2, 3).await),
+        ["c3"],
+        "never offered before a1, free again"
+    );
+    assert_eq!(names(&offer(3, 4).await), ["a1"], "offered longest ago");
+    assert!(
+        offer(4, 5).await.reps.is_empty(),
+        "everyone busy; d4 away; e5 east"
+    );
+
+    let listed = reps::list_reps(&store, tenant, Some(west), at(6))
+        .await
+        .unwrap();
+    let view = |n: &str| listed.iter().find(|r| r.name == n).unwrap().clone();
+    assert_eq!(view("a1").live_calls, 1);
+    assert_eq!(view("a1").effective_status, RepStatus::Busy);
+    assert_eq!(view("a1").status, RepStatus::Available);
+    assert_eq!(view("d4").effective_status, RepStatus::Away);
+    assert!(view("a1").last_offered_at.is_some());
+
+    // The Dial of call 1 ended: b2 is free, and it is offered call 4.
+    reps::call_ended(&store, tenant, calls[1], at(7))
+        .await
+        .unwrap();
+    assert_eq!(names(&offer(4, 8).await), ["b2"]);
+    // b2 let call 4 ring out: it is not offered call 4 again, and nobody else is free.
+    reps::leg_ended(&store, tenant, calls[4], "b2", at(9))
+        .await
+        .unwrap();
+    assert!(offer(4, 10).await.reps.is_empty(), "b2 had call 4 already");
+    assert_eq!(names(&offer(5, 11).await), ["b2"], "but takes another");
+    // Repeated or unknown ends change nothing.
+    for (call, name) in [(4, "b2"), (5, "nobody"), (5, "\0")] {
+        reps::leg_ended(&store, tenant, calls[call], name, at(12))
+            .await
+            .unwrap();
+    }
+    assert!(offer(6, 13).await.reps.is_empty());
+
+    // Tenant-wide (no team): e5 of east is the one free.
+    let any = reps::offer(&store, tenant, None, calls[7], at(14))
+        .await
+        .unwrap();
+    assert_eq!(names(&any), ["e5"]);
+    // A leg whose end never came stops counting after four hours.
+    let later = reps::offer(&store, tenant, Some(west), calls[6], at(4 * 3600 + 10))
+        .await
+        .unwrap();
+    assert_eq!(
+        names(&later),
+        ["c3"],
+        "c3's leg of 4 h ago no longer counts"
+    );
+    // Another tenant's offers see none of these reps.
+    let other = neuronx::tenants::create(&store, "other")
+        .await
+        .unwrap()
+        .tenant_id;
+    let none = reps::offer(&store, other, None, Uuid::new_v4(), at(15))
+        .await
+        .unwrap();
+    assert!(none.reps.is_empty());
+    store.close().await;
+}
+
+async fn offers_honour_hours_most_calls_and_simultaneous_ringing(backend: Backend) {
+    let (store, tenant, _dir) = store(backend).await;
+    let day = make_team(&store, tenant, "day").await;
+    let pair = make_team(&store, tenant, "pair").await;
+    let sim = make_team(&store, tenant, "sim").await;
+    let hours = WorkingHours::parse_spec("mon-fri,09:00-17:00").unwrap();
+    make_rep(&store, tenant, "dan", Some("day"), Some(hours), 1).await;
+    make_rep(&store, tenant, "pia", Some("pair"), None, 2).await;
+    for name in ["s1", "s2", "s3", "s4", "s5", "s6", "s7"] {
+        make_rep(&store, tenant, name, Some("sim"), None, 1).await;
+    }
+    let saturday = Utc.with_ymd_and_hms(2024, 1, 13, 10, 0, 0).unwrap();
+    let early = Utc.with_ymd_and_hms(2024, 1, 15, 8, 59, 0).unwrap();
+    for when in [saturday, early] {
+        let o = reps::offer(&store, tenant, Some(day), Uuid::new_v4(), when)
+            .await
+            .unwrap();
+        assert!(o.reps.is_empty(), "out of hours at {when}");
+    }
+    let o = reps::offer(&store, tenant, Some(day), Uuid::new_v4(), monday())
+        .await
+        .unwrap();
+    assert_eq!(names(&o), ["dan"]);
+    let listed = reps::list_reps(&store, tenant, Some(day), saturday)
+        .await
+        .unwrap();
+    assert!(!listed[0].in_hours);
+
+    // Two calls at once, not three.
+    for expect in [vec!["pia"], vec!["pia"], vec![]] {
+        let o = reps::offer(&store, tenant, Some(pair), Uuid::new_v4(), monday())
+            .await
+            .unwrap();
+        assert_eq!(names(&o), expect);
+    }
+
+    let mut tx = Tx::begin(&store).await.unwrap();
+    let (before, after) = reps::set_ringing(&mut tx, tenant, "sim", RingStrategy::Simultaneous, 30)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(before.ring_strategy, RingStrategy::Sequential);
+    assert_eq!(after.ring_strategy, RingStrategy::Simultaneous);
+    assert_eq!(
+        reps::ringing(&store, tenant, sim).await.unwrap(),
+        (RingStrategy::Simultaneous, 30)
+    );
+    let call = Uuid::new_v4();
+    let o = reps::offer(&store, tenant, Some(sim), call, monday())
+        .await
+        .unwrap();
+    assert_eq!(o.strategy, RingStrategy::Simultaneous);
+    assert_eq!(o.ring_timeout_seconds, 30);
+    assert_eq!(names(&o), ["s1", "s2", "s3", "s4", "s5"], "five at most");
+    // Nobody answered: the next ring of the same call goes to the two not yet rung.
+    reps::call_ended(&store, tenant, call, monday())
+        .await
+        .unwrap();
+    let o = reps::offer(&store, tenant, Some(sim), call, monday())
+        .await
+        .unwrap();
+    assert_eq!(names(&o), ["s6", "s7"]);
+    let mut tx = Tx::begin(&store).await.unwrap();
+    for timeout in [4, 121] {
+        assert!(
+            reps::set_ringing(&mut tx, tenant, "sim", RingStrategy::Sequential, timeout)
+                .await
+                .is_err()
+        );
+    }
+    drop(tx);
+    store.close().await;
+}
+
+/// Two instances offering calls at once to a team whose one rep takes one call: exactly one
+/// of them gets the rep, every round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_offers_never_share_the_last_free_slot() {
+    let (store, tenant, _dir) = store(Backend::Postgres).await;
+    let solo = make_team(&store, tenant, "solo").await;
+    make_rep(&store, tenant, "rae", Some("solo"), None, 1).await;
+    for round in 0..5 {
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(4));
+        let calls: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
+        let tasks: Vec<_> = calls
+            .iter()
+            .map(|&call| {
+                let (store, barrier) = (store.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    reps::offer(&store, tenant, Some(solo), call, monday())
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for (call, task) in calls.iter().zip(tasks) {
+            if !task.await.unwrap().reps.is_empty() {
+                winners.push(*call);
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: {winners:?}");
+        reps::call_ended(&store, tenant, winners[0], monday())
+            .await
+            .unwrap();
+    }
+    store.close().await;
+}
+
+crate::both_backends!(
+    offers_go_round_robin_to_free_reps_only,
+    offers_honour_hours_most_calls_and_simultaneous_ringing,
+);
