@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: starts (and if need be installs) PostgreSQL and Redis on loopback,
+# The whole test suite: starts (and if need be installs) PostgreSQL and Redis on loopback and
+# installs aiosmtpd (the notification tests' SMTP server, which they start themselves),
 # then checks formatting and lints, runs every test in the workspace with cargo-nextest (each
 # test in a process of its own, all of them whatever fails, every failure listed at the end;
 # .config/nextest.toml), then the API fuzzing and browser checks. Prints each stage's wall
@@ -63,9 +64,27 @@ ensure_redis() {
   log "Redis did not start"; exit 1
 }
 
+# Python's aiosmtpd, the SMTP server the notification tests start on loopback
+# (tests/common/smtp.rs runs tests/fixtures/smtp_sink.py with it), in a virtualenv of its own.
+ensure_aiosmtpd() {
+  local venv="${CARGO_TARGET_DIR:-target}/aiosmtpd-venv"
+  if ! "$venv/bin/python" -c 'import aiosmtpd' >/dev/null 2>&1; then
+    log "installing aiosmtpd"
+    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+      rm -rf "$venv"
+      apt_install python3-venv
+      python3 -m venv "$venv"
+    fi
+    "$venv/bin/pip" install -q aiosmtpd
+  fi
+  NEURONX_TEST_SMTP_PYTHON="$(cd "$venv/bin" && pwd)/python"
+  export NEURONX_TEST_SMTP_PYTHON
+}
+
 stage "services"
 ensure_postgres
 ensure_redis
+ensure_aiosmtpd
 export NEURONX_TEST_PG_URL="${NEURONX_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 
 # Each test makes its own database (nx_e2e_*, nx_t_*) and drops it when it ends; a test killed

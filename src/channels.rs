@@ -1,5 +1,8 @@
 //! The effect handlers wired into the engine: voice and SMS through the loopback channel (the
-//! Twilio-compatible adapter replaces it when configured), and escalation notices.
+//! Twilio-compatible adapter replaces it when configured), and escalation notices to people
+//! (`notify`: whom to tell; `notify_sms` and `email`: one message each, in `channels/notify.rs`).
+
+mod notify;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -8,7 +11,7 @@ use std::time::Duration;
 use neuronx_actors::domain::call::{CallInput, CallStatus};
 use neuronx_actors::domain::compliance::{Channel, Purpose};
 use neuronx_actors::effects::{
-    EffectChannel, FromPayload, MalformedEffect, NotifyEffect, SmsEffect, VoiceEffect,
+    EffectChannel, FromPayload, MalformedEffect, SmsEffect, VoiceEffect,
 };
 use neuronx_adapters::loopback::{self, LoopbackVoice, StatusReport};
 use neuronx_supervision::committer::Batcher;
@@ -337,25 +340,6 @@ impl EffectHandler for Sms {
     }
 }
 
-struct Notify;
-
-impl EffectHandler for Notify {
-    fn execute(&self, call: EffectCall) -> EffectFuture {
-        Box::pin(async move {
-            let notice = match NotifyEffect::from_payload(&call.payload) {
-                Ok(notice) => notice,
-                Err(e) => return malformed(e),
-            };
-            tracing::info!(key = %call.key, queue = %notice.queue, reason = %notice.reason, "escalation notice");
-            EffectOutcome {
-                status: EffectStatus::Done,
-                result: json!({"notified": notice.queue}),
-                followup: None,
-            }
-        })
-    }
-}
-
 /// The loopback channel's reports, on their way into the engine like webhooks would be.
 pub struct Reports {
     rx: mpsc::UnboundedReceiver<StatusReport<ActorKey>>,
@@ -380,10 +364,24 @@ pub fn handlers(settings: &LoopbackSettings, ctx: Context) -> (Handlers, Reports
         EffectChannel::Sms.as_str().into(),
         Arc::new(Sms {
             sent: AtomicU64::new(0),
-            ctx,
+            ctx: ctx.clone(),
         }),
     );
-    handlers.insert(EffectChannel::Notify.as_str().into(), Arc::new(Notify));
+    handlers.insert(
+        EffectChannel::Notify.as_str().into(),
+        Arc::new(notify::Notify { ctx: ctx.clone() }),
+    );
+    handlers.insert(
+        EffectChannel::NotifySms.as_str().into(),
+        Arc::new(notify::NoticeSmsHandler {
+            sent: AtomicU64::new(0),
+            ctx: ctx.clone(),
+        }),
+    );
+    handlers.insert(
+        EffectChannel::Email.as_str().into(),
+        Arc::new(notify::NoticeEmailHandler { ctx }),
+    );
     (handlers, Reports { rx }, task)
 }
 

@@ -15,6 +15,7 @@ pub mod control;
 pub mod http;
 pub mod input;
 pub mod lock;
+pub mod notifications;
 pub mod schema;
 pub mod secrets;
 pub mod send_limits;

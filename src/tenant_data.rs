@@ -94,6 +94,83 @@ pub async fn get_credentials(
     ))
 }
 
+/// A tenant's SMTP server, with the password (if any) still sealed.
+#[derive(Debug, Clone)]
+pub struct StoredSmtp {
+    pub host: String,
+    pub port: u16,
+    pub tls: neuronx_adapters::smtp::SmtpTls,
+    pub username: Option<String>,
+    pub sealed: Option<Sealed>,
+    pub from_email: String,
+    pub from_name: Option<String>,
+}
+
+/// Stores the tenant's SMTP server inside `tx` (with its audit entry), replacing any.
+pub async fn put_smtp_in(tx: &mut Tx, tenant: TenantId, c: &StoredSmtp) -> Result<(), StoreError> {
+    let sql = "INSERT INTO smtp_settings
+            (tenant_id, host, port, tls, username, key_id, sealed, from_email, from_name,
+             updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (tenant_id) DO UPDATE SET
+            host = excluded.host, port = excluded.port, tls = excluded.tls,
+            username = excluded.username, key_id = excluded.key_id, sealed = excluded.sealed,
+            from_email = excluded.from_email, from_name = excluded.from_name,
+            updated_at = excluded.updated_at";
+    on_tx!(tx, |db, id, _json| sqlx::query(sql)
+        .bind(id(tenant.0))
+        .bind(&c.host)
+        .bind(i32::from(c.port))
+        .bind(c.tls.as_str())
+        .bind(&c.username)
+        .bind(c.sealed.as_ref().map(|s| s.key_id.as_str()))
+        .bind(c.sealed.as_ref().map(|s| s.data.as_str()))
+        .bind(&c.from_email)
+        .bind(&c.from_name)
+        .bind(now_ms())
+        .execute(db)
+        .await?
+        .rows_affected());
+    Ok(())
+}
+
+type SmtpRow = (
+    String,
+    i32,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+);
+
+/// The tenant's SMTP server, if it configured one.
+pub async fn get_smtp(store: &Store, tenant: TenantId) -> Result<Option<StoredSmtp>, StoreError> {
+    let sql = "SELECT host, port, tls, username, key_id, sealed, from_email, from_name
+         FROM smtp_settings WHERE tenant_id = $1";
+    let row: Option<SmtpRow> = on_db!(store, |db, id, _json| sqlx::query_as(sql)
+        .bind(id(tenant.0))
+        .fetch_optional(db)
+        .await?);
+    let Some((host, port, tls, username, key_id, data, from_email, from_name)) = row else {
+        return Ok(None);
+    };
+    let corrupt = |what: String| StoreError::Corrupt(what);
+    Ok(Some(StoredSmtp {
+        host,
+        port: u16::try_from(port).map_err(|_| corrupt(format!("smtp port {port}")))?,
+        tls: neuronx_adapters::smtp::SmtpTls::parse(&tls)
+            .ok_or_else(|| corrupt(format!("smtp tls {tls:?}")))?,
+        username,
+        sealed: key_id
+            .zip(data)
+            .map(|(key_id, data)| Sealed { key_id, data }),
+        from_email,
+        from_name,
+    }))
+}
+
 /// Adds a number to the tenant's do-not-call list inside `tx` (with its audit entry); false
 /// when it was already there.
 pub async fn add_dnc(tx: &mut Tx, tenant: TenantId, phone: &str) -> Result<bool, StoreError> {
@@ -174,6 +251,42 @@ pub async fn reseal_all(store: &Store, keyring: &crate::secrets::Keyring) -> any
             .bind(&sealed.data)
             .bind(&tenant)
             .bind(&channel)
+            .bind(&old.key_id)
+            .bind(&old.data)
+            .execute(db)
+            .await?
+            .rows_affected());
+    }
+    changed += reseal_smtp(store, keyring, &current).await?;
+    Ok(changed)
+}
+
+/// `reseal_all` for the SMTP passwords.
+async fn reseal_smtp(
+    store: &Store,
+    keyring: &crate::secrets::Keyring,
+    current: &str,
+) -> anyhow::Result<u64> {
+    type Row = (String, String, String);
+    let select = "SELECT CAST(tenant_id AS TEXT), key_id, sealed FROM smtp_settings
+         WHERE key_id IS NOT NULL AND sealed IS NOT NULL";
+    let rows: Vec<Row> = on_db!(store, |db, id, _json| sqlx::query_as(select)
+        .fetch_all(db)
+        .await?);
+    let mut changed = 0;
+    for (tenant, key_id, data) in rows {
+        if key_id == current {
+            continue;
+        }
+        let old = Sealed { key_id, data };
+        let sealed = keyring.seal(&keyring.open(&old)?)?;
+        // Only if the row still holds what was read (as for the Twilio tokens).
+        let update = "UPDATE smtp_settings SET key_id = $1, sealed = $2
+             WHERE CAST(tenant_id AS TEXT) = $3 AND key_id = $4 AND sealed = $5";
+        changed += on_db!(store, |db, id, _json| sqlx::query(update)
+            .bind(&sealed.key_id)
+            .bind(&sealed.data)
+            .bind(&tenant)
             .bind(&old.key_id)
             .bind(&old.data)
             .execute(db)

@@ -299,6 +299,50 @@ pub async fn sms(
             result: json!({"unknown_outcome": reason}),
             followup: None,
         },
+        // Nothing was sent: the opportunity is told (its timeline shows it, and a refused
+        // opt-out confirmation is not counted as sent).
+        Err(e) => {
+            let code = match &e {
+                TwilioError::Api { code, .. } => *code,
+                _ => None,
+            };
+            let refused = OppInput::SmsRefused {
+                purpose: text.purpose,
+                code,
+                reason: e.to_string(),
+            };
+            done(json!({"error": e.to_string()}), input(&refused))
+        }
+    }
+}
+
+/// Sends a notice to a person (not the lead) through the account: no delivery callback, since
+/// the lead's timeline tracks the lead's texts only. An unknown outcome is recorded, never
+/// resent.
+pub async fn notice_sms(
+    account: &Account,
+    call: &EffectCall,
+    to: &str,
+    body: &str,
+) -> EffectOutcome {
+    let request = CreateMessage {
+        to: to.to_owned(),
+        from: account.from.clone(),
+        body: body.to_owned(),
+        status_callback: String::new(),
+    };
+    match account
+        .client
+        .create_message_while(&request, || call.standing.holds())
+        .await
+    {
+        Err(TwilioError::Withdrawn) => withdrawn(),
+        Ok(m) => done(json!({"message_sid": m.sid}), None),
+        Err(TwilioError::UnknownOutcome(reason)) => EffectOutcome {
+            status: EffectStatus::Unknown,
+            result: json!({"unknown_outcome": reason}),
+            followup: None,
+        },
         Err(e) => done(json!({"error": e.to_string()}), None),
     }
 }

@@ -192,6 +192,23 @@ async fn a_stop_reply_ends_the_conversation_with_one_confirmation(backend: Backe
         .count();
     assert_eq!(confirmations, 1);
     assert_eq!(sim.stats().blocked_opted_out, 1);
+    // The refusal reaches the opportunity and its timeline (issue #14).
+    let refused = eventually(
+        Duration::from_secs(10),
+        "the refusal on the timeline",
+        || async {
+            app.timeline(&id)
+                .await
+                .into_iter()
+                .find(|e| e["kind"] == "message_status" && e["data"]["status"] == "refused")
+        },
+    )
+    .await;
+    assert_eq!(refused["data"]["code"], 21610, "{refused}");
+    assert_eq!(
+        refused["data"]["purpose"], "opt_out_confirmation",
+        "{refused}"
+    );
     assert_eq!(
         sim.stats().messages_per_number.get("+14155550001"),
         Some(&1)

@@ -178,6 +178,14 @@ fn matrix() -> Vec<Row> {
             [200, 200, 403, 403, 403],
         ),
         row(
+            M::PUT,
+            "/v1/channels/smtp",
+            Some(json!({"host": "127.0.0.1", "port": 2525, "tls": "none",
+                        "from": "alerts@example.com"})),
+            [200, 200, 403, 403, 403],
+        ),
+        row(M::GET, "/v1/channels/smtp", None, [200, 200, 403, 403, 403]),
+        row(
             M::POST,
             "/v1/dnc",
             Some(json!({"phone": "+1415555{n}"})),

@@ -139,6 +139,11 @@ impl Entity for CallEntity {
                         }),
                     ));
                 }
+                CallEffect::Ended { opportunity_id } => {
+                    let parent = ActorKey::root(key.tenant, opportunity::KIND, opportunity_id);
+                    let ended = OppInput::CallEnded { call_id: key.id };
+                    changes.sends.push((parent, to_json(&ended)));
+                }
                 CallEffect::Report {
                     opportunity_id,
                     result,

@@ -22,6 +22,10 @@ named_enum! {
         Voice = "voice",
         Sms = "sms",
         Notify = "notify",
+        /// A text to a person (a rep) about a lead.
+        NotifySms = "notify_sms",
+        /// An email to a person (a rep) about a lead.
+        Email = "email",
     }
 }
 
@@ -65,10 +69,41 @@ fn marketing() -> Purpose {
     Purpose::Marketing
 }
 
-/// A notice that an opportunity was escalated to a queue.
+/// A notice that an opportunity was escalated to a queue. Its handler finds whom to tell and
+/// answers them as `OppInput::NotifyPeople`; the opportunity then asks for one `NoticeSms` and
+/// one `NoticeEmail` per person.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NotifyEffect {
     pub queue: String,
+    pub reason: String,
+    pub opportunity_id: Uuid,
+    /// The opportunity's assignee when it escalated: told first when it is a rep. Rows from
+    /// before it was recorded have none.
+    #[serde(default)]
+    pub assignee: Option<String>,
+}
+
+/// A text to a person about a lead (an escalation's notice): not marketing and not to the lead,
+/// so no compliance gate, but never to a number on the tenant's do-not-call list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticeSms {
+    pub to: String,
+    /// The principal told.
+    pub recipient: String,
+    /// The lead's name.
+    pub lead: String,
+    pub reason: String,
+    pub opportunity_id: Uuid,
+}
+
+/// An email to a person about a lead (an escalation's notice), through the tenant's SMTP server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticeEmail {
+    pub to: String,
+    /// The principal told.
+    pub recipient: String,
+    /// The lead's name.
+    pub lead: String,
     pub reason: String,
     pub opportunity_id: Uuid,
 }
@@ -79,6 +114,8 @@ pub enum Effect {
     Voice(VoiceEffect),
     Sms(SmsEffect),
     Notify(NotifyEffect),
+    NotifySms(NoticeSms),
+    Email(NoticeEmail),
 }
 
 impl Effect {
@@ -87,6 +124,8 @@ impl Effect {
             Effect::Voice(_) => EffectChannel::Voice,
             Effect::Sms(_) => EffectChannel::Sms,
             Effect::Notify(_) => EffectChannel::Notify,
+            Effect::NotifySms(_) => EffectChannel::NotifySms,
+            Effect::Email(_) => EffectChannel::Email,
         }
     }
 
@@ -97,6 +136,8 @@ impl Effect {
             Effect::Voice(v) => to_json(v),
             Effect::Sms(s) => to_json(s),
             Effect::Notify(n) => to_json(n),
+            Effect::NotifySms(n) => to_json(n),
+            Effect::Email(n) => to_json(n),
         };
         EffectRequest { channel, payload }
     }
@@ -136,6 +177,8 @@ macro_rules! from_payload {
 from_payload!(VoiceEffect, EffectChannel::Voice);
 from_payload!(SmsEffect, EffectChannel::Sms);
 from_payload!(NotifyEffect, EffectChannel::Notify);
+from_payload!(NoticeSms, EffectChannel::NotifySms);
+from_payload!(NoticeEmail, EffectChannel::Email);
 
 #[cfg(test)]
 mod tests {

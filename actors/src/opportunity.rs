@@ -18,7 +18,7 @@ use crate::domain::compliance;
 use crate::domain::opportunity::{
     self as rules, OppEffect, OppInput, OppReply, OppTimer, Opportunity, Rejection,
 };
-use crate::effects::{Effect, NotifyEffect, SmsEffect};
+use crate::effects::{Effect, NoticeEmail, NoticeSms, NotifyEffect, SmsEffect};
 use crate::playbooks::Playbooks;
 
 pub const KIND: ActorKind = ActorKind("opportunity");
@@ -160,9 +160,48 @@ impl Entity for OpportunityEntity {
                     })
                     .into_request(),
                 ),
+                // The reverse of the call's reports: an input to the call on the same shard.
+                OppEffect::HangUpCall { call_id, reason } => {
+                    let hang_up = CallInput::HangUp { reason };
+                    changes
+                        .sends
+                        .push((call::key(key, call_id), to_json(&hang_up)));
+                }
                 OppEffect::NotifyEscalation { queue, reason } => changes.effects.push(
                     Effect::Notify(NotifyEffect {
                         queue,
+                        reason,
+                        opportunity_id: key.id,
+                        assignee: Some(d.state.assignee.clone()),
+                    })
+                    .into_request(),
+                ),
+                // One effect per person and channel: each leaves, and is retried, on its own.
+                OppEffect::NotifySms {
+                    to,
+                    recipient,
+                    lead,
+                    reason,
+                } => changes.effects.push(
+                    Effect::NotifySms(NoticeSms {
+                        to,
+                        recipient,
+                        lead,
+                        reason,
+                        opportunity_id: key.id,
+                    })
+                    .into_request(),
+                ),
+                OppEffect::NotifyEmail {
+                    to,
+                    recipient,
+                    lead,
+                    reason,
+                } => changes.effects.push(
+                    Effect::Email(NoticeEmail {
+                        to,
+                        recipient,
+                        lead,
                         reason,
                         opportunity_id: key.id,
                     })

@@ -6,4 +6,5 @@ pub mod carrier_sim;
 pub mod limits;
 pub mod loopback;
 pub mod outbound;
+pub mod smtp;
 pub mod twilio;

@@ -158,6 +158,17 @@ impl OutboundGuard {
         Ok(url)
     }
 
+    /// Resolves `host` (a name or an address literal) and checks every address it leads to,
+    /// for a client that connects by address itself (SMTP): it then connects to one of these,
+    /// never resolving again.
+    pub async fn resolve_host(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<Vec<SocketAddr>, OutboundError> {
+        self.resolve_checked(host, port).await
+    }
+
     async fn resolve_checked(
         &self,
         host: &str,

@@ -1,16 +1,19 @@
 //! `neuronx demo`: the engine on a temporary embedded SQLite and the carrier simulator, in one
-//! process. It creates a tenant and a batch of leads on the short `demo` playbook, shows live
-//! counters, and ends with a summary.
+//! process. It creates a tenant with a bench of reps and a batch of leads on the short `demo`
+//! playbook, shows live counters, and ends with a summary.
 
-use std::collections::BTreeMap;
+use std::collections::HashSet;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use neuronx_adapters::carrier_sim::{self, SimConfig};
-use neuronx_supervision::store::ListQuery;
 use neuronx_supervision::TenantId;
 use serde_json::json;
+
+mod summary;
+use summary::Texts;
+pub use summary::{print, speed_to_lead, Summary};
 
 use neuronx::app::App;
 use neuronx::config::Settings;
@@ -24,6 +27,16 @@ pub struct DemoArgs {
     /// Stop waiting for the conversations to settle after this many seconds.
     #[arg(long, default_value_t = 90)]
     pub max_seconds: u64,
+}
+
+/// The demo tenant's reps, `rep-01` onwards: each takes one call at a time, so at most this many
+/// leads talk to a rep at once; an answered lead nobody is free for gets the callback path.
+const REPS: u32 = 12;
+
+/// Rep `n`'s phone: New York's 646 (no lead's area code) and the 555-01xx lines set aside for
+/// fiction, so no rep shares a number with a lead (the summary tells their texts apart by it).
+fn rep_phone(n: u32) -> String {
+    format!("+1646555{:04}", 100 + n)
 }
 
 /// Area codes across the time zones, Florida included (stricter window and a call cap).
@@ -84,22 +97,6 @@ pub fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-#[derive(Default, Debug)]
-pub struct Summary {
-    pub leads: u32,
-    pub calls: u64,
-    pub answered: u64,
-    pub sms: u64,
-    pub replies: u64,
-    pub escalations: u64,
-    pub compliance_blocks: u64,
-    pub opted_out: u64,
-    pub duplicate_sends: u64,
-    pub speed_to_lead_p50_ms: i64,
-    pub speed_to_lead_p99_ms: i64,
-    pub stages: BTreeMap<String, u64>,
-}
-
 pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<Summary> {
     if args.leads == 0 || args.leads > 10_000 {
         bail!("--leads must be between 1 and 10000");
@@ -147,9 +144,11 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<Summa
     if !put.status().is_success() {
         bail!("configuring the channel failed: {}", put.text().await?);
     }
+    add_reps(&http, &base, &key).await?;
+    let rep_phones: HashSet<String> = (1..=REPS).map(rep_phone).collect();
 
     eprintln!(
-        "NeuronX demo: {} leads on the `demo` playbook, carrier simulator at {}",
+        "NeuronX demo: {} leads on the `demo` playbook, {REPS} reps, carrier simulator at {}",
         args.leads, sim.base_url
     );
     let started = Instant::now();
@@ -197,24 +196,34 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<Summa
         r??;
     }
 
-    // Settled when no first-touch SLA is still armed (each lead was reached or escalated) and
-    // nothing is in flight, or at the time limit.
+    // Settled when no first-touch SLA is still armed (each lead was reached or escalated),
+    // nothing is in flight here or at the carrier (no call still up, so every conversation has
+    // ended, and no webhook on its way), twice in a row, or at the time limit.
     let deadline = started + Duration::from_secs(args.max_seconds);
+    let mut quiet_polls = 0;
     loop {
         let stats = sim.stats();
+        let texts = Texts::count(&sim.messages(), &rep_phones);
         let backlog = store.backlog(i64::MAX).await?;
         let armed = first_touch_armed(&store, tenant.tenant_id).await?;
         eprint!(
-            "\r{:>5.1}s  calls {:>4}  connected {:>4}  sms {:>4}  replies {:>4}  awaiting first touch {:>4}  ",
+            "\r{:>5.1}s  calls {:>4} connected {:>4} bridged {:>4}  sms {:>4} replies {:>4} notices {:>4}  not yet reached {:>4} ",
             started.elapsed().as_secs_f64(),
             stats.calls,
             stats.call_outcomes.get("completed").copied().unwrap_or(0),
-            stats.messages,
-            stats.replies,
+            stats.bridged_calls,
+            texts.to_leads,
+            texts.lead_replies,
+            texts.to_reps,
             armed,
         );
         let _ = std::io::stderr().flush();
-        if armed == 0 && backlog.inbox == 0 && backlog.outbox_open == 0 {
+        let quiet = armed == 0
+            && backlog.inbox == 0
+            && backlog.outbox_open == 0
+            && carrier_idle(&sim, &stats);
+        quiet_polls = if quiet { quiet_polls + 1 } else { 0 };
+        if quiet_polls >= 2 {
             break;
         }
         if Instant::now() > deadline {
@@ -224,36 +233,75 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<Summa
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     eprintln!();
-    let summary = summarize(&store, tenant.tenant_id, args.leads, &sim.stats()).await?;
+    let texts = Texts::count(&sim.messages(), &rep_phones);
+    let summary = summary::summarize(
+        &store,
+        tenant.tenant_id,
+        args.leads,
+        REPS,
+        &sim.stats(),
+        texts,
+    )
+    .await?;
     sim.shutdown().await;
     app.shutdown().await;
     Ok(summary)
 }
 
-async fn all_opportunities(
-    store: &neuronx_supervision::Store,
-    tenant: TenantId,
-) -> anyhow::Result<Vec<neuronx_supervision::store::ActorRow>> {
-    let mut out = Vec::new();
-    let mut after = None;
-    loop {
-        let page = store
-            .list_actors(&ListQuery {
-                tenant,
-                kind: "opportunity".into(),
-                status: None,
-                paused: None,
-                after,
-                limit: 500,
-            })
-            .await?;
-        after = page.last().map(|r| (r.created_at_ms, r.key.id));
-        let done = page.len() < 500;
-        out.extend(page);
-        if done {
-            return Ok(out);
+/// Gives the tenant `REPS` reps through the API, as an operator would: a principal each (no
+/// team, so every call rings all of them), a rep profile (no working hours: always in hours;
+/// one call at a time) and the status `available`.
+async fn add_reps(http: &reqwest::Client, base: &str, key: &str) -> anyhow::Result<()> {
+    for n in 1..=REPS {
+        let name = format!("rep-{n:02}");
+        let principal = json!({"name": name, "role": "operator", "team": null});
+        let profile = json!({
+            "phone": rep_phone(n),
+            "time_zone": "America/New_York",
+            "max_calls": 1,
+        });
+        let status = json!({"status": "available"});
+        let steps = [
+            (
+                reqwest::Method::POST,
+                "/v1/principals".to_owned(),
+                principal,
+            ),
+            (
+                reqwest::Method::PUT,
+                format!("/v1/principals/{name}/rep"),
+                profile,
+            ),
+            (
+                reqwest::Method::POST,
+                format!("/v1/principals/{name}/status"),
+                status,
+            ),
+        ];
+        for (method, path, body) in steps {
+            let r = http
+                .request(method.clone(), format!("{base}{path}"))
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await?;
+            if !r.status().is_success() {
+                bail!(
+                    "adding {name} ({method} {path}) failed: {}",
+                    r.text().await?
+                );
+            }
         }
     }
+    Ok(())
+}
+
+/// No call is still up at the carrier (a lead talking to a rep keeps its call up) and no
+/// webhook it sent is still on its way to us.
+fn carrier_idle(sim: &carrier_sim::SimHandle, stats: &carrier_sim::SimStats) -> bool {
+    let up = |status: &str| matches!(status, "queued" | "initiated" | "ringing" | "in-progress");
+    stats.callbacks_sent <= stats.callbacks_delivered + stats.callback_failures
+        && !sim.calls().iter().any(|c| up(&c.status))
 }
 
 async fn first_touch_armed(
@@ -270,105 +318,6 @@ async fn first_touch_armed(
         .iter()
         .filter(|t| t.key.tenant == tenant && t.name == "first_touch_sla")
         .count())
-}
-
-fn percentile(sorted: &[i64], q: f64) -> i64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * q).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
-
-/// Speed to lead of one opportunity: from its creation to the carrier accepting its first call
-/// (the first call's `provider_sid` on the call's timeline). `None` if no call went out.
-pub async fn speed_to_lead(
-    store: &neuronx_supervision::Store,
-    tenant: TenantId,
-    row: &neuronx_supervision::store::ActorRow,
-    timeline: &[neuronx_supervision::store::TimelineRow],
-) -> anyhow::Result<Option<i64>> {
-    let Some(call_id) = timeline
-        .iter()
-        .find(|e| e.kind == "call_placed")
-        .and_then(|e| e.data.get("call_id").and_then(|v| v.as_str()))
-        .and_then(|c| uuid::Uuid::parse_str(c).ok())
-    else {
-        return Ok(None);
-    };
-    let call_timeline = store.timeline(tenant, "call", call_id, 0, 50).await?;
-    Ok(call_timeline
-        .iter()
-        .find(|e| e.data.get("provider_sid").is_some_and(|v| v.is_string()))
-        .map(|accepted| accepted.at_ms - row.created_at_ms))
-}
-
-async fn summarize(
-    store: &neuronx_supervision::Store,
-    tenant: TenantId,
-    leads: u32,
-    stats: &carrier_sim::SimStats,
-) -> anyhow::Result<Summary> {
-    let mut s = Summary {
-        leads,
-        calls: stats.calls,
-        answered: stats.call_outcomes.get("completed").copied().unwrap_or(0),
-        sms: stats.messages,
-        replies: stats.replies,
-        duplicate_sends: stats.duplicate_creates,
-        ..Summary::default()
-    };
-    let mut speed = Vec::new();
-    for row in all_opportunities(store, tenant).await? {
-        *s.stages.entry(row.status.clone()).or_default() += 1;
-        let timeline = store
-            .timeline(tenant, "opportunity", row.key.id, 0, 1000)
-            .await?;
-        for e in &timeline {
-            match e.kind.as_str() {
-                "sla_escalated" => s.escalations += 1,
-                "compliance_blocked" => s.compliance_blocks += 1,
-                "opted_out" => s.opted_out += 1,
-                _ => {}
-            }
-        }
-        if let Some(ms) = speed_to_lead(store, tenant, &row, &timeline).await? {
-            speed.push(ms);
-        }
-    }
-    speed.sort_unstable();
-    s.speed_to_lead_p50_ms = percentile(&speed, 0.5);
-    s.speed_to_lead_p99_ms = percentile(&speed, 0.99);
-    Ok(s)
-}
-
-pub fn print(s: &Summary) {
-    let rows: Vec<(&str, String)> = vec![
-        ("leads", s.leads.to_string()),
-        ("calls placed", s.calls.to_string()),
-        ("calls connected", s.answered.to_string()),
-        ("SMS sent", s.sms.to_string()),
-        ("replies", s.replies.to_string()),
-        ("opt-outs (STOP)", s.opted_out.to_string()),
-        ("SLA breaches escalated", s.escalations.to_string()),
-        ("compliance blocks", s.compliance_blocks.to_string()),
-        ("duplicate sends", s.duplicate_sends.to_string()),
-        (
-            "speed to lead p50",
-            format!("{} ms", s.speed_to_lead_p50_ms),
-        ),
-        (
-            "speed to lead p99",
-            format!("{} ms", s.speed_to_lead_p99_ms),
-        ),
-    ];
-    println!("┌────────────────────────┬──────────┐");
-    for (k, v) in rows {
-        println!("│ {k:<22} │ {v:>8} │");
-    }
-    println!("└────────────────────────┴──────────┘");
-    let stages: Vec<String> = s.stages.iter().map(|(k, v)| format!("{k} {v}")).collect();
-    println!("stages: {}", stages.join(", "));
 }
 
 #[cfg(test)]

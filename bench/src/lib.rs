@@ -1,6 +1,6 @@
 //! The benchmarks and the demo: programs that drive the product (`neuronx`) from outside, as an
 //! operator or a load generator would, and print what they measured. The `neuronx` binary
-//! (`cli/`) runs them as `neuronx bench engine|webhooks|failover|backlog|fairness` and
+//! (`cli/`) runs them as `neuronx bench engine|webhooks|failover|backlog|fairness|twiml` and
 //! `neuronx demo`.
 //!
 //! They are a crate of their own so that the product library carries none of their code and the
@@ -15,4 +15,5 @@ pub mod engine;
 pub mod failover;
 pub mod fairness;
 mod load;
+pub mod twiml;
 pub mod webhooks;

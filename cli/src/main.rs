@@ -13,7 +13,7 @@ use neuronx::app::{self, App};
 use neuronx::config::{self, LogFormat, Settings};
 use neuronx::control::cli::TenantCommand;
 use neuronx::control::reps::cli::RepCommand;
-use neuronx_bench::{backlog, demo, engine, failover, fairness, webhooks};
+use neuronx_bench::{backlog, demo, engine, failover, fairness, twiml, webhooks};
 
 /// mimalloc rather than the system allocator: profiles of the engine under load spent about
 /// 40 % of its CPU in glibc's malloc and free (ADR 0026).
@@ -95,6 +95,9 @@ enum BenchCommand {
     Engine(engine::BenchArgs),
     /// Signed Twilio voice-status callbacks against a bare axum baseline; print one JSON object.
     Webhooks(webhooks::WebhookBenchArgs),
+    /// The call flow's answer to a lead picking up (TwiML), paced, against a bare axum server
+    /// answering the same requests; print one JSON object.
+    Twiml(twiml::TwimlBenchArgs),
     /// Instances killed with `kill -9` under a steady stream of due timers: time to the first
     /// timer fired by the new owner, and cross-instance pause latency; print one JSON object.
     Failover(failover::FailoverArgs),
@@ -275,6 +278,13 @@ async fn run(cli: Cli, env: BTreeMap<String, String>) -> anyhow::Result<()> {
             command: BenchCommand::Webhooks(args),
         } => {
             let report = webhooks::run(settings, args).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
+        Command::Bench {
+            command: BenchCommand::Twiml(args),
+        } => {
+            let report = twiml::run(settings, args).await?;
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }

@@ -89,6 +89,8 @@ pub struct RepProfile {
     time_zone: Tz,
     working_hours: Option<WorkingHours>,
     max_calls: u32,
+    /// Where escalation notices reach the rep by email; none: by SMS only.
+    email: Option<String>,
 }
 
 impl RepProfile {
@@ -120,7 +122,21 @@ impl RepProfile {
             time_zone,
             working_hours,
             max_calls,
+            email: None,
         })
+    }
+
+    /// The profile with the rep's email address (`email` in the API's body), checked as the
+    /// mailer reads addresses; `None` or blank: none.
+    pub fn with_email(mut self, email: Option<&str>) -> Result<Self, ControlError> {
+        self.email = match email.map(str::trim).filter(|e| !e.is_empty()) {
+            None => None,
+            Some(raw) => Some(
+                neuronx_adapters::smtp::parse_address(raw)
+                    .map_err(|reason| ControlError::invalid("email", reason))?,
+            ),
+        };
+        Ok(self)
     }
 }
 
@@ -141,6 +157,8 @@ pub struct Rep {
     /// `busy` when the rep is available and has `max_calls` live calls; else `status`.
     pub effective_status: RepStatus,
     pub max_calls: u32,
+    /// Where escalation notices reach the rep by email (besides the SMS to `phone`).
+    pub email: Option<String>,
     /// Calls offered to the rep whose leg has not ended.
     pub live_calls: u32,
     /// Whether it is within the rep's working hours now.
@@ -182,6 +200,7 @@ type RepRow = (
     Option<i64>,
     i64,
     i64,
+    Option<String>,
 );
 
 /// The reps of a tenant with their live legs; `$3` narrows to a team, `$4` to a name.
@@ -190,7 +209,8 @@ const REPS_SQL: &str = "SELECT CAST(p.id AS TEXT), p.name, t.name, CAST(p.team_i
            r.updated_at,
            (SELECT COUNT(*) FROM rep_legs l
             WHERE l.tenant_id = r.tenant_id AND l.principal_id = r.principal_id
-              AND l.ended_at IS NULL AND l.offered_at > $2)
+              AND l.ended_at IS NULL AND l.offered_at > $2),
+           r.email
     FROM reps r
     JOIN principals p ON p.tenant_id = r.tenant_id AND p.id = r.principal_id
     LEFT JOIN teams t ON t.id = p.team_id
@@ -198,7 +218,8 @@ const REPS_SQL: &str = "SELECT CAST(p.id AS TEXT), p.name, t.name, CAST(p.team_i
     ORDER BY p.name";
 
 fn rep_of(row: RepRow, now: DateTime<Utc>) -> Result<Rep, StoreError> {
-    let (id, name, team, team_id, phone, zone, hours, status, max, offered, updated, live) = row;
+    let (id, name, team, team_id, phone, zone, hours, status, max, offered, updated, live, email) =
+        row;
     let tz: Tz = zone
         .parse()
         .map_err(|_| corrupt(format!("time zone {zone:?}")))?;
@@ -226,6 +247,7 @@ fn rep_of(row: RepRow, now: DateTime<Utc>) -> Result<Rep, StoreError> {
         status,
         effective_status,
         max_calls,
+        email,
         live_calls,
         last_offered_at: offered.map(time),
         updated_at: time(updated),
@@ -324,12 +346,12 @@ pub async fn set_profile(
     let (principal, name) = user_in(tx, tenant, principal_name).await?;
     let before = rep_in(tx, tenant, &name).await?;
     let sql = "INSERT INTO reps (tenant_id, principal_id, phone, time_zone, working_hours, status,
-                                 max_calls, last_offered_at, updated_at)
-               VALUES ($1, $2, $3, $4, $5, 'offline', $6, NULL, $7)
+                                 max_calls, last_offered_at, updated_at, email)
+               VALUES ($1, $2, $3, $4, $5, 'offline', $6, NULL, $7, $8)
                ON CONFLICT (tenant_id, principal_id) DO UPDATE SET
                    phone = excluded.phone, time_zone = excluded.time_zone,
                    working_hours = excluded.working_hours, max_calls = excluded.max_calls,
-                   updated_at = excluded.updated_at";
+                   updated_at = excluded.updated_at, email = excluded.email";
     let max_calls = i32::try_from(profile.max_calls).map_err(corrupt)?;
     on_tx!(tx, |db, id, _json| sqlx::query(sql)
         .bind(id(tenant.0))
@@ -339,6 +361,7 @@ pub async fn set_profile(
         .bind(profile.working_hours.as_ref().map(WorkingHours::to_stored))
         .bind(max_calls)
         .bind(now_ms())
+        .bind(&profile.email)
         .execute(db)
         .await?
         .rows_affected());
@@ -403,6 +426,14 @@ mod tests {
             field(RepProfile::new("+14155552671", "Mars/Base", None, None)),
             "time_zone"
         );
+        let with =
+            |e: &str| RepProfile::new("+14155552671", "UTC", None, None)?.with_email(Some(e));
+        assert_eq!(
+            with(" ana@acme.test ").expect("valid").email.as_deref(),
+            Some("ana@acme.test")
+        );
+        assert_eq!(with("  ").expect("blank is none").email, None);
+        assert_eq!(field(with("ana@")), "email");
         for n in [0, 11, -1, i64::MAX] {
             assert_eq!(
                 field(RepProfile::new("+14155552671", "UTC", None, Some(n))),

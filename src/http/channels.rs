@@ -1,4 +1,5 @@
-//! `/v1/channels/twilio` (credentials, sealed at rest, never returned) and `/v1/dnc`.
+//! `/v1/channels/twilio` and `/v1/channels/smtp` (credentials, sealed at rest, never returned)
+//! and `/v1/dnc`.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -10,7 +11,7 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::extract::Body;
 use super::AppState;
-use crate::usecases::channels::{self, DncView, TwilioFields, TwilioView};
+use crate::usecases::channels::{self, DncView, SmtpFields, SmtpView, TwilioFields, TwilioView};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -85,6 +86,85 @@ pub async fn get_twilio(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+pub struct SmtpRequest {
+    /// The server's name or address.
+    #[schema(example = "smtp.example.com")]
+    host: String,
+    #[schema(example = 587)]
+    port: u16,
+    /// `none`, `starttls` (the server must offer it) or `tls` (from the first byte).
+    #[schema(value_type = crate::http::openapi::SmtpTlsMode)]
+    tls: String,
+    /// With `password`, for AUTH; both or neither.
+    username: Option<String>,
+    /// Sealed at rest, never returned.
+    password: Option<String>,
+    /// The sender's address.
+    #[schema(example = "alerts@example.com")]
+    from: String,
+    /// The sender's display name.
+    from_name: Option<String>,
+}
+
+#[utoipa::path(
+    put,
+    path = "/v1/channels/smtp",
+    tag = "channels",
+    operation_id = "putSmtpChannel",
+    summary = "Store the SMTP server",
+    description = "The server escalation notices are emailed through. The password is sealed at rest and never returned. The host may not lead to this machine or its network. Replaces the stored server. Audited.",
+    request_body = SmtpRequest,
+    responses(
+        (status = 200, description = "stored; the password is never returned", body = crate::usecases::channels::SmtpView),
+        crate::http::openapi::Errors
+    )
+)]
+pub async fn put_smtp(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(req): Body<SmtpRequest>,
+) -> Result<Json<SmtpView>, ApiError> {
+    let fields = SmtpFields {
+        host: req.host,
+        port: req.port,
+        tls: req.tls,
+        username: req.username,
+        password: req.password,
+        from: req.from,
+        from_name: req.from_name,
+    };
+    let view = channels::put_smtp(
+        &state.engine,
+        &state.keyring,
+        &state.guard,
+        &caller.0,
+        fields,
+    )
+    .await?;
+    Ok(Json(view))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/channels/smtp",
+    tag = "channels",
+    operation_id = "getSmtpChannel",
+    summary = "Read the SMTP server",
+    description = "The stored server without its password; 404 when none is stored.",
+    responses(
+        (status = 200, description = "the stored server", body = crate::usecases::channels::SmtpView),
+        crate::http::openapi::Errors
+    )
+)]
+pub async fn get_smtp(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<SmtpView>, ApiError> {
+    Ok(Json(channels::get_smtp(&state.engine, &caller.0).await?))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DncRequest {
     phone: String,
 }
@@ -95,7 +175,7 @@ pub struct DncRequest {
     tag = "channels",
     operation_id = "addDoNotCall",
     summary = "Add a number to the do-not-call list",
-    description = "Nothing is sent to a listed number on any channel. The number is stored in E.164. Audited.",
+    description = "Nothing is sent to a listed number on any channel, and a call to it in progress (ringing or bridged to a rep) is hung up. The number is stored in E.164. Audited.",
     request_body = DncRequest,
     responses(
         (status = 201, description = "added", body = crate::usecases::channels::DncView),

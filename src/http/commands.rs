@@ -25,6 +25,10 @@ pub struct CommandRequest {
     reason: Option<String>,
     /// The new owner: required by reassign, ignored by the other actions.
     assignee: Option<String>,
+    /// Pause only (ignored by the other actions): also hang up the opportunity's ringing or
+    /// bridged call. By default a pause lets a live call finish.
+    #[serde(default)]
+    hang_up: bool,
 }
 
 impl From<CommandRequest> for CommandFields {
@@ -33,6 +37,7 @@ impl From<CommandRequest> for CommandFields {
             operator: r.operator,
             reason: r.reason,
             assignee: r.assignee,
+            hang_up: r.hang_up,
         }
     }
 }
@@ -72,8 +77,9 @@ command_route!(
     "/v1/opportunities/{id}/pause",
     "pauseOpportunity",
     "Pause an opportunity",
-    "Holds the opportunity's timers and outbound effects until it is resumed. Pausing a \
-     paused opportunity answers 409 `already_paused`. Audited."
+    "Holds the opportunity's timers and outbound effects until it is resumed. A call in \
+     progress goes on unless `hang_up` is true, which hangs up the ringing or bridged call. \
+     Pausing a paused opportunity answers 409 `already_paused`. Audited."
 );
 command_route!(
     resume,

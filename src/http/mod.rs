@@ -102,6 +102,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(reps::set_ringing))
         .routes(routes!(audit::list))
         .routes(routes!(channels::put_twilio, channels::get_twilio))
+        .routes(routes!(channels::put_smtp, channels::get_smtp))
         .routes(routes!(channels::add_dnc))
         .routes(routes!(channels::remove_dnc))
 }

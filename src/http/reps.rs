@@ -41,6 +41,10 @@ pub struct RepRequest {
     /// Calls the rep takes at once, 1 to 10 (default 1).
     #[schema(minimum = 1, maximum = 10)]
     max_calls: Option<i64>,
+    /// Where escalation notices reach the rep by email (besides an SMS to `phone`); absent
+    /// or null: none.
+    #[schema(example = "ana@example.com")]
+    email: Option<String>,
 }
 
 #[utoipa::path(
@@ -49,7 +53,7 @@ pub struct RepRequest {
     tag = "reps",
     operation_id = "setRep",
     summary = "Make a user a rep, or change its profile",
-    description = "The phone the user is rung at, its time zone and working hours and the calls it takes at once. A new rep is `offline` until its status is set; a rep's status is kept. Service accounts take no calls (400 on `name`). Audited.",
+    description = "The phone the user is rung at (and texted escalation notices at), an optional email for notices, its time zone and working hours and the calls it takes at once. A new rep is `offline` until its status is set; a rep's status is kept. Service accounts take no calls (400 on `name`). Audited.",
     params(("name" = String, Path, description = "the principal's name")),
     request_body = RepRequest,
     responses(
@@ -72,6 +76,7 @@ pub async fn set_rep(
             to: &h.to,
         }),
         max_calls: req.max_calls,
+        email: req.email.as_deref(),
     };
     Ok(Json(
         reps::set_profile(&state.engine, &caller.0, &name, fields).await?,

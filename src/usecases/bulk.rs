@@ -178,6 +178,7 @@ pub async fn bulk(
             OppInput::Pause {
                 by: by.clone(),
                 reason: req.reason.clone(),
+                hang_up: false,
             }
         } else {
             OppInput::Resume { by: by.clone() }

@@ -43,6 +43,8 @@ pub struct CommandFields {
     pub operator: Option<String>,
     pub reason: Option<String>,
     pub assignee: Option<String>,
+    /// Pause only: also hang up the opportunity's live call.
+    pub hang_up: bool,
 }
 
 /// The name the timeline shows as `operator:<name>`.
@@ -75,6 +77,7 @@ fn command_input(cmd: Command, by: String, f: CommandFields) -> Result<OppInput,
         Command::Pause => OppInput::Pause {
             by,
             reason: f.reason,
+            hang_up: f.hang_up,
         },
         Command::Resume => OppInput::Resume { by },
         Command::Escalate => OppInput::Escalate {

@@ -25,6 +25,8 @@ pub struct ProfileFields<'a> {
     pub working_hours: Option<HoursFields<'a>>,
     /// Default 1.
     pub max_calls: Option<i64>,
+    /// Where escalation notices reach the rep by email; none: SMS only.
+    pub email: Option<&'a str>,
 }
 
 pub struct HoursFields<'a> {
@@ -55,7 +57,7 @@ pub async fn set_profile(
         .working_hours
         .map(|h| WorkingHours::new(h.days, h.from, h.to))
         .transpose()?;
-    let profile = RepProfile::new(f.phone, f.time_zone, hours, f.max_calls)?;
+    let profile = RepProfile::new(f.phone, f.time_zone, hours, f.max_calls)?.with_email(f.email)?;
     let principal = reached(engine, who, name).await?;
     let mut tx = Tx::begin(engine.store()).await?;
     let (before, after) = reps::set_profile(&mut tx, tenant, &principal.name, &profile).await?;

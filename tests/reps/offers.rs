@@ -284,6 +284,41 @@ async fn concurrent_offers_never_share_the_last_free_slot() {
     store.close().await;
 }
 
+/// Offers at once to a team whose one rep takes four calls: each one gets the rep, the ones
+/// that found its row locked by another offer waiting for it rather than hearing nobody is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_offers_all_get_a_rep_with_room() {
+    let (store, tenant, _dir) = store(Backend::Postgres).await;
+    let duo = make_team(&store, tenant, "duo").await;
+    make_rep(&store, tenant, "rae", Some("duo"), None, 4).await;
+    for round in 0..5 {
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(4));
+        let calls: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
+        let tasks: Vec<_> = calls
+            .iter()
+            .map(|&call| {
+                let (store, barrier) = (store.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    reps::offer(&store, tenant, Some(duo), call, monday())
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        for (call, task) in calls.iter().zip(tasks) {
+            let offer = task.await.unwrap();
+            assert_eq!(offer.reps.len(), 1, "round {round}: call {call} got nobody");
+        }
+        for call in &calls {
+            reps::call_ended(&store, tenant, *call, monday())
+                .await
+                .unwrap();
+        }
+    }
+    store.close().await;
+}
+
 crate::both_backends!(
     offers_go_round_robin_to_free_reps_only,
     offers_honour_hours_most_calls_and_simultaneous_ringing,

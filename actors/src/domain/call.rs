@@ -122,6 +122,11 @@ pub struct Call {
     /// conversation. Empty until the provider asks for the flow.
     #[serde(default, skip_serializing_if = "Flow::is_empty")]
     pub flow: Flow,
+    /// The opportunity asked for this call to be hung up (STOP, do-not-call, close, pause
+    /// with hang-up); `sent` once the `Hangup` effect went out (it waits for the provider's
+    /// sid while the dial is in flight). Asked once: repeats change nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hang_up: Option<HangUpAsked>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -203,6 +208,20 @@ pub enum CallInput {
     Unattended {
         reason: UnattendedReason,
     },
+    /// The opportunity wants the call to stop (the lead opted out, the number was put on the
+    /// do-not-call list, the opportunity closed, or an operator paused it with hang-up): a
+    /// ringing or bridged call is hung up (the whole call, with its rep legs).
+    HangUp {
+        reason: String,
+    },
+}
+
+/// A hang-up the opportunity asked for (`CallInput::HangUp`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HangUpAsked {
+    pub reason: String,
+    /// The `Hangup` effect was emitted (false while the dial is in flight, without a sid).
+    pub sent: bool,
 }
 
 named_enum! {
@@ -301,6 +320,11 @@ pub enum CallEffect {
         opportunity_id: Uuid,
         reason: UnattendedReason,
     },
+    /// Tell the opportunity that a call it was told was answered has now ended (its terminal
+    /// status): it no longer has a live call to hang up.
+    Ended {
+        opportunity_id: Uuid,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -377,6 +401,7 @@ pub fn apply(
             reps,
         } => step.dial_ended(status, bridged, leg_sid, talk_seconds, reps),
         CallInput::Unattended { reason } => step.unattended(reason),
+        CallInput::HangUp { reason } => step.hang_up(reason),
     }
     let touched = step.call != *current
         || !step.effects.is_empty()
@@ -425,6 +450,7 @@ fn place(
         dial_unknown: false,
         fetch_attempted: false,
         flow: Flow::default(),
+        hang_up: None,
         created_at: now,
         updated_at: now,
     };
@@ -471,6 +497,7 @@ fn outcome(status: CallStatus, was_in_progress: bool, by: Option<AnsweredBy>) ->
 }
 
 mod flow;
+mod hang_up;
 mod progress;
 
 use progress::Step;
@@ -482,3 +509,7 @@ mod tests;
 #[cfg(test)]
 #[path = "call_flow_tests.rs"]
 mod flow_tests;
+
+#[cfg(test)]
+#[path = "call_hang_up_tests.rs"]
+mod hang_up_tests;

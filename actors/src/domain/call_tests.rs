@@ -233,7 +233,13 @@ fn a_human_answer_is_reported_at_once_and_only_once() {
     assert!(ds[2].timers.contains(&TimerOp::Clear {
         name: CallTimer::RingTimeout
     }));
-    assert!(ds[3].effects.is_empty());
+    // Its end only tells the opportunity nothing is live any more.
+    assert_eq!(
+        ds[3].effects,
+        vec![CallEffect::Ended {
+            opportunity_id: opp_id()
+        }]
+    );
     assert!(ds[3].timers.contains(&TimerOp::Clear {
         name: CallTimer::Watchdog
     }));
@@ -437,7 +443,10 @@ fn watchdog_gives_up_on_a_silent_call() {
     let asked = run(&talking, watchdog(), 300);
     assert_eq!(asked.effects, vec![fetch()]);
     let d = run(&asked.state, watchdog(), 600);
-    assert_eq!(d.effects, vec![report(CallResult::Answered)]);
+    let ended = CallEffect::Ended {
+        opportunity_id: opp_id(),
+    };
+    assert_eq!(d.effects, vec![report(CallResult::Answered), ended]);
     let done = run(&dialed(), status(Busy, None, None), 5).state;
     assert_eq!(
         run(

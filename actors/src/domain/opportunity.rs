@@ -183,6 +183,15 @@ named_enum! {
 }
 parse_by_name!(OppTimer, "timer", Rejection);
 
+/// The opportunity's call that may still be ringing or bridged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveCall {
+    pub call_id: Uuid,
+    /// A hang-up was sent to the call already; it is sent once.
+    #[serde(default)]
+    pub hang_up_asked: bool,
+}
+
 /// A text the compliance gate deferred; `OppTimer::SendSms` re-checks and
 /// sends it at the permitted instant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -206,6 +215,12 @@ pub struct Opportunity {
     /// A person answered a call or the lead replied.
     pub reached: bool,
     pub active_call: Option<Uuid>,
+    /// The call that may still be on the line: set when a call is placed, kept after the lead
+    /// answers (when `active_call` is cleared) and cleared when the call reports its end (a
+    /// missed outcome, or `CallEnded` after an answer). A STOP, a do-not-call entry, a close
+    /// or a pause with hang-up hangs it up (`OppEffect::HangUpCall`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_call: Option<LiveCall>,
     /// Timers that fired while paused, re-fired in order on resume.
     pub held_timers: Vec<OppTimer>,
     pub escalated: bool,
@@ -282,6 +297,9 @@ pub enum OppInput {
         by: String,
         #[serde(default)]
         reason: Option<String>,
+        /// Also hang up the live call (ringing or bridged); by default a pause lets it finish.
+        #[serde(default)]
+        hang_up: bool,
     },
     Resume {
         by: String,
@@ -317,6 +335,24 @@ pub enum OppInput {
         call_id: Uuid,
         result: CallResult,
     },
+    /// A call already reported answered reached its terminal status: nothing is live any more.
+    CallEnded {
+        call_id: Uuid,
+    },
+    /// The carrier refused a text of this opportunity (a 4xx such as 21610, the lead
+    /// unsubscribed at the carrier; or rate limiting that outlasted the retries): nothing was
+    /// sent. Shown on the timeline; a refused opt-out confirmation no longer counts as sent.
+    SmsRefused {
+        purpose: Purpose,
+        #[serde(default)]
+        code: Option<u32>,
+        reason: String,
+    },
+    /// The tenant put the contact's number on its do-not-call list: the live call is hung up
+    /// and voice and marketing texts stop (the dispatcher refuses them from now on anyway).
+    NumberOnDnc {
+        by: String,
+    },
     /// A call of this opportunity connected the lead with a rep: the conversation goes on the
     /// opportunity's timeline with the rep and the talk time.
     CallConnected {
@@ -351,6 +387,20 @@ pub enum OppInput {
     },
     /// The dispatcher looked up the contact's line type before a text (see `line`).
     LineTypeFound(LineFound),
+    /// The people an escalation's notice goes to, as the dispatcher found them: one SMS and
+    /// one email effect per person follow (see `notify`).
+    NotifyPeople {
+        queue: String,
+        reason: String,
+        recipients: Vec<Recipient>,
+    },
+    /// A notice to a person failed for good (an SMTP 5xx, a refused text, a number on the
+    /// do-not-call list): recorded on the timeline.
+    NoticeFailed {
+        recipient: String,
+        via: NoticeChannel,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -371,6 +421,25 @@ pub enum OppEffect {
     },
     NotifyEscalation {
         queue: String,
+        reason: String,
+    },
+    /// A text to a person (a rep) about this lead: never marketing, never to the lead.
+    NotifySms {
+        to: String,
+        recipient: String,
+        lead: String,
+        reason: String,
+    },
+    /// An email to a person (a rep) about this lead.
+    NotifyEmail {
+        to: String,
+        recipient: String,
+        lead: String,
+        reason: String,
+    },
+    /// The host sends the call `CallInput::HangUp`.
+    HangUpCall {
+        call_id: Uuid,
         reason: String,
     },
 }
@@ -418,7 +487,11 @@ pub fn apply(
     let mut step = Step::new(current.clone(), now, playbook, rules);
     match input {
         OppInput::Create { .. } => {}
-        OppInput::Pause { by, reason } => step.pause(by, reason)?,
+        OppInput::Pause {
+            by,
+            reason,
+            hang_up,
+        } => step.pause(by, reason, hang_up)?,
         OppInput::Resume { by } => step.resume(by)?,
         OppInput::Reassign {
             assignee,
@@ -430,6 +503,13 @@ pub fn apply(
         OppInput::SetStage { stage, by, reason } => step.set_stage(stage, by, reason)?,
         OppInput::TimerFired { timer } => step.fire(timer),
         OppInput::CallFinished { call_id, result } => step.call_finished(call_id, result),
+        OppInput::CallEnded { call_id } => step.call_ended(call_id),
+        OppInput::NumberOnDnc { by } => step.number_on_dnc(by),
+        OppInput::SmsRefused {
+            purpose,
+            code,
+            reason,
+        } => step.sms_refused(purpose, code, reason),
         OppInput::CallUnattended { call_id, reason } => step.call_unattended(call_id, reason),
         OppInput::CallConnected {
             call_id,
@@ -443,17 +523,31 @@ pub fn apply(
             status,
         } => step.message_status(message_sid, status),
         OppInput::LineTypeFound(found) => step.line_type_found(found),
+        OppInput::NotifyPeople {
+            queue,
+            reason,
+            recipients,
+        } => step.notify_people(queue, reason, recipients),
+        OppInput::NoticeFailed {
+            recipient,
+            via,
+            reason,
+        } => step.notice_failed(recipient, via, reason),
     }
     Ok(step.finish(Some(current), reply))
 }
 
 mod cadence;
+mod hang_up;
 mod inbound;
 mod line;
+mod notify;
 mod operator;
+mod refused;
 mod step;
 
 pub use line::{LineFound, LineType};
+pub use notify::{NoticeChannel, Recipient};
 
 use step::{create, invalid, with_reason, Step};
 
@@ -468,3 +562,15 @@ mod line_tests;
 #[cfg(test)]
 #[path = "opportunity_unattended_tests.rs"]
 mod unattended_tests;
+
+#[cfg(test)]
+#[path = "opportunity_notify_tests.rs"]
+mod notify_tests;
+
+#[cfg(test)]
+#[path = "opportunity_hang_up_tests.rs"]
+mod hang_up_tests;
+
+#[cfg(test)]
+#[path = "opportunity_refused_tests.rs"]
+mod refused_tests;

@@ -119,6 +119,10 @@ fn check_invariants(sim: &Sim) -> Result<(), String> {
         ),
         (sim.confirmations <= 1, "more than one opt-out confirmation"),
         (
+            o.active_call.is_none() || o.live_call.as_ref().map(|l| l.call_id) == o.active_call,
+            "the cadence's call is not the live call",
+        ),
+        (
             sim.confirmations == usize::from(o.opt_out_confirmed),
             "confirmation flag disagrees with confirmations sent",
         ),
@@ -145,6 +149,12 @@ enum Act {
     MessageStatus(&'static str),
     Create,
     Wait(u32),
+    /// A pause that also hangs up the live call.
+    PauseHangUp,
+    /// The number put on the do-not-call list.
+    Dnc,
+    /// The live call ends after it reported an answer.
+    EndLive,
 }
 
 fn call_result() -> impl Strategy<Value = CallResult> {
@@ -179,6 +189,9 @@ fn act() -> impl Strategy<Value = Act> {
         1 => prop::sample::select(vec!["sent", "delivered", "failed", "undelivered"])
             .prop_map(Act::MessageStatus),
         1 => Just(Act::Create),
+        1 => Just(Act::PauseHangUp),
+        1 => Just(Act::Dnc),
+        2 => Just(Act::EndLive),
         2 => (0u32..900).prop_map(Act::Wait),
         1 => (3_600u32..108_000).prop_map(Act::Wait),
     ]
@@ -292,6 +305,10 @@ fn start() -> impl Strategy<Value = Sim> {
             opp.attempts = attempts.min(pb.max_attempts);
             opp.active_call = (calling && voice && opp.attempts >= 1)
                 .then(|| Uuid::new_v5(&opp.id, format!("call-{}", opp.attempts).as_bytes()));
+            opp.live_call = opp.active_call.map(|call_id| LiveCall {
+                call_id,
+                hang_up_asked: false,
+            });
             opp.paused = paused;
             opp.reached = reached;
             opp.opted_out = opted_out && stage.is_terminal();
@@ -332,7 +349,11 @@ fn track(sim: &mut Sim, ops: &[TimerOp<OppTimer>]) {
 fn resolve(sim: &mut Sim, act: Act) -> Option<OppInput> {
     let by = op("ana");
     Some(match act {
-        Act::Pause => OppInput::Pause { by, reason: None },
+        Act::Pause => OppInput::Pause {
+            by,
+            reason: None,
+            hang_up: false,
+        },
         Act::Resume => OppInput::Resume { by },
         Act::Reassign(other) => {
             let assignee = if other { "bo" } else { "ana" }.to_owned();
@@ -376,6 +397,17 @@ fn resolve(sim: &mut Sim, act: Act) -> Option<OppInput> {
             status: status.into(),
         },
         Act::Create => create_input(true, true),
+        Act::PauseHangUp => OppInput::Pause {
+            by,
+            reason: None,
+            hang_up: true,
+        },
+        Act::Dnc => OppInput::NumberOnDnc { by },
+        // A call reports its end this way only after it reported an answer.
+        Act::EndLive if sim.opp.active_call.is_some() => return None,
+        Act::EndLive => OppInput::CallEnded {
+            call_id: sim.opp.live_call.as_ref()?.call_id,
+        },
         Act::Wait(s) => {
             sim.now += TimeDelta::seconds(i64::from(s));
             return None;
@@ -387,7 +419,8 @@ fn purpose_of(effect: &OppEffect) -> Option<Purpose> {
     match effect {
         OppEffect::StartCall { .. } => Some(Purpose::Marketing),
         OppEffect::SendSms { purpose, .. } => Some(*purpose),
-        OppEffect::NotifyEscalation { .. } => None,
+        // Notices to people and hang-ups are no message to the lead.
+        _ => None,
     }
 }
 
@@ -429,6 +462,14 @@ fn step_checks(
         .iter()
         .filter(|e| matches!(e, OppEffect::StartCall { .. }))
         .count();
+    let hang_ups: Vec<Uuid> = d
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            OppEffect::HangUpCall { call_id, .. } => Some(*call_id),
+            _ => None,
+        })
+        .collect();
     let mut names: Vec<_> = d.timers.iter().map(timer_name).collect();
     names.sort();
     names.dedup();
@@ -440,7 +481,7 @@ fn step_checks(
         matches!(
             purpose_of(e),
             Some(Purpose::OptOutConfirmation | Purpose::HelpReply)
-        )
+        ) || matches!(e, OppEffect::HangUpCall { .. })
     });
     let reopened = before.stage == Stage::DoNotContact
         && after.stage == Stage::Contacting
@@ -504,6 +545,16 @@ fn step_checks(
             "stage event data does not match the move",
         ),
         (starts <= 1, "more than one call started"),
+        (hang_ups.len() <= 1, "more than one hang-up"),
+        (
+            hang_ups.iter().all(|id| {
+                before
+                    .live_call
+                    .as_ref()
+                    .is_some_and(|l| l.call_id == *id && !l.hang_up_asked)
+            }),
+            "hang-up of a call that is not live, or asked twice",
+        ),
         (
             (after.attempts > before.attempts) == (starts == 1),
             "attempts changed without a call",

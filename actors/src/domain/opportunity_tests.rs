@@ -517,6 +517,7 @@ fn pause_and_resume_guard_their_preconditions() {
     let pause = || OppInput::Pause {
         by: op("ana"),
         reason: Some("lead asked".into()),
+        hang_up: false,
     };
     let paused = run(&opp, pause(), 5);
     assert!(paused.state.paused);
@@ -543,6 +544,7 @@ fn timers_fired_while_paused_are_held_then_refired_on_resume() {
         OppInput::Pause {
             by: op("ana"),
             reason: None,
+            hang_up: false,
         },
         5,
     )
@@ -569,6 +571,7 @@ fn missed_call_while_paused_defers_the_retry() {
         OppInput::Pause {
             by: op("ana"),
             reason: None,
+            hang_up: false,
         },
         5,
     )
@@ -626,6 +629,7 @@ fn operator_escalation() {
         OppInput::Pause {
             by: op("ana"),
             reason: None,
+            hang_up: false,
         },
         5,
     )
@@ -681,7 +685,7 @@ fn setting_the_current_stage_again_is_a_no_op() {
 }
 
 #[test]
-fn closing_clears_timers_but_lets_the_active_call_finish() {
+fn closing_clears_timers_and_hangs_up_the_active_call() {
     let opp = created(true, true);
     let d = run(&opp, set_stage(Stage::Lost), 5);
     assert_eq!(d.state.stage, Stage::Lost);
@@ -689,8 +693,16 @@ fn closing_clears_timers_but_lets_the_active_call_finish() {
     for &name in OppTimer::ALL {
         assert!(d.timers.contains(&TimerOp::Clear { name }), "{name}");
     }
-    assert_eq!(d.timeline.len(), 1);
+    // The stage change, then the hang-up of the ringing call (its end is reported as usual).
+    assert_eq!(
+        kinds(&d),
+        vec![TimelineKind::StageChanged, TimelineKind::HangUp]
+    );
     assert_eq!(d.timeline[0].cause, Cause::Operator(op("ana")));
+    assert!(matches!(
+        d.effects.as_slice(),
+        [OppEffect::HangUpCall { call_id, .. }] if Some(*call_id) == opp.active_call
+    ));
     let done = run(&d.state, finish(&d.state, CallResult::NoAnswer), 30);
     assert_eq!(done.state.active_call, None);
     assert_eq!(done.state.stage, Stage::Lost);
@@ -812,6 +824,7 @@ fn a_held_timer_that_is_cancelled_does_not_fire_on_resume() {
     let pause = OppInput::Pause {
         by: op("ana"),
         reason: None,
+        hang_up: false,
     };
     let paused = run(&opp, pause, 1).state;
     let held = run(&paused, fire(OppTimer::FirstTouchSla), 400).state;

@@ -63,6 +63,12 @@ named_enum! {
         /// The call flow: reps rung, a rep picking up, the conversation with its rep and talk
         /// time, or an answered lead that reached nobody (`data.event` says which).
         Conversation = "conversation",
+        /// People were sent an escalation's notice: whom, by which channels, and why.
+        Notified = "notified",
+        /// A live call was hung up (or its hang-up is owed until the dial returns), and why:
+        /// the lead opted out, the number went on the do-not-call list, the opportunity closed
+        /// or was paused with hang-up, or the provider reported a call we had closed.
+        HangUp = "hang_up",
     }
 }
 
@@ -136,7 +142,7 @@ mod tests {
 
     #[test]
     fn timeline_kind_as_str_matches_serde() {
-        assert_eq!(TimelineKind::ALL.len(), 23);
+        assert_eq!(TimelineKind::ALL.len(), 25);
         for kind in TimelineKind::ALL {
             assert_eq!(serde_json::to_value(kind).unwrap(), json!(kind.as_str()));
         }

@@ -50,8 +50,7 @@ type CandidateRow = (
     Option<i64>,
 );
 
-/// Available reps in principal-id order: the order their rows are locked in on PostgreSQL, the
-/// same for every offer, so two offers never wait on each other's locks in a cycle.
+/// Available reps (read without a lock: `lock_free` takes the locks on PostgreSQL).
 const CANDIDATES_SQL: &str = "SELECT CAST(r.principal_id AS TEXT), p.name, r.phone, r.time_zone,
            r.working_hours, r.max_calls, r.last_offered_at
     FROM reps r JOIN principals p ON p.tenant_id = r.tenant_id AND p.id = r.principal_id
@@ -71,14 +70,50 @@ pub async fn offer(
     call_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<Offer, ControlError> {
+    // On PostgreSQL, first without waiting (`SKIP LOCKED`): two offers at once take different
+    // reps instead of queueing behind one lock over the whole team. If every rep it could
+    // take was being taken by another offer, it starts again and waits for their locks, in
+    // principal order and holding none before: a transaction of the first pass never waits,
+    // and those of the second take their locks in one order, so no two can wait on each
+    // other. SQLite's `BEGIN IMMEDIATE` serialises writers: one pass, no locks.
+    match pick(store, tenant, team, call_id, now, Lock::SkipLocked).await? {
+        Picked::Done(offer) => Ok(offer),
+        Picked::AllBusy => match pick(store, tenant, team, call_id, now, Lock::Wait).await? {
+            Picked::Done(offer) => Ok(offer),
+            Picked::AllBusy => Err(ControlError::Store(
+                neuronx_supervision::StoreError::Corrupt(
+                    "a waiting offer found its reps locked".into(),
+                ),
+            )),
+        },
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lock {
+    SkipLocked,
+    Wait,
+}
+
+enum Picked {
+    Done(Offer),
+    /// Nothing was taken because every eligible rep was locked by another offer.
+    AllBusy,
+}
+
+async fn pick(
+    store: &Store,
+    tenant: TenantId,
+    team: Option<Uuid>,
+    call_id: Uuid,
+    now: DateTime<Utc>,
+    lock: Lock,
+) -> Result<Picked, ControlError> {
     let mut tx = Tx::begin(store).await?;
     let (strategy, ring_timeout_seconds) = match team {
         Some(team) => ringing_in(&mut tx, tenant, team).await?,
         None => (RingStrategy::default(), DEFAULT_RING_TIMEOUT_SECONDS),
     };
-    // On PostgreSQL the candidates' rows stay locked until the commit: a concurrent offer
-    // waits, then counts the legs this one recorded. SQLite's `BEGIN IMMEDIATE` already
-    // serialises writers.
     let candidates = candidates(&mut tx, tenant, team).await?;
     let live = live_legs(&mut tx, tenant, now).await?;
     let offered = offered_for(&mut tx, tenant, call_id).await?;
@@ -90,13 +125,26 @@ pub async fn offer(
         .collect();
     // `None` sorts first: a rep never offered a call is rung before any other.
     eligible.sort_by(|a, b| (a.last_offered_at, &a.name).cmp(&(b.last_offered_at, &b.name)));
+    if let Tx::Pg(_) = tx {
+        // Under the lock, count their live legs again: an offer that committed a leg before
+        // the lock was taken is counted.
+        let ids: Vec<Uuid> = eligible.iter().map(|c| c.id).collect();
+        let locked = lock_reps(&mut tx, tenant, &ids, lock).await?;
+        if lock == Lock::SkipLocked && !ids.is_empty() && locked.is_empty() {
+            return Ok(Picked::AllBusy); // dropped: rolled back, nothing written
+        }
+        let live = live_legs(&mut tx, tenant, now).await?;
+        eligible.retain(|c| {
+            locked.contains(&c.id) && live.get(&c.id).copied().unwrap_or(0) < c.max_calls
+        });
+    }
     eligible.truncate(strategy.reps_per_offer());
     let at = now.timestamp_millis();
     for c in &eligible {
         record(&mut tx, tenant, call_id, c.id, at).await?;
     }
     tx.commit().await?;
-    Ok(Offer {
+    Ok(Picked::Done(Offer {
         strategy,
         ring_timeout_seconds,
         reps: eligible
@@ -106,7 +154,7 @@ pub async fn offer(
                 phone: c.phone,
             })
             .collect(),
-    })
+    }))
 }
 
 /// A rep row the checks of `set_profile` would refuse was not written by it: it is skipped and
@@ -153,11 +201,7 @@ async fn candidates(
     tenant: TenantId,
     team: Option<Uuid>,
 ) -> Result<Vec<Candidate>, ControlError> {
-    let sql = match tx {
-        Tx::Pg(_) => format!("{CANDIDATES_SQL} FOR UPDATE OF r"),
-        Tx::Sqlite(_) => CANDIDATES_SQL.to_owned(),
-    };
-    let rows: Vec<CandidateRow> = on_tx!(tx, |db, id, _json| sqlx::query_as(&sql)
+    let rows: Vec<CandidateRow> = on_tx!(tx, |db, id, _json| sqlx::query_as(CANDIDATES_SQL)
         .bind(id(tenant.0))
         .bind(team.map(id))
         .fetch_all(db)
@@ -175,6 +219,41 @@ async fn candidates(
             })
         })
         .collect()
+}
+
+/// Of `ids`, the reps still available whose rows this transaction locked (PostgreSQL only;
+/// held until the commit): without waiting (`SkipLocked`: the rows another offer holds are
+/// left out), or waiting for every one in principal order (`Wait`).
+async fn lock_reps(
+    tx: &mut Tx,
+    tenant: TenantId,
+    ids: &[Uuid],
+    lock: Lock,
+) -> Result<HashSet<Uuid>, ControlError> {
+    let Tx::Pg(t) = tx else {
+        return Ok(ids.iter().copied().collect());
+    };
+    if ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let sql = match lock {
+        Lock::SkipLocked => {
+            "SELECT principal_id FROM reps
+             WHERE tenant_id = $1 AND principal_id = ANY($2) AND status = 'available'
+             ORDER BY principal_id FOR UPDATE SKIP LOCKED"
+        }
+        Lock::Wait => {
+            "SELECT principal_id FROM reps
+             WHERE tenant_id = $1 AND principal_id = ANY($2) AND status = 'available'
+             ORDER BY principal_id FOR UPDATE"
+        }
+    };
+    let rows: Vec<Uuid> = sqlx::query_scalar(sql)
+        .bind(tenant.0)
+        .bind(ids)
+        .fetch_all(&mut **t)
+        .await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// Live legs per rep at `now`: not ended, offered within `LIVE_FOR_MS`.

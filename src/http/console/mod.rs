@@ -230,6 +230,7 @@ async fn act(
         operator: None,
         reason: blank(form.reason),
         assignee: blank(form.assignee),
+        hang_up: false,
     };
     match commands::command(&state.engine, &op.identity, &id, cmd, fields).await {
         Ok(_) if form.back.as_deref() == Some("detail") => {

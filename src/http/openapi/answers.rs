@@ -84,6 +84,22 @@ pub enum ChannelName {
     Twilio,
 }
 
+/// Always `smtp`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpChannelName {
+    Smtp,
+}
+
+/// How the SMTP connection is protected: plain text, upgraded by STARTTLS, or TLS throughout.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTlsMode {
+    None,
+    Starttls,
+    Tls,
+}
+
 /// Always `set`: the token itself is never returned.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

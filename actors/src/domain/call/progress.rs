@@ -43,6 +43,9 @@ impl Step<'_> {
             self.effects.push(CallEffect::Hangup {
                 provider_sid: sid.clone(),
             });
+        } else {
+            // A hang-up asked while the dial was in flight goes out now.
+            self.send_owed_hang_up();
         }
         self.event(
             Cause::Channel,
@@ -109,6 +112,12 @@ impl Step<'_> {
             matches!((self.call.last_sequence, sequence), (Some(last), Some(seq)) if seq <= last);
         let news = status.rank() > from.rank()
             || (status == from && answered_by.is_some() && answered_by != self.call.answered_by);
+        if from.is_terminal() && !status.is_terminal() {
+            // Closed locally (ring timeout, watchdog) while the provider says the call is
+            // still going: hang that leg up.
+            self.late_live_callback(status, provider_sid);
+            return Ok(());
+        }
         if from.is_terminal() || stale || !news {
             return Ok(());
         }
@@ -127,6 +136,9 @@ impl Step<'_> {
             format!("call status {status} (was {from})"),
             json!({ "from": from, "to": status, "sequence": sequence, "answered_by": by }),
         );
+        if !status.is_terminal() {
+            self.send_owed_hang_up();
+        }
         if status == CallStatus::InProgress {
             self.clear(CallTimer::RingTimeout);
             if by == Some(AnsweredBy::Human) {
@@ -140,7 +152,7 @@ impl Step<'_> {
             }
         } else if status.is_terminal() {
             let was_in_progress = from == CallStatus::InProgress;
-            self.report(outcome(status, was_in_progress, by));
+            self.report_end(outcome(status, was_in_progress, by));
             self.clear(CallTimer::RingTimeout);
             self.clear(CallTimer::Watchdog);
         }
@@ -211,7 +223,7 @@ impl Step<'_> {
     fn end(&mut self, status: CallStatus, result: CallResult, cause: Cause, text: String) {
         let from = std::mem::replace(&mut self.call.status, status);
         self.event(cause, text, json!({ "from": from, "to": status }));
-        self.report(result);
+        self.report_end(result);
         self.clear(CallTimer::RingTimeout);
         self.clear(CallTimer::Watchdog);
     }

@@ -159,6 +159,10 @@ impl Step<'_> {
         // Derived, not random: a replayed transition must name the same call.
         let call_id = Uuid::new_v5(&self.opp.id, format!("call-{attempt}").as_bytes());
         self.opp.active_call = Some(call_id);
+        self.opp.live_call = Some(super::LiveCall {
+            call_id,
+            hang_up_asked: false,
+        });
         let to = self.opp.contact.phone.clone();
         self.effects.push(OppEffect::StartCall {
             call_id,
@@ -206,6 +210,10 @@ impl Step<'_> {
     }
 
     pub(super) fn call_finished(&mut self, call_id: Uuid, result: CallResult) {
+        if result != CallResult::Answered {
+            // Every outcome but an answer is reported at the call's end.
+            self.call_ended(call_id);
+        }
         if self.opp.active_call != Some(call_id) {
             return; // duplicate or late: counting it again would skew attempts
         }

@@ -55,6 +55,8 @@ impl Step<'_> {
         let text = "the lead opted out by sms; no more calls or marketing texts".to_owned();
         let data = json!({ "stage": self.opp.stage, "already_opted_out": again });
         self.event(TimelineKind::OptedOut, Cause::Contact, text, data);
+        let text = "the lead opted out by sms".to_owned();
+        self.hang_up_live_call(Cause::Contact, text);
         if !self.opp.stage.is_terminal() {
             let text = "the lead opted out".to_owned();
             self.move_stage(Stage::DoNotContact, Cause::Contact, text);

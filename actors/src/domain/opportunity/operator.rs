@@ -6,14 +6,29 @@ use super::{invalid, with_reason, OppTimer, Rejection, Stage, Step};
 use crate::domain::timeline::{Cause, TimelineKind};
 
 impl Step<'_> {
-    pub(super) fn pause(&mut self, by: String, reason: Option<String>) -> Result<(), Rejection> {
+    /// A pause lets a live call finish unless `hang_up` asks to end it too.
+    pub(super) fn pause(
+        &mut self,
+        by: String,
+        reason: Option<String>,
+        hang_up: bool,
+    ) -> Result<(), Rejection> {
         if self.opp.paused {
             return Err(Rejection::AlreadyPaused);
         }
         self.opp.paused = true;
         let text = with_reason(format!("paused by {by}"), reason.as_deref());
-        let data = json!({ "by": by, "reason": reason });
-        self.event(TimelineKind::Paused, Cause::Operator(by), text, data);
+        let data = json!({ "by": by, "reason": reason, "hang_up": hang_up });
+        self.event(
+            TimelineKind::Paused,
+            Cause::Operator(by.clone()),
+            text,
+            data,
+        );
+        if hang_up {
+            let text = format!("{by} paused the opportunity and asked to hang up");
+            self.hang_up_live_call(Cause::Operator(by), text);
+        }
         Ok(())
     }
 

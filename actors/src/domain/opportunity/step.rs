@@ -68,6 +68,7 @@ pub(super) fn create(
         first_touch_seconds,
         reached: false,
         active_call: None,
+        live_call: None,
         held_timers: Vec::new(),
         escalated: false,
         team,
@@ -201,6 +202,7 @@ impl<'a> Step<'a> {
 
     pub(super) fn move_stage(&mut self, to: Stage, cause: Cause, reason: String) {
         let from = std::mem::replace(&mut self.opp.stage, to);
+        let closed_by = cause.clone();
         self.event(
             TimelineKind::StageChanged,
             cause,
@@ -213,6 +215,8 @@ impl<'a> Step<'a> {
         }
         if to.is_terminal() {
             self.clear_all();
+            let reason = format!("the opportunity closed as {to}");
+            self.hang_up_live_call(closed_by, reason);
         } else if to.stops_timers() {
             // A parked lead may still get the text the gate deferred.
             for &timer in OppTimer::ALL {

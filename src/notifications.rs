@@ -1,0 +1,203 @@
+//! Notices to people (issue #14, "Notifications to people"): whom an escalation tells, and
+//! what the SMS and the email say. The effect handlers (`channels`) call these; the fan-out
+//! itself is the opportunity's (`OppInput::NotifyPeople`), so every message is an outbox
+//! effect of its own.
+
+use chrono::{DateTime, Utc};
+use neuronx_actors::domain::opportunity::Recipient;
+use neuronx_supervision::{Store, TenantId};
+use uuid::Uuid;
+
+use crate::control::access;
+use crate::control::reps::{self, Rep, RepStatus};
+use crate::control::ControlError;
+
+/// Whom an escalation of `opportunity` tells: its assignee when that is a rep; else its team's
+/// reps (the tenant's when it has no team) who are `available` and in working hours now; else,
+/// when none is on call, every rep of that team, so someone hears of the lead waiting.
+pub async fn recipients(
+    store: &Store,
+    tenant: TenantId,
+    opportunity: Uuid,
+    assignee: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Recipient>, ControlError> {
+    if let Some(name) = assignee {
+        if let Some(rep) = reps::get_rep(store, tenant, name, now).await? {
+            return Ok(vec![recipient(rep)]);
+        }
+    }
+    let team = access::team_of(store, tenant, opportunity).await?;
+    let all = reps::list_reps(store, tenant, team, now).await?;
+    Ok(on_call(all).into_iter().map(recipient).collect())
+}
+
+/// The reps on call among `all`, or all of them when none is.
+fn on_call(all: Vec<Rep>) -> Vec<Rep> {
+    let (on, off): (Vec<Rep>, Vec<Rep>) = all
+        .into_iter()
+        .partition(|r| r.status == RepStatus::Available && r.in_hours);
+    if on.is_empty() {
+        off
+    } else {
+        on
+    }
+}
+
+fn recipient(rep: Rep) -> Recipient {
+    Recipient {
+        name: rep.name,
+        phone: Some(rep.phone),
+        email: rep.email,
+    }
+}
+
+/// Where the opportunity is opened in the console.
+pub fn console_link(public_url: &str, opportunity: Uuid) -> String {
+    format!(
+        "{}/console/opportunities/{opportunity}",
+        public_url.trim_end_matches('/')
+    )
+}
+
+/// What a notice says, by SMS and by email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub sms: String,
+    pub subject: String,
+    pub body: String,
+}
+
+/// At most `max` characters of `text` on one line (control characters become spaces), with
+/// an ellipsis when cut.
+fn one_line(text: &str, max: usize) -> String {
+    let clean: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let clean = clean.split_whitespace().collect::<Vec<_>>().join(" ");
+    if clean.chars().count() <= max {
+        return clean;
+    }
+    let cut: String = clean.chars().take(max.saturating_sub(1)).collect();
+    format!("{}…", cut.trim_end())
+}
+
+/// The notice to `recipient` that lead `lead` was escalated for `reason`, with the console link.
+/// The SMS stays short (the reason cut to 120 characters); the email carries it whole.
+pub fn compose(recipient: &str, lead: &str, reason: &str, link: &str) -> Notice {
+    let lead = match one_line(lead, 80) {
+        name if name.is_empty() => "a lead".to_owned(),
+        name => name,
+    };
+    let sms = format!(
+        "NeuronX: {lead} needs a person: {}. {link}",
+        one_line(reason, 120)
+    );
+    let subject = format!("Lead waiting: {lead}");
+    let body = format!(
+        "Hello {},\r\n\r\n{lead} needs a person.\r\n\r\nWhy: {}\r\n\r\nOpen the opportunity: {link}\r\n\r\n-- NeuronX\r\n",
+        one_line(recipient, 80),
+        one_line(reason, 2_000),
+    );
+    Notice { sms, subject, body }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LINK: &str = "https://nx.example.com/console/opportunities/0000";
+
+    #[test]
+    fn a_notice_names_the_lead_the_reason_and_the_link() {
+        let n = compose("ana", "Ana Lima", "first-touch SLA breached", LINK);
+        assert_eq!(
+            n.sms,
+            format!("NeuronX: Ana Lima needs a person: first-touch SLA breached. {LINK}")
+        );
+        assert_eq!(n.subject, "Lead waiting: Ana Lima");
+        assert!(n.body.starts_with("Hello ana,"), "{}", n.body);
+        assert!(
+            n.body.contains("Why: first-touch SLA breached"),
+            "{}",
+            n.body
+        );
+        assert!(n.body.contains(&format!("Open the opportunity: {LINK}")));
+    }
+
+    #[test]
+    fn hostile_or_long_text_stays_on_one_line_and_short() {
+        let n = compose(
+            "bo\r\nBcc: x@y",
+            "Eve\r\nBcc: all@acme.test",
+            &"x".repeat(500),
+            LINK,
+        );
+        assert!(
+            !n.subject.contains('\n') && !n.subject.contains('\r'),
+            "{}",
+            n.subject
+        );
+        assert_eq!(n.subject, "Lead waiting: Eve Bcc: all@acme.test");
+        assert!(n.body.starts_with("Hello bo Bcc: x@y,\r\n"), "{}", n.body);
+        // The SMS cuts the reason; the email keeps it.
+        assert!(
+            n.sms.contains(&format!("{}…", "x".repeat(119))),
+            "{}",
+            n.sms
+        );
+        assert!(n.sms.chars().count() < 260, "{}", n.sms.len());
+        assert!(n.body.contains(&"x".repeat(500)));
+        assert_eq!(
+            compose("a", " \t", "r", LINK).subject,
+            "Lead waiting: a lead"
+        );
+    }
+
+    #[test]
+    fn the_link_is_the_consoles_route() {
+        let id = Uuid::from_u128(7);
+        assert_eq!(
+            console_link("https://nx.example.com/", id),
+            format!("https://nx.example.com/console/opportunities/{id}")
+        );
+    }
+
+    fn rep(name: &str, status: RepStatus, in_hours: bool) -> Rep {
+        Rep {
+            name: name.into(),
+            team: None,
+            phone: "+14155550100".into(),
+            time_zone: "UTC".into(),
+            working_hours: None,
+            status,
+            effective_status: status,
+            max_calls: 1,
+            email: None,
+            live_calls: 0,
+            in_hours,
+            last_offered_at: None,
+            updated_at: DateTime::<Utc>::UNIX_EPOCH,
+            principal_id: Uuid::nil(),
+            team_id: None,
+        }
+    }
+
+    #[test]
+    fn on_call_reps_are_told_else_everyone() {
+        let names = |reps: Vec<Rep>| -> Vec<String> { reps.into_iter().map(|r| r.name).collect() };
+        let all = vec![
+            rep("ana", RepStatus::Available, true),
+            rep("bo", RepStatus::Available, false),
+            rep("cy", RepStatus::Away, true),
+        ];
+        assert_eq!(names(on_call(all)), ["ana"]);
+        let nobody = vec![
+            rep("bo", RepStatus::Available, false),
+            rep("cy", RepStatus::Offline, true),
+        ];
+        assert_eq!(names(on_call(nobody)), ["bo", "cy"]);
+        assert!(on_call(vec![]).is_empty());
+    }
+}

@@ -1,0 +1,256 @@
+#![allow(clippy::unwrap_used)]
+//! Hanging up what must stop (issue #14): a lead bridged to a rep by the carrier simulator,
+//! then a STOP by text, a close, a pause with hang-up or a do-not-call entry. The simulator's
+//! call ends with our REST hang-up (`Status=completed`), its rep leg with it, and the call's
+//! and the opportunity's timelines say why.
+
+#[path = "common/access.rs"]
+mod access;
+mod common;
+
+use std::time::Duration;
+
+use access::{principal, team};
+use common::{eventually, first_call, post_signed, Backend, TestApp};
+use neuronx::secrets::Keyring;
+use neuronx_adapters::carrier_sim::{
+    self, CallOutcome, CalleeMix, FlowConfig, OutcomeMix, SimConfig,
+};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+const REP_PHONE: &str = "+14155550202";
+
+struct Setup {
+    app: TestApp,
+    sim: carrier_sim::SimHandle,
+    auth_token: String,
+}
+
+async fn setup(backend: Backend) -> Setup {
+    let port = common::free_port();
+    let app = TestApp::spawn_with(backend, |s| {
+        s.server.listen = format!("127.0.0.1:{port}");
+        s.server.public_url = format!("http://127.0.0.1:{port}");
+        s.secrets.keys = vec![Keyring::generate_entry("t")];
+    })
+    .await;
+    let config = SimConfig {
+        outcome_mix: OutcomeMix::all(CallOutcome::Human),
+        flow: FlowConfig {
+            second_ms: 100,
+            ..FlowConfig::fast()
+        },
+        ..SimConfig::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim = carrier_sim::start(config.clone(), listener).await.unwrap();
+    let (status, body) = app
+        .request(
+            Method::PUT,
+            "/v1/channels/twilio",
+            Some(&app.key),
+            Some(json!({
+                "account_sid": config.account_sid,
+                "auth_token": config.auth_token,
+                "from_number": "+14155550000",
+                "base_url": sim.base_url,
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // One rep who always picks up and stays on the line for a minute: the bridge is live
+    // until something hangs it up.
+    team(&app, "west").await;
+    principal(&app, "bo", "operator", Some("west")).await;
+    let (code, body) = app
+        .request(
+            Method::PUT,
+            "/v1/principals/bo/rep",
+            Some(&app.key),
+            Some(json!({"phone": REP_PHONE, "time_zone": "America/New_York", "max_calls": 1})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let (code, body) = app
+        .post("/v1/principals/bo/status", json!({"status": "available"}))
+        .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let always = CalleeMix {
+        answer: 1,
+        busy: 0,
+        no_answer: 0,
+        failed: 0,
+        talk_ms: 60_000,
+        ..CalleeMix::default()
+    };
+    sim.set_callee(REP_PHONE, always);
+    Setup {
+        app,
+        sim,
+        auth_token: config.auth_token,
+    }
+}
+
+/// A lead whose call is bridged to the rep: the opportunity's id, its call's id and the
+/// provider's sid of that call.
+async fn bridged_lead(s: &Setup, phone: &str) -> (String, String, String) {
+    let (app, sim) = (&s.app, &s.sim);
+    let mut lead = common::lead(phone, 300);
+    lead["contact"]["phone"] = json!(phone);
+    lead["team"] = json!("west");
+    let (status, body) = app.post("/v1/opportunities", lead).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    let call_id = eventually(Duration::from_secs(20), "a call placed", || async {
+        first_call(&app.timeline(&id).await)
+    })
+    .await;
+    eventually(Duration::from_secs(30), "the bridge", || async {
+        (sim.stats().bridged_calls == 1).then_some(())
+    })
+    .await;
+    let (code, call) = app.get(&format!("/v1/calls/{call_id}")).await;
+    assert_eq!(code, StatusCode::OK, "{call}");
+    let sid = call["provider_sid"].as_str().unwrap().to_owned();
+    assert_eq!(sim.call_detail(&sid).unwrap().status, "in-progress");
+    (id, call_id, sid)
+}
+
+/// The call ended at the carrier by our hang-up, its rep leg too, and both timelines say why.
+async fn hung_up(s: &Setup, id: &str, call_id: &str, sid: &str, why: &str) {
+    let (app, sim) = (&s.app, &s.sim);
+    eventually(
+        Duration::from_secs(20),
+        "the carrier's call ended",
+        || async {
+            let detail = sim.call_detail(sid)?;
+            (detail.status == "completed" && sim.stats().hangups >= 1).then_some(())
+        },
+    )
+    .await;
+    let stats = sim.stats();
+    assert_eq!(stats.hangups, 1, "{stats:?}");
+    assert_eq!(stats.duplicate_creates, 0, "{stats:?}");
+    let detail = sim.call_detail(sid).unwrap();
+    assert!(detail.talk_secs < 60, "the bridge ended early: {detail:?}");
+    let call = eventually(
+        Duration::from_secs(20),
+        "the call's hang-up entry",
+        || async {
+            let (_, call) = app.get(&format!("/v1/calls/{call_id}")).await;
+            let done = call["status"] == "completed";
+            let said = call["timeline"].as_array()?.iter().any(|e| {
+                e["kind"] == "hang_up" && e["reason"].as_str().unwrap_or("").contains(why)
+            });
+            (done && said).then_some(call)
+        },
+    )
+    .await;
+    assert_eq!(call["status"], "completed", "{call}");
+    let timeline = app.timeline(id).await;
+    let entry = timeline
+        .iter()
+        .find(|e| e["kind"] == "hang_up")
+        .unwrap_or_else(|| panic!("no hang_up entry: {timeline:#?}"));
+    assert_eq!(entry["data"]["call_id"], call_id, "{entry}");
+    assert!(entry["reason"].as_str().unwrap().contains(why), "{entry}");
+    // The rep is free again.
+    eventually(Duration::from_secs(10), "the rep freed", || async {
+        let (_, reps) = app.get("/v1/reps").await;
+        let list = reps
+            .as_array()
+            .or_else(|| reps["items"].as_array())?
+            .clone();
+        let bo: Value = list.into_iter().find(|r| r["name"] == "bo")?;
+        (bo["live_calls"] == 0).then_some(())
+    })
+    .await;
+}
+
+async fn a_stop_by_text_hangs_up_the_bridged_call(backend: Backend) {
+    let s = setup(backend).await;
+    let phone = "+14155550111";
+    let (id, call_id, sid) = bridged_lead(&s, phone).await;
+    let url = format!(
+        "{}/webhooks/twilio/{}/sms/inbound",
+        s.app.base, s.app.tenant
+    );
+    let params: Vec<(String, String)> = vec![
+        (
+            "MessageSid".into(),
+            "SM00000000000000000000000000000111".into(),
+        ),
+        ("From".into(), phone.into()),
+        ("To".into(), "+14155550000".into()),
+        ("Body".into(), "STOP".into()),
+    ];
+    let resp = post_signed(&s.app.client, &s.auth_token, &url, &params).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    hung_up(&s, &id, &call_id, &sid, "opted out").await;
+    let (_, opp) = s.app.get(&format!("/v1/opportunities/{id}")).await;
+    assert_eq!(opp["stage"], "do_not_contact", "{opp}");
+    s.sim.shutdown().await;
+    s.app.stop().await;
+}
+
+async fn a_close_hangs_up_the_bridged_call(backend: Backend) {
+    let s = setup(backend).await;
+    let (id, call_id, sid) = bridged_lead(&s, "+14155550112").await;
+    let (code, body) = s
+        .app
+        .post(
+            &format!("/v1/opportunities/{id}/stage"),
+            json!({"stage": "lost", "reason": "went with a competitor"}),
+        )
+        .await;
+    assert!(code.is_success(), "{code} {body}");
+    hung_up(&s, &id, &call_id, &sid, "closed as lost").await;
+    s.sim.shutdown().await;
+    s.app.stop().await;
+}
+
+async fn a_pause_with_hang_up_hangs_up_the_bridged_call(backend: Backend) {
+    let s = setup(backend).await;
+    let (id, call_id, sid) = bridged_lead(&s, "+14155550113").await;
+    let (code, body) = s
+        .app
+        .post(
+            &format!("/v1/opportunities/{id}/pause"),
+            json!({"reason": "wrong lead", "hang_up": true}),
+        )
+        .await;
+    assert!(code.is_success(), "{code} {body}");
+    hung_up(&s, &id, &call_id, &sid, "asked to hang up").await;
+    let (_, opp) = s.app.get(&format!("/v1/opportunities/{id}")).await;
+    assert_eq!(opp["paused"], true, "{opp}");
+    // A wrong type is refused as bad input, never a server error.
+    let (code, body) = s
+        .app
+        .post(
+            &format!("/v1/opportunities/{id}/pause"),
+            json!({"hang_up": "yes"}),
+        )
+        .await;
+    assert!(code.is_client_error(), "{code} {body}");
+    s.sim.shutdown().await;
+    s.app.stop().await;
+}
+
+async fn a_do_not_call_entry_hangs_up_the_bridged_call(backend: Backend) {
+    let s = setup(backend).await;
+    let phone = "+14155550114";
+    let (id, call_id, sid) = bridged_lead(&s, phone).await;
+    let (code, body) = s.app.post("/v1/dnc", json!({"phone": phone})).await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+    hung_up(&s, &id, &call_id, &sid, "do-not-call").await;
+    s.sim.shutdown().await;
+    s.app.stop().await;
+}
+
+both_backends!(
+    a_stop_by_text_hangs_up_the_bridged_call,
+    a_close_hangs_up_the_bridged_call,
+    a_pause_with_hang_up_hangs_up_the_bridged_call,
+    a_do_not_call_entry_hangs_up_the_bridged_call,
+);
