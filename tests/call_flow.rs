@@ -8,81 +8,18 @@
 #[path = "common/access.rs"]
 mod access;
 mod common;
+#[path = "common/flow.rs"]
+mod flow;
 
 use std::time::Duration;
 
-use access::{principal, team};
+use flow::{rep, setup, Setup};
+
+use access::team;
 use common::{eventually, post_signed, Backend, TestApp};
-use neuronx::secrets::Keyring;
-use neuronx_adapters::carrier_sim::{
-    self, CallOutcome, CalleeMix, FlowConfig, OutcomeMix, SimConfig,
-};
+use neuronx_adapters::carrier_sim::{self, CalleeMix};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-
-struct Setup {
-    app: TestApp,
-    sim: carrier_sim::SimHandle,
-}
-
-async fn setup(backend: Backend) -> Setup {
-    let port = common::free_port();
-    let app = TestApp::spawn_with(backend, |s| {
-        s.server.listen = format!("127.0.0.1:{port}");
-        s.server.public_url = format!("http://127.0.0.1:{port}");
-        s.secrets.keys = vec![Keyring::generate_entry("t")];
-    })
-    .await;
-    let config = SimConfig {
-        // Every lead picks up, a person.
-        outcome_mix: OutcomeMix::all(CallOutcome::Human),
-        // A TwiML second is 100 ms: the shortest ring timeout (5 s) is then half a second,
-        // well past a callee's 20 ms ring.
-        flow: FlowConfig {
-            second_ms: 100,
-            ..FlowConfig::fast()
-        },
-        ..SimConfig::default()
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sim = carrier_sim::start(config.clone(), listener).await.unwrap();
-    let (status, body) = app
-        .request(
-            Method::PUT,
-            "/v1/channels/twilio",
-            Some(&app.key),
-            Some(json!({
-                "account_sid": config.account_sid,
-                "auth_token": config.auth_token,
-                "from_number": "+14155550000",
-                "base_url": sim.base_url,
-            })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    Setup { app, sim }
-}
-
-/// A rep of `team`, available now (no working hours: always in hours).
-async fn rep(app: &TestApp, name: &str, team: &str, phone: &str, status: &str) {
-    principal(app, name, "operator", Some(team)).await;
-    let (code, body) = app
-        .request(
-            Method::PUT,
-            &format!("/v1/principals/{name}/rep"),
-            Some(&app.key),
-            Some(json!({"phone": phone, "time_zone": "America/New_York", "max_calls": 1})),
-        )
-        .await;
-    assert_eq!(code, StatusCode::OK, "{body}");
-    let (code, body) = app
-        .post(
-            &format!("/v1/principals/{name}/status"),
-            json!({"status": status}),
-        )
-        .await;
-    assert_eq!(code, StatusCode::OK, "{body}");
-}
 
 async fn ringing(app: &TestApp, team: &str, strategy: &str) {
     let (code, body) = app
@@ -150,10 +87,10 @@ async fn call_flow_entries(app: &TestApp, entry: &Value) -> Vec<Value> {
 }
 
 async fn an_answered_lead_is_bridged_to_the_available_rep(backend: Backend) {
-    let Setup { app, sim } = setup(backend).await;
+    let Setup { app, sim, .. } = setup(backend).await;
     team(&app, "west").await;
-    rep(&app, "ana", "west", "+14155550201", "away").await;
-    rep(&app, "bo", "west", "+14155550202", "available").await;
+    rep(&app, "ana", Some("west"), "+14155550201", "away").await;
+    rep(&app, "bo", Some("west"), "+14155550202", "available").await;
     let id = lead_in(&app, "flow-1", "+14155550101", Some("west")).await;
 
     let entries = conversation_until(&app, &sim, &id, "conversation").await;
@@ -201,9 +138,9 @@ async fn an_answered_lead_is_bridged_to_the_available_rep(backend: Backend) {
 }
 
 async fn nobody_free_promises_a_callback_and_escalates(backend: Backend) {
-    let Setup { app, sim } = setup(backend).await;
+    let Setup { app, sim, .. } = setup(backend).await;
     team(&app, "west").await;
-    rep(&app, "ana", "west", "+14155550201", "offline").await;
+    rep(&app, "ana", Some("west"), "+14155550201", "offline").await;
     let id = lead_in(&app, "flow-2", "+14155550102", Some("west")).await;
 
     let entries = conversation_until(&app, &sim, &id, "unattended").await;
@@ -240,11 +177,11 @@ async fn nobody_free_promises_a_callback_and_escalates(backend: Backend) {
 }
 
 async fn sequential_ringing_moves_on_after_a_missed_rep(backend: Backend) {
-    let Setup { app, sim } = setup(backend).await;
+    let Setup { app, sim, .. } = setup(backend).await;
     team(&app, "west").await;
     ringing(&app, "west", "sequential").await;
-    rep(&app, "ana", "west", "+14155550201", "available").await;
-    rep(&app, "bo", "west", "+14155550202", "available").await;
+    rep(&app, "ana", Some("west"), "+14155550201", "available").await;
+    rep(&app, "bo", Some("west"), "+14155550202", "available").await;
     let never = CalleeMix {
         answer: 0,
         busy: 0,
@@ -279,11 +216,11 @@ async fn sequential_ringing_moves_on_after_a_missed_rep(backend: Backend) {
 }
 
 async fn simultaneous_ringing_connects_the_first_to_answer(backend: Backend) {
-    let Setup { app, sim } = setup(backend).await;
+    let Setup { app, sim, .. } = setup(backend).await;
     team(&app, "west").await;
     ringing(&app, "west", "simultaneous").await;
-    rep(&app, "ana", "west", "+14155550201", "available").await;
-    rep(&app, "bo", "west", "+14155550202", "available").await;
+    rep(&app, "ana", Some("west"), "+14155550201", "available").await;
+    rep(&app, "bo", Some("west"), "+14155550202", "available").await;
     let slow = CalleeMix {
         answer: 1,
         busy: 0,
@@ -318,7 +255,7 @@ async fn simultaneous_ringing_connects_the_first_to_answer(backend: Backend) {
 /// The flow's webhooks refuse what Twilio did not sign, name what a signed request lacks, and
 /// never connect anyone on a call they do not know.
 async fn the_flow_webhooks_refuse_hostile_requests(backend: Backend) {
-    let Setup { app, sim } = setup(backend).await;
+    let Setup { app, sim, .. } = setup(backend).await;
     let token = sim.auth_token().to_owned();
     let base = format!("{}/webhooks/twilio/{}/voice", app.base, app.tenant);
     let form = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {

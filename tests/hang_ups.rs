@@ -7,75 +7,29 @@
 #[path = "common/access.rs"]
 mod access;
 mod common;
+#[path = "common/flow.rs"]
+mod flow;
 
 use std::time::Duration;
 
-use access::{principal, team};
-use common::{eventually, first_call, post_signed, Backend, TestApp};
-use neuronx::secrets::Keyring;
-use neuronx_adapters::carrier_sim::{
-    self, CallOutcome, CalleeMix, FlowConfig, OutcomeMix, SimConfig,
-};
-use reqwest::{Method, StatusCode};
+use flow::Setup;
+
+use access::team;
+use common::{eventually, first_call, post_signed, Backend};
+use neuronx_adapters::carrier_sim::CalleeMix;
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 const REP_PHONE: &str = "+14155550202";
 
-struct Setup {
-    app: TestApp,
-    sim: carrier_sim::SimHandle,
-    auth_token: String,
-}
-
+/// The engine and the simulator (`flow::setup`) with one rep of team west.
 async fn setup(backend: Backend) -> Setup {
-    let port = common::free_port();
-    let app = TestApp::spawn_with(backend, |s| {
-        s.server.listen = format!("127.0.0.1:{port}");
-        s.server.public_url = format!("http://127.0.0.1:{port}");
-        s.secrets.keys = vec![Keyring::generate_entry("t")];
-    })
-    .await;
-    let config = SimConfig {
-        outcome_mix: OutcomeMix::all(CallOutcome::Human),
-        flow: FlowConfig {
-            second_ms: 100,
-            ..FlowConfig::fast()
-        },
-        ..SimConfig::default()
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sim = carrier_sim::start(config.clone(), listener).await.unwrap();
-    let (status, body) = app
-        .request(
-            Method::PUT,
-            "/v1/channels/twilio",
-            Some(&app.key),
-            Some(json!({
-                "account_sid": config.account_sid,
-                "auth_token": config.auth_token,
-                "from_number": "+14155550000",
-                "base_url": sim.base_url,
-            })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let s = flow::setup(backend).await;
+    let (app, sim) = (&s.app, &s.sim);
     // One rep who always picks up and stays on the line for a minute: the bridge is live
     // until something hangs it up.
-    team(&app, "west").await;
-    principal(&app, "bo", "operator", Some("west")).await;
-    let (code, body) = app
-        .request(
-            Method::PUT,
-            "/v1/principals/bo/rep",
-            Some(&app.key),
-            Some(json!({"phone": REP_PHONE, "time_zone": "America/New_York", "max_calls": 1})),
-        )
-        .await;
-    assert_eq!(code, StatusCode::OK, "{body}");
-    let (code, body) = app
-        .post("/v1/principals/bo/status", json!({"status": "available"}))
-        .await;
-    assert_eq!(code, StatusCode::OK, "{body}");
+    team(app, "west").await;
+    flow::rep(app, "bo", Some("west"), REP_PHONE, "available").await;
     let always = CalleeMix {
         answer: 1,
         busy: 0,
@@ -85,11 +39,7 @@ async fn setup(backend: Backend) -> Setup {
         ..CalleeMix::default()
     };
     sim.set_callee(REP_PHONE, always);
-    Setup {
-        app,
-        sim,
-        auth_token: config.auth_token,
-    }
+    s
 }
 
 /// A lead whose call is bridged to the rep: the opportunity's id, its call's id and the

@@ -9,64 +9,22 @@
 #[path = "common/access.rs"]
 mod access;
 mod common;
+#[path = "common/flow.rs"]
+mod flow;
 #[path = "common/smtp.rs"]
 mod smtp;
 
 use std::time::Duration;
 
+use flow::{setup, Setup};
+use neuronx_adapters::carrier_sim;
+
 use access::{principal, team};
 use common::{eventually, Backend, TestApp};
 use neuronx::secrets::Keyring;
-use neuronx_adapters::carrier_sim::{self, CallOutcome, FlowConfig, OutcomeMix, SimConfig};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use smtp::{Mode, SmtpSink};
-
-struct Setup {
-    app: TestApp,
-    sim: carrier_sim::SimHandle,
-    public_url: String,
-}
-
-async fn setup(backend: Backend) -> Setup {
-    let port = common::free_port();
-    let public_url = format!("http://127.0.0.1:{port}");
-    let app = TestApp::spawn_with(backend, |s| {
-        s.server.listen = format!("127.0.0.1:{port}");
-        s.server.public_url = public_url.clone();
-        s.secrets.keys = vec![Keyring::generate_entry("t")];
-    })
-    .await;
-    let config = SimConfig {
-        outcome_mix: OutcomeMix::all(CallOutcome::Human),
-        flow: FlowConfig {
-            second_ms: 100,
-            ..FlowConfig::fast()
-        },
-        ..SimConfig::default()
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sim = carrier_sim::start(config.clone(), listener).await.unwrap();
-    let (status, body) = app
-        .request(
-            Method::PUT,
-            "/v1/channels/twilio",
-            Some(&app.key),
-            Some(json!({
-                "account_sid": config.account_sid,
-                "auth_token": config.auth_token,
-                "from_number": "+14155550000",
-                "base_url": sim.base_url,
-            })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    Setup {
-        app,
-        sim,
-        public_url,
-    }
-}
 
 async fn put_smtp(app: &TestApp, body: Value) -> (StatusCode, Value) {
     app.request(Method::PUT, "/v1/channels/smtp", Some(&app.key), Some(body))
@@ -147,6 +105,7 @@ async fn an_escalation_reaches_the_teams_reps_by_sms_and_email(backend: Backend)
         app,
         sim,
         public_url,
+        ..
     } = setup(backend).await;
     use_sink(&app, &sink).await;
     team(&app, "west").await;

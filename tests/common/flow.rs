@@ -1,0 +1,89 @@
+//! The engine and the carrier simulator wired as Twilio and a tenant would be, for the call
+//! flow's tests (`call_flow`, `hang_ups`, `notifications`): the engine on a known port whose
+//! public URL the simulator calls back, every lead answering in person, TwiML seconds of
+//! 100 ms (the shortest ring timeout, 5 s, is half a second), and the simulator stored as the
+//! tenant's Twilio account through the API.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use neuronx::secrets::Keyring;
+use neuronx_adapters::carrier_sim::{self, CallOutcome, FlowConfig, OutcomeMix, SimConfig};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::common::{free_port, Backend, TestApp};
+
+pub struct Setup {
+    pub app: TestApp,
+    pub sim: carrier_sim::SimHandle,
+    pub public_url: String,
+    /// The simulator's auth token: what signs its callbacks (and a test's own).
+    pub auth_token: String,
+}
+
+pub async fn setup(backend: Backend) -> Setup {
+    let port = free_port();
+    let public_url = format!("http://127.0.0.1:{port}");
+    let app = TestApp::spawn_with(backend, |s| {
+        s.server.listen = format!("127.0.0.1:{port}");
+        s.server.public_url = public_url.clone();
+        s.secrets.keys = vec![Keyring::generate_entry("t")];
+    })
+    .await;
+    let config = SimConfig {
+        outcome_mix: OutcomeMix::all(CallOutcome::Human),
+        flow: FlowConfig {
+            second_ms: 100,
+            ..FlowConfig::fast()
+        },
+        ..SimConfig::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim = carrier_sim::start(config.clone(), listener).await.unwrap();
+    let (status, body) = app
+        .request(
+            Method::PUT,
+            "/v1/channels/twilio",
+            Some(&app.key),
+            Some(json!({
+                "account_sid": config.account_sid,
+                "auth_token": config.auth_token,
+                "from_number": "+14155550000",
+                "base_url": sim.base_url,
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    Setup {
+        app,
+        sim,
+        public_url,
+        auth_token: config.auth_token,
+    }
+}
+
+/// An operator of `team` made a rep (one call at a time, no working hours) with `status`.
+pub async fn rep(app: &TestApp, name: &str, team: Option<&str>, phone: &str, status: &str) {
+    let (code, body) = app
+        .post(
+            "/v1/principals",
+            json!({"name": name, "role": "operator", "team": team}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+    let (code, body) = app
+        .request(
+            Method::PUT,
+            &format!("/v1/principals/{name}/rep"),
+            Some(&app.key),
+            Some(json!({"phone": phone, "time_zone": "America/New_York", "max_calls": 1})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let (code, body) = app
+        .post(
+            &format!("/v1/principals/{name}/status"),
+            json!({"status": status}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+}
