@@ -224,69 +224,6 @@ pub struct HangUpAsked {
     pub sent: bool,
 }
 
-named_enum! {
-    /// `DialCallStatus`, spelled as Twilio spells it.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-    pub enum DialStatus {
-        Completed = "completed",
-        Answered = "answered",
-        Busy = "busy",
-        NoAnswer = "no-answer",
-        Failed = "failed",
-        Canceled = "canceled",
-    }
-}
-parse_by_name!(DialStatus, "dial call status", Rejection);
-
-named_enum! {
-    /// Why an answered lead reached nobody.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-    pub enum UnattendedReason {
-        /// No rep of the team was available, in hours and below their call limit.
-        NoRepAvailable = "no_rep_available",
-        /// Every rep rung missed the call (no answer, busy, declined).
-        RepsMissed = "reps_missed",
-    }
-}
-parse_by_name!(UnattendedReason, "unattended reason", Rejection);
-
-/// The call flow's record on the call (see `CallInput::RepsRung` and the inputs after it).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Flow {
-    /// Every rep rung for this call, in order.
-    #[serde(default)]
-    pub rung: Vec<String>,
-    /// Legs a rep picked up: (rep, leg sid).
-    #[serde(default)]
-    pub answered: Vec<RepLeg>,
-    /// The conversation, once the provider reports the lead and a rep were connected.
-    #[serde(default)]
-    pub conversation: Option<Conversation>,
-    /// The opportunity was told nobody took the call (once).
-    #[serde(default)]
-    pub unattended: bool,
-}
-
-impl Flow {
-    pub fn is_empty(&self) -> bool {
-        *self == Flow::default()
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RepLeg {
-    pub rep: String,
-    pub leg_sid: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Conversation {
-    /// The rep who talked to the lead; `None` when the provider's leg is not one we saw
-    /// answer (its whisper request never reached us).
-    pub rep: Option<String>,
-    pub talk_seconds: u32,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum CallEffect {
@@ -497,6 +434,8 @@ fn outcome(status: CallStatus, was_in_progress: bool, by: Option<AnsweredBy>) ->
 }
 
 mod flow;
+
+pub use flow::{Conversation, DialStatus, Flow, RepLeg, UnattendedReason};
 mod hang_up;
 mod progress;
 

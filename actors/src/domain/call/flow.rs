@@ -7,14 +7,78 @@
 //! opportunity. Every input here may arrive twice or out of order (a whisper request after
 //! the dial that it belongs to ended), so each one is applied only when it adds something.
 
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Conversation, DialStatus, RepLeg, UnattendedReason};
+use super::Rejection;
 use crate::domain::call::CallEffect;
 use crate::domain::opportunity::CallResult;
 use crate::domain::timeline::{Cause, TimelineEvent, TimelineKind};
 
 use super::progress::Step;
+
+named_enum! {
+    /// `DialCallStatus`, spelled as Twilio spells it.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum DialStatus {
+        Completed = "completed",
+        Answered = "answered",
+        Busy = "busy",
+        NoAnswer = "no-answer",
+        Failed = "failed",
+        Canceled = "canceled",
+    }
+}
+parse_by_name!(DialStatus, "dial call status", Rejection);
+
+named_enum! {
+    /// Why an answered lead reached nobody.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum UnattendedReason {
+        /// No rep of the team was available, in hours and below their call limit.
+        NoRepAvailable = "no_rep_available",
+        /// Every rep rung missed the call (no answer, busy, declined).
+        RepsMissed = "reps_missed",
+    }
+}
+parse_by_name!(UnattendedReason, "unattended reason", Rejection);
+
+/// The call flow's record on the call (see `CallInput::RepsRung` and the inputs after it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flow {
+    /// Every rep rung for this call, in order.
+    #[serde(default)]
+    pub rung: Vec<String>,
+    /// Legs a rep picked up: (rep, leg sid).
+    #[serde(default)]
+    pub answered: Vec<RepLeg>,
+    /// The conversation, once the provider reports the lead and a rep were connected.
+    #[serde(default)]
+    pub conversation: Option<Conversation>,
+    /// The opportunity was told nobody took the call (once).
+    #[serde(default)]
+    pub unattended: bool,
+}
+
+impl Flow {
+    pub fn is_empty(&self) -> bool {
+        *self == Flow::default()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepLeg {
+    pub rep: String,
+    pub leg_sid: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conversation {
+    /// The rep who talked to the lead; `None` when the provider's leg is not one we saw
+    /// answer (its whisper request never reached us).
+    pub rep: Option<String>,
+    pub talk_seconds: u32,
+}
 
 impl Step<'_> {
     pub(super) fn reps_rung(&mut self, reps: Vec<String>) {
