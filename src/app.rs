@@ -92,21 +92,22 @@ impl App {
         let public_url = settings.server.public_url.trim_end_matches('/').to_owned();
         let limits = Arc::new(SendLimits::new(limiter, &settings.limits)?);
         let guard = settings.outbound_guard()?;
+        let mut engine_config = settings.engine_config();
+        engine_config.shared_limits = shared_limits;
+        if let Some(clock) = clock {
+            engine_config.clock = clock;
+        }
         let (ctx, precheck_task) = crate::channels::Context::new(
             store.clone(),
             keyring.clone(),
             public_url.clone(),
             guard.clone(),
             limits,
+            engine_config.clock.clone(),
         );
         let accounts = ctx.accounts.clone();
         let (handlers, reports, loopback_task) =
             crate::channels::handlers(&settings.channels.loopback, ctx);
-        let mut engine_config = settings.engine_config();
-        engine_config.shared_limits = shared_limits;
-        if let Some(clock) = clock {
-            engine_config.clock = clock;
-        }
         let engine = Engine::start(store, engine_config, kinds, handlers)
             .await
             .context("starting the engine")?;

@@ -48,6 +48,8 @@ pub struct Context {
     prechecks: Batcher<Precheck, PrecheckResult>,
     /// Every dial and text waits here for its turn.
     limits: Arc<SendLimits>,
+    /// The engine's clock (the database's time): who is in working hours is judged by it.
+    pub clock: neuronx_supervision::Clock,
 }
 
 pub type AccountCache = moka::future::Cache<TenantId, Option<Arc<twilio_channel::Account>>>;
@@ -60,6 +62,7 @@ impl Context {
         public_url: String,
         guard: OutboundGuard,
         limits: Arc<SendLimits>,
+        clock: neuronx_supervision::Clock,
     ) -> (Self, JoinHandle<()>) {
         let lookups = store.clone();
         // Each tenant's prechecks take turns in a batch (issue #13, item 6).
@@ -79,6 +82,7 @@ impl Context {
                 .build(),
             prechecks,
             limits,
+            clock,
         };
         (ctx, task)
     }

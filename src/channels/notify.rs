@@ -70,7 +70,7 @@ impl EffectHandler for Notify {
                 Err(e) => return malformed(e),
             };
             let tenant = call.key.tenant;
-            let now = chrono::Utc::now();
+            let now = ctx.clock.now();
             let people = match recipients(
                 &ctx.store,
                 tenant,

@@ -2,7 +2,6 @@
 //! its status (admins, and the rep itself), the list of reps, and how a team rings them. Every
 //! change is audited in its own transaction.
 
-use chrono::Utc;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -130,7 +129,9 @@ pub async fn list_reps(
         Some(name) => Some(access::require_team(store, tenant, "team", name).await?.id),
         None => None,
     };
-    Ok(reps::list_reps(store, tenant, team, Utc::now()).await?)
+    // The engine's clock (the database's time), as every decision about a rep's hours reads.
+    let now = engine.config().clock.now();
+    Ok(reps::list_reps(store, tenant, team, now).await?)
 }
 
 /// Sets how team `name` rings its reps. A team-limited admin sets its own team's only.

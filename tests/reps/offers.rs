@@ -248,6 +248,34 @@ async fn offers_honour_hours_most_calls_and_simultaneous_ringing(backend: Backen
     store.close().await;
 }
 
+/// `n` offers for new calls to `team`, let go at the same instant; each call with its offer.
+async fn offers_at_once(
+    store: &Store,
+    tenant: TenantId,
+    team: Uuid,
+    n: usize,
+) -> Vec<(Uuid, reps::Offer)> {
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(n));
+    let calls: Vec<Uuid> = (0..n).map(|_| Uuid::new_v4()).collect();
+    let tasks: Vec<_> = calls
+        .iter()
+        .map(|&call| {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                reps::offer(&store, tenant, Some(team), call, monday())
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (call, task) in calls.into_iter().zip(tasks) {
+        out.push((call, task.await.unwrap()));
+    }
+    out
+}
+
 /// Two instances offering calls at once to a team whose one rep takes one call: exactly one
 /// of them gets the rep, every round.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -256,26 +284,12 @@ async fn concurrent_offers_never_share_the_last_free_slot() {
     let solo = make_team(&store, tenant, "solo").await;
     make_rep(&store, tenant, "rae", Some("solo"), None, 1).await;
     for round in 0..5 {
-        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(4));
-        let calls: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
-        let tasks: Vec<_> = calls
+        let offers = offers_at_once(&store, tenant, solo, 4).await;
+        let winners: Vec<Uuid> = offers
             .iter()
-            .map(|&call| {
-                let (store, barrier) = (store.clone(), barrier.clone());
-                tokio::spawn(async move {
-                    barrier.wait().await;
-                    reps::offer(&store, tenant, Some(solo), call, monday())
-                        .await
-                        .unwrap()
-                })
-            })
+            .filter(|(_, offer)| !offer.reps.is_empty())
+            .map(|(call, _)| *call)
             .collect();
-        let mut winners = Vec::new();
-        for (call, task) in calls.iter().zip(tasks) {
-            if !task.await.unwrap().reps.is_empty() {
-                winners.push(*call);
-            }
-        }
         assert_eq!(winners.len(), 1, "round {round}: {winners:?}");
         reps::call_ended(&store, tenant, winners[0], monday())
             .await
@@ -292,25 +306,11 @@ async fn concurrent_offers_all_get_a_rep_with_room() {
     let duo = make_team(&store, tenant, "duo").await;
     make_rep(&store, tenant, "rae", Some("duo"), None, 4).await;
     for round in 0..5 {
-        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(4));
-        let calls: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
-        let tasks: Vec<_> = calls
-            .iter()
-            .map(|&call| {
-                let (store, barrier) = (store.clone(), barrier.clone());
-                tokio::spawn(async move {
-                    barrier.wait().await;
-                    reps::offer(&store, tenant, Some(duo), call, monday())
-                        .await
-                        .unwrap()
-                })
-            })
-            .collect();
-        for (call, task) in calls.iter().zip(tasks) {
-            let offer = task.await.unwrap();
+        let offers = offers_at_once(&store, tenant, duo, 4).await;
+        for (call, offer) in &offers {
             assert_eq!(offer.reps.len(), 1, "round {round}: call {call} got nobody");
         }
-        for call in &calls {
+        for (call, _) in &offers {
             reps::call_ended(&store, tenant, *call, monday())
                 .await
                 .unwrap();
