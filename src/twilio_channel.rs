@@ -189,6 +189,7 @@ pub async fn voice(
             opportunity_id,
             machine_detection,
             ring_timeout_seconds,
+            agent,
         } => {
             let status_callback = callback(
                 public_url,
@@ -202,17 +203,21 @@ pub async fn voice(
             );
             // Twilio asks this URL what the answered call does (the call flow: voicemail for a
             // machine, the team's reps for a person; `usecases::call_flow`), with `AnsweredBy`.
-            let answer = callback(
-                public_url,
-                account,
-                "voice/answer",
-                &[
-                    ("call", call_id.to_string()),
-                    ("opp", opportunity_id.to_string()),
-                ],
-            );
+            // Agent first, the rep's phone rings and its answer is asked to accept the lead.
+            let mut ids = vec![
+                ("call", call_id.to_string()),
+                ("opp", opportunity_id.to_string()),
+            ];
+            let (dialled, hook) = match agent {
+                None => (to.clone(), "voice/answer"),
+                Some(a) => {
+                    ids.push(("rep", a.rep.clone()));
+                    (a.phone.clone(), "voice/agent")
+                }
+            };
+            let answer = callback(public_url, account, hook, &ids);
             let request = CreateCall {
-                to: to.clone(),
+                to: dialled,
                 from: account.from.clone(),
                 url: Some(answer),
                 status_callback,

@@ -94,6 +94,14 @@ fn matrix() -> Vec<Row> {
             Some(json!({"stage": "nurture", "reason": "cold"})),
             [200, 200, 200, 403, 403],
         ),
+        // Allowed to operate, refused by name: "nobody" is not a rep (viewers and integrations
+        // may not operate at all).
+        row(
+            M::POST,
+            "/v1/opportunities/{id}/calls",
+            Some(json!({"rep": "nobody"})),
+            [400, 400, 400, 403, 403],
+        ),
         row(
             M::POST,
             "/v1/bulk/pause",
@@ -297,6 +305,7 @@ async fn another_tenants_ids_answer_404_on_every_route(backend: Backend) {
             format!("/v1/opportunities/{id}/timers/first_touch_sla/cancel"),
         ),
         (Method::POST, format!("/v1/opportunities/{id}/stage")),
+        (Method::POST, format!("/v1/opportunities/{id}/calls")),
         (Method::GET, format!("/v1/calls/{call}")),
         (Method::DELETE, format!("/v1/keys/{key_id}")),
         (Method::DELETE, "/v1/dnc/+14155550123".to_owned()),
@@ -308,6 +317,8 @@ async fn another_tenants_ids_answer_404_on_every_route(backend: Backend) {
             json!({"assignee": "bo", "reason": "probe"})
         } else if path.ends_with("/stage") {
             json!({"stage": "nurture", "reason": "probe"})
+        } else if path.ends_with("/calls") {
+            json!({"rep": "bo"})
         } else {
             json!({"reason": "probe"})
         };

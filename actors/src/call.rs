@@ -87,6 +87,7 @@ impl Entity for CallEntity {
                     to,
                     machine_detection,
                     ring_timeout_seconds,
+                    agent,
                 } => changes.effects.push(
                     Effect::Voice(VoiceEffect::Dial {
                         to,
@@ -94,6 +95,7 @@ impl Entity for CallEntity {
                         opportunity_id: d.state.opportunity_id,
                         machine_detection,
                         ring_timeout_seconds,
+                        agent,
                     })
                     .into_request(),
                 ),

@@ -13,6 +13,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::convert::to_json;
+use crate::domain::call::Agent;
 use crate::domain::compliance::Purpose;
 
 named_enum! {
@@ -41,6 +42,9 @@ pub enum VoiceEffect {
         opportunity_id: Uuid,
         machine_detection: bool,
         ring_timeout_seconds: u32,
+        /// Agent first: dial this rep, whose flow dials `to` once they accept.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent: Option<Agent>,
     },
     Hangup {
         provider_sid: String,
@@ -200,6 +204,7 @@ mod tests {
                 opportunity_id: opp,
                 machine_detection: true,
                 ring_timeout_seconds: 25,
+                agent: None,
             })
         );
         let text = json!({"to": "+14155550100", "body": "hi", "opportunity_id": opp});

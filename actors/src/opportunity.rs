@@ -63,6 +63,8 @@ fn code(r: &Rejection) -> &'static str {
         Rejection::PlaybookMismatch { .. } => "playbook_mismatch",
         Rejection::UnknownValue { .. } => "unknown_value",
         Rejection::OptedOut { .. } => "opted_out",
+        Rejection::CallLive { .. } => "call_live",
+        Rejection::CallRefused { .. } => "call_refused",
     }
 }
 
@@ -137,6 +139,7 @@ impl Entity for OpportunityEntity {
                     call_id,
                     to,
                     attempt,
+                    agent,
                 } => {
                     let place = CallInput::Place {
                         call_id,
@@ -144,6 +147,7 @@ impl Entity for OpportunityEntity {
                         to,
                         attempt,
                         playbook: d.state.playbook.clone(),
+                        agent,
                     };
                     changes
                         .sends

@@ -347,6 +347,7 @@ async fn place_calls(
                 to: format!("+1415{:07}", i % 10_000_000),
                 attempt: 1,
                 playbook: "speed-to-lead".into(),
+                agent: None,
             };
             let key = call_actor::key(&opp::key(tenant, opp_id), call_id);
             match engine

@@ -50,6 +50,7 @@ audit_actions! {
     RepUpdate = "rep_update",
     RepStatus = "rep_status",
     TeamRinging = "team_ringing",
+    CallNow = "call_now",
 }
 
 impl Serialize for AuditAction {

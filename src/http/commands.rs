@@ -200,3 +200,38 @@ pub async fn set_stage(
     .await?;
     Ok(applied(done))
 }
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CallNowRequest {
+    /// The rep who calls: by default the key's own principal. A key that belongs to no
+    /// principal must name one; a principal's key can only call as itself.
+    rep: Option<String>,
+}
+
+/// `POST /v1/opportunities/{id}/calls`: click to call. The rep's phone rings first; when they
+/// press 1 the lead is dialled and connected.
+#[utoipa::path(
+    post,
+    path = "/v1/opportunities/{id}/calls",
+    tag = "operator actions",
+    operation_id = "callOpportunityNow",
+    summary = "Call the lead now (click to call)",
+    description = "Agent first: rings the rep's phone (the caller's own principal, or `rep`), says who the lead is and asks them to press 1; on 1 the lead is dialled from the tenant's number and the two are connected, and the conversation goes on the timeline. The opportunity's compliance gate decides as for every call: outside calling hours, without voice consent, past a cap or opted out answers 409 (`call_refused`, `opted_out`), as does a call already live (`call_live`) or a rep at their call limit (`rep_busy`). The rep must have a phone (`PUT /v1/principals/{name}/rep`) and belong to the opportunity's team. Audited as `call_now`.",
+    request_body = CallNowRequest,
+    params(("id" = String, Path, description = "the opportunity's id")),
+    responses(
+        (status = 200, description = "the opportunity after: `active_call` names the call", body = OpportunityView),
+        (status = 202, description = "durable; the instance that owns the opportunity applies it", body = Accepted),
+        crate::http::openapi::Errors
+    )
+)]
+pub async fn call_now(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(req): Body<CallNowRequest>,
+) -> Result<Response, ApiError> {
+    let done = crate::usecases::calls::call_now(&state.engine, &caller.0, &id, req.rep).await?;
+    Ok(applied(done))
+}

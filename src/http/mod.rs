@@ -85,6 +85,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(c::escalate))
         .routes(routes!(c::cancel_timer))
         .routes(routes!(c::set_stage))
+        .routes(routes!(c::call_now))
         .routes(routes!(bulk::bulk_pause))
         .routes(routes!(bulk::bulk_resume))
         .routes(routes!(ops::get_call))
@@ -155,6 +156,14 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/webhooks/twilio/{tenant_id}/voice/leg",
             post(voice::leg_route),
+        )
+        .route(
+            "/webhooks/twilio/{tenant_id}/voice/agent",
+            post(voice::agent_route),
+        )
+        .route(
+            "/webhooks/twilio/{tenant_id}/voice/agent/accept",
+            post(voice::agent_accept_route),
         )
         .route(
             "/webhooks/twilio/{tenant_id}/sms/status",

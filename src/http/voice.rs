@@ -55,3 +55,5 @@ flow_route!(answer_route, FlowHook::Answer);
 flow_route!(whisper_route, FlowHook::Whisper);
 flow_route!(dial_route, FlowHook::DialEnded);
 flow_route!(leg_route, FlowHook::Leg);
+flow_route!(agent_route, FlowHook::Agent);
+flow_route!(agent_accept_route, FlowHook::AgentAccept);

@@ -34,6 +34,10 @@ pub enum FlowHook {
     DialEnded,
     /// A rep's leg moved (answered, completed).
     Leg,
+    /// Agent first: the rep's call was answered: the prompt to accept.
+    Agent,
+    /// Agent first: the rep pressed a key.
+    AgentAccept,
 }
 
 impl FlowHook {
@@ -43,9 +47,13 @@ impl FlowHook {
             FlowHook::Whisper => "voice_whisper",
             FlowHook::DialEnded => "voice_dial",
             FlowHook::Leg => "voice_leg",
+            FlowHook::Agent => "voice_agent",
+            FlowHook::AgentAccept => "voice_agent_accept",
         }
     }
 }
+
+mod agent;
 
 /// How many `<Dial>`s of reps one answered call may go through before the lead is told
 /// someone will call back: a lead on hold past about a minute hangs up anyway.
@@ -91,13 +99,15 @@ pub async fn handle(
         FlowHook::Whisper => whisper(v, &known, pb, d.query, &params).await,
         FlowHook::DialEnded => dial_ended(v, &known, pb, d.query, &params).await,
         FlowHook::Leg => leg(v, &known, d.query, &params).await,
+        FlowHook::Agent => agent::answered(v, &known, pb, d.query).await,
+        FlowHook::AgentAccept => agent::accepted(v, &known, pb, d.query, &params).await,
     }
 }
 
 fn required(hook: FlowHook, params: &[(String, String)]) -> Result<(), Refusal> {
     param(params, "CallSid").ok_or(Refusal::MissingCallSid)?;
     match hook {
-        FlowHook::Answer | FlowHook::Whisper => {}
+        FlowHook::Answer | FlowHook::Whisper | FlowHook::Agent | FlowHook::AgentAccept => {}
         FlowHook::DialEnded => {
             param(params, "DialCallStatus")
                 .ok_or(Refusal::MissingDialCallStatus)?
@@ -290,6 +300,14 @@ async fn dial_ended(
         Some(b) => b.eq_ignore_ascii_case("true"),
         None => status == DialStatus::Completed,
     };
+    if query_param(query, "mode").as_deref() == Some("agent") {
+        let ended = agent::dial_ended(v, k, call_sid, status, bridged, params).await?;
+        let now = v.engine.config().clock.now();
+        reps::call_ended(v.engine.store(), k.tenant, k.call_id, now)
+            .await
+            .map_err(|_| Refusal::StoreUnavailable)?;
+        return Ok(ended);
+    }
     let leg_sid = param(params, "DialCallSid").map(str::to_owned);
     let talk_seconds = param(params, "DialCallDuration").and_then(|s| s.parse::<u32>().ok());
     let round = query_param(query, "round")

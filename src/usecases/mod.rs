@@ -9,6 +9,7 @@ pub mod access;
 pub mod audit;
 pub mod bulk;
 pub mod call_flow;
+pub mod calls;
 pub mod channels;
 pub mod commands;
 pub mod opportunities;

@@ -49,6 +49,10 @@ pub struct CallView {
     /// Twilio's call SID, once it answered the dial.
     #[schema(required = true)]
     pub provider_sid: Option<String>,
+    /// Agent first (click to call): the rep whose phone was rung before the lead; null when
+    /// the lead was dialled first.
+    #[schema(required = true)]
+    pub agent_first: Option<String>,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -90,6 +94,7 @@ pub async fn get_call(engine: &EngineHandle, who: &Identity, id: &str) -> Result
         status: c.status,
         answered_by: c.answered_by,
         provider_sid: c.provider_sid,
+        agent_first: c.agent.map(|a| a.rep),
         version: row.version,
         created_at: c.created_at,
         updated_at: c.updated_at,

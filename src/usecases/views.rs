@@ -55,6 +55,11 @@ pub struct OpportunityView {
     /// The call in progress, if any.
     #[schema(required = true)]
     pub active_call: Option<Uuid>,
+    /// A call of this opportunity still on the line: ringing, or answered and not yet ended
+    /// (an answered call's outcome is reported at the answer, so `active_call` is already null
+    /// while the lead talks). What a hang-up would end; the console's "on a call".
+    #[schema(required = true)]
+    pub live_call: Option<Uuid>,
     /// The contact's line type as the carrier's lookup reported it; null until one is reported
     /// (the tenant's `line_type_lookup` is off, or no marketing text was due yet).
     #[schema(required = true, value_type = Option<crate::http::openapi::LineType>)]
@@ -84,6 +89,7 @@ impl OpportunityView {
             first_touch_seconds: o.first_touch_seconds,
             contact: o.contact,
             active_call: o.active_call,
+            live_call: o.live_call.as_ref().map(|l| l.call_id),
             line_type: o.line_type,
             timers,
             created_at: o.created_at,

@@ -13,6 +13,7 @@ use neuronx_supervision::{ActorKey, EngineHandle, SubmitOutcome, TenantId};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::control::reps;
 use crate::secrets::Keyring;
 use crate::tenant_data;
 
@@ -225,6 +226,14 @@ async fn voice_status(
         .map_err(|_| Refusal::StoreUnavailable)?;
     if !known {
         return Ok(None);
+    }
+    if status.is_terminal() {
+        // The call is over, so is every rep's part in it (agent first the call is the rep's
+        // own leg; lead first their legs report too, and this settles any that did not).
+        let now = engine.config().clock.now();
+        reps::call_ended(engine.store(), tenant, call_id, now)
+            .await
+            .map_err(|_| Refusal::StoreUnavailable)?;
     }
     let key = call_actor::key(&opp::key(tenant, opp_id), call_id);
     let dedupe = match sequence {

@@ -127,6 +127,9 @@ pub struct Call {
     /// sid while the dial is in flight). Asked once: repeats change nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hang_up: Option<HangUpAsked>,
+    /// Agent first (click to call): the rep rung before the lead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<Agent>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -141,6 +144,9 @@ pub enum CallInput {
         attempt: u32,
         /// Names the playbook the host resolves and passes to `apply`.
         playbook: String,
+        /// Agent first: ring this rep, and dial the lead once they accept.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent: Option<Agent>,
     },
     /// The provider accepted the dial request.
     Dialed {
@@ -228,11 +234,15 @@ pub struct HangUpAsked {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum CallEffect {
     Dial {
+        /// The lead's number (the one compliance and do-not-call are checked against).
         to: String,
-        /// Ask the provider for answering-machine detection. Always true:
-        /// both leaving a voicemail and hanging up on machines need it.
+        /// Ask the provider for answering-machine detection: true when the lead is dialled
+        /// first (both leaving a voicemail and hanging up on machines need it); false agent
+        /// first, where the rep's phone is dialled.
         machine_detection: bool,
         ring_timeout_seconds: u32,
+        /// Agent first: the provider dials this rep's phone, and the lead from its flow.
+        agent: Option<Agent>,
     },
     Hangup {
         provider_sid: String,
@@ -296,9 +306,10 @@ pub fn apply(
                 opportunity_id,
                 to,
                 attempt,
+                agent,
                 ..
             },
-        ) => return place(call_id, opportunity_id, to, attempt, now, playbook),
+        ) => return place(call_id, opportunity_id, to, attempt, agent, now, playbook),
         (None, _) => return Err(Rejection::NotFound),
         (Some(current), input) => (current, input),
     };
@@ -360,6 +371,7 @@ fn place(
     opportunity_id: Uuid,
     to: String,
     attempt: u32,
+    agent: Option<Agent>,
     now: DateTime<Utc>,
     pb: &Playbook,
 ) -> Result<CallDecision, Rejection> {
@@ -388,15 +400,21 @@ fn place(
         fetch_attempted: false,
         flow: Flow::default(),
         hang_up: None,
+        agent: agent.clone(),
         created_at: now,
         updated_at: now,
+    };
+    let text = match &agent {
+        None => format!("dialing the lead, attempt {attempt}"),
+        Some(a) => format!("ringing {} first, attempt {attempt}", a.rep),
     };
     Ok(CallDecision {
         state: call,
         effects: vec![CallEffect::Dial {
             to,
-            machine_detection: true,
+            machine_detection: agent.is_none(),
             ring_timeout_seconds: u32::try_from(pb.ring_timeout_seconds).unwrap_or(u32::MAX),
+            agent,
         }],
         timers: vec![
             TimerOp::Set {
@@ -411,7 +429,7 @@ fn place(
         timeline: vec![TimelineEvent::new(
             TimelineKind::CallPlaced,
             Cause::Playbook,
-            format!("dialing the lead, attempt {attempt}"),
+            text,
             json!({ "call_id": id, "opportunity_id": opportunity_id, "attempt": attempt }),
         )],
     })
@@ -435,7 +453,7 @@ fn outcome(status: CallStatus, was_in_progress: bool, by: Option<AnsweredBy>) ->
 
 mod flow;
 
-pub use flow::{Conversation, DialStatus, Flow, RepLeg, UnattendedReason};
+pub use flow::{Agent, Conversation, DialStatus, Flow, RepLeg, UnattendedReason};
 mod hang_up;
 mod progress;
 

@@ -22,6 +22,7 @@ fn answered() -> Call {
         to: "+14155550100".into(),
         attempt: 1,
         playbook: "speed-to-lead".into(),
+        agent: None,
     };
     let mut call = apply(None, place, t(0), &pb()).unwrap().state;
     for input in [
@@ -155,6 +156,7 @@ fn a_rep_picking_up_before_the_answer_callback_reports_the_answer() {
         to: "+14155550100".into(),
         attempt: 1,
         playbook: "speed-to-lead".into(),
+        agent: None,
     };
     let call = apply(None, place, t(0), &pb()).unwrap().state;
     let d = run(
@@ -200,4 +202,184 @@ fn the_flow_survives_serialisation_and_old_states_read_without_it() {
     old.as_object_mut().unwrap().remove("flow");
     let read: Call = serde_json::from_value(old).unwrap();
     assert!(read.flow.is_empty());
+}
+
+/// A click-to-call placed agent first, its rep's phone answered (no machine detection).
+fn agent_first_answered() -> (Call, CallDecision) {
+    let place = CallInput::Place {
+        call_id: Uuid::from_u128(10),
+        opportunity_id: Uuid::from_u128(7),
+        to: "+14155550100".into(),
+        attempt: 2,
+        playbook: "speed-to-lead".into(),
+        agent: Some(Agent {
+            rep: "ana".into(),
+            phone: "+14155550201".into(),
+        }),
+    };
+    let placed = apply(None, place, t(0), &pb()).unwrap();
+    let mut call = placed.state.clone();
+    for input in [
+        CallInput::Dialed {
+            provider_sid: "CA1".into(),
+        },
+        CallInput::Status {
+            status: CallStatus::InProgress,
+            sequence: Some(3),
+            answered_by: None,
+            provider_sid: Some("CA1".into()),
+        },
+    ] {
+        let d = apply(Some(&call), input, t(1), &pb()).unwrap();
+        // The rep answering is not the lead answering: nothing is reported yet.
+        assert!(
+            !d.effects
+                .iter()
+                .any(|e| matches!(e, CallEffect::Report { .. })),
+            "{:?}",
+            d.effects
+        );
+        call = d.state;
+    }
+    (call, placed)
+}
+
+#[test]
+fn agent_first_dials_the_rep_without_machine_detection() {
+    let (_, placed) = agent_first_answered();
+    assert_eq!(
+        placed.effects,
+        [CallEffect::Dial {
+            to: "+14155550100".into(),
+            machine_detection: false,
+            ring_timeout_seconds: 30,
+            agent: Some(Agent {
+                rep: "ana".into(),
+                phone: "+14155550201".into(),
+            }),
+        }]
+    );
+}
+
+#[test]
+fn agent_first_reports_the_lead_answering_when_the_dial_connects() {
+    let (call, _) = agent_first_answered();
+    let accepted = CallInput::RepAnswered {
+        rep: "ana".into(),
+        leg_sid: "CA1".into(),
+    };
+    let d = run(&call, accepted);
+    assert!(d.effects.is_empty(), "accepting is not reaching the lead");
+    let ended = CallInput::DialEnded {
+        status: DialStatus::Completed,
+        bridged: true,
+        leg_sid: Some("CA5".into()),
+        talk_seconds: Some(30),
+        reps: Vec::new(),
+    };
+    let d = run(&d.state, ended);
+    assert_eq!(
+        d.effects,
+        [
+            CallEffect::Report {
+                opportunity_id: Uuid::from_u128(7),
+                result: CallResult::Answered,
+            },
+            CallEffect::Conversation {
+                opportunity_id: Uuid::from_u128(7),
+                rep: Some("ana".into()),
+                talk_seconds: 30,
+            },
+        ]
+    );
+}
+
+#[test]
+fn agent_first_reports_the_lead_missing_the_call_or_the_rep_passing() {
+    let (call, _) = agent_first_answered();
+    let missed = CallInput::DialEnded {
+        status: DialStatus::Busy,
+        bridged: false,
+        leg_sid: None,
+        talk_seconds: None,
+        reps: Vec::new(),
+    };
+    let d = run(&call, missed);
+    assert_eq!(events(&d), ["lead_missed"]);
+    assert!(d.effects.contains(&CallEffect::Report {
+        opportunity_id: Uuid::from_u128(7),
+        result: CallResult::Busy,
+    }));
+    // The rep hung up without accepting: the lead was never dialled.
+    let completed = CallInput::Status {
+        status: CallStatus::Completed,
+        sequence: Some(9),
+        answered_by: None,
+        provider_sid: Some("CA1".into()),
+    };
+    let d = run(&call, completed);
+    assert_eq!(events(&d), ["rep_missed"]);
+    assert!(d.effects.contains(&CallEffect::Report {
+        opportunity_id: Uuid::from_u128(7),
+        result: CallResult::RepMissed,
+    }));
+}
+
+#[test]
+fn agent_first_awaits_the_dial_result_that_races_the_calls_end() {
+    let (call, _) = agent_first_answered();
+    let accepted = CallInput::RepAnswered {
+        rep: "ana".into(),
+        leg_sid: "CA1".into(),
+    };
+    let call = run(&call, accepted).state;
+    let completed = CallInput::Status {
+        status: CallStatus::Completed,
+        sequence: Some(9),
+        answered_by: None,
+        provider_sid: Some("CA1".into()),
+    };
+    let d = run(&call, completed);
+    // Not reported yet: the dial's own result is awaited, under the watchdog.
+    assert!(
+        !d.effects
+            .iter()
+            .any(|e| matches!(e, CallEffect::Report { .. })),
+        "{:?}",
+        d.effects
+    );
+    assert!(d.timers.iter().any(|t| matches!(
+        t,
+        TimerOp::Set {
+            name: CallTimer::Watchdog,
+            ..
+        }
+    )));
+    let ended = d.state;
+    let bridged = CallInput::DialEnded {
+        status: DialStatus::Completed,
+        bridged: true,
+        leg_sid: Some("CA5".into()),
+        talk_seconds: Some(12),
+        reps: Vec::new(),
+    };
+    let d = run(&ended, bridged);
+    let opp = Uuid::from_u128(7);
+    assert!(d.effects.contains(&CallEffect::Report {
+        opportunity_id: opp,
+        result: CallResult::Answered,
+    }));
+    // The call is over already: the opportunity hears that too, so nothing stays live.
+    assert!(d.effects.contains(&CallEffect::Ended {
+        opportunity_id: opp
+    }));
+    // Had it never come, the watchdog settles it as not answered.
+    let lost = CallInput::TimerFired {
+        timer: CallTimer::Watchdog,
+    };
+    let d = run(&ended, lost);
+    assert!(d.effects.contains(&CallEffect::Report {
+        opportunity_id: opp,
+        result: CallResult::NoAnswer,
+    }));
 }

@@ -29,6 +29,7 @@ fn placed() -> Call {
         to: "+14155550100".into(),
         attempt: 1,
         playbook: "speed-to-lead".into(),
+        agent: None,
     };
     apply(None, place, t(0), &pb()).unwrap().state
 }

@@ -26,6 +26,7 @@ fn place() -> CallInput {
         to: "+14155550100".into(),
         attempt: 1,
         playbook: "test".into(),
+        agent: None,
     }
 }
 
@@ -100,6 +101,7 @@ fn place_dials_and_arms_both_timers() {
             to: "+14155550100".into(),
             machine_detection: true,
             ring_timeout_seconds: 30,
+            agent: None,
         }]
     );
     assert_eq!(
@@ -137,6 +139,7 @@ fn place_validates_and_other_inputs_need_a_call() {
         to: "555".into(),
         attempt: 1,
         playbook: "test".into(),
+        agent: None,
     };
     let err = apply(None, bad, t(0), &pb()).unwrap_err().to_string();
     assert!(err.starts_with("invalid to:"), "{err}");
@@ -146,6 +149,7 @@ fn place_validates_and_other_inputs_need_a_call() {
         to: "+14155550100".into(),
         attempt: 0,
         playbook: "test".into(),
+        agent: None,
     };
     assert!(matches!(
         apply(None, zeroth, t(0), &pb()),

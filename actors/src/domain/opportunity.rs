@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::call::Agent;
 use super::compliance::{Channel, Purpose, Rules};
 use super::playbook::Playbook;
 use super::timeline::{TimelineEvent, TimerOp};
@@ -42,6 +43,10 @@ pub enum Rejection {
     },
     #[error("the contact has opted out; they must text start to opt back in before {action}")]
     OptedOut { action: &'static str },
+    #[error("call {call_id} is still live; wait for it to end or hang it up")]
+    CallLive { call_id: Uuid },
+    #[error("the compliance gate refused the call: {reason}")]
+    CallRefused { reason: String },
 }
 
 named_enum! {
@@ -274,6 +279,9 @@ named_enum! {
         Canceled = "canceled",
         /// Not placed: the dispatcher found the number on the tenant's do-not-call list.
         Blocked = "blocked",
+        /// Agent first (click to call): the rep did not pick up or declined, so the lead was
+        /// never dialled.
+        RepMissed = "rep_missed",
     }
 }
 
@@ -308,6 +316,12 @@ pub enum OppInput {
         assignee: String,
         by: String,
         reason: String,
+    },
+    /// A rep calls the lead now, agent first (click to call): through the same compliance
+    /// gate as a cadence call; refused while another call is live.
+    CallNow {
+        agent: Agent,
+        by: String,
     },
     Escalate {
         by: String,
@@ -411,6 +425,9 @@ pub enum OppEffect {
         call_id: Uuid,
         to: String,
         attempt: u32,
+        /// Agent first: the rep rung before the lead (click to call).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent: Option<Agent>,
     },
     SendSms {
         to: String,
@@ -499,6 +516,7 @@ pub fn apply(
             reason,
         } => step.reassign(assignee, by, reason)?,
         OppInput::Escalate { by, reason } => step.operator_escalate(by, reason)?,
+        OppInput::CallNow { agent, by } => step.call_now(agent, by)?,
         OppInput::CancelTimer { timer, by, reason } => step.cancel_timer(timer, by, reason)?,
         OppInput::SetStage { stage, by, reason } => step.set_stage(stage, by, reason)?,
         OppInput::TimerFired { timer } => step.fire(timer),
@@ -538,6 +556,7 @@ pub fn apply(
 }
 
 mod cadence;
+mod call_now;
 mod hang_up;
 mod inbound;
 mod line;
@@ -562,6 +581,10 @@ mod line_tests;
 #[cfg(test)]
 #[path = "opportunity_unattended_tests.rs"]
 mod unattended_tests;
+
+#[cfg(test)]
+#[path = "opportunity_call_now_tests.rs"]
+mod call_now_tests;
 
 #[cfg(test)]
 #[path = "opportunity_notify_tests.rs"]

@@ -107,6 +107,7 @@ fn create_with_voice_consent_places_the_first_call() {
         call_id,
         to,
         attempt: 1,
+        agent: None,
     };
     assert_eq!(d.effects, vec![start]);
     let first_touch = TimerOp::Set {
@@ -428,7 +429,8 @@ fn missed_call_texts_and_schedules_a_retry() {
         vec![OppEffect::StartCall {
             call_id,
             to,
-            attempt: 2
+            attempt: 2,
+            agent: None,
         }]
     );
 }

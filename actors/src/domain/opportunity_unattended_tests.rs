@@ -9,15 +9,15 @@ use crate::domain::call::UnattendedReason;
 use crate::domain::compliance::Rules;
 use crate::domain::timeline::TimelineKind;
 
-fn t(seconds: i64) -> DateTime<Utc> {
+pub(super) fn t(seconds: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 1, 8, 20, 0, 0).unwrap() + TimeDelta::seconds(seconds)
 }
 
-fn pb() -> Playbook {
+pub(super) fn pb() -> Playbook {
     Playbook::with_defaults("speed-to-lead")
 }
 
-fn created(sms: bool, team: Option<&str>) -> Opportunity {
+pub(super) fn created(sms: bool, team: Option<&str>) -> Opportunity {
     let input = OppInput::Create {
         id: Uuid::from_u128(7),
         external_id: "ghl-7".into(),
@@ -38,11 +38,11 @@ fn created(sms: bool, team: Option<&str>) -> Opportunity {
         .state
 }
 
-fn run(state: &Opportunity, input: OppInput, at: i64) -> OppDecision {
+pub(super) fn run(state: &Opportunity, input: OppInput, at: i64) -> OppDecision {
     apply(Some(state), input, t(at), &pb(), &Rules::federal_only()).unwrap()
 }
 
-fn answered(opp: &Opportunity) -> Opportunity {
+pub(super) fn answered(opp: &Opportunity) -> Opportunity {
     let input = OppInput::CallFinished {
         call_id: opp.active_call.unwrap(),
         result: CallResult::Answered,

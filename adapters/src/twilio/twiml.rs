@@ -15,7 +15,20 @@ pub enum Verb {
         seconds: u32,
     },
     Dial(Dial),
+    Gather(Gather),
     Hangup,
+}
+
+/// `<Gather>`: play a prompt and collect keys. Twilio posts `Digits` to `action` once
+/// `num_digits` keys were pressed; with no key within `timeout_seconds` it goes on with the
+/// verbs after the `<Gather>` (the action is not called).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gather {
+    pub action: String,
+    pub num_digits: u32,
+    pub timeout_seconds: u32,
+    /// Said while waiting for the keys.
+    pub prompt: String,
 }
 
 /// `<Dial>`: ring one or more numbers and connect the first to answer.
@@ -66,6 +79,11 @@ impl Response {
         self
     }
 
+    pub fn gather(mut self, gather: Gather) -> Self {
+        self.0.push(Verb::Gather(gather));
+        self
+    }
+
     pub fn hangup(mut self) -> Self {
         self.0.push(Verb::Hangup);
         self
@@ -87,6 +105,17 @@ impl Response {
                 }
                 Verb::Hangup => out.push_str("<Hangup/>"),
                 Verb::Dial(d) => render_dial(&mut out, d),
+                Verb::Gather(g) => {
+                    let _ = write!(
+                        out,
+                        "<Gather action=\"{}\" method=\"POST\" numDigits=\"{}\" \
+                         timeout=\"{}\"><Say>{}</Say></Gather>",
+                        escape(&g.action),
+                        g.num_digits,
+                        g.timeout_seconds,
+                        escape(&g.prompt)
+                    );
+                }
             }
         }
         out.push_str("</Response>");
@@ -168,6 +197,26 @@ mod tests {
              callerId=\"+14155550100\"><Number url=\"https://x/w?rep=ana\" method=\"POST\" \
              statusCallback=\"https://x/l\" statusCallbackMethod=\"POST\" \
              statusCallbackEvent=\"answered completed\">+14155550111</Number></Dial></Response>"
+        );
+    }
+
+    #[test]
+    fn renders_a_gather_around_its_prompt() {
+        let doc = Response::new()
+            .gather(Gather {
+                action: "https://x/accept?call=1&rep=ana".into(),
+                num_digits: 1,
+                timeout_seconds: 8,
+                prompt: "Press 1 for <Ana>".into(),
+            })
+            .hangup()
+            .render();
+        assert_eq!(
+            doc,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response>\
+             <Gather action=\"https://x/accept?call=1&amp;rep=ana\" method=\"POST\" \
+             numDigits=\"1\" timeout=\"8\"><Say>Press 1 for &lt;Ana&gt;</Say></Gather>\
+             <Hangup/></Response>"
         );
     }
 

@@ -318,6 +318,32 @@ async fn record(
     Ok(())
 }
 
+/// Agent first: `rep_name` picked up `call_id`, a call placed to them directly (click to
+/// call), so it counts among their live calls until it ends. Repeated, it changes nothing.
+pub async fn engage(
+    store: &Store,
+    tenant: TenantId,
+    call_id: Uuid,
+    rep_name: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ControlError> {
+    let Some(name) = lookup_name(rep_name) else {
+        return Ok(());
+    };
+    let sql = "INSERT INTO rep_legs (tenant_id, call_id, principal_id, offered_at)
+               SELECT $1, $2, id, $4 FROM principals WHERE tenant_id = $1 AND name = $3
+               ON CONFLICT DO NOTHING";
+    on_db!(store, |db, id, _json| sqlx::query(sql)
+        .bind(id(tenant.0))
+        .bind(id(call_id))
+        .bind(name)
+        .bind(now.timestamp_millis())
+        .execute(db)
+        .await?
+        .rows_affected());
+    Ok(())
+}
+
 /// The rep's leg of `call_id` ended (its leg's completed callback or the Dial's end). Repeated
 /// or for a leg never offered, it changes nothing.
 pub async fn leg_ended(

@@ -16,6 +16,11 @@ use crate::domain::opportunity::CallResult;
 use crate::domain::timeline::{Cause, TimelineEvent, TimelineKind};
 
 use super::progress::Step;
+use super::CallTimer;
+
+/// Agent first: how long a call whose rep accepted waits, after its own end, for the dial to
+/// the lead to report (the two callbacks race; seconds apart at most when nothing is lost).
+const AWAIT_DIAL_RESULT_SECONDS: u64 = 60;
 
 named_enum! {
     /// `DialCallStatus`, spelled as Twilio spells it.
@@ -66,6 +71,16 @@ impl Flow {
     }
 }
 
+/// Agent first: the rep a call rings before the lead (click to call). The lead is dialled
+/// only once this rep picks up and presses 1; until then the call's provider leg is the rep's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Agent {
+    /// The principal's name.
+    pub rep: String,
+    /// The rep's phone, E.164, as it was when the call was placed.
+    pub phone: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RepLeg {
     pub rep: String,
@@ -78,6 +93,16 @@ pub struct Conversation {
     /// answer (its whisper request never reached us).
     pub rep: Option<String>,
     pub talk_seconds: u32,
+}
+
+/// What an agent-first dial to the lead that did not connect amounts to.
+fn lead_result(status: DialStatus) -> CallResult {
+    match status {
+        DialStatus::Busy => CallResult::Busy,
+        DialStatus::Failed => CallResult::Failed,
+        DialStatus::Canceled => CallResult::Canceled,
+        DialStatus::NoAnswer | DialStatus::Completed | DialStatus::Answered => CallResult::NoAnswer,
+    }
 }
 
 impl Step<'_> {
@@ -108,9 +133,12 @@ impl Step<'_> {
         let text = format!("{rep} picked up");
         let data = json!({ "event": "rep_answered", "rep": rep, "leg_sid": leg_sid });
         self.conversation_event(text, data);
-        // A rep on the line is the connection the answered call stands for (the opportunity
-        // was told at the answer already; `report` sends once).
-        self.report(CallResult::Answered);
+        // Lead first: a rep on the line is the connection the answered call stands for (the
+        // opportunity was told at the answer already; `report` sends once). Agent first: the
+        // rep only accepted; the lead is reached when the dial to them connects.
+        if self.call.agent.is_none() {
+            self.report(CallResult::Answered);
+        }
     }
 
     pub(super) fn dial_ended(
@@ -135,6 +163,8 @@ impl Step<'_> {
             });
             // One rep rung and connected: that rep, even if its whisper request was lost.
             let rep = rep.or_else(|| (reps.len() == 1).then(|| reps[0].clone()));
+            // Agent first, the rep is the call's own leg, not a dialled one.
+            let rep = rep.or_else(|| self.call.agent.as_ref().map(|a| a.rep.clone()));
             let talk = talk_seconds.unwrap_or(0);
             self.call.flow.conversation = Some(Conversation {
                 rep: rep.clone(),
@@ -145,6 +175,13 @@ impl Step<'_> {
             let data = json!({ "event": "conversation", "rep": rep, "talk_seconds": talk,
                 "dial_status": status, "leg_sid": leg_sid });
             self.conversation_event(text, data);
+            // Agent first: this is the lead answering (lead first reported it at the answer).
+            // If the call's own end came first, the opportunity hears the end with it.
+            if self.call.status.is_terminal() {
+                self.report_end(CallResult::Answered);
+            } else {
+                self.report(CallResult::Answered);
+            }
             self.effects.push(CallEffect::Conversation {
                 opportunity_id: self.call.opportunity_id,
                 rep,
@@ -156,6 +193,14 @@ impl Step<'_> {
             [] => format!("the rep's line ended without a connection ({status})"),
             reps => format!("{} missed the call ({status})", reps.join(", ")),
         };
+        if self.call.agent.is_some() {
+            // Agent first: the dial was to the lead, and the lead did not take it.
+            let text = format!("the lead did not take the rep's call ({status})");
+            let data = json!({ "event": "lead_missed", "dial_status": status, "leg_sid": leg_sid });
+            self.conversation_event(text, data);
+            self.report(lead_result(status));
+            return;
+        }
         let data = json!({ "event": "reps_missed", "reps": reps, "dial_status": status,
             "leg_sid": leg_sid });
         self.conversation_event(text, data);
@@ -180,6 +225,39 @@ impl Step<'_> {
             opportunity_id: self.call.opportunity_id,
             reason,
         });
+    }
+
+    /// Agent first, the rep's leg (the call itself) ended before the dial to the lead reported.
+    /// A rep who never accepted: the lead was not dialled at all. A rep who accepted: the
+    /// dial's result is on its way (the provider posts it and the call's status separately,
+    /// in either order), so it is awaited, for at most `AWAIT_DIAL_RESULT_SECONDS`.
+    pub(super) fn agent_leg_ended(&mut self) {
+        let Some(agent) = self.call.agent.clone() else {
+            return;
+        };
+        if !self.call.flow.answered.is_empty() {
+            self.set(CallTimer::Watchdog, AWAIT_DIAL_RESULT_SECONDS);
+            return;
+        }
+        let text = format!(
+            "{} did not take the call; the lead was not dialled",
+            agent.rep
+        );
+        let data = json!({ "event": "rep_missed", "rep": agent.rep });
+        self.conversation_event(text, data);
+        self.report_end(CallResult::RepMissed);
+    }
+
+    /// The awaited dial result never came: counted as a lead who did not answer, so the
+    /// opportunity's cadence goes on rather than waiting for ever.
+    pub(super) fn agent_dial_result_lost(&mut self) {
+        if self.call.agent.is_none() || self.call.reported {
+            return;
+        }
+        let text = "the dial to the lead never reported its result; counted as not answered";
+        let data = json!({ "event": "lead_missed", "dial_status": null });
+        self.conversation_event(text.to_owned(), data);
+        self.report_end(CallResult::NoAnswer);
     }
 
     fn conversation_event(&mut self, text: String, data: serde_json::Value) {

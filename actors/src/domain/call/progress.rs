@@ -141,7 +141,8 @@ impl Step<'_> {
         }
         if status == CallStatus::InProgress {
             self.clear(CallTimer::RingTimeout);
-            if by == Some(AnsweredBy::Human) {
+            // Agent first, the provider's leg is the rep's: their answer is not the lead's.
+            if by == Some(AnsweredBy::Human) && self.call.agent.is_none() {
                 self.report(CallResult::Answered);
             }
             let now_machine = by.is_some_and(AnsweredBy::is_machine);
@@ -152,9 +153,13 @@ impl Step<'_> {
             }
         } else if status.is_terminal() {
             let was_in_progress = from == CallStatus::InProgress;
-            self.report_end(outcome(status, was_in_progress, by));
             self.clear(CallTimer::RingTimeout);
             self.clear(CallTimer::Watchdog);
+            if self.call.agent.is_some() && !self.call.reported {
+                self.agent_leg_ended();
+            } else {
+                self.report_end(outcome(status, was_in_progress, by));
+            }
         }
         Ok(())
     }
@@ -162,6 +167,9 @@ impl Step<'_> {
     pub(super) fn timer_fired(&mut self, timer: CallTimer) {
         let status = self.call.status;
         if status.is_terminal() {
+            if timer == CallTimer::Watchdog {
+                self.agent_dial_result_lost();
+            }
             return;
         }
         match timer {
@@ -253,7 +261,16 @@ impl Step<'_> {
         }
     }
 
-    fn clear(&mut self, name: CallTimer) {
+    pub(super) fn set(&mut self, name: CallTimer, seconds: u64) {
+        self.timers
+            .retain(|op| !matches!(op, TimerOp::Set { name: n, .. } | TimerOp::Clear { name: n } if *n == name));
+        self.timers.push(TimerOp::Set {
+            name,
+            at: deadline(self.now, seconds),
+        });
+    }
+
+    pub(super) fn clear(&mut self, name: CallTimer) {
         self.timers
             .retain(|op| !matches!(op, TimerOp::Set { name: n, .. } if *n == name));
         if !self.timers.contains(&TimerOp::Clear { name }) {

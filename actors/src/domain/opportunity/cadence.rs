@@ -6,7 +6,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{CallResult, OppEffect, OppTimer, PendingSms, Stage, Step};
-use crate::domain::call::UnattendedReason;
+use crate::domain::call::{Agent, UnattendedReason};
 use crate::domain::compliance::{self, Channel, Decision, GateInput, Purpose, CAP_WINDOW_HOURS};
 use crate::domain::playbook::fill;
 use crate::domain::timeline::{Cause, TimelineKind};
@@ -153,6 +153,11 @@ impl Step<'_> {
     }
 
     fn place_call(&mut self) {
+        self.place_call_with(None, Cause::Playbook);
+    }
+
+    /// Places the next call: to the lead, or agent first to `agent` (click to call).
+    pub(super) fn place_call_with(&mut self, agent: Option<Agent>, cause: Cause) {
         self.opp.attempts += 1;
         record(&mut self.opp.call_attempts, self.now);
         let (attempt, max) = (self.opp.attempts, self.pb.max_attempts);
@@ -164,16 +169,24 @@ impl Step<'_> {
             hang_up_asked: false,
         });
         let to = self.opp.contact.phone.clone();
+        let text = match &agent {
+            None => format!("call attempt {attempt} of {max}"),
+            Some(a) => format!(
+                "call attempt {attempt} of {max}: ringing {} first, then the lead",
+                a.rep
+            ),
+        };
+        // The rules the gate allowed it under, for audit.
+        let rep = agent.as_ref().map(|a| a.rep.clone());
+        let data = json!({ "call_id": call_id, "attempt": attempt, "max_attempts": max,
+            "rules_version": self.rules.version, "agent_first": rep });
         self.effects.push(OppEffect::StartCall {
             call_id,
             to,
             attempt,
+            agent,
         });
-        let text = format!("call attempt {attempt} of {max}");
-        // The rules the gate allowed it under, for audit.
-        let data = json!({ "call_id": call_id, "attempt": attempt, "max_attempts": max,
-            "rules_version": self.rules.version });
-        self.event(TimelineKind::CallPlaced, Cause::Playbook, text, data);
+        self.event(TimelineKind::CallPlaced, cause, text, data);
     }
 
     /// A marketing text, if the line takes texts (see `line`) and the gate allows it now. A
@@ -230,6 +243,10 @@ impl Step<'_> {
             // Not a missed call: no follow-up text, no retry, and voice stays closed.
             let reason = "the call was not placed: the number is on the tenant's do-not-call list";
             self.effect_blocked(Channel::Voice, reason.to_owned());
+            return;
+        }
+        if result == CallResult::RepMissed {
+            // The lead was never dialled: nothing to follow up with the lead about.
             return;
         }
         if result == CallResult::Answered {

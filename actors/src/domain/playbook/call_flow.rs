@@ -14,6 +14,10 @@ pub struct CallFlow {
     /// Said to the rep who picks up, before the lead is put through.
     #[serde(default = "defaults::whisper")]
     pub whisper: String,
+    /// Agent first (click to call): said to the rep who picks up, who presses 1 to have the
+    /// lead dialled. Any other key, or none within 8 s, passes.
+    #[serde(default = "defaults::agent_whisper")]
+    pub agent_whisper: String,
     /// Said to a lead nobody could take (no rep free, or every rep missed), before hanging up.
     #[serde(default = "defaults::unattended_message")]
     pub unattended_message: String,
@@ -36,6 +40,9 @@ mod defaults {
     pub fn whisper() -> String {
         "New lead {name}. Connecting now.".into()
     }
+    pub fn agent_whisper() -> String {
+        "Call to lead {name}. Press 1 to connect.".into()
+    }
     pub fn unattended_message() -> String {
         "Thanks for taking our call. Everyone on our team is busy right now; \
          someone will call you back shortly. Goodbye."
@@ -57,6 +64,7 @@ impl Default for CallFlow {
         Self {
             connecting_message: defaults::connecting_message(),
             whisper: defaults::whisper(),
+            agent_whisper: defaults::agent_whisper(),
             unattended_message: defaults::unattended_message(),
             callback_sms: defaults::callback_sms(),
             voicemail_message: defaults::voicemail_message(),
@@ -77,6 +85,9 @@ impl CallFlow {
     pub fn problem(&self) -> Option<(&'static str, &'static str)> {
         if self.whisper.trim().is_empty() {
             return Some(("call_flow.whisper", "must not be empty"));
+        }
+        if self.agent_whisper.trim().is_empty() {
+            return Some(("call_flow.agent_whisper", "must not be empty"));
         }
         if self.unattended_message.trim().is_empty() {
             return Some(("call_flow.unattended_message", "must not be empty"));
