@@ -85,9 +85,10 @@ impl App {
             .await
             .with_context(|| format!("binding {}", settings.server.listen))?;
         let addr = listener.local_addr()?;
+        let compliance = Arc::new(settings.compliance_rules()?);
         let kinds = neuronx_actors::kinds(
             Playbooks::new(playbooks.clone(), settings.playbooks.default.clone()),
-            Arc::new(settings.compliance_rules()?),
+            compliance.clone(),
         );
         let public_url = settings.server.public_url.trim_end_matches('/').to_owned();
         let limits = Arc::new(SendLimits::new(limiter, &settings.limits)?);
@@ -117,6 +118,7 @@ impl App {
             engine: engine.handle(),
             playbooks: Arc::new(playbooks),
             default_playbook: settings.playbooks.default.clone(),
+            compliance,
             keyring,
             public_url,
             webhooks: webhook_counter(&engine)?,

@@ -115,6 +115,19 @@ fn matrix() -> Vec<Row> {
             [200, 200, 200, 403, 403],
         ),
         row(M::GET, "/v1/calls/{call}", None, [200, 200, 200, 200, 200]),
+        // No such recording on the call; a viewer may not listen at all.
+        row(
+            M::GET,
+            "/v1/calls/{call}/recordings/RE00000000000000000000000000000000",
+            None,
+            [404, 404, 404, 403, 403],
+        ),
+        row(
+            M::GET,
+            "/v1/calls/{call}/recordings/RE00000000000000000000000000000000/media",
+            None,
+            [404, 404, 404, 403, 403],
+        ),
         row(M::GET, "/v1/dead-letters", None, [200, 200, 200, 200, 403]),
         row(M::GET, "/v1/cluster", None, [200, 200, 200, 200, 403]),
         // No such letter: allowed roles get as far as looking it up.
@@ -404,6 +417,7 @@ async fn the_openapi_document_lists_every_route(backend: Backend) {
                 .replace("+14155550100", "{phone}")
         })
         .map(|r| r.replace("first_touch_sla", "{name}"))
+        .map(|r| r.replace("RE00000000000000000000000000000000", "{sid}"))
         .map(|r| {
             r.replace("/p-{n}/", "/{name}/")
                 .replace("/team-{n}/", "/{name}/")

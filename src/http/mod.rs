@@ -18,6 +18,7 @@ mod idempotency;
 pub(crate) mod openapi;
 mod opportunities;
 mod ops;
+mod recordings;
 mod reps;
 pub mod server;
 mod voice;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub engine: EngineHandle,
     pub playbooks: Arc<BTreeMap<String, Playbook>>,
     pub default_playbook: String,
+    /// The compliance rules the engine's gate uses; the call flow reads their `[recording]`.
+    pub compliance: Arc<neuronx_actors::domain::compliance::Rules>,
     pub keyring: Arc<crate::secrets::Keyring>,
     /// The URL Twilio uses to reach this instance: webhook signatures are computed over it.
     pub public_url: String,
@@ -89,6 +92,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(bulk::bulk_pause))
         .routes(routes!(bulk::bulk_resume))
         .routes(routes!(ops::get_call))
+        .routes(routes!(recordings::get_recording))
+        .routes(routes!(recordings::get_recording_media))
         .routes(routes!(ops::dead_letters))
         .routes(routes!(ops::retry_dead_letter))
         .routes(routes!(ops::discard_dead_letter))
@@ -160,6 +165,14 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/webhooks/twilio/{tenant_id}/voice/agent",
             post(voice::agent_route),
+        )
+        .route(
+            "/webhooks/twilio/{tenant_id}/voice/notice",
+            post(voice::notice_route),
+        )
+        .route(
+            "/webhooks/twilio/{tenant_id}/voice/recording",
+            post(voice::recording_route),
         )
         .route(
             "/webhooks/twilio/{tenant_id}/voice/agent/accept",

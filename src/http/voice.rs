@@ -22,6 +22,7 @@ async fn handle(
     let flow = Flow {
         playbooks: &state.playbooks,
         default_playbook: &state.default_playbook,
+        rules: &state.compliance,
     };
     let d = delivery(&tenant_id, &uri, &headers, &body);
     match call_flow::handle(&verifier(&state), &flow, hook, d).await {
@@ -57,3 +58,5 @@ flow_route!(dial_route, FlowHook::DialEnded);
 flow_route!(leg_route, FlowHook::Leg);
 flow_route!(agent_route, FlowHook::Agent);
 flow_route!(agent_accept_route, FlowHook::AgentAccept);
+flow_route!(notice_route, FlowHook::Notice);
+flow_route!(recording_route, FlowHook::Recording);

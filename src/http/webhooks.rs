@@ -28,7 +28,9 @@ fn status_of(why: Refusal) -> StatusCode {
         | Refusal::MissingMessageStatus
         | Refusal::MissingFrom
         | Refusal::MissingDialCallStatus
-        | Refusal::BadDialCallStatus => StatusCode::BAD_REQUEST,
+        | Refusal::BadDialCallStatus
+        | Refusal::MissingRecordingSid
+        | Refusal::BadRecordingSid => StatusCode::BAD_REQUEST,
         Refusal::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         Refusal::Unencodable => StatusCode::INTERNAL_SERVER_ERROR,
     }

@@ -12,10 +12,11 @@
 use std::collections::BTreeMap;
 
 use neuronx_actors::domain::call::{AnsweredBy, CallInput, DialStatus, UnattendedReason};
+use neuronx_actors::domain::compliance::Rules;
 use neuronx_actors::domain::opportunity::Opportunity;
 use neuronx_actors::domain::playbook::{fill, Playbook};
 use neuronx_actors::{call as call_actor, opportunity as opp};
-use neuronx_adapters::twilio::twiml::{Dial, Number, Response};
+use neuronx_adapters::twilio::twiml::{Dial, DialRecording, Number, Response};
 use neuronx_supervision::{ActorKey, TenantId};
 use serde_json::Value;
 use uuid::Uuid;
@@ -38,6 +39,10 @@ pub enum FlowHook {
     Agent,
     /// Agent first: the rep pressed a key.
     AgentAccept,
+    /// Agent first, a recorded call: the lead's leg answered; the recording notice.
+    Notice,
+    /// The carrier finished (or could not make) a recording of the conversation.
+    Recording,
 }
 
 impl FlowHook {
@@ -49,11 +54,14 @@ impl FlowHook {
             FlowHook::Leg => "voice_leg",
             FlowHook::Agent => "voice_agent",
             FlowHook::AgentAccept => "voice_agent_accept",
+            FlowHook::Notice => "voice_notice",
+            FlowHook::Recording => "voice_recording",
         }
     }
 }
 
 mod agent;
+mod recording;
 
 /// How many `<Dial>`s of reps one answered call may go through before the lead is told
 /// someone will call back: a lead on hold past about a minute hangs up anyway.
@@ -63,6 +71,8 @@ const MAX_ROUNDS: u32 = 3;
 pub struct Flow<'a> {
     pub playbooks: &'a BTreeMap<String, Playbook>,
     pub default_playbook: &'a str,
+    /// The compliance rules: their `[recording]` table says which leads hear the notice.
+    pub rules: &'a Rules,
 }
 
 /// The call a flow request names, with its opportunity as stored.
@@ -71,6 +81,8 @@ struct Known {
     call_id: Uuid,
     key: ActorKey,
     opp: Opportunity,
+    /// The `<Dial record>` of this call's dials, when its playbook records.
+    record: Option<DialRecording>,
 }
 
 /// Verifies one flow request and answers the TwiML that continues the call.
@@ -83,7 +95,7 @@ pub async fn handle(
     let (tenant, params) = verified(v, &d).await?;
     // A verified request missing a field is refused by name whatever call it names.
     required(hook, &params)?;
-    let Some(known) = known(v, tenant, d.query).await? else {
+    let Some(mut known) = known(v, tenant, d.query).await? else {
         // Not a call of ours (or one since erased): never connect anyone on it.
         return Ok(Response::new().hangup());
     };
@@ -94,20 +106,33 @@ pub async fn handle(
     let Some(pb) = pb else {
         return Ok(Response::new().hangup());
     };
+    known.record = recording::dial_recording(v, &known, pb, flow.rules);
     match hook {
-        FlowHook::Answer => answer(v, &known, pb, &params).await,
+        FlowHook::Answer => answer(v, &known, pb, flow.rules, &params).await,
         FlowHook::Whisper => whisper(v, &known, pb, d.query, &params).await,
         FlowHook::DialEnded => dial_ended(v, &known, pb, d.query, &params).await,
         FlowHook::Leg => leg(v, &known, d.query, &params).await,
         FlowHook::Agent => agent::answered(v, &known, pb, d.query).await,
-        FlowHook::AgentAccept => agent::accepted(v, &known, pb, d.query, &params).await,
+        FlowHook::AgentAccept => agent::accepted(v, &known, flow, pb, d.query, &params).await,
+        FlowHook::Notice => Ok(recording::notice_doc(pb)),
+        FlowHook::Recording => recording::recorded(v, &known, d.query, &params).await,
     }
 }
 
 fn required(hook: FlowHook, params: &[(String, String)]) -> Result<(), Refusal> {
     param(params, "CallSid").ok_or(Refusal::MissingCallSid)?;
     match hook {
-        FlowHook::Answer | FlowHook::Whisper | FlowHook::Agent | FlowHook::AgentAccept => {}
+        FlowHook::Answer
+        | FlowHook::Whisper
+        | FlowHook::Agent
+        | FlowHook::AgentAccept
+        | FlowHook::Notice => {}
+        FlowHook::Recording => {
+            let sid = param(params, "RecordingSid").ok_or(Refusal::MissingRecordingSid)?;
+            if !neuronx_adapters::twilio::is_recording_sid(sid) {
+                return Err(Refusal::BadRecordingSid);
+            }
+        }
         FlowHook::DialEnded => {
             param(params, "DialCallStatus")
                 .ok_or(Refusal::MissingDialCallStatus)?
@@ -153,6 +178,7 @@ async fn known(
         call_id,
         key,
         opp,
+        record: None,
     }))
 }
 
@@ -162,6 +188,7 @@ async fn answer(
     v: &Verifier<'_>,
     k: &Known,
     pb: &Playbook,
+    rules: &Rules,
     params: &[(String, String)],
 ) -> Result<Response, Refusal> {
     // The lead opted out or the opportunity closed while the call rang: nobody is put
@@ -175,6 +202,10 @@ async fn answer(
     }
     let call_sid = param(params, "CallSid").ok_or(Refusal::MissingCallSid)?;
     let mut doc = Response::new();
+    // A recorded call tells the lead first, where the lead's state requires it.
+    if let Some(text) = recording::notice(pb, rules, &k.opp.contact.phone) {
+        doc = doc.say(text);
+    }
     if let Some(text) = &pb.call_flow.connecting_message {
         doc = doc.say(fill(text, &k.opp.contact.name));
     }
@@ -258,6 +289,7 @@ async fn ring_next(
         // accepts as a caller id), so they know who is waiting.
         caller_id: Some(k.opp.contact.phone.clone()),
         numbers,
+        record: k.record.clone(),
     }))
 }
 

@@ -14,6 +14,7 @@ pub mod channels;
 pub mod commands;
 pub mod opportunities;
 pub mod ops;
+pub mod recordings;
 pub mod reps;
 pub mod views;
 pub mod webhooks;

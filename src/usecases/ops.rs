@@ -32,6 +32,17 @@ pub struct CallEvent {
     pub data: Value,
 }
 
+/// A recording the carrier keeps for a call.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RecordingView {
+    /// `RE` and 32 hex digits.
+    pub sid: String,
+    pub duration_seconds: u32,
+    /// The consent the call was recorded under: `all_party` or `unknown` (the lead heard the
+    /// recording notice first), or `one_party`.
+    pub consent: String,
+}
+
 /// A call placed for an opportunity, with the first 200 entries of its timeline.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[schema(as = Call)]
@@ -53,6 +64,9 @@ pub struct CallView {
     /// the lead was dialled first.
     #[schema(required = true)]
     pub agent_first: Option<String>,
+    /// Recordings of the conversation (playbook `call_flow.record`); the audio is read with
+    /// `GET /v1/calls/{id}/recordings/{sid}/media`.
+    pub recordings: Vec<RecordingView>,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -95,6 +109,16 @@ pub async fn get_call(engine: &EngineHandle, who: &Identity, id: &str) -> Result
         answered_by: c.answered_by,
         provider_sid: c.provider_sid,
         agent_first: c.agent.map(|a| a.rep),
+        recordings: c
+            .flow
+            .recordings
+            .into_iter()
+            .map(|r| RecordingView {
+                sid: r.sid,
+                duration_seconds: r.duration_seconds,
+                consent: r.consent,
+            })
+            .collect(),
         version: row.version,
         created_at: c.created_at,
         updated_at: c.updated_at,

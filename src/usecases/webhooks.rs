@@ -53,6 +53,8 @@ pub enum Refusal {
     MissingFrom,
     MissingDialCallStatus,
     BadDialCallStatus,
+    MissingRecordingSid,
+    BadRecordingSid,
     /// Ours, not the caller's: the database could not answer. 503 makes Twilio retry.
     StoreUnavailable,
     Unencodable,
@@ -76,6 +78,8 @@ impl Refusal {
             Refusal::MissingFrom => "missing_from",
             Refusal::MissingDialCallStatus => "missing_dial_call_status",
             Refusal::BadDialCallStatus => "bad_dial_call_status",
+            Refusal::MissingRecordingSid => "missing_recording_sid",
+            Refusal::BadRecordingSid => "bad_recording_sid",
             Refusal::StoreUnavailable => "unavailable",
             Refusal::Unencodable => "unencodable",
         }

@@ -5,6 +5,7 @@
 //! tenant's Twilio account through the API.
 #![allow(dead_code, clippy::unwrap_used)]
 
+use neuronx::config::Settings;
 use neuronx::secrets::Keyring;
 use neuronx_adapters::carrier_sim::{self, CallOutcome, FlowConfig, OutcomeMix, SimConfig};
 use reqwest::{Method, StatusCode};
@@ -21,12 +22,18 @@ pub struct Setup {
 }
 
 pub async fn setup(backend: Backend) -> Setup {
+    setup_with(backend, |_| {}).await
+}
+
+/// [`setup`] with the engine's settings changed by `tweak` first.
+pub async fn setup_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> Setup {
     let port = free_port();
     let public_url = format!("http://127.0.0.1:{port}");
     let app = TestApp::spawn_with(backend, |s| {
         s.server.listen = format!("127.0.0.1:{port}");
         s.server.public_url = public_url.clone();
         s.secrets.keys = vec![Keyring::generate_entry("t")];
+        tweak(s);
     })
     .await;
     let config = SimConfig {

@@ -214,6 +214,10 @@ pub enum CallInput {
     Unattended {
         reason: UnattendedReason,
     },
+    /// The carrier finished a recording of this call's conversation.
+    Recorded {
+        recording: RecordingMeta,
+    },
     /// The opportunity wants the call to stop (the lead opted out, the number was put on the
     /// do-not-call list, the opportunity closed, or an operator paused it with hang-up): a
     /// ringing or bridged call is hung up (the whole call, with its rep legs).
@@ -350,6 +354,7 @@ pub fn apply(
         } => step.dial_ended(status, bridged, leg_sid, talk_seconds, reps),
         CallInput::Unattended { reason } => step.unattended(reason),
         CallInput::HangUp { reason } => step.hang_up(reason),
+        CallInput::Recorded { recording } => step.recorded(recording),
     }
     let touched = step.call != *current
         || !step.effects.is_empty()
@@ -453,7 +458,7 @@ fn outcome(status: CallStatus, was_in_progress: bool, by: Option<AnsweredBy>) ->
 
 mod flow;
 
-pub use flow::{Agent, Conversation, DialStatus, Flow, RepLeg, UnattendedReason};
+pub use flow::{Agent, Conversation, DialStatus, Flow, RecordingMeta, RepLeg, UnattendedReason};
 mod hang_up;
 mod progress;
 

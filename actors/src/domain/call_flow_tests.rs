@@ -383,3 +383,26 @@ fn agent_first_awaits_the_dial_result_that_races_the_calls_end() {
         result: CallResult::NoAnswer,
     }));
 }
+
+#[test]
+fn a_recording_is_kept_once_with_its_consent() {
+    let call = answered();
+    let rec = RecordingMeta {
+        sid: "RE0123456789abcdef0123456789abcdef".into(),
+        duration_seconds: 42,
+        consent: "all_party".into(),
+    };
+    let d = run(
+        &call,
+        CallInput::Recorded {
+            recording: rec.clone(),
+        },
+    );
+    assert_eq!(events(&d), ["recorded"]);
+    assert_eq!(d.state.flow.recordings, [rec.clone()]);
+    assert!(d.effects.is_empty());
+    // The carrier's repeated callback changes nothing.
+    let again = run(&d.state, CallInput::Recorded { recording: rec });
+    assert!(again.timeline.is_empty());
+    assert_eq!(again.state.flow.recordings.len(), 1);
+}

@@ -93,11 +93,13 @@ named_enum! {
 parse_by_name!(Purpose, "purpose", ComplianceError);
 
 mod keywords;
+mod recording;
 mod rules;
 mod schedule;
 mod zones;
 
 pub use keywords::*;
+pub use recording::*;
 pub use rules::*;
 use schedule::*;
 pub use zones::*;

@@ -124,6 +124,7 @@ fn custom_rules(start: &str, end: &str) -> Rules {
         default: RuleSet::with_window("test", Window::parse(start, end).unwrap()),
         states: BTreeMap::new(),
         holidays: BTreeSet::new(),
+        recording: RecordingRules::default(),
     }
 }
 

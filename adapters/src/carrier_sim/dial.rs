@@ -106,13 +106,25 @@ pub(crate) async fn run(leg: &mut LegRun, dial: &Dial, base: Option<&str>) -> Ne
         }
     }
     let view = outcome(&shared, &race, dial, bridged);
-    let extra = action_params(&shared, &view, dial.record);
+    // A recorded bridge keeps a recording; its status callback follows the dial's action.
+    let recording = (dial.record && view.bridged).then(|| {
+        let secs = view.dial_call_duration.unwrap_or(0);
+        super::recordings::keep(&shared, &leg.sid, secs)
+    });
+    let extra = action_params(&view, recording.as_ref(), &config.account_sid);
     {
         let mut state = shared.lock();
         let key = view.dial_call_status.as_str().to_string();
         *state.stats.dial_outcomes.entry(key).or_insert(0) += 1;
         if let Some(call) = state.calls.get_mut(&leg.sid) {
             call.log.dials.push(view);
+        }
+    }
+    if let (Some(rec), Some(cb)) = (&recording, &dial.recording_status_callback) {
+        if let Some(url) = resolve(base, cb) {
+            let params = super::recordings::status_params(&config.account_sid, rec);
+            leg.notify(DocPurpose::RecordingStatus, &url, Method::Post, params)
+                .await;
         }
     }
     let parent_gone = race.parent_gone || *leg.ended.borrow();
@@ -400,9 +412,14 @@ fn outcome(shared: &Shared, race: &Race, dial: &Dial, bridged: bool) -> DialView
     }
 }
 
-/// `DialCallStatus`, `DialCallSid`, `DialCallDuration`, `DialBridged` (and `RecordingUrl` for a
-/// recorded bridge), added to the parent's request parameters.
-fn action_params(shared: &Shared, view: &DialView, record: bool) -> Vec<(String, String)> {
+/// `DialCallStatus`, `DialCallSid`, `DialCallDuration`, `DialBridged` (and the recording's
+/// `RecordingSid`, `RecordingUrl`, `RecordingDuration` for a recorded bridge), added to the
+/// parent's request parameters.
+fn action_params(
+    view: &DialView,
+    recording: Option<&super::recordings::Recording>,
+    account: &str,
+) -> Vec<(String, String)> {
     let mut p = vec![
         (
             "DialCallStatus".to_string(),
@@ -416,13 +433,8 @@ fn action_params(shared: &Shared, view: &DialView, record: bool) -> Vec<(String,
     if let Some(secs) = view.dial_call_duration {
         p.push(("DialCallDuration".to_string(), secs.to_string()));
     }
-    if record && view.bridged {
-        let account = &shared.config.account_sid;
-        let rec = shared.lock().new_sid("RE");
-        p.push((
-            "RecordingUrl".to_string(),
-            format!("https://api.twilio.com/2010-04-01/Accounts/{account}/Recordings/{rec}"),
-        ));
+    if let Some(rec) = recording {
+        p.extend(super::recordings::params(account, rec));
     }
     p
 }

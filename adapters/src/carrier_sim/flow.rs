@@ -195,7 +195,10 @@ impl LegRun {
             let shared = self.shared.clone();
             let flow = &shared.config.flow;
             match verb {
-                Verb::Say { loops } => self.wait(ms(flow.say_ms * u64::from(*loops))).await,
+                Verb::Say { loops, text } => {
+                    self.said(text);
+                    self.wait(ms(flow.say_ms * u64::from(*loops))).await
+                }
                 Verb::Play { loops } => self.wait(ms(flow.play_ms * u64::from(*loops))).await,
                 Verb::Pause { secs } => self.wait(ms(flow.second_ms.saturating_mul(*secs))).await,
                 Verb::Gather(g) => self.gather(g, base).await,
@@ -211,6 +214,12 @@ impl LegRun {
                 Verb::Unknown(_) => Next::Continue,
             }
         })
+    }
+
+    fn said(&self, text: &str) {
+        if let Some(call) = self.shared.lock().calls.get_mut(&self.sid) {
+            call.log.said.push(text.to_string());
+        }
     }
 
     fn count(&self, kind: VerbKind) {

@@ -19,6 +19,7 @@ use super::views::{CallDetail, DialView, DocumentView, FlowEnd};
 pub(crate) struct FlowLog {
     pub documents: Vec<DocumentView>,
     pub verbs: Vec<VerbKind>,
+    pub said: Vec<String>,
     pub digits: Vec<String>,
     pub sent_digits: Option<String>,
     pub children: Vec<String>,
@@ -213,6 +214,7 @@ pub(crate) fn detail(state: &State, sid: &str) -> Option<CallDetail> {
         duration_secs: call.duration_secs,
         documents: log.documents.clone(),
         verbs: log.verbs.clone(),
+        said: log.said.clone(),
         digits: log.digits.clone(),
         sent_digits: log.sent_digits.clone(),
         dials: log.dials.clone(),

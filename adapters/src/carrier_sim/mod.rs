@@ -39,6 +39,7 @@ mod flow_config;
 mod legs;
 mod lookup;
 mod messages;
+mod recordings;
 mod scheduler;
 mod server;
 mod state;
@@ -61,6 +62,7 @@ pub use config::{
     SimConfig, Timing,
 };
 pub use flow_config::{CalleeMix, FlowConfig, HangupSide};
+pub use recordings::MEDIA as RECORDING_MEDIA;
 pub use stats::{CallView, MessageView, SimStats};
 pub use views::{
     CallDetail, DialCallStatus, DialView, DocPurpose, DocumentView, FlowEnd, VerbKind,

@@ -60,7 +60,7 @@ impl ApiError {
         }
     }
 
-    fn not_found(what: &str) -> Self {
+    pub(crate) fn not_found(what: &str) -> Self {
         Self {
             status: StatusCode::NOT_FOUND,
             code: 20404,
@@ -124,6 +124,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route(
             "/2010-04-01/Accounts/{account}/Messages/{file}",
             get(fetch_message),
+        )
+        .route(
+            "/2010-04-01/Accounts/{account}/Recordings/{file}",
+            get(super::recordings::fetch),
         )
         .route("/v2/PhoneNumbers/{number}", get(super::lookup::lookup))
         .route("/sim/stats", get(sim_stats))

@@ -44,6 +44,8 @@ pub(crate) struct State {
     pub callees: HashMap<String, CalleeMix>,
     /// Gather digits set at run time (`PUT /sim/digits/{number}`), over `flow.digits`.
     pub digits: HashMap<String, Vec<String>>,
+    /// Recordings of recorded bridges, by sid.
+    pub recordings: HashMap<String, super::recordings::Recording>,
     next_id: u64,
     /// Random per simulator run, so SIDs never repeat across restarts (an engine that persists
     /// SIDs would otherwise mistake a new call for an old one). Outcomes stay seeded.

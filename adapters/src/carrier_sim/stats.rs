@@ -76,6 +76,12 @@ pub struct SimStats {
     pub bridged_calls: u64,
     /// Seconds bridged, summed (each conversation rounded up to a whole second).
     pub talk_seconds: u64,
+    /// Recordings kept (bridges of a `<Dial record>`).
+    #[serde(default)]
+    pub recordings: u64,
+    /// Recording media fetched (`Recordings/{Sid}.mp3`).
+    #[serde(default)]
+    pub recording_fetches: u64,
     /// `DialCallStatus` of every finished `<Dial>` → count.
     pub dial_outcomes: BTreeMap<String, u64>,
     /// `<Say>`/`<Play>` executed on a call whose `AnsweredBy` is a machine (a voicemail drop).

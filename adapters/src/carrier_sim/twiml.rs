@@ -69,6 +69,8 @@ pub(crate) enum Verb {
     /// `voice` and `language` are accepted and not checked.
     Say {
         loops: u32,
+        /// What is said (kept so a test can tell what a party heard).
+        text: String,
     },
     Play {
         loops: u32,
@@ -133,6 +135,8 @@ pub(crate) struct Dial {
     pub caller_id: Option<String>,
     /// Any `record` value other than `do-not-record`/`false`.
     pub record: bool,
+    /// Where the recording's `completed` status is posted.
+    pub recording_status_callback: Option<String>,
     pub sequential: bool,
     /// Accepted; the parent leg is already answered in this simulator, so it changes nothing.
     pub answer_on_bridge: bool,
@@ -166,6 +170,7 @@ fn verb(el: &Element) -> Result<Verb, String> {
     Ok(match el.name.as_str() {
         "Say" => Verb::Say {
             loops: loops(el.attr("loop")),
+            text: el.text().trim().to_string(),
         },
         "Play" => Verb::Play {
             loops: loops(el.attr("loop")),
@@ -252,6 +257,7 @@ fn dial(el: &Element) -> Result<Dial, String> {
         timeout_secs: num(el.attr("timeout"), 30).max(1),
         caller_id: non_empty(el.attr("callerId")),
         record,
+        recording_status_callback: non_empty(el.attr("recordingStatusCallback")),
         sequential: el.attr("sequential") == Some("true"),
         answer_on_bridge: el.attr("answerOnBridge") == Some("true"),
         time_limit_secs: num(el.attr("timeLimit"), 14_400),
@@ -422,7 +428,7 @@ mod tests {
             </Response>"#;
         let verbs = parse(doc).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(verbs.len(), 5);
-        assert_eq!(verbs[0], Verb::Say { loops: 2 });
+        assert!(matches!(verbs[0], Verb::Say { loops: 2, .. }));
         let Verb::Gather(g) = &verbs[1] else {
             panic!("{verbs:?}")
         };
@@ -430,7 +436,7 @@ mod tests {
         assert_eq!(g.timeout_secs, 3);
         assert_eq!(g.finish_on_key, "#");
         assert_eq!(g.action.as_deref(), Some("/accept"));
-        assert_eq!(g.prompts, vec![Verb::Say { loops: 1 }]);
+        assert!(matches!(g.prompts[..], [Verb::Say { loops: 1, .. }]));
         let Verb::Dial(d) = &verbs[2] else {
             panic!("{verbs:?}")
         };

@@ -23,6 +23,9 @@ pub struct CallDetail {
     pub documents: Vec<DocumentView>,
     /// Verbs executed, in order (nested `<Gather>` prompts included).
     pub verbs: Vec<VerbKind>,
+    /// What each `<Say>` executed said, in order.
+    #[serde(default)]
+    pub said: Vec<String>,
     /// Digits this leg's party pressed, one entry per `<Gather>` that got input.
     pub digits: Vec<String>,
     /// A leg's `<Number sendDigits>`, sent when it answered.
@@ -69,6 +72,8 @@ pub enum DocPurpose {
     RecordAction,
     Redirect,
     DialAction,
+    /// A `<Dial recordingStatusCallback>`: the recording is complete.
+    RecordingStatus,
 }
 
 /// One `<Dial>` as its `action` saw it.

@@ -77,7 +77,7 @@ impl Default for ClientConfig {
 pub struct TwilioClient {
     pub(super) http: reqwest::Client,
     /// `{base}/2010-04-01/Accounts/{AccountSid}`, without a trailing slash.
-    account_root: String,
+    pub(super) account_root: String,
     /// Where `/v2/PhoneNumbers/…` is served, without a trailing slash.
     pub(super) lookup_root: String,
     pub(super) credentials: TwilioCredentials,

@@ -131,7 +131,7 @@ fn read(asked: &str, r: PhoneNumberResource) -> LineTypeLookup {
     }
 }
 
-fn transport(e: &reqwest::Error) -> TwilioError {
+pub(super) fn transport(e: &reqwest::Error) -> TwilioError {
     if e.is_connect() {
         TwilioError::Connect(error_chain(e))
     } else if e.is_timeout() {

@@ -13,6 +13,7 @@
 mod client;
 mod error;
 mod lookup;
+mod recordings;
 mod resources;
 pub mod retry;
 pub mod signature;
@@ -23,6 +24,7 @@ pub use client::{
 };
 pub use error::TwilioError;
 pub use lookup::{LineType, LineTypeLookup};
+pub use recordings::{is_recording_sid, RecordingResource, MAX_MEDIA_BYTES};
 pub use resources::{
     CallResource, CallStatus, CreateCall, CreateMessage, HangupStatus, MessageResource,
     MessageStatus, StatusCallbackEvent,

@@ -41,6 +41,15 @@ pub struct Dial {
     pub timeout_seconds: u32,
     pub caller_id: Option<String>,
     pub numbers: Vec<Number>,
+    /// Record the bridged conversation (both sides, from the answer) and post its status here.
+    pub record: Option<DialRecording>,
+}
+
+/// `record="record-from-answer-dual"` with its status callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialRecording {
+    /// Where `completed` (with `RecordingSid`) and `absent` are posted.
+    pub status_callback: String,
 }
 
 /// `<Number>` inside a `<Dial>`.
@@ -133,6 +142,15 @@ fn render_dial(out: &mut String, d: &Dial) {
     if let Some(id) = &d.caller_id {
         let _ = write!(out, " callerId=\"{}\"", escape(id));
     }
+    if let Some(rec) = &d.record {
+        let _ = write!(
+            out,
+            " record=\"record-from-answer-dual\" recordingStatusCallback=\"{}\" \
+             recordingStatusCallbackMethod=\"POST\" \
+             recordingStatusCallbackEvent=\"completed absent\"",
+            escape(&rec.status_callback)
+        );
+    }
     out.push('>');
     for n in &d.numbers {
         out.push_str("<Number");
@@ -183,6 +201,7 @@ mod tests {
                 action: "https://x/a?call=1&opp=2".into(),
                 timeout_seconds: 20,
                 caller_id: Some("+14155550100".into()),
+                record: None,
                 numbers: vec![Number {
                     number: "+14155550111".into(),
                     url: Some("https://x/w?rep=ana".into()),
@@ -197,6 +216,32 @@ mod tests {
              callerId=\"+14155550100\"><Number url=\"https://x/w?rep=ana\" method=\"POST\" \
              statusCallback=\"https://x/l\" statusCallbackMethod=\"POST\" \
              statusCallbackEvent=\"answered completed\">+14155550111</Number></Dial></Response>"
+        );
+    }
+
+    #[test]
+    fn a_recorded_dial_names_its_status_callback() {
+        let doc = Response::new()
+            .dial(Dial {
+                action: "https://x/a".into(),
+                timeout_seconds: 20,
+                caller_id: None,
+                record: Some(DialRecording {
+                    status_callback: "https://x/r?call=1&consent=all_party".into(),
+                }),
+                numbers: vec![Number {
+                    number: "+14155550111".into(),
+                    url: None,
+                    status_callback: None,
+                }],
+            })
+            .render();
+        assert!(
+            doc.contains(
+                " record=\"record-from-answer-dual\" \
+                 recordingStatusCallback=\"https://x/r?call=1&amp;consent=all_party\""
+            ),
+            "{doc}"
         );
     }
 

@@ -7,7 +7,7 @@ use neuronx_actors::domain::call::{CallInput, DialStatus};
 use neuronx_actors::domain::playbook::{fill, Playbook};
 use neuronx_adapters::twilio::twiml::{Dial, Gather, Number, Response};
 
-use super::{durable, urlencoded, Known};
+use super::{durable, recording, urlencoded, Flow, Known};
 use crate::control::reps;
 use crate::usecases::webhooks::{param, query_param, Refusal, Verifier};
 
@@ -57,6 +57,7 @@ pub(super) async fn answered(
 pub(super) async fn accepted(
     v: &Verifier<'_>,
     k: &Known,
+    flow: &Flow<'_>,
     pb: &Playbook,
     query: Option<&str>,
     params: &[(String, String)],
@@ -87,15 +88,20 @@ pub(super) async fn accepted(
         k.opp.id,
         urlencoded(&reps)
     );
+    // A recorded call tells the lead before connecting, where the lead's state requires it:
+    // agent first the lead's own leg says it (`voice/notice`), so the rep does not hear it.
+    let notice = recording::notice(pb, flow.rules, &k.opp.contact.phone)
+        .map(|_| format!("{}/notice?call={}&opp={}", base(v, k), k.call_id, k.opp.id));
     Ok(Response::new().dial(Dial {
         action,
         timeout_seconds: u32::try_from(pb.ring_timeout_seconds).unwrap_or(u32::MAX),
         caller_id: None,
         numbers: vec![Number {
             number: k.opp.contact.phone.clone(),
-            url: None,
+            url: notice,
             status_callback: None,
         }],
+        record: k.record.clone(),
     }))
 }
 

@@ -63,6 +63,21 @@ pub struct Flow {
     /// The opportunity was told nobody took the call (once).
     #[serde(default)]
     pub unattended: bool,
+    /// Recordings of the conversation the carrier reported (sid and length; the audio stays
+    /// with the carrier, fetched by sid from the tenant's own account).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recordings: Vec<RecordingMeta>,
+}
+
+/// A recording the carrier keeps for this call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingMeta {
+    /// `RE` + 32 hex digits (checked by the webhook before it reaches the call).
+    pub sid: String,
+    pub duration_seconds: u32,
+    /// The consent the call was made under: `all_party` (announced), `one_party`, `unknown`
+    /// (announced).
+    pub consent: String,
 }
 
 impl Flow {
@@ -225,6 +240,20 @@ impl Step<'_> {
             opportunity_id: self.call.opportunity_id,
             reason,
         });
+    }
+
+    pub(super) fn recorded(&mut self, meta: RecordingMeta) {
+        if self.call.flow.recordings.iter().any(|r| r.sid == meta.sid) {
+            return; // the carrier repeated its callback
+        }
+        let text = format!(
+            "the conversation was recorded ({} s)",
+            meta.duration_seconds
+        );
+        let data = json!({ "event": "recorded", "recording_sid": meta.sid,
+            "duration_seconds": meta.duration_seconds, "consent": meta.consent });
+        self.conversation_event(text, data);
+        self.call.flow.recordings.push(meta);
     }
 
     /// Agent first, the rep's leg (the call itself) ended before the dial to the lead reported.

@@ -190,6 +190,8 @@ pub struct Rules {
     pub states: BTreeMap<String, RuleSet>,
     /// Local dates on which `no_holidays` rule sets forbid contact.
     pub holidays: BTreeSet<NaiveDate>,
+    /// Where a recorded call must be announced.
+    pub recording: RecordingRules,
 }
 
 #[derive(Deserialize)]
@@ -201,6 +203,8 @@ pub(super) struct RawRules {
     default: RawRuleSet,
     #[serde(default)]
     states: BTreeMap<String, RawRuleSet>,
+    #[serde(default)]
+    recording: Option<RawRecording>,
 }
 
 #[derive(Deserialize)]
@@ -288,6 +292,7 @@ impl Rules {
             default: RuleSet::with_window("47 CFR 64.1200(c)(1)", window),
             states: BTreeMap::new(),
             holidays: BTreeSet::new(),
+            recording: RecordingRules::default(),
         }
     }
 
@@ -327,11 +332,16 @@ impl Rules {
                 })?;
             holidays.insert(date);
         }
+        let recording = match raw.recording {
+            Some(table) => table.validate()?,
+            None => RecordingRules::default(),
+        };
         Ok(Rules {
             version: raw.version,
             default,
             states,
             holidays,
+            recording,
         })
     }
 

@@ -31,6 +31,15 @@ pub struct CallFlow {
     /// An https audio file played instead of `voicemail_message`.
     #[serde(default)]
     pub voicemail_audio_url: Option<String>,
+    /// Record the conversation (both sides, from the moment the lead and the rep are
+    /// connected). The recording's sid and duration are kept with the call; the audio stays
+    /// with the carrier and is fetched on demand.
+    #[serde(default)]
+    pub record: bool,
+    /// Said to the lead before anyone is connected on a recorded call, where the lead's state
+    /// requires every party's consent (the rules file's `[recording]` table) or cannot be told.
+    #[serde(default = "defaults::recording_notice")]
+    pub recording_notice: String,
 }
 
 mod defaults {
@@ -54,6 +63,9 @@ mod defaults {
                 .into(),
         )
     }
+    pub fn recording_notice() -> String {
+        "This call is recorded for quality and training.".into()
+    }
     pub fn voicemail_message() -> Option<String> {
         Some("Hi {name}, we tried to reach you about your request. Please call us back, or reply to our text.".into())
     }
@@ -69,6 +81,8 @@ impl Default for CallFlow {
             callback_sms: defaults::callback_sms(),
             voicemail_message: defaults::voicemail_message(),
             voicemail_audio_url: None,
+            record: false,
+            recording_notice: defaults::recording_notice(),
         }
     }
 }
@@ -88,6 +102,12 @@ impl CallFlow {
         }
         if self.agent_whisper.trim().is_empty() {
             return Some(("call_flow.agent_whisper", "must not be empty"));
+        }
+        if self.record && self.recording_notice.trim().is_empty() {
+            return Some((
+                "call_flow.recording_notice",
+                "must not be empty when record = true",
+            ));
         }
         if self.unattended_message.trim().is_empty() {
             return Some(("call_flow.unattended_message", "must not be empty"));
