@@ -50,6 +50,10 @@ audit_actions! {
     RepUpdate = "rep_update",
     RepStatus = "rep_status",
     TeamRinging = "team_ringing",
+    PrincipalDeactivate = "principal_deactivate",
+    PrincipalActivate = "principal_activate",
+    MagicLinkSent = "magic_link_sent",
+    SessionOpen = "session_open",
 }
 
 impl Serialize for AuditAction {

@@ -12,6 +12,7 @@ pub mod call_flow;
 pub mod channels;
 pub mod commands;
 pub mod opportunities;
+pub mod principals;
 pub mod ops;
 pub mod reps;
 pub mod views;
