@@ -24,7 +24,10 @@ pub async fn recipients(
 ) -> Result<Vec<Recipient>, ControlError> {
     if let Some(name) = assignee {
         // A deactivated assignee is told nothing (its leads are being reassigned).
-        if let Some(rep) = reps::get_rep(store, tenant, name, now).await?.filter(|r| r.active) {
+        if let Some(rep) = reps::get_rep(store, tenant, name, now)
+            .await?
+            .filter(|r| r.active)
+        {
             return Ok(vec![recipient(rep)]);
         }
     }

@@ -20,7 +20,8 @@ use serde_json::{json, Value};
 use smtp::{Mode, SmtpSink};
 
 /// What every accepted request for a link answers.
-const SENT: &str = "If that address belongs to someone in that workspace, a sign-in link is on its way.";
+const SENT: &str =
+    "If that address belongs to someone in that workspace, a sign-in link is on its way.";
 
 fn browser() -> Client {
     Client::builder()
@@ -35,8 +36,10 @@ async fn use_sink(t: &TestApp, sink: &SmtpSink) {
             Method::PUT,
             "/v1/channels/smtp",
             Some(&t.key),
-            Some(json!({"host": "127.0.0.1", "port": sink.port, "tls": "none",
-                        "from": "console@acme.test"})),
+            Some(
+                json!({"host": "127.0.0.1", "port": sink.port, "tls": "none",
+                        "from": "console@acme.test"}),
+            ),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -147,7 +150,10 @@ async fn a_magic_link_signs_a_rep_in_once(backend: Backend) {
     let (status, page, cookie) = follow(&t, &path).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert!(page.contains("Signed in as"), "{page}");
-    assert!(page.contains("url=/console"), "the page moves on to the console: {page}");
+    assert!(
+        page.contains("url=/console"),
+        "the page moves on to the console: {page}"
+    );
     let cookie = cookie.expect("a session cookie");
     let (status, page) = console(&t, &cookie).await;
     assert_eq!(status, StatusCode::OK, "{page}");
@@ -214,9 +220,11 @@ async fn nobody_gets_the_same_answer_and_no_mail(backend: Backend) {
 
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert!(sink.messages().is_empty(), "{:?}", sink.messages());
-    assert!(common::sql(t.engine().store(), "SELECT hash FROM magic_links")
-        .await
-        .is_empty());
+    assert!(
+        common::sql(t.engine().store(), "SELECT hash FROM magic_links")
+            .await
+            .is_empty()
+    );
     assert!(audit(&t, "magic_link_sent").await.is_empty());
 }
 
@@ -250,14 +258,26 @@ async fn hostile_input_is_refused_by_name(backend: Backend) {
         (&[("email", "ana@acme.test")], "tenant is required"),
         (&[("tenant", "acme")], "email is required"),
         (&[("tenant", "acme"), ("email", "   ")], "email is required"),
-        (&[("tenant", "acme"), ("email", "not an address")], "email: not an email address"),
-        (&[("tenant", "acme"), ("email", &long)], "at most 254 characters"),
-        (&[("tenant", "ac\u{7}me"), ("email", "ana@acme.test")], "tenant must be"),
+        (
+            &[("tenant", "acme"), ("email", "not an address")],
+            "email: not an email address",
+        ),
+        (
+            &[("tenant", "acme"), ("email", &long)],
+            "at most 254 characters",
+        ),
+        (
+            &[("tenant", "ac\u{7}me"), ("email", "ana@acme.test")],
+            "tenant must be",
+        ),
     ];
     for (form, expected) in cases {
         let (status, page) = ask(&t, form).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{form:?}: {page}");
-        assert!(page.contains(expected), "{form:?}: expected {expected:?} in {page}");
+        assert!(
+            page.contains(expected),
+            "{form:?}: expected {expected:?} in {page}"
+        );
     }
     // Not a form at all.
     let resp = browser()
@@ -298,10 +318,26 @@ async fn hostile_input_is_refused_by_name(backend: Backend) {
 
     let unknown = format!("/console/magic?token={}", "ab".repeat(32));
     for (path, status, expected) in [
-        ("/console/magic", StatusCode::BAD_REQUEST, "token is required"),
-        ("/console/magic?token=", StatusCode::BAD_REQUEST, "token is required"),
-        ("/console/magic?token=zzz", StatusCode::BAD_REQUEST, "not valid"),
-        ("/console/magic?token=%00%01", StatusCode::BAD_REQUEST, "not valid"),
+        (
+            "/console/magic",
+            StatusCode::BAD_REQUEST,
+            "token is required",
+        ),
+        (
+            "/console/magic?token=",
+            StatusCode::BAD_REQUEST,
+            "token is required",
+        ),
+        (
+            "/console/magic?token=zzz",
+            StatusCode::BAD_REQUEST,
+            "not valid",
+        ),
+        (
+            "/console/magic?token=%00%01",
+            StatusCode::BAD_REQUEST,
+            "not valid",
+        ),
         (&unknown, StatusCode::BAD_REQUEST, "not valid"),
     ] {
         let (got, page, cookie) = follow(&t, path).await;
@@ -427,7 +463,11 @@ async fn deactivation_revokes_ends_and_reassigns(backend: Backend) {
     let engine = t.engine();
     let store = engine.store();
     // Even a status forced behind the API's back offers nobody deactivated.
-    common::sql(store, "UPDATE reps SET status = 'available' RETURNING status").await;
+    common::sql(
+        store,
+        "UPDATE reps SET status = 'available' RETURNING status",
+    )
+    .await;
     let tenant = neuronx_supervision::TenantId(t.tenant.parse().unwrap());
     let offer = neuronx::control::reps::offer(
         store,
@@ -534,7 +574,12 @@ async fn nobody_deactivates_themselves_or_above_their_role(backend: Backend) {
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     let (status, _) = t
-        .request(Method::POST, "/v1/principals/root/activate", Some(&ada), None)
+        .request(
+            Method::POST,
+            "/v1/principals/root/activate",
+            Some(&ada),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
@@ -546,4 +591,80 @@ both_backends!(
     hostile_input_is_refused_by_name,
     deactivation_revokes_ends_and_reassigns,
     nobody_deactivates_themselves_or_above_their_role,
+    the_cli_deactivates_and_queues_the_reassignments,
 );
+
+/// `neuronx tenant principal ...`, parsed as the binary parses it and run on the test's store.
+async fn cli(t: &TestApp, args: &[&str]) -> anyhow::Result<Value> {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Tenant {
+        #[command(subcommand)]
+        command: neuronx::control::cli::TenantCommand,
+    }
+    let parsed = Tenant::try_parse_from(std::iter::once("tenant").chain(args.iter().copied()))?;
+    neuronx::control::cli::run(t.engine().store(), parsed.command).await
+}
+
+async fn the_cli_deactivates_and_queues_the_reassignments(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    team(&t, "west").await;
+    principal(&t, "ana", "operator", Some("west")).await;
+    principal(&t, "bo", "operator", Some("west")).await;
+    let ana_key = key(&t, "operator", Some("west"), Some("ana")).await;
+    let lead = lead_for(&t, "lead-1", "west", "ana").await;
+    let tenant = t.tenant.clone();
+
+    let err = cli(
+        &t,
+        &["principal", "deactivate", "--tenant", &tenant, "nobody"],
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("no principal named"), "{err}");
+    let done = cli(
+        &t,
+        &[
+            "principal",
+            "deactivate",
+            "--tenant",
+            &tenant,
+            "ana",
+            "--reason",
+            "left",
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(done["principal"]["active"], false, "{done}");
+    assert_eq!(done["keys_revoked"], 1, "{done}");
+    assert_eq!(done["reassigned"][0]["to"], "bo", "{done}");
+    assert_eq!(done["reassigned"][0]["outcome"], "accepted", "{done}");
+    let (status, _) = t
+        .request(Method::GET, "/v1/opportunities", Some(&ana_key), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // The serving instance applies the queued reassignment.
+    eventually(
+        Duration::from_secs(20),
+        "the queued reassignment",
+        || async {
+            let (_, opp) = t.get(&format!("/v1/opportunities/{lead}")).await;
+            (opp["assignee"] == "bo").then_some(())
+        },
+    )
+    .await;
+    let entries = audit(&t, "reassign").await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["principal"], "cli");
+    assert_eq!(entries[0]["outcome"], "accepted");
+    assert_eq!(
+        audit(&t, "principal_deactivate").await[0]["principal"],
+        "cli"
+    );
+
+    let back = cli(&t, &["principal", "activate", "--tenant", &tenant, "ana"])
+        .await
+        .unwrap();
+    assert_eq!(back["active"], true, "{back}");
+}

@@ -212,7 +212,10 @@ type LinkRow = (String, String, i64, Option<i64>, Option<i64>);
 /// Uses the link whose token is `token`, once: marks it used and opens a session for its
 /// principal in one transaction, with the `session_open` audit entry. A principal deactivated
 /// since the link was sent is refused like an unknown link.
-pub async fn consume(store: &Store, token: &str) -> Result<Result<Opened, LinkError>, ControlError> {
+pub async fn consume(
+    store: &Store,
+    token: &str,
+) -> Result<Result<Opened, LinkError>, ControlError> {
     if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Ok(Err(LinkError::Unknown));
     }
@@ -310,7 +313,9 @@ pub fn check_email(raw: &str) -> Result<String, String> {
         return Err("email is required".into());
     }
     if email.chars().count() > MAX_EMAIL_CHARS {
-        return Err(format!("email must be at most {MAX_EMAIL_CHARS} characters"));
+        return Err(format!(
+            "email must be at most {MAX_EMAIL_CHARS} characters"
+        ));
     }
     neuronx_adapters::smtp::parse_address(email).map_err(|e| format!("email: {e}"))
 }

@@ -14,7 +14,14 @@ use neuronx_supervision::{Store, TenantId};
 use serde::Serialize;
 use uuid::Uuid;
 
+use neuronx_actors::domain::opportunity::OppInput;
+use neuronx_supervision::store::NewInput;
+use neuronx_supervision::ShardId;
+use serde_json::Value;
+
 use super::access::{self, Principal};
+use super::audit::{self, AuditAction, Entry, Outcome};
+use super::keys::Identity;
 use super::sessions;
 use super::tx::{on_tx, Tx};
 use super::{now_ms, ControlError};
@@ -116,6 +123,8 @@ pub async fn by_id(store: &Store, tenant: TenantId, id: Uuid) -> Result<Principa
 pub struct Held {
     pub opportunity: Uuid,
     pub team: Option<Uuid>,
+    /// The opportunity's shard, for an input queued without the engine (the CLI).
+    pub shard: ShardId,
 }
 
 /// The opportunities assigned to `name` that are not closed (won, lost, do-not-contact),
@@ -149,6 +158,7 @@ pub async fn open_opportunities_of(
                 held.push(Held {
                     opportunity: row.key.id,
                     team: access::team_of(store, tenant, row.key.id).await?,
+                    shard: row.shard,
                 });
             }
         }
@@ -173,4 +183,121 @@ pub async fn successor(
         None => None,
     }
     .unwrap_or_else(|| UNASSIGNED.to_owned()))
+}
+
+fn json<T: Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// `deactivate` in a transaction of its own with its `principal_deactivate` entry (the
+/// principal before, and after with what was revoked): the API's and the CLI's common part.
+pub async fn deactivate_logged(
+    store: &Store,
+    who: &Identity,
+    p: &Principal,
+    reason: Option<&str>,
+) -> Result<Revoked, ControlError> {
+    let mut tx = Tx::begin(store).await?;
+    let revoked = deactivate(&mut tx, who.tenant, p).await?;
+    let after = Principal {
+        active: false,
+        deactivated_at: p.deactivated_at.or_else(|| Some(chrono::Utc::now())),
+        ..p.clone()
+    };
+    let mut after = json(&after);
+    if let (Value::Object(m), Value::Object(r)) = (&mut after, json(&revoked)) {
+        m.extend(r);
+    }
+    audit::commit(
+        tx,
+        who,
+        Entry {
+            action: AuditAction::PrincipalDeactivate,
+            target_kind: "principal",
+            target_id: p.id.to_string(),
+            reason,
+            outcome: Outcome::Applied,
+            before: Some(json(p)),
+            after: Some(after),
+        },
+    )
+    .await?;
+    Ok(revoked)
+}
+
+/// `activate` in a transaction of its own with its `principal_activate` entry.
+pub async fn activate_logged(
+    store: &Store,
+    who: &Identity,
+    p: &Principal,
+) -> Result<(), ControlError> {
+    let mut tx = Tx::begin(store).await?;
+    activate(&mut tx, who.tenant, p).await?;
+    let after = Principal {
+        active: true,
+        deactivated_at: None,
+        ..p.clone()
+    };
+    audit::commit(
+        tx,
+        who,
+        Entry {
+            action: AuditAction::PrincipalActivate,
+            target_kind: "principal",
+            target_id: p.id.to_string(),
+            reason: None,
+            outcome: Outcome::Applied,
+            before: Some(json(p)),
+            after: Some(json(&after)),
+        },
+    )
+    .await
+}
+
+/// The reason a reassignment after a deactivation gives.
+pub fn reassign_reason(p: &Principal) -> String {
+    format!("{} was deactivated", p.name)
+}
+
+/// Queues the reassignment of `held` to `to` in the opportunity's inbox, for whichever instance
+/// holds it to apply (the CLI has no engine), with a `reassign` entry saying it was accepted.
+pub async fn queue_reassign(
+    store: &Store,
+    who: &Identity,
+    p: &Principal,
+    held: &Held,
+    to: &str,
+) -> Result<(), ControlError> {
+    let reason = reassign_reason(p);
+    let input = OppInput::Reassign {
+        assignee: to.to_owned(),
+        by: who.actor_name(),
+        reason: reason.clone(),
+    };
+    let key = opp::key(who.tenant, held.opportunity);
+    store
+        .insert_inbox(&[NewInput {
+            key,
+            shard: held.shard,
+            dedupe_key: Uuid::new_v4().to_string(),
+            remember: false,
+            input: json(&input),
+            reply: false,
+            notify: true,
+        }])
+        .await?;
+    audit::record(
+        store,
+        who,
+        Entry {
+            action: AuditAction::Reassign,
+            target_kind: "opportunity",
+            target_id: held.opportunity.to_string(),
+            reason: Some(&reason),
+            outcome: Outcome::Accepted,
+            before: None,
+            after: Some(serde_json::json!({"assignee": to})),
+        },
+    )
+    .await
 }

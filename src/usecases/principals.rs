@@ -8,17 +8,16 @@
 use neuronx_actors::domain::opportunity::OppInput;
 use neuronx_supervision::EngineHandle;
 use serde::Serialize;
-use serde_json::Value;
 use uuid::Uuid;
 
 use super::commands::{acting_as, run};
 use super::views::Applied;
 use super::{authorize, Error};
 use crate::control::access::{self, Principal};
-use crate::control::audit::{self, AuditAction, Entry, Outcome};
+use crate::control::audit::AuditAction;
 use crate::control::keys::Identity;
 use crate::control::principals::{self, Revoked};
-use crate::control::{Action, Scope, Tx};
+use crate::control::{Action, Scope};
 
 /// One of the principal's open opportunities and where it went.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -39,10 +38,6 @@ pub struct Deactivation {
     #[serde(flatten)]
     pub revoked: Revoked,
     pub reassigned: Vec<Reassigned>,
-}
-
-fn json<T: Serialize>(v: &T) -> Value {
-    serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
 /// The principal `name` as `who` may change it: in reach (a team-limited admin: its team's) and
@@ -83,35 +78,10 @@ pub async fn deactivate(
         crate::input::check("reason", r, crate::input::Lines::Many, 0, 2000)?;
     }
     let store = engine.store();
-    let tenant = who.tenant;
-    let mut tx = Tx::begin(store).await?;
-    let revoked = principals::deactivate(&mut tx, tenant, &p).await?;
-    let after = Principal {
-        active: false,
-        deactivated_at: p.deactivated_at.or_else(|| Some(chrono::Utc::now())),
-        ..p.clone()
-    };
-    let mut after_json = json(&after);
-    if let (Value::Object(m), Value::Object(r)) = (&mut after_json, json(&revoked)) {
-        m.extend(r);
-    }
-    audit::commit(
-        tx,
-        who,
-        Entry {
-            action: AuditAction::PrincipalDeactivate,
-            target_kind: "principal",
-            target_id: p.id.to_string(),
-            reason,
-            outcome: Outcome::Applied,
-            before: Some(json(&p)),
-            after: Some(after_json),
-        },
-    )
-    .await?;
+    let revoked = principals::deactivate_logged(store, who, &p, reason).await?;
     let reassigned = reassign_all(engine, who, &p).await?;
     Ok(Deactivation {
-        principal: principals::by_id(store, tenant, p.id).await?,
+        principal: principals::by_id(store, who.tenant, p.id).await?,
         revoked,
         reassigned,
     })
@@ -126,7 +96,7 @@ async fn reassign_all(
     let store = engine.store();
     let tenant = who.tenant;
     let by = acting_as(who, None)?;
-    let reason = format!("{} was deactivated", p.name);
+    let reason = principals::reassign_reason(p);
     let mut done = Vec::new();
     for held in principals::open_opportunities_of(store, tenant, &p.name).await? {
         let team = held.team.or(p.team_id);
@@ -164,26 +134,6 @@ pub async fn activate(
 ) -> Result<Principal, Error> {
     let p = target(engine, who, name).await?;
     let store = engine.store();
-    let mut tx = Tx::begin(store).await?;
-    principals::activate(&mut tx, who.tenant, &p).await?;
-    let after = Principal {
-        active: true,
-        deactivated_at: None,
-        ..p.clone()
-    };
-    audit::commit(
-        tx,
-        who,
-        Entry {
-            action: AuditAction::PrincipalActivate,
-            target_kind: "principal",
-            target_id: p.id.to_string(),
-            reason: None,
-            outcome: Outcome::Applied,
-            before: Some(json(&p)),
-            after: Some(json(&after)),
-        },
-    )
-    .await?;
+    principals::activate_logged(store, who, &p).await?;
     Ok(principals::by_id(store, who.tenant, p.id).await?)
 }
