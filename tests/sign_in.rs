@@ -488,6 +488,24 @@ async fn deactivation_revokes_ends_and_reassigns(backend: Backend) {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 
+    // Nothing new goes to it.
+    let (status, body) = t
+        .post(
+            &format!("/v1/opportunities/{first}/reassign"),
+            json!({"assignee": "ana", "reason": "back?"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["field"], "assignee", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("deactivated")
+            || body.to_string().contains("deactivated"),
+        "{body}"
+    );
+
     // Its leads went to bo, each with its timeline entry and audit entry; others' stayed.
     for id in [&first, &second] {
         let (_, opp) = t.get(&format!("/v1/opportunities/{id}")).await;

@@ -270,7 +270,7 @@ pub async fn find_principal(
         .find(|p| p.name == name.trim()))
 }
 
-/// Whether `name` is a principal of `team`; if not, the caller's mistake, by field.
+/// Whether `name` is an active principal of `team`; if not, the caller's mistake, by field.
 pub async fn require_member(
     store: &Store,
     tenant: TenantId,
@@ -279,19 +279,23 @@ pub async fn require_member(
     name: &str,
 ) -> Result<(), ControlError> {
     let members = list_principals(store, tenant, Some(team.id)).await?;
-    if members.iter().any(|p| p.name == name.trim()) {
-        Ok(())
-    } else {
-        Err(ControlError::invalid(
+    match members.iter().find(|p| p.name == name.trim()) {
+        // Nothing new goes to someone deactivated (ADR 0042).
+        Some(p) if !p.active => Err(ControlError::invalid(
+            field,
+            format!("{:?} is deactivated", p.name),
+        )),
+        Some(_) => Ok(()),
+        None => Err(ControlError::invalid(
             field,
             format!("{:?} is not a member of team {:?}", name.trim(), team.name),
-        ))
+        )),
     }
 }
 
 /// The next of the team's active operators in turn, or `None` when it has none (a deactivated
-/// principal gets no new leads). The counter is
-/// advanced in one statement, so two instances assigning at once never pick the same turn.
+/// principal gets no new leads). The counter is advanced in one statement, so two instances
+/// assigning at once never pick the same turn.
 pub async fn next_assignee(
     store: &Store,
     tenant: TenantId,

@@ -313,7 +313,7 @@ async fn panel_markup(state: &AppState, op: &Operator, id: &str) -> Result<Marku
                     form.inline method="post" action=(action("reassign")) {
                         input type="hidden" name="csrf" value=(op.csrf);
                         input type="hidden" name="back" value="detail";
-                        select name="assignee" { @for p in &members { option value=(p.name) { (p.name) " (" (p.role) ")" } } }
+                        select name="assignee" { @for p in members.iter().filter(|p| p.active) { option value=(p.name) { (p.name) " (" (p.role) ")" } } }
                         input type="text" name="reason" placeholder="reason (required)" required;
                         button { "reassign" }
                     }
