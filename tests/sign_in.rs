@@ -228,6 +228,46 @@ async fn nobody_gets_the_same_answer_and_no_mail(backend: Backend) {
     assert!(audit(&t, "magic_link_sent").await.is_empty());
 }
 
+async fn a_link_that_cannot_be_sent_is_logged_and_the_answer_is_the_same(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    team(&t, "west").await;
+    rep(&t, "ana", "west", "ana@acme.test").await;
+    // No SMTP server yet: the same answer, and the log says why nothing went.
+    let (status, page) = ask(&t, &[("tenant", "acme"), ("email", "ana@acme.test")]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(SENT), "{page}");
+    let entry = eventually(Duration::from_secs(10), "the refused entry", || async {
+        audit(&t, "magic_link_sent")
+            .await
+            .into_iter()
+            .find(|e| e["outcome"] == "rejected")
+    })
+    .await;
+    assert_eq!(
+        entry["after"]["error"], "the tenant has no smtp server",
+        "{entry}"
+    );
+    // A server that refuses the address: the same again, its refusal logged.
+    let sink = SmtpSink::start(Mode::Refuse);
+    use_sink(&t, &sink).await;
+    let (status, page) = ask(&t, &[("tenant", "acme"), ("email", "ana@acme.test")]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(SENT), "{page}");
+    let refused = eventually(
+        Duration::from_secs(15),
+        "the second refused entry",
+        || async {
+            let entries = audit(&t, "magic_link_sent").await;
+            (entries.len() == 2 && entries[1]["outcome"] == "rejected").then(|| entries[1].clone())
+        },
+    )
+    .await;
+    assert!(
+        refused["after"]["error"].as_str().unwrap().contains("550"),
+        "{refused}"
+    );
+}
+
 async fn an_expired_link_is_refused(backend: Backend) {
     let t = TestApp::spawn(backend).await;
     let sink = SmtpSink::start(Mode::Accept);
@@ -606,6 +646,7 @@ both_backends!(
     a_magic_link_signs_a_rep_in_once,
     nobody_gets_the_same_answer_and_no_mail,
     an_expired_link_is_refused,
+    a_link_that_cannot_be_sent_is_logged_and_the_answer_is_the_same,
     hostile_input_is_refused_by_name,
     deactivation_revokes_ends_and_reassigns,
     nobody_deactivates_themselves_or_above_their_role,
