@@ -24,12 +24,18 @@ pub async fn recipients(
     now: DateTime<Utc>,
 ) -> Result<Vec<Recipient>, ControlError> {
     if let Some(name) = assignee {
-        if let Some(rep) = reps::get_rep(store, tenant, name, now).await? {
+        // A deactivated assignee is told nothing (its leads are being reassigned).
+        if let Some(rep) = reps::get_rep(store, tenant, name, now)
+            .await?
+            .filter(|r| r.active)
+        {
             return Ok(vec![recipient(rep)]);
         }
     }
     let team = access::team_of(store, tenant, opportunity).await?;
-    let all = reps::list_reps(store, tenant, team, now).await?;
+    let mut all = reps::list_reps(store, tenant, team, now).await?;
+    // Nobody deactivated is told, even when nobody is on call.
+    all.retain(|r| r.active);
     Ok(on_call(all).into_iter().map(recipient).collect())
 }
 
@@ -194,6 +200,7 @@ mod tests {
             updated_at: DateTime::<Utc>::UNIX_EPOCH,
             principal_id: Uuid::nil(),
             team_id: None,
+            active: true,
         }
     }
 

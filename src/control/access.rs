@@ -72,6 +72,11 @@ pub struct Principal {
     #[serde(skip)]
     pub team_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
+    /// False once deactivated: its keys and sessions are revoked, it is offered no calls, gets
+    /// no new leads and no sign-in link (ADR 0042).
+    pub active: bool,
+    /// When it was deactivated; none while active.
+    pub deactivated_at: Option<DateTime<Utc>>,
 }
 
 pub struct NewPrincipal<'a> {
@@ -182,6 +187,8 @@ pub async fn create_principal(
         team: team.as_ref().map(|t| t.name.clone()),
         team_id: team.as_ref().map(|t| t.id),
         created_at: time(now_ms()),
+        active: true,
+        deactivated_at: None,
     };
     let sql = "INSERT INTO principals (id, tenant_id, name, kind, role, team_id, created_at)
                VALUES ($1, $2, $3, $4, $5, $6, $7)";
@@ -214,6 +221,7 @@ type PrincipalRow = (
     Option<String>,
     Option<String>,
     i64,
+    Option<i64>,
 );
 
 /// The tenant's principals, by name; only one team's when `team` is given.
@@ -223,7 +231,7 @@ pub async fn list_principals(
     team: Option<Uuid>,
 ) -> Result<Vec<Principal>, ControlError> {
     let sql = "SELECT CAST(p.id AS TEXT), p.name, p.kind, p.role, t.name, CAST(p.team_id AS TEXT),
-                      p.created_at
+                      p.created_at, p.deactivated_at
                FROM principals p LEFT JOIN teams t ON t.id = p.team_id
                WHERE p.tenant_id = $1 AND ($2 IS NULL OR p.team_id = $2)
                ORDER BY p.name";
@@ -233,7 +241,7 @@ pub async fn list_principals(
         .fetch_all(db)
         .await?);
     rows.into_iter()
-        .map(|(i, name, kind, role, team, team_id, at)| {
+        .map(|(i, name, kind, role, team, team_id, at, deactivated)| {
             Ok(Principal {
                 id: parse_uuid(&i)?,
                 name,
@@ -244,6 +252,8 @@ pub async fn list_principals(
                 team,
                 team_id: team_id.as_deref().map(parse_uuid).transpose()?,
                 created_at: time(at),
+                active: deactivated.is_none(),
+                deactivated_at: deactivated.map(time),
             })
         })
         .collect()
@@ -260,7 +270,7 @@ pub async fn find_principal(
         .find(|p| p.name == name.trim()))
 }
 
-/// Whether `name` is a principal of `team`; if not, the caller's mistake, by field.
+/// Whether `name` is an active principal of `team`; if not, the caller's mistake, by field.
 pub async fn require_member(
     store: &Store,
     tenant: TenantId,
@@ -269,18 +279,23 @@ pub async fn require_member(
     name: &str,
 ) -> Result<(), ControlError> {
     let members = list_principals(store, tenant, Some(team.id)).await?;
-    if members.iter().any(|p| p.name == name.trim()) {
-        Ok(())
-    } else {
-        Err(ControlError::invalid(
+    match members.iter().find(|p| p.name == name.trim()) {
+        // Nothing new goes to someone deactivated (ADR 0042).
+        Some(p) if !p.active => Err(ControlError::invalid(
+            field,
+            format!("{:?} is deactivated", p.name),
+        )),
+        Some(_) => Ok(()),
+        None => Err(ControlError::invalid(
             field,
             format!("{:?} is not a member of team {:?}", name.trim(), team.name),
-        ))
+        )),
     }
 }
 
-/// The next of the team's operators in turn, or `None` when it has none. The counter is
-/// advanced in one statement, so two instances assigning at once never pick the same turn.
+/// The next of the team's active operators in turn, or `None` when it has none (a deactivated
+/// principal gets no new leads). The counter is advanced in one statement, so two instances
+/// assigning at once never pick the same turn.
 pub async fn next_assignee(
     store: &Store,
     tenant: TenantId,
@@ -289,7 +304,7 @@ pub async fn next_assignee(
     let members: Vec<String> = list_principals(store, tenant, Some(team))
         .await?
         .into_iter()
-        .filter(|p| p.role == Role::Operator)
+        .filter(|p| p.role == Role::Operator && p.active)
         .map(|p| p.name)
         .collect();
     if members.is_empty() {

@@ -51,6 +51,10 @@ audit_actions! {
     RepStatus = "rep_status",
     TeamRinging = "team_ringing",
     CallNow = "call_now",
+    PrincipalDeactivate = "principal_deactivate",
+    PrincipalActivate = "principal_activate",
+    MagicLinkSent = "magic_link_sent",
+    SessionOpen = "session_open",
 }
 
 impl Serialize for AuditAction {

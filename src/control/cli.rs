@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::access::{self, NewPrincipal, PrincipalKind};
 use super::audit::{self, AuditAction, Entry, Outcome};
 use super::keys::{self, NewKey};
+use super::principals;
 use super::{on_db, ControlError, Role, Scope, Tx};
 
 #[derive(Subcommand)]
@@ -31,7 +32,7 @@ pub enum TenantCommand {
         #[command(subcommand)]
         command: TeamCommand,
     },
-    /// Principals (users and service accounts): create, list.
+    /// Principals (users and service accounts): create, list, deactivate, activate.
     Principal {
         #[command(subcommand)]
         command: PrincipalCommand,
@@ -139,6 +140,25 @@ pub enum PrincipalCommand {
         #[arg(long)]
         team: Option<String>,
     },
+    /// Deactivate a principal: its keys are revoked, its console sessions end, its rep goes
+    /// offline, and its open opportunities are queued for reassignment to the next active
+    /// operator of their team (or `unassigned`), applied by the serving instance.
+    Deactivate {
+        #[command(flatten)]
+        tenant: TenantArg,
+        /// The principal's name.
+        name: String,
+        /// Why, for the audit log and the reassignments.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Activate a principal again (its old keys stay revoked; its rep stays offline).
+    Activate {
+        #[command(flatten)]
+        tenant: TenantArg,
+        /// The principal's name.
+        name: String,
+    },
 }
 
 /// The tenant `arg` names, if it exists (also for `neuronx rep`, `control::reps::cli`).
@@ -227,8 +247,60 @@ pub async fn run(store: &Store, command: TenantCommand) -> anyhow::Result<serde_
                 };
                 Ok(json!({"items": access::list_principals(store, t, team).await?}))
             }
+            PrincipalCommand::Deactivate {
+                tenant: t,
+                name,
+                reason,
+            } => {
+                let t = tenant(store, &t).await?;
+                deactivate(store, t, &name, reason.as_deref()).await
+            }
+            PrincipalCommand::Activate { tenant: t, name } => {
+                let t = tenant(store, &t).await?;
+                let p = named_principal(store, t, &name).await?;
+                principals::activate_logged(store, &audit::cli_identity(t), &p).await?;
+                Ok(json!(principals::by_id(store, t, p.id).await?))
+            }
         },
     }
+}
+
+async fn named_principal(
+    store: &Store,
+    t: TenantId,
+    name: &str,
+) -> anyhow::Result<access::Principal> {
+    match access::find_principal(store, t, name).await? {
+        Some(p) => Ok(p),
+        None => bail!("no principal named {:?}", name.trim()),
+    }
+}
+
+/// Deactivates `name` as the CLI (the tenant's owner): the same transaction as the API's, then
+/// each open opportunity's reassignment queued in its inbox (the CLI runs no engine).
+async fn deactivate(
+    store: &Store,
+    t: TenantId,
+    name: &str,
+    reason: Option<&str>,
+) -> anyhow::Result<serde_json::Value> {
+    if let Some(r) = reason {
+        crate::input::check("reason", r, crate::input::Lines::Many, 0, 2000)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let who = audit::cli_identity(t);
+    let p = named_principal(store, t, name).await?;
+    let revoked = principals::deactivate_logged(store, &who, &p, reason).await?;
+    let mut queued = Vec::new();
+    for held in principals::open_opportunities_of(store, t, &p.name).await? {
+        let to = principals::successor(store, t, held.team.or(p.team_id)).await?;
+        principals::queue_reassign(store, &who, &p, &held, &to).await?;
+        queued.push(json!({"opportunity": held.opportunity, "to": to, "outcome": "accepted"}));
+    }
+    let mut out = json!(revoked);
+    out["principal"] = json!(principals::by_id(store, t, p.id).await?);
+    out["reassigned"] = json!(queued);
+    Ok(out)
 }
 
 async fn key(store: &Store, command: KeyCommand) -> anyhow::Result<serde_json::Value> {

@@ -38,10 +38,11 @@ impl Identity {
     }
 
     /// How the audit log names the key itself: its visible prefix (`nxk_<prefix>`), or `cli`
-    /// for the command line, which uses no key.
+    /// for the command line and `magic_link` for a session a magic link opened, which use no
+    /// key.
     pub fn key_label(&self) -> String {
-        if self.key_prefix == CLI_KEY {
-            CLI_KEY.to_owned()
+        if self.key_prefix == CLI_KEY || self.key_prefix == MAGIC_LINK_KEY {
+            self.key_prefix.clone()
         } else {
             format!("{KEY_TAG}_{}", self.key_prefix)
         }
@@ -50,6 +51,10 @@ impl Identity {
 
 /// The key prefix of the command line's identity: it presents no key.
 pub const CLI_KEY: &str = "cli";
+
+/// The key prefix of a console session opened by a magic link (`control::magic`): it presents
+/// no key either, and the audit log names it so.
+pub const MAGIC_LINK_KEY: &str = "magic_link";
 
 /// A key as listed: never the secret, never its hash.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -141,6 +146,13 @@ pub async fn create(
         None => None,
     };
     if let Some(p) = &principal {
+        // A deactivated principal's keys never authenticate: minting one would only mislead.
+        if !p.active {
+            return Err(ControlError::invalid(
+                "principal",
+                format!("principal {} is deactivated", p.name),
+            ));
+        }
         // Acting for a principal is acting with its role: an admin may not mint a key that
         // the audit log would show as an owner's.
         if !granter.role.can_grant(p.role) {
@@ -318,7 +330,7 @@ type AuthRow = (
 );
 
 /// The identity behind a presented key, or `None` for any malformed, unknown, wrong, revoked
-/// or expired key: the caller cannot tell which, so a guess learns nothing.
+/// or expired key, or a key of a deactivated principal: the caller cannot tell which, so a guess learns nothing.
 pub async fn authenticate(
     store: &Store,
     presented: &str,
@@ -331,7 +343,8 @@ pub async fn authenticate(
         return Ok(None);
     }
     let sql = "SELECT CAST(k.tenant_id AS TEXT), k.hash, k.role, CAST(k.team_id AS TEXT), t.name,
-                      COALESCE(t.created_at, 0), p.name, k.last_used_at, k.expires_at, k.revoked_at
+                      COALESCE(t.created_at, 0), p.name, k.last_used_at, k.expires_at,
+                      COALESCE(k.revoked_at, p.deactivated_at)
                FROM api_keys k LEFT JOIN teams t ON t.id = k.team_id
                LEFT JOIN principals p ON p.id = k.principal_id
                WHERE k.prefix = $1";

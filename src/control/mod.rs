@@ -9,6 +9,8 @@ pub mod cli;
 pub mod dead_letters;
 pub mod idempotency;
 pub mod keys;
+pub mod magic;
+pub mod principals;
 pub mod reps;
 pub mod roles;
 pub mod scope;

@@ -170,6 +170,8 @@ pub struct Rep {
     /// The team's id, for scope checks.
     #[serde(skip)]
     pub team_id: Option<Uuid>,
+    /// False once the principal is deactivated: it is then offline and offered nothing.
+    pub active: bool,
 }
 
 fn time(ms: i64) -> DateTime<Utc> {
@@ -201,6 +203,7 @@ type RepRow = (
     i64,
     i64,
     Option<String>,
+    Option<i64>,
 );
 
 /// The reps of a tenant with their live legs; `$3` narrows to a team, `$4` to a name.
@@ -210,7 +213,7 @@ const REPS_SQL: &str = "SELECT CAST(p.id AS TEXT), p.name, t.name, CAST(p.team_i
            (SELECT COUNT(*) FROM rep_legs l
             WHERE l.tenant_id = r.tenant_id AND l.principal_id = r.principal_id
               AND l.ended_at IS NULL AND l.offered_at > $2),
-           r.email
+           r.email, p.deactivated_at
     FROM reps r
     JOIN principals p ON p.tenant_id = r.tenant_id AND p.id = r.principal_id
     LEFT JOIN teams t ON t.id = p.team_id
@@ -218,8 +221,22 @@ const REPS_SQL: &str = "SELECT CAST(p.id AS TEXT), p.name, t.name, CAST(p.team_i
     ORDER BY p.name";
 
 fn rep_of(row: RepRow, now: DateTime<Utc>) -> Result<Rep, StoreError> {
-    let (id, name, team, team_id, phone, zone, hours, status, max, offered, updated, live, email) =
-        row;
+    let (
+        id,
+        name,
+        team,
+        team_id,
+        phone,
+        zone,
+        hours,
+        status,
+        max,
+        offered,
+        updated,
+        live,
+        email,
+        deactivated,
+    ) = row;
     let tz: Tz = zone
         .parse()
         .map_err(|_| corrupt(format!("time zone {zone:?}")))?;
@@ -251,6 +268,7 @@ fn rep_of(row: RepRow, now: DateTime<Utc>) -> Result<Rep, StoreError> {
         live_calls,
         last_offered_at: offered.map(time),
         updated_at: time(updated),
+        active: deactivated.is_none(),
     })
 }
 
@@ -372,7 +390,8 @@ pub async fn set_profile(
 }
 
 /// Sets a rep's status inside `tx`; answers the rep before and after. `busy` is derived from
-/// live calls, so it is refused here, by field.
+/// live calls, so it is refused here, by field; so is any status but `offline` for a
+/// deactivated principal.
 pub async fn set_status(
     tx: &mut Tx,
     tenant: TenantId,
@@ -389,6 +408,12 @@ pub async fn set_status(
     let before = rep_in(tx, tenant, &name)
         .await?
         .ok_or(ControlError::NotFound("rep"))?;
+    if !before.active && status != RepStatus::Offline {
+        return Err(ControlError::invalid(
+            "status",
+            format!("{name:?} is deactivated: activate the principal first"),
+        ));
+    }
     let sql = "UPDATE reps SET status = $3, updated_at = $4
                WHERE tenant_id = $1 AND principal_id = $2";
     on_tx!(tx, |db, id, _json| sqlx::query(sql)

@@ -182,13 +182,17 @@ fn access_line(status: StatusCode, latency: Duration, span: &Span) {
 }
 
 /// The whole-request timeout: 408 when the answer's head is not ready within `limit`. Not
-/// tower-http's `TimeoutLayer` only because of one exemption: `/v1/bulk/*` commands up to
-/// 5,000 opportunities one at a time, which may take longer, and cutting it off would stop it
-/// half way with the command in progress missing its audit entry. A client cannot hold a bulk
-/// request open by trickling: its key is checked before its body is read, and the body timeout
-/// still applies.
+/// tower-http's `TimeoutLayer` only because of its exemptions: `/v1/bulk/*` commands up to
+/// 5,000 opportunities one at a time, and a principal's deactivation reassigns each of its open
+/// opportunities one at a time (ADR 0042); either may take longer, and cutting it off would
+/// stop it half way with the command in progress missing its audit entry. A client cannot hold
+/// such a request open by trickling: its key is checked before its body is read, and the body
+/// timeout still applies.
 async fn request_deadline(State(limit): State<Duration>, req: Request, next: Next) -> Response {
-    if req.uri().path().starts_with("/v1/bulk/") {
+    let path = req.uri().path();
+    let long = path.starts_with("/v1/bulk/")
+        || (path.starts_with("/v1/principals/") && path.ends_with("/deactivate"));
+    if long {
         return next.run(req).await;
     }
     tokio::time::timeout(limit, next.run(req))

@@ -19,6 +19,7 @@ pub(crate) mod openapi;
 mod opportunities;
 mod ops;
 mod recordings;
+mod principals;
 mod reps;
 pub mod server;
 mod voice;
@@ -102,6 +103,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(access::create_principal, access::list_principals))
         .routes(routes!(access::create_key, access::list_keys))
         .routes(routes!(access::revoke_key))
+        .routes(routes!(principals::deactivate))
+        .routes(routes!(principals::activate))
         .routes(routes!(reps::set_rep))
         .routes(routes!(reps::set_status))
         .routes(routes!(reps::list_reps))

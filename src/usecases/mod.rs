@@ -15,6 +15,7 @@ pub mod commands;
 pub mod opportunities;
 pub mod ops;
 pub mod recordings;
+pub mod principals;
 pub mod reps;
 pub mod views;
 pub mod webhooks;

@@ -23,7 +23,7 @@ try {
   await page.waitForURL(`${BASE}/console/login`);
   await shot(page, 'console-sign-in.png');
   await page.fill('input[name=api_key]', KEY);
-  await page.click('button[type=submit]');
+  await page.click('form[action="/console/login"] button[type=submit]');
   await page.waitForURL(`${BASE}/console`);
 
   const row = page.locator('tr[data-id]', { hasText: 'Ana Lima' });

@@ -50,15 +50,19 @@ type CandidateRow = (
     Option<i64>,
 );
 
-/// Available reps (read without a lock: `lock_free` takes the locks on PostgreSQL).
+/// Available reps of active principals (read without a lock: `lock_free` takes the locks on
+/// PostgreSQL). Deactivating sets the rep offline too; the principal's own flag is checked as
+/// well, so no status set by hand afterwards can bring a deactivated person back into rotation.
 const CANDIDATES_SQL: &str = "SELECT CAST(r.principal_id AS TEXT), p.name, r.phone, r.time_zone,
            r.working_hours, r.max_calls, r.last_offered_at
     FROM reps r JOIN principals p ON p.tenant_id = r.tenant_id AND p.id = r.principal_id
-    WHERE r.tenant_id = $1 AND r.status = 'available' AND ($2 IS NULL OR p.team_id = $2)
+    WHERE r.tenant_id = $1 AND r.status = 'available' AND p.deactivated_at IS NULL
+      AND ($2 IS NULL OR p.team_id = $2)
     ORDER BY r.principal_id";
 
 /// Picks the reps to ring for `call_id` now and records the offer, in one transaction.
-/// `team`: the opportunity's team (None: every rep of the tenant). Eligible: status available,
+/// `team`: the opportunity's team (None: every rep of the tenant). Eligible: an active
+/// principal (never a deactivated one), status available,
 /// in working hours at `now`, live legs (rep_legs with ended_at NULL offered within the last 4 h)
 /// below max_calls, and not offered for this call before. Order: last_offered_at oldest first
 /// (never offered first), then name. Sequential takes 1, simultaneous up to 5. Records a

@@ -1,11 +1,12 @@
 //! The operator console at `/console`: server-rendered pages (maud) made live with htmx and
-//! server-sent events, served by this binary with no build step. Signing in with an API key
-//! opens a cookie session (`control::sessions`); every form carries the session's CSRF token;
+//! server-sent events, served by this binary with no build step. Signing in with an API key, or
+//! by a link sent by email (`sign_in`, ADR 0042), opens a cookie session (`control::sessions`); every form carries the session's CSRF token;
 //! every action goes through the same handlers, role checks and audit log as the API, so a
 //! button a role may not use answers 403 on the server, not only by being hidden (ADR 0025).
 
 mod live;
 mod pages;
+mod sign_in;
 
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::header::{COOKIE, SET_COOKIE};
@@ -46,6 +47,8 @@ pub fn router() -> Router<AppState> {
         .route("/console/rows", get(pages::rows))
         .route("/console/login", get(pages::login_form).post(login))
         .route("/console/logout", post(logout))
+        .route("/console/magic-link", post(sign_in::request_link))
+        .route("/console/magic", get(sign_in::follow_link))
         .route("/console/opportunities/{id}", get(pages::detail))
         .route("/console/opportunities/{id}/panel", get(pages::panel))
         .route("/console/opportunities/{id}/{action}", post(act))
@@ -74,7 +77,8 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-/// A signed-in operator: the identity of the key the session was opened with.
+/// A signed-in operator: the identity of the key the session was opened with, or of the
+/// principal a sign-in link opened it for.
 pub struct Operator {
     pub identity: Identity,
     pub csrf: String,

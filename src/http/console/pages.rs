@@ -34,11 +34,17 @@ function tick() { document.querySelectorAll('[data-due]').forEach(el => {
 setInterval(tick, 1000); document.addEventListener('htmx:afterSettle', tick); tick();";
 
 fn page(op: Option<&Operator>, title: &str, body: Markup) -> Markup {
+    page_with(op, title, html! {}, body)
+}
+
+/// `page` with more in its head (the signed-in page's refresh).
+fn page_with(op: Option<&Operator>, title: &str, head_extra: Markup, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
+                (head_extra)
                 title { (title) " · NeuronX console" }
                 style { (PreEscaped(STYLE)) }
                 script src="/console/assets/htmx.min.js" {}
@@ -81,6 +87,12 @@ pub fn api_error_page(e: ApiError) -> Response {
 }
 
 pub fn login_page(message: Option<&str>, status: StatusCode) -> Response {
+    login_page_with(None, message, status)
+}
+
+/// The sign-in page: by email (a magic link, ADR 0042) or with an API key. `notice` says what
+/// happened; `error` what was wrong.
+pub fn login_page_with(notice: Option<&str>, error: Option<&str>, status: StatusCode) -> Response {
     render(
         status,
         page(
@@ -88,14 +100,37 @@ pub fn login_page(message: Option<&str>, status: StatusCode) -> Response {
             "Sign in",
             html! {
                 h1 { "Sign in" }
-                @if let Some(m) = message { p.err { (m) } }
-                form method="post" action="/console/login" {
-                    label { "API key " input type="password" name="api_key" autocomplete="off" size="60" required; }
-                    " " button type="submit" { "Sign in" }
+                @if let Some(m) = notice { p #notice { (m) } }
+                @if let Some(m) = error { p.err { (m) } }
+                section {
+                    h2 { "By email" }
+                    form method="post" action="/console/magic-link" {
+                        label { "Workspace " input type="text" name="tenant" autocomplete="organization" size="30" maxlength="100" required; }
+                        " "
+                        label { "Email " input type="email" name="email" autocomplete="email" size="40" maxlength="254" required; }
+                        " " button type="submit" { "Email me a sign-in link" }
+                    }
+                }
+                section {
+                    h2 { "With an API key" }
+                    form method="post" action="/console/login" {
+                        label { "API key " input type="password" name="api_key" autocomplete="off" size="60" required; }
+                        " " button type="submit" { "Sign in" }
+                    }
                 }
             },
         ),
     )
+}
+
+/// The page a followed sign-in link answers: it moves on to the console by itself.
+pub fn signed_in_page(who: &str) -> Response {
+    let head = html! { meta http-equiv="refresh" content="0; url=/console"; };
+    let body = html! {
+        h1 { "Signed in" }
+        p { "Signed in as " strong { (who) } ". " a href="/console" { "Continue to the console" } }
+    };
+    render(StatusCode::OK, page_with(None, "Signed in", head, body))
 }
 
 pub async fn login_form() -> Response {
@@ -278,7 +313,7 @@ async fn panel_markup(state: &AppState, op: &Operator, id: &str) -> Result<Marku
                     form.inline method="post" action=(action("reassign")) {
                         input type="hidden" name="csrf" value=(op.csrf);
                         input type="hidden" name="back" value="detail";
-                        select name="assignee" { @for p in &members { option value=(p.name) { (p.name) " (" (p.role) ")" } } }
+                        select name="assignee" { @for p in members.iter().filter(|p| p.active) { option value=(p.name) { (p.name) " (" (p.role) ")" } } }
                         input type="text" name="reason" placeholder="reason (required)" required;
                         button { "reassign" }
                     }
