@@ -50,6 +50,8 @@ audit_actions! {
     RepUpdate = "rep_update",
     RepStatus = "rep_status",
     TeamRinging = "team_ringing",
+    NumberPut = "number_put",
+    NumberRemove = "number_remove",
 }
 
 impl Serialize for AuditAction {

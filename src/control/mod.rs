@@ -9,6 +9,7 @@ pub mod cli;
 pub mod dead_letters;
 pub mod idempotency;
 pub mod keys;
+pub mod numbers;
 pub mod reps;
 pub mod roles;
 pub mod scope;

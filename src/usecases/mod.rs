@@ -11,6 +11,7 @@ pub mod bulk;
 pub mod call_flow;
 pub mod channels;
 pub mod commands;
+pub mod numbers;
 pub mod opportunities;
 pub mod ops;
 pub mod reps;
