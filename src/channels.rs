@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::config::LoopbackSettings;
+use crate::control::numbers;
 use crate::secrets::Keyring;
 use crate::send_limits::{SendKind, SendLimits};
 use crate::tenant_data::{self, Precheck, PrecheckResult};
@@ -208,6 +209,23 @@ impl EffectHandler for Voice {
                 Ok(account) => account,
                 Err(e) => return undecided(e),
             };
+            // The lead sees a number of its opportunity's pool (ADR 0043), chosen before the
+            // dial waits for its turn and recorded in its result.
+            let caller = match (&op, account.as_deref()) {
+                (
+                    VoiceEffect::Dial {
+                        to, opportunity_id, ..
+                    },
+                    Some(account),
+                ) => {
+                    match twilio_channel::caller_id(&ctx.store, account, *opportunity_id, to).await
+                    {
+                        Ok(caller) => Some(caller),
+                        Err(e) => return undecided(e),
+                    }
+                }
+                _ => None,
+            };
             if matches!(op, VoiceEffect::Dial { .. }) {
                 let sid = account.as_ref().map(|a| a.client.account_sid());
                 if let Err(later) = ctx
@@ -225,7 +243,14 @@ impl EffectHandler for Voice {
                 }
             }
             if let Some(account) = account {
-                return twilio_channel::voice(&account, &ctx.public_url, &call, &op).await;
+                return twilio_channel::voice(
+                    &account,
+                    &ctx.public_url,
+                    &call,
+                    &op,
+                    caller.as_ref(),
+                )
+                .await;
             }
             match op {
                 VoiceEffect::Dial { .. } => match channel.dial(call.key) {
@@ -315,6 +340,24 @@ impl EffectHandler for Sms {
                     Err(e) => return undecided(e),
                 }
             }
+            // The number the lead is texted from (ADR 0043), chosen before the text waits for
+            // its turn and recorded in its result.
+            let caller = match account.as_deref() {
+                Some(account) => {
+                    match twilio_channel::caller_id(
+                        &ctx.store,
+                        account,
+                        text.opportunity_id,
+                        &text.to,
+                    )
+                    .await
+                    {
+                        Ok(caller) => Some(caller),
+                        Err(e) => return undecided(e),
+                    }
+                }
+                None => None,
+            };
             if let Err(later) = ctx
                 .limits
                 .admit(
@@ -329,7 +372,14 @@ impl EffectHandler for Sms {
                 return later;
             }
             let outcome = match account {
-                Some(account) => twilio_channel::sms(&account, &ctx.public_url, &call, &text).await,
+                Some(account) => {
+                    let account_from = || numbers::CallerId {
+                        from: account.from.clone(),
+                        by: numbers::ChosenBy::Account,
+                    };
+                    let caller = caller.unwrap_or_else(account_from);
+                    twilio_channel::sms(&account, &ctx.public_url, &call, &text, &caller).await
+                }
                 None => EffectOutcome {
                     status: EffectStatus::Done,
                     result: json!({"message_sid": sid}),

@@ -16,6 +16,7 @@ use neuronx_adapters::twilio::{
 use neuronx_supervision::{EffectCall, EffectOutcome, EffectStatus, Store, TenantId};
 use serde_json::{json, Value};
 
+use crate::control::numbers::{self, CallerId, ChosenBy};
 use crate::secrets::Keyring;
 use crate::tenant_data::{self, StoredCredentials};
 use neuronx_adapters::outbound::OutboundGuard;
@@ -68,6 +69,32 @@ pub async fn account(
         tenant,
         line_type_lookup,
     }))
+}
+
+/// The number a lead's dial or text goes from (local presence, ADR 0043): its opportunity's
+/// team's pool, else the tenant-wide numbers, else the account's `from`; in the lead's area
+/// code, else its state, else any. Read in the effect's own flow, before anything is sent:
+/// `Err` (the pool cannot be read now) sends nothing and the effect is tried again.
+pub async fn caller_id(
+    store: &Store,
+    account: &Account,
+    opportunity: uuid::Uuid,
+    lead: &str,
+) -> Result<CallerId, String> {
+    let (team, pool) = numbers::pool_for(store, account.tenant, opportunity)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(numbers::choose(lead, team, &pool, &account.from))
+}
+
+/// `outcome` with the caller id it went (or would have gone) from in its result, so the attempt
+/// records which number the lead saw (`from`, and `caller_id`: why that one).
+fn with_caller_id(mut outcome: EffectOutcome, caller: &CallerId) -> EffectOutcome {
+    if let Value::Object(map) = &mut outcome.result {
+        map.insert("from".into(), Value::String(caller.from.clone()));
+        map.insert("caller_id".into(), Value::String(caller.by.as_str().into()));
+    }
+    outcome
 }
 
 /// The line type of `phone`, from the tenant's cache or else the carrier's lookup (kept when it
@@ -175,12 +202,14 @@ fn fetched(c: &CallResource) -> Option<Value> {
     })
 }
 
-/// Runs a voice effect through the account.
+/// Runs a voice effect through the account; a dial goes from `caller` (`None`: the account's
+/// `from`), recorded in its result.
 pub async fn voice(
     account: &Account,
     public_url: &str,
     call: &EffectCall,
     op: &VoiceEffect,
+    caller: Option<&CallerId>,
 ) -> EffectOutcome {
     match op {
         VoiceEffect::Dial {
@@ -216,9 +245,16 @@ pub async fn voice(
                 }
             };
             let answer = callback(public_url, account, hook, &ids);
+            let account_from = CallerId {
+                from: account.from.clone(),
+                by: ChosenBy::Account,
+            };
+            // The number chosen for the lead: agent first the rep's phone shows it, and the
+            // lead's `<Dial>` (without `callerId`) shows the call's `From` to the lead too.
+            let caller = caller.unwrap_or(&account_from);
             let request = CreateCall {
                 to: dialled,
-                from: account.from.clone(),
+                from: caller.from.clone(),
                 url: Some(answer),
                 status_callback,
                 status_callback_events: StatusCallbackEvent::ALL.to_vec(),
@@ -226,7 +262,7 @@ pub async fn voice(
                 timeout_seconds: Some(*ring_timeout_seconds),
                 ..CreateCall::default()
             };
-            match account
+            let outcome = match account
                 .client
                 .create_call_while(&request, || call.standing.holds())
                 .await
@@ -249,7 +285,8 @@ pub async fn voice(
                         reason: e.to_string(),
                     }),
                 ),
-            }
+            };
+            with_caller_id(outcome, caller)
         }
         VoiceEffect::Hangup { provider_sid, .. } => {
             match account
@@ -271,16 +308,31 @@ pub async fn voice(
     }
 }
 
-/// Sends an SMS through the account. An unknown outcome is recorded, never resent.
+/// Sends an SMS through the account from `caller`, recorded in its result. An unknown outcome
+/// is recorded, never resent.
 pub async fn sms(
     account: &Account,
     public_url: &str,
     call: &EffectCall,
     text: &SmsEffect,
+    caller: &CallerId,
+) -> EffectOutcome {
+    with_caller_id(
+        send_sms(account, public_url, call, text, caller).await,
+        caller,
+    )
+}
+
+async fn send_sms(
+    account: &Account,
+    public_url: &str,
+    call: &EffectCall,
+    text: &SmsEffect,
+    caller: &CallerId,
 ) -> EffectOutcome {
     let request = CreateMessage {
         to: text.to.clone(),
-        from: account.from.clone(),
+        from: caller.from.clone(),
         body: text.body.clone(),
         status_callback: callback(
             public_url,

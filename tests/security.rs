@@ -218,6 +218,19 @@ fn matrix() -> Vec<Row> {
             None,
             [404, 404, 404, 403, 404],
         ),
+        row(
+            M::PUT,
+            "/v1/numbers/+1512555{n}",
+            Some(json!({"label": "matrix"})),
+            [201, 201, 403, 403, 403],
+        ),
+        row(M::GET, "/v1/numbers", None, [200, 200, 200, 200, 200]),
+        row(
+            M::DELETE,
+            "/v1/numbers/+13125550100",
+            None,
+            [404, 404, 403, 403, 403],
+        ),
     ]
 }
 
@@ -299,6 +312,15 @@ async fn another_tenants_ids_answer_404_on_every_route(backend: Backend) {
         .await;
     let key_id = k["id"].as_str().unwrap().to_owned();
     t.post("/v1/dnc", json!({"phone": "+14155550123"})).await;
+    let (status, number) = t
+        .request(
+            Method::PUT,
+            "/v1/numbers/+15125550100",
+            Some(&t.key),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{number}");
     let letter = access::poison(&t, &id, "poison-1").await["id"]
         .as_i64()
         .unwrap();
@@ -322,6 +344,7 @@ async fn another_tenants_ids_answer_404_on_every_route(backend: Backend) {
         (Method::GET, format!("/v1/calls/{call}")),
         (Method::DELETE, format!("/v1/keys/{key_id}")),
         (Method::DELETE, "/v1/dnc/+14155550123".to_owned()),
+        (Method::DELETE, "/v1/numbers/+15125550100".to_owned()),
         (Method::POST, format!("/v1/dead-letters/{letter}/retry")),
         (Method::POST, format!("/v1/dead-letters/{letter}/discard")),
     ];
@@ -355,6 +378,8 @@ async fn another_tenants_ids_answer_404_on_every_route(backend: Backend) {
         letters["items"][0]["id"], letter,
         "the letter is still there"
     );
+    let (_, numbers) = t.get("/v1/numbers").await;
+    assert_eq!(numbers["items"][0]["number"], "+15125550100", "{numbers}");
     t.stop().await;
 }
 
@@ -415,6 +440,8 @@ async fn the_openapi_document_lists_every_route(backend: Backend) {
         .map(|r| {
             r.replace("/999999/", "/{id}/")
                 .replace("+14155550100", "{phone}")
+                .replace("/numbers/+1512555{n}", "/numbers/{number}")
+                .replace("/numbers/+13125550100", "/numbers/{number}")
         })
         .map(|r| r.replace("first_touch_sla", "{name}"))
         .map(|r| r.replace("RE00000000000000000000000000000000", "{sid}"))

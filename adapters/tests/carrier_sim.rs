@@ -590,10 +590,12 @@ async fn stats_count_calls_per_number_and_duplicate_effects() {
         .await
         .unwrap();
     twilio.create_call(&call_to(LEAD, same)).await.unwrap();
-    twilio
-        .create_call(&call_to("+15559876543", other))
-        .await
-        .unwrap();
+    // Another of the account's numbers as caller id: accepted, counted apart.
+    let from_pool = CreateCall {
+        from: "+15125550100".into(),
+        ..call_to("+15559876543", other)
+    };
+    twilio.create_call(&from_pool).await.unwrap();
 
     let over_http: SimStats = reqwest::get(format!("{}/sim/stats", sim.base_url))
         .await
@@ -604,6 +606,8 @@ async fn stats_count_calls_per_number_and_duplicate_effects() {
     assert_eq!(over_http.calls, 3);
     assert_eq!(over_http.calls_per_number.get(LEAD), Some(&2));
     assert_eq!(over_http.calls_per_number.get("+15559876543"), Some(&1));
+    assert_eq!(over_http.calls_per_from.get(OURS), Some(&2));
+    assert_eq!(over_http.calls_per_from.get("+15125550100"), Some(&1));
     assert_eq!(over_http.creates_per_effect.get("opp-7:dial:1"), Some(&2));
     assert_eq!(over_http.creates_per_effect.get("opp-8:dial:1"), Some(&1));
     assert_eq!(over_http.duplicate_creates, 1);

@@ -12,6 +12,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use neuronx::app::{self, App};
 use neuronx::config::{self, LogFormat, Settings};
 use neuronx::control::cli::TenantCommand;
+use neuronx::control::numbers::cli::NumberCommand;
 use neuronx::control::reps::cli::RepCommand;
 use neuronx_bench::{backlog, demo, engine, failover, fairness, twiml, webhooks};
 
@@ -53,6 +54,11 @@ enum Command {
     Rep {
         #[command(subcommand)]
         command: RepCommand,
+    },
+    /// The tenant's numbers (caller id per team and area code): add, remove, list.
+    Number {
+        #[command(subcommand)]
+        command: NumberCommand,
     },
     /// The engine and the carrier simulator in one process, on a temporary database: a batch
     /// of leads called, texted and escalated, with live counters and a summary.
@@ -222,6 +228,13 @@ async fn run(cli: Cli, env: BTreeMap<String, String>) -> anyhow::Result<()> {
         Command::Rep { command } => {
             let store = app::open_store(&settings).await?;
             let result = neuronx::control::reps::cli::run(&store, command).await;
+            store.close().await;
+            println!("{}", result?);
+            Ok(())
+        }
+        Command::Number { command } => {
+            let store = app::open_store(&settings).await?;
+            let result = neuronx::control::numbers::cli::run(&store, command).await;
             store.close().await;
             println!("{}", result?);
             Ok(())

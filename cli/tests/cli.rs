@@ -11,8 +11,13 @@ use serde_json::Value;
 
 /// Runs `neuronx tenant ...` against `database_url`; returns the exit code, stdout and stderr.
 fn cli(database_url: &str, args: &[&str]) -> (i32, Value, String) {
+    command(database_url, "tenant", args)
+}
+
+/// Runs `neuronx <name> ...` against `database_url`; returns the exit code, stdout and stderr.
+fn command(database_url: &str, name: &str, args: &[&str]) -> (i32, Value, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_neuronx"))
-        .arg("tenant")
+        .arg(name)
         .args(args)
         .env("NEURONX_DATABASE_URL", database_url)
         .env("NEURONX_LOG", "warn")
@@ -109,7 +114,53 @@ async fn the_tenant_command_manages_teams_principals_and_keys(backend: Backend) 
     assert!(err.contains("key not found"), "{err}");
 }
 
-both_backends!(the_tenant_command_manages_teams_principals_and_keys);
+async fn the_number_command_manages_the_pool(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::fresh_database(backend, &dir).await;
+    let (code, created, err) = cli(&url, &["create", "acme"]);
+    assert_eq!(code, 0, "{err}");
+    let tenant = created["tenant_id"].as_str().unwrap().to_owned();
+    let t = ["--tenant", tenant.as_str()];
+    let (code, _, err) = cli(&url, &["team", "create", t[0], t[1], "texas"]);
+    assert_eq!(code, 0, "{err}");
+    let number = |args: &[&str]| command(&url, "number", args);
+
+    let (code, added, err) = number(&[
+        "add",
+        t[0],
+        t[1],
+        "+1 512 555 0100",
+        "--team",
+        "texas",
+        "--label",
+        "Austin",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(added["number"], "+15125550100");
+    assert_eq!(
+        (added["team"].as_str(), added["state"].as_str()),
+        (Some("texas"), Some("TX"))
+    );
+    let (code, _, err) = number(&["add", t[0], t[1], "5125550100"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("invalid number"), "{err}");
+    let (code, _, err) = number(&["add", t[0], t[1], "+12125550100", "--team", "nowhere"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no team named"), "{err}");
+    let (code, listed, _) = number(&["list", t[0], t[1]]);
+    assert_eq!((code, listed["items"].as_array().unwrap().len()), (0, 1));
+    let (code, removed, err) = number(&["remove", t[0], t[1], "+15125550100"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(removed["removed"]["label"], "Austin");
+    let (code, _, err) = number(&["remove", t[0], t[1], "+15125550100"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("number not found"), "{err}");
+}
+
+both_backends!(
+    the_tenant_command_manages_teams_principals_and_keys,
+    the_number_command_manages_the_pool,
+);
 
 /// Runs the binary with `args` and exactly the `NEURONX_*` variables of `env` (the test's own
 /// environment may hold others, e.g. NEURONX_TEST_PG_URL); returns the exit code, stdout and

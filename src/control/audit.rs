@@ -55,6 +55,8 @@ audit_actions! {
     PrincipalActivate = "principal_activate",
     MagicLinkSent = "magic_link_sent",
     SessionOpen = "session_open",
+    NumberPut = "number_put",
+    NumberRemove = "number_remove",
 }
 
 impl Serialize for AuditAction {

@@ -10,6 +10,7 @@ pub mod dead_letters;
 pub mod idempotency;
 pub mod keys;
 pub mod magic;
+pub mod numbers;
 pub mod principals;
 pub mod reps;
 pub mod roles;

@@ -15,11 +15,12 @@ mod error;
 mod extract;
 mod forwarded;
 mod idempotency;
+mod numbers;
 pub(crate) mod openapi;
 mod opportunities;
 mod ops;
-mod recordings;
 mod principals;
+mod recordings;
 mod reps;
 pub mod server;
 mod voice;
@@ -114,6 +115,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(channels::put_smtp, channels::get_smtp))
         .routes(routes!(channels::add_dnc))
         .routes(routes!(channels::remove_dnc))
+        .routes(routes!(numbers::put_number, numbers::remove_number))
+        .routes(routes!(numbers::list_numbers))
 }
 
 /// The OpenAPI document of the API (what `/openapi.json` serves).

@@ -49,6 +49,7 @@ use crate::usecases::views::{OpportunityView, Page, TimelineItem};
         (name = "reps", description = "Users who take calls: their phones, working hours and status, and how each team rings them."),
         (name = "audit", description = "The append-only log of operator and admin actions."),
         (name = "channels", description = "The tenant's Twilio account and do-not-call list."),
+        (name = "numbers", description = "The tenant's numbers, per team or tenant-wide: the caller id leads see (local presence) and what inbound texts are matched by."),
         (name = "health", description = "Liveness, readiness, metrics and the cluster's shards."),
     ),
     modifiers(&BearerKey),

@@ -27,6 +27,8 @@ fn status_of(why: Refusal) -> StatusCode {
         | Refusal::MissingMessageSid
         | Refusal::MissingMessageStatus
         | Refusal::MissingFrom
+        | Refusal::MissingTo
+        | Refusal::UnknownTo
         | Refusal::MissingDialCallStatus
         | Refusal::BadDialCallStatus
         | Refusal::MissingRecordingSid
@@ -46,7 +48,13 @@ pub(super) fn refuse(hook: &'static str, why: Refusal, state: &AppState) -> Resp
     if why != Refusal::StoreUnavailable {
         tracing::warn!(hook, why = why.as_str(), "webhook refused");
     }
-    let body = serde_json::json!({"error": why.as_str(), "message": format!("webhook refused: {}", why.as_str())});
+    let mut body = serde_json::json!({"error": why.as_str(), "message": format!("webhook refused: {}", why.as_str())});
+    if let Some(field) = why.field() {
+        body["field"] = field.into();
+        if why == Refusal::UnknownTo {
+            body["message"] = "webhook refused: To is not one of this tenant's numbers".into();
+        }
+    }
     (status_of(why), axum::Json(body)).into_response()
 }
 

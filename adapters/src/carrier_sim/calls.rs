@@ -103,6 +103,7 @@ pub(crate) fn create(
     let effect = req.effect();
     let stats = &mut state.stats;
     stats.calls += 1;
+    *stats.calls_per_from.entry(req.from.clone()).or_insert(0) += 1;
     let nth = stats.calls_per_number.entry(req.to.clone()).or_insert(0);
     let mut rng = rng_for(config.seed, "call", &req.to, *nth);
     *nth += 1;

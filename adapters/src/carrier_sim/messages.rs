@@ -167,6 +167,7 @@ pub(crate) fn create(
         .and_then(|url| query_value(url, "effect"));
     let stats = &mut state.stats;
     stats.messages += 1;
+    *stats.messages_per_from.entry(req.from.clone()).or_insert(0) += 1;
     let nth = stats.messages_per_number.entry(req.to.clone()).or_insert(0);
     let mut rng = rng_for(config.seed, "sms", &req.to, *nth);
     *nth += 1;

@@ -40,6 +40,11 @@ pub struct SimStats {
     pub calls_per_number: BTreeMap<String, u64>,
     /// `To` number → outbound messages created.
     pub messages_per_number: BTreeMap<String, u64>,
+    /// `From` number (the caller id) → calls created. Any E.164 `From` is accepted, as Twilio
+    /// accepts any number of the account: a tenant with a pool dials from several.
+    pub calls_per_from: BTreeMap<String, u64>,
+    /// `From` number → outbound messages created.
+    pub messages_per_from: BTreeMap<String, u64>,
     /// The `effect` query parameter of a create's `StatusCallback` → accepted creates carrying
     /// it (calls and messages together).
     pub creates_per_effect: BTreeMap<String, u64>,

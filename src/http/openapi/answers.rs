@@ -55,6 +55,11 @@ pub struct RepList {
 }
 
 #[derive(ToSchema)]
+pub struct NumberList {
+    items: Vec<crate::control::numbers::Number>,
+}
+
+#[derive(ToSchema)]
 pub struct KeyList {
     items: Vec<crate::control::keys::KeyView>,
 }
