@@ -399,7 +399,7 @@ fn a_recording_is_kept_once_with_its_consent() {
         },
     );
     assert_eq!(events(&d), ["recorded"]);
-    assert_eq!(d.state.flow.recordings, [rec.clone()]);
+    assert_eq!(d.state.flow.recordings, std::slice::from_ref(&rec));
     assert!(d.effects.is_empty());
     // The carrier's repeated callback changes nothing.
     let again = run(&d.state, CallInput::Recorded { recording: rec });

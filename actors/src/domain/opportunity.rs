@@ -184,6 +184,8 @@ named_enum! {
         RetryCall = "retry_call",
         /// Sends `Opportunity::pending_sms`, a text the gate deferred.
         SendSms = "send_sms",
+        /// A callback owed to a lead who answered and reached nobody is overdue.
+        CallbackSla = "callback_sla",
     }
 }
 parse_by_name!(OppTimer, "timer", Rejection);

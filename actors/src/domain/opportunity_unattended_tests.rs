@@ -7,7 +7,7 @@ use chrono::{TimeDelta, TimeZone};
 use super::*;
 use crate::domain::call::UnattendedReason;
 use crate::domain::compliance::Rules;
-use crate::domain::timeline::TimelineKind;
+use crate::domain::timeline::{TimelineKind, TimerOp};
 
 pub(super) fn t(seconds: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 1, 8, 20, 0, 0).unwrap() + TimeDelta::seconds(seconds)
@@ -119,4 +119,42 @@ fn a_closed_opportunity_ignores_it() {
     let closed = run(&opp, lost, 5).state;
     let d = run(&closed, unattended(call_id), 12);
     assert!(d.effects.is_empty() && !d.state.escalated);
+}
+
+#[test]
+fn a_callback_not_made_in_time_escalates_again_and_a_conversation_settles_it() {
+    let opp = created(true, Some("west"));
+    let call_id = opp.active_call.unwrap();
+    let opp = answered(&opp);
+    let d = run(&opp, unattended(call_id), 12);
+    let armed = d.timers.iter().any(
+        |op| matches!(op, TimerOp::Set { name: OppTimer::CallbackSla, at } if *at == t(12 + 900)),
+    );
+    assert!(armed, "{:?}", d.timers);
+    let owed = d.state;
+    // Nobody called back: escalated again, and people are told again.
+    let fired = run(
+        &owed,
+        OppInput::TimerFired {
+            timer: OppTimer::CallbackSla,
+        },
+        912,
+    );
+    assert!(fired.effects.iter().any(|e| matches!(
+        e,
+        OppEffect::NotifyEscalation { reason, .. } if reason.contains("callback owed")
+    )));
+    // A rep talked with the lead: the callback is no longer owed.
+    let talked = run(
+        &owed,
+        OppInput::CallConnected {
+            call_id,
+            rep: Some("bo".into()),
+            talk_seconds: 30,
+        },
+        100,
+    );
+    assert!(talked.timers.contains(&TimerOp::Clear {
+        name: OppTimer::CallbackSla
+    }));
 }

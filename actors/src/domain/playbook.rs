@@ -15,6 +15,10 @@ pub struct Playbook {
     /// After an inbound reply a human must respond within this.
     #[serde(default = "defaults::response_sla_seconds")]
     pub response_sla_seconds: u64,
+    /// A lead who answered and reached nobody is owed a callback: a rep must talk with them
+    /// within this, else the opportunity escalates again (and its people are told again).
+    #[serde(default = "defaults::callback_sla_seconds")]
+    pub callback_sla_seconds: u64,
     /// Call attempts before the opportunity becomes `unreachable`.
     #[serde(default = "defaults::max_attempts")]
     pub max_attempts: u32,
@@ -54,6 +58,9 @@ pub use call_flow::{fill, CallFlow};
 mod defaults {
     pub fn first_touch_sla_seconds() -> u64 {
         300
+    }
+    pub fn callback_sla_seconds() -> u64 {
+        900
     }
     pub fn response_sla_seconds() -> u64 {
         120
@@ -100,6 +107,7 @@ impl Playbook {
             name: name.into(),
             first_touch_sla_seconds: defaults::first_touch_sla_seconds(),
             response_sla_seconds: defaults::response_sla_seconds(),
+            callback_sla_seconds: defaults::callback_sla_seconds(),
             max_attempts: defaults::max_attempts(),
             retry_delay_seconds: defaults::retry_delay_seconds(),
             ring_timeout_seconds: defaults::ring_timeout_seconds(),
@@ -130,6 +138,9 @@ impl Playbook {
         };
         if self.name.trim().is_empty() {
             return invalid("name", "must not be empty");
+        }
+        if self.callback_sla_seconds < 1 {
+            return invalid("callback_sla_seconds", "must be at least 1");
         }
         if self.max_attempts < 1 {
             return invalid("max_attempts", "must be at least 1");

@@ -80,6 +80,7 @@ impl Step<'_> {
                 OppTimer::ResponseSla => true,
                 OppTimer::RetryCall => self.can_retry(),
                 OppTimer::SendSms => self.opp.pending_sms.is_some(),
+                OppTimer::CallbackSla => true,
             };
         if !applies {
             return;
@@ -95,6 +96,10 @@ impl Step<'_> {
             OppTimer::ResponseSla => format!(
                 "no human response within {} s of the lead's reply",
                 self.pb.response_sla_seconds
+            ),
+            OppTimer::CallbackSla => format!(
+                "the callback owed to the lead was not made within {} s",
+                self.pb.callback_sla_seconds
             ),
             OppTimer::RetryCall => return self.try_call(),
             OppTimer::SendSms => {
@@ -287,6 +292,8 @@ impl Step<'_> {
         );
         let text = format!("{text} (call {call_id}); a callback is owed");
         self.escalate(Cause::Channel, text, None);
+        // A rep must talk with the lead in time, else the people are told again.
+        self.set(OppTimer::CallbackSla, self.pb.callback_sla_seconds);
     }
 
     /// The lead talked with a rep on one of this opportunity's calls.
@@ -299,6 +306,8 @@ impl Step<'_> {
         let data = json!({ "event": "conversation", "call_id": call_id, "rep": rep,
             "talk_seconds": talk_seconds });
         self.event(TimelineKind::Conversation, Cause::Contact, text, data);
+        // Whatever was owed, a rep has now talked with the lead.
+        self.clear(OppTimer::CallbackSla);
     }
 
     fn after_missed_call(&mut self) {
