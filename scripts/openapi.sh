@@ -110,6 +110,9 @@ cat >"$work/client.yaml" <<'YAML'
 project_name_override: neuronx-client
 package_name_override: neuronx_client
 post_hooks: []
+# A recording's audio is MP3; the generator models binary bodies as octet-stream files only.
+content_type_overrides:
+  audio/mpeg: application/octet-stream
 YAML
 "$tools/venv/bin/openapi-python-client" generate --path "$work/openapi.json" \
   --config "$work/client.yaml" --output-path "$work/py/neuronx_client" --meta none \

@@ -145,6 +145,12 @@ async fn a_rep_who_passes_leaves_the_lead_undialled(backend: Backend) {
     team(&app, "west").await;
     rep(&app, "ana", Some("west"), ANA, "away").await;
     let id = lead_after_its_first_call(&app, "ctc-2").await;
+    // The first call's callback promise has reached the lead before counting.
+    let texts = |s: &carrier_sim::SimStats| s.messages_per_number.get(LEAD).copied();
+    eventually(Duration::from_secs(10), "the callback text", || async {
+        (texts(&sim.stats()) == Some(1)).then_some(())
+    })
+    .await;
     let before = sim.stats();
     sim.set_digits(ANA, &["2"]);
 
@@ -169,7 +175,6 @@ async fn a_rep_who_passes_leaves_the_lead_undialled(backend: Backend) {
         .unwrap();
     assert_eq!(outcome["data"]["result"], "rep_missed", "{outcome}");
     // Not an attempt the lead missed: no follow-up text went out for it.
-    let texts = |s: &carrier_sim::SimStats| s.messages_per_number.get(LEAD).copied();
     assert_eq!(texts(&stats), texts(&before), "{stats:?}");
     assert!(opp["active_call"].is_null());
     sim.shutdown().await;

@@ -170,6 +170,19 @@ fn matrix() -> Vec<Row> {
             Some(json!({"status": "available"})),
             [200, 200, 403, 403, 403],
         ),
+        // Deactivated, then active again, so the rows below find it as it was.
+        row(
+            M::POST,
+            "/v1/principals/p-{n}/deactivate",
+            Some(json!({})),
+            [200, 200, 403, 403, 403],
+        ),
+        row(
+            M::POST,
+            "/v1/principals/p-{n}/activate",
+            Some(json!({})),
+            [200, 200, 403, 403, 403],
+        ),
         row(M::GET, "/v1/reps", None, [200, 200, 200, 200, 200]),
         row(
             M::PUT,

@@ -55,7 +55,7 @@ pub async fn get_recording(
         ("sid" = String, Path, description = "the recording's sid (`RE…`)")
     ),
     responses(
-        (status = 200, description = "the audio", content_type = "audio/mpeg", body = Vec<u8>),
+        (status = 200, description = "the audio: the MP3 file's bytes", content_type = "audio/mpeg", body = String),
         crate::http::openapi::Errors
     )
 )]
