@@ -287,182 +287,6 @@ named_enum! {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum OppInput {
-    Create {
-        id: Uuid,
-        external_id: String,
-        contact: Contact,
-        playbook: String,
-        #[serde(default)]
-        sla: Option<SlaOverride>,
-        #[serde(default)]
-        assignee: Option<String>,
-        /// The team the opportunity is bound to; its escalations go to that team's queue.
-        #[serde(default)]
-        team: Option<String>,
-    },
-    Pause {
-        by: String,
-        #[serde(default)]
-        reason: Option<String>,
-        /// Also hang up the live call (ringing or bridged); by default a pause lets it finish.
-        #[serde(default)]
-        hang_up: bool,
-    },
-    Resume {
-        by: String,
-    },
-    Reassign {
-        assignee: String,
-        by: String,
-        reason: String,
-    },
-    /// A rep calls the lead now, agent first (click to call): through the same compliance
-    /// gate as a cadence call; refused while another call is live.
-    CallNow {
-        agent: Agent,
-        by: String,
-    },
-    Escalate {
-        by: String,
-        #[serde(default)]
-        reason: Option<String>,
-    },
-    /// An operator cancels one armed (or held) timer. The host checks it is armed before
-    /// submitting; cancelling one that is not is a no-op with no timeline entry.
-    CancelTimer {
-        timer: OppTimer,
-        by: String,
-        #[serde(default)]
-        reason: Option<String>,
-    },
-    SetStage {
-        stage: Stage,
-        by: String,
-        #[serde(default)]
-        reason: Option<String>,
-    },
-    TimerFired {
-        timer: OppTimer,
-    },
-    CallFinished {
-        call_id: Uuid,
-        result: CallResult,
-    },
-    /// A call already reported answered reached its terminal status: nothing is live any more.
-    CallEnded {
-        call_id: Uuid,
-    },
-    /// The carrier refused a text of this opportunity (a 4xx such as 21610, the lead
-    /// unsubscribed at the carrier; or rate limiting that outlasted the retries): nothing was
-    /// sent. Shown on the timeline; a refused opt-out confirmation no longer counts as sent.
-    SmsRefused {
-        purpose: Purpose,
-        #[serde(default)]
-        code: Option<u32>,
-        reason: String,
-    },
-    /// The tenant put the contact's number on its do-not-call list: the live call is hung up
-    /// and voice and marketing texts stop (the dispatcher refuses them from now on anyway).
-    NumberOnDnc {
-        by: String,
-    },
-    /// A call of this opportunity connected the lead with a rep: the conversation goes on the
-    /// opportunity's timeline with the rep and the talk time.
-    CallConnected {
-        call_id: Uuid,
-        #[serde(default)]
-        rep: Option<String>,
-        talk_seconds: u32,
-    },
-    /// A call of this opportunity was answered by the lead and nobody took it (no rep free,
-    /// or every rep rung missed it): the playbook's fallback texts the lead that someone will
-    /// call back and escalates to the team's queue.
-    CallUnattended {
-        call_id: Uuid,
-        reason: super::call::UnattendedReason,
-    },
-    /// An inbound SMS from the lead. STOP/START/HELP keywords are handled
-    /// per `compliance::classify_reply`; anything else is a conversation.
-    Replied {
-        body: String,
-    },
-    /// The dispatcher refused an effect at send time (the number is on the
-    /// tenant's do-not-call list). That channel's cadence stops.
-    EffectBlocked {
-        channel: Channel,
-        reason: String,
-    },
-    /// A delivery status of an outbound text, as the provider spells it.
-    /// Recorded only when `delivered`, `failed` or `undelivered`.
-    MessageStatus {
-        message_sid: String,
-        status: String,
-    },
-    /// The dispatcher looked up the contact's line type before a text (see `line`).
-    LineTypeFound(LineFound),
-    /// The people an escalation's notice goes to, as the dispatcher found them: one SMS and
-    /// one email effect per person follow (see `notify`).
-    NotifyPeople {
-        queue: String,
-        reason: String,
-        recipients: Vec<Recipient>,
-    },
-    /// A notice to a person failed for good (an SMTP 5xx, a refused text, a number on the
-    /// do-not-call list): recorded on the timeline.
-    NoticeFailed {
-        recipient: String,
-        via: NoticeChannel,
-        reason: String,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum OppEffect {
-    /// The host turns this into a new call actor.
-    StartCall {
-        call_id: Uuid,
-        to: String,
-        attempt: u32,
-        /// Agent first: the rep rung before the lead (click to call).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        agent: Option<Agent>,
-    },
-    SendSms {
-        to: String,
-        body: String,
-        /// Marketing, or the opt-out confirmation / help reply that may go
-        /// out when marketing may not (opted out, paused, closed stage).
-        purpose: Purpose,
-    },
-    NotifyEscalation {
-        queue: String,
-        reason: String,
-    },
-    /// A text to a person (a rep) about this lead: never marketing, never to the lead.
-    NotifySms {
-        to: String,
-        recipient: String,
-        lead: String,
-        reason: String,
-    },
-    /// An email to a person (a rep) about this lead.
-    NotifyEmail {
-        to: String,
-        recipient: String,
-        lead: String,
-        reason: String,
-    },
-    /// The host sends the call `CallInput::HangUp`.
-    HangUpCall {
-        call_id: Uuid,
-        reason: String,
-    },
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OppReply {
@@ -562,12 +386,14 @@ mod call_now;
 mod hang_up;
 mod inbound;
 mod line;
+mod messages;
 mod notify;
 mod operator;
 mod refused;
 mod step;
 
 pub use line::{LineFound, LineType};
+pub use messages::{OppEffect, OppInput};
 pub use notify::{NoticeChannel, Recipient};
 
 use step::{create, invalid, with_reason, Step};
