@@ -74,16 +74,7 @@ async fn conversation_until(
 
 /// The `conversation` entries of the call an opportunity's entry names, in order.
 async fn call_flow_entries(app: &TestApp, entry: &Value) -> Vec<Value> {
-    let call_id = entry["call_id"].as_str().unwrap();
-    let (code, call) = app.get(&format!("/v1/calls/{call_id}")).await;
-    assert_eq!(code, StatusCode::OK, "{call}");
-    call["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == "conversation")
-        .map(|e| e["data"].clone())
-        .collect()
+    flow::call_events(app, entry["call_id"].as_str().unwrap()).await
 }
 
 async fn an_answered_lead_is_bridged_to_the_available_rep(backend: Backend) {

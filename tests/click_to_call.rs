@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use access::team;
 use common::{eventually, Backend, TestApp};
-use flow::{rep, setup, Setup};
+use flow::{call_events, rep, setup, Setup};
 use neuronx_adapters::carrier_sim;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -48,23 +48,6 @@ async fn idle(app: &TestApp, id: &str) -> Value {
         (opp["active_call"].is_null() && opp["live_call"].is_null() && ended).then_some(opp)
     })
     .await
-}
-
-/// The `conversation` entries of one call, by its id (none while the call actor is not yet
-/// created: the opportunity starts it after answering).
-async fn call_events(app: &TestApp, call_id: &str) -> Vec<Value> {
-    let (code, call) = app.get(&format!("/v1/calls/{call_id}")).await;
-    if code == StatusCode::NOT_FOUND {
-        return Vec::new();
-    }
-    assert_eq!(code, StatusCode::OK, "{call}");
-    call["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == "conversation")
-        .map(|e| e["data"].clone())
-        .collect()
 }
 
 async fn call_now(app: &TestApp, id: &str, body: Value) -> (StatusCode, Value) {

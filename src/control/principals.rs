@@ -48,43 +48,40 @@ pub async fn deactivate(
     principal: &Principal,
 ) -> Result<Revoked, ControlError> {
     let now = now_ms();
-    let mark = "UPDATE principals SET deactivated_at = $3
-                WHERE tenant_id = $1 AND id = $2 AND deactivated_at IS NULL";
-    on_tx!(tx, |db, id, _json| sqlx::query(mark)
-        .bind(id(tenant.0))
-        .bind(id(principal.id))
-        .bind(now)
-        .execute(&mut *db)
-        .await?
-        .rows_affected());
-    let keys = "UPDATE api_keys SET revoked_at = $3
-                WHERE tenant_id = $1 AND principal_id = $2 AND revoked_at IS NULL";
-    let keys_revoked = on_tx!(tx, |db, id, _json| sqlx::query(keys)
-        .bind(id(tenant.0))
-        .bind(id(principal.id))
-        .bind(now)
-        .execute(&mut *db)
-        .await?
-        .rows_affected());
+    let stamp = |sql: &'static str| (sql, tenant, principal.id, now);
+    stamped(
+        tx,
+        stamp(
+            "UPDATE principals SET deactivated_at = $3
+         WHERE tenant_id = $1 AND id = $2 AND deactivated_at IS NULL",
+        ),
+    )
+    .await?;
+    let keys_revoked = stamped(
+        tx,
+        stamp(
+            "UPDATE api_keys SET revoked_at = $3
+         WHERE tenant_id = $1 AND principal_id = $2 AND revoked_at IS NULL",
+        ),
+    )
+    .await?;
     let sessions_ended = sessions::close_all_of(tx, tenant, principal.id).await?;
-    let links = "UPDATE magic_links SET used_at = $3
-                 WHERE tenant_id = $1 AND principal_id = $2 AND used_at IS NULL";
-    on_tx!(tx, |db, id, _json| sqlx::query(links)
-        .bind(id(tenant.0))
-        .bind(id(principal.id))
-        .bind(now)
-        .execute(&mut *db)
-        .await?
-        .rows_affected());
-    let rep = "UPDATE reps SET status = 'offline', updated_at = $3
-               WHERE tenant_id = $1 AND principal_id = $2";
-    let reps = on_tx!(tx, |db, id, _json| sqlx::query(rep)
-        .bind(id(tenant.0))
-        .bind(id(principal.id))
-        .bind(now)
-        .execute(&mut *db)
-        .await?
-        .rows_affected());
+    stamped(
+        tx,
+        stamp(
+            "UPDATE magic_links SET used_at = $3
+         WHERE tenant_id = $1 AND principal_id = $2 AND used_at IS NULL",
+        ),
+    )
+    .await?;
+    let reps = stamped(
+        tx,
+        stamp(
+            "UPDATE reps SET status = 'offline', updated_at = $3
+         WHERE tenant_id = $1 AND principal_id = $2",
+        ),
+    )
+    .await?;
     Ok(Revoked {
         keys_revoked,
         sessions_ended,
@@ -300,4 +297,19 @@ pub async fn queue_reassign(
         },
     )
     .await
+}
+
+/// Runs one `UPDATE` of the principal's rows that binds `$1` tenant, `$2` principal, `$3` now;
+/// answers the rows it changed.
+async fn stamped(
+    tx: &mut Tx,
+    (sql, tenant, principal, now): (&'static str, TenantId, Uuid, i64),
+) -> Result<u64, ControlError> {
+    Ok(on_tx!(tx, |db, id, _json| sqlx::query(sql)
+        .bind(id(tenant.0))
+        .bind(id(principal))
+        .bind(now)
+        .execute(&mut *db)
+        .await?
+        .rows_affected()))
 }

@@ -9,7 +9,7 @@ use neuronx::config::Settings;
 use neuronx::secrets::Keyring;
 use neuronx_adapters::carrier_sim::{self, CallOutcome, FlowConfig, OutcomeMix, SimConfig};
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::common::{free_port, Backend, TestApp};
 
@@ -93,4 +93,21 @@ pub async fn rep(app: &TestApp, name: &str, team: Option<&str>, phone: &str, sta
         )
         .await;
     assert_eq!(code, StatusCode::OK, "{body}");
+}
+
+/// The `conversation` entries of one call, by its id (none while the call actor is not yet
+/// created: the opportunity starts it after answering).
+pub async fn call_events(app: &TestApp, call_id: &str) -> Vec<Value> {
+    let (code, call) = app.get(&format!("/v1/calls/{call_id}")).await;
+    if code == StatusCode::NOT_FOUND {
+        return Vec::new();
+    }
+    assert_eq!(code, StatusCode::OK, "{call}");
+    call["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "conversation")
+        .map(|e| e["data"].clone())
+        .collect()
 }
