@@ -403,6 +403,10 @@ use step::{create, invalid, with_reason, Step};
 mod tests;
 
 #[cfg(test)]
+#[path = "opportunity_fixtures.rs"]
+mod fixtures;
+
+#[cfg(test)]
 #[path = "opportunity_line_tests.rs"]
 mod line_tests;
 

@@ -1,7 +1,8 @@
 //! Click to call on the opportunity: the same gate as a cadence call, one call at a time, and
-//! a rep who passes is not a call the lead missed. Shares the unattended tests' fixtures.
+//! a rep who passes is not a call the lead missed. Shares the suites' fixtures.
 
-use super::unattended_tests::{answered, created, pb, run, t};
+use super::fixtures::{created_with as created, pb, run, t};
+use super::unattended_tests::answered;
 use super::*;
 use crate::domain::call::Agent;
 use crate::domain::compliance::Rules;

@@ -2,52 +2,18 @@
 //! each ask the live call (ringing or bridged) to hang up, once; without a live call nothing
 //! is asked.
 
-use chrono::{TimeDelta, TimeZone};
-
+use super::fixtures::run;
 use super::*;
-use crate::domain::compliance::Rules;
 use crate::domain::timeline::{Cause, TimelineKind};
-
-fn t(seconds: i64) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2025, 1, 8, 20, 0, 0).unwrap() + TimeDelta::seconds(seconds)
-}
-
-fn pb() -> Playbook {
-    Playbook::with_defaults("speed-to-lead")
-}
-
-fn created() -> Opportunity {
-    let input = OppInput::Create {
-        id: Uuid::from_u128(7),
-        external_id: "ghl-7".into(),
-        contact: Contact {
-            name: "Ana".into(),
-            phone: "+14155550100".into(),
-            email: None,
-            timezone: Some("America/Los_Angeles".into()),
-            consent: Consent {
-                voice: true,
-                sms: true,
-            },
-        },
-        playbook: "speed-to-lead".into(),
-        sla: None,
-        assignee: None,
-        team: None,
-    };
-    let opp = apply(None, input, t(0), &pb(), &Rules::federal_only())
-        .unwrap()
-        .state;
-    assert!(opp.active_call.is_some(), "the first touch places a call");
-    opp
-}
-
-fn run(state: &Opportunity, input: OppInput, at: i64) -> OppDecision {
-    apply(Some(state), input, t(at), &pb(), &Rules::federal_only()).unwrap()
-}
 
 fn call_id(opp: &Opportunity) -> Uuid {
     opp.live_call.as_ref().expect("a live call").call_id
+}
+
+fn created() -> Opportunity {
+    let opp = super::fixtures::created();
+    assert!(opp.active_call.is_some(), "the first touch places a call");
+    opp
 }
 
 /// The lead answered: `active_call` is cleared, the call is still live (bridged).

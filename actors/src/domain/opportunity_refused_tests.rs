@@ -1,47 +1,9 @@
 //! A text the carrier refused: on the timeline, and a refused opt-out confirmation is not
 //! counted as sent.
 
-use chrono::{TimeDelta, TimeZone};
-
+use super::fixtures::{created, run};
 use super::*;
-use crate::domain::compliance::Rules;
 use crate::domain::timeline::TimelineKind;
-
-fn t(seconds: i64) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2025, 1, 8, 20, 0, 0).unwrap() + TimeDelta::seconds(seconds)
-}
-
-fn pb() -> Playbook {
-    Playbook::with_defaults("speed-to-lead")
-}
-
-fn run(state: &Opportunity, input: OppInput, at: i64) -> OppDecision {
-    apply(Some(state), input, t(at), &pb(), &Rules::federal_only()).unwrap()
-}
-
-fn created() -> Opportunity {
-    let input = OppInput::Create {
-        id: Uuid::from_u128(7),
-        external_id: "ghl-7".into(),
-        contact: Contact {
-            name: "Ana".into(),
-            phone: "+14155550100".into(),
-            email: None,
-            timezone: Some("America/Los_Angeles".into()),
-            consent: Consent {
-                voice: true,
-                sms: true,
-            },
-        },
-        playbook: "speed-to-lead".into(),
-        sla: None,
-        assignee: None,
-        team: None,
-    };
-    apply(None, input, t(0), &pb(), &Rules::federal_only())
-        .unwrap()
-        .state
-}
 
 fn refused(purpose: Purpose, code: Option<u32>) -> OppInput {
     OppInput::SmsRefused {

@@ -2,45 +2,10 @@
 //! consent, through the gate), escalated to the team's queue, and never called again by the
 //! cadence.
 
-use chrono::{TimeDelta, TimeZone};
-
+use super::fixtures::{created_with as created, run, t};
 use super::*;
 use crate::domain::call::UnattendedReason;
-use crate::domain::compliance::Rules;
 use crate::domain::timeline::{TimelineKind, TimerOp};
-
-pub(super) fn t(seconds: i64) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2025, 1, 8, 20, 0, 0).unwrap() + TimeDelta::seconds(seconds)
-}
-
-pub(super) fn pb() -> Playbook {
-    Playbook::with_defaults("speed-to-lead")
-}
-
-pub(super) fn created(sms: bool, team: Option<&str>) -> Opportunity {
-    let input = OppInput::Create {
-        id: Uuid::from_u128(7),
-        external_id: "ghl-7".into(),
-        contact: Contact {
-            name: "Ana".into(),
-            phone: "+14155550100".into(),
-            email: None,
-            timezone: Some("America/Los_Angeles".into()),
-            consent: Consent { voice: true, sms },
-        },
-        playbook: "speed-to-lead".into(),
-        sla: None,
-        assignee: None,
-        team: team.map(str::to_owned),
-    };
-    apply(None, input, t(0), &pb(), &Rules::federal_only())
-        .unwrap()
-        .state
-}
-
-pub(super) fn run(state: &Opportunity, input: OppInput, at: i64) -> OppDecision {
-    apply(Some(state), input, t(at), &pb(), &Rules::federal_only()).unwrap()
-}
 
 pub(super) fn answered(opp: &Opportunity) -> Opportunity {
     let input = OppInput::CallFinished {

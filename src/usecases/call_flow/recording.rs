@@ -7,7 +7,6 @@
 use neuronx_actors::domain::call::{CallInput, RecordingMeta};
 use neuronx_actors::domain::compliance::{RecordingConsent, Rules};
 use neuronx_actors::domain::playbook::Playbook;
-use neuronx_adapters::twilio::is_recording_sid;
 use neuronx_adapters::twilio::twiml::{DialRecording, Response};
 
 use super::{durable, Known};
@@ -64,10 +63,8 @@ pub(super) async fn recorded(
     query: Option<&str>,
     params: &[(String, String)],
 ) -> Result<Response, Refusal> {
+    // `call_flow::required` refused a missing or malformed sid before the call was looked up.
     let sid = param(params, "RecordingSid").ok_or(Refusal::MissingRecordingSid)?;
-    if !is_recording_sid(sid) {
-        return Err(Refusal::BadRecordingSid);
-    }
     // `absent` (nothing was recorded) and progress statuses add nothing to keep.
     if param(params, "RecordingStatus").is_some_and(|s| s != "completed") {
         return Ok(Response::new());
