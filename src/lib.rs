@@ -11,6 +11,7 @@
 pub mod app;
 pub mod channels;
 pub mod config;
+pub mod contacts;
 pub mod control;
 pub mod http;
 pub mod input;

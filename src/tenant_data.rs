@@ -208,17 +208,29 @@ pub async fn on_dnc(store: &Store, tenant: TenantId, phone: &str) -> Result<bool
     Ok(n > 0)
 }
 
-/// The most recent opportunity whose contact has this number (the runtime's lookup, written
-/// by the transition that created it).
+/// The opportunity that holds this number's cadence (its contact claim, ADR 0046) when it
+/// exists, else the most recent one whose contact has this number (the runtime's lookup, written
+/// by the transition that created it). The claim matters in skip mode: a skipped duplicate is
+/// newer than the live opportunity, and a STOP must reach the live one.
 pub async fn opportunity_of_phone(
     store: &Store,
     tenant: TenantId,
     phone: &str,
 ) -> Result<Option<uuid::Uuid>, StoreError> {
+    let holder = crate::contacts::holder_of(store, tenant, phone).await?;
     let found = store
         .find(tenant, opp::KIND, opp::PHONE_LOOKUP, phone, 1)
         .await?;
-    Ok(found.first().copied())
+    let newest = found.first().copied();
+    let Some(holder) = holder.filter(|h| Some(*h) != newest) else {
+        return Ok(newest);
+    };
+    // Only an opportunity that exists: a claim may precede its create by a moment.
+    let exists = store
+        .get_actor(tenant, opp::KIND.as_str(), holder)
+        .await?
+        .is_some();
+    Ok(if exists { Some(holder) } else { newest })
 }
 
 /// Reseals every stored secret under the keyring's current key; returns how many changed.

@@ -308,8 +308,52 @@ pub async fn voice(
     }
 }
 
+/// A text made since this long before its attempt began counts as the attempt's own (the
+/// provider's clock and ours may disagree by this much).
+const TEXT_CLOCK_SLACK: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+
+/// A text whose create had an unknown outcome is looked for: the newest texts from our number to
+/// the lead with the same body, made since the attempt began. Found, it was sent: recorded with
+/// its sid like any other (its delivery status reaches the timeline). Not found, or the lookup
+/// failed: still unknown and never sent again, since the provider's list may lag its creates
+/// and a lead must not get a text twice.
+async fn settle_unknown_text(
+    account: &Account,
+    request: &CreateMessage,
+    started: chrono::DateTime<chrono::Utc>,
+    reason: String,
+) -> EffectOutcome {
+    let since = started - TEXT_CLOCK_SLACK;
+    let lookup = match account
+        .client
+        .list_messages(&request.to, &request.from)
+        .await
+    {
+        Ok(found) => {
+            let ours = found.into_iter().find(|m| {
+                m.body.as_deref() == Some(request.body.as_str())
+                    && m.date_created
+                        .as_deref()
+                        .and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok())
+                        .is_some_and(|at| at >= since)
+            });
+            if let Some(m) = ours {
+                tracing::info!(sid = %m.sid, "a text with an unknown outcome was found sent");
+                return done(json!({"message_sid": m.sid, "found_after": reason}), None);
+            }
+            "not_found".to_owned()
+        }
+        Err(e) => format!("failed: {e}"),
+    };
+    EffectOutcome {
+        status: EffectStatus::Unknown,
+        result: json!({"unknown_outcome": reason, "lookup": lookup}),
+        followup: None,
+    }
+}
+
 /// Sends an SMS through the account from `caller`, recorded in its result. An unknown outcome
-/// is recorded, never resent.
+/// is looked up (`settle_unknown_text`), never resent.
 pub async fn sms(
     account: &Account,
     public_url: &str,
@@ -330,6 +374,7 @@ async fn send_sms(
     text: &SmsEffect,
     caller: &CallerId,
 ) -> EffectOutcome {
+    let started = chrono::Utc::now();
     let request = CreateMessage {
         to: text.to.clone(),
         from: caller.from.clone(),
@@ -351,11 +396,9 @@ async fn send_sms(
     {
         Err(TwilioError::Withdrawn) => withdrawn(),
         Ok(m) => done(json!({"message_sid": m.sid}), None),
-        Err(TwilioError::UnknownOutcome(reason)) => EffectOutcome {
-            status: EffectStatus::Unknown,
-            result: json!({"unknown_outcome": reason}),
-            followup: None,
-        },
+        Err(TwilioError::UnknownOutcome(reason)) => {
+            settle_unknown_text(account, &request, started, reason).await
+        }
         // Nothing was sent: the opportunity is told (its timeline shows it, and a refused
         // opt-out confirmation is not counted as sent).
         Err(e) => {

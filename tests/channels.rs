@@ -183,7 +183,8 @@ async fn rotating_the_key_reseals_every_secret(backend: Backend) {
 
 async fn a_number_on_the_do_not_call_list_is_never_dialled(backend: Backend) {
     let t = TestApp::spawn(backend).await;
-    let (status, _) = t.post("/v1/dnc", json!({"phone": "+14155550100"})).await;
+    let phone = common::lead_phone("lead-1");
+    let (status, _) = t.post("/v1/dnc", json!({ "phone": phone })).await;
     assert_eq!(status, StatusCode::CREATED);
     let created = t.create("lead-1", 300).await;
     let id = created["id"].as_str().unwrap().to_owned();

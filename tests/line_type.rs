@@ -169,7 +169,15 @@ async fn a_landline_is_looked_up_once_and_never_texted(backend: Backend) {
         .collect();
     assert!(timers.contains(&"retry_call"), "{view}");
 
-    // A second lead with the same number: the tenant's cache answers, nothing paid again.
+    // A second lead with the same number, once the first is closed (while it is live the lead
+    // would merge into it, ADR 0046): the tenant's cache answers, nothing paid again.
+    let (status, body) = app
+        .post(
+            &format!("/v1/opportunities/{id}/stage"),
+            json!({"stage": "lost", "reason": "closed before the next lead"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let again = create(&app, "land-2", LANDLINE).await;
     let (view, _) = after(&app, &again, "sms_skipped").await;
     assert_eq!(view["line_type"], "landline");

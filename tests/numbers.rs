@@ -415,7 +415,17 @@ async fn inbound_texts_reach_the_team_of_the_number_they_reached(backend: Backen
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let (status, body) = put_number(t, &t.key, MANHATTAN, json!({"team": "east"})).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    // One person, a lead of both teams: the east one is the newest.
+    // One person, a lead of both teams: the east one is the newest. The tenant keeps such a
+    // lead as a skipped duplicate (ADR 0046), so each team has its own opportunity to route to.
+    let (status, body) = t
+        .request(
+            Method::PUT,
+            "/v1/settings",
+            Some(&t.key),
+            Some(json!({"duplicate_contacts": "skip"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let sender = "+12145550188";
     let texas = lead_in(t, "texas-lead", sender, Some("texas")).await;
     let east = lead_in(t, "east-lead", sender, Some("east")).await;
@@ -426,7 +436,8 @@ async fn inbound_texts_reach_the_team_of_the_number_they_reached(backend: Backen
     let (status, body) = inbound(&s, &tenant, "SM2", sender, Some(MANHATTAN), "for east").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     replied(t, &t.key, &east, "for east").await;
-    // The account's own number is still ours: the sender's newest, as before pools.
+    // The account's own number is still ours: the opportunity holding the sender's cadence
+    // (the texas one; the east one is its skipped duplicate), not merely the newest.
     let (status, body) = inbound(
         &s,
         &tenant,
@@ -437,8 +448,8 @@ async fn inbound_texts_reach_the_team_of_the_number_they_reached(backend: Backen
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    replied(t, &t.key, &east, "to the account").await;
-    assert_eq!(replies(t, &t.key, &texas).await, ["for texas"]);
+    replied(t, &t.key, &texas, "to the account").await;
+    assert_eq!(replies(t, &t.key, &east).await, ["for east"]);
 
     // A number that is not ours, or none: refused naming `To`, nothing written.
     let (status, body) = inbound(&s, &tenant, "SM4", sender, Some("+13125550100"), "stray").await;

@@ -43,7 +43,12 @@ fn matrix() -> Vec<Row> {
         row(
             M::POST,
             "/v1/opportunities",
-            Some(lead("m-{n}", 300)),
+            // A number of each lead's own: two leads of one number would merge (ADR 0046).
+            Some({
+                let mut body = lead("m-{n}", 300);
+                body["contact"]["phone"] = json!("+1415620{n}");
+                body
+            }),
             [201, 201, 403, 403, 201],
         ),
         row(
@@ -219,6 +224,13 @@ fn matrix() -> Vec<Row> {
             [200, 200, 403, 403, 403],
         ),
         row(M::GET, "/v1/channels/smtp", None, [200, 200, 403, 403, 403]),
+        row(M::GET, "/v1/settings", None, [200, 200, 200, 200, 200]),
+        row(
+            M::PUT,
+            "/v1/settings",
+            Some(json!({"duplicate_contacts": "merge"})),
+            [200, 200, 403, 403, 403],
+        ),
         row(
             M::POST,
             "/v1/dnc",

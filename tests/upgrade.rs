@@ -167,6 +167,11 @@ async fn an_old_database_upgrades_with_nothing_lost(backend: Backend) {
             .await
             .unwrap();
         assert!(found.is_some(), "{phone} finds its opportunity");
+        // And the opportunity holds its contact's cadence (migration 0215, ADR 0046).
+        let holder = neuronx::contacts::holder_of(&store, tenant, &phone)
+            .await
+            .unwrap();
+        assert_eq!(holder, found, "{phone}'s claim");
     }
     // Migrating again changes nothing.
     migrate(&store).await.unwrap();

@@ -164,6 +164,19 @@ impl Entity for OpportunityEntity {
                     })
                     .into_request(),
                 ),
+                // Skip mode: the live opportunity learns of the duplicate in this same commit.
+                OppEffect::NoteReturn {
+                    opportunity_id,
+                    external_id,
+                } => {
+                    let note = OppInput::ContactReturned {
+                        external_id,
+                        skipped_as: Some(key.id),
+                    };
+                    changes
+                        .sends
+                        .push((self::key(key.tenant, opportunity_id), to_json(&note)));
+                }
                 // The reverse of the call's reports: an input to the call on the same shard.
                 OppEffect::HangUpCall { call_id, reason } => {
                     let hang_up = CallInput::HangUp { reason };

@@ -452,6 +452,7 @@ async fn create(
         }),
         assignee: None,
         team: None,
+        history: Default::default(),
     };
     let outcome = engine
         .submit(opp::key(tenant, id), serde_json::to_value(input)?, None)

@@ -85,6 +85,7 @@ pub(crate) fn lead(
         }),
         assignee: None,
         team: None,
+        history: Default::default(),
     };
     Ok((opp::key(tenant, id), serde_json::to_value(input)?))
 }

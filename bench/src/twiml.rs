@@ -152,7 +152,7 @@ async fn run_with(
     let mut calls = Vec::with_capacity(args.answers);
     for i in 0..args.answers {
         let lead = json!({"external_id": format!("twiml-{i}"), "contact": {
-            "name": format!("Lead {i}"), "phone": format!("+1415666{:04}", i % 10_000),
+            "name": format!("Lead {i}"), "phone": crate::demo::lead_phone(415, i as u64),
             "timezone": daytime_zone(), "consent": {"voice": true, "sms": false}}});
         let body = api
             .send(reqwest::Method::POST, "/v1/opportunities", lead)

@@ -57,6 +57,7 @@ audit_actions! {
     SessionOpen = "session_open",
     NumberPut = "number_put",
     NumberRemove = "number_remove",
+    SettingsUpdate = "settings_update",
 }
 
 impl Serialize for AuditAction {

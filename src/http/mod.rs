@@ -23,6 +23,7 @@ mod principals;
 mod recordings;
 mod reps;
 pub mod server;
+mod settings;
 mod voice;
 mod webhooks;
 
@@ -117,6 +118,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(channels::remove_dnc))
         .routes(routes!(numbers::put_number, numbers::remove_number))
         .routes(routes!(numbers::list_numbers))
+        .routes(routes!(settings::get_settings, settings::put_settings))
 }
 
 /// The OpenAPI document of the API (what `/openapi.json` serves).

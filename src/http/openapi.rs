@@ -50,6 +50,7 @@ use crate::usecases::views::{OpportunityView, Page, TimelineItem};
         (name = "audit", description = "The append-only log of operator and admin actions."),
         (name = "channels", description = "The tenant's Twilio account and do-not-call list."),
         (name = "numbers", description = "The tenant's numbers, per team or tenant-wide: the caller id leads see (local presence) and what inbound texts are matched by."),
+        (name = "settings", description = "The tenant's settings: what a second lead of one person does (one person, one cadence)."),
         (name = "health", description = "Liveness, readiness, metrics and the cluster's shards."),
     ),
     modifiers(&BearerKey),

@@ -93,11 +93,16 @@ impl CreateRequest {
                    `external_id`: creating it again answers the existing opportunity (200), \
                    whatever else the request says. The lead is bound to a team (the key's own \
                    for a team-scoped key) and assigned round-robin in it unless `assignee` is \
-                   given.",
+                   given. One person, one cadence: when the contact's phone already belongs to a \
+                   live opportunity, the tenant's `duplicate_contacts` setting decides: `merge` \
+                   (the default) answers that live opportunity (200) and notes the lead on its \
+                   timeline; `skip` creates this one (201) running no cadence, with \
+                   `duplicate_of` naming the live one. 409 `contact_busy` when another lead of \
+                   the same contact is being created at that moment (retry).",
     request_body = CreateRequest,
     responses(
         (status = 201, description = "created", body = OpportunityView),
-        (status = 200, description = "already existed (same external_id)", body = OpportunityView),
+        (status = 200, description = "already existed (same external_id), or the contact's live opportunity the lead was merged into", body = OpportunityView),
         (status = 202, description = "durable; another instance creates it", body = Accepted),
         crate::http::openapi::Errors
     )
@@ -115,7 +120,9 @@ pub async fn create(
         opportunities::create(&state.engine, &playbooks, &caller.0, req.into_new()).await?;
     Ok(match created {
         Created::New(view) => (StatusCode::CREATED, Json(view)).into_response(),
-        Created::Existing(view) => (StatusCode::OK, Json(view)).into_response(),
+        Created::Existing(view) | Created::Merged(view) => {
+            (StatusCode::OK, Json(view)).into_response()
+        }
         Created::Accepted(a) => (StatusCode::ACCEPTED, Json(a)).into_response(),
     })
 }

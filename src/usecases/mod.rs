@@ -18,6 +18,7 @@ pub mod ops;
 pub mod principals;
 pub mod recordings;
 pub mod reps;
+pub mod settings;
 pub mod views;
 pub mod webhooks;
 pub mod why;

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use neuronx_actors::domain::opportunity::{
-    normalize_phone, Contact, OppInput, OppReply, SlaOverride, Stage,
+    normalize_phone, Contact, ContactHistory, OppInput, OppReply, SlaOverride, Stage,
 };
 use neuronx_actors::domain::playbook::Playbook;
 use neuronx_actors::opportunity as opp;
@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::views::{ms_to_time, Accepted, OpportunityView, Page, TimelineItem, TimerView};
 use super::{authorize, sees, submit, visible, Error};
+use crate::contacts::{self, Claim, DuplicateContacts};
 use crate::control::binding::{self, Binding};
 use crate::control::keys::Identity;
 use crate::control::{access, Action, Scope};
@@ -37,6 +38,9 @@ pub enum Created {
     Existing(Box<OpportunityView>),
     /// Durable; another instance creates it (202).
     Accepted(Accepted),
+    /// The contact already had a live opportunity and the lead joined it (merge mode, ADR
+    /// 0046): that opportunity as it is (200).
+    Merged(Box<OpportunityView>),
 }
 
 /// The playbooks a create may name, and the one it gets when it names none.
@@ -104,6 +108,25 @@ pub async fn create(
     let contact = validate(&new, playbooks)?;
     let external_id = new.external_id.trim().to_owned();
     let id = opp::id_for(tenant, &external_id);
+    // One person, one cadence (ADR 0046): claim the contact's number before anything else.
+    let store = engine.store();
+    let history = match contacts::claim(store, tenant, &contact.phone, id).await? {
+        // The caps count every attempt to the number: the closed opportunity's too.
+        Claim::Held { prior } => prior,
+        Claim::Busy => {
+            return Err(Error::Conflict {
+                code: "contact_busy".into(),
+                message: "another lead of this contact is being created; retry in a moment".into(),
+            })
+        }
+        Claim::Live(live) => match contacts::duplicate_contacts(store, tenant).await? {
+            DuplicateContacts::Merge => return merge(engine, who, live, external_id).await,
+            DuplicateContacts::Skip => ContactHistory {
+                duplicate_of: Some(live),
+                ..ContactHistory::default()
+            },
+        },
+    };
     let Binding { team, assignee } = binding::bind_new(
         engine.store(),
         who,
@@ -122,6 +145,7 @@ pub async fn create(
         }),
         assignee,
         team: team.map(|t| t.name),
+        history: Box::new(history),
     };
     let outcome = submit(engine, tenant, id, &input).await?;
     // The transition that creates it indexes its phone in the same commit (`Lookup`), so a
@@ -150,6 +174,37 @@ pub async fn create(
     } else {
         Created::Existing(view)
     })
+}
+
+/// Merge mode: the lead joins the contact's live opportunity, which notes it once; the create
+/// answers the live one as it is (200), which the caller may not see only if it belongs to
+/// another team (then, like any other team's, it is not found).
+async fn merge(
+    engine: &EngineHandle,
+    who: &Identity,
+    live: Uuid,
+    external_id: String,
+) -> Result<Created, Error> {
+    let tenant = who.tenant;
+    if !sees(engine, who, live).await? {
+        return Err(Error::NotFound("opportunity"));
+    }
+    let note = OppInput::ContactReturned {
+        external_id,
+        skipped_as: None,
+    };
+    match submit(engine, tenant, live, &note).await? {
+        SubmitOutcome::Accepted => return Ok(Created::Accepted(Accepted::new(live))),
+        SubmitOutcome::Rejected(r) => {
+            return Err(Error::Conflict {
+                code: r.code,
+                message: r.message,
+            })
+        }
+        SubmitOutcome::DeadLettered(reason) => return Err(super::dead_lettered(&reason)),
+        SubmitOutcome::Applied(_) | SubmitOutcome::Duplicate => {}
+    }
+    Ok(Created::Merged(Box::new(load(engine, tenant, live).await?)))
 }
 
 /// The opportunity with its armed timers.

@@ -64,6 +64,13 @@ pub struct OpportunityView {
     /// (the tenant's `line_type_lookup` is off, or no marketing text was due yet).
     #[schema(required = true, value_type = Option<crate::http::openapi::LineType>)]
     pub line_type: Option<LineType>,
+    /// One person, one cadence (ADR 0046): the external ids of the contact's later leads merged
+    /// into this opportunity.
+    pub returned: Vec<String>,
+    /// Skip mode: the contact's live opportunity when this one was created; this one runs no
+    /// cadence.
+    #[schema(required = true)]
+    pub duplicate_of: Option<Uuid>,
     /// Armed timers; empty in lists, which do not read them.
     pub timers: Vec<TimerView>,
     pub created_at: DateTime<Utc>,
@@ -91,6 +98,8 @@ impl OpportunityView {
             active_call: o.active_call,
             live_call: o.live_call.as_ref().map(|l| l.call_id),
             line_type: o.line_type,
+            returned: o.returned,
+            duplicate_of: o.duplicate_of,
             timers,
             created_at: o.created_at,
             updated_at: o.updated_at,

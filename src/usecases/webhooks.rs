@@ -365,7 +365,7 @@ async fn inbound_opportunity(
             return Err(Refusal::UnknownTo);
         }
     };
-    let senders = store
+    let mut senders = store
         .find(
             tenant,
             opp::KIND,
@@ -375,6 +375,14 @@ async fn inbound_opportunity(
         )
         .await
         .map_err(unavailable)?;
+    // The number's cadence holder first (ADR 0046): a skipped duplicate is newer but silent.
+    let holder = crate::contacts::holder_of(store, tenant, from)
+        .await
+        .map_err(unavailable)?;
+    if let Some(at) = holder.and_then(|h| senders.iter().position(|s| *s == h)) {
+        let h = senders.remove(at);
+        senders.insert(0, h);
+    }
     if senders.len() <= 1 {
         return Ok(senders.first().copied());
     }

@@ -318,12 +318,22 @@ pub fn daytime_zone() -> &'static str {
     .unwrap_or("America/New_York")
 }
 
+/// A phone number of the lead `external_id`'s own: one person, one cadence (ADR 0046) would
+/// merge leads sharing a number, so each test lead gets a number derived from its id (FNV-1a;
+/// the same id always the same number, in the 415-62x exchanges).
+pub fn lead_phone(external_id: &str) -> String {
+    let hash = external_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("+141562{:05}", hash % 100_000)
+}
+
 pub fn lead(external_id: &str, first_touch_seconds: u64) -> Value {
     json!({
         "external_id": external_id,
         "contact": {
             "name": "Ana Lima",
-            "phone": "+14155550100",
+            "phone": lead_phone(external_id),
             "email": "ana@example.com",
             "timezone": daytime_zone(),
             "consent": {"voice": true, "sms": true}

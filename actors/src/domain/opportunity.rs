@@ -266,6 +266,12 @@ pub struct Opportunity {
     /// one is reported. A landline is never sent marketing texts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line_type: Option<LineType>,
+    /// External ids of later leads of the same contact merged into this one (ADR 0046).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub returned: Vec<String>,
+    /// Skip mode: the contact's live opportunity when this one was created; it runs no cadence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<Uuid>,
 }
 
 named_enum! {
@@ -377,6 +383,10 @@ pub fn apply(
             via,
             reason,
         } => step.notice_failed(recipient, via, reason),
+        OppInput::ContactReturned {
+            external_id,
+            skipped_as,
+        } => step.contact_returned(external_id, skipped_as),
     }
     Ok(step.finish(Some(current), reply))
 }
@@ -390,11 +400,13 @@ mod messages;
 mod notify;
 mod operator;
 mod refused;
+mod returning;
 mod step;
 
 pub use line::{LineFound, LineType};
 pub use messages::{OppEffect, OppInput};
 pub use notify::{NoticeChannel, Recipient};
+pub use returning::{ContactHistory, MAX_RETURNS};
 
 use step::{create, invalid, with_reason, Step};
 
@@ -429,3 +441,7 @@ mod hang_up_tests;
 #[cfg(test)]
 #[path = "opportunity_refused_tests.rs"]
 mod refused_tests;
+
+#[cfg(test)]
+#[path = "opportunity_returning_tests.rs"]
+mod returning_tests;

@@ -31,6 +31,7 @@ pub(super) fn created_with(sms: bool, team: Option<&str>) -> Opportunity {
         sla: None,
         assignee: None,
         team: team.map(str::to_owned),
+        history: Default::default(),
     };
     apply(None, input, t(0), &pb(), &Rules::federal_only())
         .unwrap()

@@ -23,6 +23,7 @@ fn created() -> Opportunity {
         sla: None,
         assignee: None,
         team: Some("west".into()),
+        history: Default::default(),
     };
     let at = Utc.with_ymd_and_hms(2025, 1, 8, 20, 0, 0).unwrap();
     let pb = Playbook::with_defaults("speed-to-lead");

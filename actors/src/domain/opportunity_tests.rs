@@ -49,6 +49,7 @@ fn create_input(voice: bool, sms: bool) -> OppInput {
         sla: None,
         assignee: None,
         team: None,
+        history: Default::default(),
     }
 }
 

@@ -69,6 +69,9 @@ named_enum! {
         /// the lead opted out, the number went on the do-not-call list, the opportunity closed
         /// or was paused with hang-up, or the provider reported a call we had closed.
         HangUp = "hang_up",
+        /// The contact came back as another lead: merged into this opportunity, or this one
+        /// was skipped as a duplicate of the live one (one person, one cadence).
+        ContactReturned = "contact_returned",
     }
 }
 
@@ -142,7 +145,7 @@ mod tests {
 
     #[test]
     fn timeline_kind_as_str_matches_serde() {
-        assert_eq!(TimelineKind::ALL.len(), 25);
+        assert_eq!(TimelineKind::ALL.len(), 26);
         for kind in TimelineKind::ALL {
             assert_eq!(serde_json::to_value(kind).unwrap(), json!(kind.as_str()));
         }

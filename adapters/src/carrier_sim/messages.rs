@@ -456,4 +456,8 @@ impl Message {
     pub fn is_to(&self, number: &str) -> bool {
         self.to == number
     }
+
+    pub fn is_from(&self, number: &str) -> bool {
+        self.from == number
+    }
 }

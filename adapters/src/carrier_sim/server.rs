@@ -371,12 +371,14 @@ async fn list_messages(
         authorize(&shared, &headers, &account)?;
         let state = shared.lock();
         let to = query.get("To");
+        let from = query.get("From");
         let messages: Vec<Value> = state
             .message_order
             .iter()
             .rev()
             .filter_map(|sid| state.messages.get(sid))
             .filter(|m| to.is_none_or(|to| m.is_to(to)))
+            .filter(|m| from.is_none_or(|from| m.is_from(from)))
             .map(|m| m.resource(&shared.config.account_sid))
             .collect();
         Ok(Json(page("messages", messages)).into_response())

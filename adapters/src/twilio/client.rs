@@ -15,7 +15,9 @@ use serde::de::DeserializeOwned;
 use tracing::{instrument, warn};
 
 use super::error::{api_error, TwilioError};
-use super::resources::{CallResource, CreateCall, CreateMessage, HangupStatus, MessageResource};
+use super::resources::{
+    CallResource, CreateCall, CreateMessage, HangupStatus, MessagePage, MessageResource,
+};
 use super::retry::{self, Failure, OpKind, Verdict};
 use crate::outbound::OutboundGuard;
 
@@ -236,6 +238,26 @@ impl TwilioClient {
             still_wanted,
         )
         .await
+    }
+
+    /// The newest messages (at most 20) from `from` to `to`, newest first: how a text whose
+    /// create had an unknown outcome is looked for (Twilio's create takes no idempotency key).
+    #[instrument(skip_all, fields(op = "list_messages"))]
+    pub async fn list_messages(
+        &self,
+        to: &str,
+        from: &str,
+    ) -> Result<Vec<MessageResource>, TwilioError> {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("To", to)
+            .append_pair("From", from)
+            .append_pair("PageSize", "20")
+            .finish();
+        let url = format!("{}/Messages.json?{query}", self.account_root);
+        let page: MessagePage = self
+            .execute("list_messages", OpKind::Idempotent, Method::GET, &url, None)
+            .await?;
+        Ok(page.messages)
     }
 
     #[instrument(skip_all, fields(op = "fetch_message", sid = %sid))]

@@ -241,6 +241,13 @@ pub struct MessageResource {
     pub date_updated: Option<String>,
 }
 
+/// One page of `GET Messages.json` (only the items are read; paging is not followed).
+#[derive(Debug, Clone, Deserialize)]
+pub struct MessagePage {
+    #[serde(default)]
+    pub messages: Vec<MessageResource>,
+}
+
 impl fmt::Debug for MessageResource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MessageResource")

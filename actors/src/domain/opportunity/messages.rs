@@ -19,6 +19,18 @@ pub enum OppInput {
         /// The team the opportunity is bound to; its escalations go to that team's queue.
         #[serde(default)]
         team: Option<String>,
+        /// What the tenant knows of the contact already: its live opportunity (skip mode) and
+        /// its earlier opportunity's recent calls and texts (ADR 0046).
+        #[serde(default)]
+        history: Box<ContactHistory>,
+    },
+    /// The contact of this live opportunity came back as another lead: merged here
+    /// (`skipped_as` is `None`) or created as a skipped duplicate (its id). Noted on the
+    /// timeline once per lead; the cadence is not restarted.
+    ContactReturned {
+        external_id: String,
+        #[serde(default)]
+        skipped_as: Option<Uuid>,
     },
     Pause {
         by: String,
@@ -172,6 +184,12 @@ pub enum OppEffect {
         recipient: String,
         lead: String,
         reason: String,
+    },
+    /// Skip mode: the host tells the contact's live opportunity (`ContactReturned`) in this
+    /// transition's commit.
+    NoteReturn {
+        opportunity_id: Uuid,
+        external_id: String,
     },
     /// The host sends the call `CallInput::HangUp`.
     HangUpCall {

@@ -33,6 +33,7 @@ pub(super) fn create(
         sla,
         assignee,
         team,
+        history,
     } = input
     else {
         return Err(Rejection::NotFound);
@@ -74,13 +75,16 @@ pub(super) fn create(
         team,
         created_at: now,
         updated_at: now,
-        call_attempts: Vec::new(),
-        sms_sent: Vec::new(),
+        // The contact's earlier opportunity's recent attempts count toward this one's caps.
+        call_attempts: super::returning::within_cap_window(&history.calls, now),
+        sms_sent: super::returning::within_cap_window(&history.texts, now),
         opted_out: false,
         opt_out_confirmed: false,
         pending_sms: None,
         dnc_channels: Vec::new(),
         line_type: None,
+        returned: Vec::new(),
+        duplicate_of: history.duplicate_of,
     };
     let mut step = Step::new(opp, now, pb, rules);
     let o = &step.opp;
@@ -88,6 +92,11 @@ pub(super) fn create(
     let data = json!({ "external_id": o.external_id, "playbook": o.playbook,
         "assignee": o.assignee, "first_touch_seconds": first_touch_seconds });
     step.event(TimelineKind::Created, Cause::System, text, data);
+    if let Some(live) = history.duplicate_of {
+        // Skip mode: recorded, and nothing dialled, texted or armed.
+        step.skip_as_duplicate(live);
+        return Ok(step.finish(None, OppReply::Created));
+    }
     let text = format!("playbook {} started the first touch", pb.name);
     step.move_stage(Stage::Contacting, Cause::Playbook, text);
     let consent = step.opp.contact.consent;
