@@ -1,0 +1,475 @@
+#![allow(clippy::unwrap_used)]
+//! The console sales teams work from (issue #14): the list paged, searched and sorted with its
+//! `escalated` badge; a rep's queue with claim, call now and the outcome; a rep's own status
+//! switch; the dashboard; and pages fit for a phone and for dark mode. Each through a real
+//! server and real HTTP, checked on the rendered page and on the API's state afterwards. Runs
+//! on PostgreSQL and SQLite. (The real-browser test is `tests/browser/console.mjs`.)
+
+#[path = "common/access.rs"]
+mod access;
+mod common;
+#[path = "common/console.rs"]
+mod console;
+#[path = "common/flow.rs"]
+mod flow;
+
+use std::time::Duration;
+
+use access::{key, principal, team};
+use common::{eventually, Backend, TestApp};
+use console::{csrf, get_page, lead, post_form, post_form_answer, rep_profile, row_ids, sign_in};
+use reqwest::{header, StatusCode};
+use serde_json::{json, Value};
+
+async fn the_list_pages_searches_sorts_and_badges_escalations(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let oldest = lead(&t, "ext-oldest", "Olga Oldest", "+14155550150", None, 300).await;
+    let mut ids = vec![oldest.clone()];
+    for i in 0..50 {
+        let phone = format!("+1415555{:04}", 1000 + i);
+        ids.push(
+            lead(
+                &t,
+                &format!("ext-{i}"),
+                &format!("Lead {i}"),
+                &phone,
+                None,
+                300,
+            )
+            .await,
+        );
+    }
+    // The soonest SLA of all: sorting by SLA puts it first.
+    let urgent = lead(&t, "ext-urgent", "Uma Urgent", "+14155550177", None, 120).await;
+    let (cookie, _) = sign_in(&t, &t.key).await;
+
+    let (status, first) = get_page(&t, &cookie, "/console").await;
+    assert_eq!(status, StatusCode::OK);
+    let listed = row_ids(&first);
+    assert_eq!(listed.len(), 50, "a page holds 50");
+    assert_eq!(listed[0], urgent, "newest first");
+    assert!(!listed.contains(&oldest), "the oldest is on page 2");
+    assert!(
+        first.contains("rel=\"next\" href=\"/console?page=2\""),
+        "a link to page 2"
+    );
+    let (_, second) = get_page(&t, &cookie, "/console?page=2").await;
+    let mut rest = row_ids(&second);
+    rest.sort();
+    let mut want = vec![oldest.clone(), ids[1].clone()];
+    want.sort();
+    assert_eq!(rest, want, "the two oldest");
+    assert!(second.contains("rel=\"prev\"") && !second.contains("rel=\"next\""));
+
+    // Search: by name (any case), by phone digits however typed, by external id.
+    let (_, found) = get_page(&t, &cookie, "/console?q=olga").await;
+    assert_eq!(row_ids(&found), vec![oldest.clone()]);
+    let (_, found) = get_page(&t, &cookie, "/console?q=%28415%29%20555-0177").await;
+    assert_eq!(row_ids(&found), vec![urgent.clone()]);
+    let (_, found) = get_page(&t, &cookie, "/console?q=EXT-OLDEST").await;
+    assert_eq!(row_ids(&found), vec![oldest.clone()]);
+    // A typed wildcard is a literal: nobody's name holds a `%`.
+    let (_, found) = get_page(&t, &cookie, "/console?q=%25").await;
+    assert!(row_ids(&found).is_empty() && found.contains("No opportunities match."));
+
+    let (_, by_sla) = get_page(&t, &cookie, "/console?sort=sla").await;
+    assert_eq!(row_ids(&by_sla)[0], urgent, "the soonest SLA first");
+    let (_, rows) = get_page(&t, &cookie, "/console/rows?sort=sla&q=uma").await;
+    assert_eq!(
+        row_ids(&rows),
+        vec![urgent.clone()],
+        "the live refresh keeps the query"
+    );
+
+    let (status, body) = t
+        .post(
+            &format!("/v1/opportunities/{urgent}/escalate"),
+            json!({"reason": "vip"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, found) = get_page(&t, &cookie, "/console?q=uma").await;
+    assert!(found.contains("badge escalated"), "{found}");
+    assert!(
+        !found.contains("badge live"),
+        "an escalated lead no longer says live"
+    );
+
+    for bad in ["/console?sort=up", "/console?page=0", "/console?stage=gone"] {
+        let (status, page) = get_page(&t, &cookie, bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        let field = bad.split(['?', '=']).nth(1).unwrap();
+        assert!(page.contains(field), "{bad} names {field}: {page}");
+    }
+    t.stop().await;
+}
+
+async fn rep_status(t: &TestApp, name: &str) -> Value {
+    let (_, reps) = t.get("/v1/reps").await;
+    reps["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap()["status"]
+        .clone()
+}
+
+async fn a_rep_switches_its_own_status_from_the_header(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    team(&t, "west").await;
+    rep_profile(&t, "ana", "viewer", Some("west"), "+14155550201", "away").await;
+    let ana = key(&t, "viewer", Some("west"), Some("ana")).await;
+    let (cookie, _) = sign_in(&t, &ana).await;
+    let (_, page) = get_page(&t, &cookie, "/console").await;
+    assert!(
+        page.contains("id=\"my-status\"") && page.contains("badge away"),
+        "{page}"
+    );
+    let token = csrf(&page);
+
+    // Even a viewer says when it takes calls; the answer goes back to the list.
+    let (status, to) = post_form_answer(
+        &t,
+        &cookie,
+        "/console/status",
+        &[("csrf", &token), ("status", "available")],
+    )
+    .await;
+    assert_eq!((status, to.as_str()), (StatusCode::SEE_OTHER, "/console"));
+    assert_eq!(rep_status(&t, "ana").await, "available");
+    let (_, log) = t.get("/v1/audit?action=rep_status").await;
+    let last = log["items"].as_array().unwrap().last().unwrap();
+    assert_eq!(
+        (&last["principal"], &last["after"]["status"]),
+        (&json!("ana"), &json!("available"))
+    );
+    let (_, badge) = get_page(&t, &cookie, "/console/me").await;
+    assert!(
+        badge.contains("badge available") && !badge.contains("on a call"),
+        "{badge}"
+    );
+
+    // htmx swaps the badge in place.
+    let answer = console::browser()
+        .post(format!("{}/console/status", t.base))
+        .header(header::COOKIE, &cookie)
+        .header("hx-request", "true")
+        .form(&[("csrf", token.as_str()), ("status", "away")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert!(answer.text().await.unwrap().contains("badge away"));
+    assert_eq!(rep_status(&t, "ana").await, "away");
+
+    for (form, want) in [
+        (
+            vec![("csrf", "0".repeat(64)), ("status", "available".into())],
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            vec![("csrf", token.clone()), ("status", "busy".into())],
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(post_form(&t, &cookie, "/console/status", &form).await, want);
+    }
+    assert_eq!(rep_status(&t, "ana").await, "away", "nothing changed");
+
+    // A key of no principal has no status of its own: no switch, and a refusal.
+    let (owner, _) = sign_in(&t, &t.key).await;
+    let (_, page) = get_page(&t, &owner, "/console").await;
+    assert!(!page.contains("my-status"));
+    let token = csrf(&page);
+    let status = post_form(
+        &t,
+        &owner,
+        "/console/status",
+        &[("csrf", &token), ("status", "away")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    t.stop().await;
+}
+
+async fn my_queue_holds_my_teams_escalations_with_claim_and_outcome(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    team(&t, "west").await;
+    team(&t, "east").await;
+    principal(&t, "ana", "operator", Some("west")).await;
+    let ana = key(&t, "operator", Some("west"), Some("ana")).await;
+    let first = lead(&t, "q-1", "Quinn First", "+14155550161", Some("west"), 300).await;
+    let second = lead(&t, "q-2", "Quinn Second", "+14155550162", Some("west"), 300).await;
+    let calm = lead(&t, "q-3", "Quinn Calm", "+14155550163", Some("west"), 300).await;
+    let other = lead(&t, "q-4", "Quinn East", "+14155550164", Some("east"), 300).await;
+    for id in [&first, &second, &other] {
+        let (status, body) = t
+            .post(
+                &format!("/v1/opportunities/{id}/escalate"),
+                json!({"reason": "no answer"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (cookie, _) = sign_in(&t, &ana).await;
+    let (status, page) = get_page(&t, &cookie, "/console/queue").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        row_ids(&page),
+        [first.clone(), second.clone()],
+        "west's, oldest breach first"
+    );
+    assert!(!page.contains(&calm) && !page.contains(&other));
+    assert!(page.contains("escalated") && page.contains("claim") && page.contains("call now"));
+    let token = csrf(&page);
+
+    let claim = format!("/console/opportunities/{second}/claim");
+    let (status, to) =
+        post_form_answer(&t, &cookie, &claim, &[("csrf", &token), ("back", "queue")]).await;
+    assert_eq!(
+        (status, to.as_str()),
+        (StatusCode::SEE_OTHER, "/console/queue")
+    );
+    let (_, opp) = t.get(&format!("/v1/opportunities/{second}")).await;
+    assert_eq!(opp["assignee"], "ana");
+    let (_, log) = t
+        .get(&format!("/v1/audit?action=reassign&target={second}"))
+        .await;
+    assert_eq!(log["items"][0]["principal"], "ana");
+    assert_eq!(log["items"][0]["reason"], "claimed from my queue");
+    let (_, page) = get_page(&t, &cookie, "/console/queue/rows").await;
+    assert!(page.contains("ana (me)"), "{page}");
+
+    let outcome = format!("/console/opportunities/{first}/outcome");
+    for (stage, reason, want) in [
+        ("qualified", "x", StatusCode::BAD_REQUEST),
+        ("won", "", StatusCode::BAD_REQUEST),
+        ("nurture", "call in spring", StatusCode::SEE_OTHER),
+    ] {
+        let form = [
+            ("csrf", token.as_str()),
+            ("stage", stage),
+            ("reason", reason),
+            ("back", "queue"),
+        ];
+        assert_eq!(
+            post_form(&t, &cookie, &outcome, &form).await,
+            want,
+            "{stage} {reason:?}"
+        );
+    }
+    let (_, opp) = t.get(&format!("/v1/opportunities/{first}")).await;
+    assert_eq!(opp["stage"], "nurture");
+    let (_, log) = t
+        .get(&format!("/v1/audit?action=set_stage&target={first}"))
+        .await;
+    assert_eq!(log["items"][0]["principal"], "ana");
+    assert_eq!(log["items"][0]["reason"], "call in spring");
+    let won = [
+        ("csrf", token.as_str()),
+        ("stage", "lost"),
+        ("reason", "bought elsewhere"),
+        ("back", "queue"),
+    ];
+    let lost = format!("/console/opportunities/{second}/outcome");
+    assert_eq!(
+        post_form(&t, &cookie, &lost, &won).await,
+        StatusCode::SEE_OTHER
+    );
+    let (_, page) = get_page(&t, &cookie, "/console/queue").await;
+    assert!(
+        !row_ids(&page).contains(&second),
+        "a closed lead leaves the queue"
+    );
+
+    // Another team's lead is not found; a viewer's buttons are refused on the server.
+    let claim_other = format!("/console/opportunities/{other}/claim");
+    assert_eq!(
+        post_form(&t, &cookie, &claim_other, &[("csrf", &token)]).await,
+        StatusCode::NOT_FOUND
+    );
+    principal(&t, "vic", "viewer", Some("west")).await;
+    let vic = key(&t, "viewer", Some("west"), Some("vic")).await;
+    let (cookie, _) = sign_in(&t, &vic).await;
+    let (_, page) = get_page(&t, &cookie, "/console/queue").await;
+    assert!(
+        row_ids(&page).contains(&first) && !page.contains("call now"),
+        "viewers see no buttons"
+    );
+    let token = csrf(&page);
+    for action in ["claim", "call", "outcome"] {
+        let path = format!("/console/opportunities/{first}/{action}");
+        let form = [("csrf", token.as_str()), ("stage", "won"), ("reason", "x")];
+        assert_eq!(
+            post_form(&t, &cookie, &path, &form).await,
+            StatusCode::FORBIDDEN,
+            "{action}"
+        );
+    }
+    t.stop().await;
+}
+
+async fn call_now_from_the_queue_rings_me_and_bridges_the_lead(backend: Backend) {
+    const ANA: &str = "+14155550201";
+    let flow::Setup { app: t, sim, .. } = flow::setup(backend).await;
+    team(&t, "west").await;
+    // Away: the automatic flow rings nobody, so the lead is owed a callback.
+    flow::rep(&t, "ana", Some("west"), ANA, "away").await;
+    let ana = key(&t, "operator", Some("west"), Some("ana")).await;
+    let id = lead(
+        &t,
+        "call-1",
+        "Carla Callback",
+        "+14155550101",
+        Some("west"),
+        300,
+    )
+    .await;
+    let (cookie, _) = sign_in(&t, &ana).await;
+    let page = eventually(Duration::from_secs(30), "the lead in my queue", || async {
+        let (_, page) = get_page(&t, &cookie, "/console/queue").await;
+        row_ids(&page).contains(&id).then_some(page)
+    })
+    .await;
+    let token = csrf(&page);
+    // The lead's own call must be over before ana may call (one live call per lead).
+    eventually(Duration::from_secs(30), "the first call to end", || async {
+        let (_, opp) = t.get(&format!("/v1/opportunities/{id}")).await;
+        (opp["active_call"].is_null() && opp["live_call"].is_null()).then_some(())
+    })
+    .await;
+    sim.set_digits(ANA, &["1"]);
+    let call = format!("/console/opportunities/{id}/call");
+    let (status, to) =
+        post_form_answer(&t, &cookie, &call, &[("csrf", &token), ("back", "detail")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(to, format!("/console/opportunities/{id}"));
+    let (_, log) = t
+        .get(&format!("/v1/audit?action=call_now&target={id}"))
+        .await;
+    assert_eq!(log["items"][0]["principal"], "ana", "{log}");
+    let talk = eventually(Duration::from_secs(30), "ana's conversation", || async {
+        t.timeline(&id)
+            .await
+            .into_iter()
+            .find(|e| e["kind"] == "conversation" && e["data"]["rep"] == "ana")
+    })
+    .await;
+    let reason = talk["reason"].as_str().unwrap();
+    let (_, detail) = get_page(&t, &cookie, &format!("/console/opportunities/{id}/panel")).await;
+    let escaped = reason
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;");
+    assert!(detail.contains(&escaped), "{reason}: {detail}");
+    assert!(sim.stats().bridged_calls >= 1);
+    t.stop().await;
+}
+
+async fn the_dashboard_counts_within_the_callers_scope(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    team(&t, "west").await;
+    let a = lead(&t, "d-1", "Dee One", "+14155550171", Some("west"), 3600).await;
+    lead(&t, "d-2", "Dee Two", "+14155550172", None, 3600).await;
+    lead(&t, "d-3", "Dee Three", "+14155550173", None, 120).await;
+    let (status, _) = t
+        .post(&format!("/v1/opportunities/{a}/escalate"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    rep_profile(
+        &t,
+        "ana",
+        "operator",
+        Some("west"),
+        "+14155550201",
+        "available",
+    )
+    .await;
+    rep_profile(&t, "bo", "operator", None, "+14155550202", "away").await;
+
+    let tile = |page: &str, id: &str| {
+        let at = page
+            .find(&format!("id=\"{id}\""))
+            .unwrap_or_else(|| panic!("{id}: {page}"));
+        let rest = &page[at..];
+        let b = rest.find("<b>").unwrap() + 3;
+        rest[b..b + rest[b..].find("</b>").unwrap()].to_owned()
+    };
+    let (cookie, _) = sign_in(&t, &t.key).await;
+    let (status, page) = get_page(&t, &cookie, "/console/dashboard").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(tile(&page, "leads-today"), "3");
+    assert_eq!(tile(&page, "breached"), "1");
+    assert_eq!(tile(&page, "reps-available"), "1 of 2");
+    assert_eq!(
+        tile(&page, "at-risk"),
+        "1",
+        "one SLA falls due within 5 minutes"
+    );
+    for id in ["speed-p50", "speed-p90", "live-calls"] {
+        tile(&page, id);
+    }
+    assert!(page.contains("<svg") && page.contains("role=\"img\""));
+    assert_eq!(page.matches("<rect").count(), 24, "one bar per hour");
+    assert!(page.contains("3 in all"), "the chart's summary");
+
+    // A team-limited key counts its team's only.
+    let west = key(&t, "viewer", Some("west"), None).await;
+    let (cookie, _) = sign_in(&t, &west).await;
+    let (status, panel) = get_page(&t, &cookie, "/console/dashboard/panel").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(tile(&panel, "leads-today"), "1");
+    assert_eq!(tile(&panel, "breached"), "1");
+    assert_eq!(tile(&panel, "reps-available"), "1 of 1");
+    t.stop().await;
+}
+
+/// Every page fits a phone (viewport, tables scrolling in their own box), follows dark mode,
+/// and labels every control.
+async fn pages_fit_a_phone_and_dark_mode_and_label_their_controls(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let id = t.create("lead-1", 300).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (cookie, _) = sign_in(&t, &t.key).await;
+    for path in [
+        "/console",
+        "/console/queue",
+        "/console/dashboard",
+        &format!("/console/opportunities/{id}"),
+    ] {
+        let (status, page) = get_page(&t, &cookie, path).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(
+            page.contains("name=\"viewport\" content=\"width=device-width, initial-scale=1\""),
+            "{path}"
+        );
+        assert!(page.contains("prefers-color-scheme:dark"), "{path}");
+        if page.contains("<table") {
+            assert!(
+                page.contains("class=\"scroll\""),
+                "{path}: a table scrolls in its box"
+            );
+        }
+    }
+    let (_, detail) = get_page(&t, &cookie, &format!("/console/opportunities/{id}")).await;
+    assert!(
+        detail.contains("<label for=\"reassign-to\">"),
+        "the reassign control is labelled"
+    );
+    assert!(detail.contains("aria-label=\"Reason to reassign\""));
+    t.stop().await;
+}
+
+both_backends!(
+    the_list_pages_searches_sorts_and_badges_escalations,
+    a_rep_switches_its_own_status_from_the_header,
+    my_queue_holds_my_teams_escalations_with_claim_and_outcome,
+    call_now_from_the_queue_rings_me_and_bridges_the_lead,
+    the_dashboard_counts_within_the_callers_scope,
+    pages_fit_a_phone_and_dark_mode_and_label_their_controls,
+);
