@@ -152,7 +152,7 @@ pub async fn list(
                 option value="sla" selected[chosen(&f.sort, "sla")] { "SLA due first" } } }
             button { "Filter" }
         }
-        div.scroll { table {
+        div.scroll tabindex="0" role="region" aria-label="Opportunities" { table {
             thead { tr { th { "Lead" } th { "Stage" } th { "Assignee" } th { "Team" } th { "Next SLA" } th { "State" } th { "Last event" } th { span.why { "Action" } } } }
             tbody #rows data-live hx-get={ "/console/rows?" (f.query(None)) } hx-trigger="refresh" hx-swap="innerHTML" { (rows_markup(&op, &found)) }
         } }

@@ -269,7 +269,7 @@ async fn panel_markup(state: &AppState, op: &Operator, id: &str) -> Result<Marku
         }
         section {
             h2 { "Timeline" }
-            div.scroll { table {
+            div.scroll tabindex="0" role="region" aria-label="Timeline" { table {
                 thead { tr { th { "At" } th { "What" } th { "By" } th { "Why" } } }
                 tbody { @for e in &entries { tr {
                     td { (text(e, "at")) }

@@ -28,7 +28,7 @@ fn actions(op: &Operator, item: &QueueItem) -> Markup {
             form.inline method="post" action=(to("claim")) {
                 input type="hidden" name="csrf" value=(op.csrf);
                 input type="hidden" name="back" value="queue";
-                button.claim type="submit" aria-label={ "Claim " (name) } { "claim" }
+                button.claim type="submit" aria-label={ "claim " (name) } { "claim" }
             }
             " "
         }
@@ -36,7 +36,7 @@ fn actions(op: &Operator, item: &QueueItem) -> Markup {
             form.inline method="post" action=(to("call")) {
                 input type="hidden" name="csrf" value=(op.csrf);
                 input type="hidden" name="back" value="detail";
-                button.call type="submit" aria-label={ "Call " (name) " now" } { "call now" }
+                button.call type="submit" aria-label={ "call now: " (name) } { "call now" }
             }
             " "
         }
@@ -93,7 +93,7 @@ pub async fn queue(State(state): State<AppState>, op: Operator) -> Response {
     let body = html! {
         h1 { "My queue" }
         p.why { (whose) ": escalated leads and leads owed a callback, oldest breach first." }
-        div.scroll { table {
+        div.scroll tabindex="0" role="region" aria-label="My queue" { table {
             thead { tr { th { "Lead" } th { "Why, since" } th { "Assignee" } th { "Stage" } th { "Next SLA" } th { "Actions" } } }
             tbody #queue data-live hx-get="/console/queue/rows" hx-trigger="refresh" hx-swap="innerHTML" { (rows_markup(&op, &items)) }
         } }
