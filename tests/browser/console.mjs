@@ -22,10 +22,11 @@ const here = dirname(fileURLToPath(import.meta.url));
 // own policy stays exactly as served.
 const AXE = readFileSync(join(here, 'node_modules/axe-core/axe.min.js'), 'utf8');
 
-async function shot(page, name) {
+/** A screenshot kept as an artifact; `doc` ones also go to the operator guide's images. */
+async function shot(page, name, doc = true) {
   const path = join(ARTIFACTS, name);
   await page.screenshot({ path, fullPage: true });
-  if (DOC_IMAGES) copyFileSync(path, join(DOC_IMAGES, name));
+  if (DOC_IMAGES && doc) copyFileSync(path, join(DOC_IMAGES, name));
 }
 
 async function signIn(page, key) {
@@ -117,7 +118,7 @@ async function repCallsALeadFromTheQueue(browser) {
   await row.locator('button.call').click();
   await page.waitForURL(`${BASE}/console/opportunities/${lead}`);
   await page.locator('#panel td strong', { hasText: /^conversation$/ }).first().waitFor({ timeout: 30_000 });
-  await shot(page, 'console-conversation.png');
+  await shot(page, 'console-conversation.png', false);
   await page.close();
   return lead;
 }
@@ -138,9 +139,14 @@ async function everyPageIsAccessibleAndFitsAPhone(browser, id) {
         const wide = await page.evaluate(() => document.documentElement.scrollWidth);
         if (wide > width) fail(`${what}: the page is ${wide} px wide, wider than the screen`);
       }
-      if (width === 375) await shot(page, `console-phone-${scheme}.png`);
-      await page.goto(`${BASE}/console/dashboard`);
-      if (width === 1280 && scheme === 'dark') await shot(page, 'console-dashboard-dark.png');
+      if (width === 375) {
+        await page.goto(`${BASE}/console`);
+        await shot(page, `console-phone-${scheme}.png`, scheme === 'light');
+      }
+      if (width === 1280 && scheme === 'dark') {
+        await page.goto(`${BASE}/console/dashboard`);
+        await shot(page, 'console-dashboard-dark.png');
+      }
       await context.close();
     }
   }
