@@ -184,6 +184,10 @@ async fn every_role_reads_the_console_and_only_operating_roles_act(backend: Back
             "/console",
             &format!("/console/opportunities/{id}"),
             "/console/rows",
+            "/console/queue",
+            "/console/queue/rows",
+            "/console/dashboard",
+            "/console/dashboard/panel",
         ] {
             let (status, _) = get_page(&t, &cookie, path).await;
             assert_eq!(status, StatusCode::OK, "{role} {path}");

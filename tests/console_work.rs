@@ -95,7 +95,12 @@ async fn the_list_pages_searches_sorts_and_badges_escalations(backend: Backend) 
         "an escalated lead no longer says live"
     );
 
-    for bad in ["/console?sort=up", "/console?page=0", "/console?stage=gone"] {
+    for bad in [
+        "/console?sort=up",
+        "/console?page=0",
+        "/console?stage=gone",
+        "/console?q=a%00b",
+    ] {
         let (status, page) = get_page(&t, &cookie, bad).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
         let field = bad.split(['?', '=']).nth(1).unwrap();
@@ -283,6 +288,38 @@ async fn my_queue_holds_my_teams_escalations_with_claim_and_outcome(backend: Bac
         !row_ids(&page).contains(&second),
         "a closed lead leaves the queue"
     );
+
+    // The lead's own page has the same buttons, and comes back to itself.
+    let (_, detail) = get_page(&t, &cookie, &format!("/console/opportunities/{calm}")).await;
+    assert!(
+        detail.contains("call now") && detail.contains("set outcome"),
+        "{detail}"
+    );
+    let outcome = format!("/console/opportunities/{calm}/outcome");
+    let form = [
+        ("csrf", token.as_str()),
+        ("stage", "lost"),
+        ("reason", "moved away"),
+        ("back", "detail"),
+    ];
+    let (status, to) = post_form_answer(&t, &cookie, &outcome, &form).await;
+    assert_eq!(
+        (status, to),
+        (
+            StatusCode::SEE_OTHER,
+            format!("/console/opportunities/{calm}")
+        )
+    );
+    let (_, opp) = t.get(&format!("/v1/opportunities/{calm}")).await;
+    assert_eq!(opp["stage"], "lost");
+
+    // A team's key searches its team's leads only.
+    let (_, found) = get_page(&t, &cookie, "/console?q=quinn").await;
+    let mut found = row_ids(&found);
+    found.sort();
+    let mut west = vec![first.clone(), second.clone(), calm.clone()];
+    west.sort();
+    assert_eq!(found, west);
 
     // Another team's lead is not found; a viewer's buttons are refused on the server.
     let claim_other = format!("/console/opportunities/{other}/claim");

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::super::error::ApiError;
 use super::super::AppState;
+use super::queue::{work_forms, Origin};
 use super::{html as render, Operator};
 use crate::control::reps::{Rep, RepStatus};
 use crate::control::{allows, Action};
@@ -247,6 +248,10 @@ async fn panel_markup(state: &AppState, op: &Operator, id: &str) -> Result<Marku
                         select #reassign-to name="assignee" { @for p in members.iter().filter(|p| p.active) { option value=(p.name) { (p.name) " (" (p.role) ")" } } }
                         " " input type="text" name="reason" placeholder="reason (required)" aria-label="Reason to reassign" required;
                         button { "reassign" }
+                    }
+                    @if let Ok(uuid) = uuid::Uuid::parse_str(text(&o, "id")) {
+                        @let mine = op.identity.principal.as_deref() == Some(text(&o, "assignee"));
+                        div.actions { (work_forms(op, uuid, text(&o["contact"], "name"), mine, Origin::Detail)) }
                     }
                 }
             }

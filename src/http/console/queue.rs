@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{html, Markup};
+use uuid::Uuid;
 
 use super::super::AppState;
 use super::list::{sla_cell, state_badge};
@@ -18,16 +19,27 @@ use crate::usecases::board::{self, QueueItem};
 /// The outcomes a rep sets from the queue: each a stage change with a reason.
 pub const OUTCOMES: [&str; 4] = ["booked", "won", "lost", "nurture"];
 
-fn actions(op: &Operator, item: &QueueItem) -> Markup {
-    let id = item.row.view.id;
-    let name = &item.row.view.contact.name;
+/// Where a work form was used: the queue (which it returns to) or a lead's page.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Origin {
+    Queue,
+    Detail,
+}
+
+/// Claim (unless the lead is mine already), call now (both for a principal's session) and set
+/// the outcome: the queue's buttons, also on a lead's page.
+pub(super) fn work_forms(op: &Operator, id: Uuid, name: &str, mine: bool, from: Origin) -> Markup {
     let to = |action: &str| format!("/console/opportunities/{id}/{action}");
+    let back = match from {
+        Origin::Queue => "queue",
+        Origin::Detail => "detail",
+    };
     let has_principal = op.identity.principal.is_some();
     html! {
-        @if has_principal && !item.mine {
+        @if has_principal && !mine {
             form.inline method="post" action=(to("claim")) {
                 input type="hidden" name="csrf" value=(op.csrf);
-                input type="hidden" name="back" value="queue";
+                input type="hidden" name="back" value=(back);
                 button.claim type="submit" aria-label={ "claim " (name) } { "claim" }
             }
             " "
@@ -42,7 +54,7 @@ fn actions(op: &Operator, item: &QueueItem) -> Markup {
         }
         form.inline method="post" action=(to("outcome")) {
             input type="hidden" name="csrf" value=(op.csrf);
-            input type="hidden" name="back" value="queue";
+            input type="hidden" name="back" value=(back);
             select name="stage" aria-label={ "Outcome for " (name) } {
                 @for s in OUTCOMES { option value=(s) { (s) } }
             }
@@ -67,7 +79,7 @@ fn rows_markup(op: &Operator, items: &[QueueItem]) -> Markup {
                 td { (o.assignee) @if item.mine { " (me)" } }
                 td { (o.stage.as_str()) " " (state_badge(o)) }
                 td { (sla_cell(&item.row)) }
-                td { @if can_operate { (actions(op, item)) } }
+                td { @if can_operate { (work_forms(op, o.id, &o.contact.name, item.mine, Origin::Queue)) } }
             }
         }
     }
