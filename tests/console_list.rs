@@ -91,6 +91,18 @@ async fn the_list_pages_searches_sorts_and_badges_escalations(backend: Backend) 
         "an escalated lead no longer says live"
     );
 
+    // The filters still apply, with the search: paused, and by stage.
+    let (status, _) = t
+        .post(&format!("/v1/opportunities/{oldest}/pause"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, found) = get_page(&t, &cookie, "/console?paused=true").await;
+    assert_eq!(row_ids(&found), vec![oldest.clone()]);
+    let (_, found) = get_page(&t, &cookie, "/console?paused=false&q=olga").await;
+    assert!(row_ids(&found).is_empty());
+    let (_, found) = get_page(&t, &cookie, "/console?stage=won").await;
+    assert!(row_ids(&found).is_empty());
+
     for bad in [
         "/console?sort=up",
         "/console?page=0",
