@@ -8,7 +8,8 @@ cargo build --locked -q --bin neuronx
 NEURONX_BIN="$target/debug/neuronx"
 TEMP_DIR=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-export NEURONX_DATABASE_URL="sqlite://$TEMP_DIR/neuronx.db" NEURONX_LISTEN="127.0.0.1:$port" NEURONX_LOG=warn
+export NEURONX_DATABASE_URL="sqlite://$TEMP_DIR/neuronx.db" NEURONX_LISTEN="127.0.0.1:$port" NEURONX_LOG=warn \
+  NEURONX_PUBLIC_URL="http://127.0.0.1:$port"
 BASE="http://127.0.0.1:$port"
 OWNER_KEY=$("$NEURONX_BIN" tenant create checks | python3 -c 'import json, sys; print(json.load(sys.stdin)["api_key"])')
 "$NEURONX_BIN" serve 2>"$TEMP_DIR/serve.log" &

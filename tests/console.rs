@@ -6,66 +6,16 @@
 #[path = "common/access.rs"]
 mod access;
 mod common;
+#[path = "common/console.rs"]
+mod console;
 
 use std::time::Duration;
 
 use access::{key, principal};
 use common::{Backend, TestApp};
-use reqwest::{header, redirect, Client, StatusCode};
+use console::{browser, csrf, get_page, post_form, sign_in};
+use reqwest::{header, StatusCode};
 use serde_json::json;
-
-/// A browser-like client that does not follow redirects, so each answer can be checked.
-fn browser() -> Client {
-    Client::builder()
-        .redirect(redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-/// Signs in with `key`; returns the session cookie (`nx_session=...`) and the set-cookie line.
-async fn sign_in(t: &TestApp, key: &str) -> (String, String) {
-    let resp = browser()
-        .post(format!("{}/console/login", t.base))
-        .form(&[("api_key", key)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-    let set = resp.headers()[header::SET_COOKIE]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let cookie = set.split(';').next().unwrap().to_owned();
-    (cookie, set)
-}
-
-async fn get_page(t: &TestApp, cookie: &str, path: &str) -> (StatusCode, String) {
-    let resp = browser()
-        .get(format!("{}{path}", t.base))
-        .header(header::COOKIE, cookie)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    (status, resp.text().await.unwrap())
-}
-
-async fn post_form(t: &TestApp, cookie: &str, path: &str, form: &[(&str, &str)]) -> StatusCode {
-    browser()
-        .post(format!("{}{path}", t.base))
-        .header(header::COOKIE, cookie)
-        .form(form)
-        .send()
-        .await
-        .unwrap()
-        .status()
-}
-
-/// The CSRF token a page's forms carry.
-fn csrf(page: &str) -> String {
-    let at = page.find("name=\"csrf\" value=\"").unwrap() + 19;
-    page[at..at + 64].to_owned()
-}
 
 async fn signing_in_opens_a_strict_cookie_session_and_pages_render(backend: Backend) {
     let t = TestApp::spawn(backend).await;
@@ -234,6 +184,10 @@ async fn every_role_reads_the_console_and_only_operating_roles_act(backend: Back
             "/console",
             &format!("/console/opportunities/{id}"),
             "/console/rows",
+            "/console/queue",
+            "/console/queue/rows",
+            "/console/dashboard",
+            "/console/dashboard/panel",
         ] {
             let (status, _) = get_page(&t, &cookie, path).await;
             assert_eq!(status, StatusCode::OK, "{role} {path}");

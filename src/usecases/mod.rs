@@ -7,11 +7,13 @@
 
 pub mod access;
 pub mod audit;
+pub mod board;
 pub mod bulk;
 pub mod call_flow;
 pub mod calls;
 pub mod channels;
 pub mod commands;
+pub mod dashboard;
 pub mod numbers;
 pub mod opportunities;
 pub mod ops;

@@ -4,8 +4,11 @@
 //! every action goes through the same handlers, role checks and audit log as the API, so a
 //! button a role may not use answers 403 on the server, not only by being hidden (ADR 0025).
 
+mod dashboard;
+mod list;
 mod live;
 mod pages;
+mod queue;
 mod sign_in;
 
 use axum::extract::{FromRequestParts, Path, State};
@@ -22,8 +25,10 @@ use super::auth;
 use super::error::ApiError;
 use super::AppState;
 use crate::control::keys::Identity;
+use crate::control::reps::{self, Rep};
 use crate::control::sessions;
 use crate::usecases::commands::{self, Command, CommandFields};
+use crate::usecases::views::Applied;
 
 const COOKIE_NAME: &str = "nx_session";
 
@@ -33,8 +38,8 @@ const COOKIE_NAME: &str = "nx_session";
 /// origin only. `tests/edge.rs` checks every inline block a page serves against this and names
 /// the hash to put here when one changes.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; \
-    script-src 'self' 'sha256-nNrFm4usaqR2BWEEnKlmsfu8AREQ5y2RecYYrdagxvU='; \
-    style-src 'self' 'sha256-Ns6x4ZAl7/skrV0SdE+110kBSPhM2LiCKLbwM2m0wEg=' \
+    script-src 'self' 'sha256-k35Ul55z0ILvLSO+OPCy76njHgRba4kQw0/KEsnR61I='; \
+    style-src 'self' 'sha256-hEbMHhfuiDVLPP6QeZTgvkb9FJLjB6E/4yGBaCgxC8M=' \
     'sha256-faU7yAF8NxuMTNEwVmBz+VcYeIoBQ2EMHW3WaVxCvnk='; \
     img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
     base-uri 'none'";
@@ -43,8 +48,14 @@ pub fn router() -> Router<AppState> {
     use axum::http::{header, HeaderValue};
     use tower_http::set_header::SetResponseHeaderLayer as Set;
     Router::new()
-        .route("/console", get(pages::list))
-        .route("/console/rows", get(pages::rows))
+        .route("/console", get(list::list))
+        .route("/console/rows", get(list::rows))
+        .route("/console/queue", get(queue::queue))
+        .route("/console/queue/rows", get(queue::rows))
+        .route("/console/dashboard", get(dashboard::dashboard))
+        .route("/console/dashboard/panel", get(dashboard::dashboard_panel))
+        .route("/console/status", post(set_status))
+        .route("/console/me", get(me))
         .route("/console/login", get(pages::login_form).post(login))
         .route("/console/logout", post(logout))
         .route("/console/magic-link", post(sign_in::request_link))
@@ -83,6 +94,8 @@ pub struct Operator {
     pub identity: Identity,
     pub csrf: String,
     token: String,
+    /// The principal's rep profile, when it is a rep: the header shows its status switch.
+    pub rep: Option<Rep>,
 }
 
 fn cookie_token(parts: &Parts) -> Option<String> {
@@ -114,10 +127,20 @@ impl FromRequestParts<AppState> for Operator {
                 // The access log line names the tenant (`edge::access_span`).
                 tracing::Span::current()
                     .record("tenant", tracing::field::display(s.identity.tenant));
+                let rep = match &s.identity.principal {
+                    Some(name) => {
+                        let now = state.engine.config().clock.now();
+                        reps::get_rep(state.engine.store(), s.identity.tenant, name, now)
+                            .await
+                            .map_err(|e| ApiError::from(e).into_response())?
+                    }
+                    None => None,
+                };
                 Ok(Operator {
                     identity: s.identity,
                     csrf: s.csrf,
                     token,
+                    rep,
                 })
             }
             Ok(None) => Err(SignIn.into_response()),
@@ -207,42 +230,153 @@ pub struct ActionForm {
     csrf: String,
     reason: Option<String>,
     assignee: Option<String>,
-    /// Where to go afterwards: `detail`, or nothing for an htmx button that stays put.
+    /// `outcome` only: booked, won, lost or nurture.
+    stage: Option<String>,
+    /// Where to go afterwards: `detail`, `queue`, or nothing for an htmx button that stays put.
     back: Option<String>,
 }
 
-/// A button: the same command, role check and audit entry as the API's.
+/// What a console button asks for.
+enum Act {
+    Command(Command),
+    /// Reassign to the signed-in principal.
+    Claim,
+    /// Click to call, as the signed-in principal.
+    Call,
+    /// A stage change with a reason: one of `queue::OUTCOMES`.
+    Outcome,
+}
+
+impl Act {
+    fn parse(action: &str) -> Option<Self> {
+        Some(match action {
+            "pause" => Act::Command(Command::Pause),
+            "resume" => Act::Command(Command::Resume),
+            "reassign" => Act::Command(Command::Reassign),
+            "escalate" => Act::Command(Command::Escalate),
+            "claim" => Act::Claim,
+            "call" => Act::Call,
+            "outcome" => Act::Outcome,
+            _ => return None,
+        })
+    }
+}
+
+/// A button: the same use case, role check and audit entry as the API's.
 async fn act(
     State(state): State<AppState>,
     op: Operator,
     Path((id, action)): Path<(String, String)>,
     Form(form): Form<ActionForm>,
 ) -> Response {
+    use crate::usecases::{calls, Error};
     if !op.csrf_ok(&form.csrf) {
         return csrf_refused();
     }
-    let cmd = match action.as_str() {
-        "pause" => Command::Pause,
-        "resume" => Command::Resume,
-        "reassign" => Command::Reassign,
-        "escalate" => Command::Escalate,
-        _ => return pages::error_page(StatusCode::NOT_FOUND, "no such action"),
+    let Some(act) = Act::parse(&action) else {
+        return pages::error_page(StatusCode::NOT_FOUND, "no such action");
     };
     // A form's empty field means "not given".
     let blank = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
-    let fields = CommandFields {
-        operator: None,
-        reason: blank(form.reason),
-        assignee: blank(form.assignee),
-        hang_up: false,
+    let engine = &state.engine;
+    let who = &op.identity;
+    let me = || {
+        who.principal.clone().ok_or_else(|| {
+            Error::invalid(
+                "assignee",
+                "this session belongs to no principal: sign in as yourself to claim or call",
+            )
+        })
     };
-    match commands::command(&state.engine, &op.identity, &id, cmd, fields).await {
+    let done: Result<Applied, Error> = match act {
+        Act::Command(cmd) => {
+            let fields = CommandFields {
+                operator: None,
+                reason: blank(form.reason),
+                assignee: blank(form.assignee),
+                hang_up: false,
+            };
+            commands::command(engine, who, &id, cmd, fields).await
+        }
+        Act::Claim => match me() {
+            Ok(me) => {
+                let fields = CommandFields {
+                    operator: None,
+                    reason: blank(form.reason).or(Some("claimed from my queue".into())),
+                    assignee: Some(me),
+                    hang_up: false,
+                };
+                commands::command(engine, who, &id, Command::Reassign, fields).await
+            }
+            Err(e) => Err(e),
+        },
+        Act::Call => match me() {
+            Ok(_) => calls::call_now(engine, who, &id, None).await,
+            Err(e) => Err(e),
+        },
+        Act::Outcome => {
+            let stage = form.stage.unwrap_or_default();
+            if queue::OUTCOMES.contains(&stage.as_str()) {
+                commands::set_stage(engine, who, &id, &stage, None, blank(form.reason)).await
+            } else {
+                Err(Error::invalid(
+                    "stage",
+                    "must be booked, won, lost or nurture",
+                ))
+            }
+        }
+    };
+    match done {
         Ok(_) if form.back.as_deref() == Some("detail") => {
             Redirect::to(&format!("/console/opportunities/{id}")).into_response()
+        }
+        Ok(_) if form.back.as_deref() == Some("queue") => {
+            Redirect::to("/console/queue").into_response()
         }
         // An htmx button: the live feed shows the change.
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => pages::api_error_page(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct StatusForm {
+    csrf: String,
+    status: String,
+}
+
+/// The header's switch: the signed-in rep sets its own status, through the same use case
+/// (and audit entry) as `PUT /v1/principals/{name}/status`.
+async fn set_status(
+    State(state): State<AppState>,
+    op: Operator,
+    headers: axum::http::HeaderMap,
+    Form(form): Form<StatusForm>,
+) -> Response {
+    if !op.csrf_ok(&form.csrf) {
+        return csrf_refused();
+    }
+    let Some(me) = op.identity.principal.clone() else {
+        return pages::error_page(
+            StatusCode::BAD_REQUEST,
+            "this session belongs to no principal, so it has no status of its own",
+        );
+    };
+    match crate::usecases::reps::set_status(&state.engine, &op.identity, &me, &form.status).await {
+        // htmx swaps the answer into the header's badge; a plain form goes back to the list.
+        Ok(rep) if headers.contains_key("hx-request") => {
+            html(StatusCode::OK, pages::rep_badge(&rep))
+        }
+        Ok(_) => Redirect::to("/console").into_response(),
+        Err(e) => pages::api_error_page(e.into()),
+    }
+}
+
+/// The header's live badge: the signed-in rep's status and whether it is on a call.
+async fn me(op: Operator) -> Response {
+    match &op.rep {
+        Some(rep) => html(StatusCode::OK, pages::rep_badge(rep)),
+        None => StatusCode::NO_CONTENT.into_response(),
     }
 }
 

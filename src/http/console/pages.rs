@@ -2,39 +2,77 @@
 //! tenant and team scoping applies); buttons appear only for roles that may use them, and the
 //! server refuses them anyway for the others.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::super::error::ApiError;
 use super::super::AppState;
+use super::queue::{work_forms, Origin};
 use super::{html as render, Operator};
+use crate::control::reps::{Rep, RepStatus};
 use crate::control::{allows, Action};
-use crate::usecases::opportunities::{self, ListFilter};
+use crate::usecases::opportunities;
 
-const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#1d2330}
-header{display:flex;gap:1rem;align-items:center;padding:.6rem 1rem;background:#1d2330;color:#fff}
-header a{color:#fff}header form{margin-left:auto}main{padding:1rem}
-table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #e3e6ee}
+/// The console's one style sheet: light by default, dark when the system asks
+/// (`prefers-color-scheme`); on a narrow screen the header wraps and a table scrolls inside its
+/// own box (`.scroll`) so the page never scrolls sideways.
+const STYLE: &str = ":root{--fg:#1d2330;--bg:#fff;--line:#e3e6ee;--muted:#4a5060;--bar:#1d2330;--link:#1a4fb5;--err:#a40000;--chart:#3b6fd8}
+@media (prefers-color-scheme:dark){:root{--fg:#e8eaf0;--bg:#14171f;--line:#333a4a;--muted:#b5bccb;--bar:#0b0d12;--link:#8fb4ff;--err:#ff8a8a;--chart:#7aa2ff}}
+body{font:14px/1.4 system-ui,sans-serif;margin:0;color:var(--fg);background:var(--bg)}a{color:var(--link)}
+header{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:center;padding:.6rem 1rem;background:var(--bar);color:#fff}
+header a{color:#fff}header .end{margin-left:auto;display:flex;flex-wrap:wrap;gap:.5rem;align-items:center}nav{display:flex;gap:.8rem;flex-wrap:wrap}
+main{padding:1rem;max-width:100%;box-sizing:border-box}.scroll{overflow-x:auto;max-width:100%}
+table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid var(--line)}
 .badge{display:inline-block;padding:0 .45rem;border-radius:.6rem;font-size:12px;font-weight:600}
-.paused{background:#ffe1a8;color:#7a4a00}.live{background:#d7f5dd;color:#14532d}.err{color:#a40000}
-.why{color:#555;font-size:12px}section{margin-bottom:1.5rem}form.inline{display:inline}
-button{cursor:pointer}.filters{display:flex;gap:.5rem;margin-bottom:.8rem;align-items:end}";
+.paused,.away,.offline{background:#ffe1a8;color:#5c3700}.live,.available{background:#d7f5dd;color:#14532d}
+.escalated,.overdue{background:#ffd6d6;color:#7a0000}.oncall,.busy{background:#dbe6ff;color:#102a6b}.err{color:var(--err)}
+.why{color:var(--muted);font-size:12px}section{margin-bottom:1.5rem}form.inline{display:inline}
+button{cursor:pointer}.filters{display:flex;flex-wrap:wrap;gap:.5rem;margin-bottom:.8rem;align-items:end}
+.tiles{display:grid;grid-template-columns:repeat(auto-fill,minmax(9rem,1fr));gap:.6rem}.tile{border:1px solid var(--line);border-radius:.4rem;padding:.5rem}
+.tile b{display:block;font-size:22px}.chart{width:100%;max-width:48rem;height:auto}.chart rect{fill:var(--chart)}.chart text{fill:var(--fg);font-size:10px}
+.chart line{stroke:var(--line)}.pages{display:flex;gap:1rem;margin-top:.6rem}input,select,textarea{max-width:100%}";
 
 /// Live updates: the server says when something changed; htmx refetches the live parts.
-/// Countdowns tick in the browser from their due time.
+/// Countdowns tick in the browser from their due time, and show how long ago once past.
 const SCRIPT: &str = "const feed = new EventSource('/console/events');
 feed.addEventListener('changed', () => document.querySelectorAll('[data-live]').forEach(el => htmx.trigger(el, 'refresh')));
+function span(s) { return Math.floor(s / 60) + 'm ' + (s % 60) + 's'; }
 function tick() { document.querySelectorAll('[data-due]').forEach(el => {
   const s = Math.round((Date.parse(el.dataset.due) - Date.now()) / 1000);
-  el.textContent = s > 0 ? Math.floor(s / 60) + 'm ' + (s % 60) + 's' : 'due'; }); }
+  el.textContent = s > 0 ? span(s) : 'overdue ' + span(-s); }); }
 setInterval(tick, 1000); document.addEventListener('htmx:afterSettle', tick); tick();";
 
-fn page(op: Option<&Operator>, title: &str, body: Markup) -> Markup {
+pub(super) fn page(op: Option<&Operator>, title: &str, body: Markup) -> Markup {
     page_with(op, title, html! {}, body)
+}
+
+/// A rep's own status and whether it is on a call; refreshed live in the header.
+pub(super) fn rep_badge(rep: &Rep) -> Markup {
+    let status = rep.effective_status.as_str();
+    html! {
+        span.badge.(status) { (status) }
+        @if rep.live_calls > 0 { " " span.badge.oncall #on-call { "on a call" } }
+    }
+}
+
+/// The header's part for a signed-in principal that is a rep: its status switch and badges.
+fn rep_controls(op: &Operator, rep: &Rep) -> Markup {
+    html! {
+        form.inline method="post" action="/console/status" hx-post="/console/status" hx-target="#me" hx-swap="innerHTML" {
+            input type="hidden" name="csrf" value=(op.csrf);
+            label for="my-status" { "My status " }
+            select #my-status name="status" {
+                @for s in [RepStatus::Available, RepStatus::Away, RepStatus::Offline] {
+                    option value=(s.as_str()) selected[rep.status == s] { (s.as_str()) }
+                }
+            }
+            " " button #set-status type="submit" { "Set" }
+        }
+        span #me data-live hx-get="/console/me" hx-trigger="refresh, every 5s" hx-swap="innerHTML" { (rep_badge(rep)) }
+    }
 }
 
 /// `page` with more in its head (the signed-in page's refresh).
@@ -44,6 +82,8 @@ fn page_with(op: Option<&Operator>, title: &str, head_extra: Markup, body: Marku
         html lang="en" {
             head {
                 meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="color-scheme" content="light dark";
                 (head_extra)
                 title { (title) " · NeuronX console" }
                 style { (PreEscaped(STYLE)) }
@@ -53,11 +93,19 @@ fn page_with(op: Option<&Operator>, title: &str, head_extra: Markup, body: Marku
                 header {
                     strong { a href="/console" { "NeuronX console" } }
                     @if let Some(op) = op {
-                        span { (op.identity.actor_name()) " · " (op.identity.role)
-                            @if let Some(t) = &op.identity.team { " · team " (t.name) } }
-                        form method="post" action="/console/logout" {
-                            input type="hidden" name="csrf" value=(op.csrf);
-                            button { "Sign out" }
+                        nav aria-label="Console" {
+                            a href="/console" { "Opportunities" }
+                            a href="/console/queue" { "My queue" }
+                            a href="/console/dashboard" { "Dashboard" }
+                        }
+                        div.end {
+                            @if let Some(rep) = &op.rep { (rep_controls(op, rep)) }
+                            span { (op.identity.actor_name()) " · " (op.identity.role)
+                                @if let Some(t) = &op.identity.team { " · team " (t.name) } }
+                            form.inline method="post" action="/console/logout" {
+                                input type="hidden" name="csrf" value=(op.csrf);
+                                button { "Sign out" }
+                            }
                         }
                     }
                 }
@@ -137,126 +185,8 @@ pub async fn login_form() -> Response {
     login_page(None, StatusCode::OK)
 }
 
-#[derive(Deserialize, Default)]
-pub struct Filters {
-    stage: Option<String>,
-    team: Option<String>,
-    paused: Option<String>,
-}
-
-impl Filters {
-    fn query(&self) -> String {
-        let pairs = [
-            ("stage", &self.stage),
-            ("team", &self.team),
-            ("paused", &self.paused),
-        ];
-        serde_urlencoded::to_string(
-            pairs
-                .iter()
-                .filter_map(|(k, v)| v.as_deref().filter(|v| !v.is_empty()).map(|v| (*k, v)))
-                .collect::<Vec<_>>(),
-        )
-        .unwrap_or_default()
-    }
-}
-
-fn nonempty(v: &Option<String>) -> Option<String> {
-    v.clone().filter(|v| !v.is_empty())
-}
-
 fn text<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
-/// The table rows: one per opportunity, with its next SLA countdown and last event.
-async fn row_markup(state: &AppState, op: &Operator, f: &Filters) -> Result<Markup, ApiError> {
-    let filter = ListFilter {
-        stage: nonempty(&f.stage),
-        paused: nonempty(&f.paused),
-        team: nonempty(&f.team),
-        limit: Some("200".into()),
-        cursor: None,
-    };
-    let rows = opportunities::board(&state.engine, &op.identity, filter).await?;
-    let can_operate = allows(op.identity.role, Action::Operate);
-    Ok(html! {
-        @if rows.is_empty() { tr { td colspan="8" { "No opportunities match." } } }
-        @for row in &rows {
-            @let o = &row.view;
-            tr data-id=(o.id) {
-                td { a href={ "/console/opportunities/" (o.id) } { (o.contact.name) } }
-                td { (o.stage.as_str()) }
-                td { (o.assignee) }
-                td { (o.team.as_deref().unwrap_or("")) }
-                td { @if let Some(sla) = &row.next_sla { span title=(sla.name) data-due=(sla.due_at.to_rfc3339()) { "…" } } @else { "—" } }
-                td.state { @if o.paused { span.badge.paused { "paused" } } @else { span.badge.live { "live" } } }
-                td { @if let Some((kind, reason)) = &row.last_event { span title=(reason) { (kind) } } }
-                td {
-                    @if can_operate {
-                        @let action = if o.paused { "resume" } else { "pause" };
-                        button hx-post={ "/console/opportunities/" (o.id) "/" (action) }
-                            hx-vals=(serde_json::json!({"csrf": op.csrf}).to_string()) hx-swap="none" { (action) }
-                    }
-                }
-            }
-        }
-    })
-}
-
-pub async fn list(
-    State(state): State<AppState>,
-    op: Operator,
-    Query(f): Query<Filters>,
-) -> Response {
-    let teams = match crate::usecases::access::list_teams(&state.engine, &op.identity).await {
-        Ok(t) => t,
-        Err(e) => return api_error_page(e.into()),
-    };
-    let rows = match row_markup(&state, &op, &f).await {
-        Ok(r) => r,
-        Err(e) => return api_error_page(e),
-    };
-    let stages = [
-        "new",
-        "contacting",
-        "engaged",
-        "qualified",
-        "won",
-        "lost",
-        "unreachable",
-        "do_not_contact",
-    ];
-    let chosen = |v: &Option<String>, x: &str| v.as_deref() == Some(x);
-    let body = html! {
-        h1 { "Opportunities" }
-        form.filters method="get" action="/console" {
-            label { "Stage " select name="stage" { option value="" { "any" }
-                @for s in stages { option value=(s) selected[chosen(&f.stage, s)] { (s) } } } }
-            label { "Team " select name="team" { option value="" { "any" }
-                @for t in &teams { option value=(t.name) selected[chosen(&f.team, &t.name)] { (t.name) } } } }
-            label { "Paused " select name="paused" { option value="" { "any" }
-                option value="true" selected[chosen(&f.paused, "true")] { "paused" }
-                option value="false" selected[chosen(&f.paused, "false")] { "running" } } }
-            button { "Filter" }
-        }
-        table {
-            thead { tr { th { "Lead" } th { "Stage" } th { "Assignee" } th { "Team" } th { "Next SLA" } th { "State" } th { "Last event" } th {} } }
-            tbody #rows data-live hx-get={ "/console/rows?" (f.query()) } hx-trigger="refresh" hx-swap="innerHTML" { (rows) }
-        }
-    };
-    render(StatusCode::OK, page(Some(&op), "Opportunities", body))
-}
-
-pub async fn rows(
-    State(state): State<AppState>,
-    op: Operator,
-    Query(f): Query<Filters>,
-) -> Response {
-    match row_markup(&state, &op, &f).await {
-        Ok(rows) => render(StatusCode::OK, rows),
-        Err(e) => api_error_page(e),
-    }
 }
 
 /// The live part of the detail page: state, buttons, timers, timeline, calls and messages.
@@ -297,7 +227,8 @@ async fn panel_markup(state: &AppState, op: &Operator, id: &str) -> Result<Marku
                 "Stage " strong { (text(&o, "stage")) } " · assignee " strong { (text(&o, "assignee")) }
                 @if !text(&o, "team").is_empty() { " · team " strong { (text(&o, "team")) } }
                 " · " @if o["paused"] == true { span.badge.paused { "paused" } } @else { span.badge.live { "live" } }
-                @if o["escalated"] == true { " · escalated" }
+                @if o["escalated"] == true { " · " span.badge.escalated { "escalated" } }
+                @if !o["live_call"].is_null() { " · " span.badge.oncall { "on a call" } }
             }
             @if can_operate {
                 div.actions {
@@ -305,7 +236,7 @@ async fn panel_markup(state: &AppState, op: &Operator, id: &str) -> Result<Marku
                         form.inline method="post" action=(action(name)) {
                             input type="hidden" name="csrf" value=(op.csrf);
                             input type="hidden" name="back" value="detail";
-                            input type="text" name="reason" placeholder="reason (optional)";
+                            input type="text" name="reason" placeholder="reason (optional)" aria-label={ "Reason to " (name) " (optional)" };
                             button #{ "btn-" (name) } { (name) }
                         }
                         " "
@@ -313,9 +244,14 @@ async fn panel_markup(state: &AppState, op: &Operator, id: &str) -> Result<Marku
                     form.inline method="post" action=(action("reassign")) {
                         input type="hidden" name="csrf" value=(op.csrf);
                         input type="hidden" name="back" value="detail";
-                        select name="assignee" { @for p in members.iter().filter(|p| p.active) { option value=(p.name) { (p.name) " (" (p.role) ")" } } }
-                        input type="text" name="reason" placeholder="reason (required)" required;
+                        label for="reassign-to" { "Reassign to " }
+                        select #reassign-to name="assignee" { @for p in members.iter().filter(|p| p.active) { option value=(p.name) { (p.name) " (" (p.role) ")" } } }
+                        " " input type="text" name="reason" placeholder="reason (required)" aria-label="Reason to reassign" required;
                         button { "reassign" }
+                    }
+                    @if let Ok(uuid) = uuid::Uuid::parse_str(text(&o, "id")) {
+                        @let mine = op.identity.principal.as_deref() == Some(text(&o, "assignee"));
+                        div.actions { (work_forms(op, uuid, text(&o["contact"], "name"), mine, Origin::Detail)) }
                     }
                 }
             }
@@ -338,7 +274,7 @@ async fn panel_markup(state: &AppState, op: &Operator, id: &str) -> Result<Marku
         }
         section {
             h2 { "Timeline" }
-            table {
+            div.scroll tabindex="0" role="region" aria-label="Timeline" { table {
                 thead { tr { th { "At" } th { "What" } th { "By" } th { "Why" } } }
                 tbody { @for e in &entries { tr {
                     td { (text(e, "at")) }
@@ -346,7 +282,7 @@ async fn panel_markup(state: &AppState, op: &Operator, id: &str) -> Result<Marku
                     td { (text(e, "by")) }
                     td.why { @if let Some(rule) = e["why"]["rule"].as_str() { (rule) br; code { (e["why"]["inputs"]) } } }
                 } } }
-            }
+            } }
         }
     })
 }

@@ -1,0 +1,121 @@
+//! `/console/queue`, a rep's queue: the escalated and callback-due leads assigned to the
+//! signed-in principal or bound to its team, oldest breach first (`usecases::board::queue`),
+//! with claim, call now and set the outcome. Each button posts to the same action route as the
+//! detail page's (`mod.rs` `act`), so the use case's role check and audit entry apply.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use maud::{html, Markup};
+use uuid::Uuid;
+
+use super::super::AppState;
+use super::list::{sla_cell, state_badge};
+use super::pages::{api_error_page, page};
+use super::{html as render, Operator};
+use crate::control::{allows, Action};
+use crate::usecases::board::{self, QueueItem};
+
+/// The outcomes a rep sets from the queue: each a stage change with a reason.
+pub const OUTCOMES: [&str; 4] = ["booked", "won", "lost", "nurture"];
+
+/// Where a work form was used: the queue (which it returns to) or a lead's page.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Origin {
+    Queue,
+    Detail,
+}
+
+/// Claim (unless the lead is mine already), call now (both for a principal's session) and set
+/// the outcome: the queue's buttons, also on a lead's page.
+pub(super) fn work_forms(op: &Operator, id: Uuid, name: &str, mine: bool, from: Origin) -> Markup {
+    let to = |action: &str| format!("/console/opportunities/{id}/{action}");
+    let back = match from {
+        Origin::Queue => "queue",
+        Origin::Detail => "detail",
+    };
+    let has_principal = op.identity.principal.is_some();
+    html! {
+        @if has_principal && !mine {
+            form.inline method="post" action=(to("claim")) {
+                input type="hidden" name="csrf" value=(op.csrf);
+                input type="hidden" name="back" value=(back);
+                button.claim type="submit" aria-label={ "claim " (name) } { "claim" }
+            }
+            " "
+        }
+        @if has_principal {
+            form.inline method="post" action=(to("call")) {
+                input type="hidden" name="csrf" value=(op.csrf);
+                input type="hidden" name="back" value="detail";
+                button.call type="submit" aria-label={ "call now: " (name) } { "call now" }
+            }
+            " "
+        }
+        form.inline method="post" action=(to("outcome")) {
+            input type="hidden" name="csrf" value=(op.csrf);
+            input type="hidden" name="back" value=(back);
+            select name="stage" aria-label={ "Outcome for " (name) } {
+                @for s in OUTCOMES { option value=(s) { (s) } }
+            }
+            " " input type="text" name="reason" required maxlength="2000" placeholder="reason (required)" aria-label={ "Reason for the outcome of " (name) };
+            " " button type="submit" { "set outcome" }
+        }
+    }
+}
+
+fn rows_markup(op: &Operator, items: &[QueueItem]) -> Markup {
+    let can_operate = allows(op.identity.role, Action::Operate);
+    html! {
+        @if items.is_empty() { tr { td colspan="6" { "Nothing waits for you." } } }
+        @for item in items {
+            @let o = &item.row.view;
+            tr data-id=(o.id) {
+                td { a href={ "/console/opportunities/" (o.id) } { (o.contact.name) } br; span.why { (o.contact.phone) } }
+                td {
+                    span.badge.overdue { (item.breach.as_str()) } br;
+                    span.why data-due=(item.since.to_rfc3339()) { (item.since.format("%H:%M:%S UTC")) }
+                }
+                td { (o.assignee) @if item.mine { " (me)" } }
+                td { (o.stage.as_str()) " " (state_badge(o)) }
+                td { (sla_cell(&item.row)) }
+                td { @if can_operate { (work_forms(op, o.id, &o.contact.name, item.mine, Origin::Queue)) } }
+            }
+        }
+    }
+}
+
+async fn load(state: &AppState, op: &Operator) -> Result<Vec<QueueItem>, Response> {
+    board::queue(&state.engine, &op.identity)
+        .await
+        .map_err(|e| api_error_page(e.into()))
+}
+
+pub async fn queue(State(state): State<AppState>, op: Operator) -> Response {
+    let items = match load(&state, &op).await {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let whose = match (&op.identity.principal, &op.identity.team) {
+        (Some(me), Some(team)) => format!("Assigned to {me} or to team {}", team.name),
+        (Some(me), None) => format!("Assigned to {me}"),
+        (None, Some(team)) => format!("Bound to team {}", team.name),
+        (None, None) => "Every team's".to_owned(),
+    };
+    let body = html! {
+        h1 { "My queue" }
+        p.why { (whose) ": escalated leads and leads owed a callback, oldest breach first." }
+        div.scroll tabindex="0" role="region" aria-label="My queue" { table {
+            thead { tr { th { "Lead" } th { "Why, since" } th { "Assignee" } th { "Stage" } th { "Next SLA" } th { "Actions" } } }
+            tbody #queue data-live hx-get="/console/queue/rows" hx-trigger="refresh" hx-swap="innerHTML" { (rows_markup(&op, &items)) }
+        } }
+    };
+    render(StatusCode::OK, page(Some(&op), "My queue", body))
+}
+
+pub async fn rows(State(state): State<AppState>, op: Operator) -> Response {
+    match load(&state, &op).await {
+        Ok(items) => render(StatusCode::OK, rows_markup(&op, &items)),
+        Err(r) => r,
+    }
+}
