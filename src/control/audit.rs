@@ -57,6 +57,8 @@ audit_actions! {
     SessionOpen = "session_open",
     NumberPut = "number_put",
     NumberRemove = "number_remove",
+    MessageSend = "message_send",
+    HandBack = "hand_back",
 }
 
 impl Serialize for AuditAction {

@@ -12,6 +12,7 @@ pub mod call_flow;
 pub mod calls;
 pub mod channels;
 pub mod commands;
+pub mod messages;
 pub mod numbers;
 pub mod opportunities;
 pub mod ops;

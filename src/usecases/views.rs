@@ -27,6 +27,13 @@ pub struct TimerView {
     pub due_at: DateTime<Utc>,
 }
 
+/// Who took an opportunity's conversation over from the playbook, and since when.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TakeoverView {
+    pub by: String,
+    pub since: DateTime<Utc>,
+}
+
 /// One opportunity as callers see it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OpportunityView {
@@ -64,6 +71,10 @@ pub struct OpportunityView {
     /// (the tenant's `line_type_lookup` is off, or no marketing text was due yet).
     #[schema(required = true, value_type = Option<crate::http::openapi::LineType>)]
     pub line_type: Option<LineType>,
+    /// A person texted the lead by hand and took the conversation over: the playbook's
+    /// automatic texts stop until an operator hands it back; null while the playbook has it.
+    #[schema(required = true)]
+    pub takeover: Option<TakeoverView>,
     /// Armed timers; empty in lists, which do not read them.
     pub timers: Vec<TimerView>,
     pub created_at: DateTime<Utc>,
@@ -91,6 +102,10 @@ impl OpportunityView {
             active_call: o.active_call,
             live_call: o.live_call.as_ref().map(|l| l.call_id),
             line_type: o.line_type,
+            takeover: o.takeover.map(|t| TakeoverView {
+                by: t.by,
+                since: t.since,
+            }),
             timers,
             created_at: o.created_at,
             updated_at: o.updated_at,

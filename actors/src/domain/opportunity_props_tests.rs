@@ -395,6 +395,7 @@ fn resolve(sim: &mut Sim, act: Act) -> Option<OppInput> {
         Act::MessageStatus(status) => OppInput::MessageStatus {
             message_sid: "SM1".into(),
             status: status.into(),
+            error_code: None,
         },
         Act::Create => create_input(true, true),
         Act::PauseHangUp => OppInput::Pause {

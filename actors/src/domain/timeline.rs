@@ -69,6 +69,10 @@ named_enum! {
         /// the lead opted out, the number went on the do-not-call list, the opportunity closed
         /// or was paused with hang-up, or the provider reported a call we had closed.
         HangUp = "hang_up",
+        /// A human wrote to the lead by hand: the playbook's automatic texts stop.
+        TakenOver = "taken_over",
+        /// An operator handed a taken-over conversation back to the playbook.
+        HandedBack = "handed_back",
     }
 }
 
@@ -142,7 +146,7 @@ mod tests {
 
     #[test]
     fn timeline_kind_as_str_matches_serde() {
-        assert_eq!(TimelineKind::ALL.len(), 25);
+        assert_eq!(TimelineKind::ALL.len(), 27);
         for kind in TimelineKind::ALL {
             assert_eq!(serde_json::to_value(kind).unwrap(), json!(kind.as_str()));
         }

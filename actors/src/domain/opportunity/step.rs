@@ -81,6 +81,7 @@ pub(super) fn create(
         pending_sms: None,
         dnc_channels: Vec::new(),
         line_type: None,
+        takeover: None,
     };
     let mut step = Step::new(opp, now, pb, rules);
     let o = &step.opp;
