@@ -145,25 +145,7 @@ pub async fn list(
     let (limit, after) = page_bounds(limit, cursor)?;
     let id = visible(engine, who, id).await?;
     let entries = timeline(engine, tenant, id).await?;
-    let mut reports: HashMap<String, Reported> = HashMap::new();
-    for e in entries.iter().filter(|e| e.kind == "message_status") {
-        let (Some(sid), Some(status)) = (e.data["message_sid"].as_str(), e.data["status"].as_str())
-        else {
-            continue; // a refusal names no sid: its text's outbox row tells it
-        };
-        let new = Reported {
-            status: status.to_owned(),
-            rank: rank(status),
-            at_ms: e.at_ms,
-            error_code: code(&e.data["error_code"]),
-        };
-        match reports.get(sid) {
-            Some(old) if old.rank >= new.rank => {}
-            _ => {
-                reports.insert(sid.to_owned(), new);
-            }
-        }
-    }
+    let reports = reports(&entries);
     let messages: Vec<&TimelineRow> = entries
         .iter()
         .filter(|e| is_outbound(e) || e.kind == "replied")
@@ -180,6 +162,27 @@ pub async fn list(
         .then(|| page.last().map(|e| e.id.to_string()))
         .flatten();
     Ok(Page { items, next_cursor })
+}
+
+/// The furthest status the carrier reported for each text, by `message_sid`.
+fn reports(entries: &[TimelineRow]) -> HashMap<String, Reported> {
+    let mut reports: HashMap<String, Reported> = HashMap::new();
+    for e in entries.iter().filter(|e| e.kind == "message_status") {
+        let (Some(sid), Some(status)) = (e.data["message_sid"].as_str(), e.data["status"].as_str())
+        else {
+            continue; // a refusal names no sid: its text's outbox row tells it
+        };
+        let new = Reported {
+            status: status.to_owned(),
+            rank: rank(status),
+            at_ms: e.at_ms,
+            error_code: code(&e.data["error_code"]),
+        };
+        if reports.get(sid).is_none_or(|old| old.rank < new.rank) {
+            reports.insert(sid.to_owned(), new);
+        }
+    }
+    reports
 }
 
 async fn timeline(
@@ -357,3 +360,7 @@ pub async fn send(
     };
     run(engine, who, id, AuditAction::MessageSend, input).await
 }
+
+#[cfg(test)]
+#[path = "messages_tests.rs"]
+mod tests;
