@@ -98,7 +98,8 @@ pub struct MessageView {
     /// `failed`), when it reported one.
     #[schema(required = true)]
     pub carrier_status: Option<String>,
-    /// When the status was last reported; null while queued in our outbox.
+    /// When the carrier last reported on an outbound text (null until it has); an inbound
+    /// text's arrival.
     #[schema(required = true)]
     pub status_at: Option<DateTime<Utc>>,
     /// The carrier's error code of a failed text (Twilio's `ErrorCode`, e.g. 30003).
