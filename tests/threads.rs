@@ -19,12 +19,12 @@ use serde_json::{json, Value};
 const ACCOUNT_FROM: &str = "+14155550000";
 const LEAD: &str = "+14155550123";
 
-/// A cadence of seconds: missed calls are retried after 2 s, four times.
+/// A cadence of seconds: missed calls are retried after 2 s, up to six calls.
 const PLAYBOOK: &str = r#"
 name = "threads"
 first_touch_sla_seconds = 600
 response_sla_seconds = 600
-max_attempts = 4
+max_attempts = 6
 retry_delay_seconds = 2
 ring_timeout_seconds = 5
 "#;

@@ -54,7 +54,8 @@ named_enum! {
         OptedOut = "opted_out",
         OptedIn = "opted_in",
         HelpRequested = "help_requested",
-        /// An outbound text was delivered, or failed for good.
+        /// The carrier sent an outbound text, delivered it, or failed it for good (with its
+        /// error code); or refused it (`data.status = refused`).
         MessageStatus = "message_status",
         /// The carrier's lookup reported the contact's line type (or failed to).
         LineType = "line_type",
