@@ -411,7 +411,11 @@ async fn send_sms(
                 code,
                 reason: e.to_string(),
             };
-            done(json!({"error": e.to_string()}), input(&refused))
+            // The code is kept with the effect too: the thread shows it on the refused text.
+            done(
+                json!({"error": e.to_string(), "code": code}),
+                input(&refused),
+            )
         }
     }
 }

@@ -64,6 +64,25 @@ fn matrix() -> Vec<Row> {
             [200, 200, 200, 200, 200],
         ),
         row(
+            M::GET,
+            "/v1/opportunities/{id}/messages",
+            None,
+            [200, 200, 200, 200, 200],
+        ),
+        // A text by hand takes the conversation over; handing it back needs one taken over.
+        row(
+            M::POST,
+            "/v1/opportunities/{id}/messages",
+            Some(json!({"body": "matrix"})),
+            [200, 200, 200, 403, 403],
+        ),
+        row(
+            M::POST,
+            "/v1/opportunities/{id}/hand-back",
+            Some(json!({})),
+            [200, 200, 200, 403, 403],
+        ),
+        row(
             M::POST,
             "/v1/opportunities/{id}/pause",
             Some(json!({})),
@@ -366,6 +385,9 @@ async fn another_tenants_ids_answer_404_on_every_route(backend: Backend) {
         ),
         (Method::POST, format!("/v1/opportunities/{id}/stage")),
         (Method::POST, format!("/v1/opportunities/{id}/calls")),
+        (Method::GET, format!("/v1/opportunities/{id}/messages")),
+        (Method::POST, format!("/v1/opportunities/{id}/messages")),
+        (Method::POST, format!("/v1/opportunities/{id}/hand-back")),
         (Method::GET, format!("/v1/calls/{call}")),
         (Method::DELETE, format!("/v1/keys/{key_id}")),
         (Method::DELETE, "/v1/dnc/+14155550123".to_owned()),
@@ -380,6 +402,8 @@ async fn another_tenants_ids_answer_404_on_every_route(backend: Backend) {
             json!({"stage": "nurture", "reason": "probe"})
         } else if path.ends_with("/calls") {
             json!({"rep": "bo"})
+        } else if path.ends_with("/messages") {
+            json!({"body": "probe"})
         } else {
             json!({"reason": "probe"})
         };

@@ -67,6 +67,9 @@ pub struct SmsEffect {
     /// confirmation or a help reply. Rows from before it was recorded were marketing.
     #[serde(default = "marketing")]
     pub purpose: Purpose,
+    /// The person who wrote it by hand; absent for the playbook's texts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 fn marketing() -> Purpose {
@@ -221,6 +224,7 @@ mod tests {
             body: "STOP received".into(),
             opportunity_id: Uuid::from_u128(3),
             purpose: Purpose::OptOutConfirmation,
+            by: None,
         });
         let req = effect.clone().into_request();
         assert_eq!(req.channel, "sms");

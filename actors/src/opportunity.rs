@@ -65,6 +65,8 @@ fn code(r: &Rejection) -> &'static str {
         Rejection::OptedOut { .. } => "opted_out",
         Rejection::CallLive { .. } => "call_live",
         Rejection::CallRefused { .. } => "call_refused",
+        Rejection::SmsRefused { .. } => "sms_refused",
+        Rejection::NotTakenOver => "not_taken_over",
     }
 }
 
@@ -155,12 +157,18 @@ impl Entity for OpportunityEntity {
                 }
                 // The purpose travels with the text: the dispatcher's do-not-call check applies
                 // to marketing only, never to the opt-out confirmation or a help reply.
-                OppEffect::SendSms { to, body, purpose } => changes.effects.push(
+                OppEffect::SendSms {
+                    to,
+                    body,
+                    purpose,
+                    by,
+                } => changes.effects.push(
                     Effect::Sms(SmsEffect {
                         to,
                         body,
                         opportunity_id: key.id,
                         purpose,
+                        by,
                     })
                     .into_request(),
                 ),

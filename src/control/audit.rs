@@ -58,6 +58,8 @@ audit_actions! {
     NumberPut = "number_put",
     NumberRemove = "number_remove",
     SettingsUpdate = "settings_update",
+    MessageSend = "message_send",
+    HandBack = "hand_back",
 }
 
 impl Serialize for AuditAction {

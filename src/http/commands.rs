@@ -1,5 +1,5 @@
 //! Operator actions on one opportunity: `/v1/opportunities/{id}/pause`, `/resume`, `/reassign`,
-//! `/escalate` and `/timers/{name}/cancel`. Handlers parse and render; the use cases
+//! `/escalate`, `/hand-back` and `/timers/{name}/cancel`. Handlers parse and render; the use cases
 //! (`crate::usecases::commands`) authorize, submit and audit.
 
 use axum::extract::{Path, State};
@@ -105,6 +105,17 @@ command_route!(
     "escalateOpportunity",
     "Escalate an opportunity",
     "Puts the opportunity in the escalation queue. Audited."
+);
+
+command_route!(
+    hand_back,
+    Command::HandBack,
+    "/v1/opportunities/{id}/hand-back",
+    "handBackOpportunity",
+    "Hand a conversation back to the playbook",
+    "Ends a human takeover: the playbook's automatic texts (and, where the playbook stopped \
+     them, its calls) resume from its next step; nothing skipped meanwhile is sent. An \
+     opportunity nobody took over answers 409 `not_taken_over`. Audited."
 );
 
 /// A timer's cancellation; the body may be empty.

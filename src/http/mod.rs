@@ -15,6 +15,7 @@ mod error;
 mod extract;
 mod forwarded;
 mod idempotency;
+mod messages;
 mod numbers;
 pub(crate) mod openapi;
 mod opportunities;
@@ -92,6 +93,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(c::cancel_timer))
         .routes(routes!(c::set_stage))
         .routes(routes!(c::call_now))
+        .routes(routes!(c::hand_back))
+        .routes(routes!(messages::list_messages, messages::send_message))
         .routes(routes!(bulk::bulk_pause))
         .routes(routes!(bulk::bulk_resume))
         .routes(routes!(ops::get_call))

@@ -119,6 +119,9 @@ pub enum ErrorCode {
     PlaybookMismatch,
     UnknownValue,
     OptedOut,
+    // A person's text the gate refused, and a hand-back with nothing taken over.
+    SmsRefused,
+    NotTakenOver,
     UnknownPlaybook,
     Rejected,
     // The runtime set the command aside (usecases::dead_lettered): its actor is quarantined.
@@ -247,6 +250,7 @@ macro_rules! named_page {
 
 named_page!(OpportunityPage = OpportunityView);
 named_page!(TimelinePage = TimelineItem);
+named_page!(MessagePage = crate::usecases::messages::MessageView);
 named_page!(DeadLetterPage = crate::usecases::ops::DeadLetterView);
 
 /// The error answers any `/v1` route may give.

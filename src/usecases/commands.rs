@@ -1,6 +1,6 @@
-//! Operator commands on one opportunity (pause, resume, reassign, escalate, cancel a timer):
-//! each is an input submitted like any other, then audited with the opportunity before and
-//! after (ADR 0021). The API's routes and the console's buttons both come here.
+//! Operator commands on one opportunity (pause, resume, reassign, escalate, hand back, cancel a
+//! timer): each is an input submitted like any other, then audited with the opportunity before
+//! and after (ADR 0021). The API's routes and the console's buttons both come here.
 
 use neuronx_actors::domain::opportunity::{OppInput, OppTimer, Opportunity, Stage};
 use neuronx_actors::opportunity as opp;
@@ -22,6 +22,8 @@ pub enum Command {
     Resume,
     Reassign,
     Escalate,
+    /// Hands a conversation a person took over back to the playbook's automatic texts.
+    HandBack,
 }
 
 impl Command {
@@ -31,6 +33,7 @@ impl Command {
             Command::Resume => AuditAction::Resume,
             Command::Reassign => AuditAction::Reassign,
             Command::Escalate => AuditAction::Escalate,
+            Command::HandBack => AuditAction::HandBack,
         }
     }
 }
@@ -84,6 +87,10 @@ fn command_input(cmd: Command, by: String, f: CommandFields) -> Result<OppInput,
             by,
             reason: f.reason,
         },
+        Command::HandBack => OppInput::HandBack {
+            by,
+            reason: f.reason,
+        },
         Command::Reassign => {
             let assignee = f
                 .assignee
@@ -106,6 +113,7 @@ fn reason_of(input: &OppInput) -> Option<String> {
     match input {
         OppInput::Pause { reason, .. }
         | OppInput::Escalate { reason, .. }
+        | OppInput::HandBack { reason, .. }
         | OppInput::CancelTimer { reason, .. } => reason.clone(),
         OppInput::Reassign { reason, .. } => Some(reason.clone()),
         OppInput::SetStage { reason, .. } => reason.clone(),

@@ -27,6 +27,13 @@ pub struct TimerView {
     pub due_at: DateTime<Utc>,
 }
 
+/// Who took an opportunity's conversation over from the playbook, and since when.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TakeoverView {
+    pub by: String,
+    pub since: DateTime<Utc>,
+}
+
 /// One opportunity as callers see it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OpportunityView {
@@ -71,6 +78,10 @@ pub struct OpportunityView {
     /// cadence.
     #[schema(required = true)]
     pub duplicate_of: Option<Uuid>,
+    /// A person texted the lead by hand and took the conversation over: the playbook's
+    /// automatic texts stop until an operator hands it back; null while the playbook has it.
+    #[schema(required = true)]
+    pub takeover: Option<TakeoverView>,
     /// Armed timers; empty in lists, which do not read them.
     pub timers: Vec<TimerView>,
     pub created_at: DateTime<Utc>,
@@ -100,6 +111,10 @@ impl OpportunityView {
             line_type: o.line_type,
             returned: o.returned,
             duplicate_of: o.duplicate_of,
+            takeover: o.takeover.map(|t| TakeoverView {
+                by: t.by,
+                since: t.since,
+            }),
             timers,
             created_at: o.created_at,
             updated_at: o.updated_at,

@@ -280,9 +280,13 @@ fn sms_status(tenant: TenantId, query: Option<&str>, params: &[(String, String)]
     let Some(opp_id) = query_param(query, "opp").and_then(|s| Uuid::parse_str(&s).ok()) else {
         return Ok(None);
     };
+    // The carrier's reason for a failure (Twilio's `ErrorCode`, a number); anything else is
+    // not a code and is left out rather than refused: the status itself is still worth having.
+    let error_code = param(params, "ErrorCode").and_then(|c| c.trim().parse::<u32>().ok());
     let input = OppInput::MessageStatus {
         message_sid: sid.to_owned(),
         status: status.to_owned(),
+        error_code,
     };
     Ok(Some((
         opp::key(tenant, opp_id),

@@ -46,6 +46,7 @@ conformance!(
     the_outbox_claim_limit_counts_only_rows_of_held_shards,
     orphaned_effects_are_reclaimed_once_fenced_and_only_when_old_enough,
     completing_an_effect_records_it_and_delivers_the_followup,
+    effects_are_read_by_key_with_their_results_within_their_tenant,
     outbox_holds_move_an_actors_open_effects_between_states,
     a_shard_named_twice_in_a_claim_gives_each_effect_once,
     a_dead_letter_consumes_its_input_and_is_listed_with_its_error,
@@ -1778,6 +1779,65 @@ async fn completing_an_effect_records_it_and_delivers_the_followup(store: Store)
         0,
         "finished effects are never claimed"
     );
+}
+
+/// `effects_named` reads exactly the named effects of its tenant, each with where it stands
+/// and the result its handler recorded (none until one is).
+async fn effects_are_read_by_key_with_their_results_within_their_tenant(store: Store) {
+    let t = tenant();
+    let a = actor(t);
+    let sa = shard(&a);
+    let ea = own(&store, sa).await;
+    emit(&store, &a, ea, &["n/1", "n/2", "n/3"]).await;
+    let claimed = store
+        .claim_outbox(&[(sa, ea)], 10)
+        .await
+        .expect("claim_outbox");
+    let first = claimed.iter().find(|r| r.idem_key == "n/1").expect("n/1");
+    let done = EffectDone {
+        outbox_id: first.id,
+        claim: 1,
+        status: OutboxStatus::Done,
+        result: json!({ "message_sid": "SM1" }),
+        now_ms: now(),
+        followup: None,
+    };
+    store
+        .complete_outbox(&[done])
+        .await
+        .expect("complete_outbox");
+    let names = |keys: &[&str]| keys.iter().map(|k| (*k).to_owned()).collect::<Vec<_>>();
+    let mut read = store
+        .effects_named(t, &names(&["n/1", "n/3", "n/9"]))
+        .await
+        .expect("effects_named");
+    read.sort_by(|x, y| x.idem_key.cmp(&y.idem_key));
+    let seen: Vec<_> = read
+        .iter()
+        .map(|e| (e.idem_key.as_str(), e.status, e.result.clone()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (
+                "n/1",
+                OutboxStatus::Done,
+                Some(json!({ "message_sid": "SM1" }))
+            ),
+            ("n/3", OutboxStatus::Inflight, None),
+        ]
+    );
+    assert_eq!(read[0].channel, channel_of("n/1"));
+    let theirs = store
+        .effects_named(tenant(), &names(&["n/1"]))
+        .await
+        .expect("effects_named");
+    assert!(theirs.is_empty(), "another tenant's key names nothing");
+    assert!(store
+        .effects_named(t, &[])
+        .await
+        .expect("effects_named")
+        .is_empty());
 }
 
 /// A claim that names a shard twice takes each of its effects once (SQLite took them once per

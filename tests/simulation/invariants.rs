@@ -229,17 +229,19 @@ pub fn stop_windows(
 }
 
 /// Carrier callbacks (duplicated and swapped by the simulator) are applied once: one outcome per
-/// call, one final status per text.
+/// call, each status of a text (`sent`, then its final one) once.
 pub fn callbacks_once(lead: usize, timeline: &[Value], bad: &mut Vec<String>) {
     let mut seen: BTreeMap<(String, String), usize> = BTreeMap::new();
     for e in timeline {
         let id = match e["kind"].as_str() {
-            Some("call_outcome") => e["data"]["call_id"].as_str(),
-            Some("message_status") => e["data"]["message_sid"].as_str(),
+            Some("call_outcome") => e["data"]["call_id"].as_str().map(str::to_owned),
+            Some("message_status") => e["data"]["message_sid"]
+                .as_str()
+                .map(|sid| format!("{sid} {}", e["data"]["status"])),
             _ => None,
         };
         if let (Some(kind), Some(id)) = (e["kind"].as_str(), id) {
-            *seen.entry((kind.to_owned(), id.to_owned())).or_default() += 1;
+            *seen.entry((kind.to_owned(), id)).or_default() += 1;
         }
     }
     for ((kind, id), n) in seen {

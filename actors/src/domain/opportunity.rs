@@ -47,6 +47,10 @@ pub enum Rejection {
     CallLive { call_id: Uuid },
     #[error("the compliance gate refused the call: {reason}")]
     CallRefused { reason: String },
+    #[error("the compliance gate refused the text: {reason}")]
+    SmsRefused { reason: String },
+    #[error("no human has taken over this opportunity's conversation; nothing to hand back")]
+    NotTakenOver,
 }
 
 named_enum! {
@@ -272,6 +276,10 @@ pub struct Opportunity {
     /// Skip mode: the contact's live opportunity when this one was created; it runs no cadence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duplicate_of: Option<Uuid>,
+    /// A human wrote to the lead by hand: the playbook's automatic texts stop until an operator
+    /// hands the conversation back (see `takeover`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub takeover: Option<Takeover>,
 }
 
 named_enum! {
@@ -349,6 +357,8 @@ pub fn apply(
         } => step.reassign(assignee, by, reason)?,
         OppInput::Escalate { by, reason } => step.operator_escalate(by, reason)?,
         OppInput::CallNow { agent, by } => step.call_now(agent, by)?,
+        OppInput::SendText { body, by } => step.send_text(body, by)?,
+        OppInput::HandBack { by, reason } => step.hand_back(by, reason)?,
         OppInput::CancelTimer { timer, by, reason } => step.cancel_timer(timer, by, reason)?,
         OppInput::SetStage { stage, by, reason } => step.set_stage(stage, by, reason)?,
         OppInput::TimerFired { timer } => step.fire(timer),
@@ -371,7 +381,8 @@ pub fn apply(
         OppInput::MessageStatus {
             message_sid,
             status,
-        } => step.message_status(message_sid, status),
+            error_code,
+        } => step.message_status(message_sid, status, error_code),
         OppInput::LineTypeFound(found) => step.line_type_found(found),
         OppInput::NotifyPeople {
             queue,
@@ -402,11 +413,13 @@ mod operator;
 mod refused;
 mod returning;
 mod step;
+mod takeover;
 
 pub use line::{LineFound, LineType};
 pub use messages::{OppEffect, OppInput};
 pub use notify::{NoticeChannel, Recipient};
 pub use returning::{ContactHistory, MAX_RETURNS};
+pub use takeover::{Takeover, MAX_TEXT_CHARS};
 
 use step::{create, invalid, with_reason, Step};
 
@@ -445,3 +458,7 @@ mod refused_tests;
 #[cfg(test)]
 #[path = "opportunity_returning_tests.rs"]
 mod returning_tests;
+
+#[cfg(test)]
+#[path = "opportunity_takeover_tests.rs"]
+mod takeover_tests;

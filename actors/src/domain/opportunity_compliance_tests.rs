@@ -40,6 +40,7 @@ fn sms(body: &str, purpose: Purpose) -> OppEffect {
         to: "+14155550100".into(),
         body: body.into(),
         purpose,
+        by: None,
     }
 }
 
@@ -413,14 +414,15 @@ fn a_dispatch_time_sms_block_drops_the_deferred_text() {
 }
 
 #[test]
-fn delivery_statuses_are_recorded_only_when_final() {
+fn delivery_statuses_are_recorded_once_the_text_left() {
     let opp = created(false, true);
-    let status = |s: &str| OppInput::MessageStatus {
+    let status = |s: &str, error_code| OppInput::MessageStatus {
         message_sid: "SM1".into(),
         status: s.into(),
+        error_code,
     };
-    for s in ["delivered", "failed", "undelivered"] {
-        let d = run(&opp, status(s), 10);
+    for s in ["sent", "delivered", "failed", "undelivered"] {
+        let d = run(&opp, status(s, None), 10);
         assert_eq!(kinds(&d), vec![TimelineKind::MessageStatus], "{s}");
         assert_eq!(d.timeline[0].cause, Cause::Channel);
         assert_eq!(
@@ -429,8 +431,12 @@ fn delivery_statuses_are_recorded_only_when_final() {
         );
         assert!(d.effects.is_empty() && d.timers.is_empty());
     }
-    for s in ["queued", "sent", "read"] {
-        let d = run(&opp, status(s), 10);
+    // The carrier's error code travels with a failure.
+    let d = run(&opp, status("undelivered", Some(30003)), 10);
+    assert_eq!(d.timeline[0].data["error_code"], 30003);
+    assert!(d.timeline[0].reason.contains("error 30003"));
+    for s in ["queued", "sending", "read"] {
+        let d = run(&opp, status(s, None), 10);
         assert_eq!(d.state, opp, "{s}");
         assert!(d.timeline.is_empty());
     }

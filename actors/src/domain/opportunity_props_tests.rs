@@ -155,6 +155,9 @@ enum Act {
     Dnc,
     /// The live call ends after it reported an answer.
     EndLive,
+    /// A person texts the lead by hand (and takes the conversation over).
+    HumanText,
+    HandBack,
 }
 
 fn call_result() -> impl Strategy<Value = CallResult> {
@@ -192,22 +195,33 @@ fn act() -> impl Strategy<Value = Act> {
         1 => Just(Act::PauseHangUp),
         1 => Just(Act::Dnc),
         2 => Just(Act::EndLive),
+        2 => Just(Act::HumanText),
+        1 => Just(Act::HandBack),
         2 => (0u32..900).prop_map(Act::Wait),
         1 => (3_600u32..108_000).prop_map(Act::Wait),
     ]
 }
 
 fn playbook() -> impl Strategy<Value = Playbook> {
-    (1u32..8, 1u64..400, 1u64..200, 0u64..700, any::<bool>()).prop_map(
-        |(max_attempts, first_touch, response, retry, sms)| Playbook {
-            max_attempts,
-            first_touch_sla_seconds: first_touch,
-            response_sla_seconds: response,
-            retry_delay_seconds: retry,
-            sms_after_missed_call: sms.then(|| "Hi {name}".to_owned()),
-            ..pb()
-        },
+    (
+        1u32..8,
+        1u64..400,
+        1u64..200,
+        0u64..700,
+        any::<bool>(),
+        any::<bool>(),
     )
+        .prop_map(
+            |(max_attempts, first_touch, response, retry, sms, stops_calls)| Playbook {
+                max_attempts,
+                first_touch_sla_seconds: first_touch,
+                response_sla_seconds: response,
+                retry_delay_seconds: retry,
+                sms_after_missed_call: sms.then(|| "Hi {name}".to_owned()),
+                takeover_stops_calls: stops_calls,
+                ..pb()
+            },
+        )
 }
 
 /// Seconds after `t(0)` (Wednesday 20:00 UTC): anywhere in the week, or
@@ -395,6 +409,7 @@ fn resolve(sim: &mut Sim, act: Act) -> Option<OppInput> {
         Act::MessageStatus(status) => OppInput::MessageStatus {
             message_sid: "SM1".into(),
             status: status.into(),
+            error_code: None,
         },
         Act::Create => create_input(true, true),
         Act::PauseHangUp => OppInput::Pause {
@@ -408,6 +423,11 @@ fn resolve(sim: &mut Sim, act: Act) -> Option<OppInput> {
         Act::EndLive => OppInput::CallEnded {
             call_id: sim.opp.live_call.as_ref()?.call_id,
         },
+        Act::HumanText => OppInput::SendText {
+            body: "Ana from Acme here".into(),
+            by: "ana".into(),
+        },
+        Act::HandBack => OppInput::HandBack { by, reason: None },
         Act::Wait(s) => {
             sim.now += TimeDelta::seconds(i64::from(s));
             return None;
@@ -493,7 +513,27 @@ fn step_checks(
         .filter(|p| **p == Purpose::Marketing)
         .count()
         - starts;
+    // Under a takeover the playbook writes no marketing text, and calls only if it lets them.
+    let taken = before.takeover.is_some() && after.takeover.is_some();
+    let playbook_texts = d.effects.iter().any(|e| {
+        matches!(
+            e,
+            OppEffect::SendSms {
+                purpose: Purpose::Marketing,
+                by: None,
+                ..
+            }
+        )
+    });
     let checks = [
+        (
+            !taken || !playbook_texts,
+            "the playbook texted a lead a person took over",
+        ),
+        (
+            !taken || !sim.pb.takeover_stops_calls || starts == 0,
+            "the cadence called a lead taken over by a playbook that stops calls",
+        ),
         (
             !before.paused || resuming || only_owed,
             "paused opportunity emitted effects",
@@ -621,6 +661,8 @@ fn drive(sim: &mut Sim, acts: Vec<Act>) -> Result<(), TestCaseError> {
                 | OppInput::Reassign { .. }
                 | OppInput::Escalate { .. }
                 | OppInput::SetStage { .. }
+                | OppInput::SendText { .. }
+                | OppInput::HandBack { .. }
         );
         match apply(Some(&sim.opp), input.clone(), sim.now, &sim.pb, sim.rules) {
             Ok(d) => {

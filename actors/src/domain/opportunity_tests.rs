@@ -133,7 +133,16 @@ fn create_with_sms_only_texts_the_lead() {
     let body = "Hi Ana, we just tried to call you. Reply here or call us back.".to_owned();
     let to = "+14155550100".to_owned();
     let purpose = Purpose::Marketing;
-    assert_eq!(d.effects, vec![OppEffect::SendSms { to, body, purpose }]);
+    let by = None;
+    assert_eq!(
+        d.effects,
+        vec![OppEffect::SendSms {
+            to,
+            body,
+            purpose,
+            by
+        }]
+    );
     assert_eq!(d.timeline.last().unwrap().kind, TimelineKind::EffectSent);
 }
 

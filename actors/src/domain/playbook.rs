@@ -49,6 +49,10 @@ pub struct Playbook {
     /// What an answered call says and texts (`[call_flow]`).
     #[serde(default)]
     pub call_flow: CallFlow,
+    /// When a person takes a lead's conversation over by texting it by hand, the automatic
+    /// texts always stop; with this the cadence's calls stop too, until it is handed back.
+    #[serde(default)]
+    pub takeover_stops_calls: bool,
 }
 
 mod call_flow;
@@ -118,6 +122,7 @@ impl Playbook {
             opt_out_confirmation: defaults::opt_out_confirmation(),
             help_reply: defaults::help_reply(),
             call_flow: CallFlow::default(),
+            takeover_stops_calls: false,
         }
     }
 

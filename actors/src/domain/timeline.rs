@@ -54,7 +54,8 @@ named_enum! {
         OptedOut = "opted_out",
         OptedIn = "opted_in",
         HelpRequested = "help_requested",
-        /// An outbound text was delivered, or failed for good.
+        /// The carrier sent an outbound text, delivered it, or failed it for good (with its
+        /// error code); or refused it (`data.status = refused`).
         MessageStatus = "message_status",
         /// The carrier's lookup reported the contact's line type (or failed to).
         LineType = "line_type",
@@ -72,6 +73,10 @@ named_enum! {
         /// The contact came back as another lead: merged into this opportunity, or this one
         /// was skipped as a duplicate of the live one (one person, one cadence).
         ContactReturned = "contact_returned",
+        /// A human wrote to the lead by hand: the playbook's automatic texts stop.
+        TakenOver = "taken_over",
+        /// An operator handed a taken-over conversation back to the playbook.
+        HandedBack = "handed_back",
     }
 }
 
@@ -145,7 +150,7 @@ mod tests {
 
     #[test]
     fn timeline_kind_as_str_matches_serde() {
-        assert_eq!(TimelineKind::ALL.len(), 26);
+        assert_eq!(TimelineKind::ALL.len(), 28);
         for kind in TimelineKind::ALL {
             assert_eq!(serde_json::to_value(kind).unwrap(), json!(kind.as_str()));
         }

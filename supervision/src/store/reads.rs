@@ -266,6 +266,55 @@ impl Store {
         rows.into_iter().map(outbox_row).collect()
     }
 
+    /// The effects of one tenant named by `idem_keys` (a transition's are `{actor}/{version}/{i}`),
+    /// with their results, found through the outbox's unique key: a reader that knows which
+    /// transitions it wants (an opportunity's thread) reads their effects without scanning an
+    /// actor's whole outbox, which no index serves once its rows are done.
+    pub async fn effects_named(
+        &self,
+        tenant: TenantId,
+        idem_keys: &[String],
+    ) -> Result<Vec<EffectRecord>, StoreError> {
+        if idem_keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(String, String, String, Option<String>)> = match self {
+            Store::Postgres(pg) => {
+                sqlx::query_as(
+                    "SELECT idem_key, channel, status, CAST(result AS TEXT) FROM outbox
+                     WHERE tenant_id = $1 AND idem_key = ANY($2)",
+                )
+                .bind(tenant.0)
+                .bind(idem_keys)
+                .fetch_all(pg.pool())
+                .await?
+            }
+            Store::Sqlite(lite) => {
+                let keys = serde_json::to_string(idem_keys)
+                    .map_err(|e| StoreError::Corrupt(format!("effect keys: {e}")))?;
+                sqlx::query_as(
+                    "SELECT idem_key, channel, status, CAST(result AS TEXT) FROM outbox
+                     WHERE tenant_id = ? AND idem_key IN (SELECT value FROM json_each(?))",
+                )
+                .bind(tenant.0.to_string())
+                .bind(keys)
+                .fetch_all(lite.pool())
+                .await?
+            }
+        };
+        rows.into_iter()
+            .map(|(idem_key, channel, status, result)| {
+                Ok(EffectRecord {
+                    status: OutboxStatus::parse(&status)
+                        .ok_or_else(|| StoreError::Corrupt(format!("outbox status {status:?}")))?,
+                    result: result.as_deref().map(parse_json).transpose()?,
+                    idem_key,
+                    channel,
+                })
+            })
+            .collect()
+    }
+
     /// How many actors of a kind a tenant has stored (resident or not).
     pub async fn count_actors(&self, tenant: TenantId, kind: &str) -> Result<i64, StoreError> {
         let sql = "SELECT count(*) FROM actors WHERE tenant_id = $1 AND kind = $2";

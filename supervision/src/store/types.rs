@@ -299,6 +299,16 @@ pub struct OutboxRow {
     pub created_at_ms: i64,
 }
 
+/// An effect as a reader sees it: where it stands and what its handler recorded.
+#[derive(Debug, Clone)]
+pub struct EffectRecord {
+    pub idem_key: String,
+    pub channel: String,
+    pub status: OutboxStatus,
+    /// The handler's result (a provider's id, an error); `None` until one is recorded.
+    pub result: Option<serde_json::Value>,
+}
+
 /// The end of one effect attempt.
 #[derive(Debug, Clone)]
 pub struct EffectDone {

@@ -12,7 +12,7 @@ use crate::domain::playbook::fill;
 use crate::domain::timeline::{Cause, TimelineKind};
 
 /// Appends `now`, dropping instants older than the gate's cap window.
-fn record(instants: &mut Vec<DateTime<Utc>>, now: DateTime<Utc>) {
+pub(super) fn record(instants: &mut Vec<DateTime<Utc>>, now: DateTime<Utc>) {
     if let Some(cutoff) = now.checked_sub_signed(TimeDelta::hours(i64::from(CAP_WINDOW_HOURS))) {
         instants.retain(|&at| at > cutoff);
     }
@@ -70,6 +70,7 @@ impl Step<'_> {
             && self.opp.contact.consent.voice
             && self.opp.active_call.is_none()
             && self.opp.attempts < self.pb.max_attempts
+            && !(self.pb.takeover_stops_calls && self.opp.takeover.is_some())
     }
 
     pub(super) fn fire(&mut self, timer: OppTimer) {
@@ -201,6 +202,10 @@ impl Step<'_> {
         if let Some(t) = self.opp.line_type.filter(|t| !t.takes_texts()) {
             return self.sms_skipped(t, &format!("sms skipped ({why})"));
         }
+        if self.opp.takeover.is_some() {
+            // A human is writing to the lead: the playbook's texts stay out of it.
+            return self.skipped_for_takeover(why);
+        }
         let decision = self.gate(Channel::Sms, Purpose::Marketing);
         self.blocked(Channel::Sms, &decision);
         match decision {
@@ -219,12 +224,35 @@ impl Step<'_> {
 
     /// Emits a text the gate already allowed.
     pub(super) fn send_sms(&mut self, body: String, purpose: Purpose, why: &str) {
-        let data = json!({ "effect": "send_sms", "body": body, "purpose": purpose,
+        self.send_sms_by(body, purpose, None, why);
+    }
+
+    /// Emits a text the gate already allowed, written by `by` (a person) or the playbook.
+    pub(super) fn send_sms_by(
+        &mut self,
+        body: String,
+        purpose: Purpose,
+        by: Option<String>,
+        why: &str,
+    ) {
+        let mut data = json!({ "effect": "send_sms", "body": body, "purpose": purpose,
             "rules_version": self.rules.version });
+        let cause = match &by {
+            Some(person) => {
+                data["by"] = json!(person);
+                Cause::Operator(person.clone())
+            }
+            None => Cause::Playbook,
+        };
         let to = self.opp.contact.phone.clone();
-        self.effects.push(OppEffect::SendSms { to, body, purpose });
+        self.effects.push(OppEffect::SendSms {
+            to,
+            body,
+            purpose,
+            by,
+        });
         let text = format!("sms sent to the lead ({why})");
-        self.event(TimelineKind::EffectSent, Cause::Playbook, text, data);
+        self.event(TimelineKind::EffectSent, cause, text, data);
     }
 
     pub(super) fn call_finished(&mut self, call_id: Uuid, result: CallResult) {

@@ -119,16 +119,31 @@ impl Step<'_> {
         }
     }
 
-    /// Only outcomes worth an operator's attention are recorded.
-    pub(super) fn message_status(&mut self, message_sid: String, status: String) {
+    /// The carrier's progress of a text: `sent` (it left the carrier) and the final statuses,
+    /// with the carrier's error code when it failed. `queued` and `sending` add nothing to what
+    /// the outbox already knows (the carrier accepted it), so they are not recorded. The
+    /// thread (`GET …/messages`) reads a text's status from these entries by `message_sid`.
+    pub(super) fn message_status(
+        &mut self,
+        message_sid: String,
+        status: String,
+        error_code: Option<u32>,
+    ) {
         let text = match status.as_str() {
+            "sent" => "sms sent by the carrier",
             "delivered" => "sms delivered to the lead",
             "failed" => "sms could not be sent",
             "undelivered" => "sms not delivered by the carrier",
             _ => return,
         };
-        let data = json!({ "message_sid": message_sid, "status": status });
-        let text = format!("{text} ({message_sid})");
+        let mut data = json!({ "message_sid": message_sid, "status": status });
+        let text = match error_code {
+            Some(code) => {
+                data["error_code"] = json!(code);
+                format!("{text} ({message_sid}, error {code})")
+            }
+            None => format!("{text} ({message_sid})"),
+        };
         self.event(TimelineKind::MessageStatus, Cause::Channel, text, data);
     }
 }

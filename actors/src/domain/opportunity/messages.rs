@@ -54,6 +54,19 @@ pub enum OppInput {
         agent: Agent,
         by: String,
     },
+    /// An operator or rep texts the lead by hand, through the same compliance gate as the
+    /// cadence's texts; refused (not deferred) when the gate would not send it now. The first
+    /// such text takes the conversation over: the playbook's automatic texts stop.
+    SendText {
+        body: String,
+        by: String,
+    },
+    /// An operator hands a taken-over conversation back to the playbook.
+    HandBack {
+        by: String,
+        #[serde(default)]
+        reason: Option<String>,
+    },
     Escalate {
         by: String,
         #[serde(default)]
@@ -125,10 +138,13 @@ pub enum OppInput {
         reason: String,
     },
     /// A delivery status of an outbound text, as the provider spells it.
-    /// Recorded only when `delivered`, `failed` or `undelivered`.
+    /// Recorded when `sent`, `delivered`, `failed` or `undelivered`.
     MessageStatus {
         message_sid: String,
         status: String,
+        /// The carrier's error code (`ErrorCode`) of a text that failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error_code: Option<u32>,
     },
     /// The dispatcher looked up the contact's line type before a text (see `line`).
     LineTypeFound(LineFound),
@@ -166,6 +182,9 @@ pub enum OppEffect {
         /// Marketing, or the opt-out confirmation / help reply that may go
         /// out when marketing may not (opted out, paused, closed stage).
         purpose: Purpose,
+        /// The person who wrote it by hand (`SendText`); `None` for the playbook's texts.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
     },
     NotifyEscalation {
         queue: String,

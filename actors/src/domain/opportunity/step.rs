@@ -85,6 +85,7 @@ pub(super) fn create(
         line_type: None,
         returned: Vec::new(),
         duplicate_of: history.duplicate_of,
+        takeover: None,
     };
     let mut step = Step::new(opp, now, pb, rules);
     let o = &step.opp;
