@@ -39,6 +39,31 @@ pub async fn recipients(
     Ok(on_call(all).into_iter().map(recipient).collect())
 }
 
+/// Whether someone is on call for `opportunity` now: its assignee when that is an active rep,
+/// else any active rep of its team (the tenant's when it has none), `available` and in working
+/// hours. A lead's reply is told to people only when nobody is (after hours).
+pub async fn someone_on_call(
+    store: &Store,
+    tenant: TenantId,
+    opportunity: Uuid,
+    assignee: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<bool, ControlError> {
+    let on = |r: &Rep| r.active && r.status == RepStatus::Available && r.in_hours;
+    if let Some(name) = assignee {
+        if let Some(rep) = reps::get_rep(store, tenant, name, now).await? {
+            if rep.active {
+                return Ok(on(&rep));
+            }
+        }
+    }
+    let team = access::team_of(store, tenant, opportunity).await?;
+    Ok(reps::list_reps(store, tenant, team, now)
+        .await?
+        .iter()
+        .any(on))
+}
+
 /// At most this many reps are told of one escalation: enough that someone acts, few enough
 /// that a busy hour does not text the whole floor about every lead (the demo's 12 reps got
 /// about 900 texts for 145 escalations before the cap).

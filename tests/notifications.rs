@@ -342,7 +342,80 @@ async fn the_smtp_settings_are_checked_sealed_and_never_returned(backend: Backen
     t.stop().await;
 }
 
+/// A reply from the lead when nobody is on call tells the team's reps (by SMS, quoting it);
+/// the same reply while a rep is available and in hours tells nobody (the console shows it).
+async fn a_reply_after_hours_reaches_the_reps(backend: Backend) {
+    let Setup {
+        app,
+        sim,
+        public_url,
+        auth_token,
+    } = setup(backend).await;
+    team(&app, "west").await;
+    rep(&app, "ana", "west", "+14155550201", None).await;
+    // Texts only: the first touch is a text and nothing escalates before the reply.
+    let phone = "+14155550131";
+    let mut lead = common::lead("reply-1", 300);
+    lead["contact"]["phone"] = json!(phone);
+    lead["contact"]["consent"] = json!({"voice": false, "sms": true});
+    lead["team"] = json!("west");
+    let (status, body) = app.post("/v1/opportunities", lead).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    let reply = |sid: &'static str, text: &'static str| {
+        let url = format!("{public_url}/webhooks/twilio/{}/sms/inbound", app.tenant);
+        let params: Vec<(String, String)> = vec![
+            ("MessageSid".into(), sid.into()),
+            ("From".into(), phone.into()),
+            ("Body".into(), text.into()),
+        ];
+        let (client, token) = (app.client.clone(), auth_token.clone());
+        async move {
+            let resp = common::post_signed(&client, &token, &url, &params).await;
+            assert!(resp.status().is_success(), "{}", resp.status());
+        }
+    };
+
+    // Ana is offline: nobody is on call, so she is told.
+    reply("SMreply0001", "Can you call me tonight?").await;
+    let sms = finished(&app, "notify_sms", 1).await;
+    assert!(sms[0].starts_with("done 1 "), "{sms:?}");
+    assert_eq!(texts_to(&sim, "+14155550201"), 1);
+    let notified = eventually(Duration::from_secs(30), "the notified entry", || async {
+        app.timeline(&id)
+            .await
+            .into_iter()
+            .find(|e| e["kind"] == "notified" && e["data"]["event"] == "queued")
+    })
+    .await;
+    assert!(
+        notified["data"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Ana Lima replied: \"Can you call me tonight?\""),
+        "{notified}"
+    );
+    assert_eq!(notified["data"]["recipients"][0]["name"], "ana");
+
+    // Ana is available (no working hours set: always in hours): the next reply tells nobody.
+    let (status, body) = app
+        .post("/v1/principals/ana/status", json!({"status": "available"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    reply("SMreply0002", "Actually tomorrow works").await;
+    let notices = finished(&app, "notify", 2).await;
+    assert!(
+        notices[1].contains("someone is on call"),
+        "the second reply's notice was skipped: {notices:?}"
+    );
+    assert_eq!(rows(&app, "notify_sms").await.len(), 1, "no second text");
+    assert_eq!(texts_to(&sim, "+14155550201"), 1);
+    sim.shutdown().await;
+    app.stop().await;
+}
+
 both_backends!(
+    a_reply_after_hours_reaches_the_reps,
     an_escalation_reaches_the_teams_reps_by_sms_and_email,
     the_smtp_settings_are_checked_sealed_and_never_returned,
 );

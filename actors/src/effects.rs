@@ -88,6 +88,10 @@ pub struct NotifyEffect {
     /// before it was recorded have none.
     #[serde(default)]
     pub assignee: Option<String>,
+    /// A lead's reply rather than an escalation: people are told only when nobody is on call
+    /// (after hours: the assignee, else every rep of the team, away or out of working hours).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub after_hours_only: bool,
 }
 
 /// A text to a person about a lead (an escalation's notice): not marketing and not to the lead,

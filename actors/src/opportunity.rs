@@ -198,6 +198,18 @@ impl Entity for OpportunityEntity {
                         reason,
                         opportunity_id: key.id,
                         assignee: Some(d.state.assignee.clone()),
+                        after_hours_only: false,
+                    })
+                    .into_request(),
+                ),
+                // The dispatcher tells people only when nobody is on call to see the reply.
+                OppEffect::NotifyReply { queue, reason } => changes.effects.push(
+                    Effect::Notify(NotifyEffect {
+                        queue,
+                        reason,
+                        opportunity_id: key.id,
+                        assignee: Some(d.state.assignee.clone()),
+                        after_hours_only: true,
                     })
                     .into_request(),
                 ),

@@ -133,3 +133,62 @@ fn a_notice_that_failed_is_said_on_the_timeline() {
                "error": "550 mailbox unavailable"})
     );
 }
+
+fn replied(opp: &Opportunity, body: &str, minute: u32) -> OppDecision {
+    let at = Utc.with_ymd_and_hms(2025, 1, 8, 20, minute, 0).unwrap();
+    let pb = Playbook::with_defaults("speed-to-lead");
+    let input = OppInput::Replied { body: body.into() };
+    apply(Some(opp), input, at, &pb, &Rules::federal_only()).unwrap()
+}
+
+#[test]
+fn a_reply_asks_the_dispatcher_to_tell_people_if_nobody_is_on_call() {
+    let d = replied(&created(), "Can you call me\n after 6?", 5);
+    let notices: Vec<_> = d
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            OppEffect::NotifyReply { queue, reason } => Some((queue.clone(), reason.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        notices,
+        [(
+            "escalations:west".to_owned(),
+            "Ana Lima replied: \"Can you call me after 6?\"".to_owned()
+        )]
+    );
+    assert!(!d.state.escalated, "a reply is not an escalation");
+}
+
+#[test]
+fn a_long_reply_is_quoted_short_and_keywords_or_a_pause_tell_nobody() {
+    let long = "x".repeat(500);
+    let d = replied(&created(), &long, 5);
+    let reason = d
+        .effects
+        .iter()
+        .find_map(|e| match e {
+            OppEffect::NotifyReply { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(reason.ends_with("x…\""), "{reason}");
+    assert!(reason.chars().count() < 160, "{reason}");
+
+    let tells = |d: &OppDecision| {
+        d.effects
+            .iter()
+            .any(|e| matches!(e, OppEffect::NotifyReply { .. }))
+    };
+    assert!(!tells(&replied(&created(), "HELP", 5)));
+    assert!(!tells(&replied(&created(), "STOP", 5)));
+    let mut paused = created();
+    paused.paused = true;
+    assert!(!tells(&replied(&paused, "call me", 5)));
+    // A reply that may ask to stop escalates instead (which tells people anyway).
+    let d = replied(&created(), "please stop texting me", 5);
+    assert!(!tells(&d));
+    assert!(d.state.escalated);
+}

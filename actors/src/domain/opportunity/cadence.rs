@@ -126,11 +126,16 @@ impl Step<'_> {
         );
     }
 
-    pub(super) fn escalate(&mut self, cause: Cause, text: String, timer: Option<OppTimer>) {
-        let queue = match &self.opp.team {
+    /// The opportunity's escalation queue: the playbook's, per team.
+    pub(super) fn queue(&self) -> String {
+        match &self.opp.team {
             Some(team) => format!("{}:{team}", self.pb.escalation_queue),
             None => self.pb.escalation_queue.clone(),
-        };
+        }
+    }
+
+    pub(super) fn escalate(&mut self, cause: Cause, text: String, timer: Option<OppTimer>) {
+        let queue = self.queue();
         let from = std::mem::replace(&mut self.opp.assignee, queue.clone());
         self.opp.escalated = true;
         let reason = text.clone();

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::{OppTimer, Stage, Step};
+use super::{OppEffect, OppTimer, Stage, Step};
 use crate::domain::compliance::{self, Channel, Decision, Keyword, Purpose};
 use crate::domain::timeline::{Cause, TimelineKind};
 
@@ -38,11 +38,25 @@ impl Step<'_> {
         // (FCC: any reasonable means), so a human must read it. A paused
         // opportunity notifies no one; its response SLA is held and
         // escalates on resume.
-        if compliance::mentions_opt_out(body) && !self.opp.paused {
+        if self.opp.paused {
+            return;
+        }
+        if compliance::mentions_opt_out(body) {
             let text =
                 "the lead's reply may ask to stop contact; a human must review it".to_owned();
             self.escalate(Cause::Contact, text, None);
+            return;
         }
+        // A reply after hours must not wait for the morning unseen: the dispatcher tells the
+        // assignee (else the team's reps) when nobody is on call; in hours it tells no one.
+        self.effects.push(OppEffect::NotifyReply {
+            queue: self.queue(),
+            reason: format!(
+                "{} replied: \"{}\"",
+                self.opp.contact.name,
+                excerpt(body, REPLY_EXCERPT_CHARS)
+            ),
+        });
     }
 
     /// Honoured at once and on every channel: the opportunity moves to
@@ -146,4 +160,17 @@ impl Step<'_> {
         };
         self.event(TimelineKind::MessageStatus, Cause::Channel, text, data);
     }
+}
+
+/// How much of a reply a notice quotes.
+const REPLY_EXCERPT_CHARS: usize = 120;
+
+/// The first `max` characters of `text` on one line, with an ellipsis when cut.
+fn excerpt(text: &str, max: usize) -> String {
+    let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.chars().count() <= max {
+        return line;
+    }
+    let cut: String = line.chars().take(max).collect();
+    format!("{cut}…")
 }

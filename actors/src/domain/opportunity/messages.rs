@@ -190,6 +190,12 @@ pub enum OppEffect {
         queue: String,
         reason: String,
     },
+    /// The lead replied: its people are told when nobody is on call to see it (after hours),
+    /// through the same fan-out as an escalation's notice.
+    NotifyReply {
+        queue: String,
+        reason: String,
+    },
     /// A text to a person (a rep) about this lead: never marketing, never to the lead.
     NotifySms {
         to: String,
