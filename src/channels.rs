@@ -3,6 +3,7 @@
 //! (`notify`: whom to tell; `notify_sms` and `email`: one message each, in `channels/notify.rs`).
 
 mod notify;
+mod pick_rep;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -163,6 +164,16 @@ fn malformed(e: MalformedEffect) -> EffectOutcome {
     }
 }
 
+/// An operation that reached a handler that does not run it (a bug, not an outage): recorded
+/// and never retried.
+fn malformed_op(op: &str) -> EffectOutcome {
+    EffectOutcome {
+        status: EffectStatus::Done,
+        result: json!({"error": format!("{op} is not run by this handler")}),
+        followup: None,
+    }
+}
+
 fn followup(input: &CallInput) -> Option<serde_json::Value> {
     serde_json::to_value(input).ok()
 }
@@ -176,6 +187,14 @@ impl EffectHandler for Voice {
                 Ok(op) => op,
                 Err(e) => return malformed(e),
             };
+            // Not a carrier request: the rep a call rings first, before anything is dialled.
+            if let VoiceEffect::PickRep {
+                call_id,
+                opportunity_id,
+            } = op
+            {
+                return pick_rep::pick(&ctx, &call, call_id, opportunity_id).await;
+            }
             if let VoiceEffect::Dial {
                 to, opportunity_id, ..
             } = &op
@@ -273,6 +292,8 @@ impl EffectHandler for Voice {
                     result: json!({"hung_up": true}),
                     followup: None,
                 },
+                // Answered above, before any channel.
+                VoiceEffect::PickRep { .. } => malformed_op("pick_rep"),
                 // The loopback channel reports every status itself and keeps no call records
                 // to look up; the call's watchdog gives up on its next firing.
                 VoiceEffect::Fetch { .. } => EffectOutcome {
@@ -291,6 +312,9 @@ impl EffectHandler for Voice {
             Ok(VoiceEffect::Dial { .. }) => followup(&CallInput::DialUnknown {
                 reason: "the instance that placed it stopped before recording the result".into(),
             }),
+            // An offer left in flight: the call dials the lead first rather than wait (a rep
+            // it recorded is freed when the call ends).
+            Ok(VoiceEffect::PickRep { .. }) => followup(&CallInput::RepPicked { agent: None }),
             Ok(VoiceEffect::Hangup { .. } | VoiceEffect::Fetch { .. }) | Err(_) => None,
         }
     }

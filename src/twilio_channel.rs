@@ -298,6 +298,10 @@ pub async fn voice(
                 Err(e) => done(json!({"error": e.to_string()}), None),
             }
         }
+        // Answered by the dispatcher before any channel (`channels::pick_rep`).
+        VoiceEffect::PickRep { .. } => {
+            done(json!({"error": "pick_rep is not a carrier request"}), None)
+        }
         VoiceEffect::Fetch { provider_sid, .. } => {
             match account.client.fetch_call(provider_sid).await {
                 Ok(c) => done(json!({"fetched": c.sid}), fetched(&c)),

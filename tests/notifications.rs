@@ -354,19 +354,23 @@ async fn a_reply_after_hours_reaches_the_reps(backend: Backend) {
     team(&app, "west").await;
     rep(&app, "ana", "west", "+14155550201", None).await;
     // Texts only: the first touch is a text and nothing escalates before the reply.
-    let phone = "+14155550131";
-    let mut lead = common::lead("reply-1", 300);
-    lead["contact"]["phone"] = json!(phone);
-    lead["contact"]["consent"] = json!({"voice": false, "sms": true});
-    lead["team"] = json!("west");
-    let (status, body) = app.post("/v1/opportunities", lead).await;
+    let texted = |external_id: &str, phone: &str| {
+        let mut lead = common::lead(external_id, 300);
+        lead["contact"]["phone"] = json!(phone);
+        lead["contact"]["consent"] = json!({"voice": false, "sms": true});
+        lead["team"] = json!("west");
+        lead
+    };
+    let (status, body) = app
+        .post("/v1/opportunities", texted("reply-1", "+14155550131"))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let id = body["id"].as_str().unwrap().to_owned();
-    let reply = |sid: &'static str, text: &'static str| {
+    let reply = |sid: &'static str, from: &'static str, text: &'static str| {
         let url = format!("{public_url}/webhooks/twilio/{}/sms/inbound", app.tenant);
         let params: Vec<(String, String)> = vec![
             ("MessageSid".into(), sid.into()),
-            ("From".into(), phone.into()),
+            ("From".into(), from.into()),
             ("Body".into(), text.into()),
         ];
         let (client, token) = (app.client.clone(), auth_token.clone());
@@ -377,7 +381,7 @@ async fn a_reply_after_hours_reaches_the_reps(backend: Backend) {
     };
 
     // Ana is offline: nobody is on call, so she is told.
-    reply("SMreply0001", "Can you call me tonight?").await;
+    reply("SMreply0001", "+14155550131", "Can you call me tonight?").await;
     let sms = finished(&app, "notify_sms", 1).await;
     assert!(sms[0].starts_with("done 1 "), "{sms:?}");
     assert_eq!(texts_to(&sim, "+14155550201"), 1);
@@ -396,17 +400,30 @@ async fn a_reply_after_hours_reaches_the_reps(backend: Backend) {
         "{notified}"
     );
     assert_eq!(notified["data"]["recipients"][0]["name"], "ana");
+    // The same lead texting on within the quarter hour asks for no second notice.
+    reply("SMreply0002", "+14155550131", "Or tomorrow").await;
+    eventually(Duration::from_secs(30), "the second reply", || async {
+        let t = app.timeline(&id).await;
+        (t.iter().filter(|e| e["kind"] == "replied").count() == 2).then_some(())
+    })
+    .await;
+    assert_eq!(rows(&app, "notify").await.len(), 1, "one notice for both");
 
-    // Ana is available (no working hours set: always in hours): the next reply tells nobody.
+    // Ana is available (no working hours set: always in hours): another lead's reply is on
+    // the console, and nobody is texted.
     let (status, body) = app
         .post("/v1/principals/ana/status", json!({"status": "available"}))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    reply("SMreply0002", "Actually tomorrow works").await;
+    let (status, body) = app
+        .post("/v1/opportunities", texted("reply-2", "+14155550132"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    reply("SMreply0003", "+14155550132", "Actually tomorrow works").await;
     let notices = finished(&app, "notify", 2).await;
     assert!(
         notices[1].contains("someone is on call"),
-        "the second reply's notice was skipped: {notices:?}"
+        "the in-hours reply's notice was skipped: {notices:?}"
     );
     assert_eq!(rows(&app, "notify_sms").await.len(), 1, "no second text");
     assert_eq!(texts_to(&sim, "+14155550201"), 1);

@@ -113,6 +113,13 @@ impl Entity for CallEntity {
                     })
                     .into_request(),
                 ),
+                CallEffect::PickRep => changes.effects.push(
+                    Effect::Voice(VoiceEffect::PickRep {
+                        call_id: key.id,
+                        opportunity_id: d.state.opportunity_id,
+                    })
+                    .into_request(),
+                ),
                 CallEffect::Conversation {
                     opportunity_id,
                     rep,

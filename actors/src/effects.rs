@@ -55,6 +55,12 @@ pub enum VoiceEffect {
         provider_sid: String,
         call_id: Uuid,
     },
+    /// Agent first by the playbook: offer the call to one free rep of the opportunity's team;
+    /// the answer comes back as `RepPicked` (none free: `agent` absent). No carrier request.
+    PickRep {
+        call_id: Uuid,
+        opportunity_id: Uuid,
+    },
 }
 
 /// A text to a lead.

@@ -13,18 +13,23 @@ CREATE TABLE contact_claims (
     claimed_at     BIGINT NOT NULL,
     PRIMARY KEY (tenant_id, phone)
 );
--- Existing contacts: the newest opportunity of each number holds it (read once from the
--- runtime's lookups, as 0201 wrote them; ADR 0036).
+-- Existing contacts: the number's live opportunity holds it (the newest of them, should there
+-- be several), else its newest closed one (read once from the runtime's lookups and actors, as
+-- 0201 did; ADR 0036). The same text on both backends.
 INSERT INTO contact_claims (tenant_id, phone, opportunity_id, claimed_at)
-SELECT l.tenant_id, l.key, l.actor_id, l.created_at
-FROM lookups l
-WHERE l.kind = 'opportunity' AND l.key_type = 'phone'
-  AND NOT EXISTS (
-    SELECT 1 FROM lookups n
-    WHERE n.tenant_id = l.tenant_id AND n.kind = l.kind AND n.key_type = l.key_type
-      AND n.key = l.key
-      AND (n.created_at > l.created_at OR (n.created_at = l.created_at AND n.actor_id > l.actor_id))
-  )
+SELECT tenant_id, phone, actor_id, created_at
+FROM (
+    SELECT l.tenant_id, l.key AS phone, l.actor_id, l.created_at,
+           ROW_NUMBER() OVER (
+               PARTITION BY l.tenant_id, l.key
+               ORDER BY CASE WHEN a.status IN ('won', 'lost', 'do_not_contact') THEN 1 ELSE 0 END,
+                        l.created_at DESC, l.actor_id
+           ) AS nth
+    FROM lookups l
+    LEFT JOIN actors a ON a.tenant_id = l.tenant_id AND a.kind = l.kind AND a.id = l.actor_id
+    WHERE l.kind = 'opportunity' AND l.key_type = 'phone'
+) ranked
+WHERE nth = 1
 ON CONFLICT DO NOTHING;
 
 CREATE TABLE tenant_settings (

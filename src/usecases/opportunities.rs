@@ -108,9 +108,19 @@ pub async fn create(
     let contact = validate(&new, playbooks)?;
     let external_id = new.external_id.trim().to_owned();
     let id = opp::id_for(tenant, &external_id);
-    // One person, one cadence (ADR 0046): claim the contact's number before anything else.
+    // One person, one cadence (ADR 0046): claim the contact's number before anything else,
+    // unless this external id exists already (a repeated create answers it as it is, even when
+    // another opportunity holds the number now).
     let store = engine.store();
-    let history = match contacts::claim(store, tenant, &contact.phone, id).await? {
+    let exists = store.actor_exists(tenant, opp::KIND.as_str(), id).await?;
+    let claim = if exists {
+        Claim::Held {
+            prior: ContactHistory::default(),
+        }
+    } else {
+        contacts::claim(store, tenant, &contact.phone, id).await?
+    };
+    let history = match claim {
         // The caps count every attempt to the number: the closed opportunity's too.
         Claim::Held { prior } => prior,
         Claim::Busy => {
@@ -177,8 +187,8 @@ pub async fn create(
 }
 
 /// Merge mode: the lead joins the contact's live opportunity, which notes it once; the create
-/// answers the live one as it is (200), which the caller may not see only if it belongs to
-/// another team (then, like any other team's, it is not found).
+/// answers the live one as it is (200). A caller that may not see it (a team key, the contact
+/// live in another team) gets 409 `contact_in_other_team`.
 async fn merge(
     engine: &EngineHandle,
     who: &Identity,
@@ -187,7 +197,11 @@ async fn merge(
 ) -> Result<Created, Error> {
     let tenant = who.tenant;
     if !sees(engine, who, live).await? {
-        return Err(Error::NotFound("opportunity"));
+        // The lead is not dropped silently: the caller learns why, not whose it is.
+        return Err(Error::Conflict {
+            code: "contact_in_other_team".into(),
+            message: "this contact already has a live opportunity in another team".into(),
+        });
     }
     let note = OppInput::ContactReturned {
         external_id,

@@ -127,9 +127,14 @@ pub struct Call {
     /// sid while the dial is in flight). Asked once: repeats change nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hang_up: Option<HangUpAsked>,
-    /// Agent first (click to call): the rep rung before the lead.
+    /// Agent first (click to call, or the playbook's `connect = "agent_first"`): the rep rung
+    /// before the lead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<Agent>,
+    /// The playbook rings a rep first and the dispatcher is picking one (`PickRep`): nothing is
+    /// dialled until its answer (`RepPicked`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub picking: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -191,6 +196,11 @@ pub enum CallInput {
     RepsRung {
         reps: Vec<String>,
     },
+    /// The dispatcher's answer to `PickRep`: the rep to ring first, or none free.
+    RepPicked {
+        #[serde(default)]
+        agent: Option<Agent>,
+    },
     /// A rep picked up (the provider asked for the rep's whisper on that leg).
     RepAnswered {
         rep: String,
@@ -251,6 +261,8 @@ pub enum CallEffect {
     Hangup {
         provider_sid: String,
     },
+    /// Agent first by the playbook: pick one free rep of the opportunity's team to ring.
+    PickRep,
     Report {
         opportunity_id: Uuid,
         result: CallResult,
@@ -344,6 +356,7 @@ pub fn apply(
         } => step.status(status, sequence, answered_by, provider_sid)?,
         CallInput::TimerFired { timer } => step.timer_fired(timer),
         CallInput::RepsRung { reps } => step.reps_rung(reps),
+        CallInput::RepPicked { agent } => step.rep_picked(agent),
         CallInput::RepAnswered { rep, leg_sid } => step.rep_answered(rep, leg_sid),
         CallInput::DialEnded {
             status,
@@ -406,21 +419,23 @@ fn place(
         flow: Flow::default(),
         hang_up: None,
         agent: agent.clone(),
+        picking: pick::first(&agent, pb),
         created_at: now,
         updated_at: now,
     };
     let text = match &agent {
+        None if call.picking => format!("picking a rep to ring first, attempt {attempt}"),
         None => format!("dialing the lead, attempt {attempt}"),
         Some(a) => format!("ringing {} first, attempt {attempt}", a.rep),
     };
+    let first = if call.picking {
+        CallEffect::PickRep
+    } else {
+        pick::dial(to, agent, pb)
+    };
     Ok(CallDecision {
         state: call,
-        effects: vec![CallEffect::Dial {
-            to,
-            machine_detection: agent.is_none(),
-            ring_timeout_seconds: u32::try_from(pb.ring_timeout_seconds).unwrap_or(u32::MAX),
-            agent,
-        }],
+        effects: vec![first],
         timers: vec![
             TimerOp::Set {
                 name: CallTimer::RingTimeout,
@@ -460,6 +475,7 @@ mod flow;
 
 pub use flow::{Agent, Conversation, DialStatus, Flow, RecordingMeta, RepLeg, UnattendedReason};
 mod hang_up;
+mod pick;
 mod progress;
 
 use progress::Step;
@@ -475,3 +491,7 @@ mod flow_tests;
 #[cfg(test)]
 #[path = "call_hang_up_tests.rs"]
 mod hang_up_tests;
+
+#[cfg(test)]
+#[path = "call_pick_tests.rs"]
+mod pick_tests;

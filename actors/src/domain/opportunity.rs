@@ -276,6 +276,9 @@ pub struct Opportunity {
     /// Skip mode: the contact's live opportunity when this one was created; it runs no cadence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duplicate_of: Option<Uuid>,
+    /// When a reply last asked for an after-hours notice: one per quiet period, not one per text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_noticed_at: Option<DateTime<Utc>>,
     /// A human wrote to the lead by hand: the playbook's automatic texts stop until an operator
     /// hands the conversation back (see `takeover`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -6,7 +6,7 @@ use super::unattended_tests::answered;
 use super::*;
 use crate::domain::call::Agent;
 use crate::domain::compliance::Rules;
-use crate::domain::timeline::Cause;
+use crate::domain::timeline::{Cause, TimerOp};
 
 fn ana() -> Agent {
     Agent {
@@ -95,4 +95,26 @@ fn the_gate_and_the_stage_refuse_by_name() {
             ..
         }
     ));
+}
+
+#[test]
+fn agent_first_by_the_playbook_a_pass_offers_the_lead_to_the_next_rep_soon() {
+    let mut playbook = pb();
+    playbook.call_flow.connect = crate::domain::playbook::ConnectMode::AgentFirst;
+    // The cadence's own first call (created() placed it), passed by its rep.
+    let opp = created(true, Some("west"));
+    let call_id = opp.active_call.unwrap();
+    let passed = OppInput::CallFinished {
+        call_id,
+        result: CallResult::RepMissed,
+    };
+    let d = apply(Some(&opp), passed, t(30), &playbook, &Rules::federal_only()).unwrap();
+    assert!(d.effects.is_empty(), "no text: the lead was never rung");
+    assert_eq!(
+        d.timers,
+        vec![TimerOp::Set {
+            name: OppTimer::RetryCall,
+            at: t(35),
+        }]
+    );
 }

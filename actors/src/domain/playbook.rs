@@ -57,7 +57,7 @@ pub struct Playbook {
 
 mod call_flow;
 
-pub use call_flow::{fill, CallFlow};
+pub use call_flow::{fill, CallFlow, ConnectMode};
 
 mod defaults {
     pub fn first_touch_sla_seconds() -> u64 {

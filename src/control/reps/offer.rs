@@ -60,6 +60,18 @@ const CANDIDATES_SQL: &str = "SELECT CAST(r.principal_id AS TEXT), p.name, r.pho
       AND ($2 IS NULL OR p.team_id = $2)
     ORDER BY r.principal_id";
 
+/// [`offer`] of exactly one rep whatever the team's strategy: agent first by the playbook,
+/// where the rep rung first is the one who dials the lead.
+pub async fn offer_one(
+    store: &Store,
+    tenant: TenantId,
+    team: Option<Uuid>,
+    call_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Offer, ControlError> {
+    offer_at_most(store, tenant, team, call_id, now, Some(1)).await
+}
+
 /// Picks the reps to ring for `call_id` now and records the offer, in one transaction.
 /// `team`: the opportunity's team (None: every rep of the tenant). Eligible: an active
 /// principal (never a deactivated one), status available,
@@ -80,9 +92,22 @@ pub async fn offer(
     // principal order and holding none before: a transaction of the first pass never waits,
     // and those of the second take their locks in one order, so no two can wait on each
     // other. SQLite's `BEGIN IMMEDIATE` serialises writers: one pass, no locks.
-    match pick(store, tenant, team, call_id, now, Lock::SkipLocked).await? {
+    offer_at_most(store, tenant, team, call_id, now, None).await
+}
+
+/// `most`: fewer reps than the strategy takes (`None`: the strategy's count).
+async fn offer_at_most(
+    store: &Store,
+    tenant: TenantId,
+    team: Option<Uuid>,
+    call_id: Uuid,
+    now: DateTime<Utc>,
+    most: Option<usize>,
+) -> Result<Offer, ControlError> {
+    let first = pick(store, tenant, team, call_id, now, Lock::SkipLocked, most).await?;
+    match first {
         Picked::Done(offer) => Ok(offer),
-        Picked::AllBusy => match pick(store, tenant, team, call_id, now, Lock::Wait).await? {
+        Picked::AllBusy => match pick(store, tenant, team, call_id, now, Lock::Wait, most).await? {
             Picked::Done(offer) => Ok(offer),
             Picked::AllBusy => Err(ControlError::Store(
                 neuronx_supervision::StoreError::Corrupt(
@@ -112,6 +137,7 @@ async fn pick(
     call_id: Uuid,
     now: DateTime<Utc>,
     lock: Lock,
+    most: Option<usize>,
 ) -> Result<Picked, ControlError> {
     let mut tx = Tx::begin(store).await?;
     let (strategy, ring_timeout_seconds) = match team {
@@ -142,7 +168,8 @@ async fn pick(
             locked.contains(&c.id) && live.get(&c.id).copied().unwrap_or(0) < c.max_calls
         });
     }
-    eligible.truncate(strategy.reps_per_offer());
+    let take = strategy.reps_per_offer();
+    eligible.truncate(most.map_or(take, |m| m.min(take)));
     let at = now.timestamp_millis();
     for c in &eligible {
         record(&mut tx, tenant, call_id, c.id, at).await?;

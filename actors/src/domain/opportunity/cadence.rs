@@ -8,8 +8,11 @@ use uuid::Uuid;
 use super::{CallResult, OppEffect, OppTimer, PendingSms, Stage, Step};
 use crate::domain::call::{Agent, UnattendedReason};
 use crate::domain::compliance::{self, Channel, Decision, GateInput, Purpose, CAP_WINDOW_HOURS};
-use crate::domain::playbook::fill;
+use crate::domain::playbook::{fill, ConnectMode};
 use crate::domain::timeline::{Cause, TimelineKind};
+
+/// Agent first by the playbook: how soon after a rep passes the lead is offered to the next.
+const NEXT_REP_AFTER_SECONDS: u64 = 5;
 
 /// Appends `now`, dropping instants older than the gate's cap window.
 pub(super) fn record(instants: &mut Vec<DateTime<Utc>>, now: DateTime<Utc>) {
@@ -71,6 +74,8 @@ impl Step<'_> {
             && self.opp.active_call.is_none()
             && self.opp.attempts < self.pb.max_attempts
             && !(self.pb.takeover_stops_calls && self.opp.takeover.is_some())
+            // A skipped duplicate (ADR 0046) never runs a cadence of its own.
+            && self.opp.duplicate_of.is_none()
     }
 
     pub(super) fn fire(&mut self, timer: OppTimer) {
@@ -284,7 +289,18 @@ impl Step<'_> {
             return;
         }
         if result == CallResult::RepMissed {
-            // The lead was never dialled: nothing to follow up with the lead about.
+            // The lead was never dialled: nothing to follow up with the lead about. Agent first
+            // by the playbook, the next attempt soon rings the next free rep.
+            if self.pb.call_flow.connect == ConnectMode::AgentFirst
+                && stage == Stage::Contacting
+                && self.opp.attempts < self.pb.max_attempts
+            {
+                if self.opp.paused {
+                    self.hold(OppTimer::RetryCall, "");
+                } else {
+                    self.set(OppTimer::RetryCall, NEXT_REP_AFTER_SECONDS);
+                }
+            }
             return;
         }
         if result == CallResult::Answered {

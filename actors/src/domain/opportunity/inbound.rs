@@ -1,6 +1,7 @@
 //! What the contact and the channels tell us: inbound texts (keywords and
 //! conversation), dispatch-time blocks and delivery statuses.
 
+use chrono::TimeDelta;
 use serde_json::json;
 
 use super::{OppEffect, OppTimer, Stage, Step};
@@ -49,6 +50,16 @@ impl Step<'_> {
         }
         // A reply after hours must not wait for the morning unseen: the dispatcher tells the
         // assignee (else the team's reps) when nobody is on call; in hours it tells no one.
+        // A lead texting on in the same quarter hour asks once.
+        let quiet = TimeDelta::seconds(REPLY_NOTICE_QUIET_SECONDS);
+        if self
+            .opp
+            .reply_noticed_at
+            .is_some_and(|at| self.now < at + quiet)
+        {
+            return;
+        }
+        self.opp.reply_noticed_at = Some(self.now);
         self.effects.push(OppEffect::NotifyReply {
             queue: self.queue(),
             reason: format!(
@@ -161,6 +172,9 @@ impl Step<'_> {
         self.event(TimelineKind::MessageStatus, Cause::Channel, text, data);
     }
 }
+
+/// Replies within this long of one that asked for a notice ask for none.
+const REPLY_NOTICE_QUIET_SECONDS: i64 = 15 * 60;
 
 /// How much of a reply a notice quotes.
 const REPLY_EXCERPT_CHARS: usize = 120;

@@ -85,6 +85,7 @@ pub(super) fn create(
         line_type: None,
         returned: Vec::new(),
         duplicate_of: history.duplicate_of,
+        reply_noticed_at: None,
         takeover: None,
     };
     let mut step = Step::new(opp, now, pb, rules);

@@ -4,9 +4,25 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Who the provider rings first on a cadence call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectMode {
+    /// Dial the lead (with answering-machine detection); a person is bridged to the team's reps.
+    #[default]
+    LeadFirst,
+    /// Ring one free rep of the team first (`agent_whisper`, press 1), then dial the lead; a
+    /// rep who passes or misses hands the lead to the next attempt with the next rep. No rep
+    /// free: that attempt dials the lead first.
+    AgentFirst,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CallFlow {
+    /// Who is rung first on the cadence's calls (click to call always rings the rep first).
+    #[serde(default)]
+    pub connect: ConnectMode,
     /// Said to the lead who answers, before the reps are rung. `{name}` is the lead's name.
     /// Absent: the lead hears ringing only.
     #[serde(default = "defaults::connecting_message")]
@@ -74,6 +90,7 @@ mod defaults {
 impl Default for CallFlow {
     fn default() -> Self {
         Self {
+            connect: ConnectMode::default(),
             connecting_message: defaults::connecting_message(),
             whisper: defaults::whisper(),
             agent_whisper: defaults::agent_whisper(),
