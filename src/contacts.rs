@@ -165,6 +165,25 @@ pub async fn claim(
     Ok(Claim::Busy)
 }
 
+/// Gives the number back when `id` still holds it: its create was refused before it existed.
+pub async fn release(
+    store: &Store,
+    tenant: TenantId,
+    phone: &str,
+    id: Uuid,
+) -> Result<(), StoreError> {
+    let sql = "DELETE FROM contact_claims
+        WHERE tenant_id = $1 AND phone = $2 AND opportunity_id = $3";
+    on_db!(store, |db, uid, _json| sqlx::query(sql)
+        .bind(uid(tenant.0))
+        .bind(phone)
+        .bind(uid(id))
+        .execute(db)
+        .await?
+        .rows_affected());
+    Ok(())
+}
+
 /// The opportunity holding `phone`'s cadence, if any claimed it.
 pub async fn holder_of(
     store: &Store,

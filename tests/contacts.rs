@@ -245,7 +245,23 @@ async fn a_stop_reaches_the_live_opportunity_not_the_skipped_one(backend: Backen
     s.app.stop().await;
 }
 
+/// A create refused before it existed (an unknown team) gives the number back at once: the
+/// person's next lead is created, not held as `contact_busy`.
+async fn a_refused_create_frees_the_number(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let phone = "+14155550155";
+    let mut bad = lead_of("typo-1", phone);
+    bad["team"] = json!("no-such-team");
+    let (status, body) = t.post("/v1/opportunities", bad).await;
+    assert!(status.is_client_error(), "{status} {body}");
+    // A claim still held would answer 409 `contact_busy` after its wait.
+    let (status, body) = t.post("/v1/opportunities", lead_of("typo-2", phone)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    t.stop().await;
+}
+
 both_backends!(
+    a_refused_create_frees_the_number,
     a_stop_reaches_the_live_opportunity_not_the_skipped_one,
     merges_by_default,
     skips_when_the_tenant_says_so,

@@ -137,14 +137,31 @@ pub async fn create(
             },
         },
     };
-    let Binding { team, assignee } = binding::bind_new(
+    // A create refused before it reaches the engine (an unknown team or assignee) gives the
+    // number back at once, so the person's next lead is not held for the claim's 30 s.
+    let phone = contact.phone.clone();
+    let release = || async {
+        if !exists {
+            if let Err(e) = contacts::release(store, tenant, &phone, id).await {
+                tracing::warn!(error = %e, "a refused create's contact claim was not released");
+            }
+        }
+    };
+    let binding = binding::bind_new(
         engine.store(),
         who,
         id,
         new.team.as_deref(),
         new.assignee.as_deref(),
     )
-    .await?;
+    .await;
+    let Binding { team, assignee } = match binding {
+        Ok(binding) => binding,
+        Err(e) => {
+            release().await;
+            return Err(e.into());
+        }
+    };
     let input = OppInput::Create {
         id,
         external_id,
@@ -164,11 +181,14 @@ pub async fn create(
         matches!(&outcome, SubmitOutcome::Applied(r) if OppReply::of(r) == Some(OppReply::Created));
     match outcome {
         SubmitOutcome::Accepted => return Ok(Created::Accepted(Accepted::new(id))),
+        // Refused by the transition: nothing was created. (A dead-lettered create keeps its
+        // claim: an operator may retry it.)
         SubmitOutcome::Rejected(r) => {
+            release().await;
             return Err(Error::Conflict {
                 code: r.code,
                 message: r.message,
-            })
+            });
         }
         SubmitOutcome::DeadLettered(reason) => return Err(super::dead_lettered(&reason)),
         SubmitOutcome::Applied(_) | SubmitOutcome::Duplicate => {}
