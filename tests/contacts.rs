@@ -105,16 +105,7 @@ async fn skips_when_the_tenant_says_so(backend: Backend) {
     let (status, settings) = t.get("/v1/settings").await;
     assert_eq!(status, StatusCode::OK, "{settings}");
     assert_eq!(settings["duplicate_contacts"], "merge", "the default");
-    let (status, settings) = t
-        .request(
-            Method::PUT,
-            "/v1/settings",
-            Some(&t.key),
-            Some(json!({"duplicate_contacts": "skip"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{settings}");
-    assert_eq!(settings["duplicate_contacts"], "skip");
+    t.duplicate_contacts("skip").await;
     assert_eq!(t.get("/v1/settings").await.1["duplicate_contacts"], "skip");
 
     let phone = "+14155550122";
@@ -212,15 +203,7 @@ async fn the_setting_refuses_what_it_does_not_know(backend: Backend) {
 async fn a_stop_reaches_the_live_opportunity_not_the_skipped_one(backend: Backend) {
     let s = flow::setup(backend).await;
     let t = &s.app;
-    let (status, _) = t
-        .request(
-            Method::PUT,
-            "/v1/settings",
-            Some(&t.key),
-            Some(json!({"duplicate_contacts": "skip"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    t.duplicate_contacts("skip").await;
     let phone = "+14155550144";
     let (_, live) = t.post("/v1/opportunities", lead_of("ad-1", phone)).await;
     let (status, dup) = t.post("/v1/opportunities", lead_of("ad-2", phone)).await;

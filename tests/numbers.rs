@@ -417,15 +417,7 @@ async fn inbound_texts_reach_the_team_of_the_number_they_reached(backend: Backen
     assert_eq!(status, StatusCode::CREATED, "{body}");
     // One person, a lead of both teams: the east one is the newest. The tenant keeps such a
     // lead as a skipped duplicate (ADR 0046), so each team has its own opportunity to route to.
-    let (status, body) = t
-        .request(
-            Method::PUT,
-            "/v1/settings",
-            Some(&t.key),
-            Some(json!({"duplicate_contacts": "skip"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    t.duplicate_contacts("skip").await;
     let sender = "+12145550188";
     let texas = lead_in(t, "texas-lead", sender, Some("texas")).await;
     let east = lead_in(t, "east-lead", sender, Some("east")).await;

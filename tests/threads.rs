@@ -6,11 +6,12 @@
 //! refusals by name, and two tenants whose leads share a phone never seeing each other's texts.
 
 mod common;
+#[path = "common/flow.rs"]
+mod flow;
 
 use std::time::Duration;
 
 use common::{daytime_zone, eventually, post_signed, Backend, TestApp};
-use neuronx::secrets::Keyring;
 use neuronx_adapters::carrier_sim::{self, CallOutcome, MessageMix, OutcomeMix, SimConfig, Timing};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -40,40 +41,34 @@ struct Setup {
 /// The engine on a known port and the simulator as the tenant's Twilio account: every call
 /// goes unanswered and every text meets `fate`.
 async fn setup(backend: Backend, fate: MessageMix) -> Setup {
-    let port = common::free_port();
-    let public_url = format!("http://127.0.0.1:{port}");
     let playbooks = tempfile::tempdir().unwrap();
     std::fs::write(playbooks.path().join("threads.toml"), PLAYBOOK).unwrap();
-    let app = TestApp::spawn_with(backend, |s| {
-        s.server.listen = format!("127.0.0.1:{port}");
-        s.server.public_url = public_url.clone();
-        s.secrets.keys = vec![Keyring::generate_entry("t")];
-        s.playbooks.dir = playbooks.path().display().to_string();
-        s.playbooks.default = "threads".into();
-    })
-    .await;
+    let dir = playbooks.path().display().to_string();
     let config = SimConfig {
         outcome_mix: OutcomeMix::all(CallOutcome::NoAnswer),
         message_mix: fate,
         timing: Timing::fast(),
         ..SimConfig::default()
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sim = carrier_sim::start(config.clone(), listener).await.unwrap();
-    let (status, body) = app
-        .request(
-            Method::PUT,
-            "/v1/channels/twilio",
-            Some(&app.key),
-            Some(twilio(&config.auth_token, &sim.base_url, ACCOUNT_FROM)),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let flow::Setup {
+        app,
+        sim,
+        public_url,
+        auth_token,
+    } = flow::setup_sim(
+        backend,
+        |s| {
+            s.playbooks.dir = dir;
+            s.playbooks.default = "threads".into();
+        },
+        config,
+    )
+    .await;
     Setup {
         app,
         sim,
         public_url,
-        auth_token: config.auth_token,
+        auth_token,
         _playbooks: playbooks,
     }
 }

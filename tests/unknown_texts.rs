@@ -6,47 +6,26 @@
 //! sent a second time.
 
 mod common;
+#[path = "common/flow.rs"]
+mod flow;
 
 use std::time::Duration;
 
 use common::{daytime_zone, eventually, sql, Backend, TestApp};
-use neuronx::secrets::Keyring;
-use neuronx_adapters::carrier_sim::{self, RestFaults, SimConfig, SimHandle};
-use reqwest::{Method, StatusCode};
+use neuronx_adapters::carrier_sim::{RestFaults, SimConfig, SimHandle};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(30);
 const LEAD: &str = "+14155550177";
 
 async fn setup(backend: Backend, faults: RestFaults) -> (TestApp, SimHandle) {
-    let port = common::free_port();
-    let app = TestApp::spawn_with(backend, |s| {
-        s.server.listen = format!("127.0.0.1:{port}");
-        s.server.public_url = format!("http://127.0.0.1:{port}");
-        s.secrets.keys = vec![Keyring::generate_entry("t")];
-    })
-    .await;
     let config = SimConfig {
         rest_faults: faults,
         ..SimConfig::default()
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sim = carrier_sim::start(config.clone(), listener).await.unwrap();
-    let (status, body) = app
-        .request(
-            Method::PUT,
-            "/v1/channels/twilio",
-            Some(&app.key),
-            Some(json!({
-                "account_sid": config.account_sid,
-                "auth_token": config.auth_token,
-                "from_number": "+14155550000",
-                "base_url": sim.base_url,
-            })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    (app, sim)
+    let s = flow::setup_sim(backend, |_| {}, config).await;
+    (s.app, s.sim)
 }
 
 /// A lead who consented to texts only: the first touch is a text.

@@ -27,6 +27,23 @@ pub async fn setup(backend: Backend) -> Setup {
 
 /// [`setup`] with the engine's settings changed by `tweak` first.
 pub async fn setup_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> Setup {
+    let config = SimConfig {
+        outcome_mix: OutcomeMix::all(CallOutcome::Human),
+        flow: FlowConfig {
+            second_ms: 100,
+            ..FlowConfig::fast()
+        },
+        ..SimConfig::default()
+    };
+    setup_sim(backend, tweak, config).await
+}
+
+/// [`setup_with`] and a simulator of `config` (its own outcomes, texts' fates, faults).
+pub async fn setup_sim(
+    backend: Backend,
+    tweak: impl FnOnce(&mut Settings),
+    config: SimConfig,
+) -> Setup {
     let port = free_port();
     let public_url = format!("http://127.0.0.1:{port}");
     let app = TestApp::spawn_with(backend, |s| {
@@ -36,14 +53,6 @@ pub async fn setup_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> 
         tweak(s);
     })
     .await;
-    let config = SimConfig {
-        outcome_mix: OutcomeMix::all(CallOutcome::Human),
-        flow: FlowConfig {
-            second_ms: 100,
-            ..FlowConfig::fast()
-        },
-        ..SimConfig::default()
-    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let sim = carrier_sim::start(config.clone(), listener).await.unwrap();
     let (status, body) = app

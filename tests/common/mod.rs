@@ -264,6 +264,22 @@ impl TestApp {
         body
     }
 
+    /// Sets the tenant's `duplicate_contacts` (ADR 0046) and answers the settings after.
+    pub async fn duplicate_contacts(&self, mode: &str) -> Value {
+        let body = serde_json::json!({ "duplicate_contacts": mode });
+        let (status, settings) = self
+            .request(
+                reqwest::Method::PUT,
+                "/v1/settings",
+                Some(&self.key),
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{settings}");
+        assert_eq!(settings["duplicate_contacts"], mode, "{settings}");
+        settings
+    }
+
     pub async fn timeline(&self, id: &str) -> Vec<Value> {
         let (status, body) = self
             .get(&format!("/v1/opportunities/{id}/timeline?limit=1000"))

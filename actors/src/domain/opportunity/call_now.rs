@@ -20,19 +20,7 @@ impl Step<'_> {
             field: "rep.phone",
             reason: e.to_string(),
         })?;
-        let stage = self.opp.stage;
-        if stage.is_terminal() {
-            return Err(Rejection::Terminal {
-                stage,
-                action: ACTION,
-            });
-        }
-        if self.opp.paused {
-            return Err(Rejection::Paused { action: ACTION });
-        }
-        if self.opp.opted_out {
-            return Err(Rejection::OptedOut { action: ACTION });
-        }
+        self.open_for(ACTION)?;
         if let Some(call_id) =
             self.opp
                 .active_call

@@ -203,6 +203,22 @@ impl<'a> Step<'a> {
 
     /// A deferred follow-up text ("we tried to call you, reply here") is moot
     /// once the lead is reached, so it is dropped.
+    /// Whether a person may reach the lead now by hand (click to call, a hand-written text):
+    /// not in a closing stage, not paused (its outbox is held), not opted out.
+    pub(super) fn open_for(&self, action: &'static str) -> Result<(), Rejection> {
+        let stage = self.opp.stage;
+        if stage.is_terminal() {
+            return Err(Rejection::Terminal { stage, action });
+        }
+        if self.opp.paused {
+            return Err(Rejection::Paused { action });
+        }
+        if self.opp.opted_out {
+            return Err(Rejection::OptedOut { action });
+        }
+        Ok(())
+    }
+
     pub(super) fn mark_reached(&mut self) {
         self.opp.reached = true;
         self.clear(OppTimer::FirstTouchSla);

@@ -48,20 +48,8 @@ impl Step<'_> {
                 reason: "must not be empty".to_owned(),
             });
         }
-        let stage = self.opp.stage;
-        if stage.is_terminal() {
-            return Err(Rejection::Terminal {
-                stage,
-                action: ACTION,
-            });
-        }
         // A paused opportunity's outbox is held: the text would leave at some later resume.
-        if self.opp.paused {
-            return Err(Rejection::Paused { action: ACTION });
-        }
-        if self.opp.opted_out {
-            return Err(Rejection::OptedOut { action: ACTION });
-        }
+        self.open_for(ACTION)?;
         if let Some(t) = self.opp.line_type.filter(|t| !t.takes_texts()) {
             return Err(Rejection::SmsRefused {
                 reason: format!("the number is a {t}, which takes no texts"),
