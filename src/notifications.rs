@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use neuronx_actors::domain::opportunity::Recipient;
+use neuronx_actors::domain::text::one_line;
 use neuronx_supervision::{Store, TenantId};
 use uuid::Uuid;
 
@@ -12,56 +13,51 @@ use crate::control::access;
 use crate::control::reps::{self, Rep, RepStatus};
 use crate::control::ControlError;
 
+/// Whom a notice about `opportunity` goes to, and whether someone is on call to see the lead
+/// anyway, from one read of its people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audience {
+    pub recipients: Vec<Recipient>,
+    /// The assignee when that is an active rep, else any active rep of the team, is
+    /// `available` and in working hours now. A lead's reply is told only when nobody is.
+    pub on_call: bool,
+}
+
 /// Whom an escalation of `opportunity` tells: its assignee when that is a rep; else its team's
 /// reps (the tenant's when it has no team) who are `available` and in working hours now; else,
 /// when none is on call, the team's other reps, so someone hears of the lead waiting; at most
 /// `MAX_NOTIFIED` of them (`on_call`).
-pub async fn recipients(
+pub async fn audience(
     store: &Store,
     tenant: TenantId,
     opportunity: Uuid,
     assignee: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<Vec<Recipient>, ControlError> {
+) -> Result<Audience, ControlError> {
     if let Some(name) = assignee {
         // A deactivated assignee is told nothing (its leads are being reassigned).
         if let Some(rep) = reps::get_rep(store, tenant, name, now)
             .await?
             .filter(|r| r.active)
         {
-            return Ok(vec![recipient(rep)]);
+            return Ok(Audience {
+                on_call: is_on_call(&rep),
+                recipients: vec![recipient(rep)],
+            });
         }
     }
     let team = access::team_of(store, tenant, opportunity).await?;
     let mut all = reps::list_reps(store, tenant, team, now).await?;
     // Nobody deactivated is told, even when nobody is on call.
     all.retain(|r| r.active);
-    Ok(on_call(all).into_iter().map(recipient).collect())
+    Ok(Audience {
+        on_call: all.iter().any(is_on_call),
+        recipients: on_call(all).into_iter().map(recipient).collect(),
+    })
 }
 
-/// Whether someone is on call for `opportunity` now: its assignee when that is an active rep,
-/// else any active rep of its team (the tenant's when it has none), `available` and in working
-/// hours. A lead's reply is told to people only when nobody is (after hours).
-pub async fn someone_on_call(
-    store: &Store,
-    tenant: TenantId,
-    opportunity: Uuid,
-    assignee: Option<&str>,
-    now: DateTime<Utc>,
-) -> Result<bool, ControlError> {
-    let on = |r: &Rep| r.active && r.status == RepStatus::Available && r.in_hours;
-    if let Some(name) = assignee {
-        if let Some(rep) = reps::get_rep(store, tenant, name, now).await? {
-            if rep.active {
-                return Ok(on(&rep));
-            }
-        }
-    }
-    let team = access::team_of(store, tenant, opportunity).await?;
-    Ok(reps::list_reps(store, tenant, team, now)
-        .await?
-        .iter()
-        .any(on))
+fn is_on_call(rep: &Rep) -> bool {
+    rep.status == RepStatus::Available && rep.in_hours
 }
 
 /// At most this many reps are told of one escalation: enough that someone acts, few enough
@@ -73,9 +69,7 @@ pub const MAX_NOTIFIED: usize = 3;
 /// most likely to act now: reps not on a call first, then the one offered a call longest ago
 /// (never offered first), then by name.
 fn on_call(all: Vec<Rep>) -> Vec<Rep> {
-    let (on, off): (Vec<Rep>, Vec<Rep>) = all
-        .into_iter()
-        .partition(|r| r.status == RepStatus::Available && r.in_hours);
+    let (on, off): (Vec<Rep>, Vec<Rep>) = all.into_iter().partition(is_on_call);
     let mut chosen = if on.is_empty() { off } else { on };
     chosen.sort_by(|a, b| {
         let busy = |r: &Rep| r.effective_status == RepStatus::Busy;
@@ -110,21 +104,6 @@ pub struct Notice {
     pub sms: String,
     pub subject: String,
     pub body: String,
-}
-
-/// At most `max` characters of `text` on one line (control characters become spaces), with
-/// an ellipsis when cut.
-fn one_line(text: &str, max: usize) -> String {
-    let clean: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let clean = clean.split_whitespace().collect::<Vec<_>>().join(" ");
-    if clean.chars().count() <= max {
-        return clean;
-    }
-    let cut: String = clean.chars().take(max.saturating_sub(1)).collect();
-    format!("{}…", cut.trim_end())
 }
 
 /// The notice to `recipient` that lead `lead` was escalated for `reason`, with the console link.

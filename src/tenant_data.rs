@@ -227,9 +227,8 @@ pub async fn opportunity_of_phone(
     };
     // Only an opportunity that exists: a claim may precede its create by a moment.
     let exists = store
-        .get_actor(tenant, opp::KIND.as_str(), holder)
-        .await?
-        .is_some();
+        .actor_exists(tenant, opp::KIND.as_str(), holder)
+        .await?;
     Ok(if exists { Some(holder) } else { newest })
 }
 

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::{malformed, undecided, Context};
-use crate::notifications::{compose, console_link, recipients, someone_on_call};
+use crate::notifications::{audience, compose, console_link};
 use crate::send_limits::SendKind;
 use crate::tenant_data;
 use crate::twilio_channel;
@@ -71,18 +71,7 @@ impl EffectHandler for Notify {
             };
             let tenant = call.key.tenant;
             let now = ctx.clock.now();
-            if notice.after_hours_only {
-                let assignee = notice.assignee.as_deref();
-                match someone_on_call(&ctx.store, tenant, notice.opportunity_id, assignee, now)
-                    .await
-                {
-                    // In hours someone sees the reply on the console; nobody is texted.
-                    Ok(true) => return done(json!({"skipped": "someone is on call"}), None),
-                    Ok(false) => {}
-                    Err(e) => return undecided(e.to_string()),
-                }
-            }
-            let people = match recipients(
+            let audience = match audience(
                 &ctx.store,
                 tenant,
                 notice.opportunity_id,
@@ -91,9 +80,14 @@ impl EffectHandler for Notify {
             )
             .await
             {
-                Ok(people) => people,
+                Ok(audience) => audience,
                 Err(e) => return undecided(e.to_string()),
             };
+            // In hours someone sees a reply on the console; nobody is texted.
+            if notice.after_hours_only && audience.on_call {
+                return done(json!({"skipped": "someone is on call"}), None);
+            }
+            let people = audience.recipients;
             let names: Vec<&str> = people.iter().map(|p| p.name.as_str()).collect();
             tracing::info!(key = %call.key, queue = %notice.queue, recipients = ?names, "escalation notice");
             let result = json!({"queue": notice.queue, "recipients": names});

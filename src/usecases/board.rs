@@ -4,12 +4,11 @@
 //! leading column of the indexes it reads) and, for a team-limited caller, to its team.
 
 use chrono::{DateTime, Utc};
-use neuronx_actors::opportunity as opp;
 use neuronx_supervision::EngineHandle;
 use uuid::Uuid;
 
 use super::opportunities::BoardRow;
-use super::views::{ms_to_time, OpportunityView, TimerView};
+use super::views::ms_to_time;
 use super::{authorize, Error};
 use crate::control::{on_db, Action, ControlError, Scope};
 use crate::input::{self, Lines};
@@ -204,22 +203,13 @@ async fn board_row(
     tenant: neuronx_supervision::TenantId,
     id: Uuid,
 ) -> Result<BoardRow, Error> {
-    let store = engine.store();
-    let row = store
-        .get_actor(tenant, opp::KIND.as_str(), id)
-        .await?
-        .ok_or(Error::NotFound("opportunity"))?;
-    let view = OpportunityView::of(&row, Vec::new())?;
-    let next_sla = store
-        .timers_of(tenant, opp::KIND.as_str(), id)
-        .await?
+    let mut view = super::opportunities::load(engine, tenant, id).await?;
+    // The row shows the next SLA deadline, not the timers themselves.
+    let next_sla = std::mem::take(&mut view.timers)
         .into_iter()
         .filter(|t| t.name.ends_with("_sla"))
-        .min_by_key(|t| t.due_at_ms)
-        .map(|t| TimerView {
-            name: t.name,
-            due_at: ms_to_time(t.due_at_ms),
-        });
+        .min_by_key(|t| t.due_at);
+    let store = engine.store();
     let last_event = crate::control::sessions::last_event(store, tenant, id)
         .await?
         .map(|(kind, reason, _)| (kind, reason));

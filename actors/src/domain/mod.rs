@@ -67,4 +67,5 @@ pub mod call;
 pub mod compliance;
 pub mod opportunity;
 pub mod playbook;
+pub mod text;
 pub mod timeline;

@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::{OppEffect, OppTimer, Stage, Step};
 use crate::domain::compliance::{self, Channel, Decision, Keyword, Purpose};
+use crate::domain::text::one_line;
 use crate::domain::timeline::{Cause, TimelineKind};
 
 impl Step<'_> {
@@ -65,7 +66,7 @@ impl Step<'_> {
             reason: format!(
                 "{} replied: \"{}\"",
                 self.opp.contact.name,
-                excerpt(body, REPLY_EXCERPT_CHARS)
+                one_line(body, REPLY_EXCERPT_CHARS)
             ),
         });
     }
@@ -178,13 +179,3 @@ const REPLY_NOTICE_QUIET_SECONDS: i64 = 15 * 60;
 
 /// How much of a reply a notice quotes.
 const REPLY_EXCERPT_CHARS: usize = 120;
-
-/// The first `max` characters of `text` on one line, with an ellipsis when cut.
-fn excerpt(text: &str, max: usize) -> String {
-    let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if line.chars().count() <= max {
-        return line;
-    }
-    let cut: String = line.chars().take(max).collect();
-    format!("{cut}…")
-}
