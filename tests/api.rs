@@ -464,3 +464,19 @@ both_backends!(
     lists_filter_and_page,
     health_readiness_and_metrics_answer,
 );
+
+/// The tests' daytime places give numbers the API accepts, each in its place's zone alone (else
+/// a suite's lead would be held to a second zone's calling hours at some hour of the day).
+#[test]
+fn the_test_places_are_valid_numbers_in_their_zone_alone() {
+    use neuronx_actors::domain::compliance::resolve_zones;
+    use neuronx_actors::domain::opportunity::normalize_phone;
+    for local in ["5550100", "6200000", "6299999", "5550177", "5560000"] {
+        for (zone, phone) in common::places::every_place(local) {
+            assert_eq!(normalize_phone(&phone).as_deref(), Ok(phone.as_str()));
+            let zones = resolve_zones(Some(zone), &phone);
+            let names: Vec<&str> = zones.iter().map(|z| z.name()).collect();
+            assert_eq!(names, [zone], "{phone}");
+        }
+    }
+}

@@ -11,7 +11,7 @@ mod flow;
 
 use std::time::Duration;
 
-use common::{daytime_zone, eventually, post_signed, sql, Backend, TestApp};
+use common::{day_phone, daytime_zone, eventually, post_signed, sql, Backend, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -48,7 +48,7 @@ async fn opportunities_of(t: &TestApp, phone: &str) -> usize {
 
 async fn merges_by_default(backend: Backend) {
     let t = TestApp::spawn(backend).await;
-    let phone = "+14155550111";
+    let phone = &day_phone("5550111");
     let (status, first) = t.post("/v1/opportunities", lead_of("form-1", phone)).await;
     assert_eq!(status, StatusCode::CREATED, "{first}");
     let id = first["id"].as_str().unwrap().to_owned();
@@ -108,7 +108,7 @@ async fn skips_when_the_tenant_says_so(backend: Backend) {
     t.duplicate_contacts("skip").await;
     assert_eq!(t.get("/v1/settings").await.1["duplicate_contacts"], "skip");
 
-    let phone = "+14155550122";
+    let phone = &day_phone("5550122");
     let (_, live) = t.post("/v1/opportunities", lead_of("web-1", phone)).await;
     let live_id = live["id"].as_str().unwrap().to_owned();
     let (status, dup) = t.post("/v1/opportunities", lead_of("web-2", phone)).await;
@@ -143,7 +143,7 @@ async fn skips_when_the_tenant_says_so(backend: Backend) {
 
 async fn leads_arriving_together_start_one_cadence(backend: Backend) {
     let t = TestApp::spawn(backend).await;
-    let phone = "+14155550133";
+    let phone = &day_phone("5550133");
     let creates = (0..8).map(|n| {
         let t = &t;
         async move {
@@ -204,7 +204,7 @@ async fn a_stop_reaches_the_live_opportunity_not_the_skipped_one(backend: Backen
     let s = flow::setup(backend).await;
     let t = &s.app;
     t.duplicate_contacts("skip").await;
-    let phone = "+14155550144";
+    let phone = &day_phone("5550144");
     let (_, live) = t.post("/v1/opportunities", lead_of("ad-1", phone)).await;
     let (status, dup) = t.post("/v1/opportunities", lead_of("ad-2", phone)).await;
     assert_eq!(status, StatusCode::CREATED, "{dup}");
@@ -232,7 +232,7 @@ async fn a_stop_reaches_the_live_opportunity_not_the_skipped_one(backend: Backen
 /// person's next lead is created, not held as `contact_busy`.
 async fn a_refused_create_frees_the_number(backend: Backend) {
     let t = TestApp::spawn(backend).await;
-    let phone = "+14155550155";
+    let phone = &day_phone("5550155");
     let mut bad = lead_of("typo-1", phone);
     bad["team"] = json!("no-such-team");
     let (status, body) = t.post("/v1/opportunities", bad).await;

@@ -60,7 +60,7 @@ fn lead(i: usize, zone: &str) -> serde_json::Value {
         "playbook": "demo",
         "contact": {
             "name": format!("Lead {i}"),
-            "phone": format!("+1415555{:04}", i),
+            "phone": common::day_phone(&format!("555{:04}", i)),
             "timezone": zone,
             "consent": {"voice": true, "sms": true}
         }
@@ -149,6 +149,7 @@ async fn a_stop_reply_ends_the_conversation_with_one_confirmation(backend: Backe
     config.reply_mix.stop = 1;
     let Setup { app, sim } = setup(backend, config).await;
     let zone = common::daytime_zone();
+    let lead_one = common::day_phone("5550001");
     let (status, body) = app.post("/v1/opportunities", lead(1, zone)).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let id = body["id"].as_str().unwrap().to_owned();
@@ -210,13 +211,13 @@ async fn a_stop_reply_ends_the_conversation_with_one_confirmation(backend: Backe
         "{refused}"
     );
     assert_eq!(
-        sim.stats().messages_per_number.get("+14155550001"),
+        sim.stats().messages_per_number.get(lead_one.as_str()),
         Some(&1)
     );
     let calls = sim
         .stats()
         .calls_per_number
-        .get("+14155550001")
+        .get(lead_one.as_str())
         .copied()
         .unwrap_or(0);
     assert_eq!(calls, 1);
@@ -228,9 +229,10 @@ async fn a_stop_reply_ends_the_conversation_with_one_confirmation(backend: Backe
 async fn webhooks_without_a_valid_signature_are_refused_and_write_nothing(backend: Backend) {
     let Setup { app, sim } = setup(backend, SimConfig::default()).await;
     let path = format!("/webhooks/twilio/{}/sms/inbound", app.tenant);
+    let lead_one = common::day_phone("5550001");
     let form = [
         ("MessageSid", "SM1"),
-        ("From", "+14155550001"),
+        ("From", lead_one.as_str()),
         ("Body", "STOP"),
     ];
     for (signature, why) in [

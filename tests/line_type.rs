@@ -20,8 +20,14 @@ use neuronx_adapters::twilio::LineType;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-const LANDLINE: &str = "+14155550123";
-const MOBILE: &str = "+14155550188";
+/// A landline and a mobile in the daytime place, so their calling hours are open now.
+fn landline_number() -> String {
+    common::day_phone("5550123")
+}
+
+fn mobile_number() -> String {
+    common::day_phone("5550188")
+}
 const WAIT: Duration = Duration::from_secs(30);
 
 struct Setup {
@@ -79,36 +85,15 @@ async fn setup(
 
 fn landline() -> LookupConfig {
     LookupConfig {
-        numbers: BTreeMap::from([(LANDLINE.to_owned(), LineType::Landline)]),
+        numbers: BTreeMap::from([(landline_number(), LineType::Landline)]),
         ..LookupConfig::default()
     }
-}
-
-/// A zone where it is mid-day now, so calling hours are open whenever the test runs.
-fn daytime_zone() -> &'static str {
-    use chrono::Timelike;
-    let now = chrono::Utc::now();
-    [
-        "America/New_York",
-        "America/Los_Angeles",
-        "Pacific/Honolulu",
-        "Asia/Tokyo",
-        "Asia/Kolkata",
-        "Europe/London",
-        "Australia/Sydney",
-    ]
-    .into_iter()
-    .find(|z| {
-        z.parse::<chrono_tz::Tz>()
-            .is_ok_and(|tz| (10..18).contains(&now.with_timezone(&tz).hour()))
-    })
-    .unwrap_or("America/New_York")
 }
 
 async fn create(app: &TestApp, external_id: &str, phone: &str) -> String {
     let lead = json!({
         "external_id": external_id,
-        "contact": {"name": "Ana Lima", "phone": phone, "timezone": daytime_zone(),
+        "contact": {"name": "Ana Lima", "phone": phone, "timezone": common::daytime_zone(),
                     "consent": {"voice": true, "sms": true}},
     });
     let (status, body) = app.post("/v1/opportunities", lead).await;
@@ -146,7 +131,7 @@ async fn texted(sim: &SimHandle, phone: &str) {
 
 async fn a_landline_is_looked_up_once_and_never_texted(backend: Backend) {
     let Setup { app, sim } = setup(backend, landline(), true, None).await;
-    let id = create(&app, "land-1", LANDLINE).await;
+    let id = create(&app, "land-1", &landline_number()).await;
     let (view, timeline) = after(&app, &id, "sms_skipped").await;
     assert_eq!(view["line_type"], "landline", "{view}");
     let skipped = timeline
@@ -160,7 +145,11 @@ async fn a_landline_is_looked_up_once_and_never_texted(backend: Backend) {
     assert!(timeline.iter().any(|e| e["kind"] == "line_type"));
     // Voice goes on: the call was dialled and the retry is armed.
     let stats = sim.stats();
-    assert_eq!(stats.calls_per_number.get(LANDLINE), Some(&1), "{stats:?}");
+    assert_eq!(
+        stats.calls_per_number.get(&landline_number()),
+        Some(&1),
+        "{stats:?}"
+    );
     let timers: Vec<&str> = view["timers"]
         .as_array()
         .unwrap()
@@ -178,20 +167,20 @@ async fn a_landline_is_looked_up_once_and_never_texted(backend: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let again = create(&app, "land-2", LANDLINE).await;
+    let again = create(&app, "land-2", &landline_number()).await;
     let (view, _) = after(&app, &again, "sms_skipped").await;
     assert_eq!(view["line_type"], "landline");
     let stats = sim.stats();
     assert_eq!(stats.lookups, 1, "{stats:?}");
-    assert_eq!(stats.lookups_per_number.get(LANDLINE), Some(&1));
+    assert_eq!(stats.lookups_per_number.get(&landline_number()), Some(&1));
     assert_eq!(stats.messages, 0, "no text to a landline: {stats:?}");
     app.stop().await;
 }
 
 async fn a_mobile_is_texted_as_before(backend: Backend) {
     let Setup { app, sim } = setup(backend, landline(), true, None).await;
-    let id = create(&app, "mob-1", MOBILE).await;
-    texted(&sim, MOBILE).await;
+    let id = create(&app, "mob-1", &mobile_number()).await;
+    texted(&sim, &mobile_number()).await;
     let (view, _) = after(&app, &id, "line_type").await;
     assert_eq!(view["line_type"], "mobile", "{view}");
     let stats = sim.stats();
@@ -213,8 +202,8 @@ async fn without_the_switch_nothing_is_looked_up(backend: Backend) {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
     assert!(err.to_string().contains("line_type_lookup"), "{err}");
-    let id = create(&app, "off-1", LANDLINE).await;
-    texted(&sim, LANDLINE).await;
+    let id = create(&app, "off-1", &landline_number()).await;
+    texted(&sim, &landline_number()).await;
     let (view, timeline) = after(&app, &id, "effect_sent").await;
     assert_eq!(view["line_type"], Value::Null);
     assert!(!timeline.iter().any(|e| e["kind"] == "line_type"));
@@ -228,8 +217,8 @@ async fn a_failing_lookup_is_unknown_and_the_text_goes_out(backend: Backend) {
         ..landline()
     };
     let Setup { app, sim } = setup(backend, failing, true, None).await;
-    let id = create(&app, "fail-1", LANDLINE).await;
-    texted(&sim, LANDLINE).await;
+    let id = create(&app, "fail-1", &landline_number()).await;
+    texted(&sim, &landline_number()).await;
     let (view, timeline) = after(&app, &id, "line_type").await;
     assert_eq!(view["line_type"], "unknown", "{view}");
     let entry = timeline.iter().find(|e| e["kind"] == "line_type").unwrap();
@@ -247,8 +236,8 @@ async fn a_slow_lookup_times_out_and_the_text_goes_out(backend: Backend) {
         ..landline()
     };
     let Setup { app, sim } = setup(backend, slow, true, None).await;
-    let id = create(&app, "slow-1", LANDLINE).await;
-    texted(&sim, LANDLINE).await;
+    let id = create(&app, "slow-1", &landline_number()).await;
+    texted(&sim, &landline_number()).await;
     let (view, _) = after(&app, &id, "line_type").await;
     assert_eq!(view["line_type"], "unknown", "{view}");
     app.stop().await;
@@ -258,7 +247,7 @@ async fn bad_credentials_are_unknown_and_the_warning_hides_the_token(backend: Ba
     let logs = logs::capture("info");
     let token = "wrong-secret-token-8d1f";
     let Setup { app, sim } = setup(backend, landline(), true, Some(token)).await;
-    let id = create(&app, "bad-1", LANDLINE).await;
+    let id = create(&app, "bad-1", &landline_number()).await;
     let (view, _) = after(&app, &id, "line_type").await;
     assert_eq!(view["line_type"], "unknown", "{view}");
     let text = logs.text();

@@ -45,35 +45,6 @@ async fn put_number(t: &TestApp, key: &str, number: &str, body: Value) -> (Statu
     .await
 }
 
-/// A zone where it is mid-afternoon now, so a Texas lead's calling hours (from noon on a
-/// Sunday) are open whenever the test runs.
-fn afternoon_zone() -> &'static str {
-    use chrono::Timelike;
-    let now = chrono::Utc::now();
-    [
-        "America/New_York",
-        "America/Chicago",
-        "America/Denver",
-        "America/Los_Angeles",
-        "Pacific/Honolulu",
-        "Asia/Tokyo",
-        "Asia/Kolkata",
-        "Europe/London",
-        "Europe/Moscow",
-        "America/Sao_Paulo",
-        "Australia/Sydney",
-        "Asia/Dubai",
-        "Pacific/Auckland",
-        "Asia/Bangkok",
-    ]
-    .into_iter()
-    .find(|z| {
-        z.parse::<chrono_tz::Tz>()
-            .is_ok_and(|tz| (13..18).contains(&now.with_timezone(&tz).hour()))
-    })
-    .unwrap_or("America/Chicago")
-}
-
 async fn lead_as(
     t: &TestApp,
     key: &str,
@@ -83,7 +54,6 @@ async fn lead_as(
 ) -> String {
     let mut lead = common::lead(external_id, 300);
     lead["contact"]["phone"] = json!(phone);
-    lead["contact"]["timezone"] = json!(afternoon_zone());
     if let Some(team) = team {
         lead["team"] = json!(team);
     }

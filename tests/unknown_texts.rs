@@ -17,7 +17,10 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(30);
-const LEAD: &str = "+14155550177";
+/// The lead's number, in the daytime place so its calling hours are open now.
+fn lead_number() -> String {
+    common::day_phone("5550177")
+}
 
 async fn setup(backend: Backend, faults: RestFaults) -> (TestApp, SimHandle) {
     let config = SimConfig {
@@ -35,7 +38,7 @@ async fn texted_lead(app: &TestApp) -> String {
             "/v1/opportunities",
             json!({
                 "external_id": "texts-only",
-                "contact": {"name": "Ana Lima", "phone": LEAD, "timezone": daytime_zone(),
+                "contact": {"name": "Ana Lima", "phone": lead_number(), "timezone": daytime_zone(),
                             "consent": {"voice": false, "sms": true}},
                 "sla": {"first_touch_seconds": 300}
             }),
@@ -76,7 +79,10 @@ async fn a_text_made_but_unanswered_is_found_and_recorded_sent(backend: Backend)
     assert!(result["found_after"].is_string(), "{result}");
     // The one the carrier made, and only it.
     let stats = sim.stats();
-    assert_eq!(stats.messages_per_number.get(LEAD).copied(), Some(1));
+    assert_eq!(
+        stats.messages_per_number.get(&lead_number()).copied(),
+        Some(1)
+    );
     sim.shutdown().await;
     app.stop().await;
 }
@@ -91,7 +97,7 @@ async fn a_text_never_made_stays_unknown_and_is_not_sent_again(backend: Backend)
     let (status, result) = settled_text(&app, &id).await;
     assert_eq!(status, "unknown", "{result}");
     assert_eq!(result["lookup"], "not_found", "{result}");
-    assert_eq!(sim.stats().messages_per_number.get(LEAD), None);
+    assert_eq!(sim.stats().messages_per_number.get(&lead_number()), None);
     assert_eq!(
         sim.stats().rest_faults.get("server_error").copied(),
         Some(1),

@@ -107,7 +107,7 @@ pub async fn run(mut settings: Settings, args: BacklogArgs) -> anyhow::Result<Re
     let tenant = neuronx::tenants::create(&store, "backlog").await?.tenant_id;
     let permits = Arc::new(Semaphore::new(args.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
-    let night = crate::demo::night_zone();
+    let night = crate::places::night();
     for i in 0..args.timers {
         let permit = permits.clone().acquire_owned().await?;
         let e = engine.clone();
@@ -255,13 +255,13 @@ async fn queue_leads(
     count: u64,
     shard_count: u32,
 ) -> anyhow::Result<()> {
-    let zone = crate::demo::daytime_zone();
+    let place = crate::places::daytime();
     let mut start = 0;
     while start < count {
         let end = (start + 1_000).min(count);
         let mut batch = Vec::with_capacity((end - start) as usize);
         for i in start..end {
-            let (key, input) = load::lead(tenant, "queued", i, zone, FIRST_TOUCH_S)?;
+            let (key, input) = load::lead(tenant, "queued", i, place, FIRST_TOUCH_S)?;
             batch.push(NewInput {
                 key,
                 shard: key.shard(shard_count),

@@ -19,6 +19,8 @@ use neuronx::app::App;
 use neuronx::config::Settings;
 use neuronx::secrets::Keyring;
 
+use crate::places;
+
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
     /// How many leads to create.
@@ -37,58 +39,6 @@ const REPS: u32 = 12;
 /// fiction, so no rep shares a number with a lead (the summary tells their texts apart by it).
 fn rep_phone(n: u32) -> String {
     format!("+1646555{:04}", 100 + n)
-}
-
-/// Area codes across the time zones, Florida included (stricter window and a call cap).
-const AREA_CODES: [u16; 8] = [212, 617, 312, 214, 303, 602, 415, 305];
-
-const ZONES: [&str; 10] = [
-    "America/New_York",
-    "America/Chicago",
-    "America/Denver",
-    "America/Los_Angeles",
-    "Pacific/Honolulu",
-    "Asia/Tokyo",
-    "Asia/Kolkata",
-    "Europe/London",
-    "America/Sao_Paulo",
-    "Australia/Sydney",
-];
-
-/// The `n`th of a run of distinct, valid North American numbers in `area` (a real area code):
-/// exchanges 200–999 without the N11 service codes, 10,000 lines each (7.2 million in all). The
-/// shape alone (`+1415` and seven digits) is not enough: the API refuses numbers the
-/// numbering plan cannot hold, such as exchange 000.
-pub fn lead_phone(area: u16, n: u64) -> String {
-    let exchanges: u64 = 800 - 8; // 200..=999 less 211, 311, …, 911
-    let mut exchange = 200 + (n / 10_000) % exchanges;
-    // Skip each N11 at or below it: map the index past the service codes.
-    for n11 in [211, 311, 411, 511, 611, 711, 811, 911] {
-        if exchange >= n11 {
-            exchange += 1;
-        }
-    }
-    format!("+1{area}{exchange}{:04}", n % 10_000)
-}
-
-/// A time zone where it is mid-day now, so calling hours do not depend on when this runs
-/// (the demo, the benchmark and the tests use it).
-pub fn daytime_zone() -> &'static str {
-    zone_where(|h| (10..18).contains(&h)).unwrap_or("America/New_York")
-}
-
-/// A time zone where it is night now: calls there must wait for calling hours.
-pub fn night_zone() -> &'static str {
-    zone_where(|h| !(6..22).contains(&h)).unwrap_or("Asia/Tokyo")
-}
-
-fn zone_where(pred: impl Fn(u32) -> bool) -> Option<&'static str> {
-    use chrono::Timelike;
-    let now = chrono::Utc::now();
-    ZONES.into_iter().find(|z| {
-        z.parse::<chrono_tz::Tz>()
-            .is_ok_and(|tz| pred(now.with_timezone(&tz).hour()))
-    })
 }
 
 pub fn free_port() -> anyhow::Result<u16> {
@@ -162,21 +112,20 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<Summa
         let http = http.clone();
         let (base, key) = (base.clone(), key.clone());
         tasks.spawn(async move {
-            let area = AREA_CODES[i as usize % AREA_CODES.len()];
             // Most leads are where it is day now; one in ten is where it is night, so the
             // calling-hours rule shows (those calls wait, and the SLA escalates them).
-            let zone = if i % 10 == 9 {
-                night_zone()
+            let place = if i % 10 == 9 {
+                places::night()
             } else {
-                daytime_zone()
+                places::daytime()
             };
             let body = json!({
                 "external_id": format!("demo-{i}"),
                 "playbook": "demo",
                 "contact": {
                     "name": format!("Lead {i}"),
-                    "phone": lead_phone(area, u64::from(i)),
-                    "timezone": zone,
+                    "phone": place.phone(u64::from(i)),
+                    "timezone": place.zone,
                     "consent": {"voice": true, "sms": true}
                 }
             });
@@ -318,21 +267,4 @@ async fn first_touch_armed(
         .iter()
         .filter(|t| t.key.tenant == tenant && t.name == "first_touch_sla")
         .count())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn lead_phones_are_distinct_and_valid() {
-        use neuronx_actors::domain::opportunity::validate_e164;
-        let mut seen = std::collections::HashSet::new();
-        for n in (0..7_200_000)
-            .step_by(9_973)
-            .chain([1, 9_999, 10_000, 7_199_999])
-        {
-            let p = super::lead_phone(415, n);
-            assert_eq!(validate_e164(&p), Ok(()), "{p}");
-            assert!(seen.insert(p.clone()), "{p} twice");
-        }
-    }
 }

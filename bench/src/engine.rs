@@ -225,10 +225,10 @@ pub async fn run(mut settings: Settings, args: BenchArgs) -> anyhow::Result<Repo
     let peaks = Peaks::start(handles.clone());
     let permits = Arc::new(Semaphore::new(args.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
-    let zone = if args.night {
-        crate::demo::night_zone()
+    let place = if args.night {
+        crate::places::night()
     } else {
-        crate::demo::daytime_zone()
+        crate::places::daytime()
     };
     let pace = (args.rate > 0).then(|| Duration::from_secs_f64(1.0 / args.rate as f64));
     for i in 0..args.opportunities {
@@ -240,7 +240,7 @@ pub async fn run(mut settings: Settings, args: BenchArgs) -> anyhow::Result<Repo
         let first_touch = args.first_touch_seconds;
         tasks.spawn(async move {
             let _permit = permit;
-            create(&engine, tenant, i, first_touch, zone).await
+            create(&engine, tenant, i, first_touch, place).await
         });
         while let Some(done) = tasks.try_join_next() {
             done??;
@@ -429,7 +429,7 @@ async fn create(
     tenant: TenantId,
     i: u64,
     first_touch_seconds: u64,
-    zone: &str,
+    place: &crate::places::Place,
 ) -> anyhow::Result<()> {
     let external_id = format!("bench-{i}");
     let id = opp::id_for(tenant, &external_id);
@@ -438,9 +438,9 @@ async fn create(
         external_id,
         contact: Contact {
             name: format!("Lead {i}"),
-            phone: crate::demo::lead_phone(415, i),
+            phone: place.phone(i),
             email: None,
-            timezone: Some(zone.into()),
+            timezone: Some(place.zone.into()),
             consent: Consent {
                 voice: true,
                 sms: true,

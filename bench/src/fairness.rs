@@ -90,7 +90,7 @@ pub async fn run(mut settings: Settings, args: FairnessArgs) -> anyhow::Result<R
     let b = neuronx::tenants::create(&store, "neighbour")
         .await?
         .tenant_id;
-    let zone = crate::demo::daytime_zone();
+    let place = crate::places::daytime();
 
     // Tenant B: one lead every `b_every_ms`, until A's import is dialled.
     let (stop_b, mut stopped) = tokio::sync::watch::channel(false);
@@ -107,7 +107,7 @@ pub async fn run(mut settings: Settings, args: FairnessArgs) -> anyhow::Result<R
                 _ = stopped.changed() => break,
             }
             let e = b_engine.clone();
-            creates.spawn(async move { load::create(&e, b, "b", n, zone, FIRST_TOUCH_S).await });
+            creates.spawn(async move { load::create(&e, b, "b", n, place, FIRST_TOUCH_S).await });
             n += 1;
         }
         while let Some(done) = creates.join_next().await {
@@ -125,7 +125,7 @@ pub async fn run(mut settings: Settings, args: FairnessArgs) -> anyhow::Result<R
         let e = engine.clone();
         tasks.spawn(async move {
             let _permit = permit;
-            load::create(&e, a, "a", i, zone, FIRST_TOUCH_S).await
+            load::create(&e, a, "a", i, place, FIRST_TOUCH_S).await
         });
         while let Some(done) = tasks.try_join_next() {
             a_submitted.push(done??);

@@ -15,5 +15,6 @@ pub mod engine;
 pub mod failover;
 pub mod fairness;
 mod load;
+pub mod places;
 pub mod twiml;
 pub mod webhooks;

@@ -12,6 +12,8 @@ use neuronx_actors::opportunity as opp;
 use neuronx_supervision::{ActorKey, EngineHandle, Store, SubmitOutcome, TenantId};
 use uuid::Uuid;
 
+use crate::places::Place;
+
 /// The loopback carrier (a call rings after 20 ms, goes unanswered after 50 ms) and generous
 /// send limits, as `bench engine` sets them: the default 50 dials a second per tenant would
 /// pace the import and measure the limiter, not the engine.
@@ -61,7 +63,7 @@ pub(crate) fn lead(
     tenant: TenantId,
     tag: &str,
     i: u64,
-    zone: &str,
+    place: &Place,
     first_touch_seconds: u64,
 ) -> anyhow::Result<(ActorKey, serde_json::Value)> {
     let external_id = format!("{tag}-{i}");
@@ -71,9 +73,14 @@ pub(crate) fn lead(
         external_id,
         contact: Contact {
             name: format!("Lead {tag} {i}"),
-            phone: crate::demo::lead_phone(if tag.starts_with('b') { 212 } else { 415 }, i),
+            // Tenant B's leads have numbers of their own (an offset past A's).
+            phone: place.phone(if tag.starts_with('b') {
+                5_000_000 + i
+            } else {
+                i
+            }),
             email: None,
-            timezone: Some(zone.into()),
+            timezone: Some(place.zone.into()),
             consent: Consent {
                 voice: true,
                 sms: true,
@@ -97,10 +104,10 @@ pub(crate) async fn create(
     tenant: TenantId,
     tag: &str,
     i: u64,
-    zone: &str,
+    place: &Place,
     first_touch_seconds: u64,
 ) -> anyhow::Result<(Uuid, i64)> {
-    let (key, input) = lead(tenant, tag, i, zone, first_touch_seconds)?;
+    let (key, input) = lead(tenant, tag, i, place, first_touch_seconds)?;
     let submitted = chrono::Utc::now().timestamp_millis();
     match engine.submit(key, input, None).await? {
         SubmitOutcome::Applied(_) | SubmitOutcome::Accepted => Ok((key.id, submitted)),

@@ -32,7 +32,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
-use crate::demo::{daytime_zone, free_port};
+use crate::demo::free_port;
 
 #[derive(Debug, clap::Args)]
 pub struct TwimlBenchArgs {
@@ -150,10 +150,11 @@ async fn run_with(
     }
     // The opportunities, and the calls their first touch places.
     let mut calls = Vec::with_capacity(args.answers);
+    let place = crate::places::daytime();
     for i in 0..args.answers {
         let lead = json!({"external_id": format!("twiml-{i}"), "contact": {
-            "name": format!("Lead {i}"), "phone": crate::demo::lead_phone(415, i as u64),
-            "timezone": daytime_zone(), "consent": {"voice": true, "sms": false}}});
+            "name": format!("Lead {i}"), "phone": place.phone(i as u64),
+            "timezone": place.zone, "consent": {"voice": true, "sms": false}}});
         let body = api
             .send(reqwest::Method::POST, "/v1/opportunities", lead)
             .await?;

@@ -2,7 +2,10 @@
 //! flow's tests (`call_flow`, `hang_ups`, `notifications`): the engine on a known port whose
 //! public URL the simulator calls back, every lead answering in person, TwiML seconds of
 //! 100 ms (the shortest ring timeout, 5 s, is half a second), and the simulator stored as the
-//! tenant's Twilio account through the API.
+//! tenant's Twilio account through the API. The compliance rules open every hour
+//! ([`crate::common::all_day_rules`]): these suites are about call flows, and their leads live in
+//! fixed area codes whose own zone the gate would hold calls to; a suite about calling hours
+//! clears `compliance.rules_file` in its tweak to get the shipped rules back.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use neuronx::config::Settings;
@@ -50,6 +53,7 @@ pub async fn setup_sim(
         s.server.listen = format!("127.0.0.1:{port}");
         s.server.public_url = public_url.clone();
         s.secrets.keys = vec![Keyring::generate_entry("t")];
+        crate::common::all_day_rules(s);
         tweak(s);
     })
     .await;

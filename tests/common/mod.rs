@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 
 mod dropped_db;
+pub mod places;
 use dropped_db::DroppedDatabase;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -308,41 +309,21 @@ pub fn free_port() -> u16 {
         .unwrap()
 }
 
-/// A time zone where it is mid-day now, so a lead's calling hours are open whenever the test
-/// runs. (The demo and the benchmarks have their own, in `neuronx-bench`: the product's tests do
-/// not depend on them.)
-pub fn daytime_zone() -> &'static str {
-    use chrono::Timelike;
-    let now = chrono::Utc::now();
-    [
-        "America/New_York",
-        "America/Chicago",
-        "America/Denver",
-        "America/Los_Angeles",
-        "Pacific/Honolulu",
-        "Asia/Tokyo",
-        "Asia/Kolkata",
-        "Europe/London",
-        "America/Sao_Paulo",
-        "Australia/Sydney",
-    ]
-    .into_iter()
-    .find(|z| {
-        z.parse::<chrono_tz::Tz>()
-            .is_ok_and(|tz| (10..18).contains(&now.with_timezone(&tz).hour()))
-    })
-    .unwrap_or("America/New_York")
+/// The compliance rules of a test bed that must reach its leads at any hour: every hour open, no
+/// state rules (`tests/fixtures/compliance-all-day.toml`).
+pub const ALL_DAY_RULES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/compliance-all-day.toml"
+);
+
+/// Points the engine at [`ALL_DAY_RULES`].
+pub fn all_day_rules(settings: &mut Settings) {
+    settings.compliance.rules_file = ALL_DAY_RULES.to_owned();
 }
 
-/// A phone number of the lead `external_id`'s own: one person, one cadence (ADR 0046) would
-/// merge leads sharing a number, so each test lead gets a number derived from its id (FNV-1a;
-/// the same id always the same number, in the 415-62x exchanges).
-pub fn lead_phone(external_id: &str) -> String {
-    let hash = external_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("+141562{:05}", hash % 100_000)
-}
+/// A time zone where it is mid-day now, with phone numbers inside it: see [`places`].
+#[allow(unused_imports)] // each suite uses some
+pub use places::{day_phone, daytime_zone, lead_phone};
 
 pub fn lead(external_id: &str, first_touch_seconds: u64) -> Value {
     json!({

@@ -15,9 +15,10 @@
 //!   marketing texts (§4.1 C1) and §4.3 says not to auto-contact when the
 //!   location is unknown.
 //! * The calling window is evaluated in the called party's local time: the
-//!   contact's own IANA zone when valid, else every zone the area code spans
-//!   (the window must hold in all of them, §4.3), intersected with the
-//!   state's rules. The state comes from the area code only; a contact's
+//!   contact's own IANA zone when valid and every zone the area code spans
+//!   (the window must hold in all of them, §4.3, and when the two disagree
+//!   the deferral names the stricter zone), intersected with the state's
+//!   rules. The state comes from the area code only; a contact's
 //!   postal state is not modelled yet.
 //! * Outside the window, or over a frequency cap, the decision is a deferral
 //!   to the earliest instant at which every rule holds, computed in UTC
@@ -395,7 +396,10 @@ fn marketing(rules: &Rules, input: &GateInput<'_>) -> Decision {
     match schedule.next_allowed(input.now) {
         Some(until) => Decision::Defer {
             until,
-            reason: violation.into_reason(until),
+            reason: schedule
+                .binding(input.now, until)
+                .unwrap_or(violation)
+                .into_reason(until),
         },
         None => deny(BlockReason::NoPermittedTime {
             horizon_days: SEARCH_HORIZON_DAYS,

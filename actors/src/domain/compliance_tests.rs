@@ -329,7 +329,7 @@ fn rule_errors_name_the_field() {
             "default.window.start",
         ),
         (
-            "version = \"t\"\n[default]\nsource = \"s\"\nwindow = { start = \"08:00\", end = \"24:00\" }".to_owned(),
+            "version = \"t\"\n[default]\nsource = \"s\"\nwindow = { start = \"08:00\", end = \"24:01\" }".to_owned(),
             "default.window.end",
         ),
         (
@@ -416,22 +416,53 @@ fn windows() {
     assert_eq!(Window::new(t(8, 0, 0), t(21, 0, 0)).unwrap(), w);
 }
 
+#[test]
+fn a_window_may_run_to_midnight() {
+    let t = |h, m, s| NaiveTime::from_hms_opt(h, m, s).unwrap();
+    let all_day = Window::parse("00:00", "24:00").unwrap();
+    let late = Window::parse("20:00", "24:00").unwrap();
+    for time in [t(0, 0, 0), t(12, 0, 0), t(23, 59, 59)] {
+        assert!(all_day.contains(time), "{time}");
+    }
+    assert!(all_day.contains(NaiveTime::from_hms_nano_opt(23, 59, 59, 999_999_999).unwrap()));
+    assert!(late.contains(t(23, 59, 59)) && !late.contains(t(19, 59, 59)));
+    assert_eq!(all_day.to_string(), "00:00–24:00");
+    assert_eq!(
+        serde_json::to_value(late).unwrap(),
+        json!({"start": "20:00", "end": "24:00"})
+    );
+    assert_eq!(all_day.intersect(&late), Some(late));
+    // "24:00" ends a window; it never starts one.
+    assert!(Window::parse("24:00", "24:00").is_err());
+    // A rule open all day lets a call out at any instant.
+    let rules = custom_rules("00:00", "24:00");
+    for hour in 0..24 {
+        let input = call(NY_PHONE, local(NY, 2026, 6, 10, hour, 59, 59));
+        assert_eq!(check(&rules, &input), Decision::Allow, "{hour}:59:59");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Zone and state resolution
 // ---------------------------------------------------------------------------
 
 #[test]
 fn zone_resolution_order() {
-    // The contact's own zone wins over the area code.
+    // The contact's own zone comes first, then the area code's zones, each once.
     assert_eq!(
-        resolve_zone(Some("America/Denver"), NY_PHONE),
-        Some(chrono_tz::America::Denver)
+        resolve_zones(Some("America/Denver"), NY_PHONE),
+        vec![chrono_tz::America::Denver, NY]
     );
     assert_eq!(resolve_zone(Some(" America/Chicago "), NY_PHONE), Some(CHI));
     assert_eq!(
         resolve_zones(Some("America/Chicago"), PENSACOLA_PHONE),
-        vec![CHI]
+        vec![CHI, NY]
     );
+    assert_eq!(
+        resolve_zones(Some("America/New_York"), PENSACOLA_PHONE),
+        vec![NY, CHI]
+    );
+    assert_eq!(resolve_zones(Some("America/New_York"), NY_PHONE), vec![NY]);
     // Invalid or placeholder zones fall back to the area code.
     for zone in [
         "Eastern",
@@ -703,12 +734,51 @@ fn same_instant_new_york_allowed_los_angeles_deferred() {
         decision.reason().unwrap().describe(),
         "outside calling hours in America/Los_Angeles (07:00 local; allowed 08:00–21:00); retry at 08:00 local"
     );
-    // The contact's zone decides, not the area code.
+    // A contact zone that disagrees with the area code does not lift the area code's hours.
     let moved = GateInput {
         contact_timezone: Some("America/New_York"),
         ..call(LA_PHONE, now)
     };
-    assert_eq!(check(&rules, &moved), Decision::Allow);
+    let decision = assert_deferred_to(&rules, &moved, utc(2026, 6, 10, 15, 0, 0));
+    assert!(decision.describe().contains("America/Los_Angeles"));
+}
+
+#[test]
+fn contact_zone_and_area_code_disagreeing_both_hold_and_the_stricter_is_named() {
+    let rules = shipped();
+    let la_contact_ny_phone = |input: GateInput<'static>| GateInput {
+        contact_timezone: Some("America/Los_Angeles"),
+        ..input
+    };
+    for make in [call, text] {
+        // 08:30 in New York is 05:30 in Los Angeles: the contact's own zone waits until 08:00.
+        let morning = la_contact_ny_phone(make(NY_PHONE, local(NY, 2026, 6, 10, 8, 30, 0)));
+        let decision = assert_deferred_to(&rules, &morning, local(LA, 2026, 6, 10, 8, 0, 0));
+        assert!(matches!(
+            decision.reason(),
+            Some(BlockReason::OutsideCallingHours { zone, .. }) if zone == "America/Los_Angeles"
+        ));
+        // 20:30 in Los Angeles is 23:30 in New York: the area code's zone is the one past its
+        // hours, and the next instant legal in both is 08:00 in Los Angeles.
+        let evening = la_contact_ny_phone(make(NY_PHONE, local(LA, 2026, 6, 10, 20, 30, 0)));
+        let decision = assert_deferred_to(&rules, &evening, local(LA, 2026, 6, 11, 8, 0, 0));
+        assert!(matches!(
+            decision.reason(),
+            Some(BlockReason::OutsideCallingHours { zone, local_time, .. })
+                if zone == "America/New_York" && local_time.format("%H:%M").to_string() == "23:30"
+        ));
+        // Midday in both: allowed.
+        let noon = la_contact_ny_phone(make(NY_PHONE, local(LA, 2026, 6, 10, 12, 0, 0)));
+        assert_eq!(check(&rules, &noon), Decision::Allow);
+    }
+    // Both closed: 07:30 in New York (the contact's zone, checked first) is 04:30 in Los Angeles
+    // (the area code's); the zone that holds the call back longest is the one named.
+    let two_closed = GateInput {
+        contact_timezone: Some("America/New_York"),
+        ..call(LA_PHONE, local(NY, 2026, 6, 10, 7, 30, 0))
+    };
+    let decision = assert_deferred_to(&rules, &two_closed, local(LA, 2026, 6, 10, 8, 0, 0));
+    assert!(decision.describe().contains("America/Los_Angeles"));
 }
 
 #[test]
@@ -826,12 +896,12 @@ fn split_area_code_needs_the_window_in_every_zone() {
         Some(BlockReason::OutsideCallingHours { zone, state: Some(s), .. })
             if zone == "America/New_York" && s == "FL"
     ));
-    // With the contact's own zone only that zone counts.
+    // The contact's own zone joins the area code's zones; it never lifts one of them.
     let central = GateInput {
         contact_timezone: Some("America/Chicago"),
         ..call(PENSACOLA_PHONE, evening)
     };
-    assert_eq!(check(&rules, &central), Decision::Allow);
+    assert_deferred_to(&rules, &central, utc(2026, 6, 11, 13, 0, 0));
 }
 
 // ---------------------------------------------------------------------------
@@ -1470,10 +1540,11 @@ proptest! {
                 }
             }
             Decision::Deny { reason } => {
-                // Only the narrow test windows can fail to overlap across
-                // the zones of a split area code (e.g. Alaska and Adak).
+                // Only several zones can fail to overlap: the narrow test windows across a
+                // split area code (e.g. Alaska and Adak), or a contact zone far from its area
+                // code's (Kathmandu and Rhode Island share no legal hour).
                 prop_assert_eq!(reason, &BlockReason::NoPermittedTime { horizon_days: SEARCH_HORIZON_DAYS });
-                prop_assert!(rules_index >= 3 && resolve_zones(zone, phone).len() > 1);
+                prop_assert!(resolve_zones(zone, phone).len() > 1);
                 for minutes in (0..SEARCH_HORIZON_DAYS * 24 * 60).step_by(7) {
                     let at = now + TimeDelta::minutes(i64::from(minutes));
                     prop_assert!(!reference_in_window(&rules, &input, at), "open at {}", at);

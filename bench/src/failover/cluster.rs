@@ -100,13 +100,14 @@ impl Bench {
 }
 
 pub(super) fn lead(n: u64, sla_seconds: u64) -> Value {
+    let place = crate::places::daytime();
     json!({
         "external_id": format!("failover-{n}"),
         "playbook": "speed-to-lead",
         "contact": {
             "name": format!("Lead {n}"),
-            "phone": crate::demo::lead_phone(415, n),
-            "timezone": crate::demo::daytime_zone(),
+            "phone": place.phone(n),
+            "timezone": place.zone,
             "consent": {"voice": false, "sms": false}
         },
         "sla": {"first_touch_seconds": sla_seconds}

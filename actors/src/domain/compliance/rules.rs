@@ -4,7 +4,9 @@
 use super::*;
 
 /// A local time-of-day window: contact is allowed from `start` (inclusive)
-/// to `end` (exclusive), both whole minutes, `start < end`.
+/// to `end` (exclusive), both whole minutes, `start < end`. An end written
+/// `"24:00"` runs the window to midnight (rules for informational calls, or a
+/// test bed that must reach its leads at any hour).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "WindowText", into = "WindowText")]
 pub struct Window {
@@ -45,7 +47,11 @@ impl Window {
 
     fn from_text(start: &str, end: &str, field: &str) -> Result<Window, ComplianceError> {
         let start_time = parse_hhmm(start).map_err(|r| invalid(format!("{field}.start"), r))?;
-        let end_time = parse_hhmm(end).map_err(|r| invalid(format!("{field}.end"), r))?;
+        let end_time = if end == "24:00" {
+            END_OF_DAY
+        } else {
+            parse_hhmm(end).map_err(|r| invalid(format!("{field}.end"), r))?
+        };
         if start_time >= end_time {
             return Err(invalid(
                 field,
@@ -67,7 +73,7 @@ impl Window {
     }
 
     pub fn contains(&self, time: NaiveTime) -> bool {
-        self.start <= time && time < self.end
+        self.start <= time && (time < self.end || self.end == END_OF_DAY)
     }
 
     /// The times inside both windows, if any.
@@ -108,7 +114,18 @@ pub(super) const fn hour(h: u32) -> NaiveTime {
     }
 }
 
+/// The end of a window that runs to midnight, written `"24:00"`: the last instant of the day,
+/// which [`Window::contains`] counts as inside.
+pub(super) const END_OF_DAY: NaiveTime = match NaiveTime::from_hms_nano_opt(23, 59, 59, 999_999_999)
+{
+    Some(time) => time,
+    None => NaiveTime::MIN,
+};
+
 pub(super) fn hhmm(time: NaiveTime) -> String {
+    if time == END_OF_DAY {
+        return "24:00".to_owned();
+    }
     time.format("%H:%M").to_string()
 }
 

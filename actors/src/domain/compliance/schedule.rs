@@ -197,31 +197,40 @@ impl<'r, 'a> Schedule<'r, 'a> {
         u32::try_from(count).unwrap_or(u32::MAX)
     }
 
+    /// The calling-hours rule one zone breaks at `at`, if any.
+    fn hours_violation(&self, constraint: &Constraint<'_>, at: DateTime<Utc>) -> Option<Violation> {
+        let local = at.with_timezone(&constraint.zone).naive_local();
+        let state = constraint.state.map(str::to_owned);
+        match self.day(constraint, local.date()) {
+            Day::Closed(day) => Some(Violation::Closed {
+                zone: constraint.zone,
+                local,
+                day,
+                state,
+            }),
+            Day::Open(window) if !window.contains(local.time()) => Some(Violation::Hours {
+                zone: constraint.zone,
+                local,
+                window,
+                state,
+            }),
+            Day::Open(_) => None,
+        }
+    }
+
     /// The first rule broken at `at`, calling hours before caps.
     pub(super) fn violation(&self, at: DateTime<Utc>) -> Option<Violation> {
-        for constraint in &self.constraints {
-            let local = at.with_timezone(&constraint.zone).naive_local();
-            let state = constraint.state.map(str::to_owned);
-            match self.day(constraint, local.date()) {
-                Day::Closed(day) => {
-                    return Some(Violation::Closed {
-                        zone: constraint.zone,
-                        local,
-                        day,
-                        state,
-                    })
-                }
-                Day::Open(window) if !window.contains(local.time()) => {
-                    return Some(Violation::Hours {
-                        zone: constraint.zone,
-                        local,
-                        window,
-                        state,
-                    })
-                }
-                Day::Open(_) => {}
-            }
+        if let Some(hours) = self
+            .constraints
+            .iter()
+            .find_map(|constraint| self.hours_violation(constraint, at))
+        {
+            return Some(hours);
         }
+        self.cap_violation(at)
+    }
+
+    fn cap_violation(&self, at: DateTime<Utc>) -> Option<Violation> {
         let cap = self.cap.as_ref()?;
         let attempts = self.attempts_in_window(at);
         (attempts >= cap.max).then(|| Violation::Cap {
@@ -231,6 +240,24 @@ impl<'r, 'a> Schedule<'r, 'a> {
             state: cap.state.map(str::to_owned),
             channel: self.channel,
         })
+    }
+
+    /// What a deferral from `now` to `until` is reported as: of the rules broken at `now`, the
+    /// one still broken a second before `until`, the stricter zone that held the contact back
+    /// longest (a contact whose CRM zone and area code disagree is told which of them waits), else
+    /// the first rule broken now.
+    pub(super) fn binding(&self, now: DateTime<Utc>, until: DateTime<Utc>) -> Option<Violation> {
+        let last_closed = until - TimeDelta::seconds(1);
+        let hours_at = |at| {
+            self.constraints
+                .iter()
+                .filter(move |c| self.hours_violation(c, at).is_some())
+        };
+        let still = hours_at(now).find(|c| self.hours_violation(c, last_closed).is_some());
+        match still {
+            Some(constraint) => self.hours_violation(constraint, now),
+            None => self.violation(now),
+        }
     }
 
     /// The earliest instant after `now` at which nothing is violated.
