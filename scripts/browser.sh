@@ -30,6 +30,9 @@ fi
 NEURONX_SECRET_KEYS="browser:$(python3 -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')"
 # The simulator on this machine is a host the tenant supplies: let loopback through.
 export NEURONX_SECRET_KEYS NEURONX_OUTBOUND_ALLOW="127.0.0.0/8"
+# The rep's lead lives in a fixed area code and must be called whenever this runs: every hour
+# open (the gate holds a call to the area code's own zone).
+export NEURONX_COMPLIANCE__RULES_FILE="$PWD/tests/fixtures/compliance-all-day.toml"
 source scripts/temp-server.sh
 
 sim_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
