@@ -16,5 +16,6 @@ pub mod failover;
 pub mod fairness;
 mod load;
 pub mod places;
+pub mod ring;
 pub mod twiml;
 pub mod webhooks;

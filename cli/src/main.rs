@@ -14,7 +14,7 @@ use neuronx::config::{self, LogFormat, Settings};
 use neuronx::control::cli::TenantCommand;
 use neuronx::control::numbers::cli::NumberCommand;
 use neuronx::control::reps::cli::RepCommand;
-use neuronx_bench::{backlog, demo, engine, failover, fairness, twiml, webhooks};
+use neuronx_bench::{backlog, demo, engine, failover, fairness, ring, twiml, webhooks};
 
 /// mimalloc rather than the system allocator: profiles of the engine under load spent about
 /// 40 % of its CPU in glibc's malloc and free (ADR 0026).
@@ -104,6 +104,10 @@ enum BenchCommand {
     /// The call flow's answer to a lead picking up (TwiML), paced, against a bare axum server
     /// answering the same requests; print one JSON object.
     Twiml(twiml::TwimlBenchArgs),
+    /// A rep's phone ringing: from a lead's create (agent first) or its answer (lead first),
+    /// through the carrier simulator, paced, beside the simulator's own create; print one JSON
+    /// object.
+    Ring(ring::RingBenchArgs),
     /// Instances killed with `kill -9` under a steady stream of due timers: time to the first
     /// timer fired by the new owner, and cross-instance pause latency; print one JSON object.
     Failover(failover::FailoverArgs),
@@ -298,6 +302,13 @@ async fn run(cli: Cli, env: BTreeMap<String, String>) -> anyhow::Result<()> {
             command: BenchCommand::Twiml(args),
         } => {
             let report = twiml::run(settings, args).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
+        Command::Bench {
+            command: BenchCommand::Ring(args),
+        } => {
+            let report = ring::run(settings, args).await?;
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }

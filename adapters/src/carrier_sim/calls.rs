@@ -467,6 +467,16 @@ impl Call {
         })
     }
 
+    /// When the carrier created the call, Unix milliseconds.
+    pub fn created_ms(&self) -> i64 {
+        self.created.timestamp_millis()
+    }
+
+    /// When it was answered, Unix milliseconds.
+    pub fn answered_ms(&self) -> Option<i64> {
+        self.start_time.map(|t| t.timestamp_millis())
+    }
+
     pub fn view(&self) -> CallView {
         CallView {
             sid: self.sid.clone(),

@@ -222,6 +222,8 @@ pub(crate) fn detail(state: &State, sid: &str) -> Option<CallDetail> {
         talk_secs: log.talk_secs,
         flow_end: log.end,
         children,
+        created_ms: call.created_ms(),
+        answered_ms: call.answered_ms(),
     })
 }
 

@@ -40,6 +40,12 @@ pub struct CallDetail {
     pub flow_end: Option<FlowEnd>,
     /// The legs its `<Dial>`s placed, in the order they were placed (empty for a leg).
     pub children: Vec<CallDetail>,
+    /// When the carrier created it (a leg: when its phone started ringing), Unix milliseconds.
+    #[serde(default)]
+    pub created_ms: i64,
+    /// When it was answered, Unix milliseconds; `None` while ringing or never answered.
+    #[serde(default)]
+    pub answered_ms: Option<i64>,
 }
 
 /// One TwiML document a leg ran.
