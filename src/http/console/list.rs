@@ -66,6 +66,8 @@ pub(super) fn state_badge(view: &crate::usecases::views::OpportunityView) -> Mar
         @if view.paused { span.badge.paused { "paused" } }
         @else if !view.escalated { span.badge.live { "live" } }
         @if view.live_call.is_some() { " " span.badge.oncall { "on a call" } }
+        // A person has the conversation: the playbook's automatic texts are stopped.
+        @if let Some(t) = &view.takeover { " " span.badge.oncall.takeover title="automatic texts stopped" { "taken over by " (t.by) } }
     }
 }
 
