@@ -73,7 +73,7 @@ pub(super) fn work_forms(op: &Operator, lead: &Lead, from: Origin) -> Markup {
         @if lead.taken_over {
             form.inline method="post" action=(to("hand-back")) {
                 (hidden)
-                button.hand-back type="submit" aria-label={ "hand " (name) " back to the playbook" } { "hand back" }
+                button.hand-back type="submit" aria-label={ "hand back: " (name) } { "hand back" }
             }
             " "
         }
@@ -82,6 +82,7 @@ pub(super) fn work_forms(op: &Operator, lead: &Lead, from: Origin) -> Markup {
             select name="for" aria-label={ "Snooze " (name) " for" } {
                 @for c in SnoozeFor::ALL { option value=(c.as_str()) { (c.label()) } }
             }
+            " " input type="text" name="reason" maxlength="2000" placeholder="why (optional)" aria-label={ "Why snooze " (name) " (optional)" };
             " " button.snooze type="submit" { "snooze" }
         }
         " "
