@@ -178,6 +178,10 @@ async fn snooze_hides_a_lead_until_its_time_and_it_comes_back_by_itself(backend:
         page.contains("id=\"snoozed\"") && page.contains("calls back after lunch"),
         "{page}"
     );
+    // The list still finds it, and says so.
+    let (_, list) = get_page(&t, &cookie, "/console?q=snooze").await;
+    assert_eq!(row_ids(&list), [sam.as_str()]);
+    assert!(list.contains("snoozed until"), "{list}");
     let unsnooze = format!("/console/opportunities/{sam}/unsnooze");
     let form = [("csrf", token.as_str()), ("back", "detail")];
     let (status, to) = post_form_answer(&t, &cookie, &unsnooze, &form).await;
@@ -305,6 +309,24 @@ async fn a_text_from_the_queue_passes_the_gate_and_takes_the_conversation_over(b
         let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
         assert_eq!(post_form(&t, &cookie, &text(&tia), &form).await, want);
     }
+
+    // Through htmx, the refusal is a fragment naming the problem.
+    let answer = console::browser()
+        .post(format!("{}{}", t.base, text(&tia)))
+        .header(reqwest::header::COOKIE, &cookie)
+        .header("hx-request", "true")
+        .form(&[("csrf", token.as_str()), ("body", "")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
+    let fragment = answer.text().await.unwrap();
+    assert!(
+        fragment.contains("role=\"alert\"")
+            && fragment.contains("body")
+            && !fragment.contains("<html"),
+        "{fragment}"
+    );
 
     // No consent to texts: refused, and the rep reads the gate's reason.
     let form = [

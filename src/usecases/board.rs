@@ -114,7 +114,9 @@ fn board_sql(sort: Sort) -> String {
     format!(
         "SELECT CAST(a.id AS TEXT) AS id,
                 (SELECT MIN(t.due_at) FROM timers t WHERE t.tenant_id = a.tenant_id
-                   AND t.kind = a.kind AND t.actor_id = a.id AND t.name LIKE '%sla') AS sla_due
+                   AND t.kind = a.kind AND t.actor_id = a.id AND t.name LIKE '%sla') AS sla_due,
+                (SELECT s.until_at FROM queue_snoozes s WHERE s.tenant_id = a.tenant_id
+                   AND s.opportunity_id = a.id AND s.until_at > $9) AS snoozed_until
          FROM actors a
          WHERE a.tenant_id = $1 AND a.kind = 'opportunity'
            AND ($2 = '' OR a.status = $2)
@@ -174,34 +176,39 @@ pub async fn board(
     let team = team_filter(engine, who, q.team.as_deref()).await?;
     let store = engine.store();
     let sql = board_sql(q.sort);
-    let found: Vec<(String, Option<i64>)> = on_db!(store, |db, id, _json| sqlx::query_as(&sql)
-        .bind(id(tenant.0))
-        .bind(&stage)
-        .bind(&paused)
-        .bind(&team)
-        .bind(&name_like)
-        .bind(&phone_like)
-        .bind(PAGE_SIZE + 1)
-        .bind((page - 1) * PAGE_SIZE)
-        .fetch_all(db)
-        .await
-        .map_err(ControlError::from)?);
+    let now = engine.config().clock.now_ms();
+    let found: Vec<(String, Option<i64>, Option<i64>)> =
+        on_db!(store, |db, id, _json| sqlx::query_as(&sql)
+            .bind(id(tenant.0))
+            .bind(&stage)
+            .bind(&paused)
+            .bind(&team)
+            .bind(&name_like)
+            .bind(&phone_like)
+            .bind(PAGE_SIZE + 1)
+            .bind((page - 1) * PAGE_SIZE)
+            .bind(now)
+            .fetch_all(db)
+            .await
+            .map_err(ControlError::from)?);
     let more = found.len() as i64 > PAGE_SIZE;
     let mut rows = Vec::with_capacity(found.len());
-    for (id, _) in found.into_iter().take(PAGE_SIZE as usize) {
+    for (id, _, snoozed) in found.into_iter().take(PAGE_SIZE as usize) {
         let Ok(id) = Uuid::parse_str(&id) else {
             continue;
         };
-        rows.push(board_row(engine, tenant, id).await?);
+        rows.push(board_row(engine, tenant, id, snoozed).await?);
     }
     Ok(BoardPage { rows, page, more })
 }
 
-/// What one row shows: the opportunity, its next SLA deadline and its last event.
+/// What one row shows: the opportunity, its next SLA deadline, its last event and the snooze
+/// in force, if any (read with the row's query).
 async fn board_row(
     engine: &EngineHandle,
     tenant: neuronx_supervision::TenantId,
     id: Uuid,
+    snoozed_until: Option<i64>,
 ) -> Result<BoardRow, Error> {
     let mut view = super::opportunities::load(engine, tenant, id).await?;
     // The row shows the next SLA deadline, not the timers themselves.
@@ -217,6 +224,7 @@ async fn board_row(
         view,
         next_sla,
         last_event,
+        snoozed_until: snoozed_until.map(ms_to_time),
     })
 }
 
@@ -333,7 +341,8 @@ pub async fn queue(
             Breach::CallbackDue
         };
         items.push(QueueItem {
-            row: board_row(engine, tenant, id).await?,
+            // The queue leaves snoozed leads out.
+            row: board_row(engine, tenant, id, None).await?,
             breach,
             since: ms_to_time(since),
             mine: !me.is_empty() && assignee.as_deref() == Some(me.as_str()),

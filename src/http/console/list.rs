@@ -92,7 +92,12 @@ fn rows_markup(op: &Operator, page: &BoardPage) -> Markup {
                 td { (o.assignee) }
                 td { (o.team.as_deref().unwrap_or("")) }
                 td { (sla_cell(row)) }
-                td.state { (state_badge(o)) }
+                td.state {
+                    (state_badge(o))
+                    @if let Some(until) = row.snoozed_until {
+                        " " span.badge.away.snoozed title="out of the queue until then" { "snoozed until " (until.format("%H:%M UTC")) }
+                    }
+                }
                 td { @if let Some((kind, reason)) = &row.last_event { span title=(reason) { (kind) } } }
                 td {
                     @if can_operate {

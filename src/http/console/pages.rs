@@ -252,7 +252,7 @@ async fn panel_markup(state: &AppState, op: &Operator, id: &str) -> Result<Marku
             }
             @if let Some(z) = &snoozed {
                 p #snoozed {
-                    span.badge.paused { "snoozed" } " out of the queue until " strong { (z.until.format("%Y-%m-%d %H:%M UTC")) }
+                    span.badge.away.snoozed { "snoozed" } " out of the queue until " strong { (z.until.format("%Y-%m-%d %H:%M UTC")) }
                     " by " (z.by) @if let Some(r) = &z.reason { " (" (r) ")" } ". "
                     @if can_operate {
                         form.inline method="post" action=(action("unsnooze")) {
