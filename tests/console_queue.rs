@@ -1,8 +1,9 @@
 #![allow(clippy::unwrap_used)]
 //! The console's work for reps (issue #14): My queue (my team's escalated and callback-due
-//! leads, oldest breach first) with claim, call now and the outcome; the rep's own status switch
-//! in the header. Through a real server (and, for call now, the carrier simulator), checked on
-//! the rendered page, the API's state and the audit log. Runs on PostgreSQL and SQLite.
+//! leads, oldest breach first, ordered before it is capped) with claim, call now and the
+//! outcome; the rep's own status switch in the header. Through a real server (and, for call
+//! now, the carrier simulator), checked on the rendered page, the API's state and the audit
+//! log. Runs on PostgreSQL and SQLite.
 
 #[path = "common/access.rs"]
 mod access;
@@ -317,7 +318,64 @@ async fn call_now_from_the_queue_rings_me_and_bridges_the_lead(backend: Backend)
     t.stop().await;
 }
 
+/// The queue is ordered before it is capped: with more leads waiting than it shows, the
+/// oldest breach is first even when it belongs to the newest lead. Five hundred leads are made
+/// first with a two-minute first-touch SLA, then one more with a one-minute SLA; the clock
+/// moves a minute (the last lead escalates) and then another (the five hundred do).
+async fn the_oldest_breach_leads_even_past_the_queues_cap(backend: Backend) {
+    let clock = neuronx_supervision::Clock::simulated(chrono::Utc::now().timestamp_millis());
+    let start = clock.now_ms();
+    let t = TestApp::spawn_with_clock(backend, clock.clone()).await;
+    let quiet = |i: usize, sla: u64| {
+        let mut body = common::lead(&format!("cap-{i}"), sla);
+        body["contact"]["consent"] = json!({"voice": false, "sms": false});
+        body
+    };
+    for i in 0..500 {
+        let (status, body) = t.post("/v1/opportunities", quiet(i, 120)).await;
+        assert!(status.is_success(), "{body}");
+    }
+    clock.advance(1_000);
+    let (status, body) = t.post("/v1/opportunities", quiet(500, 60)).await;
+    assert!(status.is_success(), "{body}");
+    let newest = body["id"].as_str().unwrap().to_owned();
+    let (owner, _) = sign_in(&t, &t.key).await;
+    // The dashboard's count of open escalations.
+    let escalated = || async {
+        let (_, panel) = get_page(&t, &owner, "/console/dashboard/panel").await;
+        let at = panel.find("id=\"breached\"><b>").unwrap() + 17;
+        panel[at..]
+            .split('<')
+            .next()
+            .unwrap()
+            .parse::<usize>()
+            .unwrap()
+    };
+    clock.set(start + 61_000);
+    eventually(
+        Duration::from_secs(60),
+        "the newest lead's escalation",
+        || async {
+            clock.advance(25);
+            (escalated().await == 1).then_some(())
+        },
+    )
+    .await;
+    clock.set(start + 121_000);
+    eventually(Duration::from_secs(120), "every escalation", || async {
+        clock.advance(25);
+        (escalated().await == 501).then_some(())
+    })
+    .await;
+    let (_, page) = get_page(&t, &owner, "/console/queue/rows").await;
+    let rows = row_ids(&page);
+    assert_eq!(rows.len(), 500, "capped");
+    assert_eq!(rows[0], newest, "the oldest breach first");
+    t.stop().await;
+}
+
 both_backends!(
+    the_oldest_breach_leads_even_past_the_queues_cap,
     a_rep_switches_its_own_status_from_the_header,
     my_queue_holds_my_teams_escalations_with_claim_and_outcome,
     call_now_from_the_queue_rings_me_and_bridges_the_lead,

@@ -60,6 +60,8 @@ audit_actions! {
     SettingsUpdate = "settings_update",
     MessageSend = "message_send",
     HandBack = "hand_back",
+    Snooze = "snooze",
+    Unsnooze = "unsnooze",
 }
 
 impl Serialize for AuditAction {

@@ -114,7 +114,9 @@ fn board_sql(sort: Sort) -> String {
     format!(
         "SELECT CAST(a.id AS TEXT) AS id,
                 (SELECT MIN(t.due_at) FROM timers t WHERE t.tenant_id = a.tenant_id
-                   AND t.kind = a.kind AND t.actor_id = a.id AND t.name LIKE '%sla') AS sla_due
+                   AND t.kind = a.kind AND t.actor_id = a.id AND t.name LIKE '%sla') AS sla_due,
+                (SELECT s.until_at FROM queue_snoozes s WHERE s.tenant_id = a.tenant_id
+                   AND s.opportunity_id = a.id AND s.until_at > $9) AS snoozed_until
          FROM actors a
          WHERE a.tenant_id = $1 AND a.kind = 'opportunity'
            AND ($2 = '' OR a.status = $2)
@@ -174,34 +176,39 @@ pub async fn board(
     let team = team_filter(engine, who, q.team.as_deref()).await?;
     let store = engine.store();
     let sql = board_sql(q.sort);
-    let found: Vec<(String, Option<i64>)> = on_db!(store, |db, id, _json| sqlx::query_as(&sql)
-        .bind(id(tenant.0))
-        .bind(&stage)
-        .bind(&paused)
-        .bind(&team)
-        .bind(&name_like)
-        .bind(&phone_like)
-        .bind(PAGE_SIZE + 1)
-        .bind((page - 1) * PAGE_SIZE)
-        .fetch_all(db)
-        .await
-        .map_err(ControlError::from)?);
+    let now = engine.config().clock.now_ms();
+    let found: Vec<(String, Option<i64>, Option<i64>)> =
+        on_db!(store, |db, id, _json| sqlx::query_as(&sql)
+            .bind(id(tenant.0))
+            .bind(&stage)
+            .bind(&paused)
+            .bind(&team)
+            .bind(&name_like)
+            .bind(&phone_like)
+            .bind(PAGE_SIZE + 1)
+            .bind((page - 1) * PAGE_SIZE)
+            .bind(now)
+            .fetch_all(db)
+            .await
+            .map_err(ControlError::from)?);
     let more = found.len() as i64 > PAGE_SIZE;
     let mut rows = Vec::with_capacity(found.len());
-    for (id, _) in found.into_iter().take(PAGE_SIZE as usize) {
+    for (id, _, snoozed) in found.into_iter().take(PAGE_SIZE as usize) {
         let Ok(id) = Uuid::parse_str(&id) else {
             continue;
         };
-        rows.push(board_row(engine, tenant, id).await?);
+        rows.push(board_row(engine, tenant, id, snoozed).await?);
     }
     Ok(BoardPage { rows, page, more })
 }
 
-/// What one row shows: the opportunity, its next SLA deadline and its last event.
+/// What one row shows: the opportunity, its next SLA deadline, its last event and the snooze
+/// in force, if any (read with the row's query).
 async fn board_row(
     engine: &EngineHandle,
     tenant: neuronx_supervision::TenantId,
     id: Uuid,
+    snoozed_until: Option<i64>,
 ) -> Result<BoardRow, Error> {
     let mut view = super::opportunities::load(engine, tenant, id).await?;
     // The row shows the next SLA deadline, not the timers themselves.
@@ -217,6 +224,7 @@ async fn board_row(
         view,
         next_sla,
         last_event,
+        snoozed_until: snoozed_until.map(ms_to_time),
     })
 }
 
@@ -247,39 +255,53 @@ pub struct QueueItem {
     pub mine: bool,
 }
 
-const QUEUE_SQL: &str = "SELECT CAST(a.id AS TEXT),
-        a.state->>'assignee',
-        (SELECT MAX(tl.at) FROM timeline tl WHERE tl.tenant_id = a.tenant_id
-           AND tl.kind = a.kind AND tl.actor_id = a.id AND tl.entry_kind = 'sla_escalated'),
-        (SELECT MIN(t.due_at) FROM timers t WHERE t.tenant_id = a.tenant_id
-           AND t.kind = a.kind AND t.actor_id = a.id AND t.name = 'callback_sla'),
-        CAST(a.state->'escalated' AS TEXT),
-        a.created_at
-     FROM actors a
-     WHERE a.tenant_id = $1 AND a.kind = 'opportunity'
-       AND a.status NOT IN ('won', 'lost', 'do_not_contact')
-       AND (CAST(a.state->'escalated' AS TEXT) = 'true'
-            OR EXISTS (SELECT 1 FROM timers c WHERE c.tenant_id = a.tenant_id AND c.kind = a.kind
-                         AND c.actor_id = a.id AND c.name = 'callback_sla'))
-       AND (($2 <> '' AND a.state->>'assignee' = $2)
-            OR ($3 <> '' AND a.id IN (SELECT ot.opportunity_id FROM opportunity_teams ot
-                   WHERE ot.tenant_id = $1 AND CAST(ot.team_id AS TEXT) = $3))
-            OR ($2 = '' AND $3 = ''))
-     ORDER BY a.created_at
-     LIMIT 500";
+/// The queue, ordered and cut in SQL: the breach time is computed per row (the last SLA
+/// escalation, or the creation for a lead escalated by hand; the callback's due time) so that
+/// the cap keeps the oldest breaches, not the oldest leads. A lead snoozed until later (`$4`
+/// is the clock's now) is left out; `$5` narrows a team-limited key to its team.
+fn queue_sql() -> String {
+    format!(
+        "SELECT q.id, q.assignee, q.since, q.escalated FROM (
+           SELECT CAST(a.id AS TEXT) AS id,
+                  a.state->>'assignee' AS assignee,
+                  CASE WHEN CAST(a.state->'escalated' AS TEXT) = 'true'
+                       THEN COALESCE((SELECT MAX(tl.at) FROM timeline tl
+                                      WHERE tl.tenant_id = a.tenant_id AND tl.kind = a.kind
+                                        AND tl.actor_id = a.id
+                                        AND tl.entry_kind = 'sla_escalated'),
+                                     a.created_at)
+                       ELSE (SELECT MIN(t.due_at) FROM timers t WHERE t.tenant_id = a.tenant_id
+                               AND t.kind = a.kind AND t.actor_id = a.id
+                               AND t.name = 'callback_sla')
+                  END AS since,
+                  CAST(a.state->'escalated' AS TEXT) AS escalated
+           FROM actors a
+           WHERE a.tenant_id = $1 AND a.kind = 'opportunity'
+             AND a.status NOT IN ('won', 'lost', 'do_not_contact')
+             AND (($2 <> '' AND a.state->>'assignee' = $2)
+                  OR ($3 <> '' AND a.id IN (SELECT ot.opportunity_id FROM opportunity_teams ot
+                         WHERE ot.tenant_id = $1 AND CAST(ot.team_id AS TEXT) = $3))
+                  OR ($2 = '' AND $3 = ''))
+             AND NOT EXISTS (SELECT 1 FROM queue_snoozes s WHERE s.tenant_id = a.tenant_id
+                               AND s.opportunity_id = a.id AND s.until_at > $4)
+             AND {team}
+         ) q
+         WHERE q.since IS NOT NULL
+         ORDER BY q.since, q.id
+         LIMIT {QUEUE_CAP}",
+        team = in_team("a.id", "$5"),
+    )
+}
 
-type QueueRow = (
-    String,
-    Option<String>,
-    Option<i64>,
-    Option<i64>,
-    Option<String>,
-    i64,
-);
+/// The most leads a queue shows: the oldest breaches.
+pub const QUEUE_CAP: i64 = 500;
+
+type QueueRow = (String, Option<String>, Option<i64>, Option<String>);
 
 /// The caller's queue: open leads that are escalated or owed a callback, assigned to the
-/// caller's principal or bound to its team, oldest breach first. A key of no principal and no
-/// team (an owner's, say) sees every such lead of the tenant. At most 500.
+/// caller's principal or bound to its team, and not snoozed, oldest breach first. A key of no
+/// principal and no team (an owner's, say) sees every such lead of the tenant. At most
+/// `QUEUE_CAP`.
 pub async fn queue(
     engine: &EngineHandle,
     who: &crate::control::keys::Identity,
@@ -291,36 +313,41 @@ pub async fn queue(
         .as_ref()
         .map(|t| t.id.to_string())
         .unwrap_or_default();
+    // A team-limited key sees its team's leads only, even those assigned to it.
+    let scope = Scope::of(who)
+        .team()
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    let now = engine.config().clock.now_ms();
     let store = engine.store();
-    let found: Vec<QueueRow> = on_db!(store, |db, id, _json| sqlx::query_as(QUEUE_SQL)
+    let sql = queue_sql();
+    let found: Vec<QueueRow> = on_db!(store, |db, id, _json| sqlx::query_as(&sql)
         .bind(id(tenant.0))
         .bind(&me)
         .bind(&team)
+        .bind(now)
+        .bind(&scope)
         .fetch_all(db)
         .await
         .map_err(ControlError::from)?);
     let mut items = Vec::with_capacity(found.len());
-    for (id, assignee, escalated_at, callback_due, escalated, created) in found {
-        let Ok(id) = Uuid::parse_str(&id) else {
+    for (id, assignee, since, escalated) in found {
+        let (Ok(id), Some(since)) = (Uuid::parse_str(&id), since) else {
             continue;
         };
-        // A team-limited caller sees its team's leads only, even those assigned to it.
-        if !super::sees(engine, who, id).await? {
-            continue;
-        }
-        let (breach, since) = match (escalated.as_deref() == Some("true"), callback_due) {
-            (true, _) => (Breach::Escalated, escalated_at.unwrap_or(created)),
-            (false, Some(due)) => (Breach::CallbackDue, due),
-            (false, None) => continue,
+        let breach = if escalated.as_deref() == Some("true") {
+            Breach::Escalated
+        } else {
+            Breach::CallbackDue
         };
         items.push(QueueItem {
-            row: board_row(engine, tenant, id).await?,
+            // The queue leaves snoozed leads out.
+            row: board_row(engine, tenant, id, None).await?,
             breach,
             since: ms_to_time(since),
             mine: !me.is_empty() && assignee.as_deref() == Some(me.as_str()),
         });
     }
-    items.sort_by_key(|i| (i.since, i.row.view.id));
     Ok(items)
 }
 

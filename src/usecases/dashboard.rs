@@ -1,5 +1,6 @@
 //! The console's dashboard: speed to lead today, SLA deadlines at risk, breaches, live calls,
-//! reps available, and leads created per hour over the last 24 h. Three queries, each bound to
+//! reps available, texts waiting on the send limit, and leads created per hour over the last
+//! 24 h. Four queries, each bound to
 //! the caller's tenant (the leading column of `actors_by_created` and of the timers' key) and,
 //! for a team-limited caller, to its team.
 
@@ -29,6 +30,9 @@ pub struct Dashboard {
     pub breached: i64,
     /// Open leads with a call ringing or bridged.
     pub live_calls: i64,
+    /// Texts (to leads and to reps) turned back by the shared send limit and not sent since:
+    /// they wait in the outbox for their turn.
+    pub texts_waiting: i64,
     pub reps_available: usize,
     pub reps_total: usize,
     /// Leads created in each of the last 24 hours, oldest first; the last is the current hour.
@@ -51,6 +55,17 @@ const OPEN_SQL: &str = "SELECT
 const AT_RISK_SQL: &str = "SELECT COUNT(*) FROM timers t
      WHERE t.tenant_id = $1 AND t.kind = 'opportunity' AND t.name LIKE '%sla'
        AND t.due_at > $2 AND t.due_at <= $3 AND ";
+
+/// Texts waiting on the send limit, read where that wait is recorded: a text the send-limit
+/// gate turned back (`send_limits::admit`) returns to the outbox `pending` with the result
+/// `{"not_sent": "send limit reached"}` (or "send limits unavailable: …" while Redis cannot
+/// be asked), and keeps it until its next try ends; a row claimed again and waiting for its
+/// turn now is `inflight` with that result still on it. A text's first wait, shorter than
+/// `limits.max_wait_ms`, happens in one instance's memory and is not counted.
+const TEXTS_WAITING_SQL: &str = "SELECT COUNT(*) FROM outbox o
+     WHERE o.tenant_id = $1 AND o.kind = 'opportunity' AND o.channel IN ('sms', 'notify_sms')
+       AND o.status IN ('pending', 'inflight')
+       AND o.result->>'not_sent' LIKE 'send limit%' AND ";
 
 /// The `p`-th percentile (0 to 1) of `sorted`, nearest rank.
 fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
@@ -133,6 +148,14 @@ pub async fn dashboard(engine: &EngineHandle, who: &Identity) -> Result<Dashboar
         .await
         .map_err(ControlError::from)?);
 
+    let sql = format!("{TEXTS_WAITING_SQL}{}", in_team("o.actor_id", "$2"));
+    let (texts_waiting,): (i64,) = on_db!(store, |db, id, _json| sqlx::query_as(&sql)
+        .bind(id(tenant.0))
+        .bind(&team)
+        .fetch_one(db)
+        .await
+        .map_err(ControlError::from)?);
+
     let reps = super::reps::list_reps(engine, who, None).await?;
     Ok(Dashboard {
         now,
@@ -142,6 +165,7 @@ pub async fn dashboard(engine: &EngineHandle, who: &Identity) -> Result<Dashboar
         at_risk,
         breached: breached.unwrap_or(0),
         live_calls: live.unwrap_or(0),
+        texts_waiting,
         reps_available: reps
             .iter()
             .filter(|r| r.effective_status == RepStatus::Available)

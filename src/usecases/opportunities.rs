@@ -427,6 +427,8 @@ pub struct BoardRow {
     pub next_sla: Option<TimerView>,
     /// The last timeline entry: its kind and reason.
     pub last_event: Option<(String, String)>,
+    /// Snoozed out of the queue until then (`usecases::snooze`); the board still lists it.
+    pub snoozed_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The console's list: one page (up to 200) of opportunities with what a row shows.
@@ -456,6 +458,7 @@ pub async fn board(
             view,
             next_sla,
             last_event,
+            snoozed_until: None,
         });
     }
     Ok(rows)

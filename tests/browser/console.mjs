@@ -6,7 +6,8 @@
 //    and the API says paused.
 // 2. Rep cara signs in and opens her queue; a lead arrives (nobody was available, so it is owed
 //    a callback) and appears live; she sets herself available in the header, clicks call now,
-//    and sees the conversation entry on the lead's timeline when the simulator bridges it.
+//    and sees the conversation entry on the lead's timeline when the simulator bridges it; she
+//    texts the lead from its page (the conversation is taken over, shown there) and snoozes it.
 // 3. Every console page, light and dark, at 1280 px and at 375 px wide: axe-core finds no
 //    serious or critical violation, and nothing scrolls sideways on the phone.
 // Screenshots are kept as artifacts and for the operator guide.
@@ -119,6 +120,18 @@ async function repCallsALeadFromTheQueue(browser) {
   await page.waitForURL(`${BASE}/console/opportunities/${lead}`);
   await page.locator('#panel td strong', { hasText: /^conversation$/ }).first().waitFor({ timeout: 30_000 });
   await shot(page, 'console-conversation.png', false);
+
+  // A text from the lead's page takes the conversation over; a snooze shows who and until when.
+  await page.fill('form[action$="/text"] input[name=body]', 'Carla, cara here: thanks for the chat!');
+  await page.click('form[action$="/text"] button[type=submit]');
+  await page.waitForURL(`${BASE}/console/opportunities/${lead}`);
+  await page.locator('#takeover', { hasText: 'cara' }).waitFor({ timeout: 10_000 });
+  await page.selectOption('form[action$="/snooze"] select[name=for]', '1h');
+  await page.click('form[action$="/snooze"] button[type=submit]');
+  await page.waitForURL(`${BASE}/console/opportunities/${lead}`);
+  await page.locator('#snoozed', { hasText: 'cara' }).waitFor({ timeout: 10_000 });
+  const taken = await (await api(`/v1/opportunities/${lead}`)).json();
+  if (taken.takeover?.by !== 'cara') fail(`the API says the takeover is ${JSON.stringify(taken.takeover)}`);
   await page.close();
   return lead;
 }

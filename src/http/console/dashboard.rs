@@ -89,6 +89,7 @@ fn tiles(d: &Dashboard) -> Markup {
             (tile("at-risk", &format!("SLA due within {} min", AT_RISK.num_minutes()), d.at_risk.to_string()))
             (tile("breached", "escalated, open", d.breached.to_string()))
             (tile("live-calls", "live calls", d.live_calls.to_string()))
+            (tile("texts-waiting", "texts waiting on the send limit", d.texts_waiting.to_string()))
             (tile("reps-available", "reps available", format!("{} of {}", d.reps_available, d.reps_total)))
         }
     }

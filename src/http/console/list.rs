@@ -66,6 +66,8 @@ pub(super) fn state_badge(view: &crate::usecases::views::OpportunityView) -> Mar
         @if view.paused { span.badge.paused { "paused" } }
         @else if !view.escalated { span.badge.live { "live" } }
         @if view.live_call.is_some() { " " span.badge.oncall { "on a call" } }
+        // A person has the conversation: the playbook's automatic texts are stopped.
+        @if let Some(t) = &view.takeover { " " span.badge.oncall.takeover title="automatic texts stopped" { "taken over by " (t.by) } }
     }
 }
 
@@ -90,7 +92,12 @@ fn rows_markup(op: &Operator, page: &BoardPage) -> Markup {
                 td { (o.assignee) }
                 td { (o.team.as_deref().unwrap_or("")) }
                 td { (sla_cell(row)) }
-                td.state { (state_badge(o)) }
+                td.state {
+                    (state_badge(o))
+                    @if let Some(until) = row.snoozed_until {
+                        " " span.badge.away.snoozed title="out of the queue until then" { "snoozed until " (until.format("%H:%M UTC")) }
+                    }
+                }
                 td { @if let Some((kind, reason)) = &row.last_event { span title=(reason) { (kind) } } }
                 td {
                     @if can_operate {

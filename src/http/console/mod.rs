@@ -4,6 +4,7 @@
 //! every action goes through the same handlers, role checks and audit log as the API, so a
 //! button a role may not use answers 403 on the server, not only by being hidden (ADR 0025).
 
+mod actions;
 mod dashboard;
 mod list;
 mod live;
@@ -11,7 +12,7 @@ mod pages;
 mod queue;
 mod sign_in;
 
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::header::{COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -27,8 +28,6 @@ use super::AppState;
 use crate::control::keys::Identity;
 use crate::control::reps::{self, Rep};
 use crate::control::sessions;
-use crate::usecases::commands::{self, Command, CommandFields};
-use crate::usecases::views::Applied;
 
 const COOKIE_NAME: &str = "nx_session";
 
@@ -62,7 +61,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/magic", get(sign_in::follow_link))
         .route("/console/opportunities/{id}", get(pages::detail))
         .route("/console/opportunities/{id}/panel", get(pages::panel))
-        .route("/console/opportunities/{id}/{action}", post(act))
+        .route("/console/opportunities/{id}/{action}", post(actions::act))
         .route("/console/events", get(live::events))
         .route("/console/assets/htmx.min.js", get(live::htmx))
         // Every console answer: the policy above, no MIME sniffing, no framing (for browsers
@@ -223,120 +222,6 @@ async fn logout(
     }
     let cookie = session_cookie(&state, "", 0);
     ([(SET_COOKIE, cookie)], Redirect::to("/console/login")).into_response()
-}
-
-#[derive(Deserialize)]
-pub struct ActionForm {
-    csrf: String,
-    reason: Option<String>,
-    assignee: Option<String>,
-    /// `outcome` only: booked, won, lost or nurture.
-    stage: Option<String>,
-    /// Where to go afterwards: `detail`, `queue`, or nothing for an htmx button that stays put.
-    back: Option<String>,
-}
-
-/// What a console button asks for.
-enum Act {
-    Command(Command),
-    /// Reassign to the signed-in principal.
-    Claim,
-    /// Click to call, as the signed-in principal.
-    Call,
-    /// A stage change with a reason: one of `queue::OUTCOMES`.
-    Outcome,
-}
-
-impl Act {
-    fn parse(action: &str) -> Option<Self> {
-        Some(match action {
-            "pause" => Act::Command(Command::Pause),
-            "resume" => Act::Command(Command::Resume),
-            "reassign" => Act::Command(Command::Reassign),
-            "escalate" => Act::Command(Command::Escalate),
-            "claim" => Act::Claim,
-            "call" => Act::Call,
-            "outcome" => Act::Outcome,
-            _ => return None,
-        })
-    }
-}
-
-/// A button: the same use case, role check and audit entry as the API's.
-async fn act(
-    State(state): State<AppState>,
-    op: Operator,
-    Path((id, action)): Path<(String, String)>,
-    Form(form): Form<ActionForm>,
-) -> Response {
-    use crate::usecases::{calls, Error};
-    if !op.csrf_ok(&form.csrf) {
-        return csrf_refused();
-    }
-    let Some(act) = Act::parse(&action) else {
-        return pages::error_page(StatusCode::NOT_FOUND, "no such action");
-    };
-    // A form's empty field means "not given".
-    let blank = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
-    let engine = &state.engine;
-    let who = &op.identity;
-    let me = || {
-        who.principal.clone().ok_or_else(|| {
-            Error::invalid(
-                "assignee",
-                "this session belongs to no principal: sign in as yourself to claim or call",
-            )
-        })
-    };
-    let done: Result<Applied, Error> = match act {
-        Act::Command(cmd) => {
-            let fields = CommandFields {
-                operator: None,
-                reason: blank(form.reason),
-                assignee: blank(form.assignee),
-                hang_up: false,
-            };
-            commands::command(engine, who, &id, cmd, fields).await
-        }
-        Act::Claim => match me() {
-            Ok(me) => {
-                let fields = CommandFields {
-                    operator: None,
-                    reason: blank(form.reason).or(Some("claimed from my queue".into())),
-                    assignee: Some(me),
-                    hang_up: false,
-                };
-                commands::command(engine, who, &id, Command::Reassign, fields).await
-            }
-            Err(e) => Err(e),
-        },
-        Act::Call => match me() {
-            Ok(_) => calls::call_now(engine, who, &id, None).await,
-            Err(e) => Err(e),
-        },
-        Act::Outcome => {
-            let stage = form.stage.unwrap_or_default();
-            if queue::OUTCOMES.contains(&stage.as_str()) {
-                commands::set_stage(engine, who, &id, &stage, None, blank(form.reason)).await
-            } else {
-                Err(Error::invalid(
-                    "stage",
-                    "must be booked, won, lost or nurture",
-                ))
-            }
-        }
-    };
-    match done {
-        Ok(_) if form.back.as_deref() == Some("detail") => {
-            Redirect::to(&format!("/console/opportunities/{id}")).into_response()
-        }
-        Ok(_) if form.back.as_deref() == Some("queue") => {
-            Redirect::to("/console/queue").into_response()
-        }
-        // An htmx button: the live feed shows the change.
-        Ok(_) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => pages::api_error_page(e.into()),
-    }
 }
 
 #[derive(Deserialize)]

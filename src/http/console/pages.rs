@@ -10,11 +10,11 @@ use serde_json::Value;
 
 use super::super::error::ApiError;
 use super::super::AppState;
-use super::queue::{work_forms, Origin};
+use super::queue::{work_forms, Lead, Origin};
 use super::{html as render, Operator};
 use crate::control::reps::{Rep, RepStatus};
 use crate::control::{allows, Action};
-use crate::usecases::opportunities;
+use crate::usecases::{opportunities, snooze};
 
 /// The console's one style sheet: light by default, dark when the system asks
 /// (`prefers-color-scheme`); on a narrow screen the header wraps and a table scrolls inside its
@@ -127,6 +127,15 @@ pub fn error_page(status: StatusCode, message: &str) -> Response {
     )
 }
 
+/// A refused form: its reason, and the way back to where it was sent from.
+pub fn error_page_back(status: StatusCode, message: &str, back: Option<&str>) -> Response {
+    let body = html! {
+        p.err role="alert" { (status.as_u16()) ": " (message) }
+        @if let Some(to) = back { p { a href=(to) { "← back" } } }
+    };
+    render(status, page(None, "Refused", body))
+}
+
 /// An API refusal shown in the console with its own status (403 for a role that may not).
 pub fn api_error_page(e: ApiError) -> Response {
     let message = e.to_string();
@@ -221,6 +230,11 @@ async fn panel_markup(state: &AppState, op: &Operator, id: &str) -> Result<Marku
         crate::usecases::access::list_principals(&state.engine, &op.identity, team).await?;
     let can_operate = allows(op.identity.role, Action::Operate);
     let action = |name: &str| format!("/console/opportunities/{id}/{name}");
+    let uuid = uuid::Uuid::parse_str(text(&o, "id")).ok();
+    let snoozed = match uuid {
+        Some(u) => snooze::current(&state.engine, op.identity.tenant, u).await?,
+        None => None,
+    };
     Ok(html! {
         section {
             p {
@@ -229,6 +243,25 @@ async fn panel_markup(state: &AppState, op: &Operator, id: &str) -> Result<Marku
                 " · " @if o["paused"] == true { span.badge.paused { "paused" } } @else { span.badge.live { "live" } }
                 @if o["escalated"] == true { " · " span.badge.escalated { "escalated" } }
                 @if !o["live_call"].is_null() { " · " span.badge.oncall { "on a call" } }
+            }
+            @if !o["takeover"].is_null() {
+                p #takeover {
+                    span.badge.oncall.takeover { "taken over" } " by " strong { (text(&o["takeover"], "by")) }
+                    " since " (text(&o["takeover"], "since")) ": the playbook's automatic texts are stopped until someone hands the conversation back."
+                }
+            }
+            @if let Some(z) = &snoozed {
+                p #snoozed {
+                    span.badge.away.snoozed { "snoozed" } " out of the queue until " strong { (z.until.format("%Y-%m-%d %H:%M UTC")) }
+                    " by " (z.by) @if let Some(r) = &z.reason { " (" (r) ")" } ". "
+                    @if can_operate {
+                        form.inline method="post" action=(action("unsnooze")) {
+                            input type="hidden" name="csrf" value=(op.csrf);
+                            input type="hidden" name="back" value="detail";
+                            button #btn-unsnooze type="submit" { "un-snooze" }
+                        }
+                    }
+                }
             }
             @if can_operate {
                 div.actions {
@@ -249,9 +282,14 @@ async fn panel_markup(state: &AppState, op: &Operator, id: &str) -> Result<Marku
                         " " input type="text" name="reason" placeholder="reason (required)" aria-label="Reason to reassign" required;
                         button { "reassign" }
                     }
-                    @if let Ok(uuid) = uuid::Uuid::parse_str(text(&o, "id")) {
-                        @let mine = op.identity.principal.as_deref() == Some(text(&o, "assignee"));
-                        div.actions { (work_forms(op, uuid, text(&o["contact"], "name"), mine, Origin::Detail)) }
+                    @if let Some(uuid) = uuid {
+                        @let lead = Lead {
+                            id: uuid,
+                            name: text(&o["contact"], "name"),
+                            mine: op.identity.principal.as_deref() == Some(text(&o, "assignee")),
+                            taken_over: !o["takeover"].is_null(),
+                        };
+                        div.actions { (work_forms(op, &lead, Origin::Detail)) }
                     }
                 }
             }

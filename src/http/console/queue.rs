@@ -1,6 +1,6 @@
 //! `/console/queue`, a rep's queue: the escalated and callback-due leads assigned to the
 //! signed-in principal or bound to its team, oldest breach first (`usecases::board::queue`),
-//! with claim, call now and set the outcome. Each button posts to the same action route as the
+//! with claim, call now, send a text, snooze, hand back and set the outcome. Each button posts to the same action route as the
 //! detail page's (`mod.rs` `act`), so the use case's role check and audit entry apply.
 
 use axum::extract::State;
@@ -15,6 +15,8 @@ use super::pages::{api_error_page, page};
 use super::{html as render, Operator};
 use crate::control::{allows, Action};
 use crate::usecases::board::{self, QueueItem};
+use crate::usecases::snooze::SnoozeFor;
+use neuronx_actors::domain::opportunity::MAX_TEXT_CHARS;
 
 /// The outcomes a rep sets from the queue: each a stage change with a reason.
 pub const OUTCOMES: [&str; 4] = ["booked", "won", "lost", "nurture"];
@@ -26,20 +28,36 @@ pub(super) enum Origin {
     Detail,
 }
 
-/// Claim (unless the lead is mine already), call now (both for a principal's session) and set
-/// the outcome: the queue's buttons, also on a lead's page.
-pub(super) fn work_forms(op: &Operator, id: Uuid, name: &str, mine: bool, from: Origin) -> Markup {
+/// The lead a row of work forms acts on.
+pub(super) struct Lead<'a> {
+    pub id: Uuid,
+    pub name: &'a str,
+    /// Assigned to the signed-in principal already: no claim.
+    pub mine: bool,
+    /// A person took the conversation over: offer to hand it back.
+    pub taken_over: bool,
+}
+
+/// Claim (unless the lead is mine already), call now (both for a principal's session), send a
+/// text, snooze, hand back a taken-over conversation and set the outcome: the queue's forms,
+/// also on a lead's page.
+pub(super) fn work_forms(op: &Operator, lead: &Lead, from: Origin) -> Markup {
+    let id = lead.id;
+    let name = lead.name;
     let to = |action: &str| format!("/console/opportunities/{id}/{action}");
     let back = match from {
         Origin::Queue => "queue",
         Origin::Detail => "detail",
     };
     let has_principal = op.identity.principal.is_some();
+    let hidden = html! {
+        input type="hidden" name="csrf" value=(op.csrf);
+        input type="hidden" name="back" value=(back);
+    };
     html! {
-        @if has_principal && !mine {
+        @if has_principal && !lead.mine {
             form.inline method="post" action=(to("claim")) {
-                input type="hidden" name="csrf" value=(op.csrf);
-                input type="hidden" name="back" value=(back);
+                (hidden)
                 button.claim type="submit" aria-label={ "claim " (name) } { "claim" }
             }
             " "
@@ -52,9 +70,30 @@ pub(super) fn work_forms(op: &Operator, id: Uuid, name: &str, mine: bool, from: 
             }
             " "
         }
+        @if lead.taken_over {
+            form.inline method="post" action=(to("hand-back")) {
+                (hidden)
+                button.hand-back type="submit" aria-label={ "hand back: " (name) } { "hand back" }
+            }
+            " "
+        }
+        form.inline method="post" action=(to("snooze")) {
+            (hidden)
+            select name="for" aria-label={ "Snooze " (name) " for" } {
+                @for c in SnoozeFor::ALL { option value=(c.as_str()) { (c.label()) } }
+            }
+            " " input type="text" name="reason" maxlength="2000" placeholder="why (optional)" aria-label={ "Why snooze " (name) " (optional)" };
+            " " button.snooze type="submit" { "snooze" }
+        }
+        " "
+        form.inline method="post" action=(to("text")) {
+            (hidden)
+            input type="text" name="body" required maxlength=(MAX_TEXT_CHARS) placeholder="text to the lead" aria-label={ "Text to " (name) };
+            " " button.text type="submit" { "send text" }
+        }
+        " "
         form.inline method="post" action=(to("outcome")) {
-            input type="hidden" name="csrf" value=(op.csrf);
-            input type="hidden" name="back" value=(back);
+            (hidden)
             select name="stage" aria-label={ "Outcome for " (name) } {
                 @for s in OUTCOMES { option value=(s) { (s) } }
             }
@@ -79,7 +118,10 @@ fn rows_markup(op: &Operator, items: &[QueueItem]) -> Markup {
                 td { (o.assignee) @if item.mine { " (me)" } }
                 td { (o.stage.as_str()) " " (state_badge(o)) }
                 td { (sla_cell(&item.row)) }
-                td { @if can_operate { (work_forms(op, o.id, &o.contact.name, item.mine, Origin::Queue)) } }
+                td { @if can_operate {
+                    @let lead = Lead { id: o.id, name: &o.contact.name, mine: item.mine, taken_over: o.takeover.is_some() };
+                    (work_forms(op, &lead, Origin::Queue))
+                } }
             }
         }
     }
@@ -104,7 +146,7 @@ pub async fn queue(State(state): State<AppState>, op: Operator) -> Response {
     };
     let body = html! {
         h1 { "My queue" }
-        p.why { (whose) ": escalated leads and leads owed a callback, oldest breach first." }
+        p.why { (whose) ": escalated leads and leads owed a callback, oldest breach first. A snoozed lead comes back when its time is up." }
         div.scroll tabindex="0" role="region" aria-label="My queue" { table {
             thead { tr { th { "Lead" } th { "Why, since" } th { "Assignee" } th { "Stage" } th { "Next SLA" } th { "Actions" } } }
             tbody #queue data-live hx-get="/console/queue/rows" hx-trigger="refresh" hx-swap="innerHTML" { (rows_markup(&op, &items)) }
