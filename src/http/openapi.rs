@@ -195,6 +195,9 @@ pub struct Contact {
 pub struct Consent {
     voice: bool,
     sms: bool,
+    /// The playbook's emails (`[email]`); absent means none.
+    #[schema(default = false)]
+    email: bool,
 }
 
 /// The rule behind a timeline entry that is a decision, in an operator's words, and the inputs
@@ -319,6 +322,7 @@ mod tests {
             consent: DomainConsent {
                 voice: true,
                 sms: false,
+                email: false,
             },
         };
         let wire = serde_json::to_value(&contact).expect("serializes");

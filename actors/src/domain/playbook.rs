@@ -53,11 +53,18 @@ pub struct Playbook {
     /// texts always stop; with this the cadence's calls stop too, until it is handed back.
     #[serde(default)]
     pub takeover_stops_calls: bool,
+    /// The emails to the lead (`[email]`): none unless the playbook names them.
+    #[serde(default)]
+    pub email: EmailSteps,
 }
 
 mod call_flow;
+mod email;
 
 pub use call_flow::{fill, CallFlow, ConnectMode};
+pub use email::{
+    EmailStep, EmailSteps, EmailTemplate, LeadFields, Rendered, MAX_BODY_CHARS, MAX_SUBJECT_CHARS,
+};
 
 mod defaults {
     pub fn first_touch_sla_seconds() -> u64 {
@@ -123,6 +130,7 @@ impl Playbook {
             help_reply: defaults::help_reply(),
             call_flow: CallFlow::default(),
             takeover_stops_calls: false,
+            email: EmailSteps::default(),
         }
     }
 
@@ -167,6 +175,9 @@ impl Playbook {
         }
         if let Some((field, reason)) = self.call_flow.problem() {
             return invalid(field, reason);
+        }
+        if let Some((field, reason)) = self.email.problem() {
+            return Err(PlaybookError::Invalid { field, reason });
         }
         Ok(())
     }

@@ -77,6 +77,16 @@ named_enum! {
         TakenOver = "taken_over",
         /// An operator handed a taken-over conversation back to the playbook.
         HandedBack = "handed_back",
+        /// An email to the lead went out (`data.event = sent`: the server accepted it) or did
+        /// not (`failed`, with why); the email itself is an `effect_sent` entry.
+        EmailStatus = "email_status",
+        /// A playbook email was not sent: the gate refused it (no address, no consent,
+        /// unsubscribed, the address bounced) or its template did not render.
+        EmailSkipped = "email_skipped",
+        /// The lead's address hard-bounced (SMTP 5xx): marked invalid, never mailed again.
+        EmailBounced = "email_bounced",
+        /// The lead unsubscribed from email (one-click); calls and texts go on.
+        EmailUnsubscribed = "email_unsubscribed",
     }
 }
 
