@@ -60,6 +60,7 @@ audit_actions! {
     SettingsUpdate = "settings_update",
     MessageSend = "message_send",
     HandBack = "hand_back",
+    EmailUnsubscribe = "email_unsubscribe",
 }
 
 impl Serialize for AuditAction {

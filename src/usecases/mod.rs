@@ -22,6 +22,7 @@ pub mod principals;
 pub mod recordings;
 pub mod reps;
 pub mod settings;
+pub mod unsubscribe;
 pub mod views;
 pub mod webhooks;
 pub mod why;
