@@ -269,6 +269,10 @@ fn matrix() -> Vec<Row> {
             [201, 201, 403, 403, 403],
         ),
         row(M::GET, "/v1/numbers", None, [200, 200, 200, 200, 200]),
+        // The one-click unsubscribe link is public: the signed token is its only credential, so
+        // every key (or none) hears the same; a forged token is refused by name.
+        row(M::GET, "/u/k1.forged", None, [400, 400, 400, 400, 400]),
+        row(M::POST, "/u/k1.forged", None, [400, 400, 400, 400, 400]),
         row(
             M::DELETE,
             "/v1/numbers/+13125550100",
@@ -493,6 +497,7 @@ async fn the_openapi_document_lists_every_route(backend: Backend) {
                 .replace("/numbers/+13125550100", "/numbers/{number}")
         })
         .map(|r| r.replace("first_touch_sla", "{name}"))
+        .map(|r| r.replace("/u/k1.forged", "/u/{token}"))
         .map(|r| r.replace("RE00000000000000000000000000000000", "{sid}"))
         .map(|r| {
             r.replace("/p-{n}/", "/{name}/")
