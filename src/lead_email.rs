@@ -37,7 +37,8 @@ pub async fn set_postal_address(
     tenant: TenantId,
     address: Option<&str>,
 ) -> Result<(), StoreError> {
-    let sql = "INSERT INTO tenant_settings (tenant_id, duplicate_contacts, postal_address, updated_at)
+    let sql =
+        "INSERT INTO tenant_settings (tenant_id, duplicate_contacts, postal_address, updated_at)
         VALUES ($1, $2, $3, $4)
         ON CONFLICT (tenant_id) DO UPDATE
         SET postal_address = excluded.postal_address, updated_at = excluded.updated_at";
@@ -72,8 +73,12 @@ pub struct Token {
 
 fn message(tenant: TenantId, opportunity: Uuid, address: &str) -> Vec<u8> {
     // Addresses compare case-insensitively in practice; the tag does too.
-    format!("unsubscribe/v1|{}|{opportunity}|{}", tenant.0, address.trim().to_lowercase())
-        .into_bytes()
+    format!(
+        "unsubscribe/v1|{}|{opportunity}|{}",
+        tenant.0,
+        address.trim().to_lowercase()
+    )
+    .into_bytes()
 }
 
 /// The token of the link in an email to `address`: `{key id}.{base64url(tenant ‖ opportunity ‖ tag)}`.

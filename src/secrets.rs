@@ -120,7 +120,8 @@ impl Keyring {
     /// Signs `message` with the current key: the key's id and the HMAC-SHA256 tag.
     pub fn sign(&self, message: &[u8]) -> Result<(String, [u8; 32]), SecretError> {
         let key = self.keys.first().ok_or(SecretError::NoKey)?;
-        let mut mac = <Mac as hmac::Mac>::new_from_slice(&key.mac).map_err(|_| SecretError::NoKey)?;
+        let mut mac =
+            <Mac as hmac::Mac>::new_from_slice(&key.mac).map_err(|_| SecretError::NoKey)?;
         hmac::Mac::update(&mut mac, message);
         Ok((key.id.clone(), hmac::Mac::finalize(mac).into_bytes().into()))
     }

@@ -68,8 +68,10 @@ async fn mail_setup(backend: Backend, sink: &SmtpSink) -> (Setup, tempfile::Temp
             Method::PUT,
             "/v1/channels/smtp",
             Some(&s.app.key),
-            Some(json!({"host": "127.0.0.1", "port": sink.port, "tls": "none",
-                        "from": "sales@acme.test", "from_name": "Acme Sales"})),
+            Some(
+                json!({"host": "127.0.0.1", "port": sink.port, "tls": "none",
+                        "from": "sales@acme.test", "from_name": "Acme Sales"}),
+            ),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -150,12 +152,15 @@ async fn unsubscribe(app: &TestApp, url: &str) -> (StatusCode, Value) {
 
 async fn one_click_opts_the_lead_out_of_email_only(backend: Backend) {
     let sink = SmtpSink::start(Mode::Accept);
-    let (Setup {
-        app,
-        sim,
-        public_url,
-        ..
-    }, _dir) = mail_setup(backend, &sink).await;
+    let (
+        Setup {
+            app,
+            sim,
+            public_url,
+            ..
+        },
+        _dir,
+    ) = mail_setup(backend, &sink).await;
     set_postal(&app, POSTAL).await;
     let id = lead_in(&app, "mail-1", "ana.lima@example.com").await;
     let phone = common::lead_phone("mail-1");
@@ -166,9 +171,18 @@ async fn one_click_opts_the_lead_out_of_email_only(backend: Backend) {
         .iter()
         .find(|m| m.contains("Subject: Hi Ana, thanks for your request"))
         .unwrap_or_else(|| panic!("no first-touch email: {got:#?}"));
-    assert!(first.starts_with("X-Envelope-To: ana.lima@example.com\r\n"), "{first}");
-    assert!(first.contains("From: \"Acme Sales\" <sales@acme.test>"), "{first}");
-    assert!(first.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"), "{first}");
+    assert!(
+        first.starts_with("X-Envelope-To: ana.lima@example.com\r\n"),
+        "{first}"
+    );
+    assert!(
+        first.contains("From: \"Acme Sales\" <sales@acme.test>"),
+        "{first}"
+    );
+    assert!(
+        first.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"),
+        "{first}"
+    );
     let header = first
         .lines()
         .find_map(|l| l.strip_prefix("List-Unsubscribe: <"))
@@ -177,8 +191,13 @@ async fn one_click_opts_the_lead_out_of_email_only(backend: Backend) {
     assert!(url.starts_with(&format!("{public_url}/u/")), "{url}");
     assert!(first.contains("Hello Ana Lima,"), "{first}");
     assert!(first.contains(POSTAL), "the footer: {first}");
-    assert!(first.contains(&format!("To stop receiving these emails: {url}")), "{first}");
-    assert!(got.iter().any(|m| m.contains("Subject: We just tried to call you, Ana")));
+    assert!(
+        first.contains(&format!("To stop receiving these emails: {url}")),
+        "{first}"
+    );
+    assert!(got
+        .iter()
+        .any(|m| m.contains("Subject: We just tried to call you, Ana")));
 
     // The thread shows the emails, accepted by the server.
     let emails = eventually(Duration::from_secs(20), "the thread's emails", || async {
@@ -193,7 +212,10 @@ async fn one_click_opts_the_lead_out_of_email_only(backend: Backend) {
     let page = app.client.get(&url).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
-    assert!(html.contains("Unsubscribe") && html.contains("a***@example.com"), "{html}");
+    assert!(
+        html.contains("Unsubscribe") && html.contains("a***@example.com"),
+        "{html}"
+    );
     let mut forged = url.clone();
     let last = forged.pop().unwrap();
     forged.push(if last == 'A' { 'B' } else { 'A' });
@@ -210,7 +232,10 @@ async fn one_click_opts_the_lead_out_of_email_only(backend: Backend) {
         assert_eq!(body["status"], "unsubscribed", "{body}");
         assert_eq!(body["channel"], "email", "{body}");
     }
-    entry(&app, &id, "the unsubscribe", |e| e["kind"] == "email_unsubscribed").await;
+    entry(&app, &id, "the unsubscribe", |e| {
+        e["kind"] == "email_unsubscribed"
+    })
+    .await;
 
     // The second call goes unanswered: its text goes, its email does not.
     let skipped = entry(&app, &id, "the skipped email", |e| {
@@ -231,8 +256,16 @@ async fn one_click_opts_the_lead_out_of_email_only(backend: Backend) {
     // Every click is audited; one of them did it (a second one answered before the first was
     // applied is a duplicate; one after it is answered without a new entry).
     let items = audit["items"].as_array().unwrap();
-    assert!(items.iter().all(|e| e["target_id"] == id.as_str() && e["principal"] == "unsubscribe_link"), "{audit}");
-    let firsts = items.iter().filter(|e| e["after"]["duplicate"] == false).count();
+    assert!(
+        items
+            .iter()
+            .all(|e| e["target_id"] == id.as_str() && e["principal"] == "unsubscribe_link"),
+        "{audit}"
+    );
+    let firsts = items
+        .iter()
+        .filter(|e| e["after"]["duplicate"] == false)
+        .count();
     assert_eq!(firsts, 1, "{audit}");
     sim.shutdown().await;
     app.stop().await;
@@ -247,7 +280,10 @@ async fn a_hard_bounce_marks_the_address_invalid_and_the_cadence_goes_on(backend
     let bounced = entry(&app, &id, "the bounce", |e| e["kind"] == "email_bounced").await;
     assert_eq!(bounced["data"]["address"], "gone@example.com");
     assert_eq!(bounced["data"]["code"], 550);
-    assert!(bounced["data"]["error"].as_str().unwrap().contains("5.1.1"), "{bounced}");
+    assert!(
+        bounced["data"]["error"].as_str().unwrap().contains("5.1.1"),
+        "{bounced}"
+    );
     // Later emails skip the address; the calls go on to the last attempt.
     entry(&app, &id, "the skipped follow-up", |e| {
         e["kind"] == "email_skipped" && e["data"]["reason"] == "address_invalid"
@@ -295,7 +331,10 @@ async fn without_a_postal_address_nothing_is_sent_and_the_timeline_says_why(back
     })
     .await;
     assert_eq!(failed["data"]["why"], "no_postal_address", "{failed}");
-    assert!(failed["reason"].as_str().unwrap().contains("CAN-SPAM"), "{failed}");
+    assert!(
+        failed["reason"].as_str().unwrap().contains("CAN-SPAM"),
+        "{failed}"
+    );
     assert!(sink.messages().is_empty());
     let emails = thread_emails(&app, &id).await;
     assert_eq!(emails[0]["status"], "failed", "{emails:?}");

@@ -336,8 +336,9 @@ async fn every_route_answers_each_role_as_the_policy_says(backend: Backend) {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 
-    // Without a key, every /v1 route is 401 before anything else.
-    for row in matrix() {
+    // Without a key, every /v1 route is 401 before anything else (the public unsubscribe
+    // link answers the same with or without one).
+    for row in matrix().into_iter().filter(|r| r.path.starts_with("/v1/")) {
         let path = fill(
             row.path,
             &[("id", "x"), ("call", "x"), ("key", "x"), ("n", "1")],

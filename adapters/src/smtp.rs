@@ -353,7 +353,10 @@ mod tests {
             headers: vec![("X-A".into(), "b\r\nBcc: c@d.test".into())],
             ..email()
         };
-        assert!(matches!(render(&injected, false), Err(SmtpError::Permanent(_))));
+        assert!(matches!(
+            render(&injected, false),
+            Err(SmtpError::Permanent(_))
+        ));
         assert!(
             text.contains("To: \"ana\" <ana@acme.test>")
                 || text.contains("To: ana <ana@acme.test>"),

@@ -133,7 +133,13 @@ impl EffectHandler for LeadEmailHandler {
             match smtp::send(&server, &ctx.guard, &hello, &message).await {
                 Ok(answer) => {
                     let result = json!({"sent": email.to, "answer": answer});
-                    done(result, Some(OppInput::EmailAccepted { email_id: id, answer }))
+                    done(
+                        result,
+                        Some(OppInput::EmailAccepted {
+                            email_id: id,
+                            answer,
+                        }),
+                    )
                 }
                 Err(SmtpError::RecipientRefused { code, reason }) => {
                     match classify_refusal(code, &reason) {

@@ -45,7 +45,11 @@ pub async fn get(engine: &EngineHandle, who: &Identity) -> Result<SettingsView, 
 }
 
 /// Stores the settings given (a field left out keeps its value). Audited.
-pub async fn put(engine: &EngineHandle, who: &Identity, change: Change) -> Result<SettingsView, Error> {
+pub async fn put(
+    engine: &EngineHandle,
+    who: &Identity,
+    change: Change,
+) -> Result<SettingsView, Error> {
     let tenant = authorize(who, Action::ManageChannels)?;
     let postal = match change.postal_address.as_deref().map(str::trim) {
         Some("") => Some(None),

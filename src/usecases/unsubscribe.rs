@@ -130,7 +130,11 @@ pub async fn unsubscribe(
     };
     let input = serde_json::to_value(&input).map_err(|e| Error::Internal(e.into()))?;
     // One per opportunity and address: a repeated click is a duplicate of the first.
-    let dedupe = format!("unsubscribe:{}:{}", token.opportunity, address.to_lowercase());
+    let dedupe = format!(
+        "unsubscribe:{}:{}",
+        token.opportunity,
+        address.to_lowercase()
+    );
     let key = opp::key(token.tenant, token.opportunity);
     let outcome = engine
         .enqueue(key, input, Some(dedupe))

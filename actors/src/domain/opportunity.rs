@@ -414,9 +414,11 @@ pub fn apply(
             code,
             reason,
         } => step.email_bounced(email_id, address, code, reason),
-        OppInput::EmailNotSent { email_id, why, detail } => {
-            step.email_not_sent(email_id, why, detail)
-        }
+        OppInput::EmailNotSent {
+            email_id,
+            why,
+            detail,
+        } => step.email_not_sent(email_id, why, detail),
         OppInput::EmailUnsubscribed { address } => step.email_unsubscribed(address),
     }
     Ok(step.finish(Some(current), reply))

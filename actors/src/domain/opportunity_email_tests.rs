@@ -162,7 +162,13 @@ fn a_bad_address_is_refused_by_field() {
     };
     let err = apply(None, input, t(0), &pb(), &Rules::federal_only()).unwrap_err();
     assert!(
-        matches!(err, Rejection::InvalidField { field: "contact.email", .. }),
+        matches!(
+            err,
+            Rejection::InvalidField {
+                field: "contact.email",
+                ..
+            }
+        ),
         "{err:?}"
     );
 }
@@ -189,10 +195,13 @@ fn an_unsubscribe_stops_email_only_and_is_idempotent() {
     assert!(texted(&after), "{:?}", after.effects);
     assert!(emails(&after).is_empty());
     assert_eq!(skipped_reason(&after).as_deref(), Some("unsubscribed"));
-    assert!(after
-        .timers
-        .iter()
-        .any(|op| matches!(op, TimerOp::Set { name: OppTimer::RetryCall, .. })));
+    assert!(after.timers.iter().any(|op| matches!(
+        op,
+        TimerOp::Set {
+            name: OppTimer::RetryCall,
+            ..
+        }
+    )));
 }
 
 #[test]
@@ -233,7 +242,14 @@ fn a_hard_bounce_marks_the_address_invalid_and_the_cadence_goes_on() {
 #[test]
 fn a_stop_closes_email_too_and_results_are_recorded() {
     let opp = create(Some("ana@x.test"), all()).state;
-    let stopped = run(&opp, OppInput::Replied { body: "STOP".into() }, 5).state;
+    let stopped = run(
+        &opp,
+        OppInput::Replied {
+            body: "STOP".into(),
+        },
+        5,
+    )
+    .state;
     let d = run(
         &stopped,
         OppInput::EmailNotSent {

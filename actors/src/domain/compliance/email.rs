@@ -121,15 +121,55 @@ mod tests {
     fn the_gate_allows_only_a_consenting_subscribed_valid_address() {
         assert_eq!(check_email(&facts()), Ok(()));
         let cases = [
-            (EmailFacts { address: None, ..facts() }, EmailBlock::NoAddress),
-            (EmailFacts { address: Some(" "), ..facts() }, EmailBlock::NoAddress),
-            (EmailFacts { consent: false, ..facts() }, EmailBlock::NoConsent),
-            (EmailFacts { opted_out: true, ..facts() }, EmailBlock::OptedOut),
-            (EmailFacts { unsubscribed: true, ..facts() }, EmailBlock::Unsubscribed),
-            (EmailFacts { address_invalid: true, ..facts() }, EmailBlock::AddressInvalid),
+            (
+                EmailFacts {
+                    address: None,
+                    ..facts()
+                },
+                EmailBlock::NoAddress,
+            ),
+            (
+                EmailFacts {
+                    address: Some(" "),
+                    ..facts()
+                },
+                EmailBlock::NoAddress,
+            ),
+            (
+                EmailFacts {
+                    consent: false,
+                    ..facts()
+                },
+                EmailBlock::NoConsent,
+            ),
+            (
+                EmailFacts {
+                    opted_out: true,
+                    ..facts()
+                },
+                EmailBlock::OptedOut,
+            ),
+            (
+                EmailFacts {
+                    unsubscribed: true,
+                    ..facts()
+                },
+                EmailBlock::Unsubscribed,
+            ),
+            (
+                EmailFacts {
+                    address_invalid: true,
+                    ..facts()
+                },
+                EmailBlock::AddressInvalid,
+            ),
             // The lead's own choice is named before a missing consent.
             (
-                EmailFacts { unsubscribed: true, consent: false, ..facts() },
+                EmailFacts {
+                    unsubscribed: true,
+                    consent: false,
+                    ..facts()
+                },
                 EmailBlock::Unsubscribed,
             ),
         ];
@@ -144,7 +184,11 @@ mod tests {
         use Refusal::*;
         let cases = [
             (550, "5.1.1 mailbox unavailable", HardBounce),
-            (550, "rcpt to: permanent error (550): 5.1.1 no such user", HardBounce),
+            (
+                550,
+                "rcpt to: permanent error (550): 5.1.1 no such user",
+                HardBounce,
+            ),
             (550, "5.2.1 mailbox disabled", HardBounce),
             (552, "5.2.2 mailbox full", Soft),
             (550, "5.7.26 unauthenticated mail is prohibited", SenderSide),

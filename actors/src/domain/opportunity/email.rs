@@ -143,8 +143,15 @@ impl Step<'_> {
 
     /// A hard bounce: the address is marked invalid (later emails skip it); nothing else
     /// changes, so the calls and texts of the cadence go on.
-    pub(super) fn email_bounced(&mut self, email_id: Uuid, address: String, code: u16, reason: String) {
-        let text = format!("the email to {address} bounced ({code}); the address is marked invalid");
+    pub(super) fn email_bounced(
+        &mut self,
+        email_id: Uuid,
+        address: String,
+        code: u16,
+        reason: String,
+    ) {
+        let text =
+            format!("the email to {address} bounced ({code}); the address is marked invalid");
         let data = json!({ "email_id": email_id, "address": address, "code": code,
             "error": reason });
         self.opp.email.bounced = Some(address);

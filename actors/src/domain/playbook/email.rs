@@ -169,7 +169,10 @@ mod tests {
         let lead = LeadFields::new("Ana Lima", "ana@x.test", "+14155550100", "crm-7");
         let r = t.render(&lead).unwrap();
         assert_eq!(r.subject, "Hi Ana, about crm-7");
-        assert_eq!(r.body, "Dear Ana Lima,\nwe will call +14155550100.\n(ana@x.test)");
+        assert_eq!(
+            r.body,
+            "Dear Ana Lima,\nwe will call +14155550100.\n(ana@x.test)"
+        );
         let nameless = LeadFields::new("", "a@x.test", "+1", "e");
         assert_eq!(t.render(&nameless).unwrap().subject, "Hi there, about e");
     }
