@@ -252,6 +252,9 @@ async fn one_click_opts_the_lead_out_of_email_only(backend: Backend) {
     let count = |kind: &str| timeline.iter().filter(|e| e["kind"] == kind).count();
     assert_eq!(count("email_unsubscribed"), 1, "idempotent");
     assert_eq!(count("call_placed"), 2, "calls are not affected");
+    let (_, view) = app.get(&format!("/v1/opportunities/{id}")).await;
+    assert_eq!(view["email"]["unsubscribed"], true, "{view}");
+    assert_eq!(view["contact"]["consent"]["email"], true, "{view}");
     let (_, audit) = app.get("/v1/audit?action=email_unsubscribe").await;
     // Every click is audited; one of them did it (a second one answered before the first was
     // applied is a duplicate; one after it is answered without a new entry).
@@ -295,6 +298,8 @@ async fn a_hard_bounce_marks_the_address_invalid_and_the_cadence_goes_on(backend
     })
     .await;
     assert!(sink.messages().is_empty());
+    let (_, view) = app.get(&format!("/v1/opportunities/{id}")).await;
+    assert_eq!(view["email"]["bounced"], "gone@example.com", "{view}");
     // The first-touch email is shown bounced (a follow-up asked for before the bounce was
     // known may have bounced too, or been held back at dispatch).
     let emails = thread_emails(&app, &id).await;
