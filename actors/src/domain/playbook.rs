@@ -274,6 +274,30 @@ mod tests {
     }
 
     #[test]
+    fn email_steps_read_from_toml_and_bad_ones_are_named() {
+        let text = "name = \"x\"\n[email.first_touch]\nsubject = \"Hi {{ first_name }}\"\n\
+                    body = \"Hello {{ name }}\"\n";
+        let pb = Playbook::from_toml(text).unwrap();
+        let first = pb.email.template(EmailStep::FirstTouch).unwrap();
+        assert_eq!(first.subject, "Hi {{ first_name }}");
+        assert_eq!(pb.email.template(EmailStep::AfterMissedCall), None);
+        assert_eq!(Playbook::with_defaults("x").email, EmailSteps::default());
+        let unknown = Playbook::from_toml("name = \"x\"\n[email.first_touch]\nsubject = \"s\"\n\
+                                           body = \"b\"\nbcc = \"x\"\n")
+        .unwrap_err();
+        assert!(unknown.to_string().contains("bcc"), "{unknown}");
+        let typo = "name = \"x\"\n[email.after_missed_call]\nsubject = \"s\"\n\
+                    body = \"Hi {{ nmae }}\"\n";
+        match Playbook::from_toml(typo) {
+            Err(PlaybookError::Invalid { field, reason }) => {
+                assert_eq!(field, "email.after_missed_call");
+                assert!(reason.contains("undefined"), "{reason}");
+            }
+            other => panic!("expected invalid email.after_missed_call, got {other:?}"),
+        }
+    }
+
+    #[test]
     fn compliance_texts_default_and_can_be_tuned() {
         let pb = Playbook::from_toml("name = \"x\"").unwrap();
         assert_eq!(
