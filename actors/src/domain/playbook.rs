@@ -282,8 +282,10 @@ mod tests {
         assert_eq!(first.subject, "Hi {{ first_name }}");
         assert_eq!(pb.email.template(EmailStep::AfterMissedCall), None);
         assert_eq!(Playbook::with_defaults("x").email, EmailSteps::default());
-        let unknown = Playbook::from_toml("name = \"x\"\n[email.first_touch]\nsubject = \"s\"\n\
-                                           body = \"b\"\nbcc = \"x\"\n")
+        let unknown = Playbook::from_toml(
+            "name = \"x\"\n[email.first_touch]\nsubject = \"s\"\n\
+                                           body = \"b\"\nbcc = \"x\"\n",
+        )
         .unwrap_err();
         assert!(unknown.to_string().contains("bcc"), "{unknown}");
         let typo = "name = \"x\"\n[email.after_missed_call]\nsubject = \"s\"\n\
