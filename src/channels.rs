@@ -1,7 +1,9 @@
 //! The effect handlers wired into the engine: voice and SMS through the loopback channel (the
 //! Twilio-compatible adapter replaces it when configured), and escalation notices to people
-//! (`notify`: whom to tell; `notify_sms` and `email`: one message each, in `channels/notify.rs`).
+//! (`notify`: whom to tell; `notify_sms` and `email`: one message each, in `channels/notify.rs`),
+//! and the playbook's emails to leads (`lead_email`, in `channels/lead_email.rs`).
 
+mod lead_email;
 mod notify;
 mod pick_rep;
 
@@ -458,7 +460,11 @@ pub fn handlers(settings: &LoopbackSettings, ctx: Context) -> (Handlers, Reports
     );
     handlers.insert(
         EffectChannel::Email.as_str().into(),
-        Arc::new(notify::NoticeEmailHandler { ctx }),
+        Arc::new(notify::NoticeEmailHandler { ctx: ctx.clone() }),
+    );
+    handlers.insert(
+        EffectChannel::LeadEmail.as_str().into(),
+        Arc::new(lead_email::LeadEmailHandler { ctx }),
     );
     (handlers, Reports { rx }, task)
 }

@@ -15,6 +15,7 @@ pub mod contacts;
 pub mod control;
 pub mod http;
 pub mod input;
+pub mod lead_email;
 pub mod lock;
 pub mod notifications;
 pub mod schema;

@@ -9,6 +9,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use chacha20poly1305::aead::{Aead, KeyInit, OsRng};
 use chacha20poly1305::{AeadCore, XChaCha20Poly1305, XNonce};
+use sha2::Digest as _;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
@@ -25,7 +26,13 @@ pub enum SecretError {
 struct Key {
     id: String,
     cipher: XChaCha20Poly1305,
+    /// For signing links (HMAC-SHA256): derived from the key under its own label, so the
+    /// sealing key itself is never used for anything else.
+    mac: [u8; 32],
 }
+
+/// HMAC-SHA256.
+type Mac = hmac::Hmac<sha2::Sha256>;
 
 /// The keyring. Its Debug shows key ids only.
 #[derive(Default)]
@@ -67,9 +74,15 @@ impl Keyring {
             }
             let cipher = XChaCha20Poly1305::new_from_slice(&bytes)
                 .map_err(|_| SecretError::BadKey(redacted(entry)))?;
+            let mac = sha2::Sha256::new()
+                .chain_update(b"neuronx link signing v1\0")
+                .chain_update(&bytes)
+                .finalize()
+                .into();
             keys.push(Key {
                 id: id.to_owned(),
                 cipher,
+                mac,
             });
         }
         Ok(Self { keys })
@@ -102,6 +115,28 @@ impl Keyring {
             key_id: key.id.clone(),
             data: B64.encode(data),
         })
+    }
+
+    /// Signs `message` with the current key: the key's id and the HMAC-SHA256 tag.
+    pub fn sign(&self, message: &[u8]) -> Result<(String, [u8; 32]), SecretError> {
+        let key = self.keys.first().ok_or(SecretError::NoKey)?;
+        let mut mac =
+            <Mac as hmac::Mac>::new_from_slice(&key.mac).map_err(|_| SecretError::NoKey)?;
+        hmac::Mac::update(&mut mac, message);
+        Ok((key.id.clone(), hmac::Mac::finalize(mac).into_bytes().into()))
+    }
+
+    /// Whether `tag` is the tag of `message` under the key named `key_id` (compared in
+    /// constant time). An unknown key verifies nothing.
+    pub fn verify(&self, key_id: &str, message: &[u8], tag: &[u8]) -> bool {
+        let Some(key) = self.keys.iter().find(|k| k.id == key_id) else {
+            return false;
+        };
+        let Ok(mut mac) = <Mac as hmac::Mac>::new_from_slice(&key.mac) else {
+            return false;
+        };
+        hmac::Mac::update(&mut mac, message);
+        hmac::Mac::verify_slice(mac, tag).is_ok()
     }
 
     pub fn open(&self, sealed: &Sealed) -> Result<String, SecretError> {

@@ -27,6 +27,8 @@ named_enum! {
         NotifySms = "notify_sms",
         /// An email to a person (a rep) about a lead.
         Email = "email",
+        /// An email to the lead (the playbook's), with the unsubscribe footer and headers.
+        LeadEmail = "lead_email",
     }
 }
 
@@ -125,6 +127,20 @@ pub struct NoticeEmail {
     pub opportunity_id: Uuid,
 }
 
+/// An email to the lead, through the tenant's SMTP server. The dispatcher adds the footer
+/// (the tenant's postal address, the unsubscribe link) and the RFC 8058 headers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeadEmail {
+    /// Names this email in the follow-ups and the thread.
+    pub email_id: Uuid,
+    pub to: String,
+    /// The lead's name.
+    pub name: String,
+    pub subject: String,
+    pub body: String,
+    pub opportunity_id: Uuid,
+}
+
 /// Any effect, with its channel.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
@@ -133,6 +149,7 @@ pub enum Effect {
     Notify(NotifyEffect),
     NotifySms(NoticeSms),
     Email(NoticeEmail),
+    LeadEmail(LeadEmail),
 }
 
 impl Effect {
@@ -143,6 +160,7 @@ impl Effect {
             Effect::Notify(_) => EffectChannel::Notify,
             Effect::NotifySms(_) => EffectChannel::NotifySms,
             Effect::Email(_) => EffectChannel::Email,
+            Effect::LeadEmail(_) => EffectChannel::LeadEmail,
         }
     }
 
@@ -155,6 +173,7 @@ impl Effect {
             Effect::Notify(n) => to_json(n),
             Effect::NotifySms(n) => to_json(n),
             Effect::Email(n) => to_json(n),
+            Effect::LeadEmail(e) => to_json(e),
         };
         EffectRequest { channel, payload }
     }
@@ -196,6 +215,7 @@ from_payload!(SmsEffect, EffectChannel::Sms);
 from_payload!(NotifyEffect, EffectChannel::Notify);
 from_payload!(NoticeSms, EffectChannel::NotifySms);
 from_payload!(NoticeEmail, EffectChannel::Email);
+from_payload!(LeadEmail, EffectChannel::LeadEmail);
 
 #[cfg(test)]
 mod tests {

@@ -18,7 +18,7 @@ use crate::domain::compliance;
 use crate::domain::opportunity::{
     self as rules, OppEffect, OppInput, OppReply, OppTimer, Opportunity, Rejection,
 };
-use crate::effects::{Effect, NoticeEmail, NoticeSms, NotifyEffect, SmsEffect};
+use crate::effects::{Effect, LeadEmail, NoticeEmail, NoticeSms, NotifyEffect, SmsEffect};
 use crate::playbooks::Playbooks;
 
 pub const KIND: ActorKind = ActorKind("opportunity");
@@ -225,6 +225,24 @@ impl Entity for OpportunityEntity {
                         recipient,
                         lead,
                         reason,
+                        opportunity_id: key.id,
+                    })
+                    .into_request(),
+                ),
+                OppEffect::SendEmail {
+                    email_id,
+                    to,
+                    name,
+                    subject,
+                    body,
+                    step: _,
+                } => changes.effects.push(
+                    Effect::LeadEmail(LeadEmail {
+                        email_id,
+                        to,
+                        name,
+                        subject,
+                        body,
                         opportunity_id: key.id,
                     })
                     .into_request(),

@@ -8,7 +8,8 @@
 //! | failure | `SmtpError` |
 //! |---|---|
 //! | no connection, TLS or greeting failure, a 4xx anywhere before the message ends | `Transient`: nothing was accepted, try again |
-//! | a 5xx anywhere (greeting, AUTH, MAIL, RCPT, DATA, the message) | `Permanent` |
+//! | a 5xx to RCPT TO: the server refuses the recipient (a bounce at send time) | `RecipientRefused`, with the code |
+//! | a 5xx anywhere else (greeting, AUTH, MAIL, DATA, the message) | `Permanent` |
 //! | the message was written and no answer came (closed, timed out) | `Unknown`: it may have been accepted; never sent again |
 //! | the guard refuses the host | `Permanent` |
 
@@ -16,7 +17,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
 use lettre::message::{Body, Mailbox};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
@@ -90,6 +91,8 @@ pub struct Email {
     /// The `Message-ID` (without angle brackets): stable for one intended message, so a
     /// mailbox that sees it twice can tell.
     pub message_id: String,
+    /// More headers, as (name, value): e.g. `List-Unsubscribe`. ASCII names and values.
+    pub headers: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -100,6 +103,10 @@ pub enum SmtpError {
     /// Refused for good (an SMTP 5xx, an address that is no address, a host not allowed).
     #[error("refused: {0}")]
     Permanent(String),
+    /// The server refused the recipient for good (a 5xx to RCPT TO): `code` is its reply code,
+    /// `reason` its words (with the enhanced status code, when it gave one).
+    #[error("recipient refused ({code}): {reason}")]
+    RecipientRefused { code: u16, reason: String },
     /// The message was written but no answer came: the server may have accepted it.
     #[error("outcome unknown: {0}")]
     Unknown(String),
@@ -130,12 +137,21 @@ pub fn render(email: &Email, eight_bit: bool) -> Result<(Vec<u8>, Address, Addre
     let from = mailbox(email.from_name.as_deref(), &email.from)?;
     let to = mailbox(email.to_name.as_deref(), &email.to)?;
     let (sender, recipient) = (from.email.clone(), to.email.clone());
-    let message = lettre::Message::builder()
+    let mut builder = lettre::Message::builder()
         .from(from)
         .to(to)
         .subject(email.subject.clone())
         .message_id(Some(format!("<{}>", email.message_id)))
-        .header(ContentType::TEXT_PLAIN)
+        .header(ContentType::TEXT_PLAIN);
+    for (name, value) in &email.headers {
+        if !value.is_ascii() || value.contains(['\r', '\n']) {
+            return Err(SmtpError::Permanent(format!("bad header value for {name}")));
+        }
+        let name = HeaderName::new_from_ascii(name.clone())
+            .map_err(|e| SmtpError::Permanent(format!("bad header name {name:?}: {e}")))?;
+        builder = builder.raw_header(HeaderValue::new(name, value.clone()));
+    }
+    let message = builder
         .body(body(&email.body, eight_bit))
         .map_err(|e| SmtpError::Permanent(format!("cannot build the message: {e}")))?;
     Ok((message.formatted(), sender, recipient))
@@ -263,7 +279,23 @@ async fn session(
         conn.command(Mail::new(Some(sender), params)),
     )
     .await?;
-    step(t, "rcpt to", conn.command(Rcpt::new(recipient, vec![]))).await?;
+    // A permanent refusal of the recipient is the address's own answer (a bounce): said apart
+    // from the others, with its code, so the caller can judge the address.
+    match tokio::time::timeout(t, conn.command(Rcpt::new(recipient, vec![]))).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) if e.is_permanent() => {
+            let code = e
+                .status()
+                .and_then(|c| c.to_string().parse().ok())
+                .unwrap_or(550);
+            return Err(SmtpError::RecipientRefused {
+                code,
+                reason: format!("rcpt to: {e}"),
+            });
+        }
+        Ok(Err(e)) => return Err(before_end("rcpt to", e)),
+        Err(_) => return Err(SmtpError::Transient("rcpt to: timed out".into())),
+    }
     step(t, "data", conn.command(Data)).await?;
     // From here the server may have the message: only its answer tells.
     match tokio::time::timeout(t, conn.message(&bytes)).await {
@@ -288,6 +320,10 @@ mod tests {
             subject: "Lead waiting: Ana Lima".into(),
             body: "Ana Lima is waiting.\r\nhttps://x/console/opportunities/1".into(),
             message_id: "n1@neuronx".into(),
+            headers: vec![(
+                "List-Unsubscribe-Post".into(),
+                "List-Unsubscribe=One-Click".into(),
+            )],
         }
     }
 
@@ -309,6 +345,18 @@ mod tests {
         let text = String::from_utf8_lossy(&bytes);
         assert!(text.contains("Subject: Lead waiting: Ana Lima"), "{text}");
         assert!(text.contains("Message-ID: <n1@neuronx>"), "{text}");
+        assert!(
+            text.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"),
+            "{text}"
+        );
+        let injected = Email {
+            headers: vec![("X-A".into(), "b\r\nBcc: c@d.test".into())],
+            ..email()
+        };
+        assert!(matches!(
+            render(&injected, false),
+            Err(SmtpError::Permanent(_))
+        ));
         assert!(
             text.contains("To: \"ana\" <ana@acme.test>")
                 || text.contains("To: ana <ana@acme.test>"),

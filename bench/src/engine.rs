@@ -444,6 +444,7 @@ async fn create(
             consent: Consent {
                 voice: true,
                 sms: true,
+                email: false,
             },
         },
         playbook: "speed-to-lead".into(),

@@ -84,6 +84,7 @@ pub(crate) fn lead(
             consent: Consent {
                 voice: true,
                 sms: true,
+                email: false,
             },
         },
         playbook: "speed-to-lead".into(),

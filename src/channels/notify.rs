@@ -28,12 +28,12 @@ use crate::twilio_channel;
 pub const EMAIL_ATTEMPTS: i32 = 10;
 
 /// Per SMTP step (connect, each command, the message).
-const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The pause before an email that found its server failing goes back to the outbox: 200 ms,
 /// doubling per claim, at most 5 s (within the dispatcher's 10 s stop, so a stopping instance
 /// still records it).
-fn backoff(attempt: i32) -> Duration {
+pub(super) fn backoff(attempt: i32) -> Duration {
     let doublings = u32::try_from(attempt.saturating_sub(1)).unwrap_or(0).min(5);
     Duration::from_millis(200u64 << doublings).min(Duration::from_secs(5))
 }
@@ -170,7 +170,7 @@ pub(super) struct NoticeEmailHandler {
 }
 
 /// The name we give in EHLO: our public host.
-fn hello_name(public_url: &str) -> String {
+pub(super) fn hello_name(public_url: &str) -> String {
     url::Url::parse(public_url)
         .ok()
         .and_then(|u| u.host_str().map(str::to_owned))
@@ -178,7 +178,7 @@ fn hello_name(public_url: &str) -> String {
 }
 
 /// The same for every claim of one effect, so a mailbox that got it twice can tell.
-fn message_id(idem_key: &str, host: &str) -> String {
+pub(super) fn message_id(idem_key: &str, host: &str) -> String {
     let digest = hex::encode(Sha256::digest(idem_key.as_bytes()));
     format!("{}@{host}", &digest[..32])
 }
@@ -225,9 +225,16 @@ impl EffectHandler for NoticeEmailHandler {
                 subject: text.subject,
                 body: text.body,
                 message_id: message_id(&call.idem_key, &hello),
+                headers: Vec::new(),
             };
             match smtp::send(&server, &ctx.guard, &hello, &email).await {
                 Ok(answer) => done(json!({"sent": notice.to, "answer": answer}), None),
+                Err(e @ SmtpError::RecipientRefused { .. }) => {
+                    let reason = e.to_string();
+                    tracing::warn!(key = %call.key, recipient = %notice.recipient, %reason, "notice email refused");
+                    let result = json!({"error": reason, "permanent": true});
+                    failed(result, &notice.recipient, NoticeChannel::Email, reason)
+                }
                 Err(SmtpError::Permanent(reason)) => {
                     tracing::warn!(key = %call.key, recipient = %notice.recipient, %reason, "notice email refused");
                     let result = json!({"error": reason, "permanent": true});

@@ -62,6 +62,7 @@ audit_actions! {
     HandBack = "hand_back",
     Snooze = "snooze",
     Unsnooze = "unsnooze",
+    EmailUnsubscribe = "email_unsubscribe",
 }
 
 impl Serialize for AuditAction {

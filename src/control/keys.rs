@@ -41,7 +41,7 @@ impl Identity {
     /// for the command line and `magic_link` for a session a magic link opened, which use no
     /// key.
     pub fn key_label(&self) -> String {
-        if self.key_prefix == CLI_KEY || self.key_prefix == MAGIC_LINK_KEY {
+        if [CLI_KEY, MAGIC_LINK_KEY, UNSUBSCRIBE_LINK_KEY].contains(&self.key_prefix.as_str()) {
             self.key_prefix.clone()
         } else {
             format!("{KEY_TAG}_{}", self.key_prefix)
@@ -55,6 +55,9 @@ pub const CLI_KEY: &str = "cli";
 /// The key prefix of a console session opened by a magic link (`control::magic`): it presents
 /// no key either, and the audit log names it so.
 pub const MAGIC_LINK_KEY: &str = "magic_link";
+
+/// What the audit log names for a lead's one-click unsubscribe: no key, the signed link.
+pub const UNSUBSCRIBE_LINK_KEY: &str = "unsubscribe_link";
 
 /// A key as listed: never the secret, never its hash.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

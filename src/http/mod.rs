@@ -25,6 +25,7 @@ mod recordings;
 mod reps;
 pub mod server;
 mod settings;
+mod unsubscribe;
 mod voice;
 mod webhooks;
 
@@ -122,6 +123,10 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(numbers::put_number, numbers::remove_number))
         .routes(routes!(numbers::list_numbers))
         .routes(routes!(settings::get_settings, settings::put_settings))
+        .routes(routes!(
+            unsubscribe::get_unsubscribe,
+            unsubscribe::post_unsubscribe
+        ))
 }
 
 /// The OpenAPI document of the API (what `/openapi.json` serves).

@@ -50,7 +50,8 @@ use crate::usecases::views::{OpportunityView, Page, TimelineItem};
         (name = "audit", description = "The append-only log of operator and admin actions."),
         (name = "channels", description = "The tenant's Twilio account and do-not-call list."),
         (name = "numbers", description = "The tenant's numbers, per team or tenant-wide: the caller id leads see (local presence) and what inbound texts are matched by."),
-        (name = "settings", description = "The tenant's settings: what a second lead of one person does (one person, one cadence)."),
+        (name = "settings", description = "The tenant's settings: what a second lead of one person does (one person, one cadence), and the postal address in the footer of emails to leads."),
+        (name = "unsubscribe", description = "The one-click unsubscribe link of emails to leads (RFC 8058): public, the signed token is the credential."),
         (name = "health", description = "Liveness, readiness, metrics and the cluster's shards."),
     ),
     modifiers(&BearerKey),
@@ -195,6 +196,9 @@ pub struct Contact {
 pub struct Consent {
     voice: bool,
     sms: bool,
+    /// The playbook's emails (`[email]`); absent means none.
+    #[schema(default = false)]
+    email: bool,
 }
 
 /// The rule behind a timeline entry that is a decision, in an operator's words, and the inputs
@@ -319,6 +323,7 @@ mod tests {
             consent: DomainConsent {
                 voice: true,
                 sms: false,
+                email: false,
             },
         };
         let wire = serde_json::to_value(&contact).expect("serializes");

@@ -50,6 +50,9 @@ struct ContactRequest {
 struct ConsentRequest {
     voice: bool,
     sms: bool,
+    /// The playbook's emails to the lead (`[email]`); absent means no consent.
+    #[serde(default)]
+    email: bool,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -73,6 +76,7 @@ impl CreateRequest {
                 consent: Consent {
                     voice: c.consent.voice,
                     sms: c.consent.sms,
+                    email: c.consent.email,
                 },
             },
             playbook: self.playbook,

@@ -16,6 +16,9 @@ use crate::usecases::settings::{self, SettingsView};
 pub struct SettingsRequest {
     /// `merge` or `skip`; left out, unchanged.
     duplicate_contacts: Option<DuplicateContacts>,
+    /// The postal address for the footer of emails to leads, up to 500 characters (several
+    /// lines allowed); an empty string clears it; left out, unchanged.
+    postal_address: Option<String>,
 }
 
 #[utoipa::path(
@@ -43,7 +46,7 @@ pub async fn get_settings(
     tag = "settings",
     operation_id = "putSettings",
     summary = "Change the tenant's settings",
-    description = "`duplicate_contacts`: what a lead whose phone already belongs to a live opportunity of the tenant does. `merge` (the default) joins the live opportunity, which notes it on its timeline, and the create answers that opportunity (200); `skip` creates the lead's own opportunity running no cadence, with `duplicate_of` naming the live one. Either way one person has one cadence. A field left out keeps its value. Admins and owners. Audited.",
+    description = "`duplicate_contacts`: what a lead whose phone already belongs to a live opportunity of the tenant does. `merge` (the default) joins the live opportunity, which notes it on its timeline, and the create answers that opportunity (200); `skip` creates the lead's own opportunity running no cadence, with `duplicate_of` naming the live one. Either way one person has one cadence. `postal_address`: the tenant's postal address, printed in the footer of every email to a lead (CAN-SPAM); without one no email to a lead is sent and the lead's timeline says why. A field left out keeps its value. Admins and owners. Audited.",
     request_body = SettingsRequest,
     responses(
         (status = 200, description = "the settings after the change", body = SettingsView),
@@ -56,6 +59,14 @@ pub async fn put_settings(
     Body(req): Body<SettingsRequest>,
 ) -> Result<Json<SettingsView>, ApiError> {
     Ok(Json(
-        settings::put(&state.engine, &caller.0, req.duplicate_contacts).await?,
+        settings::put(
+            &state.engine,
+            &caller.0,
+            settings::Change {
+                duplicate_contacts: req.duplicate_contacts,
+                postal_address: req.postal_address,
+            },
+        )
+        .await?,
     ))
 }

@@ -8,7 +8,10 @@
 //! each inbound one. A text's fate is its outbox row (found by the key its transition gave it,
 //! `{actor}/{version}/{i}`): still queued, canceled, refused or blocked at dispatch, or
 //! accepted by the carrier with a `message_sid`; the carrier's later statuses are the timeline's
-//! `message_status` entries with that sid. Nothing is written outside a transition to build it.
+//! `message_status` entries with that sid. Emails to the lead are `effect_sent` entries too
+//! (`data.effect = send_email`, with `email_id`); their fate is the `lead_email` outbox row and
+//! then the `email_status` or `email_bounced` entry naming that `email_id`. Nothing is written
+//! outside a transition to build it.
 
 use std::collections::HashMap;
 
@@ -38,11 +41,23 @@ const CHUNK: i64 = 1_000;
 /// its transition's first few effects (a text and an escalation notice at most, today).
 const EFFECTS_PER_TRANSITION: usize = 8;
 
-/// Which channel a message went by. Email joins here when it is a lead channel.
+/// Which channel a message went by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageChannel {
     Sms,
+    /// The playbook's emails to the lead (outbound only).
+    Email,
+}
+
+impl MessageChannel {
+    /// The outbox channel its outbound messages leave by.
+    fn outbox(self) -> &'static str {
+        match self {
+            MessageChannel::Sms => "sms",
+            MessageChannel::Email => "lead_email",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -75,6 +90,9 @@ pub enum DeliveryStatus {
     Unknown,
     /// An inbound message, received.
     Received,
+    /// An email the lead's mail server refused for good (a hard bounce): the address is marked
+    /// invalid.
+    Bounced,
 }
 
 /// One message of the thread.
@@ -86,6 +104,9 @@ pub struct MessageView {
     pub channel: MessageChannel,
     pub direction: Direction,
     pub body: String,
+    /// An email's subject; null for a text.
+    #[schema(required = true)]
+    pub subject: Option<String>,
     /// Who wrote it: `playbook`, `operator:<name>` (a person, by hand), or `contact` (the lead).
     pub by: String,
     /// A person wrote it by hand (and took the conversation over).
@@ -147,6 +168,7 @@ pub async fn list(
     let id = visible(engine, who, id).await?;
     let entries = timeline(engine, tenant, id).await?;
     let reports = reports(&entries);
+    let mail = email_reports(&entries);
     let messages: Vec<&TimelineRow> = entries
         .iter()
         .filter(|e| is_outbound(e) || e.kind == "replied")
@@ -157,7 +179,10 @@ pub async fn list(
     let effects = effects_of(engine, tenant, id, &entries, page).await?;
     let items = page
         .iter()
-        .map(|e| view(e, effects.get(&e.id), &reports))
+        .map(|e| match channel_of(e) {
+            Some(MessageChannel::Email) => email_view(e, effects.get(&e.id), &mail),
+            _ => view(e, effects.get(&e.id), &reports),
+        })
         .collect();
     let next_cursor = (end < messages.len())
         .then(|| page.last().map(|e| e.id.to_string()))
@@ -208,8 +233,20 @@ async fn timeline(
     Ok(entries)
 }
 
+/// The channel of an outbound message's entry; `None` for any other entry.
+fn channel_of(e: &TimelineRow) -> Option<MessageChannel> {
+    if e.kind != "effect_sent" {
+        return None;
+    }
+    match e.data["effect"].as_str() {
+        Some("send_sms") => Some(MessageChannel::Sms),
+        Some("send_email") => Some(MessageChannel::Email),
+        _ => None,
+    }
+}
+
 fn is_outbound(e: &TimelineRow) -> bool {
-    e.kind == "effect_sent" && e.data["effect"] == "send_sms"
+    channel_of(e).is_some()
 }
 
 fn code(v: &Value) -> Option<u32> {
@@ -238,25 +275,29 @@ async fn effects_of(
         .flat_map(|v| (0..EFFECTS_PER_TRANSITION).map(move |i| (*v, i)))
         .map(|(v, i)| format!("{actor}/{v}/{i}"))
         .collect();
-    let mut texts: HashMap<i64, Vec<(usize, EffectRecord)>> = HashMap::new();
+    let mut texts: HashMap<(i64, &str), Vec<(usize, EffectRecord)>> = HashMap::new();
     for effect in engine.store().effects_named(tenant, &keys).await? {
-        if effect.channel != "sms" {
+        let channel = [MessageChannel::Sms, MessageChannel::Email]
+            .into_iter()
+            .map(MessageChannel::outbox)
+            .find(|c| *c == effect.channel);
+        let Some(channel) = channel else {
             continue;
-        }
+        };
         let mut parts = effect.idem_key.rsplitn(3, '/');
         let (Some(i), Some(v)) = (parts.next(), parts.next()) else {
             continue;
         };
         if let (Ok(i), Ok(v)) = (i.parse::<usize>(), v.parse::<i64>()) {
-            texts.entry(v).or_default().push((i, effect));
+            texts.entry((v, channel)).or_default().push((i, effect));
         }
     }
     let mut found = HashMap::new();
-    for (version, mut rows) in texts {
+    for ((version, channel), mut rows) in texts {
         rows.sort_by_key(|(i, _)| *i);
-        let sent = entries
-            .iter()
-            .filter(|e| e.version == version && is_outbound(e));
+        let sent = entries.iter().filter(|e| {
+            e.version == version && channel_of(e).map(MessageChannel::outbox) == Some(channel)
+        });
         for (entry, (_, effect)) in sent.zip(rows) {
             found.insert(entry.id, effect);
         }
@@ -276,6 +317,7 @@ fn view(
         channel: MessageChannel::Sms,
         direction: Direction::Inbound,
         body: text("body").unwrap_or_default(),
+        subject: None,
         by: e.cause.clone(),
         human: false,
         purpose: None,
@@ -361,6 +403,11 @@ pub async fn send(
     };
     run(engine, who, id, AuditAction::MessageSend, input).await
 }
+
+#[path = "messages_email.rs"]
+mod email;
+
+use email::{email_reports, email_view};
 
 #[cfg(test)]
 #[path = "messages_tests.rs"]

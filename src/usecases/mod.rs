@@ -23,6 +23,7 @@ pub mod recordings;
 pub mod reps;
 pub mod settings;
 pub mod snooze;
+pub mod unsubscribe;
 pub mod views;
 pub mod webhooks;
 pub mod why;

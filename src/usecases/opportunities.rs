@@ -1,5 +1,6 @@
 //! Opportunities: create (idempotent on the external id), read, list, and the timeline.
 
+use neuronx_adapters::smtp::parse_address;
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
@@ -61,12 +62,14 @@ fn validate(new: &NewOpportunity, playbooks: &Playbooks<'_>) -> Result<Contact, 
             Error::invalid("contact.timezone", format!("unknown IANA time zone {tz:?}"))
         })?;
     }
-    if let Some(email) = &c.email {
-        input::check("contact.email", email, Lines::One, 3, 320)?;
-        if !email.contains('@') || email.chars().any(char::is_whitespace) {
-            return Err(Error::invalid("contact.email", "not an email address"));
+    // Read as the SMTP client reads it, so an accepted address is one we can mail.
+    let email = match &c.email {
+        Some(email) => {
+            input::check("contact.email", email, Lines::One, 3, 320)?;
+            Some(parse_address(email).map_err(|e| Error::invalid("contact.email", e))?)
         }
-    }
+        None => None,
+    };
     if let Some(p) = &new.playbook {
         if !playbooks.all.contains_key(p) {
             return Err(Error::invalid(
@@ -92,6 +95,7 @@ fn validate(new: &NewOpportunity, playbooks: &Playbooks<'_>) -> Result<Contact, 
     Ok(Contact {
         name: c.name.trim().to_owned(),
         phone,
+        email,
         ..c.clone()
     })
 }

@@ -1,15 +1,18 @@
-//! The tenant's settings: for now what a second lead of one person does
-//! (`duplicate_contacts`, ADR 0046). Admins change them; every role may read them.
+//! The tenant's settings: what a second lead of one person does (`duplicate_contacts`, ADR
+//! 0046) and the postal address every email to a lead carries (`postal_address`, ADR 0049).
+//! Admins change them; every role may read them.
 
 use neuronx_supervision::EngineHandle;
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{json, Map, Value};
 
 use super::{authorize, Error};
 use crate::contacts::{self, DuplicateContacts};
 use crate::control::audit::{self, AuditAction, Entry};
 use crate::control::keys::Identity;
 use crate::control::{Action, Tx};
+use crate::input::{self, Lines};
+use crate::lead_email::{self, MAX_POSTAL_CHARS};
 
 /// The tenant's settings as they apply now (defaults included).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -18,12 +21,26 @@ pub struct SettingsView {
     /// A lead whose phone already belongs to a live opportunity: `merge` (the default) joins
     /// it, `skip` records it as its own opportunity running no cadence.
     pub duplicate_contacts: DuplicateContacts,
+    /// The postal address in the footer of every email to a lead (CAN-SPAM); null: none set,
+    /// and no email to a lead is sent.
+    #[schema(required = true)]
+    pub postal_address: Option<String>,
+}
+
+/// A change of settings: a field left out keeps its value.
+#[derive(Debug, Clone, Default)]
+pub struct Change {
+    pub duplicate_contacts: Option<DuplicateContacts>,
+    /// An empty address clears it.
+    pub postal_address: Option<String>,
 }
 
 pub async fn get(engine: &EngineHandle, who: &Identity) -> Result<SettingsView, Error> {
     let tenant = authorize(who, Action::Read)?;
+    let store = engine.store();
     Ok(SettingsView {
-        duplicate_contacts: contacts::duplicate_contacts(engine.store(), tenant).await?,
+        duplicate_contacts: contacts::duplicate_contacts(store, tenant).await?,
+        postal_address: lead_email::postal_address(store, tenant).await?,
     })
 }
 
@@ -31,15 +48,30 @@ pub async fn get(engine: &EngineHandle, who: &Identity) -> Result<SettingsView, 
 pub async fn put(
     engine: &EngineHandle,
     who: &Identity,
-    duplicate_contacts: Option<DuplicateContacts>,
+    change: Change,
 ) -> Result<SettingsView, Error> {
     let tenant = authorize(who, Action::ManageChannels)?;
-    let Some(mode) = duplicate_contacts else {
-        return get(engine, who).await;
+    let postal = match change.postal_address.as_deref().map(str::trim) {
+        Some("") => Some(None),
+        Some(address) => {
+            input::check("postal_address", address, Lines::Many, 1, MAX_POSTAL_CHARS)?;
+            Some(Some(address.to_owned()))
+        }
+        None => None,
     };
+    if change.duplicate_contacts.is_none() && postal.is_none() {
+        return get(engine, who).await;
+    }
     let mut tx = Tx::begin(engine.store()).await?;
-    contacts::set_duplicate_contacts(&mut tx, tenant, mode).await?;
-    let after = json!({ "duplicate_contacts": mode });
+    let mut after = Map::new();
+    if let Some(mode) = change.duplicate_contacts {
+        contacts::set_duplicate_contacts(&mut tx, tenant, mode).await?;
+        after.insert("duplicate_contacts".into(), json!(mode));
+    }
+    if let Some(address) = &postal {
+        lead_email::set_postal_address(&mut tx, tenant, address.as_deref()).await?;
+        after.insert("postal_address".into(), json!(address));
+    }
     audit::commit(
         tx,
         who,
@@ -47,11 +79,9 @@ pub async fn put(
             AuditAction::SettingsUpdate,
             "tenant",
             tenant.0.to_string(),
-            after,
+            Value::Object(after),
         ),
     )
     .await?;
-    Ok(SettingsView {
-        duplicate_contacts: mode,
-    })
+    get(engine, who).await
 }

@@ -82,6 +82,8 @@ pub struct OpportunityView {
     /// automatic texts stop until an operator hands it back; null while the playbook has it.
     #[schema(required = true)]
     pub takeover: Option<TakeoverView>,
+    /// The lead's email channel (ADR 0049).
+    pub email: EmailChannelView,
     /// Armed timers; empty in lists, which do not read them.
     pub timers: Vec<TimerView>,
     pub created_at: DateTime<Utc>,
@@ -115,11 +117,28 @@ impl OpportunityView {
                 by: t.by,
                 since: t.since,
             }),
+            email: EmailChannelView {
+                unsubscribed: o.email.unsubscribed,
+                bounced: o.email.bounced,
+                sent: o.email.sent,
+            },
             timers,
             created_at: o.created_at,
             updated_at: o.updated_at,
         })
     }
+}
+
+/// Where the lead's email channel stands.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct EmailChannelView {
+    /// The lead unsubscribed (one-click): no more email; calls and texts go on.
+    pub unsubscribed: bool,
+    /// The address that hard-bounced; it is not mailed again. Null when none did.
+    #[schema(required = true)]
+    pub bounced: Option<String>,
+    /// The playbook's emails asked for so far.
+    pub sent: u32,
 }
 
 /// Answered when an input was made durable but another instance applies it: the caller may

@@ -48,10 +48,20 @@ pub fn why(kind: &str, by: &str, data: &Value) -> Option<Value> {
              playbook's maximum attempts.",
             pick(&["attempt", "max_attempts"]),
         ),
+        "effect_sent" if data.get("effect").and_then(Value::as_str) == Some("send_email") => (
+            "Playbook email: the playbook's email for this step goes to a lead who consented to \
+             email, has not unsubscribed and whose address has not bounced.",
+            pick(&["effect", "step"]),
+        ),
         "effect_sent" => (
             "Playbook follow-up: a missed call is followed by a text when the lead consented to \
              SMS.",
             pick(&["effect", "purpose"]),
+        ),
+        "email_skipped" => (
+            "Email gate: an email needs the lead's email consent and an address, and is never \
+             sent after an opt-out, an unsubscribe or a hard bounce; this one was not sent.",
+            pick(&["step", "reason"]),
         ),
         "attempts_exhausted" => (
             "Playbook cadence: after the maximum attempts without reaching the lead, calling \

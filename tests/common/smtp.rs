@@ -25,6 +25,8 @@ pub enum Mode {
     Refuse,
     /// 451 to the first `n` messages, then accepts.
     FailFirst(u32),
+    /// 550 5.1.1 to this recipient only (a hard bounce); accepts the others.
+    RefuseRcpt(&'static str),
 }
 
 impl SmtpSink {
@@ -42,6 +44,9 @@ impl SmtpSink {
             }
             Mode::FailFirst(n) => {
                 cmd.arg("--fail-first").arg(n.to_string());
+            }
+            Mode::RefuseRcpt(address) => {
+                cmd.arg("--refuse-rcpt").arg(address);
             }
         }
         let mut child = cmd

@@ -93,12 +93,14 @@ named_enum! {
 }
 parse_by_name!(Purpose, "purpose", ComplianceError);
 
+mod email;
 mod keywords;
 mod recording;
 mod rules;
 mod schedule;
 mod zones;
 
+pub use email::*;
 pub use keywords::*;
 pub use recording::*;
 pub use rules::*;

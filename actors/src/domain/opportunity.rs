@@ -123,6 +123,9 @@ impl Stage {
 pub struct Consent {
     pub voice: bool,
     pub sms: bool,
+    /// Marketing email (the playbook's `[email]` steps); absent means none.
+    #[serde(default)]
+    pub email: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -283,6 +286,9 @@ pub struct Opportunity {
     /// hands the conversation back (see `takeover`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub takeover: Option<Takeover>,
+    /// The lead's email channel: unsubscribed, bounced, how many emails were sent (see `email`).
+    #[serde(default, skip_serializing_if = "EmailChannel::is_untouched")]
+    pub email: EmailChannel,
 }
 
 named_enum! {
@@ -401,12 +407,26 @@ pub fn apply(
             external_id,
             skipped_as,
         } => step.contact_returned(external_id, skipped_as),
+        OppInput::EmailAccepted { email_id, answer } => step.email_accepted(email_id, answer),
+        OppInput::EmailBounced {
+            email_id,
+            address,
+            code,
+            reason,
+        } => step.email_bounced(email_id, address, code, reason),
+        OppInput::EmailNotSent {
+            email_id,
+            why,
+            detail,
+        } => step.email_not_sent(email_id, why, detail),
+        OppInput::EmailUnsubscribed { address } => step.email_unsubscribed(address),
     }
     Ok(step.finish(Some(current), reply))
 }
 
 mod cadence;
 mod call_now;
+mod email;
 mod hang_up;
 mod inbound;
 mod line;
@@ -418,6 +438,7 @@ mod returning;
 mod step;
 mod takeover;
 
+pub use email::{EmailChannel, EmailFailure};
 pub use line::{LineFound, LineType};
 pub use messages::{OppEffect, OppInput};
 pub use notify::{NoticeChannel, Recipient};
@@ -465,3 +486,7 @@ mod returning_tests;
 #[cfg(test)]
 #[path = "opportunity_takeover_tests.rs"]
 mod takeover_tests;
+
+#[cfg(test)]
+#[path = "opportunity_email_tests.rs"]
+mod email_tests;

@@ -25,7 +25,11 @@ pub(super) fn created_with(sms: bool, team: Option<&str>) -> Opportunity {
             phone: "+14155550100".into(),
             email: None,
             timezone: Some("America/Los_Angeles".into()),
-            consent: Consent { voice: true, sms },
+            consent: Consent {
+                voice: true,
+                sms,
+                email: false,
+            },
         },
         playbook: "speed-to-lead".into(),
         sla: None,

@@ -269,7 +269,11 @@ fn setting() -> impl Strategy<Value = (&'static Rules, Contact, DateTime<Utc>)> 
 fn with_contact(mut input: OppInput, c: &Contact, voice: bool, sms: bool) -> OppInput {
     if let OppInput::Create { contact, .. } = &mut input {
         *contact = Contact {
-            consent: Consent { voice, sms },
+            consent: Consent {
+                voice,
+                sms,
+                email: false,
+            },
             ..c.clone()
         };
     }

@@ -21,6 +21,7 @@ fn create(id: u128, external_id: &str, history: ContactHistory, rules: &Rules) -
             consent: Consent {
                 voice: true,
                 sms: true,
+                email: false,
             },
         },
         playbook: "speed-to-lead".into(),

@@ -36,7 +36,11 @@ fn contact(voice: bool, sms: bool) -> Contact {
         phone: "+14155550100".into(),
         email: None,
         timezone: Some("America/Los_Angeles".into()),
-        consent: Consent { voice, sms },
+        consent: Consent {
+            voice,
+            sms,
+            email: false,
+        },
     }
 }
 

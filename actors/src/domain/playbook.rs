@@ -53,11 +53,18 @@ pub struct Playbook {
     /// texts always stop; with this the cadence's calls stop too, until it is handed back.
     #[serde(default)]
     pub takeover_stops_calls: bool,
+    /// The emails to the lead (`[email]`): none unless the playbook names them.
+    #[serde(default)]
+    pub email: EmailSteps,
 }
 
 mod call_flow;
+mod email;
 
 pub use call_flow::{fill, CallFlow, ConnectMode};
+pub use email::{
+    EmailStep, EmailSteps, EmailTemplate, LeadFields, Rendered, MAX_BODY_CHARS, MAX_SUBJECT_CHARS,
+};
 
 mod defaults {
     pub fn first_touch_sla_seconds() -> u64 {
@@ -123,6 +130,7 @@ impl Playbook {
             help_reply: defaults::help_reply(),
             call_flow: CallFlow::default(),
             takeover_stops_calls: false,
+            email: EmailSteps::default(),
         }
     }
 
@@ -167,6 +175,9 @@ impl Playbook {
         }
         if let Some((field, reason)) = self.call_flow.problem() {
             return invalid(field, reason);
+        }
+        if let Some((field, reason)) = self.email.problem() {
+            return Err(PlaybookError::Invalid { field, reason });
         }
         Ok(())
     }
@@ -260,6 +271,32 @@ mod tests {
             ..pb
         };
         assert_eq!(silent.missed_call_sms("Ana"), None);
+    }
+
+    #[test]
+    fn email_steps_read_from_toml_and_bad_ones_are_named() {
+        let text = "name = \"x\"\n[email.first_touch]\nsubject = \"Hi {{ first_name }}\"\n\
+                    body = \"Hello {{ name }}\"\n";
+        let pb = Playbook::from_toml(text).unwrap();
+        let first = pb.email.template(EmailStep::FirstTouch).unwrap();
+        assert_eq!(first.subject, "Hi {{ first_name }}");
+        assert_eq!(pb.email.template(EmailStep::AfterMissedCall), None);
+        assert_eq!(Playbook::with_defaults("x").email, EmailSteps::default());
+        let unknown = Playbook::from_toml(
+            "name = \"x\"\n[email.first_touch]\nsubject = \"s\"\n\
+                                           body = \"b\"\nbcc = \"x\"\n",
+        )
+        .unwrap_err();
+        assert!(unknown.to_string().contains("bcc"), "{unknown}");
+        let typo = "name = \"x\"\n[email.after_missed_call]\nsubject = \"s\"\n\
+                    body = \"Hi {{ nmae }}\"\n";
+        match Playbook::from_toml(typo) {
+            Err(PlaybookError::Invalid { field, reason }) => {
+                assert_eq!(field, "email.after_missed_call");
+                assert!(reason.contains("undefined"), "{reason}");
+            }
+            other => panic!("expected invalid email.after_missed_call, got {other:?}"),
+        }
     }
 
     #[test]

@@ -77,6 +77,16 @@ named_enum! {
         TakenOver = "taken_over",
         /// An operator handed a taken-over conversation back to the playbook.
         HandedBack = "handed_back",
+        /// An email to the lead went out (`data.event = sent`: the server accepted it) or did
+        /// not (`failed`, with why); the email itself is an `effect_sent` entry.
+        EmailStatus = "email_status",
+        /// A playbook email was not sent: the gate refused it (no address, no consent,
+        /// unsubscribed, the address bounced) or its template did not render.
+        EmailSkipped = "email_skipped",
+        /// The lead's address hard-bounced (SMTP 5xx): marked invalid, never mailed again.
+        EmailBounced = "email_bounced",
+        /// The lead unsubscribed from email (one-click); calls and texts go on.
+        EmailUnsubscribed = "email_unsubscribed",
     }
 }
 
@@ -150,7 +160,7 @@ mod tests {
 
     #[test]
     fn timeline_kind_as_str_matches_serde() {
-        assert_eq!(TimelineKind::ALL.len(), 28);
+        assert_eq!(TimelineKind::ALL.len(), 32);
         for kind in TimelineKind::ALL {
             assert_eq!(serde_json::to_value(kind).unwrap(), json!(kind.as_str()));
         }

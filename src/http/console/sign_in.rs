@@ -208,6 +208,7 @@ async fn send(state: &AppState, signer: &Signer, token: &str) -> Result<String, 
             name = signer.name
         ),
         message_id: format!("{}@{hello}", &digest[..32]),
+        headers: Vec::new(),
     };
     smtp::send(&server, &state.guard, &hello, &email)
         .await

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::{CallResult, OppEffect, OppTimer, PendingSms, Stage, Step};
 use crate::domain::call::{Agent, UnattendedReason};
 use crate::domain::compliance::{self, Channel, Decision, GateInput, Purpose, CAP_WINDOW_HOURS};
-use crate::domain::playbook::{fill, ConnectMode};
+use crate::domain::playbook::{fill, ConnectMode, EmailStep};
 use crate::domain::timeline::{Cause, TimelineKind};
 
 /// Agent first by the playbook: how soon after a rep passes the lead is offered to the next.
@@ -373,6 +373,7 @@ impl Step<'_> {
             if let (true, Some(body)) = (self.opp.contact.consent.sms, sms) {
                 self.try_sms(body, "follow-up after a missed call");
             }
+            self.try_email(EmailStep::AfterMissedCall, "follow-up after a missed call");
             if !exhausted {
                 // The gate is asked when the timer fires.
                 self.set(OppTimer::RetryCall, self.pb.retry_delay_seconds);

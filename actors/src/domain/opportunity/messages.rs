@@ -3,6 +3,7 @@
 //! and inputs to its calls).
 
 use super::*;
+use crate::domain::playbook::EmailStep;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -162,6 +163,32 @@ pub enum OppInput {
         via: NoticeChannel,
         reason: String,
     },
+    /// The tenant's SMTP server accepted an email to the lead (its answer, usually a queue id).
+    EmailAccepted {
+        email_id: Uuid,
+        #[serde(default)]
+        answer: String,
+    },
+    /// The server refused the lead's address for good (a hard bounce): the address is marked
+    /// invalid and never mailed again; the cadence goes on.
+    EmailBounced {
+        email_id: Uuid,
+        address: String,
+        code: u16,
+        reason: String,
+    },
+    /// An email to the lead did not leave, or will not arrive, for a reason that is not the
+    /// address's (no postal address, no SMTP server, a sender-side refusal, given up).
+    EmailNotSent {
+        email_id: Uuid,
+        why: EmailFailure,
+        detail: String,
+    },
+    /// The lead used the one-click unsubscribe of an email sent to `address`: no more email;
+    /// calls and texts are not affected.
+    EmailUnsubscribed {
+        address: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -215,6 +242,16 @@ pub enum OppEffect {
     NoteReturn {
         opportunity_id: Uuid,
         external_id: String,
+    },
+    /// An email to the lead, rendered from the playbook's template; the dispatcher adds the
+    /// footer (postal address, unsubscribe link) and the `List-Unsubscribe` headers.
+    SendEmail {
+        email_id: Uuid,
+        to: String,
+        name: String,
+        subject: String,
+        body: String,
+        step: EmailStep,
     },
     /// The host sends the call `CallInput::HangUp`.
     HangUpCall {

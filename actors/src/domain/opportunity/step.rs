@@ -9,7 +9,7 @@ use super::{
     Stage,
 };
 use crate::domain::compliance::Rules;
-use crate::domain::playbook::Playbook;
+use crate::domain::playbook::{EmailStep, Playbook};
 use crate::domain::timeline::{deadline, Cause, TimelineEvent, TimelineKind, TimerOp};
 
 pub(super) fn invalid(field: &'static str, reason: impl Into<String>) -> Rejection {
@@ -42,6 +42,9 @@ pub(super) fn create(
         return Err(invalid("external_id", "must not be empty"));
     }
     validate_e164(&contact.phone)?;
+    if let Some(email) = &contact.email {
+        super::email::validate_address(email)?;
+    }
     if playbook != pb.name {
         let supplied = pb.name.clone();
         return Err(Rejection::PlaybookMismatch {
@@ -87,6 +90,7 @@ pub(super) fn create(
         duplicate_of: history.duplicate_of,
         reply_noticed_at: None,
         takeover: None,
+        email: super::EmailChannel::default(),
     };
     let mut step = Step::new(opp, now, pb, rules);
     let o = &step.opp;
@@ -109,6 +113,8 @@ pub(super) fn create(
     } else if let (true, Some(body)) = (consent.sms, pb.missed_call_sms(&step.opp.contact.name)) {
         step.try_sms(body, "first touch without voice consent");
     }
+    // The first-touch email goes with the call or text, not instead of it.
+    step.try_email(EmailStep::FirstTouch, "first touch");
     step.set(OppTimer::FirstTouchSla, first_touch_seconds);
     Ok(step.finish(None, OppReply::Created))
 }

@@ -1,0 +1,180 @@
+//! Email as a lead channel: the playbook's emails (first touch, after a missed call) through
+//! the email gate, and what the dispatcher and the lead report back: accepted, bounced, not
+//! sent, unsubscribed. An unsubscribe or a bounce closes email only; calls and texts go on.
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::step::{invalid, Step};
+use super::{OppEffect, Rejection};
+use crate::domain::compliance::{check_email, EmailFacts};
+use crate::domain::playbook::{EmailStep, LeadFields};
+use crate::domain::timeline::{Cause, TimelineKind};
+
+/// The lead's email channel as the opportunity knows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailChannel {
+    /// The lead unsubscribed (one-click): no more email to them, whatever the address.
+    #[serde(default)]
+    pub unsubscribed: bool,
+    /// The address that hard-bounced; a different address is tried afresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bounced: Option<String>,
+    /// Emails asked for so far; names the next one (`email-{n}`).
+    #[serde(default)]
+    pub sent: u32,
+}
+
+impl EmailChannel {
+    pub fn is_untouched(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// Why an email to the lead did not leave or will not arrive (not the address's fault).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmailFailure {
+    /// The tenant has no postal address: CAN-SPAM wants one in every commercial email.
+    NoPostalAddress,
+    /// The tenant has no SMTP server (`PUT /v1/channels/smtp`).
+    NoSmtpServer,
+    /// No key to sign the unsubscribe link with (`NEURONX_SECRET_KEYS`).
+    NoSigningKey,
+    /// The lead unsubscribed, or the address bounced, while the email waited in the outbox.
+    Suppressed,
+    /// A permanent refusal that is about us (5.7.x policy or authentication), or the message
+    /// itself: fix the sending; the address is kept.
+    Refused,
+    /// A permanent refusal widely treated as soft (5.2.2 mailbox full): not sent.
+    MailboxFull,
+    /// The server kept failing (no connection, 4xx) through every retry.
+    GaveUp,
+}
+
+impl EmailFailure {
+    pub fn describe(self) -> &'static str {
+        match self {
+            EmailFailure::NoPostalAddress => {
+                "the tenant has no postal address for the footer (CAN-SPAM); set postal_address in /v1/settings"
+            }
+            EmailFailure::NoSmtpServer => "the tenant has no SMTP server",
+            EmailFailure::NoSigningKey => "no key is configured to sign the unsubscribe link",
+            EmailFailure::Suppressed => "the lead unsubscribed or the address bounced meanwhile",
+            EmailFailure::Refused => "the SMTP server refused it (not the address's fault)",
+            EmailFailure::MailboxFull => "the lead's mailbox is full",
+            EmailFailure::GaveUp => "the SMTP server kept failing; given up",
+        }
+    }
+}
+
+/// A light check of a lead's address (the API checks it fully first): one `@` between two
+/// non-empty parts, no spaces or control characters, at most 254 characters.
+pub(super) fn validate_address(address: &str) -> Result<(), Rejection> {
+    let ok = address.len() <= 254
+        && !address.chars().any(|c| c.is_whitespace() || c.is_control())
+        && matches!(address.split_once('@'), Some((l, d)) if !l.is_empty() && !d.is_empty() && !d.contains('@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid("contact.email", "not an email address"))
+    }
+}
+
+impl Step<'_> {
+    /// The playbook's email for `step`, if it has one, the gate allows it and it renders. A
+    /// refusal is said on the timeline (`email_skipped`) and changes nothing else: the cadence
+    /// goes on.
+    pub(super) fn try_email(&mut self, step: EmailStep, why: &str) {
+        let Some(template) = self.pb.email.template(step) else {
+            return;
+        };
+        if self.opp.stage.is_terminal() || self.opp.paused || self.opp.duplicate_of.is_some() {
+            return;
+        }
+        let contact = &self.opp.contact;
+        let address = contact.email.as_deref();
+        let facts = EmailFacts {
+            address,
+            consent: contact.consent.email,
+            opted_out: self.opp.opted_out,
+            unsubscribed: self.opp.email.unsubscribed,
+            address_invalid: address.is_some() && self.opp.email.bounced.as_deref() == address,
+        };
+        if let Err(block) = check_email(&facts) {
+            let text = format!("{} email not sent: {}", step.as_str(), block.describe());
+            let data = json!({ "step": step, "reason": block });
+            return self.event(TimelineKind::EmailSkipped, Cause::System, text, data);
+        }
+        let to = address.unwrap_or_default().to_owned();
+        let fields = LeadFields::new(&contact.name, &to, &contact.phone, &self.opp.external_id);
+        let rendered = match template.render(&fields) {
+            Ok(r) => r,
+            Err(e) => {
+                let text = format!("{} email not sent: its template failed: {e}", step.as_str());
+                let data = json!({ "step": step, "reason": "template", "error": e });
+                return self.event(TimelineKind::EmailSkipped, Cause::System, text, data);
+            }
+        };
+        self.opp.email.sent += 1;
+        // Derived, not random: a replayed transition must name the same email.
+        let n = self.opp.email.sent;
+        let email_id = Uuid::new_v5(&self.opp.id, format!("email-{n}").as_bytes());
+        let data = json!({ "effect": "send_email", "email_id": email_id, "step": step,
+            "to": to, "subject": rendered.subject, "body": rendered.body });
+        self.effects.push(OppEffect::SendEmail {
+            email_id,
+            to,
+            name: contact.name.clone(),
+            subject: rendered.subject,
+            body: rendered.body,
+            step,
+        });
+        let text = format!("email to the lead ({why})");
+        self.event(TimelineKind::EffectSent, Cause::Playbook, text, data);
+    }
+
+    pub(super) fn email_accepted(&mut self, email_id: Uuid, answer: String) {
+        let text = "the SMTP server accepted the email to the lead".to_owned();
+        let data = json!({ "event": "sent", "email_id": email_id, "answer": answer });
+        self.event(TimelineKind::EmailStatus, Cause::Channel, text, data);
+    }
+
+    /// A hard bounce: the address is marked invalid (later emails skip it); nothing else
+    /// changes, so the calls and texts of the cadence go on.
+    pub(super) fn email_bounced(
+        &mut self,
+        email_id: Uuid,
+        address: String,
+        code: u16,
+        reason: String,
+    ) {
+        let text =
+            format!("the email to {address} bounced ({code}); the address is marked invalid");
+        let data = json!({ "email_id": email_id, "address": address, "code": code,
+            "error": reason });
+        self.opp.email.bounced = Some(address);
+        self.event(TimelineKind::EmailBounced, Cause::Channel, text, data);
+    }
+
+    pub(super) fn email_not_sent(&mut self, email_id: Uuid, why: EmailFailure, detail: String) {
+        let text = format!("the email to the lead was not sent: {}", why.describe());
+        let data = json!({ "event": "failed", "email_id": email_id, "why": why,
+            "error": detail });
+        self.event(TimelineKind::EmailStatus, Cause::Channel, text, data);
+    }
+
+    /// Idempotent: a second click changes nothing and writes nothing.
+    pub(super) fn email_unsubscribed(&mut self, address: String) {
+        if self.opp.email.unsubscribed {
+            return;
+        }
+        self.opp.email.unsubscribed = true;
+        let text = format!(
+            "the lead unsubscribed from email ({address}, one-click link); calls and texts go on"
+        );
+        let data = json!({ "address": address, "via": "one_click" });
+        self.event(TimelineKind::EmailUnsubscribed, Cause::Contact, text, data);
+    }
+}

@@ -1,0 +1,275 @@
+//! Email as a lead channel: the playbook's emails pass the email gate (consent, unsubscribe,
+//! a bounced address), and an unsubscribe or a bounce closes email only.
+
+use super::fixtures::t;
+use super::*;
+use crate::domain::compliance::Rules;
+use crate::domain::playbook::{EmailStep, EmailSteps, EmailTemplate};
+use crate::domain::timeline::TimelineKind;
+
+fn pb() -> Playbook {
+    let template = |subject: &str| EmailTemplate {
+        subject: subject.into(),
+        body: "Hi {{ first_name }}, about {{ external_id }}.".into(),
+    };
+    Playbook {
+        email: EmailSteps {
+            first_touch: Some(template("Welcome {{ name }}")),
+            after_missed_call: Some(template("We missed you, {{ first_name }}")),
+        },
+        ..Playbook::with_defaults("speed-to-lead")
+    }
+}
+
+fn create(email: Option<&str>, consent: Consent) -> OppDecision {
+    let input = OppInput::Create {
+        id: Uuid::from_u128(9),
+        external_id: "crm-9".into(),
+        contact: Contact {
+            name: "Ana Lima".into(),
+            phone: "+14155550100".into(),
+            email: email.map(str::to_owned),
+            timezone: Some("America/Los_Angeles".into()),
+            consent,
+        },
+        playbook: "speed-to-lead".into(),
+        sla: None,
+        assignee: None,
+        team: None,
+        history: Default::default(),
+    };
+    apply(None, input, t(0), &pb(), &Rules::federal_only()).unwrap()
+}
+
+fn all() -> Consent {
+    Consent {
+        voice: true,
+        sms: true,
+        email: true,
+    }
+}
+
+fn run(state: &Opportunity, input: OppInput, at: i64) -> OppDecision {
+    apply(Some(state), input, t(at), &pb(), &Rules::federal_only()).unwrap()
+}
+
+fn emails(d: &OppDecision) -> Vec<(String, String, EmailStep)> {
+    d.effects
+        .iter()
+        .filter_map(|e| match e {
+            OppEffect::SendEmail {
+                to, subject, step, ..
+            } => Some((to.clone(), subject.clone(), *step)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn has(d: &OppDecision, kind: TimelineKind) -> bool {
+    d.timeline.iter().any(|e| e.kind == kind)
+}
+
+fn skipped_reason(d: &OppDecision) -> Option<String> {
+    d.timeline
+        .iter()
+        .find(|e| e.kind == TimelineKind::EmailSkipped)
+        .map(|e| e.data["reason"].as_str().unwrap_or_default().to_owned())
+}
+
+fn missed(opp: &Opportunity, at: i64) -> OppDecision {
+    let call_id = opp.active_call.expect("a call in progress");
+    let result = CallResult::NoAnswer;
+    run(opp, OppInput::CallFinished { call_id, result }, at)
+}
+
+fn texted(d: &OppDecision) -> bool {
+    d.effects
+        .iter()
+        .any(|e| matches!(e, OppEffect::SendSms { .. }))
+}
+
+#[test]
+fn a_consenting_lead_gets_the_first_touch_email_with_the_call() {
+    let d = create(Some("ana@x.test"), all());
+    assert_eq!(
+        emails(&d),
+        [(
+            "ana@x.test".to_owned(),
+            "Welcome Ana Lima".to_owned(),
+            EmailStep::FirstTouch
+        )]
+    );
+    assert!(d
+        .effects
+        .iter()
+        .any(|e| matches!(e, OppEffect::StartCall { .. })));
+    let sent = d
+        .timeline
+        .iter()
+        .find(|e| e.kind == TimelineKind::EffectSent && e.data["effect"] == "send_email")
+        .unwrap();
+    assert_eq!(sent.data["body"], "Hi Ana, about crm-9.");
+    assert_eq!(d.state.email.sent, 1);
+    // Ids are derived: a replay names the same email.
+    let again = create(Some("ana@x.test"), all());
+    assert_eq!(again.effects, d.effects);
+}
+
+#[test]
+fn the_gate_skips_without_consent_or_address_and_says_why() {
+    let d = create(
+        Some("ana@x.test"),
+        Consent {
+            email: false,
+            ..all()
+        },
+    );
+    assert!(emails(&d).is_empty());
+    assert_eq!(skipped_reason(&d).as_deref(), Some("no_consent"));
+    let d = create(None, all());
+    assert!(emails(&d).is_empty());
+    assert_eq!(skipped_reason(&d).as_deref(), Some("no_address"));
+    // No [email] in the playbook: nothing is said at all.
+    let plain = Playbook::with_defaults("speed-to-lead");
+    let input = OppInput::Create {
+        id: Uuid::from_u128(10),
+        external_id: "crm-10".into(),
+        contact: create(Some("ana@x.test"), all()).state.contact,
+        playbook: "speed-to-lead".into(),
+        sla: None,
+        assignee: None,
+        team: None,
+        history: Default::default(),
+    };
+    let d = apply(None, input, t(0), &plain, &Rules::federal_only()).unwrap();
+    assert!(emails(&d).is_empty() && !has(&d, TimelineKind::EmailSkipped));
+}
+
+#[test]
+fn a_bad_address_is_refused_by_field() {
+    let input = OppInput::Create {
+        id: Uuid::from_u128(11),
+        external_id: "crm-11".into(),
+        contact: Contact {
+            email: Some("ana@".into()),
+            ..create(None, all()).state.contact
+        },
+        playbook: "speed-to-lead".into(),
+        sla: None,
+        assignee: None,
+        team: None,
+        history: Default::default(),
+    };
+    let err = apply(None, input, t(0), &pb(), &Rules::federal_only()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Rejection::InvalidField {
+                field: "contact.email",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn an_unsubscribe_stops_email_only_and_is_idempotent() {
+    let opp = create(Some("ana@x.test"), all()).state;
+    let address = "ana@x.test".to_owned();
+    let d = run(
+        &opp,
+        OppInput::EmailUnsubscribed {
+            address: address.clone(),
+        },
+        5,
+    );
+    assert!(d.state.email.unsubscribed);
+    assert!(has(&d, TimelineKind::EmailUnsubscribed));
+    assert_eq!(d.state.stage, opp.stage, "the stage is untouched");
+    assert!(d.effects.is_empty() && d.timers.is_empty());
+    let again = run(&d.state, OppInput::EmailUnsubscribed { address }, 6);
+    assert!(again.timeline.is_empty() && again.state == d.state);
+    // The missed call's text and retry go on; the email does not.
+    let after = missed(&d.state, 30);
+    assert!(texted(&after), "{:?}", after.effects);
+    assert!(emails(&after).is_empty());
+    assert_eq!(skipped_reason(&after).as_deref(), Some("unsubscribed"));
+    assert!(after.timers.iter().any(|op| matches!(
+        op,
+        TimerOp::Set {
+            name: OppTimer::RetryCall,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn a_hard_bounce_marks_the_address_invalid_and_the_cadence_goes_on() {
+    let d = create(Some("ana@x.test"), all());
+    let Some(OppEffect::SendEmail { email_id, .. }) = d
+        .effects
+        .iter()
+        .find(|e| matches!(e, OppEffect::SendEmail { .. }))
+        .cloned()
+    else {
+        panic!("no email");
+    };
+    let bounced = run(
+        &d.state,
+        OppInput::EmailBounced {
+            email_id,
+            address: "ana@x.test".into(),
+            code: 550,
+            reason: "5.1.1 no such user".into(),
+        },
+        5,
+    );
+    assert!(has(&bounced, TimelineKind::EmailBounced));
+    assert_eq!(bounced.state.email.bounced.as_deref(), Some("ana@x.test"));
+    assert_eq!(bounced.state.stage, Stage::Contacting);
+    let after = missed(&bounced.state, 30);
+    assert!(emails(&after).is_empty());
+    assert_eq!(skipped_reason(&after).as_deref(), Some("address_invalid"));
+    assert!(texted(&after));
+    // A missed call with a good address sends the follow-up email.
+    let ok = missed(&d.state, 30);
+    assert_eq!(emails(&ok)[0].2, EmailStep::AfterMissedCall);
+    assert_eq!(emails(&ok)[0].1, "We missed you, Ana");
+    assert_eq!(ok.state.email.sent, 2);
+}
+
+#[test]
+fn a_stop_closes_email_too_and_results_are_recorded() {
+    let opp = create(Some("ana@x.test"), all()).state;
+    let stopped = run(
+        &opp,
+        OppInput::Replied {
+            body: "STOP".into(),
+        },
+        5,
+    )
+    .state;
+    let d = run(
+        &stopped,
+        OppInput::EmailNotSent {
+            email_id: Uuid::from_u128(1),
+            why: EmailFailure::NoPostalAddress,
+            detail: String::new(),
+        },
+        6,
+    );
+    let e = &d.timeline[0];
+    assert_eq!(e.kind, TimelineKind::EmailStatus);
+    assert_eq!(e.data["why"], "no_postal_address");
+    assert!(e.reason.contains("postal address"), "{}", e.reason);
+    let d = run(
+        &opp,
+        OppInput::EmailAccepted {
+            email_id: Uuid::from_u128(1),
+            answer: "queued as 1".into(),
+        },
+        6,
+    );
+    assert_eq!(d.timeline[0].data["event"], "sent");
+}

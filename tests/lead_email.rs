@@ -1,0 +1,354 @@
+#![allow(clippy::unwrap_used)]
+//! Email as a lead channel (issue #14, ADR 0049), through a real SMTP server on loopback
+//! (`aiosmtpd`) and the carrier simulator, every call going unanswered: the playbook's
+//! first-touch email carries both RFC 8058 headers and the tenant's postal address; its one-click
+//! link opts the lead out of email only (the next email is skipped, the next text still goes);
+//! a forged link is refused; a hard bounce marks the address invalid and the cadence goes on;
+//! without a postal address nothing is sent and the timeline says why.
+
+mod common;
+#[path = "common/flow.rs"]
+mod flow;
+#[path = "common/smtp.rs"]
+mod smtp;
+
+use std::time::Duration;
+
+use common::{eventually, Backend, TestApp};
+use flow::{setup_sim, Setup};
+use neuronx_adapters::carrier_sim::{self, CallOutcome, FlowConfig, OutcomeMix, SimConfig};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use smtp::{Mode, SmtpSink};
+
+const POSTAL: &str = "Acme Inc., 1 Main St, Springfield, IL 62701";
+
+/// Two calls, each unanswered, 8 s apart: time for a test to act between them.
+const PLAYBOOK: &str = r#"
+name = "mail"
+first_touch_sla_seconds = 600
+response_sla_seconds = 600
+max_attempts = 2
+retry_delay_seconds = 8
+ring_timeout_seconds = 5
+
+[email.first_touch]
+subject = "Hi {{ first_name }}, thanks for your request"
+body = "Hello {{ name }},\n\nWe received your request {{ external_id }} and will call you shortly."
+
+[email.after_missed_call]
+subject = "We just tried to call you, {{ first_name }}"
+body = "Hello {{ name }}, we tried to reach you at {{ phone }}."
+"#;
+
+async fn mail_setup(backend: Backend, sink: &SmtpSink) -> (Setup, tempfile::TempDir) {
+    let playbooks = tempfile::tempdir().unwrap();
+    std::fs::write(playbooks.path().join("mail.toml"), PLAYBOOK).unwrap();
+    let dir = playbooks.path().display().to_string();
+    let config = SimConfig {
+        outcome_mix: OutcomeMix::all(CallOutcome::NoAnswer),
+        flow: FlowConfig {
+            second_ms: 100,
+            ..FlowConfig::fast()
+        },
+        ..SimConfig::default()
+    };
+    let s = setup_sim(
+        backend,
+        |s| {
+            s.playbooks.dir = dir;
+            s.playbooks.default = "mail".into();
+        },
+        config,
+    )
+    .await;
+    let (status, body) = s
+        .app
+        .request(
+            Method::PUT,
+            "/v1/channels/smtp",
+            Some(&s.app.key),
+            Some(
+                json!({"host": "127.0.0.1", "port": sink.port, "tls": "none",
+                        "from": "sales@acme.test", "from_name": "Acme Sales"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    (s, playbooks)
+}
+
+async fn set_postal(app: &TestApp, address: &str) {
+    let (status, body) = app
+        .request(
+            Method::PUT,
+            "/v1/settings",
+            Some(&app.key),
+            Some(json!({ "postal_address": address })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["postal_address"], json!(address), "{body}");
+}
+
+async fn lead_in(app: &TestApp, external_id: &str, email: &str) -> String {
+    let mut lead = common::lead(external_id, 600);
+    lead["contact"]["email"] = json!(email);
+    lead["contact"]["consent"] = json!({"voice": true, "sms": true, "email": true});
+    let (status, body) = app.post("/v1/opportunities", lead).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["id"].as_str().unwrap().to_owned()
+}
+
+async fn mail(sink: &SmtpSink, n: usize) -> Vec<String> {
+    eventually(Duration::from_secs(30), "the emails", || async {
+        let got = sink.messages();
+        (got.len() >= n).then_some(got)
+    })
+    .await
+}
+
+async fn entry(app: &TestApp, id: &str, what: &str, pick: impl Fn(&Value) -> bool) -> Value {
+    eventually(Duration::from_secs(40), what, || async {
+        app.timeline(id).await.into_iter().find(|e| pick(e))
+    })
+    .await
+}
+
+fn texts_to(sim: &carrier_sim::SimHandle, phone: &str) -> u64 {
+    sim.stats()
+        .messages_per_number
+        .get(phone)
+        .copied()
+        .unwrap_or(0)
+}
+
+/// The thread's email items.
+async fn thread_emails(app: &TestApp, id: &str) -> Vec<Value> {
+    let (status, page) = app.get(&format!("/v1/opportunities/{id}/messages")).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["channel"] == "email")
+        .cloned()
+        .collect()
+}
+
+async fn unsubscribe(app: &TestApp, url: &str) -> (StatusCode, Value) {
+    let resp = app
+        .client
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    assert!(!status.is_redirection(), "RFC 8058: no redirect");
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn one_click_opts_the_lead_out_of_email_only(backend: Backend) {
+    let sink = SmtpSink::start(Mode::Accept);
+    let (
+        Setup {
+            app,
+            sim,
+            public_url,
+            ..
+        },
+        _dir,
+    ) = mail_setup(backend, &sink).await;
+    set_postal(&app, POSTAL).await;
+    let id = lead_in(&app, "mail-1", "ana.lima@example.com").await;
+    let phone = common::lead_phone("mail-1");
+
+    // The first touch, and the follow-up after the first missed call.
+    let got = mail(&sink, 2).await;
+    let first = got
+        .iter()
+        .find(|m| m.contains("Subject: Hi Ana, thanks for your request"))
+        .unwrap_or_else(|| panic!("no first-touch email: {got:#?}"));
+    assert!(
+        first.starts_with("X-Envelope-To: ana.lima@example.com\r\n"),
+        "{first}"
+    );
+    assert!(
+        first.contains("From: \"Acme Sales\" <sales@acme.test>"),
+        "{first}"
+    );
+    assert!(
+        first.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"),
+        "{first}"
+    );
+    let header = first
+        .lines()
+        .find_map(|l| l.strip_prefix("List-Unsubscribe: <"))
+        .unwrap_or_else(|| panic!("no List-Unsubscribe: {first}"));
+    let url = header.trim_end().trim_end_matches('>').to_owned();
+    assert!(url.starts_with(&format!("{public_url}/u/")), "{url}");
+    assert!(first.contains("Hello Ana Lima,"), "{first}");
+    assert!(first.contains(POSTAL), "the footer: {first}");
+    assert!(
+        first.contains(&format!("To stop receiving these emails: {url}")),
+        "{first}"
+    );
+    assert!(got
+        .iter()
+        .any(|m| m.contains("Subject: We just tried to call you, Ana")));
+
+    // The thread shows the emails, accepted by the server.
+    let emails = eventually(Duration::from_secs(20), "the thread's emails", || async {
+        let items = thread_emails(&app, &id).await;
+        (items.len() == 2 && items.iter().all(|m| m["status"] == "sent")).then_some(items)
+    })
+    .await;
+    assert_eq!(emails[0]["subject"], "Hi Ana, thanks for your request");
+    assert_eq!(emails[0]["direction"], "outbound");
+
+    // Looking changes nothing; a forged or malformed link is refused by name.
+    let page = app.client.get(&url).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("Unsubscribe") && html.contains("a***@example.com"),
+        "{html}"
+    );
+    let mut forged = url.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    for bad in [forged, format!("{public_url}/u/nonsense")] {
+        let (status, err) = unsubscribe(&app, &bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {err}");
+        assert_eq!(err["field"], "token", "{err}");
+    }
+
+    // One click, twice: unsubscribed once.
+    for _ in 0..2 {
+        let (status, body) = unsubscribe(&app, &url).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["status"], "unsubscribed", "{body}");
+        assert_eq!(body["channel"], "email", "{body}");
+    }
+    entry(&app, &id, "the unsubscribe", |e| {
+        e["kind"] == "email_unsubscribed"
+    })
+    .await;
+
+    // The second call goes unanswered: its text goes, its email does not.
+    let skipped = entry(&app, &id, "the skipped email", |e| {
+        e["kind"] == "email_skipped" && e["data"]["reason"] == "unsubscribed"
+    })
+    .await;
+    assert_eq!(skipped["data"]["step"], "after_missed_call");
+    eventually(Duration::from_secs(20), "the second text", || async {
+        (texts_to(&sim, &phone) >= 2).then_some(())
+    })
+    .await;
+    assert_eq!(sink.messages().len(), 2, "no email after the unsubscribe");
+    let timeline = app.timeline(&id).await;
+    let count = |kind: &str| timeline.iter().filter(|e| e["kind"] == kind).count();
+    assert_eq!(count("email_unsubscribed"), 1, "idempotent");
+    assert_eq!(count("call_placed"), 2, "calls are not affected");
+    let (_, view) = app.get(&format!("/v1/opportunities/{id}")).await;
+    assert_eq!(view["email"]["unsubscribed"], true, "{view}");
+    assert_eq!(view["contact"]["consent"]["email"], true, "{view}");
+    let (_, audit) = app.get("/v1/audit?action=email_unsubscribe").await;
+    // Every click is audited; one of them did it (a second one answered before the first was
+    // applied is a duplicate; one after it is answered without a new entry).
+    let items = audit["items"].as_array().unwrap();
+    assert!(
+        items
+            .iter()
+            .all(|e| e["target_id"] == id.as_str() && e["principal"] == "unsubscribe_link"),
+        "{audit}"
+    );
+    let firsts = items
+        .iter()
+        .filter(|e| e["after"]["duplicate"] == false)
+        .count();
+    assert_eq!(firsts, 1, "{audit}");
+    sim.shutdown().await;
+    app.stop().await;
+}
+
+async fn a_hard_bounce_marks_the_address_invalid_and_the_cadence_goes_on(backend: Backend) {
+    let sink = SmtpSink::start(Mode::RefuseRcpt("gone@example.com"));
+    let (Setup { app, sim, .. }, _dir) = mail_setup(backend, &sink).await;
+    set_postal(&app, POSTAL).await;
+    let id = lead_in(&app, "mail-2", "gone@example.com").await;
+
+    let bounced = entry(&app, &id, "the bounce", |e| e["kind"] == "email_bounced").await;
+    assert_eq!(bounced["data"]["address"], "gone@example.com");
+    assert_eq!(bounced["data"]["code"], 550);
+    assert!(
+        bounced["data"]["error"].as_str().unwrap().contains("5.1.1"),
+        "{bounced}"
+    );
+    // Later emails skip the address; the calls go on to the last attempt.
+    entry(&app, &id, "the skipped follow-up", |e| {
+        e["kind"] == "email_skipped" && e["data"]["reason"] == "address_invalid"
+    })
+    .await;
+    eventually(Duration::from_secs(40), "the second call", || async {
+        let t = app.timeline(&id).await;
+        (t.iter().filter(|e| e["kind"] == "call_outcome").count() == 2).then_some(())
+    })
+    .await;
+    assert!(sink.messages().is_empty());
+    let (_, view) = app.get(&format!("/v1/opportunities/{id}")).await;
+    assert_eq!(view["email"]["bounced"], "gone@example.com", "{view}");
+    // The first-touch email is shown bounced (a follow-up asked for before the bounce was
+    // known may have bounced too, or been held back at dispatch).
+    let emails = thread_emails(&app, &id).await;
+    assert_eq!(emails[0]["status"], "bounced", "{emails:?}");
+    assert_eq!(emails[0]["error_code"], 550, "{emails:?}");
+    sim.shutdown().await;
+    app.stop().await;
+}
+
+async fn without_a_postal_address_nothing_is_sent_and_the_timeline_says_why(backend: Backend) {
+    let sink = SmtpSink::start(Mode::Accept);
+    let (Setup { app, sim, .. }, _dir) = mail_setup(backend, &sink).await;
+    // A bad address is refused by field before anything exists.
+    let mut bad = common::lead("mail-bad", 600);
+    bad["contact"]["email"] = json!("ana@");
+    let (status, err) = app.post("/v1/opportunities", bad).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert_eq!(err["field"], "contact.email", "{err}");
+    // And a postal address too long is refused by field.
+    let (status, err) = app
+        .request(
+            Method::PUT,
+            "/v1/settings",
+            Some(&app.key),
+            Some(json!({ "postal_address": "x".repeat(501) })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert_eq!(err["field"], "postal_address", "{err}");
+
+    let id = lead_in(&app, "mail-3", "ana@example.com").await;
+    let failed = entry(&app, &id, "the email not sent", |e| {
+        e["kind"] == "email_status" && e["data"]["event"] == "failed"
+    })
+    .await;
+    assert_eq!(failed["data"]["why"], "no_postal_address", "{failed}");
+    assert!(
+        failed["reason"].as_str().unwrap().contains("CAN-SPAM"),
+        "{failed}"
+    );
+    assert!(sink.messages().is_empty());
+    let emails = thread_emails(&app, &id).await;
+    assert_eq!(emails[0]["status"], "failed", "{emails:?}");
+    sim.shutdown().await;
+    app.stop().await;
+}
+
+both_backends!(
+    one_click_opts_the_lead_out_of_email_only,
+    a_hard_bounce_marks_the_address_invalid_and_the_cadence_goes_on,
+    without_a_postal_address_nothing_is_sent_and_the_timeline_says_why,
+);
