@@ -53,6 +53,60 @@ pub async fn set_postal_address(
     Ok(())
 }
 
+/// Why the tenant may not email an address again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Suppression {
+    /// The one-click link: honoured for good, by every opportunity (CAN-SPAM).
+    Unsubscribed,
+    /// A hard bounce: the address does not exist.
+    Bounced,
+}
+
+impl Suppression {
+    fn as_str(self) -> &'static str {
+        match self {
+            Suppression::Unsubscribed => "unsubscribed",
+            Suppression::Bounced => "bounced",
+        }
+    }
+}
+
+/// Records that no opportunity of the tenant may email `address` again (compared lower-cased);
+/// the first reason stays. Idempotent.
+pub async fn suppress(
+    store: &Store,
+    tenant: TenantId,
+    address: &str,
+    why: Suppression,
+) -> Result<(), StoreError> {
+    let sql = "INSERT INTO email_suppressions (tenant_id, address, reason, created_at)
+        VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, address) DO NOTHING";
+    on_db!(store, |db, id, _json| sqlx::query(sql)
+        .bind(id(tenant.0))
+        .bind(address.to_lowercase())
+        .bind(why.as_str())
+        .bind(crate::control::now_ms())
+        .execute(db)
+        .await?
+        .rows_affected());
+    Ok(())
+}
+
+/// Whether the tenant may not email `address` (an unsubscribe or a bounce on any opportunity).
+pub async fn is_suppressed(
+    store: &Store,
+    tenant: TenantId,
+    address: &str,
+) -> Result<bool, StoreError> {
+    let sql = "SELECT reason FROM email_suppressions WHERE tenant_id = $1 AND address = $2";
+    let found: Option<String> = on_db!(store, |db, id, _json| sqlx::query_scalar(sql)
+        .bind(id(tenant.0))
+        .bind(address.to_lowercase())
+        .fetch_optional(db)
+        .await?);
+    Ok(found.is_some())
+}
+
 /// Why a token is not one of ours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {

@@ -33,7 +33,9 @@ use crate::demo::free_port;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
+    /// Lead created → the rep's phone ringing.
     AgentFirst,
+    /// Lead answered → the first rep leg ringing.
     LeadFirst,
 }
 
@@ -42,6 +44,8 @@ pub struct RingBenchArgs {
     /// PostgreSQL or SQLite URL; the bench creates a tenant of its own in it.
     #[arg(long)]
     pub database_url: String,
+    /// Which connect mode the bench's playbook uses: agent-first (ring a rep, then dial the
+    /// lead) or lead-first (dial the lead, ring reps when it answers).
     #[arg(long, value_enum)]
     pub mode: Mode,
     /// Leads in the run.

@@ -81,6 +81,15 @@ impl EffectHandler for LeadEmailHandler {
                 Ok(None) => return undecided("the opportunity is missing".to_owned()),
                 Err(e) => return undecided(e.to_string()),
             }
+            // An unsubscribe or a bounce on any of the tenant's leads binds this one too.
+            match lead_email::is_suppressed(store, tenant, &email.to).await {
+                Ok(true) => {
+                    let why = EmailFailure::Suppressed;
+                    return not_sent(id, why, why.describe().to_owned());
+                }
+                Ok(false) => {}
+                Err(e) => return undecided(e.to_string()),
+            }
             let postal = match lead_email::postal_address(store, tenant).await {
                 Ok(Some(postal)) => postal,
                 Ok(None) => {
@@ -145,6 +154,18 @@ impl EffectHandler for LeadEmailHandler {
                     match classify_refusal(code, &reason) {
                         Refusal::HardBounce => {
                             tracing::info!(key = %call.key, code, "lead email bounced");
+                            // No lead of the tenant is emailed at it again. Written before the
+                            // bounce is reported: a crash between them sends nothing twice.
+                            if let Err(e) = lead_email::suppress(
+                                store,
+                                tenant,
+                                &email.to,
+                                lead_email::Suppression::Bounced,
+                            )
+                            .await
+                            {
+                                tracing::warn!(key = %call.key, error = %e, "bounce not remembered for the tenant");
+                            }
                             let result = json!({"error": reason, "code": code, "bounced": true});
                             let input = OppInput::EmailBounced {
                                 email_id: id,

@@ -64,7 +64,9 @@ pub async fn get_unsubscribe(
             "Unsubscribe from these emails",
             html! {
                 p { "Stop emails to " (view.address) "? Calls and texts are not affected." }
-                form method="post" action={ "/u/" (token) } {
+                // No action: the form posts back to the address it was opened at, whatever path
+                // prefix a proxy puts in front of the public URL.
+                form method="post" {
                     input type="hidden" name="List-Unsubscribe" value="One-Click";
                     button type="submit" { "Unsubscribe" }
                 }

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use neuronx_actors::domain::opportunity::{
-    normalize_phone, Contact, ContactHistory, OppInput, OppReply, SlaOverride, Stage,
+    normalize_phone, validate_address, Contact, ContactHistory, OppInput, OppReply, SlaOverride,
+    Stage,
 };
 use neuronx_actors::domain::playbook::Playbook;
 use neuronx_actors::opportunity as opp;
@@ -62,11 +63,21 @@ fn validate(new: &NewOpportunity, playbooks: &Playbooks<'_>) -> Result<Contact, 
             Error::invalid("contact.timezone", format!("unknown IANA time zone {tz:?}"))
         })?;
     }
-    // Read as the SMTP client reads it, so an accepted address is one we can mail.
+    // Read as the SMTP client reads it, so an address consented for email is one we can mail.
+    // Without email consent it is only a CRM field: one the client cannot read (a comment in
+    // parentheses, say) is kept as written rather than costing the lead its calls and texts.
     let email = match &c.email {
         Some(email) => {
             input::check("contact.email", email, Lines::One, 3, 320)?;
-            Some(parse_address(email).map_err(|e| Error::invalid("contact.email", e))?)
+            match parse_address(email) {
+                Ok(parsed) => Some(parsed),
+                Err(e) if c.consent.email => return Err(Error::invalid("contact.email", e)),
+                Err(e) => {
+                    validate_address(email.trim())
+                        .map_err(|_| Error::invalid("contact.email", e))?;
+                    Some(email.trim().to_owned())
+                }
+            }
         }
         None => None,
     };

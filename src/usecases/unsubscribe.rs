@@ -14,7 +14,7 @@ use super::Error;
 use crate::control::audit::{self, AuditAction, Entry, Outcome};
 use crate::control::keys::{Identity, UNSUBSCRIBE_LINK_KEY};
 use crate::control::roles::Role;
-use crate::lead_email::{Token, TokenError};
+use crate::lead_email::{self, Suppression, Token, TokenError};
 use crate::secrets::Keyring;
 
 /// Where the lead stands with email.
@@ -103,6 +103,10 @@ pub async fn unsubscribe(
     token: &str,
 ) -> Result<UnsubscribeView, Error> {
     let (token, state, address) = checked(engine, keyring, token).await?;
+    let store = engine.store();
+    // For good, and for every lead of the tenant at this address (CAN-SPAM), not only this
+    // opportunity: durable before the answer, like the input below.
+    lead_email::suppress(store, token.tenant, &address, Suppression::Unsubscribed).await?;
     if state.email.unsubscribed {
         return Ok(view(true, &address));
     }
@@ -123,7 +127,6 @@ pub async fn unsubscribe(
         before: None,
         after: None,
     };
-    let store = engine.store();
     let pending = audit::begin(store, &who, entry).await?;
     let input = OppInput::EmailUnsubscribed {
         address: address.clone(),

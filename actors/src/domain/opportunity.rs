@@ -438,7 +438,7 @@ mod returning;
 mod step;
 mod takeover;
 
-pub use email::{EmailChannel, EmailFailure};
+pub use email::{validate_address, EmailChannel, EmailFailure};
 pub use line::{LineFound, LineType};
 pub use messages::{OppEffect, OppInput};
 pub use notify::{NoticeChannel, Recipient};

@@ -42,7 +42,8 @@ pub enum EmailFailure {
     NoSmtpServer,
     /// No key to sign the unsubscribe link with (`NEURONX_SECRET_KEYS`).
     NoSigningKey,
-    /// The lead unsubscribed, or the address bounced, while the email waited in the outbox.
+    /// The address unsubscribed or bounced, on this opportunity while the email waited in the
+    /// outbox, or on another of the tenant's (an opt-out is honoured for good).
     Suppressed,
     /// A permanent refusal that is about us (5.7.x policy or authentication), or the message
     /// itself: fix the sending; the address is kept.
@@ -61,7 +62,9 @@ impl EmailFailure {
             }
             EmailFailure::NoSmtpServer => "the tenant has no SMTP server",
             EmailFailure::NoSigningKey => "no key is configured to sign the unsubscribe link",
-            EmailFailure::Suppressed => "the lead unsubscribed or the address bounced meanwhile",
+            EmailFailure::Suppressed => {
+                "the address unsubscribed or bounced (here or on another of the tenant's leads)"
+            }
             EmailFailure::Refused => "the SMTP server refused it (not the address's fault)",
             EmailFailure::MailboxFull => "the lead's mailbox is full",
             EmailFailure::GaveUp => "the SMTP server kept failing; given up",
@@ -71,7 +74,7 @@ impl EmailFailure {
 
 /// A light check of a lead's address (the API checks it fully first): one `@` between two
 /// non-empty parts, no spaces or control characters, at most 254 characters.
-pub(super) fn validate_address(address: &str) -> Result<(), Rejection> {
+pub fn validate_address(address: &str) -> Result<(), Rejection> {
     let ok = address.len() <= 254
         && !address.chars().any(|c| c.is_whitespace() || c.is_control())
         && matches!(address.split_once('@'), Some((l, d)) if !l.is_empty() && !d.is_empty() && !d.contains('@'));
