@@ -9,7 +9,7 @@ use neuronx_supervision::{Store, StoreError, TenantId};
 
 use crate::control::on_db;
 use crate::control::tx::{on_tx, Tx};
-use crate::secrets::Sealed;
+use crate::secrets::{Keyring, Sealed, SecretError};
 
 /// A tenant's Twilio-compatible account, with the auth token still sealed.
 #[derive(Debug, Clone)]
@@ -104,6 +104,25 @@ pub struct StoredSmtp {
     pub sealed: Option<Sealed>,
     pub from_email: String,
     pub from_name: Option<String>,
+}
+
+impl StoredSmtp {
+    /// The server to connect to, its password opened with `keyring` (one place where a sealed
+    /// SMTP password is opened: rep notices, sign-in links and lead emails all connect so).
+    pub fn server(
+        &self,
+        keyring: &Keyring,
+        timeout: std::time::Duration,
+    ) -> Result<neuronx_adapters::smtp::SmtpServer, SecretError> {
+        let password = self.sealed.as_ref().map(|s| keyring.open(s)).transpose()?;
+        Ok(neuronx_adapters::smtp::SmtpServer {
+            host: self.host.clone(),
+            port: self.port,
+            tls: self.tls,
+            credentials: self.username.clone().zip(password),
+            timeout,
+        })
+    }
 }
 
 /// Stores the tenant's SMTP server inside `tx` (with its audit entry), replacing any.

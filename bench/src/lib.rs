@@ -9,6 +9,7 @@
 //! with its own SQL, and `failover` reads the runtime's tables (`actors`, `timeline`, `shards`)
 //! to check its results. That SQL follows the runtime's schema and changes with it.
 
+pub mod api;
 pub mod backlog;
 pub mod demo;
 pub mod engine;

@@ -19,7 +19,6 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use neuronx::app::App;
 use neuronx::config::Settings;
-use neuronx::secrets::Keyring;
 use neuronx_adapters::carrier_sim::{
     self, CallOutcome, FlowConfig, OutcomeMix, SimConfig, SimHandle,
 };
@@ -28,7 +27,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
-use crate::demo::free_port;
+use crate::api::Api;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -108,13 +107,7 @@ pub async fn run(mut settings: Settings, args: RingBenchArgs) -> anyhow::Result<
     }
     let playbooks = tempfile::tempdir().context("a folder for the playbook")?;
     std::fs::write(playbooks.path().join("ring.toml"), playbook(args.mode))?;
-    let port = free_port()?;
-    let public_url = format!("http://127.0.0.1:{port}");
-    settings.server.database_url = args.database_url.clone();
-    settings.server.listen = format!("127.0.0.1:{port}");
-    settings.server.public_url = public_url.clone();
-    settings.secrets.keys = vec![Keyring::generate_entry("bench")];
-    settings.outbound.allow = vec!["127.0.0.0/8".into()];
+    let public_url = crate::api::serve_on_loopback(&mut settings, &args.database_url)?;
     settings.playbooks.dir = playbooks.path().display().to_string();
     settings.playbooks.default = "ring".into();
     // Every lead answers in person; every rep answers and presses 1 (agent first).
@@ -352,36 +345,5 @@ fn percentiles(mut samples: Vec<f64>) -> Percentiles {
         p90_ms: at(0.90),
         p99_ms: at(0.99),
         max_ms: samples.last().copied().unwrap_or(0.0),
-    }
-}
-
-#[derive(Clone)]
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    key: String,
-}
-
-impl Api {
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: serde_json::Value,
-    ) -> anyhow::Result<serde_json::Value> {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.key);
-        if !body.is_null() {
-            req = req.json(&body);
-        }
-        let resp = req.send().await.with_context(|| path.to_owned())?;
-        let status = resp.status();
-        let body: serde_json::Value = resp.json().await.unwrap_or_default();
-        if !status.is_success() {
-            bail!("{path} answered {status}: {body}");
-        }
-        Ok(body)
     }
 }

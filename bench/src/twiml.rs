@@ -24,7 +24,6 @@ use axum::routing::post;
 use axum::Router;
 use neuronx::app::App;
 use neuronx::config::Settings;
-use neuronx::secrets::Keyring;
 use neuronx_adapters::carrier_sim::{self, CallOutcome, OutcomeMix, SimConfig};
 use neuronx_adapters::twilio::signature;
 use serde::Serialize;
@@ -32,7 +31,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
-use crate::demo::free_port;
+use crate::api::Api;
 
 #[derive(Debug, clap::Args)]
 pub struct TwimlBenchArgs {
@@ -80,13 +79,7 @@ pub async fn run(mut settings: Settings, args: TwimlBenchArgs) -> anyhow::Result
     if args.answers == 0 || args.rate == 0 || args.reps == 0 {
         bail!("--answers, --rate and --reps must each be at least 1");
     }
-    let port = free_port()?;
-    let public_url = format!("http://127.0.0.1:{port}");
-    settings.server.database_url = args.database_url.clone();
-    settings.server.listen = format!("127.0.0.1:{port}");
-    settings.server.public_url = public_url.clone();
-    settings.secrets.keys = vec![Keyring::generate_entry("bench")];
-    settings.outbound.allow = vec!["127.0.0.0/8".into()];
+    let public_url = crate::api::serve_on_loopback(&mut settings, &args.database_url)?;
     let sim_config = SimConfig {
         auth_token: AUTH_TOKEN.into(),
         outcome_mix: OutcomeMix::all(CallOutcome::NoAnswer),
@@ -117,9 +110,9 @@ async fn run_with(
         .timeout(Duration::from_secs(30))
         .build()?;
     let api = Api {
-        http: &http,
-        base: public_url,
-        key: &created.api_key,
+        http: http.clone(),
+        base: public_url.to_owned(),
+        key: created.api_key.clone(),
     };
     api.send(
         reqwest::Method::PUT,
@@ -199,36 +192,6 @@ async fn run_with(
         engine,
         dials,
     })
-}
-
-struct Api<'a> {
-    http: &'a reqwest::Client,
-    base: &'a str,
-    key: &'a str,
-}
-
-impl Api<'_> {
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: serde_json::Value,
-    ) -> anyhow::Result<serde_json::Value> {
-        let resp = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(self.key)
-            .json(&body)
-            .send()
-            .await
-            .with_context(|| path.to_owned())?;
-        let status = resp.status();
-        let body: serde_json::Value = resp.json().await.unwrap_or_default();
-        if !status.is_success() {
-            bail!("{path} answered {status}: {body}");
-        }
-        Ok(body)
-    }
 }
 
 #[derive(Clone)]

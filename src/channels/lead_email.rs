@@ -17,7 +17,7 @@ use neuronx_actors::domain::compliance::{classify_refusal, Refusal};
 use neuronx_actors::domain::opportunity::{EmailFailure, OppInput, Opportunity};
 use neuronx_actors::effects::{FromPayload, LeadEmail};
 use neuronx_actors::opportunity as opp;
-use neuronx_adapters::smtp::{self, Email, SmtpError, SmtpServer};
+use neuronx_adapters::smtp::{self, Email, SmtpError};
 use neuronx_supervision::{EffectCall, EffectFuture, EffectHandler, EffectOutcome, EffectStatus};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -111,21 +111,9 @@ impl EffectHandler for LeadEmailHandler {
                     Ok(token) => token,
                     Err(e) => return not_sent(id, EmailFailure::NoSigningKey, e.to_string()),
                 };
-            let password = match stored
-                .sealed
-                .as_ref()
-                .map(|s| ctx.keyring.open(s))
-                .transpose()
-            {
-                Ok(password) => password,
+            let server = match stored.server(&ctx.keyring, SMTP_TIMEOUT) {
+                Ok(server) => server,
                 Err(e) => return undecided(e.to_string()),
-            };
-            let server = SmtpServer {
-                host: stored.host,
-                port: stored.port,
-                tls: stored.tls,
-                credentials: stored.username.zip(password),
-                timeout: SMTP_TIMEOUT,
             };
             let url = lead_email::unsubscribe_url(&ctx.public_url, &token);
             let hello = hello_name(&ctx.public_url);

@@ -13,7 +13,7 @@ use std::time::Duration;
 use neuronx_actors::domain::opportunity::{NoticeChannel, OppInput};
 use neuronx_actors::effects::{FromPayload, NoticeEmail, NoticeSms, NotifyEffect};
 use neuronx_adapters::loopback;
-use neuronx_adapters::smtp::{self, Email, SmtpError, SmtpServer};
+use neuronx_adapters::smtp::{self, Email, SmtpError};
 use neuronx_supervision::{EffectCall, EffectFuture, EffectHandler, EffectOutcome, EffectStatus};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -198,21 +198,9 @@ impl EffectHandler for NoticeEmailHandler {
                 }
                 Err(e) => return undecided(e.to_string()),
             };
-            let password = match stored
-                .sealed
-                .as_ref()
-                .map(|s| ctx.keyring.open(s))
-                .transpose()
-            {
-                Ok(password) => password,
+            let server = match stored.server(&ctx.keyring, SMTP_TIMEOUT) {
+                Ok(server) => server,
                 Err(e) => return undecided(e.to_string()),
-            };
-            let server = SmtpServer {
-                host: stored.host,
-                port: stored.port,
-                tls: stored.tls,
-                credentials: stored.username.zip(password),
-                timeout: SMTP_TIMEOUT,
             };
             let link = console_link(&ctx.public_url, notice.opportunity_id);
             let text = compose(&notice.recipient, &notice.lead, &notice.reason, &link);

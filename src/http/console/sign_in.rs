@@ -20,7 +20,7 @@ use super::{pages, session_cookie};
 use crate::control::audit::{self, Outcome};
 use crate::control::magic::{self, LinkError, Signer};
 use crate::control::sessions;
-use neuronx_adapters::smtp::{self, Email, SmtpServer};
+use neuronx_adapters::smtp::{self, Email};
 
 /// Per SMTP step, as for notices.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -179,19 +179,9 @@ async fn send(state: &AppState, signer: &Signer, token: &str) -> Result<String, 
         .await
         .map_err(|e| e.to_string())?
         .ok_or("the tenant has no smtp server")?;
-    let password = stored
-        .sealed
-        .as_ref()
-        .map(|s| state.keyring.open(s))
-        .transpose()
+    let server = stored
+        .server(&state.keyring, SMTP_TIMEOUT)
         .map_err(|e| e.to_string())?;
-    let server = SmtpServer {
-        host: stored.host,
-        port: stored.port,
-        tls: stored.tls,
-        credentials: stored.username.zip(password),
-        timeout: SMTP_TIMEOUT,
-    };
     let hello = hello_name(&state.public_url);
     let link = link_url(&state.public_url, token);
     let digest = hex::encode(Sha256::digest(token.as_bytes()));
