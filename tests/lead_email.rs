@@ -15,8 +15,8 @@ mod smtp;
 use std::time::Duration;
 
 use common::{eventually, Backend, TestApp};
-use flow::{setup_sim, Setup};
-use neuronx_adapters::carrier_sim::{self, CallOutcome, FlowConfig, OutcomeMix, SimConfig};
+use flow::{setup_sim, texts_to, Setup};
+use neuronx_adapters::carrier_sim::{CallOutcome, FlowConfig, OutcomeMix, SimConfig};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use smtp::{Mode, SmtpSink};
@@ -114,14 +114,6 @@ async fn entry(app: &TestApp, id: &str, what: &str, pick: impl Fn(&Value) -> boo
         app.timeline(id).await.into_iter().find(|e| pick(e))
     })
     .await
-}
-
-fn texts_to(sim: &carrier_sim::SimHandle, phone: &str) -> u64 {
-    sim.stats()
-        .messages_per_number
-        .get(phone)
-        .copied()
-        .unwrap_or(0)
 }
 
 /// The thread's email items.

@@ -16,8 +16,7 @@ mod smtp;
 
 use std::time::Duration;
 
-use flow::{setup, Setup};
-use neuronx_adapters::carrier_sim;
+use flow::{setup, texts_to, Setup};
 
 use access::{principal, team};
 use common::{eventually, Backend, TestApp};
@@ -89,14 +88,6 @@ async fn finished(app: &TestApp, channel: &str, n: usize) -> Vec<String> {
         .then_some(rows)
     })
     .await
-}
-
-fn texts_to(sim: &carrier_sim::SimHandle, phone: &str) -> u64 {
-    sim.stats()
-        .messages_per_number
-        .get(phone)
-        .copied()
-        .unwrap_or(0)
 }
 
 async fn an_escalation_reaches_the_teams_reps_by_sms_and_email(backend: Backend) {

@@ -139,40 +139,23 @@ async fn run_with(
     args: &RingBenchArgs,
 ) -> anyhow::Result<RingReport> {
     let store = app.engine().store().clone();
-    let created = neuronx::tenants::create(&store, "bench-ring").await?;
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(1_000)
-        .timeout(Duration::from_secs(30))
-        .build()?;
-    let api = Api {
-        http: http.clone(),
-        base: public_url.to_owned(),
-        key: created.api_key.clone(),
-    };
-    api.send(
-        reqwest::Method::PUT,
-        "/v1/channels/twilio",
-        json!({"account_sid": sim_config.account_sid, "auth_token": AUTH_TOKEN,
-               "from_number": "+14155550000", "base_url": sim.base_url}),
+    let (_, api) = crate::api::tenant_on_simulator(
+        &store,
+        "bench-ring",
+        public_url,
+        &sim.base_url,
+        &sim_config.account_sid,
+        AUTH_TOKEN,
     )
     .await?;
     api.send(reqwest::Method::POST, "/v1/teams", json!({"name": TEAM}))
         .await?;
     for i in 0..args.reps {
-        let name = format!("rep-{i:03}");
-        let principal = json!({"name": name, "role": "operator", "team": TEAM});
-        api.send(reqwest::Method::POST, "/v1/principals", principal)
-            .await?;
-        let profile =
-            json!({"phone": rep_phone(i), "time_zone": "America/New_York", "max_calls": 10});
-        let path = format!("/v1/principals/{name}/rep");
-        api.send(reqwest::Method::PUT, &path, profile).await?;
-        let path = format!("/v1/principals/{name}/status");
-        api.send(reqwest::Method::POST, &path, json!({"status": "available"}))
+        api.available_rep(&format!("rep-{i:03}"), Some(TEAM), &rep_phone(i))
             .await?;
     }
 
-    let baseline = baseline(&http, sim, sim_config, args).await?;
+    let baseline = baseline(&api.http, sim, sim_config, args).await?;
     let sent = create_leads(&api, args).await?;
     let (samples, missing) = collect(&api, sim, args.mode, &sent).await?;
     let engine = percentiles(samples);

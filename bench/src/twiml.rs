@@ -31,8 +31,6 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
-use crate::api::Api;
-
 #[derive(Debug, clap::Args)]
 pub struct TwimlBenchArgs {
     /// PostgreSQL or SQLite URL; the bench creates a tenant of its own in it.
@@ -103,43 +101,21 @@ async fn run_with(
     args: &TwimlBenchArgs,
 ) -> anyhow::Result<TwimlReport> {
     let store = app.engine().store().clone();
-    let created = neuronx::tenants::create(&store, "bench-twiml").await?;
-    let tenant = created.tenant_id.0;
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(1_000)
-        .timeout(Duration::from_secs(30))
-        .build()?;
-    let api = Api {
-        http: http.clone(),
-        base: public_url.to_owned(),
-        key: created.api_key.clone(),
-    };
-    api.send(
-        reqwest::Method::PUT,
-        "/v1/channels/twilio",
-        json!({"account_sid": sim_config.account_sid, "auth_token": AUTH_TOKEN,
-               "from_number": "+14155550000", "base_url": sim.base_url}),
+    let (tenant_id, api) = crate::api::tenant_on_simulator(
+        &store,
+        "bench-twiml",
+        public_url,
+        &sim.base_url,
+        &sim_config.account_sid,
+        AUTH_TOKEN,
     )
     .await?;
+    let tenant = tenant_id.0;
+    let http = api.http.clone();
     for i in 0..args.reps {
-        let name = format!("rep-{i:03}");
-        api.send(
-            reqwest::Method::POST,
-            "/v1/principals",
-            json!({"name": name, "role": "operator"}),
-        )
-        .await?;
-        let profile = json!({"phone": format!("+1212555{:04}", 1000 + i),
-            "time_zone": "America/New_York", "max_calls": 10});
-        api.send(
-            reqwest::Method::PUT,
-            &format!("/v1/principals/{name}/rep"),
-            profile,
-        )
-        .await?;
-        let status = json!({"status": "available"});
-        let path = format!("/v1/principals/{name}/status");
-        api.send(reqwest::Method::POST, &path, status).await?;
+        let phone = format!("+1212555{:04}", 1000 + i);
+        api.available_rep(&format!("rep-{i:03}"), None, &phone)
+            .await?;
     }
     // The opportunities, and the calls their first touch places.
     let mut calls = Vec::with_capacity(args.answers);
@@ -156,7 +132,7 @@ async fn run_with(
     }
     let deadline = Instant::now() + Duration::from_secs(300);
     for (call, _) in &calls {
-        while !store.actor_exists(created.tenant_id, "call", *call).await? {
+        while !store.actor_exists(tenant_id, "call", *call).await? {
             if Instant::now() > deadline {
                 bail!("call {call} was not placed within 300 s");
             }

@@ -81,6 +81,15 @@ pub async fn setup_sim(
     }
 }
 
+/// How many texts the carrier took for `phone`.
+pub fn texts_to(sim: &carrier_sim::SimHandle, phone: &str) -> u64 {
+    sim.stats()
+        .messages_per_number
+        .get(phone)
+        .copied()
+        .unwrap_or(0)
+}
+
 /// An operator of `team` made a rep (one call at a time, no working hours) with `status`.
 pub async fn rep(app: &TestApp, name: &str, team: Option<&str>, phone: &str, status: &str) {
     let (code, body) = app
