@@ -8,12 +8,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use neuronx_adapters::carrier_sim::{self, SimConfig};
+use neuronx_adapters::mail_sink::MailSink;
 use neuronx_supervision::TenantId;
 use serde_json::json;
 
 mod summary;
-use summary::Texts;
 pub use summary::{print, speed_to_lead, Summary};
+use summary::{Emails, Texts};
 
 use neuronx::app::App;
 use neuronx::config::Settings;
@@ -39,6 +40,11 @@ const REPS: u32 = 12;
 /// fiction, so no rep shares a number with a lead (the summary tells their texts apart by it).
 fn rep_phone(n: u32) -> String {
     format!("+1646555{:04}", 100 + n)
+}
+
+/// Rep `n`'s email: escalation notices reach reps by text and by email.
+fn rep_email(n: u32) -> String {
+    format!("rep-{n:02}@demo-agency.test")
 }
 
 pub fn free_port() -> anyhow::Result<u16> {
@@ -79,6 +85,11 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<Summa
         .await
         .context("starting the carrier simulator")?;
 
+    // The tenant's mail relay: an SMTP server in this process, on loopback, that keeps what it
+    // receives (notices to reps, the playbook's first email to each lead).
+    let mail = MailSink::start(tokio::net::TcpListener::bind("127.0.0.1:0").await?)
+        .context("starting the demo's SMTP server")?;
+
     let http = reqwest::Client::new();
     let put = http
         .put(format!("{base}/v1/channels/twilio"))
@@ -94,8 +105,31 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<Summa
     if !put.status().is_success() {
         bail!("configuring the channel failed: {}", put.text().await?);
     }
+    let email_setup = [
+        (
+            "/v1/channels/smtp",
+            json!({"host": "127.0.0.1", "port": mail.addr.port(), "tls": "none",
+                   "from": "hello@demo-agency.test", "from_name": "Demo Agency"}),
+        ),
+        (
+            "/v1/settings",
+            json!({"postal_address": "Demo Agency, 1 Main Street, Springfield, IL 62701"}),
+        ),
+    ];
+    for (path, body) in email_setup {
+        let r = http
+            .put(format!("{base}{path}"))
+            .bearer_auth(&key)
+            .json(&body)
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            bail!("PUT {path} failed: {}", r.text().await?);
+        }
+    }
     add_reps(&http, &base, &key).await?;
     let rep_phones: HashSet<String> = (1..=REPS).map(rep_phone).collect();
+    let rep_emails: HashSet<String> = (1..=REPS).map(rep_email).collect();
 
     eprintln!(
         "NeuronX demo: {} leads on the `demo` playbook, {REPS} reps, carrier simulator at {}",
@@ -125,8 +159,9 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<Summa
                 "contact": {
                     "name": format!("Lead {i}"),
                     "phone": place.phone(u64::from(i)),
+                    "email": format!("lead-{i}@example.com"),
                     "timezone": place.zone,
-                    "consent": {"voice": true, "sms": true}
+                    "consent": {"voice": true, "sms": true, "email": true}
                 }
             });
             let r = http
@@ -153,17 +188,19 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<Summa
     loop {
         let stats = sim.stats();
         let texts = Texts::count(&sim.messages(), &rep_phones);
+        let emails = Emails::count(&mail.messages(), &rep_emails);
         let backlog = store.backlog(i64::MAX).await?;
         let armed = first_touch_armed(&store, tenant.tenant_id).await?;
         eprint!(
-            "\r{:>5.1}s  calls {:>4} connected {:>4} bridged {:>4}  sms {:>4} replies {:>4} notices {:>4}  not yet reached {:>4} ",
+            "\r{:>5.1}s  calls {:>4} connected {:>4} bridged {:>4}  sms {:>4} replies {:>4} notices {:>4}  emails {:>4}  not yet reached {:>4} ",
             started.elapsed().as_secs_f64(),
             stats.calls,
             stats.call_outcomes.get("completed").copied().unwrap_or(0),
             stats.bridged_calls,
             texts.to_leads,
             texts.lead_replies,
-            texts.to_reps,
+            texts.to_reps + emails.to_reps,
+            emails.to_leads,
             armed,
         );
         let _ = std::io::stderr().flush();
@@ -183,6 +220,7 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<Summa
     }
     eprintln!();
     let texts = Texts::count(&sim.messages(), &rep_phones);
+    let emails = Emails::count(&mail.messages(), &rep_emails);
     let summary = summary::summarize(
         &store,
         tenant.tenant_id,
@@ -190,22 +228,25 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<Summa
         REPS,
         &sim.stats(),
         texts,
+        emails,
     )
     .await?;
+    mail.shutdown();
     sim.shutdown().await;
     app.shutdown().await;
     Ok(summary)
 }
 
 /// Gives the tenant `REPS` reps through the API, as an operator would: a principal each (no
-/// team, so every call rings all of them), a rep profile (no working hours: always in hours;
-/// one call at a time) and the status `available`.
+/// team, so every call rings all of them), a rep profile (an email for notices; no working
+/// hours: always in hours; one call at a time) and the status `available`.
 async fn add_reps(http: &reqwest::Client, base: &str, key: &str) -> anyhow::Result<()> {
     for n in 1..=REPS {
         let name = format!("rep-{n:02}");
         let principal = json!({"name": name, "role": "operator", "team": null});
         let profile = json!({
             "phone": rep_phone(n),
+            "email": rep_email(n),
             "time_zone": "America/New_York",
             "max_calls": 1,
         });

@@ -267,3 +267,30 @@ fn a_setting_from_the_environment_reaches_the_engine() {
     assert_eq!(code, 1);
     assert!(err.contains("has 64 shards"), "{err}");
 }
+
+/// The README's first command, smaller: `neuronx demo` runs the engine, the carrier simulator
+/// and an SMTP server in one process and ends with its summary table. Every lead consented to
+/// email and gets the playbook's first email; the night leads escalate, and the reps hear of it
+/// by text and by email; no effect goes out twice.
+#[test]
+fn the_demo_reaches_leads_by_phone_text_and_email_and_reps_by_notice() {
+    let (code, out, err) = neuronx(&["demo", "--leads", "20", "--max-seconds", "120"], &[]);
+    assert_eq!(code, 0, "{err}");
+    let row = |label: &str| -> u64 {
+        out.lines()
+            .find_map(|l| {
+                let cells: Vec<&str> = l.split('│').map(str::trim).collect();
+                (cells.get(1) == Some(&label)).then(|| cells[2].trim_end_matches(" ms").parse())
+            })
+            .unwrap_or_else(|| panic!("no row {label:?} in {out}"))
+            .unwrap()
+    };
+    assert_eq!(row("leads"), 20, "{out}");
+    assert_eq!(row("emails to leads"), 20, "{out}");
+    assert_eq!(row("duplicate sends"), 0, "{out}");
+    assert!(row("calls placed") >= 18, "{out}");
+    assert!(row("escalations") >= 2, "{out}");
+    assert!(row("emails to reps") >= 1, "{out}");
+    assert!(row("SMS to reps (notices)") >= 1, "{out}");
+    assert!(out.contains("stages: "), "{out}");
+}

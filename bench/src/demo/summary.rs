@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::collections::HashSet;
 
 use neuronx_adapters::carrier_sim::{MessageView, SimStats};
+use neuronx_adapters::mail_sink::ReceivedMail;
 use neuronx_supervision::store::{ActorRow, ListQuery, TimelineRow};
 use neuronx_supervision::{Store, TenantId};
 
@@ -31,6 +32,10 @@ pub struct Summary {
     pub rep_sms: u64,
     /// Replies from leads.
     pub replies: u64,
+    /// Emails to leads (the playbook's templates), as the demo's SMTP server received them.
+    pub lead_emails: u64,
+    /// Emails to reps: escalation notices.
+    pub rep_emails: u64,
     /// `sla_escalated` entries: SLA breaches and unattended leads alike.
     pub escalations: u64,
     pub compliance_blocks: u64,
@@ -164,6 +169,29 @@ impl Texts {
     }
 }
 
+/// The demo's SMTP server's messages, split by recipient: a rep's address or a lead's.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Emails {
+    pub to_leads: u64,
+    pub to_reps: u64,
+}
+
+impl Emails {
+    pub fn count(mail: &[ReceivedMail], rep_emails: &HashSet<String>) -> Self {
+        let mut e = Self::default();
+        for m in mail {
+            for to in &m.to {
+                if rep_emails.contains(to) {
+                    e.to_reps += 1;
+                } else {
+                    e.to_leads += 1;
+                }
+            }
+        }
+        e
+    }
+}
+
 pub(super) async fn summarize(
     store: &Store,
     tenant: TenantId,
@@ -171,6 +199,7 @@ pub(super) async fn summarize(
     reps: u32,
     stats: &SimStats,
     texts: Texts,
+    emails: Emails,
 ) -> anyhow::Result<Summary> {
     let mut s = Summary {
         leads,
@@ -181,6 +210,8 @@ pub(super) async fn summarize(
         sms: texts.to_leads,
         rep_sms: texts.to_reps,
         replies: texts.lead_replies,
+        lead_emails: emails.to_leads,
+        rep_emails: emails.to_reps,
         duplicate_sends: stats.duplicate_creates,
         ..Summary::default()
     };
@@ -236,6 +267,8 @@ fn rows(s: &Summary) -> Vec<(&'static str, String)> {
         ("SMS to leads", s.sms.to_string()),
         ("replies", s.replies.to_string()),
         ("SMS to reps (notices)", s.rep_sms.to_string()),
+        ("emails to leads", s.lead_emails.to_string()),
+        ("emails to reps", s.rep_emails.to_string()),
         ("opt-outs (STOP)", s.opted_out.to_string()),
         ("escalations", s.escalations.to_string()),
         ("compliance blocks", s.compliance_blocks.to_string()),
@@ -300,6 +333,26 @@ mod tests {
             lead_replies: 1,
         };
         assert_eq!(t, want);
+    }
+
+    #[test]
+    fn emails_are_told_apart_by_the_reps_addresses() {
+        let m = |to: &[&str]| ReceivedMail {
+            from: "hello@demo-agency.test".into(),
+            to: to.iter().map(|t| (*t).to_owned()).collect(),
+            data: String::new(),
+        };
+        let reps: HashSet<String> = ["rep-01@demo-agency.test".to_owned()].into();
+        let mail = [
+            m(&["lead-1@example.com"]),
+            m(&["rep-01@demo-agency.test"]),
+            m(&["lead-2@example.com", "rep-01@demo-agency.test"]),
+        ];
+        let want = Emails {
+            to_leads: 2,
+            to_reps: 2,
+        };
+        assert_eq!(Emails::count(&mail, &reps), want);
     }
 
     #[test]
