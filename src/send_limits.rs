@@ -86,7 +86,7 @@ impl SendLimits {
                 }
             };
             if tokio::time::Instant::now() + pause > deadline {
-                return Err(not_sent(&match unavailable {
+                return Err(waiting(&match unavailable {
                     Some(e) => format!("send limits unavailable: {e}"),
                     None => "send limit reached".to_owned(),
                 }));
@@ -101,6 +101,18 @@ fn not_sent(reason: &str) -> EffectOutcome {
     EffectOutcome {
         status: EffectStatus::RetryLater,
         result: json!({ "not_sent": reason }),
+        followup: None,
+    }
+}
+
+/// What an outbox row turned back by the limit (or by a limiter it could not ask) carries while
+/// it waits: the console's "texts waiting on the send limit" counts rows marked so.
+pub const WAITING_ON: &str = "send_limit";
+
+fn waiting(reason: &str) -> EffectOutcome {
+    EffectOutcome {
+        status: EffectStatus::RetryLater,
+        result: json!({ "not_sent": reason, "waiting_on": WAITING_ON }),
         followup: None,
     }
 }

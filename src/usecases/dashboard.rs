@@ -5,6 +5,7 @@
 //! for a team-limited caller, to its team.
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
+use neuronx_actors::effects::EffectChannel;
 use neuronx_supervision::EngineHandle;
 
 use super::board::in_team;
@@ -57,15 +58,15 @@ const AT_RISK_SQL: &str = "SELECT COUNT(*) FROM timers t
        AND t.due_at > $2 AND t.due_at <= $3 AND ";
 
 /// Texts waiting on the send limit, read where that wait is recorded: a text the send-limit
-/// gate turned back (`send_limits::admit`) returns to the outbox `pending` with the result
-/// `{"not_sent": "send limit reached"}` (or "send limits unavailable: …" while Redis cannot
-/// be asked), and keeps it until its next try ends; a row claimed again and waiting for its
-/// turn now is `inflight` with that result still on it. A text's first wait, shorter than
-/// `limits.max_wait_ms`, happens in one instance's memory and is not counted.
+/// gate turned back (`send_limits::admit`, while the limit was reached or Redis could not be
+/// asked) returns to the outbox `pending` with `waiting_on` set in its result, and keeps it
+/// until its next try ends; a row claimed again and waiting for its turn now is `inflight` with
+/// that result still on it. A text's first wait, shorter than `limits.max_wait_ms`, happens in
+/// one instance's memory and is not counted. `$3`, `$4`: the text channels; `$5` the marker.
 const TEXTS_WAITING_SQL: &str = "SELECT COUNT(*) FROM outbox o
-     WHERE o.tenant_id = $1 AND o.kind = 'opportunity' AND o.channel IN ('sms', 'notify_sms')
+     WHERE o.tenant_id = $1 AND o.kind = 'opportunity' AND o.channel IN ($3, $4)
        AND o.status IN ('pending', 'inflight')
-       AND o.result->>'not_sent' LIKE 'send limit%' AND ";
+       AND o.result->>'waiting_on' = $5 AND ";
 
 /// The `p`-th percentile (0 to 1) of `sorted`, nearest rank.
 fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
@@ -152,6 +153,9 @@ pub async fn dashboard(engine: &EngineHandle, who: &Identity) -> Result<Dashboar
     let (texts_waiting,): (i64,) = on_db!(store, |db, id, _json| sqlx::query_as(&sql)
         .bind(id(tenant.0))
         .bind(&team)
+        .bind(EffectChannel::Sms.as_str())
+        .bind(EffectChannel::NotifySms.as_str())
+        .bind(crate::send_limits::WAITING_ON)
         .fetch_one(db)
         .await
         .map_err(ControlError::from)?);
