@@ -123,25 +123,34 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(numbers::put_number, numbers::remove_number))
         .routes(routes!(numbers::list_numbers))
         .routes(routes!(settings::get_settings, settings::put_settings))
-        .routes(routes!(
-            unsubscribe::get_unsubscribe,
-            unsubscribe::post_unsubscribe
-        ))
+}
+
+/// The API's public pages: no key, so no `Idempotency-Key` either (a mail client's one-click
+/// POST carries none, and one that did must not be asked for a key).
+fn public() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(
+        unsubscribe::get_unsubscribe,
+        unsubscribe::post_unsubscribe
+    ))
 }
 
 /// The OpenAPI document of the API (what `/openapi.json` serves).
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    api().into_openapi()
+    api().merge(public()).into_openapi()
 }
 
 pub fn router(state: AppState) -> Router {
     let edge = state.edge.clone();
-    let (api, doc) = api().split_for_parts();
+    let (api, mut doc) = api().split_for_parts();
+    let (public, public_doc) = public().split_for_parts();
+    doc.merge(public_doc);
     // Commands carrying an Idempotency-Key answer once per key (API routes only).
-    let api = api.layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        idempotency::idempotent,
-    ));
+    let api = api
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::idempotent,
+        ))
+        .merge(public);
     // Rendered once: the document is a constant of the build.
     let doc = Arc::new(doc.to_pretty_json().unwrap_or_else(|_| "{}".into()));
     let openapi_json = move || {
