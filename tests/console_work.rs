@@ -305,6 +305,14 @@ async fn a_text_from_the_queue_passes_the_gate_and_takes_the_conversation_over(b
             vec![("csrf", token.clone()), ("body", long)],
             StatusCode::BAD_REQUEST,
         ),
+        (
+            vec![
+                ("csrf", token.clone()),
+                ("body", "hi".into()),
+                ("nonce", "not a nonce!".into()),
+            ],
+            StatusCode::BAD_REQUEST,
+        ),
     ] {
         let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
         assert_eq!(post_form(&t, &cookie, &text(&tia), &form).await, want);
@@ -352,17 +360,34 @@ async fn a_text_from_the_queue_passes_the_gate_and_takes_the_conversation_over(b
         "the way back: {page}"
     );
 
-    // Consent: sent, counted by the carrier, and the conversation is ana's now.
+    // Consent: sent, counted by the carrier, and the conversation is ana's now. The form is
+    // submitted twice (a double click): its nonce makes the second a no-op.
+    let (_, page) = get_page(&t, &cookie, "/console/queue").await;
+    let form_of_tia = &page[page.find(&text(&tia)).unwrap()..];
+    let at = form_of_tia.find("name=\"nonce\" value=\"").unwrap() + 20;
+    let nonce = form_of_tia[at..].split('"').next().unwrap().to_owned();
+    assert_eq!(nonce.len(), 36, "{nonce}");
     let form = [
         ("csrf", token.as_str()),
         ("body", "Hi Tia, Ana here: is now a good time?"),
         ("back", "queue"),
+        ("nonce", nonce.as_str()),
     ];
-    let (status, to) = post_form_answer(&t, &cookie, &text(&tia), &form).await;
-    assert_eq!(
-        (status, to.as_str()),
-        (StatusCode::SEE_OTHER, "/console/queue")
-    );
+    for _ in 0..2 {
+        let (status, to) = post_form_answer(&t, &cookie, &text(&tia), &form).await;
+        assert_eq!(
+            (status, to.as_str()),
+            (StatusCode::SEE_OTHER, "/console/queue")
+        );
+    }
+    let (_, thread) = t.get(&format!("/v1/opportunities/{tia}/messages")).await;
+    let by_hand = thread["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["body"] == "Hi Tia, Ana here: is now a good time?")
+        .count();
+    assert_eq!(by_hand, 1, "{thread}");
     eventually(
         Duration::from_secs(30),
         "the text at the carrier",

@@ -71,6 +71,6 @@ pub async fn send_message(
     Path(id): Path<String>,
     Body(req): Body<SendMessageRequest>,
 ) -> Result<Response, ApiError> {
-    let done = messages::send(&state.engine, &caller.0, &id, req.body, req.by).await?;
+    let done = messages::send(&state.engine, &caller.0, &id, req.body, req.by, None).await?;
     Ok(applied(done))
 }

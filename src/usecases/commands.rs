@@ -130,6 +130,19 @@ pub(crate) async fn run(
     action: AuditAction,
     input: OppInput,
 ) -> Result<Applied, Error> {
+    run_once(engine, who, id, action, input, None).await
+}
+
+/// [`run`], with the inbox's dedupe key: a second submit of the same key changes nothing and
+/// answers the opportunity as it is.
+pub(crate) async fn run_once(
+    engine: &EngineHandle,
+    who: &Identity,
+    id: Uuid,
+    action: AuditAction,
+    input: OppInput,
+    dedupe: Option<String>,
+) -> Result<Applied, Error> {
     let tenant = who.tenant;
     let before = load(engine, tenant, id).await?;
     let reason = reason_of(&input);
@@ -148,7 +161,7 @@ pub(crate) async fn run(
         },
     )
     .await?;
-    let outcome = submit(engine, tenant, id, &input).await?;
+    let outcome = submit(engine, tenant, id, &input, dedupe).await?;
     let (result, audited) = match outcome {
         SubmitOutcome::Applied(_) | SubmitOutcome::Duplicate => {
             let after = load(engine, tenant, id).await?;

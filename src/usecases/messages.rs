@@ -17,6 +17,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use neuronx_actors::domain::opportunity::{OppInput, MAX_TEXT_CHARS};
+use neuronx_actors::effects::EffectChannel;
 use neuronx_actors::opportunity as opp;
 use neuronx_supervision::store::{EffectRecord, OutboxStatus, TimelineRow};
 use neuronx_supervision::{EngineHandle, TenantId};
@@ -24,7 +25,7 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::commands::{acting_as, run};
+use super::commands::{acting_as, run_once};
 use super::opportunities::page_bounds;
 use super::views::{ms_to_time, Applied, Page};
 use super::{authorize, visible, Error};
@@ -54,9 +55,10 @@ impl MessageChannel {
     /// The outbox channel its outbound messages leave by.
     fn outbox(self) -> &'static str {
         match self {
-            MessageChannel::Sms => "sms",
-            MessageChannel::Email => "lead_email",
+            MessageChannel::Sms => EffectChannel::Sms,
+            MessageChannel::Email => EffectChannel::LeadEmail,
         }
+        .as_str()
     }
 }
 
@@ -380,15 +382,42 @@ fn view(
     m
 }
 
+/// A form's one-time id: the console's text form carries one, so submitting the same form twice
+/// (a double click, a reload that posts again) sends one text. The API's callers have the
+/// `Idempotency-Key` header for the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Once(String);
+
+impl Once {
+    pub fn parse(raw: String) -> Result<Self, Error> {
+        let ok = (1..=64).contains(&raw.len())
+            && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !ok {
+            return Err(Error::invalid(
+                "nonce",
+                "1 to 64 letters, digits or dashes: the form's own id",
+            ));
+        }
+        Ok(Self(raw))
+    }
+
+    /// The inbox dedupe key (the inbox keeps them per tenant, so the opportunity is in it).
+    fn dedupe_key(&self, opportunity: Uuid) -> String {
+        format!("message_send:{opportunity}:{}", self.0)
+    }
+}
+
 /// A person texts the lead by hand, through the opportunity's compliance gate; the first such
 /// text takes the conversation over from the playbook. `by` names the person for keys of no
-/// principal (a principal's key always writes as itself). Audited as `message_send`.
+/// principal (a principal's key always writes as itself). With `once`, a repeat of the same
+/// form is a no-op. Audited as `message_send`.
 pub async fn send(
     engine: &EngineHandle,
     who: &Identity,
     id: &str,
     body: String,
     by: Option<String>,
+    once: Option<Once>,
 ) -> Result<Applied, Error> {
     authorize(who, Action::Operate)?;
     let id = visible(engine, who, id).await?;
@@ -401,7 +430,8 @@ pub async fn send(
         body: body.trim().to_owned(),
         by,
     };
-    run(engine, who, id, AuditAction::MessageSend, input).await
+    let dedupe = once.as_ref().map(|o| o.dedupe_key(id));
+    run_once(engine, who, id, AuditAction::MessageSend, input, dedupe).await
 }
 
 #[path = "messages_email.rs"]

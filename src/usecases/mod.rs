@@ -164,10 +164,11 @@ pub(crate) async fn submit(
     tenant: TenantId,
     id: Uuid,
     input: &OppInput,
+    dedupe: Option<String>,
 ) -> Result<SubmitOutcome, Error> {
     let input = serde_json::to_value(input).map_err(|e| Error::Internal(e.into()))?;
     engine
-        .submit(opp::key(tenant, id), input, None)
+        .submit(opp::key(tenant, id), input, dedupe)
         .await
         .map_err(|e| Error::Unavailable(e.to_string()))
 }

@@ -189,7 +189,7 @@ pub async fn create(
         team: team.map(|t| t.name),
         history: Box::new(history),
     };
-    let outcome = submit(engine, tenant, id, &input).await?;
+    let outcome = submit(engine, tenant, id, &input, None).await?;
     // The transition that creates it indexes its phone in the same commit (`Lookup`), so a
     // number always finds its conversation.
     let created =
@@ -242,7 +242,7 @@ async fn merge(
         external_id,
         skipped_as: None,
     };
-    match submit(engine, tenant, live, &note).await? {
+    match submit(engine, tenant, live, &note, None).await? {
         SubmitOutcome::Accepted => return Ok(Created::Accepted(Accepted::new(live))),
         SubmitOutcome::Rejected(r) => {
             return Err(Error::Conflict {

@@ -176,12 +176,11 @@ pub async fn snooze(
     engine: &EngineHandle,
     who: &Identity,
     id: &str,
-    choice: &str,
+    choice: SnoozeFor,
     reason: Option<String>,
 ) -> Result<Snooze, Error> {
     let tenant = authorize(who, Action::Operate)?;
     let opp_id = visible(engine, who, id).await?;
-    let choice = SnoozeFor::parse(choice)?;
     let reason = reason
         .map(|r| r.trim().to_owned())
         .filter(|r| !r.is_empty());

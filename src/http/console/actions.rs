@@ -25,6 +25,8 @@ pub struct ActionForm {
     stage: Option<String>,
     /// `text` only: what the lead receives.
     body: Option<String>,
+    /// `text` only: the rendered form's own id, so a double submit sends one text.
+    nonce: Option<String>,
     /// `snooze` only: one of `snooze::SnoozeFor`.
     #[serde(rename = "for")]
     snooze_for: Option<String>,
@@ -183,13 +185,20 @@ pub async fn act(
         }
         Act::Text => {
             let body = form.body.unwrap_or_default();
-            messages::send(engine, who, &id, body, None).await.map(drop)
+            match form.nonce.map(messages::Once::parse).transpose() {
+                Ok(once) => messages::send(engine, who, &id, body, None, once)
+                    .await
+                    .map(drop),
+                Err(e) => Err(e),
+            }
         }
         Act::Snooze => {
-            let choice = form.snooze_for.unwrap_or_default();
-            snooze::snooze(engine, who, &id, &choice, form.reason)
-                .await
-                .map(drop)
+            match snooze::SnoozeFor::parse(form.snooze_for.as_deref().unwrap_or_default()) {
+                Ok(choice) => snooze::snooze(engine, who, &id, choice, form.reason)
+                    .await
+                    .map(drop),
+                Err(e) => Err(e),
+            }
         }
         Act::Unsnooze => snooze::unsnooze(engine, who, &id).await.map(drop),
     };

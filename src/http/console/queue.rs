@@ -88,6 +88,8 @@ pub(super) fn work_forms(op: &Operator, lead: &Lead, from: Origin) -> Markup {
         " "
         form.inline method="post" action=(to("text")) {
             (hidden)
+            // One per rendered form: a second submit of the same form sends nothing more.
+            input type="hidden" name="nonce" value=(uuid::Uuid::new_v4());
             input type="text" name="body" required maxlength=(MAX_TEXT_CHARS) placeholder="text to the lead" aria-label={ "Text to " (name) };
             " " button.text type="submit" { "send text" }
         }
