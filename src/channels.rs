@@ -6,17 +6,17 @@
 mod lead_email;
 mod notify;
 mod pick_rep;
+mod sms;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use sms::Sms;
+
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
 use neuronx_actors::domain::call::{CallInput, CallStatus};
-use neuronx_actors::domain::compliance::{Channel, Purpose};
-use neuronx_actors::effects::{
-    EffectChannel, FromPayload, MalformedEffect, SmsEffect, VoiceEffect,
-};
-use neuronx_adapters::loopback::{self, LoopbackVoice, StatusReport};
+use neuronx_actors::effects::{EffectChannel, FromPayload, MalformedEffect, VoiceEffect};
+use neuronx_adapters::loopback::{LoopbackVoice, StatusReport};
 use neuronx_supervision::committer::Batcher;
 use neuronx_supervision::lanes::LaneOf;
 use neuronx_supervision::{
@@ -28,7 +28,6 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::config::LoopbackSettings;
-use crate::control::numbers;
 use crate::secrets::Keyring;
 use crate::send_limits::{SendKind, SendLimits};
 use crate::tenant_data::{self, Precheck, PrecheckResult};
@@ -319,104 +318,6 @@ impl EffectHandler for Voice {
             Ok(VoiceEffect::PickRep { .. }) => followup(&CallInput::RepPicked { agent: None }),
             Ok(VoiceEffect::Hangup { .. } | VoiceEffect::Fetch { .. }) | Err(_) => None,
         }
-    }
-}
-
-struct Sms {
-    sent: AtomicU64,
-    ctx: Context,
-}
-
-impl EffectHandler for Sms {
-    fn execute(&self, call: EffectCall) -> EffectFuture {
-        let sid = loopback::sms_sid(self.sent.fetch_add(1, Ordering::Relaxed));
-        let ctx = self.ctx.clone();
-        Box::pin(async move {
-            let text = match SmsEffect::from_payload(&call.payload) {
-                Ok(text) => text,
-                Err(e) => return malformed(e),
-            };
-            // The opt-out confirmation and help replies go out whatever the list says.
-            let marketing = match text.purpose {
-                Purpose::Marketing => true,
-                Purpose::OptOutConfirmation | Purpose::HelpReply => false,
-            };
-            if marketing {
-                match ctx.precheck(&call, &text.to, None).await {
-                    Ok(check) if check.on_dnc => {
-                        return twilio_channel::blocked_by_dnc(Channel::Sms)
-                    }
-                    Ok(_) => {}
-                    Err(e) => return undecided(e),
-                }
-            }
-            let account = match ctx.account(Context::tenant(&call)).await {
-                Ok(account) => account,
-                Err(e) => return undecided(e),
-            };
-            // Before a marketing text, when the tenant asked: the line type, once per number
-            // (ADR 0035). A landline is not texted; the opportunity learns either way.
-            let mut line = None;
-            if let Some(account) = account.as_ref().filter(|a| marketing && a.line_type_lookup) {
-                match twilio_channel::line_type(&ctx.store, account, &text.to).await {
-                    Ok(found) if !found.line_type.takes_texts() => {
-                        return twilio_channel::withheld(found)
-                    }
-                    Ok(found) => line = Some(found),
-                    Err(e) => return undecided(e),
-                }
-            }
-            // The number the lead is texted from (ADR 0043), chosen before the text waits for
-            // its turn and recorded in its result.
-            let caller = match account.as_deref() {
-                Some(account) => {
-                    match twilio_channel::caller_id(
-                        &ctx.store,
-                        account,
-                        text.opportunity_id,
-                        &text.to,
-                    )
-                    .await
-                    {
-                        Ok(caller) => Some(caller),
-                        Err(e) => return undecided(e),
-                    }
-                }
-                None => None,
-            };
-            if let Err(later) = ctx
-                .limits
-                .admit(
-                    SendKind::Text,
-                    Context::tenant(&call),
-                    None,
-                    &call.lease,
-                    &call.standing,
-                )
-                .await
-            {
-                return later;
-            }
-            let outcome = match account {
-                Some(account) => {
-                    let account_from = || numbers::CallerId {
-                        from: account.from.clone(),
-                        by: numbers::ChosenBy::Account,
-                    };
-                    let caller = caller.unwrap_or_else(account_from);
-                    twilio_channel::sms(&account, &ctx.public_url, &call, &text, &caller).await
-                }
-                None => EffectOutcome {
-                    status: EffectStatus::Done,
-                    result: json!({"message_sid": sid}),
-                    followup: None,
-                },
-            };
-            match line {
-                Some(found) => twilio_channel::with_line_type(outcome, found),
-                None => outcome,
-            }
-        })
     }
 }
 
