@@ -10,8 +10,8 @@ mod common;
 mod matrix;
 
 use access::{as_key, key};
-use matrix::matrix;
 use common::{Backend, TestApp};
+use matrix::matrix;
 use neuronx::secrets::Keyring;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};

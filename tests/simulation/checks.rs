@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::driver::{InputKind, Model, World};
 use crate::firings;
 use crate::invariants;
+use crate::reps;
 
 /// Quiet also means no timer due this soon: the simulation's playbook arms timers of one or two
 /// seconds, and each is to fire (and be checked) before the schedule ends.
@@ -78,13 +79,16 @@ pub async fn check(world: &World, model: &Model) -> Vec<String> {
     let calls = world.sim.calls();
     let messages = world.sim.messages();
     invariants::effects(&effects, &stats, &calls, &messages, &mut bad);
+    let details = reps::details(&world.sim);
+    reps::capacity(&details, &mut bad);
     let unknown = effects.iter().filter(|e| e.status == "unknown").count();
     eprintln!(
-        "simulation:   checked {} timer firings ({} timer rows gone), {} effects ({unknown} unknown), {} calls, {} texts, {} opt-outs written, {} shard takeovers, carrier faults {:?}",
+        "simulation:   checked {} timer firings ({} timer rows gone), {} effects ({unknown} unknown), {} calls ({} bridged to a rep), {} texts, {} opt-outs written, {} shard takeovers, carrier faults {:?}",
         fired.len(),
         removals.len(),
         effects.len(),
         calls.len(),
+        stats.bridged_calls,
         messages.len(),
         opt_outs.len(),
         world.db.takeovers().await,
@@ -133,6 +137,7 @@ pub async fn check(world: &World, model: &Model) -> Vec<String> {
         invariants::stop_windows(
             lead, &timeline, written, &phone, &calls, &messages, &mut bad,
         );
+        reps::conversations(lead, &phone, &details, &timeline, &mut bad);
         let consent = world.schedule.consent[lead];
         invariants::consent(lead, consent, model, &phone, &stats, &mut bad);
         // Each call placed reached the carrier at most once (a dial cut by a crash may not

@@ -179,6 +179,7 @@ impl World {
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
+        crate::reps::add(&world).await;
         world
     }
 

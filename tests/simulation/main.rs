@@ -20,6 +20,7 @@ mod db;
 mod driver;
 mod firings;
 mod invariants;
+mod reps;
 mod schedule;
 
 use std::time::Duration;

@@ -477,6 +477,11 @@ impl Call {
         self.start_time.map(|t| t.timestamp_millis())
     }
 
+    /// When it ended, Unix milliseconds.
+    pub fn ended_ms(&self) -> Option<i64> {
+        self.end_time.map(|t| t.timestamp_millis())
+    }
+
     pub fn view(&self) -> CallView {
         CallView {
             sid: self.sid.clone(),

@@ -224,6 +224,7 @@ pub(crate) fn detail(state: &State, sid: &str) -> Option<CallDetail> {
         children,
         created_ms: call.created_ms(),
         answered_ms: call.answered_ms(),
+        ended_ms: call.ended_ms(),
     })
 }
 

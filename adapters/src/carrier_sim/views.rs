@@ -46,6 +46,9 @@ pub struct CallDetail {
     /// When it was answered, Unix milliseconds; `None` while ringing or never answered.
     #[serde(default)]
     pub answered_ms: Option<i64>,
+    /// When it ended, Unix milliseconds; `None` while it rings or runs.
+    #[serde(default)]
+    pub ended_ms: Option<i64>,
 }
 
 /// One TwiML document a leg ran.
