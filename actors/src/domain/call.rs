@@ -135,6 +135,10 @@ pub struct Call {
     /// dialled until its answer (`RepPicked`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub picking: bool,
+    /// An inbound call: the lead called us on this number (one of the tenant's). `to` is then
+    /// the lead's number (the caller), `attempt` is 0, and nothing is ever dialled to the lead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inbound: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -152,6 +156,20 @@ pub enum CallInput {
         /// Agent first: ring this rep, and dial the lead once they accept.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         agent: Option<Agent>,
+    },
+    /// The lead called one of the tenant's numbers and the provider asked what to do: the call
+    /// exists from here on, in progress, its provider sid known. Creates the call; nothing is
+    /// dialled to the lead (the call flow rings reps from it).
+    Inbound {
+        call_id: Uuid,
+        opportunity_id: Uuid,
+        /// The caller, E.164.
+        from: String,
+        /// The tenant's number the lead called, E.164.
+        to: String,
+        provider_sid: String,
+        /// Names the playbook the host resolves and passes to `apply`.
+        playbook: String,
     },
     /// The provider accepted the dial request.
     Dialed {
@@ -278,10 +296,11 @@ pub enum CallEffect {
         rep: Option<String>,
         talk_seconds: u32,
     },
-    /// Tell the opportunity that its answered lead reached nobody.
+    /// Tell the opportunity that its answered lead (or its lead who called in) reached nobody.
     Unattended {
         opportunity_id: Uuid,
         reason: UnattendedReason,
+        inbound: bool,
     },
     /// Tell the opportunity that a call it was told was answered has now ended (its terminal
     /// status): it no longer has a live call to hang up.
@@ -326,6 +345,26 @@ pub fn apply(
                 ..
             },
         ) => return place(call_id, opportunity_id, to, attempt, agent, now, playbook),
+        (
+            None,
+            CallInput::Inbound {
+                call_id,
+                opportunity_id,
+                from,
+                to,
+                provider_sid,
+                ..
+            },
+        ) => {
+            let call = inbound::NewInbound {
+                id: call_id,
+                opportunity_id,
+                from,
+                to,
+                provider_sid,
+            };
+            return inbound::create(call, now, playbook);
+        }
         (None, _) => return Err(Rejection::NotFound),
         (Some(current), input) => (current, input),
     };
@@ -338,7 +377,8 @@ pub fn apply(
         timeline: Vec::new(),
     };
     match input {
-        CallInput::Place { .. } => {}
+        // Creations repeated (a retried request): the call exists already.
+        CallInput::Place { .. } | CallInput::Inbound { .. } => {}
         CallInput::Dialed { provider_sid } => step.dialed(provider_sid)?,
         CallInput::DialFailed { reason } => step.dial_failed(reason),
         CallInput::DialBlocked { reason } => step.dial_blocked(reason),
@@ -420,6 +460,7 @@ fn place(
         hang_up: None,
         agent: agent.clone(),
         picking: pick::first(&agent, pb),
+        inbound: None,
         created_at: now,
         updated_at: now,
     };
@@ -475,6 +516,7 @@ mod flow;
 
 pub use flow::{Agent, Conversation, DialStatus, Flow, RecordingMeta, RepLeg, UnattendedReason};
 mod hang_up;
+mod inbound;
 mod pick;
 mod progress;
 
