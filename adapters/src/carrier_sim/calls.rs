@@ -84,6 +84,9 @@ pub(crate) struct Call {
     pub duration_secs: Option<u64>,
     /// The call whose `<Dial>` placed this leg; `None` for calls created over REST.
     pub parent: Option<String>,
+    /// A lead called one of the account's numbers (`POST /sim/inbound-calls`): direction
+    /// `inbound`, answered at once by the number's voice URL.
+    pub inbound: bool,
     /// What runs at answer (REST calls only; a leg's whisper belongs to its `<Number>`).
     pub flow: Option<FlowSource>,
     /// Flips to true when the call reaches a terminal status, however it got there (REST
@@ -138,6 +141,7 @@ pub(crate) fn create(
         answered_at: None,
         duration_secs: None,
         parent: None,
+        inbound: false,
         flow: req.source,
         ended: watch::channel(false).0,
         log: FlowLog::default(),
@@ -158,6 +162,65 @@ pub(crate) fn create(
             (now + after, job)
         })
         .collect();
+    let json = call.resource(&config.account_sid);
+    state.calls.insert(sid.clone(), call);
+    state.call_order.push(sid);
+    (json, jobs)
+}
+
+/// A lead calls `to` (a number of the account) from `from`: the call rings, the number's voice
+/// URL `url` is asked for TwiML at once (signed, `Direction=inbound`) and the flow runs it, as
+/// Twilio does for an incoming call. Counted in `inbound_calls`, not in `calls` (our creates).
+pub(crate) fn inbound(
+    state: &mut State,
+    config: &SimConfig,
+    from: String,
+    to: String,
+    url: String,
+    now: Instant,
+) -> (Value, Scheduled) {
+    let nth = state.stats.inbound_calls;
+    state.stats.inbound_calls += 1;
+    let rng = rng_for(config.seed, "inbound", &to, nth);
+    let sid = state.new_sid("CA");
+    let wall = Utc::now();
+    let mut call = Call {
+        sid: sid.clone(),
+        to,
+        from,
+        status: CallState::Ringing,
+        outcome: CallOutcome::Human,
+        amd: None,
+        answered_by: None,
+        callback: None,
+        callback_method: Method::Post,
+        events: Events::default(),
+        effect: None,
+        seq: 0,
+        rng,
+        pipe: Pipe::default(),
+        created: wall,
+        updated: wall,
+        start_time: None,
+        end_time: None,
+        answered_at: None,
+        duration_secs: None,
+        parent: None,
+        inbound: true,
+        flow: Some(FlowSource::Url {
+            url,
+            method: Method::Post,
+        }),
+        ended: watch::channel(false).0,
+        log: FlowLog::default(),
+    };
+    let jobs = advance(
+        &mut call,
+        CallState::InProgress,
+        config,
+        &mut state.stats,
+        now,
+    );
     let json = call.resource(&config.account_sid);
     state.calls.insert(sid.clone(), call);
     state.call_order.push(sid);
@@ -256,9 +319,12 @@ pub(crate) fn advance(
             u64::try_from(ms.div_ceil(1000)).unwrap_or(u64::MAX)
         });
         call.duration_secs = Some(talked);
-        // Child legs have their own counter so `call_outcomes` still sums to `calls`.
+        // Child legs and inbound calls have their own counters so `call_outcomes` still sums
+        // to `calls`.
         let outcomes = if call.parent.is_some() {
             &mut stats.dial_leg_outcomes
+        } else if call.inbound {
+            &mut stats.inbound_call_outcomes
         } else {
             &mut stats.call_outcomes
         };
@@ -370,6 +436,7 @@ impl Call {
             answered_at: None,
             duration_secs: None,
             parent: Some(parent),
+            inbound: false,
             flow: None,
             ended: watch::channel(false).0,
             log: FlowLog::default(),
@@ -379,6 +446,8 @@ impl Call {
     pub fn direction(&self) -> &'static str {
         if self.parent.is_some() {
             "outbound-dial"
+        } else if self.inbound {
+            "inbound"
         } else {
             "outbound-api"
         }
