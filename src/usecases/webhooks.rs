@@ -48,11 +48,17 @@ pub enum Refusal {
     SealedTokenUnreadable,
     BadSignature,
     MissingCallSid,
+    /// A `CallSid` that is not `CA` and 32 hex digits (an inbound call's: it names the call).
+    BadCallSid,
     MissingCallStatus,
     BadCallStatus,
     MissingMessageSid,
     MissingMessageStatus,
     MissingFrom,
+    /// An inbound call from something that is neither an E.164 number nor a withheld caller id.
+    BadFrom,
+    /// An inbound call to something that is not an E.164 number.
+    BadTo,
     /// An inbound text without `To`, for a tenant that lists its numbers.
     MissingTo,
     /// An inbound text to a number that is none of the tenant's (not in its pool, not its
@@ -78,11 +84,14 @@ impl Refusal {
             Refusal::SealedTokenUnreadable => "sealed_token_unreadable",
             Refusal::BadSignature => "bad_signature",
             Refusal::MissingCallSid => "missing_call_sid",
+            Refusal::BadCallSid => "bad_call_sid",
             Refusal::MissingCallStatus => "missing_call_status",
             Refusal::BadCallStatus => "bad_call_status",
             Refusal::MissingMessageSid => "missing_message_sid",
             Refusal::MissingMessageStatus => "missing_message_status",
             Refusal::MissingFrom => "missing_from",
+            Refusal::BadFrom => "bad_from",
+            Refusal::BadTo => "bad_to",
             Refusal::MissingTo => "missing_to",
             Refusal::UnknownTo => "unknown_to",
             Refusal::MissingDialCallStatus => "missing_dial_call_status",
@@ -97,7 +106,9 @@ impl Refusal {
     /// The form field at fault, when one is.
     pub fn field(self) -> Option<&'static str> {
         match self {
-            Refusal::MissingTo | Refusal::UnknownTo => Some("To"),
+            Refusal::MissingTo | Refusal::UnknownTo | Refusal::BadTo => Some("To"),
+            Refusal::MissingFrom | Refusal::BadFrom => Some("From"),
+            Refusal::MissingCallSid | Refusal::BadCallSid => Some("CallSid"),
             _ => None,
         }
     }
@@ -369,24 +380,7 @@ async fn inbound_opportunity(
             return Err(Refusal::UnknownTo);
         }
     };
-    let mut senders = store
-        .find(
-            tenant,
-            opp::KIND,
-            opp::PHONE_LOOKUP,
-            from,
-            SENDER_OPPORTUNITIES,
-        )
-        .await
-        .map_err(unavailable)?;
-    // The number's cadence holder first (ADR 0046): a skipped duplicate is newer but silent.
-    let holder = crate::contacts::holder_of(store, tenant, from)
-        .await
-        .map_err(unavailable)?;
-    if let Some(at) = holder.and_then(|h| senders.iter().position(|s| *s == h)) {
-        let h = senders.remove(at);
-        senders.insert(0, h);
-    }
+    let senders = senders(engine, tenant, from).await?;
     if senders.len() <= 1 {
         return Ok(senders.first().copied());
     }
@@ -409,6 +403,101 @@ async fn inbound_opportunity(
         }
     }
     Ok(senders.first().copied())
+}
+
+/// A sender's opportunities, newest first, except the number's cadence holder first (ADR
+/// 0046): a skipped duplicate is newer but silent.
+async fn senders(
+    engine: &EngineHandle,
+    tenant: TenantId,
+    from: &str,
+) -> Result<Vec<Uuid>, Refusal> {
+    let store = engine.store();
+    let unavailable = |_| Refusal::StoreUnavailable;
+    let mut senders = store
+        .find(
+            tenant,
+            opp::KIND,
+            opp::PHONE_LOOKUP,
+            from,
+            SENDER_OPPORTUNITIES,
+        )
+        .await
+        .map_err(unavailable)?;
+    let holder = crate::contacts::holder_of(store, tenant, from)
+        .await
+        .map_err(unavailable)?;
+    if let Some(at) = holder.and_then(|h| senders.iter().position(|s| *s == h)) {
+        let h = senders.remove(at);
+        senders.insert(0, h);
+    }
+    Ok(senders)
+}
+
+/// The live (not closed) opportunity a call from `from` is for (ADR 0050): of the sender's
+/// live opportunities (the cadence holder first, then newest first), the first bound to
+/// `team` (the number's), else the first. `None`: no live opportunity has that number.
+pub(crate) async fn live_opportunity_of(
+    engine: &EngineHandle,
+    tenant: TenantId,
+    from: &str,
+    team: Option<Uuid>,
+) -> Result<Option<Uuid>, Refusal> {
+    let store = engine.store();
+    let senders = senders(engine, tenant, from).await?;
+    if senders.is_empty() {
+        return Ok(None);
+    }
+    let keys: Vec<(TenantId, Uuid)> = senders.iter().map(|id| (tenant, *id)).collect();
+    let statuses = store
+        .actor_statuses(opp::KIND, &keys)
+        .await
+        .map_err(|_| Refusal::StoreUnavailable)?;
+    let live: Vec<Uuid> = senders
+        .iter()
+        .zip(statuses)
+        .filter(|(_, status)| {
+            status
+                .as_ref()
+                .is_some_and(|(stage, _)| !stage.parse::<Stage>().is_ok_and(|s| s.is_terminal()))
+        })
+        .map(|(id, _)| *id)
+        .collect();
+    let Some(team) = team else {
+        return Ok(live.first().copied());
+    };
+    for id in &live {
+        let bound = access::team_of(store, tenant, *id)
+            .await
+            .map_err(|_| Refusal::StoreUnavailable)?;
+        if bound == Some(team) {
+            return Ok(Some(*id));
+        }
+    }
+    Ok(live.first().copied())
+}
+
+/// Which team's number `to` is (`Some(None)`: a tenant-wide one, or the account's own
+/// `from`), or `None` when it is none of this tenant's numbers (ADR 0050).
+pub(crate) async fn number_team(
+    engine: &EngineHandle,
+    tenant: TenantId,
+    to: &str,
+) -> Result<Option<Option<Uuid>>, Refusal> {
+    let store = engine.store();
+    let unavailable = |_| Refusal::StoreUnavailable;
+    match numbers::reached(store, tenant, to)
+        .await
+        .map_err(unavailable)?
+    {
+        Reached::Pool(team) => Ok(Some(team)),
+        Reached::NoPool | Reached::NotListed => {
+            let account = tenant_data::get_credentials(store, tenant, "twilio")
+                .await
+                .map_err(unavailable)?;
+            Ok(account.is_some_and(|a| a.from_number == to).then_some(None))
+        }
+    }
 }
 
 pub(crate) fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, Refusal> {
