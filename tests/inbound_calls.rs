@@ -225,10 +225,20 @@ async fn a_teams_number_rings_that_teams_reps_only(backend: Backend) {
         "0"
     );
 
-    // A known east lead calling the east number: east's reps (the assignee is one).
+    // A known east lead calling the east number: east's reps (the assignee is one). Their
+    // number is on the do-not-call list, which stops our calls, not theirs.
     let opp = quiet_lead(app, "in-2", "+12125550102", Some("east")).await;
     let id = opp["id"].as_str().unwrap();
-    let sid = call_in(&s, "+12125550102", EAST_NUMBER).await;
+    let (code, body) = app.post("/v1/dnc", json!({"phone": "+12125550102"})).await;
+    assert!(code.is_success(), "{code} {body}");
+    eventually(Duration::from_secs(20), "the do-not-call entry", || async {
+        let t = app.timeline(id).await;
+        t.iter()
+            .any(|e| e["kind"] == "compliance_blocked" && e["data"]["source"] == "dnc_list")
+            .then_some(())
+    })
+    .await;
+    call_in(&s, "+12125550102", EAST_NUMBER).await;
     let entries = conversation_until(app, id, "conversation").await;
     let conv = entries
         .iter()
@@ -363,7 +373,8 @@ async fn hostile_requests_write_nothing(backend: Backend) {
     assert_eq!(body["error"], "bad_signature");
 
     // Signed, but missing or garbling a field: 400 naming it.
-    let cases: [(Vec<(String, String)>, &str, &str); 6] = [
+    type Case = (Vec<(String, String)>, &'static str, &'static str);
+    let cases: [Case; 6] = [
         (
             form(&[("CallSid", SID), ("To", WEST_NUMBER)]),
             "missing_from",

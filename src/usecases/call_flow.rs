@@ -16,7 +16,7 @@ use neuronx_actors::domain::compliance::Rules;
 use neuronx_actors::domain::opportunity::Opportunity;
 use neuronx_actors::domain::playbook::{fill, Playbook};
 use neuronx_actors::{call as call_actor, opportunity as opp};
-use neuronx_adapters::twilio::twiml::{Dial, DialRecording, Number, Response};
+use neuronx_adapters::twilio::twiml::{DialRecording, Response};
 use neuronx_supervision::{ActorKey, TenantId};
 use serde_json::Value;
 use uuid::Uuid;
@@ -63,6 +63,9 @@ impl FlowHook {
 mod agent;
 mod inbound;
 mod recording;
+mod rung;
+
+use rung::Rung;
 
 pub use inbound::{inbound_call, InboundAnswer, InboundOutcome};
 
@@ -302,47 +305,6 @@ async fn ring_next(
         record: k.record.clone(),
     };
     Ok(doc.dial(rung.dial(v, k.tenant)?))
-}
-
-/// One `<Dial>` of offered reps: each `<Number>` with its whisper and leg callback, the
-/// action naming the round and the reps rung (all under `ids`, the call's query).
-struct Rung<'a> {
-    ids: &'a str,
-    round: u32,
-    offer: &'a reps::Offer,
-    caller_id: Option<String>,
-    record: Option<DialRecording>,
-}
-
-impl Rung<'_> {
-    fn dial(self, v: &Verifier<'_>, tenant: TenantId) -> Result<Dial, Refusal> {
-        let base = format!("{}/webhooks/twilio/{}/voice", v.public_url, tenant.0);
-        let ids = self.ids;
-        let names: Vec<&str> = self.offer.reps.iter().map(|r| r.name.as_str()).collect();
-        let numbers = self
-            .offer
-            .reps
-            .iter()
-            .map(|r| {
-                let rep = urlencoded(&r.name);
-                Number {
-                    number: r.phone.clone(),
-                    url: Some(format!("{base}/whisper?{ids}&rep={rep}")),
-                    status_callback: Some(format!("{base}/leg?{ids}&rep={rep}")),
-                }
-            })
-            .collect();
-        // JSON, so that a name holding a comma stays one name.
-        let reps = urlencoded(&serde_json::to_string(&names).map_err(|_| Refusal::Unencodable)?);
-        let round = self.round;
-        Ok(Dial {
-            action: format!("{base}/dial?{ids}&round={round}&reps={reps}"),
-            timeout_seconds: self.offer.ring_timeout_seconds,
-            caller_id: self.caller_id,
-            numbers,
-            record: self.record,
-        })
-    }
 }
 
 /// A rep picked up: recorded, then told who is waiting. An empty whisper document would
