@@ -55,7 +55,9 @@ impl Entity for CallEntity {
         now: DateTime<Utc>,
     ) -> Result<Applied<Call>, Rejected> {
         let creating = match &input {
-            CallInput::Place { playbook, .. } => Some(playbook.as_str()),
+            CallInput::Place { playbook, .. } | CallInput::Inbound { playbook, .. } => {
+                Some(playbook.as_str())
+            }
             _ => None,
         };
         let playbook = self
@@ -138,6 +140,7 @@ impl Entity for CallEntity {
                 CallEffect::Unattended {
                     opportunity_id,
                     reason,
+                    inbound,
                 } => {
                     let parent = ActorKey::root(key.tenant, opportunity::KIND, opportunity_id);
                     changes.sends.push((
@@ -145,6 +148,7 @@ impl Entity for CallEntity {
                         to_json(&OppInput::CallUnattended {
                             call_id: key.id,
                             reason,
+                            inbound,
                         }),
                     ));
                 }

@@ -176,6 +176,10 @@ pub fn router(state: AppState) -> Router {
             post(voice::answer_route),
         )
         .route(
+            "/webhooks/twilio/{tenant_id}/voice/inbound",
+            post(voice::inbound_route),
+        )
+        .route(
             "/webhooks/twilio/{tenant_id}/voice/whisper",
             post(voice::whisper_route),
         )

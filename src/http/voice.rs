@@ -60,3 +60,32 @@ flow_route!(agent_route, FlowHook::Agent);
 flow_route!(agent_accept_route, FlowHook::AgentAccept);
 flow_route!(notice_route, FlowHook::Notice);
 flow_route!(recording_route, FlowHook::Recording);
+
+/// `voice/inbound`: a lead called one of the tenant's numbers (Twilio's incoming-call
+/// webhook). Counted by how it was routed (`routed`, `unknown_caller`, `unknown_number`).
+pub async fn inbound_route(
+    State(state): State<AppState>,
+    Path(tenant_id): Path<String>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    const LABEL: &str = "voice_inbound";
+    let flow = Flow {
+        playbooks: &state.playbooks,
+        default_playbook: &state.default_playbook,
+        rules: &state.compliance,
+    };
+    let d = delivery(&tenant_id, &uri, &headers, &body);
+    match call_flow::inbound_call(&verifier(&state), &flow, d).await {
+        Ok(answer) => {
+            state
+                .webhooks
+                .with_label_values(&[LABEL, answer.outcome.as_str()])
+                .inc();
+            let xml = answer.doc.render();
+            (StatusCode::OK, [(header::CONTENT_TYPE, "text/xml")], xml).into_response()
+        }
+        Err(why) => refuse(LABEL, why, &state),
+    }
+}

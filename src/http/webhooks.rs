@@ -22,6 +22,9 @@ fn status_of(why: Refusal) -> StatusCode {
         | Refusal::SealedTokenUnreadable
         | Refusal::BadSignature => StatusCode::FORBIDDEN,
         Refusal::MissingCallSid
+        | Refusal::BadCallSid
+        | Refusal::BadFrom
+        | Refusal::BadTo
         | Refusal::MissingCallStatus
         | Refusal::BadCallStatus
         | Refusal::MissingMessageSid

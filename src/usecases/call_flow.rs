@@ -16,7 +16,7 @@ use neuronx_actors::domain::compliance::Rules;
 use neuronx_actors::domain::opportunity::Opportunity;
 use neuronx_actors::domain::playbook::{fill, Playbook};
 use neuronx_actors::{call as call_actor, opportunity as opp};
-use neuronx_adapters::twilio::twiml::{Dial, DialRecording, Number, Response};
+use neuronx_adapters::twilio::twiml::{DialRecording, Response};
 use neuronx_supervision::{ActorKey, TenantId};
 use serde_json::Value;
 use uuid::Uuid;
@@ -61,7 +61,13 @@ impl FlowHook {
 }
 
 mod agent;
+mod inbound;
 mod recording;
+mod rung;
+
+use rung::Rung;
+
+pub use inbound::{inbound_call, InboundAnswer, InboundOutcome};
 
 /// How many `<Dial>`s of reps one answered call may go through before the lead is told
 /// someone will call back: a lead on hold past about a minute hangs up anyway.
@@ -83,6 +89,8 @@ struct Known {
     opp: Opportunity,
     /// The `<Dial record>` of this call's dials, when its playbook records.
     record: Option<DialRecording>,
+    /// The lead called us (ADR 0050): rung by the number's team, assignee first.
+    inbound: Option<inbound::Inbound>,
 }
 
 /// Verifies one flow request and answers the TwiML that continues the call.
@@ -95,6 +103,9 @@ pub async fn handle(
     let (tenant, params) = verified(v, &d).await?;
     // A verified request missing a field is refused by name whatever call it names.
     required(hook, &params)?;
+    if inbound::is_unknown_caller(d.query) {
+        return inbound::unknown_caller(v, flow, tenant, hook, d.query, &params).await;
+    }
     let Some(mut known) = known(v, tenant, d.query).await? else {
         // Not a call of ours (or one since erased): never connect anyone on it.
         return Ok(Response::new().hangup());
@@ -158,10 +169,14 @@ async fn known(
         return Ok(None);
     };
     let store = v.engine.store();
-    let exists = store
-        .actor_exists(tenant, call_actor::KIND.as_str(), call_id)
-        .await
-        .map_err(|_| Refusal::StoreUnavailable)?;
+    let inbound = inbound::Inbound::of(query);
+    // An inbound call's actor was created (durably) before its first document was answered,
+    // but may not be applied yet: its later inputs wait behind that one in the inbox.
+    let exists = inbound.is_some()
+        || store
+            .actor_exists(tenant, call_actor::KIND.as_str(), call_id)
+            .await
+            .map_err(|_| Refusal::StoreUnavailable)?;
     if !exists {
         return Ok(None);
     }
@@ -179,6 +194,7 @@ async fn known(
         key,
         opp,
         record: None,
+        inbound,
     }))
 }
 
@@ -241,20 +257,29 @@ async fn ring_next(
     let offered = if round > MAX_ROUNDS {
         None
     } else {
-        let team = access::team_of(store, k.tenant, k.opp.id)
-            .await
-            .map_err(|_| Refusal::StoreUnavailable)?;
-        let offer = reps::offer(store, k.tenant, team, k.call_id, now)
-            .await
-            .map_err(|_| Refusal::StoreUnavailable)?;
+        let team = match k.inbound.as_ref().and_then(|i| i.team) {
+            Some(team) => Some(team),
+            None => access::team_of(store, k.tenant, k.opp.id)
+                .await
+                .map_err(|_| Refusal::StoreUnavailable)?,
+        };
+        let offer = match inbound::assignee_first(v, k, team, round, now).await? {
+            Some(offer) => offer,
+            None => reps::offer(store, k.tenant, team, k.call_id, now)
+                .await
+                .map_err(|_| Refusal::StoreUnavailable)?,
+        };
         (!offer.reps.is_empty()).then_some(offer)
     };
     let Some(offer) = offered else {
         let input = CallInput::Unattended { reason: none_left };
         let dedupe = format!("flow:{call_sid}:unattended");
         durable(v, k, &input, dedupe).await?;
-        let text = fill(&pb.call_flow.unattended_message, &k.opp.contact.name);
-        return Ok(doc.say(text).hangup());
+        let said = match k.inbound {
+            Some(_) => &pb.call_flow.inbound_unattended_message,
+            None => &pb.call_flow.unattended_message,
+        };
+        return Ok(doc.say(fill(said, &k.opp.contact.name)).hangup());
     };
     let names: Vec<String> = offer.reps.iter().map(|r| r.name.clone()).collect();
     let input = CallInput::RepsRung {
@@ -266,31 +291,20 @@ async fn ring_next(
         let _ = reps::call_ended(store, k.tenant, k.call_id, now).await;
         return Err(refused);
     }
-    let base = format!("{}/webhooks/twilio/{}/voice", v.public_url, k.tenant.0);
-    let ids = format!("call={}&opp={}", k.call_id, k.opp.id);
-    let numbers = offer
-        .reps
-        .iter()
-        .map(|r| {
-            let rep = urlencoded(&r.name);
-            Number {
-                number: r.phone.clone(),
-                url: Some(format!("{base}/whisper?{ids}&rep={rep}")),
-                status_callback: Some(format!("{base}/leg?{ids}&rep={rep}")),
-            }
-        })
-        .collect();
-    // JSON, so that a name holding a comma stays one name.
-    let reps = urlencoded(&serde_json::to_string(&names).map_err(|_| Refusal::Unencodable)?);
-    Ok(doc.dial(Dial {
-        action: format!("{base}/dial?{ids}&round={round}&reps={reps}"),
-        timeout_seconds: offer.ring_timeout_seconds,
-        // The rep's phone shows the lead's number (the parent call's To, which Twilio
-        // accepts as a caller id), so they know who is waiting.
+    let mut ids = format!("call={}&opp={}", k.call_id, k.opp.id);
+    if let Some(inbound) = &k.inbound {
+        ids.push_str(&inbound.query());
+    }
+    let rung = Rung {
+        ids: &ids,
+        round,
+        offer: &offer,
+        // The rep's phone shows the lead's number (the parent call's To, or the caller's
+        // From, which Twilio accepts as a caller id), so they know who is waiting.
         caller_id: Some(k.opp.contact.phone.clone()),
-        numbers,
         record: k.record.clone(),
-    }))
+    };
+    Ok(doc.dial(rung.dial(v, k.tenant)?))
 }
 
 /// A rep picked up: recorded, then told who is waiting. An empty whisper document would
@@ -311,7 +325,11 @@ async fn whisper(
         leg_sid: leg_sid.to_owned(),
     };
     durable(v, k, &input, format!("flow:{leg_sid}:answered")).await?;
-    Ok(Response::new().say(fill(&pb.call_flow.whisper, &k.opp.contact.name)))
+    let said = match k.inbound {
+        Some(_) => &pb.call_flow.inbound_whisper,
+        None => &pb.call_flow.whisper,
+    };
+    Ok(Response::new().say(fill(said, &k.opp.contact.name)))
 }
 
 /// A dial of reps ended. Connected: the call is over when the conversation is. Missed: the

@@ -6,18 +6,21 @@
 use std::sync::Arc;
 
 use neuronx_actors::domain::call::{AnsweredBy, CallInput, CallStatus};
-use neuronx_actors::domain::opportunity::{OppInput, Stage};
+use neuronx_actors::domain::opportunity::OppInput;
 use neuronx_actors::{call as call_actor, opportunity as opp};
 use neuronx_adapters::twilio::signature;
 use neuronx_supervision::{ActorKey, EngineHandle, SubmitOutcome, TenantId};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::control::access;
-use crate::control::numbers::{self, Reached};
 use crate::control::reps;
 use crate::secrets::Keyring;
 use crate::tenant_data;
+
+mod routing;
+
+use routing::inbound_opportunity;
+pub(crate) use routing::{live_opportunity_of, number_team};
 
 /// Which webhook a request came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,11 +51,17 @@ pub enum Refusal {
     SealedTokenUnreadable,
     BadSignature,
     MissingCallSid,
+    /// A `CallSid` that is not `CA` and 32 hex digits (an inbound call's: it names the call).
+    BadCallSid,
     MissingCallStatus,
     BadCallStatus,
     MissingMessageSid,
     MissingMessageStatus,
     MissingFrom,
+    /// An inbound call from something that is neither an E.164 number nor a withheld caller id.
+    BadFrom,
+    /// An inbound call to something that is not an E.164 number.
+    BadTo,
     /// An inbound text without `To`, for a tenant that lists its numbers.
     MissingTo,
     /// An inbound text to a number that is none of the tenant's (not in its pool, not its
@@ -78,11 +87,14 @@ impl Refusal {
             Refusal::SealedTokenUnreadable => "sealed_token_unreadable",
             Refusal::BadSignature => "bad_signature",
             Refusal::MissingCallSid => "missing_call_sid",
+            Refusal::BadCallSid => "bad_call_sid",
             Refusal::MissingCallStatus => "missing_call_status",
             Refusal::BadCallStatus => "bad_call_status",
             Refusal::MissingMessageSid => "missing_message_sid",
             Refusal::MissingMessageStatus => "missing_message_status",
             Refusal::MissingFrom => "missing_from",
+            Refusal::BadFrom => "bad_from",
+            Refusal::BadTo => "bad_to",
             Refusal::MissingTo => "missing_to",
             Refusal::UnknownTo => "unknown_to",
             Refusal::MissingDialCallStatus => "missing_dial_call_status",
@@ -97,7 +109,9 @@ impl Refusal {
     /// The form field at fault, when one is.
     pub fn field(self) -> Option<&'static str> {
         match self {
-            Refusal::MissingTo | Refusal::UnknownTo => Some("To"),
+            Refusal::MissingTo | Refusal::UnknownTo | Refusal::BadTo => Some("To"),
+            Refusal::MissingFrom | Refusal::BadFrom => Some("From"),
+            Refusal::MissingCallSid | Refusal::BadCallSid => Some("CallSid"),
             _ => None,
         }
     }
@@ -316,99 +330,6 @@ async fn sms_inbound(
         to_value(&input)?,
         format!("inbound:{sid}"),
     )))
-}
-
-/// How many of a sender's opportunities (newest first) an inbound text looks through for the
-/// one of the team whose number it reached.
-const SENDER_OPPORTUNITIES: i64 = 20;
-
-/// The opportunity an inbound text from `from` to `to` is for (ADR 0043). A tenant that lists
-/// no numbers: the sender's newest, `To` unchecked (as before pools). Otherwise `To` must be a
-/// pool number or the account's `from`, else the text is refused and nothing is written; a
-/// team's number prefers the sender's newest live opportunity of that team, and anything else
-/// (a tenant-wide number, the account's, no such opportunity) takes the sender's newest. Only
-/// this tenant's rows are read: another tenant's number is just not ours.
-async fn inbound_opportunity(
-    engine: &EngineHandle,
-    tenant: TenantId,
-    from: &str,
-    to: Option<&str>,
-) -> Result<Option<Uuid>, Refusal> {
-    let store = engine.store();
-    let unavailable = |_| Refusal::StoreUnavailable;
-    let newest = || async {
-        tenant_data::opportunity_of_phone(store, tenant, from)
-            .await
-            .map_err(unavailable)
-    };
-    let to = to.map(str::trim).filter(|t| !t.is_empty());
-    let reached = match to {
-        Some(to) => numbers::reached(store, tenant, to)
-            .await
-            .map_err(unavailable)?,
-        // No number is empty: this asks only whether the tenant lists any.
-        None if numbers::reached(store, tenant, "")
-            .await
-            .map_err(unavailable)?
-            == Reached::NoPool =>
-        {
-            Reached::NoPool
-        }
-        None => return Err(Refusal::MissingTo),
-    };
-    let team = match reached {
-        Reached::NoPool | Reached::Pool(None) => return newest().await,
-        Reached::Pool(Some(team)) => team,
-        Reached::NotListed => {
-            let account = tenant_data::get_credentials(store, tenant, "twilio")
-                .await
-                .map_err(unavailable)?;
-            if account.is_some_and(|a| Some(a.from_number.as_str()) == to) {
-                return newest().await;
-            }
-            return Err(Refusal::UnknownTo);
-        }
-    };
-    let mut senders = store
-        .find(
-            tenant,
-            opp::KIND,
-            opp::PHONE_LOOKUP,
-            from,
-            SENDER_OPPORTUNITIES,
-        )
-        .await
-        .map_err(unavailable)?;
-    // The number's cadence holder first (ADR 0046): a skipped duplicate is newer but silent.
-    let holder = crate::contacts::holder_of(store, tenant, from)
-        .await
-        .map_err(unavailable)?;
-    if let Some(at) = holder.and_then(|h| senders.iter().position(|s| *s == h)) {
-        let h = senders.remove(at);
-        senders.insert(0, h);
-    }
-    if senders.len() <= 1 {
-        return Ok(senders.first().copied());
-    }
-    let keys: Vec<(TenantId, Uuid)> = senders.iter().map(|id| (tenant, *id)).collect();
-    let statuses = store
-        .actor_statuses(opp::KIND, &keys)
-        .await
-        .map_err(unavailable)?;
-    for (id, status) in senders.iter().zip(statuses) {
-        let live =
-            status.is_some_and(|(stage, _)| !stage.parse::<Stage>().is_ok_and(|s| s.is_terminal()));
-        if !live {
-            continue;
-        }
-        let bound = access::team_of(store, tenant, *id)
-            .await
-            .map_err(|_| Refusal::StoreUnavailable)?;
-        if bound == Some(team) {
-            return Ok(Some(*id));
-        }
-    }
-    Ok(senders.first().copied())
 }
 
 pub(crate) fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, Refusal> {

@@ -3,12 +3,13 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use uuid::Uuid;
 
-use super::opportunity::{validate_e164, CallResult};
+use super::opportunity::CallResult;
 use super::playbook::Playbook;
-use super::timeline::{deadline, Cause, TimelineEvent, TimelineKind, TimerOp};
+#[cfg(test)]
+use super::timeline::TimelineKind;
+use super::timeline::{TimelineEvent, TimerOp};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
@@ -135,6 +136,10 @@ pub struct Call {
     /// dialled until its answer (`RepPicked`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub picking: bool,
+    /// An inbound call: the lead called us on this number (one of the tenant's). `to` is then
+    /// the lead's number (the caller), `attempt` is 0, and nothing is ever dialled to the lead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inbound: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -152,6 +157,20 @@ pub enum CallInput {
         /// Agent first: ring this rep, and dial the lead once they accept.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         agent: Option<Agent>,
+    },
+    /// The lead called one of the tenant's numbers and the provider asked what to do: the call
+    /// exists from here on, in progress, its provider sid known. Creates the call; nothing is
+    /// dialled to the lead (the call flow rings reps from it).
+    Inbound {
+        call_id: Uuid,
+        opportunity_id: Uuid,
+        /// The caller, E.164.
+        from: String,
+        /// The tenant's number the lead called, E.164.
+        to: String,
+        provider_sid: String,
+        /// Names the playbook the host resolves and passes to `apply`.
+        playbook: String,
     },
     /// The provider accepted the dial request.
     Dialed {
@@ -278,10 +297,11 @@ pub enum CallEffect {
         rep: Option<String>,
         talk_seconds: u32,
     },
-    /// Tell the opportunity that its answered lead reached nobody.
+    /// Tell the opportunity that its answered lead (or its lead who called in) reached nobody.
     Unattended {
         opportunity_id: Uuid,
         reason: UnattendedReason,
+        inbound: bool,
     },
     /// Tell the opportunity that a call it was told was answered has now ended (its terminal
     /// status): it no longer has a live call to hang up.
@@ -326,6 +346,26 @@ pub fn apply(
                 ..
             },
         ) => return place(call_id, opportunity_id, to, attempt, agent, now, playbook),
+        (
+            None,
+            CallInput::Inbound {
+                call_id,
+                opportunity_id,
+                from,
+                to,
+                provider_sid,
+                ..
+            },
+        ) => {
+            let call = inbound::NewInbound {
+                id: call_id,
+                opportunity_id,
+                from,
+                to,
+                provider_sid,
+            };
+            return inbound::create(call, now, playbook);
+        }
         (None, _) => return Err(Rejection::NotFound),
         (Some(current), input) => (current, input),
     };
@@ -338,7 +378,8 @@ pub fn apply(
         timeline: Vec::new(),
     };
     match input {
-        CallInput::Place { .. } => {}
+        // Creations repeated (a retried request): the call exists already.
+        CallInput::Place { .. } | CallInput::Inbound { .. } => {}
         CallInput::Dialed { provider_sid } => step.dialed(provider_sid)?,
         CallInput::DialFailed { reason } => step.dial_failed(reason),
         CallInput::DialBlocked { reason } => step.dial_blocked(reason),
@@ -384,77 +425,6 @@ pub fn apply(
     })
 }
 
-fn place(
-    id: Uuid,
-    opportunity_id: Uuid,
-    to: String,
-    attempt: u32,
-    agent: Option<Agent>,
-    now: DateTime<Utc>,
-    pb: &Playbook,
-) -> Result<CallDecision, Rejection> {
-    validate_e164(&to).map_err(|e| Rejection::InvalidField {
-        field: "to",
-        reason: e.to_string(),
-    })?;
-    if attempt == 0 {
-        return Err(Rejection::InvalidField {
-            field: "attempt",
-            reason: "must be at least 1".to_owned(),
-        });
-    }
-    let call = Call {
-        id,
-        opportunity_id,
-        to: to.clone(),
-        attempt,
-        playbook: pb.name.clone(),
-        status: CallStatus::Queued,
-        last_sequence: None,
-        provider_sid: None,
-        answered_by: None,
-        reported: false,
-        dial_unknown: false,
-        fetch_attempted: false,
-        flow: Flow::default(),
-        hang_up: None,
-        agent: agent.clone(),
-        picking: pick::first(&agent, pb),
-        created_at: now,
-        updated_at: now,
-    };
-    let text = match &agent {
-        None if call.picking => format!("picking a rep to ring first, attempt {attempt}"),
-        None => format!("dialing the lead, attempt {attempt}"),
-        Some(a) => format!("ringing {} first, attempt {attempt}", a.rep),
-    };
-    let first = if call.picking {
-        CallEffect::PickRep
-    } else {
-        pick::dial(to, agent, pb)
-    };
-    Ok(CallDecision {
-        state: call,
-        effects: vec![first],
-        timers: vec![
-            TimerOp::Set {
-                name: CallTimer::RingTimeout,
-                at: deadline(now, pb.ring_timeout_seconds),
-            },
-            TimerOp::Set {
-                name: CallTimer::Watchdog,
-                at: deadline(now, pb.call_watchdog_seconds),
-            },
-        ],
-        timeline: vec![TimelineEvent::new(
-            TimelineKind::CallPlaced,
-            Cause::Playbook,
-            text,
-            json!({ "call_id": id, "opportunity_id": opportunity_id, "attempt": attempt }),
-        )],
-    })
-}
-
 /// What a call that ended in `status` amounts to for the opportunity.
 /// Twilio only sets `answered_by` once something picked up, so an answer
 /// seen on any callback counts even when the in-progress callback was skipped.
@@ -475,7 +445,11 @@ mod flow;
 
 pub use flow::{Agent, Conversation, DialStatus, Flow, RecordingMeta, RepLeg, UnattendedReason};
 mod hang_up;
+mod inbound;
 mod pick;
+mod place;
+
+use place::place;
 mod progress;
 
 use progress::Step;

@@ -141,6 +141,7 @@ fn a_missed_dial_is_recorded_and_unattended_is_reported_once() {
         [CallEffect::Unattended {
             opportunity_id: Uuid::from_u128(7),
             reason: UnattendedReason::RepsMissed,
+            inbound: false,
         }]
     );
     let again = run(&d.state, input);
@@ -405,4 +406,94 @@ fn a_recording_is_kept_once_with_its_consent() {
     let again = run(&d.state, CallInput::Recorded { recording: rec });
     assert!(again.timeline.is_empty());
     assert_eq!(again.state.flow.recordings.len(), 1);
+}
+
+fn inbound() -> CallInput {
+    CallInput::Inbound {
+        call_id: Uuid::from_u128(11),
+        opportunity_id: Uuid::from_u128(7),
+        from: "+14155550100".into(),
+        to: "+14155550999".into(),
+        provider_sid: "CAin".into(),
+        playbook: "speed-to-lead".into(),
+    }
+}
+
+#[test]
+fn an_inbound_call_exists_in_progress_and_dials_nobody() {
+    let d = apply(None, inbound(), t(0), &pb()).unwrap();
+    assert_eq!(d.state.status, CallStatus::InProgress);
+    assert_eq!(d.state.to, "+14155550100", "the lead's number");
+    assert_eq!(d.state.inbound.as_deref(), Some("+14155550999"));
+    assert!(
+        d.state.reported,
+        "not an attempt: never reported as a call result"
+    );
+    assert!(d.effects.is_empty() && d.timers.is_empty(), "{d:?}");
+    assert_eq!(events(&d), ["inbound"]);
+    // A retried request changes nothing.
+    let again = run(&d.state, inbound());
+    assert!(again.effects.is_empty() && again.timeline.is_empty());
+    for bad in ["", "4155550100", "+1x"] {
+        let mut input = inbound();
+        if let CallInput::Inbound { from, .. } = &mut input {
+            *from = bad.into();
+        }
+        assert!(matches!(
+            apply(None, input, t(0), &pb()),
+            Err(Rejection::InvalidField { field: "from", .. })
+        ));
+    }
+}
+
+#[test]
+fn an_inbound_conversation_tells_the_opportunity_and_completes_the_call() {
+    let call = apply(None, inbound(), t(0), &pb()).unwrap().state;
+    let call = run(&call, rung(&["bo"])).state;
+    let picked = CallInput::RepAnswered {
+        rep: "bo".into(),
+        leg_sid: "CAleg".into(),
+    };
+    let d = run(&call, picked);
+    assert!(d.effects.is_empty(), "no call result for an inbound call");
+    let ended = CallInput::DialEnded {
+        status: DialStatus::Completed,
+        bridged: true,
+        leg_sid: Some("CAleg".into()),
+        talk_seconds: Some(42),
+        reps: vec!["bo".into()],
+    };
+    let d = run(&d.state, ended);
+    assert_eq!(
+        d.effects,
+        [CallEffect::Conversation {
+            opportunity_id: Uuid::from_u128(7),
+            rep: Some("bo".into()),
+            talk_seconds: 42,
+        }]
+    );
+    assert_eq!(d.state.status, CallStatus::Completed);
+}
+
+#[test]
+fn an_inbound_call_nobody_takes_is_unattended_as_inbound() {
+    let call = apply(None, inbound(), t(0), &pb()).unwrap().state;
+    let input = CallInput::Unattended {
+        reason: UnattendedReason::NoRepAvailable,
+    };
+    let d = run(&call, input);
+    assert_eq!(
+        d.effects,
+        [CallEffect::Unattended {
+            opportunity_id: Uuid::from_u128(7),
+            reason: UnattendedReason::NoRepAvailable,
+            inbound: true,
+        }]
+    );
+    assert!(
+        d.timeline[0].reason.starts_with("the lead called"),
+        "{:?}",
+        d.timeline
+    );
+    assert_eq!(d.state.status, CallStatus::Completed);
 }

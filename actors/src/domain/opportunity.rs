@@ -379,7 +379,11 @@ pub fn apply(
             code,
             reason,
         } => step.sms_refused(purpose, code, reason),
-        OppInput::CallUnattended { call_id, reason } => step.call_unattended(call_id, reason),
+        OppInput::CallUnattended {
+            call_id,
+            reason,
+            inbound,
+        } => step.call_unattended(call_id, reason, inbound),
         OppInput::CallConnected {
             call_id,
             rep,

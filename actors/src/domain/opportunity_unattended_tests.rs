@@ -19,6 +19,7 @@ fn unattended(call_id: Uuid) -> OppInput {
     OppInput::CallUnattended {
         call_id,
         reason: UnattendedReason::NoRepAvailable,
+        inbound: false,
     }
 }
 
@@ -122,4 +123,51 @@ fn a_callback_not_made_in_time_escalates_again_and_a_conversation_settles_it() {
     assert!(talked.timers.contains(&TimerOp::Clear {
         name: OppTimer::CallbackSla
     }));
+}
+
+#[test]
+fn a_lead_who_called_in_and_reached_nobody_is_thanked_for_calling_and_escalated() {
+    let opp = created(true, Some("west"));
+    let inbound_call = Uuid::from_u128(99);
+    let input = OppInput::CallUnattended {
+        call_id: inbound_call,
+        reason: UnattendedReason::NoRepAvailable,
+        inbound: true,
+    };
+    let d = run(&opp, input, 12);
+    let sms: Vec<&str> = d
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            OppEffect::SendSms { body, .. } => Some(body.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sms,
+        ["Hi Ana, thanks for calling. Someone from our team will call you back shortly."]
+    );
+    assert!(d.state.escalated && d.state.reached);
+    assert_eq!(
+        d.state.active_call, opp.active_call,
+        "the cadence's own call is untouched"
+    );
+}
+
+#[test]
+fn a_lead_who_called_in_and_talked_with_a_rep_is_engaged() {
+    let opp = created(true, Some("west"));
+    assert_eq!(opp.stage, Stage::Contacting);
+    let talked = OppInput::CallConnected {
+        call_id: Uuid::from_u128(99),
+        rep: Some("bo".into()),
+        talk_seconds: 30,
+    };
+    let d = run(&opp, talked, 12);
+    assert_eq!(d.state.stage, Stage::Engaged);
+    assert!(d.state.reached);
+    assert!(d
+        .timeline
+        .iter()
+        .any(|e| e.kind == TimelineKind::Conversation && e.data["rep"] == "bo"));
 }

@@ -19,6 +19,10 @@ use super::webhook::{after_jitter, Outgoing, Pipe};
 
 pub(crate) use super::status::CallState;
 
+mod inbound;
+
+pub(crate) use inbound::inbound;
+
 pub(crate) const API_VERSION: &str = "2010-04-01";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +88,9 @@ pub(crate) struct Call {
     pub duration_secs: Option<u64>,
     /// The call whose `<Dial>` placed this leg; `None` for calls created over REST.
     pub parent: Option<String>,
+    /// A lead called one of the account's numbers (`POST /sim/inbound-calls`): direction
+    /// `inbound`, answered at once by the number's voice URL.
+    pub inbound: bool,
     /// What runs at answer (REST calls only; a leg's whisper belongs to its `<Number>`).
     pub flow: Option<FlowSource>,
     /// Flips to true when the call reaches a terminal status, however it got there (REST
@@ -138,6 +145,7 @@ pub(crate) fn create(
         answered_at: None,
         duration_secs: None,
         parent: None,
+        inbound: false,
         flow: req.source,
         ended: watch::channel(false).0,
         log: FlowLog::default(),
@@ -256,9 +264,12 @@ pub(crate) fn advance(
             u64::try_from(ms.div_ceil(1000)).unwrap_or(u64::MAX)
         });
         call.duration_secs = Some(talked);
-        // Child legs have their own counter so `call_outcomes` still sums to `calls`.
+        // Child legs and inbound calls have their own counters so `call_outcomes` still sums
+        // to `calls`.
         let outcomes = if call.parent.is_some() {
             &mut stats.dial_leg_outcomes
+        } else if call.inbound {
+            &mut stats.inbound_call_outcomes
         } else {
             &mut stats.call_outcomes
         };
@@ -370,6 +381,7 @@ impl Call {
             answered_at: None,
             duration_secs: None,
             parent: Some(parent),
+            inbound: false,
             flow: None,
             ended: watch::channel(false).0,
             log: FlowLog::default(),
@@ -379,6 +391,8 @@ impl Call {
     pub fn direction(&self) -> &'static str {
         if self.parent.is_some() {
             "outbound-dial"
+        } else if self.inbound {
+            "inbound"
         } else {
             "outbound-api"
         }

@@ -69,7 +69,12 @@ pub(crate) async fn run(shared: Arc<Shared>, sid: String) {
         (
             call.flow.clone(),
             call.ended.subscribe(),
-            call.to.clone(),
+            // The party on this leg: the caller of an inbound call, else the one we called.
+            if call.inbound {
+                call.from.clone()
+            } else {
+                call.to.clone()
+            },
             call.machine_answered(),
         )
     });

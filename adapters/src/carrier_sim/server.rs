@@ -11,7 +11,7 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -134,6 +134,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/sim/calls", get(sim_calls))
         .route("/sim/messages", get(sim_messages))
         .route("/sim/calls/{sid}", get(super::admin::call_detail))
+        .route("/sim/inbound-calls", post(super::admin::inbound_call))
         .route(
             "/sim/callees/{number}",
             put(super::admin::put_callee).delete(super::admin::delete_callee),

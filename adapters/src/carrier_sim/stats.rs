@@ -91,6 +91,12 @@ pub struct SimStats {
     pub dial_outcomes: BTreeMap<String, u64>,
     /// `<Say>`/`<Play>` executed on a call whose `AnsweredBy` is a machine (a voicemail drop).
     pub voicemail_plays: u64,
+    /// Calls leads placed to the account's numbers (`POST /sim/inbound-calls`).
+    #[serde(default)]
+    pub inbound_calls: u64,
+    /// Terminal status of each inbound call → count (kept apart from `call_outcomes`).
+    #[serde(default)]
+    pub inbound_call_outcomes: BTreeMap<String, u64>,
 }
 
 impl SimStats {

@@ -95,6 +95,34 @@ pub async fn offer(
     offer_at_most(store, tenant, team, call_id, now, None).await
 }
 
+/// [`offer`] of one named rep (an inbound call rings the lead's assignee first), whatever
+/// their team, under the same checks (available, in hours, below `max_calls`, not yet rung
+/// for this call); `team` only sets the ring timeout. Empty when that rep cannot take it.
+pub async fn offer_named(
+    store: &Store,
+    tenant: TenantId,
+    team: Option<Uuid>,
+    rep_name: &str,
+    call_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Offer, ControlError> {
+    let who = Who {
+        team,
+        named: Some(rep_name),
+        most: Some(1),
+    };
+    offer_to(store, tenant, who, call_id, now).await
+}
+
+/// Whom an offer may pick: the team's reps (`None`: the tenant's), or one rep by name; and at
+/// most how many (`None`: the strategy's count).
+#[derive(Clone, Copy)]
+struct Who<'a> {
+    team: Option<Uuid>,
+    named: Option<&'a str>,
+    most: Option<usize>,
+}
+
 /// `most`: fewer reps than the strategy takes (`None`: the strategy's count).
 async fn offer_at_most(
     store: &Store,
@@ -104,10 +132,25 @@ async fn offer_at_most(
     now: DateTime<Utc>,
     most: Option<usize>,
 ) -> Result<Offer, ControlError> {
-    let first = pick(store, tenant, team, call_id, now, Lock::SkipLocked, most).await?;
+    let who = Who {
+        team,
+        named: None,
+        most,
+    };
+    offer_to(store, tenant, who, call_id, now).await
+}
+
+async fn offer_to(
+    store: &Store,
+    tenant: TenantId,
+    who: Who<'_>,
+    call_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Offer, ControlError> {
+    let first = pick(store, tenant, who, call_id, now, Lock::SkipLocked).await?;
     match first {
         Picked::Done(offer) => Ok(offer),
-        Picked::AllBusy => match pick(store, tenant, team, call_id, now, Lock::Wait, most).await? {
+        Picked::AllBusy => match pick(store, tenant, who, call_id, now, Lock::Wait).await? {
             Picked::Done(offer) => Ok(offer),
             Picked::AllBusy => Err(ControlError::Store(
                 neuronx_supervision::StoreError::Corrupt(
@@ -133,18 +176,23 @@ enum Picked {
 async fn pick(
     store: &Store,
     tenant: TenantId,
-    team: Option<Uuid>,
+    who: Who<'_>,
     call_id: Uuid,
     now: DateTime<Utc>,
     lock: Lock,
-    most: Option<usize>,
 ) -> Result<Picked, ControlError> {
+    let (team, most) = (who.team, who.most);
     let mut tx = Tx::begin(store).await?;
     let (strategy, ring_timeout_seconds) = match team {
         Some(team) => ringing_in(&mut tx, tenant, team).await?,
         None => (RingStrategy::default(), DEFAULT_RING_TIMEOUT_SECONDS),
     };
-    let candidates = candidates(&mut tx, tenant, team).await?;
+    // A rep by name is looked for among the whole tenant's (their team is not the number's).
+    let from_team = if who.named.is_some() { None } else { team };
+    let mut candidates = candidates(&mut tx, tenant, from_team).await?;
+    if let Some(name) = who.named {
+        candidates.retain(|c| c.name == name);
+    }
     let live = live_legs(&mut tx, tenant, now).await?;
     let offered = offered_for(&mut tx, tenant, call_id).await?;
     let mut eligible: Vec<Candidate> = candidates

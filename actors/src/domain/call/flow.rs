@@ -202,6 +202,7 @@ impl Step<'_> {
                 rep,
                 talk_seconds: talk,
             });
+            self.inbound_over();
             return;
         }
         let text = match reps.as_slice() {
@@ -226,20 +227,27 @@ impl Step<'_> {
             return;
         }
         self.call.flow.unattended = true;
+        let who = if self.call.inbound.is_some() {
+            "the lead called"
+        } else {
+            "the lead answered"
+        };
         let text = match reason {
             UnattendedReason::NoRepAvailable => {
-                "the lead answered and no rep was available; the lead was told someone will call back"
+                format!("{who} and no rep was available; the lead was told someone will call back")
             }
-            UnattendedReason::RepsMissed => {
-                "the lead answered and every rep rung missed the call; the lead was told someone will call back"
-            }
+            UnattendedReason::RepsMissed => format!(
+                "{who} and every rep rung missed the call; the lead was told someone will call back"
+            ),
         };
         let data = json!({ "event": "unattended", "reason": reason });
-        self.conversation_event(text.to_owned(), data);
+        self.conversation_event(text, data);
         self.effects.push(CallEffect::Unattended {
             opportunity_id: self.call.opportunity_id,
             reason,
+            inbound: self.call.inbound.is_some(),
         });
+        self.inbound_over();
     }
 
     pub(super) fn recorded(&mut self, meta: RecordingMeta) {

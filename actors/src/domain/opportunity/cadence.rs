@@ -318,25 +318,36 @@ impl Step<'_> {
     /// The lead answered and nobody took the call: the lead is reached (no more cadence
     /// calls), told by text that someone will call back, and the opportunity goes to its
     /// team's queue so a person does.
-    pub(super) fn call_unattended(&mut self, call_id: Uuid, reason: UnattendedReason) {
+    pub(super) fn call_unattended(
+        &mut self,
+        call_id: Uuid,
+        reason: UnattendedReason,
+        inbound: bool,
+    ) {
         if self.opp.stage.is_terminal() {
             return;
         }
         self.mark_reached();
-        let sms = self.pb.call_flow.callback_sms.as_deref();
+        let flow = &self.pb.call_flow;
+        let (sms, who) = if inbound {
+            (flow.inbound_callback_sms.as_deref(), "the lead called")
+        } else {
+            (flow.callback_sms.as_deref(), "the lead answered")
+        };
         let sms = sms.map(|t| fill(t, &self.opp.contact.name));
         if let (false, true, Some(body)) = (self.opp.paused, self.opp.contact.consent.sms, sms) {
-            self.try_sms(body, "the lead answered while no rep was free");
+            self.try_sms(body, &format!("{who} while no rep was free"));
         }
         let text = match reason {
-            UnattendedReason::NoRepAvailable => "the lead answered and no rep was available",
-            UnattendedReason::RepsMissed => "the lead answered and every rep rung missed the call",
+            UnattendedReason::NoRepAvailable => format!("{who} and no rep was available"),
+            UnattendedReason::RepsMissed => format!("{who} and every rep rung missed the call"),
         };
-        let data = json!({ "event": "unattended", "call_id": call_id, "reason": reason });
+        let data = json!({ "event": "unattended", "call_id": call_id, "reason": reason,
+            "inbound": inbound });
         self.event(
             TimelineKind::Conversation,
             Cause::Channel,
-            text.to_owned(),
+            text.clone(),
             data,
         );
         let text = format!("{text} (call {call_id}); a callback is owed");
@@ -357,6 +368,12 @@ impl Step<'_> {
         self.event(TimelineKind::Conversation, Cause::Contact, text, data);
         // Whatever was owed, a rep has now talked with the lead.
         self.clear(OppTimer::CallbackSla);
+        // A lead who called in and talked with a rep is engaged, as one who answered our call
+        // is (an answered outbound call moved the stage at the answer already).
+        if self.opp.stage == Stage::Contacting {
+            let text = format!("the lead talked with {who}");
+            self.move_stage(Stage::Engaged, Cause::Contact, text);
+        }
     }
 
     fn after_missed_call(&mut self) {

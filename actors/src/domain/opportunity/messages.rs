@@ -126,6 +126,9 @@ pub enum OppInput {
     CallUnattended {
         call_id: Uuid,
         reason: crate::domain::call::UnattendedReason,
+        /// The lead called us (an inbound call): the callback text thanks them for calling.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        inbound: bool,
     },
     /// An inbound SMS from the lead. STOP/START/HELP keywords are handled
     /// per `compliance::classify_reply`; anything else is a conversation.

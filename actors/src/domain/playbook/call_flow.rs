@@ -56,6 +56,22 @@ pub struct CallFlow {
     /// requires every party's consent (the rules file's `[recording]` table) or cannot be told.
     #[serde(default = "defaults::recording_notice")]
     pub recording_notice: String,
+    /// Said to a lead who called one of the tenant's numbers, while the reps are rung (an
+    /// inbound call, ADR 0050). `{name}` is the lead's name ("there" for an unknown caller).
+    /// Absent: the caller hears ringing only.
+    #[serde(default = "defaults::inbound_greeting")]
+    pub inbound_greeting: Option<String>,
+    /// Said to the rep who picks up an inbound call. `{name}`: the lead's name, or "an unknown
+    /// caller".
+    #[serde(default = "defaults::inbound_whisper")]
+    pub inbound_whisper: String,
+    /// Said to a caller nobody could take, before hanging up.
+    #[serde(default = "defaults::inbound_unattended_message")]
+    pub inbound_unattended_message: String,
+    /// Texted to a known caller nobody could take (through the compliance gate, with the
+    /// lead's sms consent). Absent: no text; the escalation still goes out.
+    #[serde(default = "defaults::inbound_callback_sms")]
+    pub inbound_callback_sms: Option<String>,
 }
 
 mod defaults {
@@ -82,6 +98,23 @@ mod defaults {
     pub fn recording_notice() -> String {
         "This call is recorded for quality and training.".into()
     }
+    pub fn inbound_greeting() -> Option<String> {
+        Some("Thanks for calling. Please hold while we connect you with our team.".into())
+    }
+    pub fn inbound_whisper() -> String {
+        "Incoming call from {name}. Connecting now.".into()
+    }
+    pub fn inbound_unattended_message() -> String {
+        "Thanks for calling. Everyone on our team is busy right now; \
+         someone will call you back shortly. Goodbye."
+            .into()
+    }
+    pub fn inbound_callback_sms() -> Option<String> {
+        Some(
+            "Hi {name}, thanks for calling. Someone from our team will call you back shortly."
+                .into(),
+        )
+    }
     pub fn voicemail_message() -> Option<String> {
         Some("Hi {name}, we tried to reach you about your request. Please call us back, or reply to our text.".into())
     }
@@ -100,6 +133,10 @@ impl Default for CallFlow {
             voicemail_audio_url: None,
             record: false,
             recording_notice: defaults::recording_notice(),
+            inbound_greeting: defaults::inbound_greeting(),
+            inbound_whisper: defaults::inbound_whisper(),
+            inbound_unattended_message: defaults::inbound_unattended_message(),
+            inbound_callback_sms: defaults::inbound_callback_sms(),
         }
     }
 }
@@ -128,6 +165,12 @@ impl CallFlow {
         }
         if self.unattended_message.trim().is_empty() {
             return Some(("call_flow.unattended_message", "must not be empty"));
+        }
+        if self.inbound_whisper.trim().is_empty() {
+            return Some(("call_flow.inbound_whisper", "must not be empty"));
+        }
+        if self.inbound_unattended_message.trim().is_empty() {
+            return Some(("call_flow.inbound_unattended_message", "must not be empty"));
         }
         if let Some(url) = &self.voicemail_audio_url {
             // Played by the carrier from the public internet: only an absolute https URL works.

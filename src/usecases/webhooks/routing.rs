@@ -1,0 +1,184 @@
+//! Which opportunity an inbound text or call from a lead is for: by the number it reached
+//! (`To`, the tenant's pool) and the sender (`From`, their opportunities with the cadence
+//! holder first). ADR 0043 for texts, ADR 0050 for calls.
+
+use neuronx_actors::domain::opportunity::Stage;
+use neuronx_actors::opportunity as opp;
+use neuronx_supervision::{EngineHandle, TenantId};
+use uuid::Uuid;
+
+use super::Refusal;
+use crate::control::access;
+use crate::control::numbers::{self, Reached};
+use crate::tenant_data;
+
+/// How many of a sender's opportunities (newest first) an inbound text looks through for the
+/// one of the team whose number it reached.
+const SENDER_OPPORTUNITIES: i64 = 20;
+
+/// The opportunity an inbound text from `from` to `to` is for (ADR 0043). A tenant that lists
+/// no numbers: the sender's newest, `To` unchecked (as before pools). Otherwise `To` must be a
+/// pool number or the account's `from`, else the text is refused and nothing is written; a
+/// team's number prefers the sender's newest live opportunity of that team, and anything else
+/// (a tenant-wide number, the account's, no such opportunity) takes the sender's newest. Only
+/// this tenant's rows are read: another tenant's number is just not ours.
+pub(super) async fn inbound_opportunity(
+    engine: &EngineHandle,
+    tenant: TenantId,
+    from: &str,
+    to: Option<&str>,
+) -> Result<Option<Uuid>, Refusal> {
+    let store = engine.store();
+    let unavailable = |_| Refusal::StoreUnavailable;
+    let newest = || async {
+        tenant_data::opportunity_of_phone(store, tenant, from)
+            .await
+            .map_err(unavailable)
+    };
+    let to = to.map(str::trim).filter(|t| !t.is_empty());
+    let reached = match to {
+        Some(to) => numbers::reached(store, tenant, to)
+            .await
+            .map_err(unavailable)?,
+        // No number is empty: this asks only whether the tenant lists any.
+        None if numbers::reached(store, tenant, "")
+            .await
+            .map_err(unavailable)?
+            == Reached::NoPool =>
+        {
+            Reached::NoPool
+        }
+        None => return Err(Refusal::MissingTo),
+    };
+    let team = match reached {
+        Reached::NoPool | Reached::Pool(None) => return newest().await,
+        Reached::Pool(Some(team)) => team,
+        Reached::NotListed => {
+            let account = tenant_data::get_credentials(store, tenant, "twilio")
+                .await
+                .map_err(unavailable)?;
+            if account.is_some_and(|a| Some(a.from_number.as_str()) == to) {
+                return newest().await;
+            }
+            return Err(Refusal::UnknownTo);
+        }
+    };
+    let senders = senders(engine, tenant, from).await?;
+    if senders.len() <= 1 {
+        return Ok(senders.first().copied());
+    }
+    let keys: Vec<(TenantId, Uuid)> = senders.iter().map(|id| (tenant, *id)).collect();
+    let statuses = store
+        .actor_statuses(opp::KIND, &keys)
+        .await
+        .map_err(unavailable)?;
+    for (id, status) in senders.iter().zip(statuses) {
+        let live =
+            status.is_some_and(|(stage, _)| !stage.parse::<Stage>().is_ok_and(|s| s.is_terminal()));
+        if !live {
+            continue;
+        }
+        let bound = access::team_of(store, tenant, *id)
+            .await
+            .map_err(|_| Refusal::StoreUnavailable)?;
+        if bound == Some(team) {
+            return Ok(Some(*id));
+        }
+    }
+    Ok(senders.first().copied())
+}
+
+/// A sender's opportunities, newest first, except the number's cadence holder first (ADR
+/// 0046): a skipped duplicate is newer but silent.
+async fn senders(
+    engine: &EngineHandle,
+    tenant: TenantId,
+    from: &str,
+) -> Result<Vec<Uuid>, Refusal> {
+    let store = engine.store();
+    let unavailable = |_| Refusal::StoreUnavailable;
+    let mut senders = store
+        .find(
+            tenant,
+            opp::KIND,
+            opp::PHONE_LOOKUP,
+            from,
+            SENDER_OPPORTUNITIES,
+        )
+        .await
+        .map_err(unavailable)?;
+    let holder = crate::contacts::holder_of(store, tenant, from)
+        .await
+        .map_err(unavailable)?;
+    if let Some(at) = holder.and_then(|h| senders.iter().position(|s| *s == h)) {
+        let h = senders.remove(at);
+        senders.insert(0, h);
+    }
+    Ok(senders)
+}
+
+/// The live (not closed) opportunity a call from `from` is for (ADR 0050): of the sender's
+/// live opportunities (the cadence holder first, then newest first), the first bound to
+/// `team` (the number's), else the first. `None`: no live opportunity has that number.
+pub(crate) async fn live_opportunity_of(
+    engine: &EngineHandle,
+    tenant: TenantId,
+    from: &str,
+    team: Option<Uuid>,
+) -> Result<Option<Uuid>, Refusal> {
+    let store = engine.store();
+    let senders = senders(engine, tenant, from).await?;
+    if senders.is_empty() {
+        return Ok(None);
+    }
+    let keys: Vec<(TenantId, Uuid)> = senders.iter().map(|id| (tenant, *id)).collect();
+    let statuses = store
+        .actor_statuses(opp::KIND, &keys)
+        .await
+        .map_err(|_| Refusal::StoreUnavailable)?;
+    let live: Vec<Uuid> = senders
+        .iter()
+        .zip(statuses)
+        .filter(|(_, status)| {
+            status
+                .as_ref()
+                .is_some_and(|(stage, _)| !stage.parse::<Stage>().is_ok_and(|s| s.is_terminal()))
+        })
+        .map(|(id, _)| *id)
+        .collect();
+    let Some(team) = team else {
+        return Ok(live.first().copied());
+    };
+    for id in &live {
+        let bound = access::team_of(store, tenant, *id)
+            .await
+            .map_err(|_| Refusal::StoreUnavailable)?;
+        if bound == Some(team) {
+            return Ok(Some(*id));
+        }
+    }
+    Ok(live.first().copied())
+}
+
+/// Which team's number `to` is (`Some(None)`: a tenant-wide one, or the account's own
+/// `from`), or `None` when it is none of this tenant's numbers (ADR 0050).
+pub(crate) async fn number_team(
+    engine: &EngineHandle,
+    tenant: TenantId,
+    to: &str,
+) -> Result<Option<Option<Uuid>>, Refusal> {
+    let store = engine.store();
+    let unavailable = |_| Refusal::StoreUnavailable;
+    match numbers::reached(store, tenant, to)
+        .await
+        .map_err(unavailable)?
+    {
+        Reached::Pool(team) => Ok(Some(team)),
+        Reached::NoPool | Reached::NotListed => {
+            let account = tenant_data::get_credentials(store, tenant, "twilio")
+                .await
+                .map_err(unavailable)?;
+            Ok(account.is_some_and(|a| a.from_number == to).then_some(None))
+        }
+    }
+}
