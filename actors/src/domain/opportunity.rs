@@ -282,7 +282,7 @@ pub struct Opportunity {
     /// When a reply last asked for an after-hours notice: one per quiet period, not one per text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_noticed_at: Option<DateTime<Utc>>,
-    /// A human wrote to the lead by hand: the playbook's automatic texts stop until an operator
+    /// A human wrote to the lead by hand: the playbook's automatic texts and emails stop until an operator
     /// hands the conversation back (see `takeover`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub takeover: Option<Takeover>,

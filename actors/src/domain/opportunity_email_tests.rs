@@ -273,3 +273,41 @@ fn a_stop_closes_email_too_and_results_are_recorded() {
     );
     assert_eq!(d.timeline[0].data["event"], "sent");
 }
+
+#[test]
+fn a_takeover_stops_the_playbooks_emails_until_the_hand_back() {
+    let text = OppInput::SendText {
+        body: "Hi Ana, Bo here".into(),
+        by: "bo".into(),
+    };
+    let taken = run(&create(Some("ana@x.test"), all()).state, text, 10);
+    let over = taken
+        .timeline
+        .iter()
+        .find(|e| e.kind == TimelineKind::TakenOver)
+        .expect("taken over");
+    assert_eq!(over.data["emails_stop"], true);
+    // The missed call's follow-up email is skipped and says why, like the text beside it.
+    let after = missed(&taken.state, 30);
+    assert!(emails(&after).is_empty(), "{:?}", after.effects);
+    assert!(!texted(&after));
+    assert_eq!(skipped_reason(&after).as_deref(), Some("taken_over"));
+    let skipped = after
+        .timeline
+        .iter()
+        .find(|e| e.kind == TimelineKind::EmailSkipped)
+        .unwrap();
+    assert_eq!(skipped.data["takeover"], "bo");
+    assert_eq!(after.state.email.sent, 1, "only the first touch went");
+    // Handed back, the playbook's next email goes again (and its text).
+    let back = OppInput::HandBack {
+        by: "olga".into(),
+        reason: None,
+    };
+    let returned = run(&taken.state, back, 20);
+    assert!(returned.state.takeover.is_none());
+    let after = missed(&returned.state, 30);
+    assert_eq!(emails(&after)[0].2, EmailStep::AfterMissedCall);
+    assert!(texted(&after));
+    assert!(!has(&after, TimelineKind::EmailSkipped));
+}
