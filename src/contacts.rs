@@ -74,10 +74,9 @@ impl ContactKey {
     }
 
     /// The keys of a lead, in the order they decide: the phone, then the email.
-    pub fn of(phone: &str, email: Option<&str>) -> Vec<Self> {
-        let mut keys = vec![Self::Phone(phone.to_owned())];
-        keys.extend(email.map(Self::email));
-        keys
+    pub fn of(phone: Option<&str>, email: Option<&str>) -> Vec<Self> {
+        let phone = phone.map(|p| Self::Phone(p.to_owned()));
+        phone.into_iter().chain(email.map(Self::email)).collect()
     }
 
     /// Which one matched, as the timeline and the logs say it.

@@ -3,8 +3,9 @@
 //! the API on both backends: a lead whose phone is new but whose address a live opportunity
 //! holds joins it (merge) or is recorded with no cadence (skip), and gives its phone back; the
 //! phone decides first; a closed opportunity's address starts over; leads sharing an address
-//! arriving together start one cadence; a team that cannot see the live one is told so; an
-//! address that is not one is refused before anything is written.
+//! arriving together start one cadence, with phones or without; a lead with no phone is emailed,
+//! never called or texted; a team that cannot see the live one is told so; an address that is
+//! not one, or a lead with neither phone nor email, is refused before anything is written.
 
 #[path = "common/access.rs"]
 mod access;
@@ -35,6 +36,17 @@ fn lead_of(external_id: &str, phone: &str, email: Option<&str>) -> Value {
 
 fn count(timeline: &[Value], kind: &str) -> usize {
     timeline.iter().filter(|e| e["kind"] == kind).count()
+}
+
+/// A lead that came with an email and no phone.
+fn email_lead(external_id: &str, email: &str) -> Value {
+    let mut lead = lead_of(external_id, "", Some(email));
+    lead["contact"]
+        .as_object_mut()
+        .unwrap()
+        .remove("phone")
+        .unwrap();
+    lead
 }
 
 async fn rows(t: &TestApp, query: &str) -> Vec<String> {
@@ -179,6 +191,61 @@ async fn leads_sharing_an_address_arriving_together_start_one_cadence(backend: B
     t.stop().await;
 }
 
+/// A lead with no phone is matched by its address alone: eight at once start one opportunity,
+/// which is emailed but never called or texted; a later lead with a phone joins it.
+async fn email_only_leads_arriving_together_start_one_cadence(backend: Backend) {
+    let t = TestApp::spawn(backend).await;
+    let creates = (0..8).map(|n| {
+        let t = &t;
+        async move {
+            let lead = email_lead(&format!("mail-{n}"), "Eve@Example.test");
+            t.post("/v1/opportunities", lead).await
+        }
+    });
+    let answers = futures_util::future::join_all(creates).await;
+    let created: Vec<&Value> = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(created.len(), 1, "{answers:?}");
+    let id = created[0]["id"].as_str().unwrap();
+    for (status, body) in &answers {
+        match *status {
+            StatusCode::CREATED => {}
+            StatusCode::OK => assert_eq!(body["id"], id, "{body}"),
+            StatusCode::CONFLICT => assert_eq!(body["error"], "contact_busy", "{body}"),
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(
+        created[0]["contact"]["phone"],
+        Value::Null,
+        "{}",
+        created[0]
+    );
+    assert_eq!(opportunities(&t).await, 1);
+    assert_eq!(claims(&t, "contact_email_claims").await, [id.to_owned()]);
+    assert!(claims(&t, "contact_claims").await.is_empty());
+    let timeline = t.timeline(id).await;
+    assert_eq!(count(&timeline, "call_placed"), 0);
+    let blocked = timeline
+        .iter()
+        .find(|e| e["kind"] == "compliance_blocked")
+        .unwrap_or_else(|| panic!("the denied call is said: {timeline:#?}"));
+    assert!(
+        blocked["reason"].as_str().unwrap().contains("no phone"),
+        "{blocked}"
+    );
+    // The same person later gives a phone: the lead joins the address's live opportunity.
+    let lead = lead_of("call-me", &day_phone("5550261"), Some("eve@example.test"));
+    let (status, joined) = t.post("/v1/opportunities", lead).await;
+    assert_eq!(status, StatusCode::OK, "{joined}");
+    assert_eq!(joined["id"], id);
+    assert_eq!(opportunities(&t).await, 1);
+    t.stop().await;
+}
+
 /// A team key whose lead's address is live in another team learns that, not whose it is.
 async fn an_address_live_in_another_team_is_said_not_shown(backend: Backend) {
     let t = TestApp::spawn(backend).await;
@@ -225,6 +292,12 @@ async fn an_address_that_is_not_one_is_refused_before_anything_is_written(backen
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    // Neither a phone nor an email: nothing to match the person by, nor to reach them with.
+    let mut nobody = email_lead("bad-3", "x@example.test");
+    nobody["contact"].as_object_mut().unwrap().remove("email");
+    let (status, err) = t.post("/v1/opportunities", nobody).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert_eq!(err["field"], "contact.phone", "{err}");
     // Nothing half-written: no opportunity, no claim of either kind.
     assert_eq!(opportunities(&t).await, 0);
     assert!(claims(&t, "contact_claims").await.is_empty());
@@ -245,6 +318,7 @@ both_backends!(
     an_address_joins_the_live_opportunity_of_another_phone,
     skip_records_the_lead_and_gives_its_phone_back,
     leads_sharing_an_address_arriving_together_start_one_cadence,
+    email_only_leads_arriving_together_start_one_cadence,
     an_address_live_in_another_team_is_said_not_shown,
     an_address_that_is_not_one_is_refused_before_anything_is_written,
 );

@@ -56,8 +56,18 @@ fn validate(new: &NewOpportunity, playbooks: &Playbooks<'_>) -> Result<Contact, 
     input::check("external_id", &new.external_id, Lines::One, 1, 200)?;
     let c = &new.contact;
     input::check("contact.name", &c.name, Lines::One, 1, 200)?;
-    let phone =
-        normalize_phone(&c.phone).map_err(|e| Error::invalid("contact.phone", e.to_string()))?;
+    let phone = c
+        .phone
+        .as_deref()
+        .map(|p| normalize_phone(p).map_err(|e| Error::invalid("contact.phone", e.to_string())))
+        .transpose()?;
+    // One person, one cadence matches leads by phone, then email: a lead needs one of them.
+    if phone.is_none() && c.email.is_none() {
+        return Err(Error::invalid(
+            "contact.phone",
+            "a lead needs a phone or an email",
+        ));
+    }
     if let Some(tz) = &c.timezone {
         tz.parse::<chrono_tz::Tz>().map_err(|_| {
             Error::invalid("contact.timezone", format!("unknown IANA time zone {tz:?}"))
@@ -134,7 +144,7 @@ pub async fn create(
             taken: Taken::default(),
         }
     } else {
-        let keys = ContactKey::of(&contact.phone, contact.email.as_deref());
+        let keys = ContactKey::of(contact.phone.as_deref(), contact.email.as_deref());
         contacts::claim(store, tenant, &keys, id).await?
     };
     let (history, taken) = match claim {
@@ -148,16 +158,18 @@ pub async fn create(
         }
         // Joined by phone or by email alike; the skipped lead holds no claim (the live one
         // keeps the contact).
-        Claim::Live { holder: live, .. } => match contacts::duplicate_contacts(store, tenant).await? {
-            DuplicateContacts::Merge => return merge(engine, who, live, external_id).await,
-            DuplicateContacts::Skip => (
-                ContactHistory {
-                    duplicate_of: Some(live),
-                    ..ContactHistory::default()
-                },
-                Taken::default(),
-            ),
-        },
+        Claim::Live { holder: live, .. } => {
+            match contacts::duplicate_contacts(store, tenant).await? {
+                DuplicateContacts::Merge => return merge(engine, who, live, external_id).await,
+                DuplicateContacts::Skip => (
+                    ContactHistory {
+                        duplicate_of: Some(live),
+                        ..ContactHistory::default()
+                    },
+                    Taken::default(),
+                ),
+            }
+        }
     };
     // A create refused before it reaches the engine (an unknown team or assignee) gives the
     // contact back at once, so the person's next lead is not held for the claim's 30 s.

@@ -131,8 +131,10 @@ pub struct Consent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contact {
     pub name: String,
-    /// E.164.
-    pub phone: String,
+    /// E.164; none for a lead reached by email only, which is never called or texted (the gate
+    /// denies it, `no_phone`). A lead has a phone, an email, or both.
+    #[serde(default)]
+    pub phone: Option<String>,
     #[serde(default)]
     pub email: Option<String>,
     #[serde(default)]

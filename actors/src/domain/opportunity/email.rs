@@ -122,7 +122,8 @@ impl Step<'_> {
             return self.event(TimelineKind::EmailSkipped, Cause::System, text, data);
         }
         let to = address.unwrap_or_default().to_owned();
-        let fields = LeadFields::new(&contact.name, &to, &contact.phone, &self.opp.external_id);
+        let phone = contact.phone.as_deref().unwrap_or_default();
+        let fields = LeadFields::new(&contact.name, &to, phone, &self.opp.external_id);
         let rendered = match template.render(&fields) {
             Ok(r) => r,
             Err(e) => {
