@@ -1,11 +1,12 @@
 //! One person, one cadence (ADR 0046): which opportunity holds a contact's cadence
-//! (`contact_claims`), and what a tenant does with a second lead of the same person
-//! (`tenant_settings.duplicate_contacts`).
+//! (`contact_claims` by phone, `contact_email_claims` by lower-cased email), and what a tenant
+//! does with a second lead of the same person (`tenant_settings.duplicate_contacts`).
 //!
-//! A create claims the contact's number before it submits. The claim is an insert, or a
-//! compare-and-set over a holder that is closed (won, lost, do not contact) or that never came
-//! to exist, so two leads of one person arriving together, on one instance or several, cannot
-//! both start a cadence: the loser finds the winner live and merges into it (or is skipped).
+//! A create claims the contact's phone, then its email, before it submits. Each claim is an
+//! insert, or a compare-and-set over a holder that is closed (won, lost, do not contact) or that
+//! never came to exist, so two leads of one person arriving together, on one instance or
+//! several, cannot both start a cadence: the loser finds the winner live and merges into it (or
+//! is skipped), giving back whatever key it took before.
 
 use std::time::Duration;
 

@@ -158,7 +158,8 @@ pub async fn create(
         }
         // Joined by phone or by email alike; the skipped lead holds no claim (the live one
         // keeps the contact).
-        Claim::Live { holder: live, .. } => {
+        Claim::Live { holder: live, by } => {
+            tracing::debug!(%live, matched_by = by, "the lead's contact has a live opportunity");
             match contacts::duplicate_contacts(store, tenant).await? {
                 DuplicateContacts::Merge => return merge(engine, who, live, external_id).await,
                 DuplicateContacts::Skip => (
