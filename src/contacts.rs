@@ -1,11 +1,12 @@
 //! One person, one cadence (ADR 0046): which opportunity holds a contact's cadence
-//! (`contact_claims`), and what a tenant does with a second lead of the same person
-//! (`tenant_settings.duplicate_contacts`).
+//! (`contact_claims` by phone, `contact_email_claims` by lower-cased email), and what a tenant
+//! does with a second lead of the same person (`tenant_settings.duplicate_contacts`).
 //!
-//! A create claims the contact's number before it submits. The claim is an insert, or a
-//! compare-and-set over a holder that is closed (won, lost, do not contact) or that never came
-//! to exist, so two leads of one person arriving together, on one instance or several, cannot
-//! both start a cadence: the loser finds the winner live and merges into it (or is skipped).
+//! A create claims the contact's phone, then its email, before it submits. Each claim is an
+//! insert, or a compare-and-set over a holder that is closed (won, lost, do not contact) or that
+//! never came to exist, so two leads of one person arriving together, on one instance or
+//! several, cannot both start a cadence: the loser finds the winner live and merges into it (or
+//! is skipped), giving back whatever key it took before.
 
 use std::time::Duration;
 
@@ -57,15 +58,76 @@ impl DuplicateContacts {
     }
 }
 
-/// Where a create stands with the contact's number.
+/// A key a contact is matched by (ADR 0046): its phone, then its email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContactKey {
+    /// In E.164 form.
+    Phone(String),
+    /// Trimmed and lower-cased (see [`ContactKey::email`]).
+    Email(String),
+}
+
+impl ContactKey {
+    /// An address as a key: trimmed and lower-cased, as the unsubscribe list compares it, so
+    /// `Ana@X.test ` and `ana@x.test` are one person.
+    pub fn email(address: &str) -> Self {
+        Self::Email(address.trim().to_lowercase())
+    }
+
+    /// The keys of a lead, in the order they decide: the phone, then the email.
+    pub fn of(phone: Option<&str>, email: Option<&str>) -> Vec<Self> {
+        let phone = phone.map(|p| Self::Phone(p.to_owned()));
+        phone.into_iter().chain(email.map(Self::email)).collect()
+    }
+
+    /// Which one matched, as the timeline and the logs say it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Phone(_) => "phone",
+            Self::Email(_) => "email",
+        }
+    }
+
+    /// The claims table and its key column: one table per kind, the same compare-and-set.
+    fn table(&self) -> (&'static str, &'static str) {
+        match self {
+            Self::Phone(_) => ("contact_claims", "phone"),
+            Self::Email(_) => ("contact_email_claims", "address"),
+        }
+    }
+
+    fn value(&self) -> &str {
+        match self {
+            Self::Phone(v) | Self::Email(v) => v,
+        }
+    }
+}
+
+/// Where a create stands with the contact's keys.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Claim {
-    /// This opportunity holds the number; `prior` carries the calls and texts of the closed
-    /// one it replaced, which count toward the new one's caps.
-    Held { prior: ContactHistory },
-    /// Another opportunity of the contact is live.
-    Live(Uuid),
+    /// This opportunity holds every key of the contact; `prior` carries the calls and texts of
+    /// the closed opportunity it replaced on the phone, which count toward the new one's caps.
+    /// `taken` is what to give back should the create be refused before it exists.
+    Held { prior: ContactHistory, taken: Taken },
+    /// Another opportunity of the contact is live, found by the key `by` names.
+    Live { holder: Uuid, by: &'static str },
     /// Another create of this contact is in flight and has not appeared yet.
+    Busy,
+}
+
+/// The claims a create took: each key with the closed holder it replaced, if any, so giving it
+/// back restores that holder (and its attempts keep counting toward the number's caps).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Taken(Vec<(ContactKey, Option<Uuid>)>);
+
+/// One key's answer.
+enum KeyClaim {
+    Held {
+        prior: ContactHistory,
+        replaced: Option<Uuid>,
+    },
+    Live(Uuid),
     Busy,
 }
 
@@ -105,29 +167,71 @@ pub async fn set_duplicate_contacts(
     Ok(())
 }
 
-/// Claims `phone` for opportunity `id`, or says who holds it. A repeated create of `id` finds
-/// its own claim and holds it again.
+/// Claims the contact's keys for opportunity `id`, phone first: the first key with a live
+/// holder (or a create in flight) decides, and the keys taken before it are given back, so a
+/// create that joins another opportunity or is refused leaves no claim behind. Each key is its
+/// own compare-and-set, so two leads sharing any key cannot both hold it; every create takes
+/// its keys in the same order (phone, then email) and only waits on a key it does not hold,
+/// so two creates never wait on each other.
 pub async fn claim(
     store: &Store,
     tenant: TenantId,
-    phone: &str,
+    keys: &[ContactKey],
     id: Uuid,
 ) -> Result<Claim, StoreError> {
+    let mut taken = Taken::default();
+    let mut prior = None;
+    for key in keys {
+        let found = match claim_key(store, tenant, key, id).await? {
+            KeyClaim::Held {
+                prior: history,
+                replaced,
+            } => {
+                // The caps count attempts to the number: the phone's closed holder is the one.
+                prior.get_or_insert(history);
+                taken.0.push((key.clone(), replaced));
+                continue;
+            }
+            KeyClaim::Live(holder) => Claim::Live {
+                holder,
+                by: key.kind(),
+            },
+            KeyClaim::Busy => Claim::Busy,
+        };
+        give_back(store, tenant, id, &taken).await?;
+        return Ok(found);
+    }
+    Ok(Claim::Held {
+        prior: prior.unwrap_or_default(),
+        taken,
+    })
+}
+
+/// Claims one key for `id`, or says who holds it. A repeated create of `id` finds its own
+/// claim and holds it again.
+async fn claim_key(
+    store: &Store,
+    tenant: TenantId,
+    key: &ContactKey,
+    id: Uuid,
+) -> Result<KeyClaim, StoreError> {
     // Each round settles, or lost a race to another create that changed the row, or found a
     // create of the same contact in flight; that one commits within milliseconds, so waiting a
     // moment answers the caller (merged) rather than refusing it.
     for _ in 0..ROUNDS {
-        let Some((holder, claimed_at)) = holder(store, tenant, phone).await? else {
-            if insert(store, tenant, phone, id).await? {
-                return Ok(Claim::Held {
+        let Some((holder, claimed_at)) = holder(store, tenant, key).await? else {
+            if insert(store, tenant, key, id).await? {
+                return Ok(KeyClaim::Held {
                     prior: ContactHistory::default(),
+                    replaced: None,
                 });
             }
             continue;
         };
         if holder == id {
-            return Ok(Claim::Held {
+            return Ok(KeyClaim::Held {
                 prior: ContactHistory::default(),
+                replaced: None,
             });
         }
         let previous = match store.get_actor(tenant, opp::KIND.as_str(), holder).await? {
@@ -137,15 +241,16 @@ pub async fn claim(
                     .parse::<Stage>()
                     .map_or(true, |s| !s.is_terminal());
                 if live {
-                    return Ok(Claim::Live(holder));
+                    return Ok(KeyClaim::Live(holder));
                 }
-                serde_json::from_value::<Opportunity>(row.state)
+                let history = serde_json::from_value::<Opportunity>(row.state)
                     .ok()
                     .map(|before| ContactHistory {
                         calls: before.call_attempts,
                         texts: before.sms_sent,
                         duplicate_of: None,
-                    })
+                    });
+                Some(history.unwrap_or_default())
             }
             None => {
                 let age = crate::control::now_ms().saturating_sub(claimed_at);
@@ -156,53 +261,87 @@ pub async fn claim(
                 None
             }
         };
-        if replace(store, tenant, phone, holder, id).await? {
-            return Ok(Claim::Held {
+        if replace(store, tenant, key, holder, id).await? {
+            // A holder that never came to exist is not restored: its claim was a crash's.
+            let replaced = previous.is_some().then_some(holder);
+            return Ok(KeyClaim::Held {
                 prior: previous.unwrap_or_default(),
+                replaced,
             });
         }
     }
-    Ok(Claim::Busy)
+    Ok(KeyClaim::Busy)
 }
 
-/// Gives the number back when `id` still holds it: its create was refused before it existed.
-pub async fn release(
+/// Gives back the keys `id` took when it still holds them: its create joined another
+/// opportunity or was refused before it existed. A key that had a closed holder goes back to
+/// it; one that had none is deleted.
+pub async fn give_back(
     store: &Store,
     tenant: TenantId,
-    phone: &str,
     id: Uuid,
+    taken: &Taken,
 ) -> Result<(), StoreError> {
-    let sql = "DELETE FROM contact_claims
-        WHERE tenant_id = $1 AND phone = $2 AND opportunity_id = $3";
-    on_db!(store, |db, uid, _json| sqlx::query(sql)
-        .bind(uid(tenant.0))
-        .bind(phone)
-        .bind(uid(id))
-        .execute(db)
-        .await?
-        .rows_affected());
+    for (key, replaced) in &taken.0 {
+        let (table, column) = key.table();
+        let n = match replaced {
+            Some(before) => {
+                let sql = format!(
+                    "UPDATE {table} SET opportunity_id = $1
+                    WHERE tenant_id = $2 AND {column} = $3 AND opportunity_id = $4"
+                );
+                on_db!(store, |db, uid, _json| sqlx::query(&sql)
+                    .bind(uid(*before))
+                    .bind(uid(tenant.0))
+                    .bind(key.value())
+                    .bind(uid(id))
+                    .execute(db)
+                    .await?
+                    .rows_affected())
+            }
+            None => {
+                let sql = format!(
+                    "DELETE FROM {table}
+                    WHERE tenant_id = $1 AND {column} = $2 AND opportunity_id = $3"
+                );
+                on_db!(store, |db, uid, _json| sqlx::query(&sql)
+                    .bind(uid(tenant.0))
+                    .bind(key.value())
+                    .bind(uid(id))
+                    .execute(db)
+                    .await?
+                    .rows_affected())
+            }
+        };
+        tracing::debug!(key = key.kind(), rows = n, "contact claim given back");
+    }
     Ok(())
 }
 
-/// The opportunity holding `phone`'s cadence, if any claimed it.
+/// The opportunity holding `phone`'s cadence, if any claimed it. Inbound routing asks this:
+/// a number's texts and calls go to its cadence, whatever the email matched.
 pub async fn holder_of(
     store: &Store,
     tenant: TenantId,
     phone: &str,
 ) -> Result<Option<Uuid>, StoreError> {
-    Ok(holder(store, tenant, phone).await?.map(|(id, _)| id))
+    let key = ContactKey::Phone(phone.to_owned());
+    Ok(holder(store, tenant, &key).await?.map(|(id, _)| id))
 }
 
 async fn holder(
     store: &Store,
     tenant: TenantId,
-    phone: &str,
+    key: &ContactKey,
 ) -> Result<Option<(Uuid, i64)>, StoreError> {
-    let sql = "SELECT CAST(opportunity_id AS TEXT), claimed_at FROM contact_claims
-        WHERE tenant_id = $1 AND phone = $2";
-    let row: Option<(String, i64)> = on_db!(store, |db, id, _json| sqlx::query_as(sql)
+    let (table, column) = key.table();
+    let sql = format!(
+        "SELECT CAST(opportunity_id AS TEXT), claimed_at FROM {table}
+        WHERE tenant_id = $1 AND {column} = $2"
+    );
+    let row: Option<(String, i64)> = on_db!(store, |db, id, _json| sqlx::query_as(&sql)
         .bind(id(tenant.0))
-        .bind(phone)
+        .bind(key.value())
         .fetch_optional(db)
         .await?);
     row.map(|(holder, at)| {
@@ -216,14 +355,17 @@ async fn holder(
 async fn insert(
     store: &Store,
     tenant: TenantId,
-    phone: &str,
+    key: &ContactKey,
     id: Uuid,
 ) -> Result<bool, StoreError> {
-    let sql = "INSERT INTO contact_claims (tenant_id, phone, opportunity_id, claimed_at)
-        VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
-    let n = on_db!(store, |db, uid, _json| sqlx::query(sql)
+    let (table, column) = key.table();
+    let sql = format!(
+        "INSERT INTO {table} (tenant_id, {column}, opportunity_id, claimed_at)
+        VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"
+    );
+    let n = on_db!(store, |db, uid, _json| sqlx::query(&sql)
         .bind(uid(tenant.0))
-        .bind(phone)
+        .bind(key.value())
         .bind(uid(id))
         .bind(crate::control::now_ms())
         .execute(db)
@@ -232,21 +374,24 @@ async fn insert(
     Ok(n == 1)
 }
 
-/// Compare-and-set: takes the number from `from` only if it still holds it.
+/// Compare-and-set: takes the key from `from` only if it still holds it.
 async fn replace(
     store: &Store,
     tenant: TenantId,
-    phone: &str,
+    key: &ContactKey,
     from: Uuid,
     to: Uuid,
 ) -> Result<bool, StoreError> {
-    let sql = "UPDATE contact_claims SET opportunity_id = $1, claimed_at = $2
-        WHERE tenant_id = $3 AND phone = $4 AND opportunity_id = $5";
-    let n = on_db!(store, |db, uid, _json| sqlx::query(sql)
+    let (table, column) = key.table();
+    let sql = format!(
+        "UPDATE {table} SET opportunity_id = $1, claimed_at = $2
+        WHERE tenant_id = $3 AND {column} = $4 AND opportunity_id = $5"
+    );
+    let n = on_db!(store, |db, uid, _json| sqlx::query(&sql)
         .bind(uid(to))
         .bind(crate::control::now_ms())
         .bind(uid(tenant.0))
-        .bind(phone)
+        .bind(key.value())
         .bind(uid(from))
         .execute(db)
         .await?

@@ -255,8 +255,16 @@ async fn one_click_opts_the_lead_out_of_email_only(backend: Backend) {
     })
     .await;
     assert_eq!(sink.messages().len(), 2, "no email after the unsubscribe");
-    // The opt-out holds for the tenant, not only this lead: another form at the same address
-    // (another number, another opportunity) is not emailed either.
+    // The opt-out holds for the tenant, not only this lead: once this opportunity is closed,
+    // another form at the same address (another number, a new opportunity: a live one would
+    // take the form in, ADR 0046) is not emailed either.
+    let (status, body) = app
+        .post(
+            &format!("/v1/opportunities/{id}/stage"),
+            json!({"stage": "lost", "reason": "stopped answering"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let again = lead_in(&app, "mail-1-again", "ANA.LIMA@EXAMPLE.COM").await;
     let refused = entry(&app, &again, "the suppressed email", |e| {
         e["kind"] == "email_status" && e["data"]["why"] == "suppressed"

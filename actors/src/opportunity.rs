@@ -129,10 +129,11 @@ impl Entity for OpportunityEntity {
         // whose number finds nothing (its STOP dropped as from an unknown sender). A repeated
         // create of an existing one answered above and indexes nothing, so another number
         // cannot route to it.
-        if state.is_none() {
+        // A lead reached by email only has no number to index: no text or call can name it.
+        if let (None, Some(phone)) = (state, &d.state.contact.phone) {
             changes.lookups.push(Lookup {
                 key_type: PHONE_LOOKUP,
-                key: d.state.contact.phone.clone(),
+                key: phone.clone(),
             });
         }
         for effect in d.effects {

@@ -438,7 +438,7 @@ async fn create(
         external_id,
         contact: Contact {
             name: format!("Lead {i}"),
-            phone: place.phone(i),
+            phone: Some(place.phone(i)),
             email: None,
             timezone: Some(place.zone.into()),
             consent: Consent {

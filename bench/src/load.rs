@@ -74,11 +74,11 @@ pub(crate) fn lead(
         contact: Contact {
             name: format!("Lead {tag} {i}"),
             // Tenant B's leads have numbers of their own (an offset past A's).
-            phone: place.phone(if tag.starts_with('b') {
+            phone: Some(place.phone(if tag.starts_with('b') {
                 5_000_000 + i
             } else {
                 i
-            }),
+            })),
             email: None,
             timezone: Some(place.zone.into()),
             consent: Consent {

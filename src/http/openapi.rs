@@ -180,8 +180,9 @@ mirror_enum!(
 #[allow(dead_code)] // Schema only: the API serializes the domain's `Contact`.
 pub struct Contact {
     name: String,
-    /// E.164 (`+14155552671`).
-    phone: String,
+    /// E.164 (`+14155552671`); null for a lead reached by email only.
+    #[schema(required = true)]
+    phone: Option<String>,
     #[schema(required = true)]
     email: Option<String>,
     /// IANA time zone; calling hours are checked in it.
@@ -317,7 +318,7 @@ mod tests {
     fn the_contact_mirror_has_the_domains_fields() {
         let contact = DomainContact {
             name: "Ana".into(),
-            phone: "+14155552671".into(),
+            phone: Some("+14155552671".into()),
             email: None,
             timezone: None,
             consent: DomainConsent {

@@ -37,8 +37,10 @@ pub struct CreateRequest {
 struct ContactRequest {
     name: String,
     /// Any form libphonenumber reads with its country code (`+1 (415) 555-2671`); stored
-    /// E.164.
-    phone: String,
+    /// E.164. A lead needs a phone, an email, or both; without a phone it is never called or
+    /// texted.
+    phone: Option<String>,
+    /// Compared trimmed and lower-cased when matching the contact (one person, one cadence).
     email: Option<String>,
     /// IANA time zone (`America/New_York`); calling hours are checked in it.
     timezone: Option<String>,
@@ -97,8 +99,8 @@ impl CreateRequest {
                    `external_id`: creating it again answers the existing opportunity (200), \
                    whatever else the request says. The lead is bound to a team (the key's own \
                    for a team-scoped key) and assigned round-robin in it unless `assignee` is \
-                   given. One person, one cadence: when the contact's phone already belongs to a \
-                   live opportunity, the tenant's `duplicate_contacts` setting decides: `merge` \
+                   given. One person, one cadence: when the contact's phone (else its email) \
+                   already belongs to a live opportunity, the tenant's `duplicate_contacts` setting decides: `merge` \
                    (the default) answers that live opportunity (200) and notes the lead on its \
                    timeline; `skip` creates this one (201) running no cadence, with \
                    `duplicate_of` naming the live one. 409 `contact_busy` when another lead of \

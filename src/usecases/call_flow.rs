@@ -219,7 +219,9 @@ async fn answer(
     let call_sid = param(params, "CallSid").ok_or(Refusal::MissingCallSid)?;
     let mut doc = Response::new();
     // A recorded call tells the lead first, where the lead's state requires it.
-    if let Some(text) = recording::notice(pb, rules, &k.opp.contact.phone) {
+    // A call exists only for a lead with a phone (the gate denies the others).
+    let lead = k.opp.contact.phone.as_deref().unwrap_or_default();
+    if let Some(text) = recording::notice(pb, rules, lead) {
         doc = doc.say(text);
     }
     if let Some(text) = &pb.call_flow.connecting_message {
@@ -301,7 +303,7 @@ async fn ring_next(
         offer: &offer,
         // The rep's phone shows the lead's number (the parent call's To, or the caller's
         // From, which Twilio accepts as a caller id), so they know who is waiting.
-        caller_id: Some(k.opp.contact.phone.clone()),
+        caller_id: k.opp.contact.phone.clone(),
         record: k.record.clone(),
     };
     Ok(doc.dial(rung.dial(v, k.tenant)?))

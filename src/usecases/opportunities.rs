@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::views::{ms_to_time, Accepted, OpportunityView, Page, TimelineItem, TimerView};
 use super::{authorize, sees, submit, visible, Error};
-use crate::contacts::{self, Claim, DuplicateContacts};
+use crate::contacts::{self, Claim, ContactKey, DuplicateContacts, Taken};
 use crate::control::binding::{self, Binding};
 use crate::control::keys::Identity;
 use crate::control::{access, Action, Scope};
@@ -56,8 +56,18 @@ fn validate(new: &NewOpportunity, playbooks: &Playbooks<'_>) -> Result<Contact, 
     input::check("external_id", &new.external_id, Lines::One, 1, 200)?;
     let c = &new.contact;
     input::check("contact.name", &c.name, Lines::One, 1, 200)?;
-    let phone =
-        normalize_phone(&c.phone).map_err(|e| Error::invalid("contact.phone", e.to_string()))?;
+    let phone = c
+        .phone
+        .as_deref()
+        .map(|p| normalize_phone(p).map_err(|e| Error::invalid("contact.phone", e.to_string())))
+        .transpose()?;
+    // One person, one cadence matches leads by phone, then email: a lead needs one of them.
+    if phone.is_none() && c.email.is_none() {
+        return Err(Error::invalid(
+            "contact.phone",
+            "a lead needs a phone or an email",
+        ));
+    }
     if let Some(tz) = &c.timezone {
         tz.parse::<chrono_tz::Tz>().map_err(|_| {
             Error::invalid("contact.timezone", format!("unknown IANA time zone {tz:?}"))
@@ -123,43 +133,50 @@ pub async fn create(
     let contact = validate(&new, playbooks)?;
     let external_id = new.external_id.trim().to_owned();
     let id = opp::id_for(tenant, &external_id);
-    // One person, one cadence (ADR 0046): claim the contact's number before anything else,
-    // unless this external id exists already (a repeated create answers it as it is, even when
-    // another opportunity holds the number now).
+    // One person, one cadence (ADR 0046): claim the contact's phone, then its email, before
+    // anything else, unless this external id exists already (a repeated create answers it as
+    // it is, even when another opportunity holds the contact now).
     let store = engine.store();
     let exists = store.actor_exists(tenant, opp::KIND.as_str(), id).await?;
     let claim = if exists {
         Claim::Held {
             prior: ContactHistory::default(),
+            taken: Taken::default(),
         }
     } else {
-        contacts::claim(store, tenant, &contact.phone, id).await?
+        let keys = ContactKey::of(contact.phone.as_deref(), contact.email.as_deref());
+        contacts::claim(store, tenant, &keys, id).await?
     };
-    let history = match claim {
+    let (history, taken) = match claim {
         // The caps count every attempt to the number: the closed opportunity's too.
-        Claim::Held { prior } => prior,
+        Claim::Held { prior, taken } => (prior, taken),
         Claim::Busy => {
             return Err(Error::Conflict {
                 code: "contact_busy".into(),
                 message: "another lead of this contact is being created; retry in a moment".into(),
             })
         }
-        Claim::Live(live) => match contacts::duplicate_contacts(store, tenant).await? {
-            DuplicateContacts::Merge => return merge(engine, who, live, external_id).await,
-            DuplicateContacts::Skip => ContactHistory {
-                duplicate_of: Some(live),
-                ..ContactHistory::default()
-            },
-        },
+        // Joined by phone or by email alike; the skipped lead holds no claim (the live one
+        // keeps the contact).
+        Claim::Live { holder: live, by } => {
+            tracing::debug!(%live, matched_by = by, "the lead's contact has a live opportunity");
+            match contacts::duplicate_contacts(store, tenant).await? {
+                DuplicateContacts::Merge => return merge(engine, who, live, external_id).await,
+                DuplicateContacts::Skip => (
+                    ContactHistory {
+                        duplicate_of: Some(live),
+                        ..ContactHistory::default()
+                    },
+                    Taken::default(),
+                ),
+            }
+        }
     };
     // A create refused before it reaches the engine (an unknown team or assignee) gives the
-    // number back at once, so the person's next lead is not held for the claim's 30 s.
-    let phone = contact.phone.clone();
+    // contact back at once, so the person's next lead is not held for the claim's 30 s.
     let release = || async {
-        if !exists {
-            if let Err(e) = contacts::release(store, tenant, &phone, id).await {
-                tracing::warn!(error = %e, "a refused create's contact claim was not released");
-            }
+        if let Err(e) = contacts::give_back(store, tenant, id, &taken).await {
+            tracing::warn!(error = %e, "a refused create's contact claims were not given back");
         }
     };
     let binding = binding::bind_new(

@@ -79,7 +79,7 @@ pub struct OpportunityView {
     #[schema(required = true)]
     pub duplicate_of: Option<Uuid>,
     /// A person texted the lead by hand and took the conversation over: the playbook's
-    /// automatic texts stop until an operator hands it back; null while the playbook has it.
+    /// automatic texts and emails stop until an operator hands it back; null while the playbook has it.
     #[schema(required = true)]
     pub takeover: Option<TakeoverView>,
     /// The lead's email channel (ADR 0049).

@@ -331,12 +331,22 @@ pub fn lead(external_id: &str, first_touch_seconds: u64) -> Value {
         "contact": {
             "name": "Ana Lima",
             "phone": lead_phone(external_id),
-            "email": "ana@example.com",
+            "email": lead_email(external_id),
             "timezone": daytime_zone(),
             "consent": {"voice": true, "sms": true}
         },
         "sla": {"first_touch_seconds": first_touch_seconds}
     })
+}
+
+/// An address of the lead's own, derived from its external id like its number
+/// ([`lead_phone`]): leads sharing an address are one contact (ADR 0046), so a suite's many
+/// leads must not share one.
+pub fn lead_email(external_id: &str) -> String {
+    let hash = external_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("ana.{hash:016x}@example.com")
 }
 
 pub fn kinds(timeline: &[Value]) -> Vec<String> {

@@ -34,10 +34,12 @@ pub fn matrix() -> Vec<Row> {
         row(
             M::POST,
             "/v1/opportunities",
-            // A number of each lead's own: two leads of one number would merge (ADR 0046).
+            // A number and an address of each lead's own: two leads of one number, or of one
+            // address, would merge (ADR 0046).
             Some({
                 let mut body = lead("m-{n}", 300);
                 body["contact"]["phone"] = json!("+1415620{n}");
+                body["contact"]["email"] = json!("m-{n}@example.com");
                 body
             }),
             [201, 201, 403, 403, 201],

@@ -187,6 +187,8 @@ pub enum ClosedDay {
 #[serde(rename_all = "snake_case")]
 pub enum BlockReason {
     NoConsent(Channel),
+    /// The lead came with an email and no phone: nothing to call or text.
+    NoPhone,
     OptedOut,
     DoNotCall,
     UnknownTimeZone,
@@ -241,6 +243,7 @@ impl BlockReason {
             None => String::new(),
         };
         match self {
+            BlockReason::NoPhone => "the contact has no phone number (reached by email only)".to_owned(),
             BlockReason::NoConsent(channel) => {
                 format!("no {} consent on record for this contact", channel_word(*channel))
             }

@@ -131,8 +131,10 @@ pub struct Consent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contact {
     pub name: String,
-    /// E.164.
-    pub phone: String,
+    /// E.164; none for a lead reached by email only, which is never called or texted (the gate
+    /// denies it, `no_phone`). A lead has a phone, an email, or both.
+    #[serde(default)]
+    pub phone: Option<String>,
     #[serde(default)]
     pub email: Option<String>,
     #[serde(default)]
@@ -282,7 +284,7 @@ pub struct Opportunity {
     /// When a reply last asked for an after-hours notice: one per quiet period, not one per text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_noticed_at: Option<DateTime<Utc>>,
-    /// A human wrote to the lead by hand: the playbook's automatic texts stop until an operator
+    /// A human wrote to the lead by hand: the playbook's automatic texts and emails stop until an operator
     /// hands the conversation back (see `takeover`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub takeover: Option<Takeover>,

@@ -14,7 +14,7 @@ fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
 fn create_for(phone: &str, zone: Option<&str>, voice: bool, sms: bool) -> OppInput {
     let mut input = create_input(voice, sms);
     if let OppInput::Create { contact, .. } = &mut input {
-        contact.phone = phone.to_owned();
+        contact.phone = Some(phone.to_owned());
         contact.timezone = zone.map(str::to_owned);
     }
     input

@@ -27,7 +27,7 @@ fn create(email: Option<&str>, consent: Consent) -> OppDecision {
         external_id: "crm-9".into(),
         contact: Contact {
             name: "Ana Lima".into(),
-            phone: "+14155550100".into(),
+            phone: Some("+14155550100".into()),
             email: email.map(str::to_owned),
             timezone: Some("America/Los_Angeles".into()),
             consent,
@@ -272,4 +272,107 @@ fn a_stop_closes_email_too_and_results_are_recorded() {
         6,
     );
     assert_eq!(d.timeline[0].data["event"], "sent");
+}
+
+#[test]
+fn a_takeover_stops_the_playbooks_emails_until_the_hand_back() {
+    let text = OppInput::SendText {
+        body: "Hi Ana, Bo here".into(),
+        by: "bo".into(),
+    };
+    let taken = run(&create(Some("ana@x.test"), all()).state, text, 10);
+    let over = taken
+        .timeline
+        .iter()
+        .find(|e| e.kind == TimelineKind::TakenOver)
+        .expect("taken over");
+    assert_eq!(over.data["emails_stop"], true);
+    // The missed call's follow-up email is skipped and says why, like the text beside it.
+    let after = missed(&taken.state, 30);
+    assert!(emails(&after).is_empty(), "{:?}", after.effects);
+    assert!(!texted(&after));
+    assert_eq!(skipped_reason(&after).as_deref(), Some("taken_over"));
+    let skipped = after
+        .timeline
+        .iter()
+        .find(|e| e.kind == TimelineKind::EmailSkipped)
+        .unwrap();
+    assert_eq!(skipped.data["takeover"], "bo");
+    assert_eq!(after.state.email.sent, 1, "only the first touch went");
+    // Handed back, the playbook's next email goes again (and its text).
+    let back = OppInput::HandBack {
+        by: "olga".into(),
+        reason: None,
+    };
+    let returned = run(&taken.state, back, 20);
+    assert!(returned.state.takeover.is_none());
+    let after = missed(&returned.state, 30);
+    assert_eq!(emails(&after)[0].2, EmailStep::AfterMissedCall);
+    assert!(texted(&after));
+    assert!(!has(&after, TimelineKind::EmailSkipped));
+}
+
+/// A lead with an email and no phone: its playbook emails it, and its calls and texts are
+/// denied by the gate and said so; a lead with neither is refused by field.
+#[test]
+fn an_email_only_lead_gets_emails_and_no_calls_or_texts() {
+    let input = |phone: Option<&str>, email: Option<&str>| OppInput::Create {
+        id: Uuid::from_u128(9),
+        external_id: "crm-9".into(),
+        contact: Contact {
+            name: "Ana Lima".into(),
+            phone: phone.map(str::to_owned),
+            email: email.map(str::to_owned),
+            timezone: Some("America/Los_Angeles".into()),
+            consent: all(),
+        },
+        playbook: "speed-to-lead".into(),
+        sla: None,
+        assignee: None,
+        team: None,
+        history: Default::default(),
+    };
+    let d = apply(
+        None,
+        input(None, Some("ana@x.test")),
+        t(0),
+        &pb(),
+        &Rules::federal_only(),
+    )
+    .unwrap();
+    assert_eq!(emails(&d).len(), 1, "{:?}", d.effects);
+    assert_eq!(emails(&d)[0].2, EmailStep::FirstTouch);
+    assert!(
+        !d.effects
+            .iter()
+            .any(|e| matches!(e, OppEffect::StartCall { .. } | OppEffect::SendSms { .. })),
+        "{:?}",
+        d.effects
+    );
+    assert_eq!(d.state.attempts, 0, "no call counted");
+    let blocked = d
+        .timeline
+        .iter()
+        .find(|e| e.kind == TimelineKind::ComplianceBlocked)
+        .expect("the denied call is said");
+    assert!(blocked.reason.contains("no phone"), "{}", blocked.reason);
+    // The first-touch SLA still runs: someone must reach the lead.
+    assert!(d.timers.iter().any(|op| matches!(
+        op,
+        TimerOp::Set {
+            name: OppTimer::FirstTouchSla,
+            ..
+        }
+    )));
+    let err = apply(None, input(None, None), t(0), &pb(), &Rules::federal_only()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Rejection::InvalidField {
+                field: "contact.phone",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }

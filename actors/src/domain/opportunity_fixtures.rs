@@ -22,7 +22,7 @@ pub(super) fn created_with(sms: bool, team: Option<&str>) -> Opportunity {
         external_id: "ghl-7".into(),
         contact: Contact {
             name: "Ana".into(),
-            phone: "+14155550100".into(),
+            phone: Some("+14155550100".into()),
             email: None,
             timezone: Some("America/Los_Angeles".into()),
             consent: Consent {

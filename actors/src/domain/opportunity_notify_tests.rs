@@ -14,7 +14,7 @@ fn created() -> Opportunity {
         external_id: "ghl-9".into(),
         contact: Contact {
             name: "Ana Lima".into(),
-            phone: "+14155550100".into(),
+            phone: Some("+14155550100".into()),
             email: None,
             timezone: Some("America/Los_Angeles".into()),
             consent: Consent::default(),

@@ -45,7 +45,7 @@ fn gate(rules: &Rules, opp: &Opportunity, channel: Channel, now: DateTime<Utc>) 
         &GateInput {
             channel,
             purpose: Purpose::Marketing,
-            phone: &opp.contact.phone,
+            phone: opp.contact.phone.as_deref().unwrap(),
             contact_timezone: opp.contact.timezone.as_deref(),
             consent_voice: opp.contact.consent.voice,
             consent_sms: opp.contact.consent.sms,
@@ -260,7 +260,7 @@ fn setting() -> impl Strategy<Value = (&'static Rules, Contact, DateTime<Utc>)> 
         .prop_map(|(real, phone, zone, offset)| {
             let rules = if real { shipped() } else { federal() };
             let mut contact = contact(true, true);
-            contact.phone = phone.to_owned();
+            contact.phone = Some(phone.to_owned());
             contact.timezone = zone.map(str::to_owned);
             (rules, contact, t(offset))
         })

@@ -15,7 +15,7 @@ fn create(id: u128, external_id: &str, history: ContactHistory, rules: &Rules) -
         external_id: external_id.into(),
         contact: Contact {
             name: "Ana".into(),
-            phone: "+14155550100".into(),
+            phone: Some("+14155550100".into()),
             email: None,
             timezone: Some("America/Los_Angeles".into()),
             consent: Consent {

@@ -33,7 +33,7 @@ fn opp_id() -> Uuid {
 fn contact(voice: bool, sms: bool) -> Contact {
     Contact {
         name: "Ana".into(),
-        phone: "+14155550100".into(),
+        phone: Some("+14155550100".into()),
         email: None,
         timezone: Some("America/Los_Angeles".into()),
         consent: Consent {
@@ -201,7 +201,7 @@ fn create_rejections_name_the_field() {
     };
     let bad_phone = reject(|i| {
         if let OppInput::Create { contact, .. } = i {
-            contact.phone = "4155550100".into();
+            contact.phone = Some("4155550100".into());
         }
     });
     assert!(bad_phone.starts_with("invalid phone"), "{bad_phone}");

@@ -73,7 +73,7 @@ named_enum! {
         /// The contact came back as another lead: merged into this opportunity, or this one
         /// was skipped as a duplicate of the live one (one person, one cadence).
         ContactReturned = "contact_returned",
-        /// A human wrote to the lead by hand: the playbook's automatic texts stop.
+        /// A human wrote to the lead by hand: the playbook's automatic texts and emails stop.
         TakenOver = "taken_over",
         /// An operator handed a taken-over conversation back to the playbook.
         HandedBack = "handed_back",

@@ -87,7 +87,7 @@ fn rows_markup(op: &Operator, page: &BoardPage) -> Markup {
         @for row in &page.rows {
             @let o = &row.view;
             tr data-id=(o.id) {
-                td { a href={ "/console/opportunities/" (o.id) } { (o.contact.name) } br; span.why { (o.contact.phone) " · " (o.external_id) } }
+                td { a href={ "/console/opportunities/" (o.id) } { (o.contact.name) } br; span.why { (o.contact.phone.as_deref().or(o.contact.email.as_deref()).unwrap_or_default()) " · " (o.external_id) } }
                 td { (o.stage.as_str()) }
                 td { (o.assignee) }
                 td { (o.team.as_deref().unwrap_or("")) }

@@ -112,7 +112,7 @@ fn rows_markup(op: &Operator, items: &[QueueItem]) -> Markup {
         @for item in items {
             @let o = &item.row.view;
             tr data-id=(o.id) {
-                td { a href={ "/console/opportunities/" (o.id) } { (o.contact.name) } br; span.why { (o.contact.phone) } }
+                td { a href={ "/console/opportunities/" (o.id) } { (o.contact.name) } br; span.why { (o.contact.phone.as_deref().or(o.contact.email.as_deref()).unwrap_or_default()) } }
                 td {
                     span.badge.overdue { (item.breach.as_str()) } br;
                     span.why data-due=(item.since.to_rfc3339()) { (item.since.format("%H:%M:%S UTC")) }

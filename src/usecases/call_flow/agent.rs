@@ -90,14 +90,16 @@ pub(super) async fn accepted(
     );
     // A recorded call tells the lead before connecting, where the lead's state requires it:
     // agent first the lead's own leg says it (`voice/notice`), so the rep does not hear it.
-    let notice = recording::notice(pb, flow.rules, &k.opp.contact.phone)
+    // A call exists only for a lead with a phone (the gate denies the others).
+    let lead = k.opp.contact.phone.clone().unwrap_or_default();
+    let notice = recording::notice(pb, flow.rules, &lead)
         .map(|_| format!("{}/notice?call={}&opp={}", base(v, k), k.call_id, k.opp.id));
     Ok(Response::new().dial(Dial {
         action,
         timeout_seconds: u32::try_from(pb.ring_timeout_seconds).unwrap_or(u32::MAX),
         caller_id: None,
         numbers: vec![Number {
-            number: k.opp.contact.phone.clone(),
+            number: lead,
             url: notice,
             status_callback: None,
         }],

@@ -180,10 +180,17 @@ async fn route(
     let call_id = call_id_of(tenant, req.call_sid);
     let key = call_actor::key(&opp::key(tenant, opportunity.id), call_id);
     tracing::info!(opp = %opportunity.id, call = %call_id, "inbound call from a known caller");
+    // The number calling (a known caller was found by it): the lead's own phone may be unset,
+    // as a lead may come with an email alone.
+    let caller = req
+        .from
+        .clone()
+        .or_else(|| opportunity.contact.phone.clone())
+        .unwrap_or_default();
     let input = CallInput::Inbound {
         call_id,
         opportunity_id: opportunity.id,
-        from: opportunity.contact.phone.clone(),
+        from: caller.clone(),
         to: req.to.clone(),
         provider_sid: req.call_sid.to_owned(),
         playbook: pb.name.clone(),
@@ -212,7 +219,7 @@ async fn route(
     };
     known.record = recording::dial_recording(v, &known, pb, flow.rules);
     let mut doc = Response::new();
-    if let Some(text) = recording::notice(pb, flow.rules, &known.opp.contact.phone) {
+    if let Some(text) = recording::notice(pb, flow.rules, &caller) {
         doc = doc.say(text);
     }
     if let Some(text) = &pb.call_flow.inbound_greeting {

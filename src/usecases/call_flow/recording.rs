@@ -38,7 +38,8 @@ pub(super) fn dial_recording(
     if !pb.call_flow.record {
         return None;
     }
-    let consent = rules.recording_consent(&k.opp.contact.phone);
+    // A call exists only for a lead with a phone (the gate denies the others).
+    let consent = rules.recording_consent(k.opp.contact.phone.as_deref().unwrap_or_default());
     Some(DialRecording {
         status_callback: format!(
             "{}/webhooks/twilio/{}/voice/recording?call={}&opp={}&consent={}",

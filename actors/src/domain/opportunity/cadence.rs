@@ -28,6 +28,11 @@ impl Step<'_> {
     /// `on_dnc` only reflects channels it has already refused.
     pub(super) fn gate(&self, channel: Channel, purpose: Purpose) -> Decision {
         let o = &self.opp;
+        let Some(phone) = o.contact.phone.as_deref() else {
+            return Decision::Deny {
+                reason: compliance::BlockReason::NoPhone,
+            };
+        };
         let recent_attempts = match channel {
             Channel::Voice => &o.call_attempts,
             Channel::Sms => &o.sms_sent,
@@ -37,7 +42,7 @@ impl Step<'_> {
             &GateInput {
                 channel,
                 purpose,
-                phone: &o.contact.phone,
+                phone,
                 contact_timezone: o.contact.timezone.as_deref(),
                 consent_voice: o.contact.consent.voice,
                 consent_sms: o.contact.consent.sms,
@@ -174,6 +179,10 @@ impl Step<'_> {
 
     /// Places the next call: to the lead, or agent first to `agent` (click to call).
     pub(super) fn place_call_with(&mut self, agent: Option<Agent>, cause: Cause) {
+        // The gate denies a lead without a phone; nothing is counted for a call never placed.
+        let Some(to) = self.opp.contact.phone.clone() else {
+            return;
+        };
         self.opp.attempts += 1;
         record(&mut self.opp.call_attempts, self.now);
         let (attempt, max) = (self.opp.attempts, self.pb.max_attempts);
@@ -184,7 +193,6 @@ impl Step<'_> {
             call_id,
             hang_up_asked: false,
         });
-        let to = self.opp.contact.phone.clone();
         let text = match &agent {
             None => format!("call attempt {attempt} of {max}"),
             Some(a) => format!(
@@ -254,7 +262,10 @@ impl Step<'_> {
             }
             None => Cause::Playbook,
         };
-        let to = self.opp.contact.phone.clone();
+        // Every text passed the gate or answers a text from the number: a phone is there.
+        let Some(to) = self.opp.contact.phone.clone() else {
+            return;
+        };
         self.effects.push(OppEffect::SendSms {
             to,
             body,

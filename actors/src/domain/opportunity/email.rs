@@ -96,6 +96,17 @@ impl Step<'_> {
         if self.opp.stage.is_terminal() || self.opp.paused || self.opp.duplicate_of.is_some() {
             return;
         }
+        // A human is writing to the lead (ADR 0048): a canned email after their words would
+        // undo the takeover as surely as a canned text. Said, like the texts it skips.
+        if let Some(taken) = &self.opp.takeover {
+            let by = taken.by.clone();
+            let text = format!(
+                "{} email not sent: {by} has taken the conversation over",
+                step.as_str()
+            );
+            let data = json!({ "step": step, "reason": "taken_over", "takeover": by });
+            return self.event(TimelineKind::EmailSkipped, Cause::Playbook, text, data);
+        }
         let contact = &self.opp.contact;
         let address = contact.email.as_deref();
         let facts = EmailFacts {
@@ -111,7 +122,8 @@ impl Step<'_> {
             return self.event(TimelineKind::EmailSkipped, Cause::System, text, data);
         }
         let to = address.unwrap_or_default().to_owned();
-        let fields = LeadFields::new(&contact.name, &to, &contact.phone, &self.opp.external_id);
+        let phone = contact.phone.as_deref().unwrap_or_default();
+        let fields = LeadFields::new(&contact.name, &to, phone, &self.opp.external_id);
         let rendered = match template.render(&fields) {
             Ok(r) => r,
             Err(e) => {

@@ -57,7 +57,7 @@ pub enum OppInput {
     },
     /// An operator or rep texts the lead by hand, through the same compliance gate as the
     /// cadence's texts; refused (not deferred) when the gate would not send it now. The first
-    /// such text takes the conversation over: the playbook's automatic texts stop.
+    /// such text takes the conversation over: the playbook's automatic texts and emails stop.
     SendText {
         body: String,
         by: String,

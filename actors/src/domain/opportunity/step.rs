@@ -41,9 +41,16 @@ pub(super) fn create(
     if external_id.trim().is_empty() {
         return Err(invalid("external_id", "must not be empty"));
     }
-    validate_e164(&contact.phone)?;
-    if let Some(email) = &contact.email {
-        super::email::validate_address(email)?;
+    match (&contact.phone, &contact.email) {
+        (None, None) => return Err(invalid("contact.phone", "a lead needs a phone or an email")),
+        (phone, email) => {
+            if let Some(phone) = phone {
+                validate_e164(phone)?;
+            }
+            if let Some(email) = email {
+                super::email::validate_address(email)?;
+            }
+        }
     }
     if playbook != pb.name {
         let supplied = pb.name.clone();

@@ -1,9 +1,9 @@
 //! Human takeover: an operator or rep texts the lead by hand (`OppInput::SendText`), and from
-//! that text on the playbook's automatic texts stop, so the lead does not get a rep's
-//! sentence followed by a canned follow-up. The cadence's calls are left to the playbook: a
-//! call is how a rep reaches the lead too, and stopping it is a playbook's choice
-//! (`takeover_stops_calls`). The compliance replies owed to the contact (the one opt-out
-//! confirmation, the answer to HELP) still go out. An operator hands the conversation back
+//! that text on the playbook's automatic texts and emails stop (`email::try_email`), so the
+//! lead does not get a rep's sentence followed by a canned follow-up. The cadence's calls are
+//! left to the playbook: a call is how a rep reaches the lead too, and stopping it is a
+//! playbook's choice (`takeover_stops_calls`). The compliance replies owed to the contact (the
+//! one opt-out confirmation, the answer to HELP) still go out. An operator hands the conversation back
 //! (`OppInput::HandBack`); nothing skipped meanwhile is replayed. ADR 0048.
 //!
 //! A human's text passes the same gate as a marketing text (consent, opt-out, calling hours in
@@ -90,11 +90,14 @@ impl Step<'_> {
             self.clear(OppTimer::RetryCall);
         }
         let text = if stops_calls {
-            format!("{by} took the conversation over: the playbook's texts and calls stop")
+            format!("{by} took the conversation over: the playbook's texts, emails and calls stop")
         } else {
-            format!("{by} took the conversation over: the playbook's texts stop, its calls go on")
+            format!(
+                "{by} took the conversation over: the playbook's texts and emails stop, its calls go on"
+            )
         };
-        let data = json!({ "by": by, "texts_stop": true, "calls_stop": stops_calls });
+        let data = json!({ "by": by, "texts_stop": true, "emails_stop": true,
+            "calls_stop": stops_calls });
         let cause = Cause::Operator(by.to_owned());
         self.event(TimelineKind::TakenOver, cause, text, data);
     }
