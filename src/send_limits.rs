@@ -105,14 +105,26 @@ fn not_sent(reason: &str) -> EffectOutcome {
     }
 }
 
-/// What an outbox row turned back by the limit (or by a limiter it could not ask) carries while
-/// it waits: the console's "texts waiting on the send limit" counts rows marked so.
-pub const WAITING_ON: &str = "send_limit";
+/// What an outbox row turned back unsent is waiting for, in its result's `waiting_on`: the
+/// console's "texts waiting on the send limit" counts rows marked so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitingOn {
+    /// The limit was reached, or the limiter (Redis) could not be asked.
+    SendLimit,
+}
+
+impl WaitingOn {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WaitingOn::SendLimit => "send_limit",
+        }
+    }
+}
 
 fn waiting(reason: &str) -> EffectOutcome {
     EffectOutcome {
         status: EffectStatus::RetryLater,
-        result: json!({ "not_sent": reason, "waiting_on": WAITING_ON }),
+        result: json!({ "not_sent": reason, "waiting_on": WaitingOn::SendLimit.as_str() }),
         followup: None,
     }
 }

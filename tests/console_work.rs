@@ -19,7 +19,9 @@ use std::time::Duration;
 use access::{key, principal, team};
 use chrono::{DateTime, TimeZone, Utc};
 use common::{eventually, Backend, TestApp};
-use console::{csrf, get_page, post_form, post_form_answer, rep_profile, row_ids, sign_in};
+use console::{
+    csrf, get_page, post_form, post_form_answer, post_form_page, rep_profile, row_ids, sign_in,
+};
 use neuronx_supervision::Clock;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -342,15 +344,8 @@ async fn a_text_from_the_queue_passes_the_gate_and_takes_the_conversation_over(b
         ("body", "Hi Ned, when suits you?"),
         ("back", "queue"),
     ];
-    let answer = console::browser()
-        .post(format!("{}{}", t.base, text(&ned)))
-        .header(reqwest::header::COOKIE, &cookie)
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), StatusCode::CONFLICT);
-    let page = answer.text().await.unwrap();
+    let (status, page) = post_form_page(&t, &cookie, &text(&ned), &form).await;
+    assert_eq!(status, StatusCode::CONFLICT);
     assert!(
         page.contains("the compliance gate refused the text") && page.contains("consent"),
         "{page}"
@@ -361,7 +356,7 @@ async fn a_text_from_the_queue_passes_the_gate_and_takes_the_conversation_over(b
     );
 
     // Consent: sent, counted by the carrier, and the conversation is ana's now. The form is
-    // submitted twice (a double click): its nonce makes the second a no-op.
+    // submitted twice (a double click): its nonce makes the second a no-op, said as such.
     let (_, page) = get_page(&t, &cookie, "/console/queue").await;
     let form_of_tia = &page[page.find(&text(&tia)).unwrap()..];
     let at = form_of_tia.find("name=\"nonce\" value=\"").unwrap() + 20;
@@ -373,13 +368,23 @@ async fn a_text_from_the_queue_passes_the_gate_and_takes_the_conversation_over(b
         ("back", "queue"),
         ("nonce", nonce.as_str()),
     ];
-    for _ in 0..2 {
-        let (status, to) = post_form_answer(&t, &cookie, &text(&tia), &form).await;
-        assert_eq!(
-            (status, to.as_str()),
-            (StatusCode::SEE_OTHER, "/console/queue")
-        );
-    }
+    let (status, to) = post_form_answer(&t, &cookie, &text(&tia), &form).await;
+    assert_eq!(
+        (status, to.as_str()),
+        (StatusCode::SEE_OTHER, "/console/queue")
+    );
+    let (status, page) = post_form_page(&t, &cookie, &text(&tia), &form).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(page.contains("already submitted"), "{page}");
+    let audited = audit(&t, "message_send", &tia).await;
+    let outcomes: Vec<&str> = audited
+        .iter()
+        .filter_map(|e| e["outcome"].as_str())
+        .collect();
+    assert!(
+        outcomes.contains(&"applied") && outcomes.contains(&"duplicate"),
+        "{outcomes:?}"
+    );
     let (_, thread) = t.get(&format!("/v1/opportunities/{tia}/messages")).await;
     let by_hand = thread["items"]
         .as_array()

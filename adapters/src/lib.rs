@@ -5,7 +5,6 @@
 pub mod carrier_sim;
 pub mod limits;
 pub mod loopback;
-pub mod mail_sink;
 pub mod outbound;
 pub mod smtp;
 pub mod twilio;

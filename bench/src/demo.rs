@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use neuronx_adapters::carrier_sim::{self, SimConfig};
-use neuronx_adapters::mail_sink::MailSink;
 use neuronx_supervision::TenantId;
 use serde_json::json;
 
@@ -20,6 +19,7 @@ use neuronx::app::App;
 use neuronx::config::Settings;
 use neuronx::secrets::Keyring;
 
+use crate::mail_sink::MailSink;
 use crate::places;
 
 #[derive(Debug, clap::Args)]
@@ -188,7 +188,7 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<Summa
     loop {
         let stats = sim.stats();
         let texts = Texts::count(&sim.messages(), &rep_phones);
-        let emails = Emails::count(&mail.messages(), &rep_emails);
+        let emails = mail.read(|m| Emails::count(m, &rep_emails));
         let backlog = store.backlog(i64::MAX).await?;
         let armed = first_touch_armed(&store, tenant.tenant_id).await?;
         eprint!(
@@ -220,7 +220,7 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<Summa
     }
     eprintln!();
     let texts = Texts::count(&sim.messages(), &rep_phones);
-    let emails = Emails::count(&mail.messages(), &rep_emails);
+    let emails = mail.read(|m| Emails::count(m, &rep_emails));
     let summary = summary::summarize(
         &store,
         tenant.tenant_id,

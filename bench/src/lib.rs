@@ -16,6 +16,7 @@ pub mod engine;
 pub mod failover;
 pub mod fairness;
 mod load;
+pub mod mail_sink;
 pub mod places;
 pub mod ring;
 pub mod twiml;

@@ -91,6 +91,9 @@ pub enum Outcome {
     /// Durable but not yet applied (another instance owns the actor).
     Accepted,
     Rejected,
+    /// A repeat of a request already made (the same console form submitted again): nothing
+    /// changed, and the first entry says what the request did.
+    Duplicate,
     /// Logged before the action was handed to the engine and not settled since: the instance
     /// stopped before it learned the outcome (the opportunity's timeline says whether it
     /// applied). Every other entry is final.
@@ -103,6 +106,7 @@ impl Outcome {
             Outcome::Applied => "applied",
             Outcome::Accepted => "accepted",
             Outcome::Rejected => "rejected",
+            Outcome::Duplicate => "duplicate",
             Outcome::Pending => "pending",
         }
     }

@@ -133,8 +133,9 @@ pub(crate) async fn run(
     run_once(engine, who, id, action, input, None).await
 }
 
-/// [`run`], with the inbox's dedupe key: a second submit of the same key changes nothing and
-/// answers the opportunity as it is.
+/// [`run`], with the inbox's dedupe key: a second submit of the same key changes nothing, is
+/// audited `duplicate` and answers 409 `already_submitted` (it says nothing of what the first
+/// did: that may have been refused, and the person must not read success).
 pub(crate) async fn run_once(
     engine: &EngineHandle,
     who: &Identity,
@@ -161,8 +162,18 @@ pub(crate) async fn run_once(
         },
     )
     .await?;
+    let dedupe_given = dedupe.is_some();
     let outcome = submit(engine, tenant, id, &input, dedupe).await?;
     let (result, audited) = match outcome {
+        SubmitOutcome::Duplicate if dedupe_given => (
+            Err(Error::Conflict {
+                code: "already_submitted".into(),
+                message: "this was already submitted, and nothing more was done; \
+                          reload the page to send another"
+                    .into(),
+            }),
+            (Outcome::Duplicate, None),
+        ),
         SubmitOutcome::Applied(_) | SubmitOutcome::Duplicate => {
             let after = load(engine, tenant, id).await?;
             let json = serde_json::to_value(&after).ok();

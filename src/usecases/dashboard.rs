@@ -63,6 +63,8 @@ const AT_RISK_SQL: &str = "SELECT COUNT(*) FROM timers t
 /// until its next try ends; a row claimed again and waiting for its turn now is `inflight` with
 /// that result still on it. A text's first wait, shorter than `limits.max_wait_ms`, happens in
 /// one instance's memory and is not counted. `$3`, `$4`: the text channels; `$5` the marker.
+/// (Numbered out of order on purpose: sqlx binds `$N` by its number on SQLite too, where plain
+/// SQLite would number named parameters by first appearance.)
 const TEXTS_WAITING_SQL: &str = "SELECT COUNT(*) FROM outbox o
      WHERE o.tenant_id = $1 AND o.kind = 'opportunity' AND o.channel IN ($3, $4)
        AND o.status IN ('pending', 'inflight')
@@ -155,7 +157,7 @@ pub async fn dashboard(engine: &EngineHandle, who: &Identity) -> Result<Dashboar
         .bind(&team)
         .bind(EffectChannel::Sms.as_str())
         .bind(EffectChannel::NotifySms.as_str())
-        .bind(crate::send_limits::WAITING_ON)
+        .bind(crate::send_limits::WaitingOn::SendLimit.as_str())
         .fetch_one(db)
         .await
         .map_err(ControlError::from)?);

@@ -23,6 +23,7 @@ use neuronx_supervision::store::{EffectRecord, OutboxStatus, TimelineRow};
 use neuronx_supervision::{EngineHandle, TenantId};
 use serde::Serialize;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::commands::{acting_as, run_once};
@@ -401,9 +402,12 @@ impl Once {
         Ok(Self(raw))
     }
 
-    /// The inbox dedupe key (the inbox keeps them per tenant, so the opportunity is in it).
-    fn dedupe_key(&self, opportunity: Uuid) -> String {
-        format!("message_send:{opportunity}:{}", self.0)
+    /// The inbox dedupe key (the inbox keeps them per tenant, so the opportunity is in it), with
+    /// the text's digest: the same form sent back with other words is another text.
+    fn dedupe_key(&self, opportunity: Uuid, body: &str) -> String {
+        let digest = Sha256::digest(body.as_bytes());
+        let short: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        format!("message_send:{opportunity}:{}:{short}", self.0)
     }
 }
 
@@ -426,11 +430,9 @@ pub async fn send(
         Error::Invalid { field, message } if field == "operator" => Error::invalid("by", message),
         e => e,
     })?;
-    let input = OppInput::SendText {
-        body: body.trim().to_owned(),
-        by,
-    };
-    let dedupe = once.as_ref().map(|o| o.dedupe_key(id));
+    let body = body.trim().to_owned();
+    let dedupe = once.as_ref().map(|o| o.dedupe_key(id, &body));
+    let input = OppInput::SendText { body, by };
     run_once(engine, who, id, AuditAction::MessageSend, input, dedupe).await
 }
 

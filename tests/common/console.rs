@@ -69,6 +69,24 @@ pub async fn post_form_answer(
     (resp.status(), location)
 }
 
+/// Posts a form without following a redirect; answers the status and the page.
+#[allow(dead_code)] // not every console suite reads the page
+pub async fn post_form_page(
+    t: &TestApp,
+    cookie: &str,
+    path: &str,
+    form: &[(&str, &str)],
+) -> (StatusCode, String) {
+    let resp = browser()
+        .post(format!("{}{path}", t.base))
+        .header(header::COOKIE, cookie)
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    (resp.status(), resp.text().await.unwrap())
+}
+
 /// The CSRF token a page's forms carry.
 pub fn csrf(page: &str) -> String {
     let at = page.find("name=\"csrf\" value=\"").unwrap() + 19;

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use std::collections::HashSet;
 
+use crate::mail_sink::ReceivedMail;
 use neuronx_adapters::carrier_sim::{MessageView, SimStats};
-use neuronx_adapters::mail_sink::ReceivedMail;
 use neuronx_supervision::store::{ActorRow, ListQuery, TimelineRow};
 use neuronx_supervision::{Store, TenantId};
 
@@ -169,17 +169,24 @@ impl Texts {
     }
 }
 
-/// The demo's SMTP server's messages, split by recipient: a rep's address or a lead's.
+/// The demo's SMTP server's messages, split by recipient: a rep's address or a lead's; and the
+/// ones received again (a `Message-ID` seen before: the engine names one intended message by
+/// one id, so a second copy is a duplicate send).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Emails {
     pub to_leads: u64,
     pub to_reps: u64,
+    pub duplicates: u64,
 }
 
 impl Emails {
     pub fn count(mail: &[ReceivedMail], rep_emails: &HashSet<String>) -> Self {
         let mut e = Self::default();
+        let mut ids = HashSet::new();
         for m in mail {
+            if let Some(id) = m.header("message-id") {
+                e.duplicates += u64::from(!ids.insert(id));
+            }
             for to in &m.to {
                 if rep_emails.contains(to) {
                     e.to_reps += 1;
@@ -212,7 +219,7 @@ pub(super) async fn summarize(
         replies: texts.lead_replies,
         lead_emails: emails.to_leads,
         rep_emails: emails.to_reps,
-        duplicate_sends: stats.duplicate_creates,
+        duplicate_sends: stats.duplicate_creates + emails.duplicates,
         ..Summary::default()
     };
     let (mut speed, mut to_rep) = (Vec::new(), Vec::new());
@@ -337,20 +344,22 @@ mod tests {
 
     #[test]
     fn emails_are_told_apart_by_the_reps_addresses() {
-        let m = |to: &[&str]| ReceivedMail {
+        let m = |to: &[&str], id: &str| ReceivedMail {
             from: "hello@demo-agency.test".into(),
             to: to.iter().map(|t| (*t).to_owned()).collect(),
-            data: String::new(),
+            data: format!("Subject: hi\r\nMessage-ID: <{id}>\r\n\r\nbody\r\n"),
         };
         let reps: HashSet<String> = ["rep-01@demo-agency.test".to_owned()].into();
         let mail = [
-            m(&["lead-1@example.com"]),
-            m(&["rep-01@demo-agency.test"]),
-            m(&["lead-2@example.com", "rep-01@demo-agency.test"]),
+            m(&["lead-1@example.com"], "1@x"),
+            m(&["rep-01@demo-agency.test"], "2@x"),
+            m(&["lead-2@example.com", "rep-01@demo-agency.test"], "3@x"),
+            m(&["lead-1@example.com"], "1@x"),
         ];
         let want = Emails {
-            to_leads: 2,
+            to_leads: 3,
             to_reps: 2,
+            duplicates: 1,
         };
         assert_eq!(Emails::count(&mail, &reps), want);
     }
