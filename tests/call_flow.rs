@@ -140,23 +140,7 @@ async fn nobody_free_promises_a_callback_and_escalates(backend: Backend) {
     let flow = call_flow_entries(&app, un).await;
     let events: Vec<&str> = flow.iter().filter_map(|d| d["event"].as_str()).collect();
     assert_eq!(events, ["unattended"], "{flow:?}");
-    let timeline = eventually(Duration::from_secs(20), "escalation", || async {
-        let t = app.timeline(&id).await;
-        t.iter().any(|e| e["kind"] == "sla_escalated").then_some(t)
-    })
-    .await;
-    let texts: Vec<&str> = timeline
-        .iter()
-        .filter(|e| e["kind"] == "effect_sent")
-        .filter_map(|e| e["data"]["body"].as_str())
-        .collect();
-    assert!(
-        texts.iter().any(|b| b.contains("call you back shortly")),
-        "{texts:?}"
-    );
-    let (_, opp) = app.get(&format!("/v1/opportunities/{id}")).await;
-    assert_eq!(opp["escalated"], true, "{opp}");
-    assert_eq!(opp["assignee"], "escalations:west", "{opp}");
+    flow::escalated_after_text(&app, &id, "call you back shortly", "escalations:west").await;
     let stats = sim.stats();
     assert_eq!((stats.dial_legs, stats.bridged_calls), (0, 0), "{stats:?}");
     eventually(Duration::from_secs(10), "the callback text", || async {

@@ -272,23 +272,7 @@ async fn nobody_free_promises_a_callback_and_escalates(backend: Backend) {
     let un = entries.iter().find(|d| d["event"] == "unattended").unwrap();
     assert_eq!(un["reason"], "no_rep_available");
     assert_eq!(un["inbound"], true);
-    let timeline = eventually(Duration::from_secs(20), "the escalation", || async {
-        let t = app.timeline(id).await;
-        t.iter().any(|e| e["kind"] == "sla_escalated").then_some(t)
-    })
-    .await;
-    let texts: Vec<&str> = timeline
-        .iter()
-        .filter(|e| e["kind"] == "effect_sent")
-        .filter_map(|e| e["data"]["body"].as_str())
-        .collect();
-    assert!(
-        texts.iter().any(|b| b.contains("thanks for calling")),
-        "{texts:?}"
-    );
-    let (_, opp) = app.get(&format!("/v1/opportunities/{id}")).await;
-    assert_eq!(opp["escalated"], true, "{opp}");
-    assert_eq!(opp["assignee"], "escalations:west", "{opp}");
+    let texts = flow::escalated_after_text(app, id, "thanks for calling", "escalations:west").await;
     // The playbook's first text, then the callback promise.
     eventually(Duration::from_secs(10), "the callback text", || async {
         let bodies: Vec<String> = sim

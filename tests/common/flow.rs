@@ -133,3 +133,28 @@ pub async fn call_events(app: &TestApp, call_id: &str) -> Vec<Value> {
         .map(|e| e["data"].clone())
         .collect()
 }
+
+/// Waits for the opportunity's escalation, then checks that one of the texts it was sent
+/// contains `text` and that it now sits escalated with `queue`; answers the texts sent.
+#[allow(dead_code)] // the call-flow suites use it
+pub async fn escalated_after_text(app: &TestApp, id: &str, text: &str, queue: &str) -> Vec<String> {
+    let timeline = crate::common::eventually(
+        std::time::Duration::from_secs(20),
+        "the escalation",
+        || async {
+            let t = app.timeline(id).await;
+            t.iter().any(|e| e["kind"] == "sla_escalated").then_some(t)
+        },
+    )
+    .await;
+    let texts: Vec<String> = timeline
+        .iter()
+        .filter(|e| e["kind"] == "effect_sent")
+        .filter_map(|e| e["data"]["body"].as_str().map(str::to_owned))
+        .collect();
+    assert!(texts.iter().any(|b| b.contains(text)), "{texts:?}");
+    let (_, opp) = app.get(&format!("/v1/opportunities/{id}")).await;
+    assert_eq!(opp["escalated"], true, "{opp}");
+    assert_eq!(opp["assignee"], queue, "{opp}");
+    texts
+}
