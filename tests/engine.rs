@@ -41,7 +41,7 @@ async fn a_stale_epoch_write_is_rejected_counted_and_the_shard_stops(backend: Ba
     // The 202 came when the wait for the reply ran out; under load the fenced commit may be
     // refused a moment later.
     eventually(
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         "the fenced commit to be counted",
         || async { (t.gauge("neuronx_fencing_rejections_total").await >= 1.0).then_some(()) },
     )

@@ -137,7 +137,7 @@ pub async fn check(world: &World, model: &Model) -> Vec<String> {
         invariants::stop_windows(
             lead, &timeline, written, &phone, &calls, &messages, &mut bad,
         );
-        reps::conversations(lead, &phone, &details, &timeline, &mut bad);
+        let _lost = reps::conversations(lead, &phone, &details, &timeline, &mut bad);
         let consent = world.schedule.consent[lead];
         invariants::consent(lead, consent, model, &phone, &stats, &mut bad);
         // Each call placed reached the carrier at most once (a dial cut by a crash may not
