@@ -83,7 +83,8 @@ const textLimit: ListQuery = { limit: "50" };
 const textPaused: ListQuery = { paused: "true" };
 
 type Created = paths["/v1/opportunities"]["post"]["responses"][201]["content"]["application/json"];
-const phoneOf = (o: Created): string => o.contact.phone;
+// A lead may come with an email alone (ADR 0046 addendum): its phone may be null.
+const phoneOf = (o: Created): string | null => o.contact.phone;
 const teamOf = (o: Opportunity): string | null => o.team;
 type Page = components["schemas"]["OpportunityPage"];
 const firstStage = (p: Page): Stage | undefined => p.items[0]?.stage;
