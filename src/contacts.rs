@@ -283,23 +283,11 @@ pub async fn give_back(
     taken: &Taken,
 ) -> Result<(), StoreError> {
     for (key, replaced) in &taken.0 {
-        let (table, column) = key.table();
         let n = match replaced {
-            Some(before) => {
-                let sql = format!(
-                    "UPDATE {table} SET opportunity_id = $1
-                    WHERE tenant_id = $2 AND {column} = $3 AND opportunity_id = $4"
-                );
-                on_db!(store, |db, uid, _json| sqlx::query(&sql)
-                    .bind(uid(*before))
-                    .bind(uid(tenant.0))
-                    .bind(key.value())
-                    .bind(uid(id))
-                    .execute(db)
-                    .await?
-                    .rows_affected())
-            }
+            // The compare-and-set a claim uses, the other way: back to the closed holder.
+            Some(before) => u64::from(replace(store, tenant, key, id, *before).await?),
             None => {
+                let (table, column) = key.table();
                 let sql = format!(
                     "DELETE FROM {table}
                     WHERE tenant_id = $1 AND {column} = $2 AND opportunity_id = $3"

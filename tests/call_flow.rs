@@ -13,11 +13,11 @@ mod flow;
 
 use std::time::Duration;
 
-use flow::{rep, setup, Setup};
+use flow::{conversation_until, rep, setup, Setup};
 
 use access::team;
 use common::{eventually, post_signed, Backend, TestApp};
-use neuronx_adapters::carrier_sim::{self, CalleeMix};
+use neuronx_adapters::carrier_sim::CalleeMix;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -44,34 +44,6 @@ async fn lead_in(app: &TestApp, external_id: &str, phone: &str, team: Option<&st
     body["id"].as_str().unwrap().to_owned()
 }
 
-/// The opportunity's `conversation` entries' `data`, once one with `event` shows up (polled
-/// with a deadline; the whole timeline and the carrier's counters are shown if it never does).
-async fn conversation_until(
-    app: &TestApp,
-    sim: &carrier_sim::SimHandle,
-    id: &str,
-    event: &str,
-) -> Vec<Value> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let timeline = app.timeline(id).await;
-        let entries: Vec<Value> = timeline
-            .iter()
-            .filter(|e| e["kind"] == "conversation")
-            .map(|e| e["data"].clone())
-            .collect();
-        if entries.iter().any(|d| d["event"] == event) {
-            return entries;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no {event} entry within 30 s; timeline {timeline:#?}; carrier {:#?}",
-            sim.stats()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// The `conversation` entries of the call an opportunity's entry names, in order.
 async fn call_flow_entries(app: &TestApp, entry: &Value) -> Vec<Value> {
     flow::call_events(app, entry["call_id"].as_str().unwrap()).await
@@ -84,7 +56,7 @@ async fn an_answered_lead_is_bridged_to_the_available_rep(backend: Backend) {
     rep(&app, "bo", Some("west"), "+14155550202", "available").await;
     let id = lead_in(&app, "flow-1", "+14155550101", Some("west")).await;
 
-    let entries = conversation_until(&app, &sim, &id, "conversation").await;
+    let entries = conversation_until(&app, &id, "conversation").await;
     let conv = entries
         .iter()
         .find(|d| d["event"] == "conversation")
@@ -134,7 +106,7 @@ async fn nobody_free_promises_a_callback_and_escalates(backend: Backend) {
     rep(&app, "ana", Some("west"), "+14155550201", "offline").await;
     let id = lead_in(&app, "flow-2", "+14155550102", Some("west")).await;
 
-    let entries = conversation_until(&app, &sim, &id, "unattended").await;
+    let entries = conversation_until(&app, &id, "unattended").await;
     let un = entries.iter().find(|d| d["event"] == "unattended").unwrap();
     assert_eq!(un["reason"], "no_rep_available");
     let flow = call_flow_entries(&app, un).await;
@@ -167,7 +139,7 @@ async fn sequential_ringing_moves_on_after_a_missed_rep(backend: Backend) {
     sim.set_callee("+14155550201", never);
     let id = lead_in(&app, "flow-3", "+14155550103", Some("west")).await;
 
-    let opp_entries = conversation_until(&app, &sim, &id, "conversation").await;
+    let opp_entries = conversation_until(&app, &id, "conversation").await;
     let entries = call_flow_entries(&app, &opp_entries[0]).await;
     let events: Vec<&str> = entries.iter().filter_map(|d| d["event"].as_str()).collect();
     assert_eq!(
@@ -212,7 +184,7 @@ async fn simultaneous_ringing_connects_the_first_to_answer(backend: Backend) {
     sim.set_callee("+14155550202", fast);
     let id = lead_in(&app, "flow-4", "+14155550104", Some("west")).await;
 
-    let opp_entries = conversation_until(&app, &sim, &id, "conversation").await;
+    let opp_entries = conversation_until(&app, &id, "conversation").await;
     let entries = call_flow_entries(&app, &opp_entries[0]).await;
     let rung = entries.iter().find(|d| d["event"] == "reps_rung").unwrap();
     assert_eq!(rung["reps"], json!(["ana", "bo"]), "{entries:?}");

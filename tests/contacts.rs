@@ -152,21 +152,8 @@ async fn leads_arriving_together_start_one_cadence(backend: Backend) {
         }
     });
     let answers = futures_util::future::join_all(creates).await;
-    let created: Vec<&Value> = answers
-        .iter()
-        .filter(|(s, _)| *s == StatusCode::CREATED)
-        .map(|(_, b)| b)
-        .collect();
-    assert_eq!(created.len(), 1, "{answers:?}");
-    let id = created[0]["id"].as_str().unwrap();
-    for (status, body) in &answers {
-        match *status {
-            StatusCode::CREATED => {}
-            StatusCode::OK => assert_eq!(body["id"], id, "{body}"),
-            StatusCode::CONFLICT => assert_eq!(body["error"], "contact_busy", "{body}"),
-            other => panic!("unexpected {other}: {body}"),
-        }
-    }
+    let id = common::the_one_created(&answers);
+    let id = id.as_str();
     assert_eq!(opportunities_of(&t, phone).await, 1);
     assert_eq!(count(&t.timeline(id).await, "call_placed"), 1);
     t.stop().await;

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use access::team;
 use common::{eventually, post_signed, Backend, TestApp};
-use flow::{rep, setup, Setup};
+use flow::{conversation_until, rep, setup, Setup};
 use neuronx_adapters::carrier_sim::{self, CallDetail, CalleeMix};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -80,24 +80,6 @@ async fn finished(sim: &carrier_sim::SimHandle, sid: &str) -> CallDetail {
         "the inbound call's end",
         || async { sim.call_detail(sid).filter(|c| c.flow_end.is_some()) },
     )
-    .await
-}
-
-/// The opportunity's `conversation` entries' `data`, once one with `event` shows up.
-async fn conversation_until(app: &TestApp, id: &str, event: &str) -> Vec<Value> {
-    eventually(Duration::from_secs(30), event, || async {
-        let entries: Vec<Value> = app
-            .timeline(id)
-            .await
-            .iter()
-            .filter(|e| e["kind"] == "conversation")
-            .map(|e| e["data"].clone())
-            .collect();
-        entries
-            .iter()
-            .any(|d| d["event"] == event)
-            .then_some(entries)
-    })
     .await
 }
 
@@ -275,13 +257,7 @@ async fn nobody_free_promises_a_callback_and_escalates(backend: Backend) {
     let texts = flow::escalated_after_text(app, id, "thanks for calling", "escalations:west").await;
     // The playbook's first text, then the callback promise.
     eventually(Duration::from_secs(10), "the callback text", || async {
-        let bodies: Vec<String> = sim
-            .messages()
-            .into_iter()
-            .filter(|m| m.to == "+14155550103")
-            .map(|m| m.sid)
-            .collect();
-        (bodies.len() == texts.len()).then_some(())
+        (flow::texts_to(sim, "+14155550103") as usize == texts.len()).then_some(())
     })
     .await;
     assert_eq!(sim.stats().calls, 0, "the lead is not dialled");

@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use hours::{Day, LocalTime, WorkingHours};
-pub use offer::{call_ended, engage, leg_ended, offer, offer_named, offer_one, Offer, OfferedRep};
+pub use offer::{
+    call_ended, engage, leg_ended, offer, offer_in, offer_named_in, offer_one, Offer, OfferedRep,
+};
 pub use ringing::{
     ringing, set_ringing, RingStrategy, DEFAULT_RING_TIMEOUT_SECONDS, RING_TIMEOUT_SECONDS,
 };

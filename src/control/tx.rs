@@ -2,7 +2,7 @@
 //! audit entry together: written as two statements on the pool, a crash between them left a
 //! change the log never recorded (ADR 0036, "writes that follow a commit").
 
-use neuronx_supervision::{Store, StoreError};
+use neuronx_supervision::{InTx, Store, StoreError};
 use sqlx::{Postgres, Sqlite, Transaction};
 
 pub enum Tx {
@@ -18,6 +18,15 @@ impl Tx {
             Store::Postgres(pg) => Tx::Pg(pg.pool().begin().await?),
             Store::Sqlite(lite) => Tx::Sqlite(lite.pool().begin_with("BEGIN IMMEDIATE").await?),
         })
+    }
+
+    /// The transaction's connection, for the engine to write its own rows in it (an input
+    /// that must commit with a product change, `EngineHandle::enqueue_in`).
+    pub fn conn(&mut self) -> InTx<'_> {
+        match self {
+            Tx::Pg(t) => InTx::Pg(t),
+            Tx::Sqlite(t) => InTx::Sqlite(t),
+        }
     }
 
     pub async fn commit(self) -> Result<(), StoreError> {

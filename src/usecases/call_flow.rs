@@ -22,6 +22,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::webhooks::{param, query_param, to_value, verified, Delivery, Refusal, Verifier};
+use crate::control::tx::Tx;
 use crate::control::{access, reps};
 
 /// Which request of the flow arrived.
@@ -110,11 +111,7 @@ pub async fn handle(
         // Not a call of ours (or one since erased): never connect anyone on it.
         return Ok(Response::new().hangup());
     };
-    let pb = flow
-        .playbooks
-        .get(&known.opp.playbook)
-        .or_else(|| flow.playbooks.get(flow.default_playbook));
-    let Some(pb) = pb else {
+    let Some(pb) = playbook(flow, Some(&known.opp.playbook)) else {
         return Ok(Response::new().hangup());
     };
     known.record = recording::dial_recording(v, &known, pb, flow.rules);
@@ -128,6 +125,64 @@ pub async fn handle(
         FlowHook::Notice => Ok(recording::notice_doc(pb)),
         FlowHook::Recording => recording::recorded(v, &known, d.query, &params).await,
     }
+}
+
+/// The playbook named `name`, else the default one.
+pub(super) fn playbook<'a>(flow: &'a Flow<'_>, name: Option<&str>) -> Option<&'a Playbook> {
+    name.and_then(|n| flow.playbooks.get(n))
+        .or_else(|| flow.playbooks.get(flow.default_playbook))
+}
+
+/// Opportunity `id`'s state, `None` when it does not exist (or cannot be read as one).
+pub(super) async fn load_opportunity(
+    v: &Verifier<'_>,
+    tenant: TenantId,
+    id: Uuid,
+) -> Result<Option<Opportunity>, Refusal> {
+    let row = v
+        .engine
+        .store()
+        .get_actor(tenant, opp::KIND.as_str(), id)
+        .await
+        .map_err(|_| Refusal::StoreUnavailable)?;
+    Ok(row.and_then(|r| serde_json::from_value::<Opportunity>(r.state).ok()))
+}
+
+/// A dial's result: its `DialCallStatus`, and whether it bridged (`DialBridged`, else a
+/// `completed` dial).
+pub(super) fn dial_result(params: &[(String, String)]) -> Result<(DialStatus, bool), Refusal> {
+    let status: DialStatus = param(params, "DialCallStatus")
+        .ok_or(Refusal::MissingDialCallStatus)?
+        .parse()
+        .map_err(|_| Refusal::BadDialCallStatus)?;
+    let bridged = match param(params, "DialBridged") {
+        Some(b) => b.eq_ignore_ascii_case("true"),
+        None => status == DialStatus::Completed,
+    };
+    Ok((status, bridged))
+}
+
+/// Frees a rep's slot once their leg of call `call_id` has ended (the `rep` the leg's URL
+/// names), so they can take the next call before the whole dial reports.
+pub(super) async fn free_rep_if_leg_ended(
+    v: &Verifier<'_>,
+    tenant: TenantId,
+    call_id: Uuid,
+    query: Option<&str>,
+    params: &[(String, String)],
+) -> Result<(), Refusal> {
+    let status = param(params, "CallStatus").ok_or(Refusal::MissingCallStatus)?;
+    let ended = matches!(
+        status,
+        "completed" | "busy" | "no-answer" | "failed" | "canceled"
+    );
+    if let (true, Some(rep)) = (ended, query_param(query, "rep")) {
+        let now = v.engine.config().clock.now();
+        reps::leg_ended(v.engine.store(), tenant, call_id, &rep, now)
+            .await
+            .map_err(|_| Refusal::StoreUnavailable)?;
+    }
+    Ok(())
 }
 
 fn required(hook: FlowHook, params: &[(String, String)]) -> Result<(), Refusal> {
@@ -180,11 +235,7 @@ async fn known(
     if !exists {
         return Ok(None);
     }
-    let row = store
-        .get_actor(tenant, opp::KIND.as_str(), opp_id)
-        .await
-        .map_err(|_| Refusal::StoreUnavailable)?;
-    let Some(opp) = row.and_then(|r| serde_json::from_value::<Opportunity>(r.state).ok()) else {
+    let Some(opp) = load_opportunity(v, tenant, opp_id).await? else {
         return Ok(None);
     };
     let key = call_actor::key(&opp::key(tenant, opp_id), call_id);
@@ -256,6 +307,10 @@ async fn ring_next(
 ) -> Result<Response, Refusal> {
     let store = v.engine.store();
     let now = v.engine.config().clock.now();
+    let unavailable = |_| Refusal::StoreUnavailable;
+    // The offer and the `RepsRung` input that records it commit together: never a rep held
+    // for a call whose actor was not told, nor a second commit to wait for (ADR 0040).
+    let mut tx = Tx::begin(store).await.map_err(unavailable)?;
     let offered = if round > MAX_ROUNDS {
         None
     } else {
@@ -265,15 +320,16 @@ async fn ring_next(
                 .await
                 .map_err(|_| Refusal::StoreUnavailable)?,
         };
-        let offer = match inbound::assignee_first(v, k, team, round, now).await? {
+        let offer = match inbound::assignee_first(&mut tx, k, team, round, now).await? {
             Some(offer) => offer,
-            None => reps::offer(store, k.tenant, team, k.call_id, now)
+            None => reps::offer_in(&mut tx, k.tenant, team, k.call_id, now)
                 .await
                 .map_err(|_| Refusal::StoreUnavailable)?,
         };
         (!offer.reps.is_empty()).then_some(offer)
     };
     let Some(offer) = offered else {
+        drop(tx); // nothing was written: rolled back
         let input = CallInput::Unattended { reason: none_left };
         let dedupe = format!("flow:{call_sid}:unattended");
         durable(v, k, &input, dedupe).await?;
@@ -284,14 +340,19 @@ async fn ring_next(
         return Ok(doc.say(fill(said, &k.opp.contact.name)).hangup());
     };
     let names: Vec<String> = offer.reps.iter().map(|r| r.name.clone()).collect();
-    let input = CallInput::RepsRung {
-        reps: names.clone(),
-    };
+    let input = to_value(&CallInput::RepsRung { reps: names })?;
     let dedupe = format!("flow:{call_sid}:rung:{round}");
-    if let Err(refused) = durable(v, k, &input, dedupe).await {
-        // Not recorded, so not rung: free the reps again.
-        let _ = reps::call_ended(store, k.tenant, k.call_id, now).await;
-        return Err(refused);
+    let staged = v
+        .engine
+        .enqueue_in(tx.conn(), k.key, input, Some(dedupe))
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, call = %k.call_id, "reps rung not made durable");
+            Refusal::StoreUnavailable
+        })?;
+    tx.commit().await.map_err(unavailable)?;
+    if let Some(staged) = staged {
+        v.engine.deliver(staged);
     }
     let mut ids = format!("call={}&opp={}", k.call_id, k.opp.id);
     if let Some(inbound) = &k.inbound {
@@ -344,14 +405,7 @@ async fn dial_ended(
     params: &[(String, String)],
 ) -> Result<Response, Refusal> {
     let call_sid = param(params, "CallSid").ok_or(Refusal::MissingCallSid)?;
-    let status: DialStatus = param(params, "DialCallStatus")
-        .ok_or(Refusal::MissingDialCallStatus)?
-        .parse()
-        .map_err(|_| Refusal::BadDialCallStatus)?;
-    let bridged = match param(params, "DialBridged") {
-        Some(b) => b.eq_ignore_ascii_case("true"),
-        None => status == DialStatus::Completed,
-    };
+    let (status, bridged) = dial_result(params)?;
     if query_param(query, "mode").as_deref() == Some("agent") {
         let ended = agent::dial_ended(v, k, call_sid, status, bridged, params).await?;
         let now = v.engine.config().clock.now();
@@ -397,17 +451,7 @@ async fn leg(
     query: Option<&str>,
     params: &[(String, String)],
 ) -> Result<Response, Refusal> {
-    let status = param(params, "CallStatus").ok_or(Refusal::MissingCallStatus)?;
-    let ended = matches!(
-        status,
-        "completed" | "busy" | "no-answer" | "failed" | "canceled"
-    );
-    if let (true, Some(rep)) = (ended, query_param(query, "rep")) {
-        let now = v.engine.config().clock.now();
-        reps::leg_ended(v.engine.store(), k.tenant, k.call_id, &rep, now)
-            .await
-            .map_err(|_| Refusal::StoreUnavailable)?;
-    }
+    free_rep_if_leg_ended(v, k.tenant, k.call_id, query, params).await?;
     Ok(Response::new())
 }
 

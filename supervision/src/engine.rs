@@ -24,8 +24,10 @@ use crate::store::{CommitRecord, EffectDone, InboxPoll, Inserted, NewInput, Stor
 
 pub use crate::runtime::{EngineConfig, Runtime};
 pub use dead_letters::RetryOutcome;
+pub use staged::Staged;
 
 mod dead_letters;
+mod staged;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum SubmitOutcome {

@@ -38,7 +38,8 @@ pub mod timers;
 
 pub use clock::Clock;
 pub use engine::{
-    Engine, EngineConfig, EngineHandle, RetryOutcome, StartError, SubmitError, SubmitOutcome,
+    Engine, EngineConfig, EngineHandle, RetryOutcome, Staged, StartError, SubmitError,
+    SubmitOutcome,
 };
 pub use entity::{
     Applied, Changes, EffectRequest, Entity, KeyType, Lookup, OutboxHold, Rejected, Summary,
@@ -50,4 +51,4 @@ pub use outbox::{
     EffectCall, EffectFuture, EffectHandler, EffectOutcome, EffectStatus, Handlers, LeaseCheck,
     Standing,
 };
-pub use store::{Store, StoreError};
+pub use store::{InTx, Store, StoreError};

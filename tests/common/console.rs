@@ -54,13 +54,7 @@ pub async fn post_form_answer(
     path: &str,
     form: &[(&str, &str)],
 ) -> (StatusCode, String) {
-    let resp = browser()
-        .post(format!("{}{path}", t.base))
-        .header(header::COOKIE, cookie)
-        .form(form)
-        .send()
-        .await
-        .unwrap();
+    let resp = send_form(t, cookie, path, form).await;
     let location = resp
         .headers()
         .get(header::LOCATION)
@@ -77,14 +71,24 @@ pub async fn post_form_page(
     path: &str,
     form: &[(&str, &str)],
 ) -> (StatusCode, String) {
-    let resp = browser()
+    let resp = send_form(t, cookie, path, form).await;
+    (resp.status(), resp.text().await.unwrap())
+}
+
+/// Posts a form as the signed-in browser would, not following a redirect.
+async fn send_form(
+    t: &TestApp,
+    cookie: &str,
+    path: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    browser()
         .post(format!("{}{path}", t.base))
         .header(header::COOKIE, cookie)
         .form(form)
         .send()
         .await
-        .unwrap();
-    (resp.status(), resp.text().await.unwrap())
+        .unwrap()
 }
 
 /// The CSRF token a page's forms carry.

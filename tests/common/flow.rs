@@ -158,3 +158,22 @@ pub async fn escalated_after_text(app: &TestApp, id: &str, text: &str, queue: &s
     assert_eq!(opp["assignee"], queue, "{opp}");
     texts
 }
+
+/// The opportunity's `conversation` entries' `data`, once one with `event` shows up.
+#[allow(dead_code)] // the call-flow suites use it
+pub async fn conversation_until(app: &TestApp, id: &str, event: &str) -> Vec<Value> {
+    crate::common::eventually(std::time::Duration::from_secs(30), event, || async {
+        let entries: Vec<Value> = app
+            .timeline(id)
+            .await
+            .iter()
+            .filter(|e| e["kind"] == "conversation")
+            .map(|e| e["data"].clone())
+            .collect();
+        entries
+            .iter()
+            .any(|d| d["event"] == event)
+            .then_some(entries)
+    })
+    .await
+}

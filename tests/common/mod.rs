@@ -430,3 +430,25 @@ pub fn metric(text: &str, name: &str) -> f64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0)
 }
+
+/// Of creates of one person sent together: exactly one made the opportunity (201), and every
+/// other joined it (200, the same id) or was told to retry (409 `contact_busy`). Answers its id.
+#[allow(dead_code)] // the contact suites use it
+pub fn the_one_created(answers: &[(StatusCode, Value)]) -> String {
+    let created: Vec<&Value> = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(created.len(), 1, "{answers:?}");
+    let id = created[0]["id"].as_str().unwrap().to_owned();
+    for (status, body) in answers {
+        match *status {
+            StatusCode::CREATED => {}
+            StatusCode::OK => assert_eq!(body["id"], id.as_str(), "{body}"),
+            StatusCode::CONFLICT => assert_eq!(body["error"], "contact_busy", "{body}"),
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    id
+}

@@ -319,6 +319,38 @@ async fn concurrent_offers_all_get_a_rep_with_room() {
     store.close().await;
 }
 
+/// Sixteen offers at once to a team of five reps taking two calls each: every free slot is
+/// filled and none twice (the offers that read a rep another took meanwhile read again, and
+/// the ones left with nothing wait for the locks), whatever order they ran in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_offers_fill_every_free_slot_and_overfill_none() {
+    let (store, tenant, _dir) = store(Backend::Postgres).await;
+    let five = make_team(&store, tenant, "five").await;
+    let names = ["r1", "r2", "r3", "r4", "r5"];
+    for name in names {
+        make_rep(&store, tenant, name, Some("five"), None, 2).await;
+    }
+    for round in 0..3 {
+        let offers = offers_at_once(&store, tenant, five, 16).await;
+        let mut per_rep = std::collections::BTreeMap::new();
+        for (_, offer) in &offers {
+            assert!(offer.reps.len() <= 1, "round {round}: sequential rings one");
+            for rep in &offer.reps {
+                *per_rep.entry(rep.name.clone()).or_insert(0) += 1;
+            }
+        }
+        let expected: std::collections::BTreeMap<String, i32> =
+            names.iter().map(|n| (n.to_string(), 2)).collect();
+        assert_eq!(per_rep, expected, "round {round}: two calls to each rep");
+        for (call, _) in &offers {
+            reps::call_ended(&store, tenant, *call, monday())
+                .await
+                .unwrap();
+        }
+    }
+    store.close().await;
+}
+
 crate::both_backends!(
     offers_go_round_robin_to_free_reps_only,
     offers_honour_hours_most_calls_and_simultaneous_ringing,

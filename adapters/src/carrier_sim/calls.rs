@@ -122,33 +122,20 @@ pub(crate) fn create(
         .copied()
         .unwrap_or(drawn);
     let sid = state.new_sid("CA");
-    let wall = Utc::now();
     let mut call = Call {
-        sid: sid.clone(),
-        to: req.to,
-        from: req.from,
-        status: CallState::Queued,
-        outcome,
         amd: req.amd,
-        answered_by: None,
         callback: req.status_callback,
-        callback_method: Method::Post,
         events: req.events,
         effect,
-        seq: 0,
-        rng,
-        pipe: Pipe::default(),
-        created: wall,
-        updated: wall,
-        start_time: None,
-        end_time: None,
-        answered_at: None,
-        duration_secs: None,
-        parent: None,
-        inbound: false,
         flow: req.source,
-        ended: watch::channel(false).0,
-        log: FlowLog::default(),
+        ..Call::new(
+            sid.clone(),
+            req.to,
+            req.from,
+            CallState::Queued,
+            outcome,
+            rng,
+        )
     };
     let mut plan = plan(&mut call, config, req.timeout_secs);
     if matches!(call.flow, Some(FlowSource::Url { .. })) {
@@ -354,22 +341,40 @@ impl Call {
         events: Events,
         rng: StdRng,
     ) -> Self {
-        let wall = Utc::now();
         let (callback, callback_method) = match callback {
             Some((url, method)) => (Some(url), method),
             None => (None, Method::Post),
         };
         Self {
-            sid,
-            to,
-            from,
-            status: CallState::Queued,
-            outcome,
-            amd: None,
-            answered_by: None,
             callback,
             callback_method,
             events,
+            parent: Some(parent),
+            ..Self::new(sid, to, from, CallState::Queued, outcome, rng)
+        }
+    }
+
+    /// A call as the carrier makes it, with nothing yet: what every kind of call starts from.
+    pub(crate) fn new(
+        sid: String,
+        to: String,
+        from: String,
+        status: CallState,
+        outcome: CallOutcome,
+        rng: StdRng,
+    ) -> Self {
+        let wall = Utc::now();
+        Self {
+            sid,
+            to,
+            from,
+            status,
+            outcome,
+            amd: None,
+            answered_by: None,
+            callback: None,
+            callback_method: Method::Post,
+            events: Events::default(),
             effect: None,
             seq: 0,
             rng,
@@ -380,7 +385,7 @@ impl Call {
             end_time: None,
             answered_at: None,
             duration_secs: None,
-            parent: Some(parent),
+            parent: None,
             inbound: false,
             flow: None,
             ended: watch::channel(false).0,

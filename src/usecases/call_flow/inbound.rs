@@ -14,17 +14,21 @@
 //! opportunity there is no timeline, so the call is counted (`neuronx_webhooks_total`,
 //! `outcome`) and logged, and its dial's result is logged with the rep and the talk time.
 
-use neuronx_actors::domain::call::{CallInput, DialStatus, UnattendedReason};
-use neuronx_actors::domain::opportunity::{validate_e164, Opportunity};
-use neuronx_actors::domain::playbook::{fill, Playbook};
+use neuronx_actors::domain::call::{CallInput, UnattendedReason};
+use neuronx_actors::domain::opportunity::validate_e164;
+use neuronx_actors::domain::playbook::fill;
 use neuronx_actors::{call as call_actor, opportunity as opp};
 use neuronx_adapters::twilio::twiml::Response;
 use neuronx_supervision::{SubmitOutcome, TenantId};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::{recording, ring_next, urlencoded, Flow, FlowHook, Known, Rung, MAX_ROUNDS};
+use super::{
+    dial_result, free_rep_if_leg_ended, load_opportunity, playbook, recording, ring_next,
+    urlencoded, Flow, FlowHook, Known, Rung, MAX_ROUNDS,
+};
 use crate::control::reps;
+use crate::control::tx::Tx;
 use crate::usecases::webhooks::{
     live_opportunity_of, number_team, param, query_param, to_value, verified, Delivery, Refusal,
     Verifier,
@@ -158,7 +162,7 @@ async fn route(
     };
     let opportunity = match &req.from {
         Some(from) => match live_opportunity_of(v.engine, tenant, from, team).await? {
-            Some(id) => load(v, tenant, id).await?,
+            Some(id) => load_opportunity(v, tenant, id).await?,
             None => None,
         },
         None => None,
@@ -233,25 +237,6 @@ async fn route(
     })
 }
 
-async fn load(
-    v: &Verifier<'_>,
-    tenant: TenantId,
-    id: Uuid,
-) -> Result<Option<Opportunity>, Refusal> {
-    let row = v
-        .engine
-        .store()
-        .get_actor(tenant, opp::KIND.as_str(), id)
-        .await
-        .map_err(|_| Refusal::StoreUnavailable)?;
-    Ok(row.and_then(|r| serde_json::from_value::<Opportunity>(r.state).ok()))
-}
-
-fn playbook<'a>(flow: &'a Flow<'_>, name: Option<&str>) -> Option<&'a Playbook> {
-    name.and_then(|n| flow.playbooks.get(n))
-        .or_else(|| flow.playbooks.get(flow.default_playbook))
-}
-
 /// The default playbook's greeting, for a caller we cannot name.
 fn greeting(flow: &Flow<'_>) -> Response {
     let text = playbook(flow, None).and_then(|pb| pb.call_flow.inbound_greeting.as_deref());
@@ -264,7 +249,7 @@ fn greeting(flow: &Flow<'_>) -> Response {
 /// Round 1 of a known caller's inbound call rings the lead's assignee alone, when they can take
 /// it: the person the lead knows. `None`: ring by the team's strategy instead.
 pub(super) async fn assignee_first(
-    v: &Verifier<'_>,
+    tx: &mut Tx,
     k: &Known,
     team: Option<Uuid>,
     round: u32,
@@ -273,8 +258,7 @@ pub(super) async fn assignee_first(
     if k.inbound.is_none() || round != 1 || k.opp.assignee.trim().is_empty() {
         return Ok(None);
     }
-    let store = v.engine.store();
-    let offer = reps::offer_named(store, k.tenant, team, &k.opp.assignee, k.call_id, now)
+    let offer = reps::offer_named_in(tx, k.tenant, team, &k.opp.assignee, k.call_id, now)
         .await
         .map_err(|_| Refusal::StoreUnavailable)?;
     Ok((!offer.reps.is_empty()).then_some(offer))
@@ -356,27 +340,11 @@ pub(super) async fn unknown_caller(
             Ok(Response::new().say(said))
         }
         FlowHook::Leg => {
-            let status = param(params, "CallStatus").ok_or(Refusal::MissingCallStatus)?;
-            let ended = matches!(
-                status,
-                "completed" | "busy" | "no-answer" | "failed" | "canceled"
-            );
-            if let (true, Some(rep)) = (ended, query_param(query, "rep")) {
-                reps::leg_ended(store, tenant, call_id, &rep, now)
-                    .await
-                    .map_err(unavailable)?;
-            }
+            free_rep_if_leg_ended(v, tenant, call_id, query, params).await?;
             Ok(Response::new())
         }
         FlowHook::DialEnded => {
-            let status: DialStatus = param(params, "DialCallStatus")
-                .ok_or(Refusal::MissingDialCallStatus)?
-                .parse()
-                .map_err(|_| Refusal::BadDialCallStatus)?;
-            let bridged = match param(params, "DialBridged") {
-                Some(b) => b.eq_ignore_ascii_case("true"),
-                None => status == DialStatus::Completed,
-            };
+            let (status, bridged) = dial_result(params)?;
             reps::call_ended(store, tenant, call_id, now)
                 .await
                 .map_err(unavailable)?;

@@ -54,10 +54,7 @@ pub(super) async fn inbound_opportunity(
         Reached::NoPool | Reached::Pool(None) => return newest().await,
         Reached::Pool(Some(team)) => team,
         Reached::NotListed => {
-            let account = tenant_data::get_credentials(store, tenant, "twilio")
-                .await
-                .map_err(unavailable)?;
-            if account.is_some_and(|a| Some(a.from_number.as_str()) == to) {
+            if is_account_number(engine, tenant, to.unwrap_or_default()).await? {
                 return newest().await;
             }
             return Err(Refusal::UnknownTo);
@@ -67,25 +64,64 @@ pub(super) async fn inbound_opportunity(
     if senders.len() <= 1 {
         return Ok(senders.first().copied());
     }
-    let keys: Vec<(TenantId, Uuid)> = senders.iter().map(|id| (tenant, *id)).collect();
-    let statuses = store
+    let live = live_ones(engine, tenant, &senders).await?;
+    Ok(first_of_team(engine, tenant, &live, team)
+        .await?
+        .or_else(|| senders.first().copied()))
+}
+
+/// Of `ids`, those whose opportunity is live (not closed), in order.
+async fn live_ones(
+    engine: &EngineHandle,
+    tenant: TenantId,
+    ids: &[Uuid],
+) -> Result<Vec<Uuid>, Refusal> {
+    let keys: Vec<(TenantId, Uuid)> = ids.iter().map(|id| (tenant, *id)).collect();
+    let statuses = engine
+        .store()
         .actor_statuses(opp::KIND, &keys)
         .await
-        .map_err(unavailable)?;
-    for (id, status) in senders.iter().zip(statuses) {
-        let live =
-            status.is_some_and(|(stage, _)| !stage.parse::<Stage>().is_ok_and(|s| s.is_terminal()));
-        if !live {
-            continue;
-        }
-        let bound = access::team_of(store, tenant, *id)
+        .map_err(|_| Refusal::StoreUnavailable)?;
+    Ok(ids
+        .iter()
+        .zip(statuses)
+        .filter(|(_, status)| {
+            status
+                .as_ref()
+                .is_some_and(|(stage, _)| !stage.parse::<Stage>().is_ok_and(|s| s.is_terminal()))
+        })
+        .map(|(id, _)| *id)
+        .collect())
+}
+
+/// The first of `ids` bound to `team`.
+async fn first_of_team(
+    engine: &EngineHandle,
+    tenant: TenantId,
+    ids: &[Uuid],
+    team: Uuid,
+) -> Result<Option<Uuid>, Refusal> {
+    for id in ids {
+        let bound = access::team_of(engine.store(), tenant, *id)
             .await
             .map_err(|_| Refusal::StoreUnavailable)?;
         if bound == Some(team) {
             return Ok(Some(*id));
         }
     }
-    Ok(senders.first().copied())
+    Ok(None)
+}
+
+/// Whether `to` is the account's own `from_number` (a number no pool lists, still ours).
+async fn is_account_number(
+    engine: &EngineHandle,
+    tenant: TenantId,
+    to: &str,
+) -> Result<bool, Refusal> {
+    let account = tenant_data::get_credentials(engine.store(), tenant, "twilio")
+        .await
+        .map_err(|_| Refusal::StoreUnavailable)?;
+    Ok(account.is_some_and(|a| a.from_number == to))
 }
 
 /// A sender's opportunities, newest first, except the number's cadence holder first (ADR
@@ -126,38 +162,16 @@ pub(crate) async fn live_opportunity_of(
     from: &str,
     team: Option<Uuid>,
 ) -> Result<Option<Uuid>, Refusal> {
-    let store = engine.store();
     let senders = senders(engine, tenant, from).await?;
     if senders.is_empty() {
         return Ok(None);
     }
-    let keys: Vec<(TenantId, Uuid)> = senders.iter().map(|id| (tenant, *id)).collect();
-    let statuses = store
-        .actor_statuses(opp::KIND, &keys)
-        .await
-        .map_err(|_| Refusal::StoreUnavailable)?;
-    let live: Vec<Uuid> = senders
-        .iter()
-        .zip(statuses)
-        .filter(|(_, status)| {
-            status
-                .as_ref()
-                .is_some_and(|(stage, _)| !stage.parse::<Stage>().is_ok_and(|s| s.is_terminal()))
-        })
-        .map(|(id, _)| *id)
-        .collect();
-    let Some(team) = team else {
-        return Ok(live.first().copied());
+    let live = live_ones(engine, tenant, &senders).await?;
+    let in_team = match team {
+        Some(team) => first_of_team(engine, tenant, &live, team).await?,
+        None => None,
     };
-    for id in &live {
-        let bound = access::team_of(store, tenant, *id)
-            .await
-            .map_err(|_| Refusal::StoreUnavailable)?;
-        if bound == Some(team) {
-            return Ok(Some(*id));
-        }
-    }
-    Ok(live.first().copied())
+    Ok(in_team.or_else(|| live.first().copied()))
 }
 
 /// Which team's number `to` is (`Some(None)`: a tenant-wide one, or the account's own
@@ -167,18 +181,13 @@ pub(crate) async fn number_team(
     tenant: TenantId,
     to: &str,
 ) -> Result<Option<Option<Uuid>>, Refusal> {
-    let store = engine.store();
-    let unavailable = |_| Refusal::StoreUnavailable;
-    match numbers::reached(store, tenant, to)
+    match numbers::reached(engine.store(), tenant, to)
         .await
-        .map_err(unavailable)?
+        .map_err(|_| Refusal::StoreUnavailable)?
     {
         Reached::Pool(team) => Ok(Some(team)),
         Reached::NoPool | Reached::NotListed => {
-            let account = tenant_data::get_credentials(store, tenant, "twilio")
-                .await
-                .map_err(unavailable)?;
-            Ok(account.is_some_and(|a| a.from_number == to).then_some(None))
+            Ok(is_account_number(engine, tenant, to).await?.then_some(None))
         }
     }
 }

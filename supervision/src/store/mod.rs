@@ -67,6 +67,13 @@ impl StoreError {
     }
 }
 
+/// A connection inside a transaction a caller opened on the store's own pool, so that what the
+/// engine writes there commits (or not) with the caller's own rows.
+pub enum InTx<'a> {
+    Pg(&'a mut sqlx::PgConnection),
+    Sqlite(&'a mut sqlx::SqliteConnection),
+}
+
 /// The engine's storage. An enum rather than a trait object: there are exactly two backends and
 /// the compiler checks that both implement every operation.
 #[derive(Clone, Debug)]
@@ -236,6 +243,26 @@ impl Store {
     /// Makes inputs durable. A duplicate of an earlier dedupe key is reported, not inserted.
     pub async fn insert_inbox(&self, items: &[NewInput]) -> Result<Vec<Inserted>, StoreError> {
         each!(self, s => s.insert_inbox(items).await)
+    }
+
+    /// Makes inputs durable inside a transaction the caller opened on this store's pool: they
+    /// exist if, and only if, it commits. A duplicate of an earlier dedupe key is reported.
+    pub async fn insert_inbox_in(
+        &self,
+        conn: InTx<'_>,
+        items: &[NewInput],
+    ) -> Result<Vec<Inserted>, StoreError> {
+        match (self, conn) {
+            (Store::Postgres(pg), InTx::Pg(c)) => {
+                pg_commit::insert_inputs(c, items, pg.clock.now_ms()).await
+            }
+            (Store::Sqlite(lite), InTx::Sqlite(c)) => {
+                sqlite_commit::insert_inputs(c, items, lite.clock.now_ms()).await
+            }
+            _ => Err(StoreError::Corrupt(
+                "a transaction of one backend was handed to the other's store".into(),
+            )),
+        }
     }
 
     /// Inputs of `shard` waiting to be applied that were written before `created_before_ms`

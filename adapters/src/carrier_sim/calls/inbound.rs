@@ -1,17 +1,13 @@
 //! Inbound calls: a lead calls one of the account's numbers (`POST /sim/inbound-calls`).
 
-use chrono::Utc;
 use serde_json::Value;
-use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{advance, Call, CallState, Events};
+use super::{advance, Call, CallState};
 use crate::carrier_sim::call_request::FlowSource;
 use crate::carrier_sim::config::{CallOutcome, SimConfig};
-use crate::carrier_sim::legs::FlowLog;
 use crate::carrier_sim::state::{rng_for, Scheduled, State};
 use crate::carrier_sim::twiml::Method;
-use crate::carrier_sim::webhook::Pipe;
 
 /// A lead calls `to` (a number of the account) from `from`: the call rings, the number's voice
 /// URL `url` is asked for TwiML at once (signed, `Direction=inbound`) and the flow runs it, as
@@ -28,36 +24,20 @@ pub(crate) fn inbound(
     state.stats.inbound_calls += 1;
     let rng = rng_for(config.seed, "inbound", &to, nth);
     let sid = state.new_sid("CA");
-    let wall = Utc::now();
     let mut call = Call {
-        sid: sid.clone(),
-        to,
-        from,
-        status: CallState::Ringing,
-        outcome: CallOutcome::Human,
-        amd: None,
-        answered_by: None,
-        callback: None,
-        callback_method: Method::Post,
-        events: Events::default(),
-        effect: None,
-        seq: 0,
-        rng,
-        pipe: Pipe::default(),
-        created: wall,
-        updated: wall,
-        start_time: None,
-        end_time: None,
-        answered_at: None,
-        duration_secs: None,
-        parent: None,
         inbound: true,
         flow: Some(FlowSource::Url {
             url,
             method: Method::Post,
         }),
-        ended: watch::channel(false).0,
-        log: FlowLog::default(),
+        ..Call::new(
+            sid.clone(),
+            to,
+            from,
+            CallState::Ringing,
+            CallOutcome::Human,
+            rng,
+        )
     };
     let jobs = advance(
         &mut call,
