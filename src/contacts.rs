@@ -6,7 +6,7 @@
 //! insert, or a compare-and-set over a holder that is closed (won, lost, do not contact) or that
 //! never came to exist, so two leads of one person arriving together, on one instance or
 //! several, cannot both start a cadence: the loser finds the winner live and merges into it (or
-//! is skipped), giving back whatever key it took before.
+//! is skipped), handing it whatever key it took before (a second phone of the same person).
 
 use std::time::Duration;
 
@@ -168,8 +168,9 @@ pub async fn set_duplicate_contacts(
 }
 
 /// Claims the contact's keys for opportunity `id`, phone first: the first key with a live
-/// holder (or a create in flight) decides, and the keys taken before it are given back, so a
-/// create that joins another opportunity or is refused leaves no claim behind. Each key is its
+/// holder (or a create in flight) decides. The keys taken before a live holder go to it (the
+/// same person's second phone), those taken before a create in flight are given back, so a
+/// create that joins another opportunity or is refused leaves no claim of its own behind. Each key is its
 /// own compare-and-set, so two leads sharing any key cannot both hold it; every create takes
 /// its keys in the same order (phone, then email) and only waits on a key it does not hold,
 /// so two creates never wait on each other.
@@ -192,10 +193,16 @@ pub async fn claim(
                 taken.0.push((key.clone(), replaced));
                 continue;
             }
-            KeyClaim::Live(holder) => Claim::Live {
-                holder,
-                by: key.kind(),
-            },
+            KeyClaim::Live(holder) => {
+                // The keys taken before this one are the same person's: the live holder gets
+                // them, so a later lead with only one of them (a second phone) joins it too
+                // rather than starting a second cadence for one person.
+                hand_over(store, tenant, id, holder, &taken).await?;
+                return Ok(Claim::Live {
+                    holder,
+                    by: key.kind(),
+                });
+            }
             KeyClaim::Busy => Claim::Busy,
         };
         give_back(store, tenant, id, &taken).await?;
@@ -302,6 +309,26 @@ pub async fn give_back(
             }
         };
         tracing::debug!(key = key.kind(), rows = n, "contact claim given back");
+    }
+    Ok(())
+}
+
+/// Moves the keys `id` took to `holder`, the contact's live opportunity found by a later key,
+/// each by the same compare-and-set a claim uses (a key `id` no longer holds stays as it is).
+async fn hand_over(
+    store: &Store,
+    tenant: TenantId,
+    id: Uuid,
+    holder: Uuid,
+    taken: &Taken,
+) -> Result<(), StoreError> {
+    for (key, _) in &taken.0 {
+        let moved = replace(store, tenant, key, id, holder).await?;
+        tracing::debug!(
+            key = key.kind(),
+            moved,
+            "contact claim handed to the live holder"
+        );
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used)]
 //! One person, one cadence, matched by phone, then email (issue #14, ADR 0046 addendum), through
 //! the API on both backends: a lead whose phone is new but whose address a live opportunity
-//! holds joins it (merge) or is recorded with no cadence (skip), and gives its phone back; the
+//! holds joins it (merge) or is recorded with no cadence (skip), and hands it its phone; the
 //! phone decides first; a closed opportunity's address starts over; leads sharing an address
 //! arriving together start one cadence, with phones or without; a lead with no phone is emailed,
 //! never called or texted; a team that cannot see the live one is told so; an address that is
@@ -10,11 +10,13 @@
 #[path = "common/access.rs"]
 mod access;
 mod common;
+#[path = "common/flow.rs"]
+mod flow;
 
 use std::time::Duration;
 
 use access::{as_key, key, team};
-use common::{day_phone, daytime_zone, eventually, sql, Backend, TestApp};
+use common::{day_phone, daytime_zone, eventually, post_signed, sql, Backend, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -98,8 +100,22 @@ async fn an_address_joins_the_live_opportunity_of_another_phone(backend: Backend
     assert_eq!(count(&timeline, "contact_returned"), 1);
     assert_eq!(count(&timeline, "call_placed"), 1, "no second cadence");
     assert_eq!(opportunities(&t).await, 1);
-    // The joining lead's phone was given back, not left held by an opportunity that never was.
-    assert_eq!(phone_holder(&t, &second_phone).await, None);
+    // The joining lead's phone is the same person's second phone: the live one holds it now,
+    // so a later lead with only that phone joins it too instead of starting a second cadence.
+    assert_eq!(
+        phone_holder(&t, &second_phone).await.as_deref(),
+        Some(id.as_str())
+    );
+    let lead = lead_of("form-2b", &second_phone, None);
+    let (status, again) = t.post("/v1/opportunities", lead).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["id"], id.as_str(), "joined by the handed phone");
+    assert_eq!(opportunities(&t).await, 1);
+    assert_eq!(
+        count(&t.timeline(&id).await, "call_placed"),
+        1,
+        "one cadence"
+    );
 
     // The phone decides first: a lead of the first phone with a new address joins by phone.
     let lead = lead_of("form-3", &first_phone, Some("ana@elsewhere.test"));
@@ -129,7 +145,7 @@ async fn an_address_joins_the_live_opportunity_of_another_phone(backend: Backend
     t.stop().await;
 }
 
-async fn skip_records_the_lead_and_gives_its_phone_back(backend: Backend) {
+async fn skip_records_the_lead_and_hands_its_phone_to_the_live_one(backend: Backend) {
     let t = TestApp::spawn(backend).await;
     t.duplicate_contacts("skip").await;
     let (live_phone, dup_phone) = (day_phone("5550221"), day_phone("5550222"));
@@ -152,9 +168,43 @@ async fn skip_records_the_lead_and_gives_its_phone_back(backend: Backend) {
     .await;
     assert_eq!(note["data"]["mode"], "skip");
     assert_eq!(note["data"]["opportunity_id"], dup_id.as_str());
-    // The skipped lead holds no claim: the live one keeps the contact.
-    assert_eq!(phone_holder(&t, &dup_phone).await, None);
+    // The skipped lead holds no claim: the live one keeps the contact, its second phone too.
+    assert_eq!(
+        phone_holder(&t, &dup_phone).await.as_deref(),
+        Some(live_id.as_str())
+    );
     t.stop().await;
+}
+
+/// Skip mode with a second phone: the skipped lead lists that phone, but the live one holds
+/// it, so a STOP from it opts the live opportunity out, not the silent duplicate.
+async fn a_stop_from_a_second_phone_reaches_the_live_opportunity(backend: Backend) {
+    let s = flow::setup(backend).await;
+    let t = &s.app;
+    t.duplicate_contacts("skip").await;
+    let (live_phone, second) = (day_phone("5550231"), day_phone("5550232"));
+    let lead = lead_of("st-1", &live_phone, Some("cy@example.test"));
+    let (_, live) = t.post("/v1/opportunities", lead).await;
+    let live_id = live["id"].as_str().unwrap().to_owned();
+    let lead = lead_of("st-2", &second, Some("Cy@example.test"));
+    let (status, dup) = t.post("/v1/opportunities", lead).await;
+    assert_eq!(status, StatusCode::CREATED, "{dup}");
+    let url = format!("{}/webhooks/twilio/{}/sms/inbound", s.public_url, t.tenant);
+    let params: Vec<(String, String)> = vec![
+        ("MessageSid".into(), "SMstop0232".into()),
+        ("From".into(), second.clone()),
+        ("Body".into(), "STOP".into()),
+    ];
+    let resp = post_signed(&t.client, &s.auth_token, &url, &params).await;
+    assert!(resp.status().is_success(), "{}", resp.status());
+    eventually(WAIT, "the live opportunity opted out", || async {
+        (count(&t.timeline(&live_id).await, "opted_out") == 1).then_some(())
+    })
+    .await;
+    let dup_id = dup["id"].as_str().unwrap();
+    assert_eq!(count(&t.timeline(dup_id).await, "opted_out"), 0);
+    s.sim.shutdown().await;
+    s.app.stop().await;
 }
 
 async fn leads_sharing_an_address_arriving_together_start_one_cadence(backend: Backend) {
@@ -172,8 +222,9 @@ async fn leads_sharing_an_address_arriving_together_start_one_cadence(backend: B
     let id = id.as_str();
     assert_eq!(opportunities(&t).await, 1);
     assert_eq!(count(&t.timeline(id).await, "call_placed"), 1);
-    // Only the winner holds a phone: every other create gave its own back.
-    assert_eq!(claims(&t, "contact_claims").await, [id.to_owned()]);
+    // The winner holds every phone: each create that joined it by the address handed it its
+    // own (the same person's other numbers), none is left to a create that never was.
+    assert_eq!(claims(&t, "contact_claims").await, vec![id.to_owned(); 8]);
     assert_eq!(claims(&t, "contact_email_claims").await, [id.to_owned()]);
     t.stop().await;
 }
@@ -290,7 +341,8 @@ async fn an_address_that_is_not_one_is_refused_before_anything_is_written(backen
 
 both_backends!(
     an_address_joins_the_live_opportunity_of_another_phone,
-    skip_records_the_lead_and_gives_its_phone_back,
+    skip_records_the_lead_and_hands_its_phone_to_the_live_one,
+    a_stop_from_a_second_phone_reaches_the_live_opportunity,
     leads_sharing_an_address_arriving_together_start_one_cadence,
     email_only_leads_arriving_together_start_one_cadence,
     an_address_live_in_another_team_is_said_not_shown,

@@ -125,7 +125,8 @@ async fn is_account_number(
 }
 
 /// A sender's opportunities, newest first, except the number's cadence holder first (ADR
-/// 0046): a skipped duplicate is newer but silent.
+/// 0046): a skipped duplicate is newer but silent, and a lead that joined by email handed its
+/// phone to the holder.
 async fn senders(
     engine: &EngineHandle,
     tenant: TenantId,
@@ -146,9 +147,20 @@ async fn senders(
     let holder = crate::contacts::holder_of(store, tenant, from)
         .await
         .map_err(unavailable)?;
-    if let Some(at) = holder.and_then(|h| senders.iter().position(|s| *s == h)) {
-        let h = senders.remove(at);
-        senders.insert(0, h);
+    // The holder first; it may not list this number at all when it got the claim from a lead
+    // of the same person that joined it by email (a second phone).
+    // A claim whose create never reached the engine (a crash) names no opportunity: skipped.
+    if let Some(h) = holder {
+        let listed = senders.contains(&h);
+        if listed
+            || store
+                .actor_exists(tenant, opp::KIND.as_str(), h)
+                .await
+                .map_err(unavailable)?
+        {
+            senders.retain(|s| *s != h);
+            senders.insert(0, h);
+        }
     }
     Ok(senders)
 }
