@@ -17,61 +17,15 @@ use std::time::Duration;
 
 use access::team;
 use common::{eventually, post_signed, Backend, TestApp};
-use flow::{conversation_until, rep, setup, Setup};
+use flow::{call_in, conversation_until, number, quiet_lead, rep, setup};
 use neuronx_adapters::carrier_sim::{self, CallDetail, CalleeMix};
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 /// The number of team `west` and the number of team `east` in these tests' pool.
 const WEST_NUMBER: &str = "+14155550300";
 const EAST_NUMBER: &str = "+12125550300";
 const SID: &str = "CA0123456789abcdef0123456789abcdef";
-
-async fn number(app: &TestApp, number: &str, team: Option<&str>) {
-    let (code, body) = app
-        .request(
-            Method::PUT,
-            &format!("/v1/numbers/{}", number.replace('+', "%2B")),
-            Some(&app.key),
-            Some(json!({ "team": team })),
-        )
-        .await;
-    assert!(code.is_success(), "{code} {body}");
-}
-
-/// A lead the cadence never calls (no voice consent): whatever reaches a rep is the inbound
-/// call. Texts are allowed, so the callback promise can be texted.
-async fn quiet_lead(app: &TestApp, external_id: &str, phone: &str, team: Option<&str>) -> Value {
-    let mut lead = common::lead(external_id, 3_600);
-    lead["contact"]["phone"] = json!(phone);
-    lead["contact"]["consent"]["voice"] = json!(false);
-    if let Some(team) = team {
-        lead["team"] = json!(team);
-    }
-    let (status, body) = app.post("/v1/opportunities", lead).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    body
-}
-
-/// The lead `from` calls `to`: the simulator fetches our inbound TwiML and runs it. Answers the
-/// call's sid.
-async fn call_in(s: &Setup, from: &str, to: &str) -> String {
-    let url = format!(
-        "{}/webhooks/twilio/{}/voice/inbound",
-        s.public_url, s.app.tenant
-    );
-    let r = s
-        .app
-        .client
-        .post(format!("{}/sim/inbound-calls", s.sim.base_url))
-        .json(&json!({ "from": from, "to": to, "url": url }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let call: Value = r.json().await.unwrap();
-    call["sid"].as_str().unwrap().to_owned()
-}
 
 /// The simulator's record of call `sid` once its flow ended (polled with a deadline).
 async fn finished(sim: &carrier_sim::SimHandle, sid: &str) -> CallDetail {

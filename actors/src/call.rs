@@ -157,6 +157,11 @@ impl Entity for CallEntity {
                     let ended = OppInput::CallEnded { call_id: key.id };
                     changes.sends.push((parent, to_json(&ended)));
                 }
+                CallEffect::Live { opportunity_id } => {
+                    let parent = ActorKey::root(key.tenant, opportunity::KIND, opportunity_id);
+                    let live = OppInput::InboundLive { call_id: key.id };
+                    changes.sends.push((parent, to_json(&live)));
+                }
                 CallEffect::Report {
                     opportunity_id,
                     result,

@@ -62,6 +62,7 @@ impl FlowHook {
 }
 
 mod agent;
+mod dial;
 mod inbound;
 mod recording;
 mod rung;
@@ -118,8 +119,8 @@ pub async fn handle(
     match hook {
         FlowHook::Answer => answer(v, &known, pb, flow.rules, &params).await,
         FlowHook::Whisper => whisper(v, &known, pb, d.query, &params).await,
-        FlowHook::DialEnded => dial_ended(v, &known, pb, d.query, &params).await,
-        FlowHook::Leg => leg(v, &known, d.query, &params).await,
+        FlowHook::DialEnded => dial::ended(v, &known, pb, d.query, &params).await,
+        FlowHook::Leg => dial::leg(v, &known, d.query, &params).await,
         FlowHook::Agent => agent::answered(v, &known, pb, d.query).await,
         FlowHook::AgentAccept => agent::accepted(v, &known, flow, pb, d.query, &params).await,
         FlowHook::Notice => Ok(recording::notice_doc(pb)),
@@ -308,18 +309,21 @@ async fn ring_next(
     let store = v.engine.store();
     let now = v.engine.config().clock.now();
     let unavailable = |_| Refusal::StoreUnavailable;
+    // Read before the transaction: a request must never hold one connection while it waits
+    // for a second, or a burst of them takes the whole pool and waits on itself.
+    let team = match k.inbound.as_ref().and_then(|i| i.team) {
+        Some(team) => Some(team),
+        None if round > MAX_ROUNDS => None,
+        None => access::team_of(store, k.tenant, k.opp.id)
+            .await
+            .map_err(|_| Refusal::StoreUnavailable)?,
+    };
     // The offer and the `RepsRung` input that records it commit together: never a rep held
     // for a call whose actor was not told, nor a second commit to wait for (ADR 0040).
     let mut tx = Tx::begin(store).await.map_err(unavailable)?;
     let offered = if round > MAX_ROUNDS {
         None
     } else {
-        let team = match k.inbound.as_ref().and_then(|i| i.team) {
-            Some(team) => Some(team),
-            None => access::team_of(store, k.tenant, k.opp.id)
-                .await
-                .map_err(|_| Refusal::StoreUnavailable)?,
-        };
         let offer = match inbound::assignee_first(&mut tx, k, team, round, now).await? {
             Some(offer) => offer,
             None => reps::offer_in(&mut tx, k.tenant, team, k.call_id, now)
@@ -393,66 +397,6 @@ async fn whisper(
         None => &pb.call_flow.whisper,
     };
     Ok(Response::new().say(fill(said, &k.opp.contact.name)))
-}
-
-/// A dial of reps ended. Connected: the call is over when the conversation is. Missed: the
-/// next reps, or the callback promise.
-async fn dial_ended(
-    v: &Verifier<'_>,
-    k: &Known,
-    pb: &Playbook,
-    query: Option<&str>,
-    params: &[(String, String)],
-) -> Result<Response, Refusal> {
-    let call_sid = param(params, "CallSid").ok_or(Refusal::MissingCallSid)?;
-    let (status, bridged) = dial_result(params)?;
-    if query_param(query, "mode").as_deref() == Some("agent") {
-        let ended = agent::dial_ended(v, k, call_sid, status, bridged, params).await?;
-        let now = v.engine.config().clock.now();
-        reps::call_ended(v.engine.store(), k.tenant, k.call_id, now)
-            .await
-            .map_err(|_| Refusal::StoreUnavailable)?;
-        return Ok(ended);
-    }
-    let leg_sid = param(params, "DialCallSid").map(str::to_owned);
-    let talk_seconds = param(params, "DialCallDuration").and_then(|s| s.parse::<u32>().ok());
-    let round = query_param(query, "round")
-        .and_then(|r| r.parse::<u32>().ok())
-        .unwrap_or(MAX_ROUNDS);
-    let rung: Vec<String> = query_param(query, "reps")
-        .and_then(|r| serde_json::from_str(&r).ok())
-        .unwrap_or_default();
-    let input = CallInput::DialEnded {
-        status,
-        bridged,
-        leg_sid,
-        talk_seconds,
-        reps: rung,
-    };
-    durable(v, k, &input, format!("flow:{call_sid}:dial:{round}")).await?;
-    let now = v.engine.config().clock.now();
-    reps::call_ended(v.engine.store(), k.tenant, k.call_id, now)
-        .await
-        .map_err(|_| Refusal::StoreUnavailable)?;
-    if bridged {
-        return Ok(Response::new().hangup());
-    }
-    let doc = Response::new();
-    let reason = UnattendedReason::RepsMissed;
-    ring_next(v, k, pb, call_sid, round + 1, doc, reason).await
-}
-
-/// A rep's leg ended: the rep is free for the next call at once, not when the whole dial
-/// reports (a simultaneous dial's losers would otherwise look busy through the winner's
-/// conversation).
-async fn leg(
-    v: &Verifier<'_>,
-    k: &Known,
-    query: Option<&str>,
-    params: &[(String, String)],
-) -> Result<Response, Refusal> {
-    free_rep_if_leg_ended(v, k.tenant, k.call_id, query, params).await?;
-    Ok(Response::new())
 }
 
 async fn durable(

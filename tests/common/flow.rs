@@ -177,3 +177,55 @@ pub async fn conversation_until(app: &TestApp, id: &str, event: &str) -> Vec<Val
     })
     .await
 }
+
+/// Puts `number` in the pool of `team` (`None`: tenant-wide).
+pub async fn number(app: &TestApp, number: &str, team: Option<&str>) {
+    let (code, body) = app
+        .request(
+            Method::PUT,
+            &format!("/v1/numbers/{}", number.replace('+', "%2B")),
+            Some(&app.key),
+            Some(json!({ "team": team })),
+        )
+        .await;
+    assert!(code.is_success(), "{code} {body}");
+}
+
+/// A lead the cadence never calls (no voice consent): whatever reaches a rep is the inbound
+/// call. Texts are allowed, so the callback promise can be texted.
+pub async fn quiet_lead(
+    app: &TestApp,
+    external_id: &str,
+    phone: &str,
+    team: Option<&str>,
+) -> Value {
+    let mut lead = crate::common::lead(external_id, 3_600);
+    lead["contact"]["phone"] = json!(phone);
+    lead["contact"]["consent"]["voice"] = json!(false);
+    if let Some(team) = team {
+        lead["team"] = json!(team);
+    }
+    let (status, body) = app.post("/v1/opportunities", lead).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body
+}
+
+/// The lead `from` calls `to`: the simulator fetches our inbound TwiML and runs it. Answers the
+/// call's sid.
+pub async fn call_in(s: &Setup, from: &str, to: &str) -> String {
+    let url = format!(
+        "{}/webhooks/twilio/{}/voice/inbound",
+        s.public_url, s.app.tenant
+    );
+    let r = s
+        .app
+        .client
+        .post(format!("{}/sim/inbound-calls", s.sim.base_url))
+        .json(&json!({ "from": from, "to": to, "url": url }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let call: Value = r.json().await.unwrap();
+    call["sid"].as_str().unwrap().to_owned()
+}

@@ -308,6 +308,11 @@ pub enum CallEffect {
     Ended {
         opportunity_id: Uuid,
     },
+    /// Tell the opportunity its lead called in and is on the line: the call it must hang up
+    /// when the lead opts out, the number goes on the do-not-call list or it closes.
+    Live {
+        opportunity_id: Uuid,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -408,6 +408,13 @@ fn a_recording_is_kept_once_with_its_consent() {
     assert_eq!(again.state.flow.recordings.len(), 1);
 }
 
+/// The inbound call's end, told to its opportunity.
+fn ended_effect() -> CallEffect {
+    CallEffect::Ended {
+        opportunity_id: Uuid::from_u128(7),
+    }
+}
+
 fn inbound() -> CallInput {
     CallInput::Inbound {
         call_id: Uuid::from_u128(11),
@@ -429,7 +436,12 @@ fn an_inbound_call_exists_in_progress_and_dials_nobody() {
         d.state.reported,
         "not an attempt: never reported as a call result"
     );
-    assert!(d.effects.is_empty() && d.timers.is_empty(), "{d:?}");
+    // The opportunity is told the call is live: the one to hang up on a STOP.
+    let live = CallEffect::Live {
+        opportunity_id: Uuid::from_u128(7),
+    };
+    assert_eq!(d.effects, [live], "{d:?}");
+    assert!(d.timers.is_empty(), "{d:?}");
     assert_eq!(events(&d), ["inbound"]);
     // A retried request changes nothing.
     let again = run(&d.state, inbound());
@@ -466,11 +478,14 @@ fn an_inbound_conversation_tells_the_opportunity_and_completes_the_call() {
     let d = run(&d.state, ended);
     assert_eq!(
         d.effects,
-        [CallEffect::Conversation {
-            opportunity_id: Uuid::from_u128(7),
-            rep: Some("bo".into()),
-            talk_seconds: 42,
-        }]
+        [
+            CallEffect::Conversation {
+                opportunity_id: Uuid::from_u128(7),
+                rep: Some("bo".into()),
+                talk_seconds: 42,
+            },
+            ended_effect()
+        ]
     );
     assert_eq!(d.state.status, CallStatus::Completed);
 }
@@ -484,11 +499,14 @@ fn an_inbound_call_nobody_takes_is_unattended_as_inbound() {
     let d = run(&call, input);
     assert_eq!(
         d.effects,
-        [CallEffect::Unattended {
-            opportunity_id: Uuid::from_u128(7),
-            reason: UnattendedReason::NoRepAvailable,
-            inbound: true,
-        }]
+        [
+            CallEffect::Unattended {
+                opportunity_id: Uuid::from_u128(7),
+                reason: UnattendedReason::NoRepAvailable,
+                inbound: true,
+            },
+            ended_effect()
+        ]
     );
     assert!(
         d.timeline[0].reason.starts_with("the lead called"),

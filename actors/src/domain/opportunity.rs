@@ -375,6 +375,7 @@ pub fn apply(
         OppInput::TimerFired { timer } => step.fire(timer),
         OppInput::CallFinished { call_id, result } => step.call_finished(call_id, result),
         OppInput::CallEnded { call_id } => step.call_ended(call_id),
+        OppInput::InboundLive { call_id } => step.inbound_live(call_id),
         OppInput::NumberOnDnc { by } => step.number_on_dnc(by),
         OppInput::SmsRefused {
             purpose,

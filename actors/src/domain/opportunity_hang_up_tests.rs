@@ -196,3 +196,32 @@ fn the_end_of_an_answered_call_clears_the_live_call() {
     // Then nothing is live to hang up.
     assert!(hang_ups(&run(&d.state, stop(), 41)).is_empty());
 }
+
+/// The lead called in while nothing of the cadence was live: a STOP hangs that call up, and
+/// its end clears it. A lead calling in while the cadence's own call is live keeps that one.
+#[test]
+fn a_lead_on_an_inbound_call_is_hung_up_on_a_stop() {
+    let opp = answered();
+    let opp = run(
+        &opp,
+        OppInput::CallEnded {
+            call_id: call_id(&opp),
+        },
+        20,
+    )
+    .state;
+    assert_eq!(opp.live_call, None);
+    let inbound = Uuid::from_u128(42);
+    let live = run(&opp, OppInput::InboundLive { call_id: inbound }, 21).state;
+    assert_eq!(call_id(&live), inbound);
+    let d = run(&live, stop(), 22);
+    assert_eq!(hang_ups(&d).len(), 1, "{:?}", d.effects);
+    assert_eq!(hang_ups(&d)[0].0, inbound);
+    let over = run(&live, OppInput::CallEnded { call_id: inbound }, 23).state;
+    assert_eq!(over.live_call, None);
+    assert!(hang_ups(&run(&over, stop(), 24)).is_empty());
+
+    let busy = answered();
+    let kept = run(&busy, OppInput::InboundLive { call_id: inbound }, 25).state;
+    assert_eq!(kept.live_call, busy.live_call);
+}

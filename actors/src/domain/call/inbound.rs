@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{AnsweredBy, Call, CallDecision, CallStatus, Flow, Rejection};
+use super::{AnsweredBy, Call, CallDecision, CallEffect, CallStatus, Flow, Rejection};
 use crate::domain::opportunity::validate_e164;
 use crate::domain::playbook::Playbook;
 use crate::domain::timeline::{Cause, TimelineEvent, TimelineKind};
@@ -69,9 +69,12 @@ pub(super) fn create(
         created_at: now,
         updated_at: now,
     };
+    let live = CallEffect::Live {
+        opportunity_id: call.opportunity_id,
+    };
     Ok(CallDecision {
         state: call,
-        effects: Vec::new(),
+        effects: vec![live],
         timers: Vec::new(),
         timeline: vec![TimelineEvent::new(
             TimelineKind::Conversation,
@@ -84,10 +87,14 @@ pub(super) fn create(
 
 impl Step<'_> {
     /// The inbound call's flow is over (a conversation, or the callback promise): the provider
-    /// hangs up after our document, so the call is complete.
+    /// hangs up after our document, so the call is complete, and the opportunity no longer has
+    /// it to hang up.
     pub(super) fn inbound_over(&mut self) {
         if self.call.inbound.is_some() && !self.call.status.is_terminal() {
             self.call.status = CallStatus::Completed;
+            self.effects.push(CallEffect::Ended {
+                opportunity_id: self.call.opportunity_id,
+            });
         }
     }
 }

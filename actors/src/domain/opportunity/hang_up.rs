@@ -31,6 +31,18 @@ impl Step<'_> {
         self.effects.push(OppEffect::HangUpCall { call_id, reason });
     }
 
+    /// The lead called in: that call is the one to hang up from now on, unless the cadence's own
+    /// call is still live (a lead calling back while being dialled: the dial is what the
+    /// opportunity owns and tracks to its end; the inbound call ends with its flow).
+    pub(super) fn inbound_live(&mut self, call_id: Uuid) {
+        if self.opp.live_call.is_none() {
+            self.opp.live_call = Some(super::LiveCall {
+                call_id,
+                hang_up_asked: false,
+            });
+        }
+    }
+
     /// The call reported its end: nothing of it is live any more.
     pub(super) fn call_ended(&mut self, call_id: Uuid) {
         if self

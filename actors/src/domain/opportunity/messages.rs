@@ -98,6 +98,11 @@ pub enum OppInput {
     CallEnded {
         call_id: Uuid,
     },
+    /// The lead called in and is on the line (ADR 0050): hung up like the cadence's own call
+    /// when the lead opts out, the number goes on the do-not-call list or the opportunity closes.
+    InboundLive {
+        call_id: Uuid,
+    },
     /// The carrier refused a text of this opportunity (a 4xx such as 21610, the lead
     /// unsubscribed at the carrier; or rate limiting that outlasted the retries): nothing was
     /// sent. Shown on the timeline; a refused opt-out confirmation no longer counts as sent.
