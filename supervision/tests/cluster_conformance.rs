@@ -245,3 +245,43 @@ async fn pg_a_takeover_waits_for_a_commit_in_flight_and_a_renewal_does_not() {
     assert_eq!(taken.epoch.0, lease.epoch.0 + 1);
     db.finish().await;
 }
+
+/// PostgreSQL only: with every connection of the store's pool held (a burst of API requests in
+/// their transactions), the heartbeat and the lease renewal still go through on connections of
+/// their own, so load on the API cannot make an instance miss its lease and stop its shards.
+#[tokio::test]
+async fn pg_a_full_pool_does_not_hold_back_the_heartbeat_or_the_renewal() {
+    let db = common::postgres().await;
+    let store = db.store.clone();
+    let Store::Postgres(pg) = &store else {
+        panic!("common::postgres gives a PostgreSQL store")
+    };
+    let shard = ShardId(5);
+    let lease = store
+        .claim_shard(shard, "a", TTL, false)
+        .await
+        .expect("claim")
+        .expect("a free shard");
+    let mut held = Vec::new();
+    while let Ok(Ok(conn)) =
+        tokio::time::timeout(Duration::from_millis(200), pg.pool().acquire()).await
+    {
+        held.push(conn);
+    }
+    assert!(!held.is_empty(), "the pool lent its connections");
+    let beat = tokio::time::timeout(Duration::from_secs(3), store.heartbeat("a", true, false))
+        .await
+        .expect("the heartbeat does not wait for the API's connections")
+        .expect("heartbeat");
+    assert!(beat.instances.iter().any(|i| i.id == "a"));
+    let renewed = tokio::time::timeout(
+        Duration::from_secs(3),
+        store.renew_shards("a", &[(shard, lease.epoch)], TTL),
+    )
+    .await
+    .expect("the renewal does not wait for the API's connections")
+    .expect("renew");
+    assert_eq!(renewed.len(), 1);
+    drop(held);
+    db.finish().await;
+}

@@ -113,6 +113,7 @@ impl Store {
         match self {
             Store::Postgres(pg) => Store::Postgres(PgStore {
                 pool: pg.pool.clone(),
+                lease: pg.lease.clone(),
                 clock,
             }),
             Store::Sqlite(lite) => Store::Sqlite(SqliteStore {

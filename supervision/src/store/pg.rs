@@ -30,9 +30,16 @@ const OUTBOX_COLS_O: &str = "o.id, CAST(o.tenant_id AS TEXT), o.kind, CAST(o.act
     CAST(o.grp AS TEXT), o.shard, o.idem_key, o.channel, CAST(o.payload AS TEXT), o.status,
     o.attempts, o.created_at";
 
+/// Connections kept apart for the instance's heartbeat and lease renewals.
+const LEASE_CONNECTIONS: u32 = 2;
+
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pub(super) pool: PgPool,
+    /// The heartbeat's and the lease renewals' own connections. On the shared pool a burst of
+    /// API requests holding every connection made the renewal wait past the lease's deadline,
+    /// and the instance stopped every shard host: load on the API must never stop the engine.
+    pub(super) lease: PgPool,
     /// The runtime's clock: every time this store writes or compares is its `now`, bound as a
     /// parameter (ADR 0037); `now_ms` alone reads the database's own clock, to measure it.
     pub(super) clock: Clock,
@@ -59,10 +66,15 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
+        let lease = PgPoolOptions::new()
+            .max_connections(LEASE_CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy_with(options);
         Ok(Self {
             pool,
+            lease,
             clock: Clock::system(),
         })
     }
@@ -72,6 +84,7 @@ impl PgStore {
     }
 
     pub async fn close(&self) {
+        self.lease.close().await;
         self.pool.close().await
     }
 

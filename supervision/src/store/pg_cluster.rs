@@ -70,7 +70,7 @@ impl PgStore {
         .bind(ids)
         .bind(epochs)
         .bind(self.clock.now_ms())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.lease)
         .await?;
         Ok(rows
             .into_iter()
@@ -129,7 +129,7 @@ impl PgStore {
         fresh: bool,
         shared_limits: bool,
     ) -> Result<Membership, StoreError> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.lease.acquire().await?;
         let now: i64 = sqlx::query_scalar(
             "INSERT INTO instances (id, started_at, heartbeat_at, shared_limits)
              VALUES ($1, $4, $4, $3)
