@@ -46,7 +46,9 @@ pub fn lead_body(external_id: &str, n: usize) -> Value {
         "playbook": "demo",
         "contact": {
             "name": format!("Lead {n}"),
-            "phone": format!("+1415555{:04}", n % 10_000),
+            // In the zone it is day in now, as the contact's: a fixed area code is dark for
+            // hours of every day, and the gate then holds every call (this failed at 05:40 UTC).
+            "phone": crate::common::day_phone(&format!("555{:04}", n % 10_000)),
             "timezone": crate::common::daytime_zone(),
             "consent": {"voice": true, "sms": true}
         },
