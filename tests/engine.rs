@@ -19,11 +19,17 @@ async fn a_stale_epoch_write_is_rejected_counted_and_the_shard_stops(backend: Ba
         .as_str()
         .unwrap()
         .to_owned();
-    // Another instance takes every shard, as after this one's lease expired.
+    // Another instance takes every shard, as after this one's lease expired; the lead's shard
+    // last, just before the command: this instance's next lease renewal (every second) drops a
+    // shard it finds taken, and a renewal landing between that take and the command would
+    // stop the shard before any write to it could be fenced.
     let store = t.engine().store().clone();
-    for s in 0..32 {
+    let tenant = TenantId(t.tenant.parse().unwrap());
+    let lead_shard = opp::key(tenant, id.parse().unwrap()).shard(32);
+    let others = (0..32).map(ShardId).filter(|s| *s != lead_shard);
+    for shard in others.chain([lead_shard]) {
         let lease = store
-            .claim_shard(ShardId(s), "intruder", Duration::from_secs(60), true)
+            .claim_shard(shard, "intruder", Duration::from_secs(60), true)
             .await
             .unwrap();
         assert!(lease.is_some());
