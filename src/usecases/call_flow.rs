@@ -11,7 +11,9 @@
 
 use std::collections::BTreeMap;
 
-use neuronx_actors::domain::call::{AnsweredBy, CallInput, DialStatus, UnattendedReason};
+use neuronx_actors::domain::call::{
+    AnsweredBy, CallInput, CallStatus, DialStatus, UnattendedReason,
+};
 use neuronx_actors::domain::compliance::Rules;
 use neuronx_actors::domain::opportunity::Opportunity;
 use neuronx_actors::domain::playbook::{fill, Playbook};
@@ -172,18 +174,21 @@ pub(super) async fn free_rep_if_leg_ended(
     query: Option<&str>,
     params: &[(String, String)],
 ) -> Result<(), Refusal> {
-    let status = param(params, "CallStatus").ok_or(Refusal::MissingCallStatus)?;
-    let ended = matches!(
-        status,
-        "completed" | "busy" | "no-answer" | "failed" | "canceled"
-    );
-    if let (true, Some(rep)) = (ended, query_param(query, "rep")) {
+    param(params, "CallStatus").ok_or(Refusal::MissingCallStatus)?;
+    if let (true, Some(rep)) = (own_call_ended(params), query_param(query, "rep")) {
         let now = v.engine.config().clock.now();
         reps::leg_ended(v.engine.store(), tenant, call_id, &rep, now)
             .await
             .map_err(|_| Refusal::StoreUnavailable)?;
     }
     Ok(())
+}
+
+/// Whether the request's own call had ended (`CallStatus` terminal) when the carrier sent it.
+pub(super) fn own_call_ended(params: &[(String, String)]) -> bool {
+    param(params, "CallStatus")
+        .and_then(|s| s.parse::<CallStatus>().ok())
+        .is_some_and(CallStatus::is_terminal)
 }
 
 fn required(hook: FlowHook, params: &[(String, String)]) -> Result<(), Refusal> {

@@ -5,7 +5,10 @@ use neuronx_actors::domain::call::{CallInput, UnattendedReason};
 use neuronx_actors::domain::playbook::Playbook;
 use neuronx_adapters::twilio::twiml::Response;
 
-use super::{agent, dial_result, durable, free_rep_if_leg_ended, ring_next, Known, MAX_ROUNDS};
+use super::{
+    agent, dial_result, durable, free_rep_if_leg_ended, own_call_ended, ring_next, Known,
+    MAX_ROUNDS,
+};
 use crate::control::reps;
 use crate::usecases::webhooks::{param, query_param, Refusal, Verifier};
 
@@ -52,7 +55,8 @@ pub(super) async fn ended(
         return Ok(Response::new().hangup());
     }
     let reason = UnattendedReason::RepsMissed;
-    if lead_gone(params) {
+    // The parent (the lead's call) had ended: its `CallStatus` rides along with the dial's result.
+    if own_call_ended(params) {
         // The lead hung up (or was hung up on) while the reps rang; the carrier still asks
         // the action. Ringing more reps would hold them for a call that no longer exists: the
         // lead is owed a callback instead.
@@ -61,17 +65,6 @@ pub(super) async fn ended(
         return Ok(Response::new().hangup());
     }
     ring_next(v, k, pb, call_sid, round + 1, Response::new(), reason).await
-}
-
-/// Whether the parent call (the lead's) had ended when the carrier asked the dial's action:
-/// its own `CallStatus` rides along with the dial's result.
-fn lead_gone(params: &[(String, String)]) -> bool {
-    param(params, "CallStatus").is_some_and(|s| {
-        matches!(
-            s,
-            "completed" | "canceled" | "busy" | "failed" | "no-answer"
-        )
-    })
 }
 
 /// A rep's leg ended: the rep is free for the next call at once, not when the whole dial
