@@ -256,6 +256,32 @@ async fn the_flow_webhooks_refuse_hostile_requests(backend: Backend) {
         common::first_call(&app.timeline(&id).await)
     })
     .await;
+    // Signed, naming a real opportunity with a call it never had: the call is checked in the
+    // same read as the opportunity, and nobody is connected.
+    let url = format!("{base}/answer?call={}&opp={id}", uuid::Uuid::new_v4());
+    let r = post_signed(&app.client, &token, &url, &form(&[("CallSid", "CA9")])).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let xml = r.text().await.unwrap();
+    assert!(xml.contains("<Hangup/>") && !xml.contains("<Dial"), "{xml}");
+    // A leg callback reads nothing but its own leg: one naming no call of ours is answered
+    // and changes nothing; one naming no call at all is hung up on.
+    let ended = form(&[("CallSid", "CA8"), ("CallStatus", "completed")]);
+    let url = format!(
+        "{base}/leg?call={}&opp={id}&rep=nobody",
+        uuid::Uuid::new_v4()
+    );
+    let r = post_signed(&app.client, &token, &url, &ended).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let url = format!("{base}/leg?call=%3Cscript%3E&rep=nobody");
+    let r = post_signed(&app.client, &token, &url, &ended).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("<Hangup/>"));
+    let url = format!("{base}/leg?call={call_id}&opp={id}&rep=nobody");
+    let r = post_signed(&app.client, &token, &url, &form(&[("CallSid", "CA8")])).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "missing_call_status");
+
     let url = format!("{base}/dial?call={call_id}&opp={id}&round=1");
     let r = post_signed(&app.client, &token, &url, &form(&[("CallSid", "CA9")])).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);

@@ -358,6 +358,39 @@ pub async fn team_of(
     Ok(row.map(|t| parse_uuid(&t)).transpose()?)
 }
 
+/// Opportunity `opportunity`'s stored state (as JSON text) with the team it is bound to, in
+/// one read: the call flow answers a lead picking up with it (issue #14: p99 ≤ 20 ms), where
+/// the opportunity, its call and its team were three round trips. With `call`, found only while
+/// that call actor of `call_kind` exists too, so a flow request naming an erased call reads
+/// nothing. The actors table is the runtime's; reading it here is a read model, like the board.
+pub async fn opportunity_with_team(
+    store: &Store,
+    tenant: TenantId,
+    opportunity: Uuid,
+    call: Option<(&str, Uuid)>,
+) -> Result<Option<(String, Option<Uuid>)>, ControlError> {
+    let sql = "SELECT CAST(a.state AS TEXT), CAST(ot.team_id AS TEXT)
+               FROM actors a
+               LEFT JOIN opportunity_teams ot
+                 ON ot.tenant_id = a.tenant_id AND ot.opportunity_id = a.id
+               WHERE a.tenant_id = $1 AND a.kind = $2 AND a.id = $3
+                 AND ($4 IS NULL OR EXISTS (SELECT 1 FROM actors c WHERE c.tenant_id = $1
+                                            AND c.kind = $4 AND c.id = $5))";
+    let (call_kind, call_id) = call.unzip();
+    let row: Option<(String, Option<String>)> = on_db!(store, |db, id, _json| sqlx::query_as(sql)
+        .bind(id(tenant.0))
+        .bind(neuronx_actors::opportunity::KIND.as_str())
+        .bind(id(opportunity))
+        .bind(call_kind)
+        .bind(call_id.map(id))
+        .fetch_optional(db)
+        .await?);
+    let Some((state, team)) = row else {
+        return Ok(None);
+    };
+    Ok(Some((state, team.as_deref().map(parse_uuid).transpose()?)))
+}
+
 /// The opportunities bound to `team`, for team-scoped lists and bulk actions.
 pub async fn opportunities_of(
     store: &Store,

@@ -91,6 +91,8 @@ struct Known {
     call_id: Uuid,
     key: ActorKey,
     opp: Opportunity,
+    /// The team the opportunity is bound to (its reps are rung), if any.
+    team: Option<Uuid>,
     /// The `<Dial record>` of this call's dials, when its playbook records.
     record: Option<DialRecording>,
     /// The lead called us (ADR 0050): rung by the number's team, assignee first.
@@ -110,6 +112,11 @@ pub async fn handle(
     if inbound::is_unknown_caller(d.query) {
         return inbound::unknown_caller(v, flow, tenant, hook, d.query, &params).await;
     }
+    if hook == FlowHook::Leg {
+        // A rep's leg moved: only its own row changes, so nothing else is read (one follows
+        // every answered call, issue #14).
+        return dial::leg(v, tenant, d.query, &params).await;
+    }
     let Some(mut known) = known(v, tenant, d.query).await? else {
         // Not a call of ours (or one since erased): never connect anyone on it.
         return Ok(Response::new().hangup());
@@ -122,7 +129,7 @@ pub async fn handle(
         FlowHook::Answer => answer(v, &known, pb, flow.rules, &params).await,
         FlowHook::Whisper => whisper(v, &known, pb, d.query, &params).await,
         FlowHook::DialEnded => dial::ended(v, &known, pb, d.query, &params).await,
-        FlowHook::Leg => dial::leg(v, &known, d.query, &params).await,
+        FlowHook::Leg => dial::leg(v, tenant, d.query, &params).await,
         FlowHook::Agent => agent::answered(v, &known, pb, d.query).await,
         FlowHook::AgentAccept => agent::accepted(v, &known, flow, pb, d.query, &params).await,
         FlowHook::Notice => Ok(recording::notice_doc(pb)),
@@ -136,19 +143,23 @@ pub(super) fn playbook<'a>(flow: &'a Flow<'_>, name: Option<&str>) -> Option<&'a
         .or_else(|| flow.playbooks.get(flow.default_playbook))
 }
 
-/// Opportunity `id`'s state, `None` when it does not exist (or cannot be read as one).
+/// Opportunity `id`'s state and the team it is bound to, `None` when it does not exist (or
+/// cannot be read as one), or when `call` is given and that call actor does not exist. One
+/// round trip: this sits on the answer to a lead picking up (issue #14).
 pub(super) async fn load_opportunity(
     v: &Verifier<'_>,
     tenant: TenantId,
     id: Uuid,
-) -> Result<Option<Opportunity>, Refusal> {
-    let row = v
-        .engine
-        .store()
-        .get_actor(tenant, opp::KIND.as_str(), id)
+    call: Option<Uuid>,
+) -> Result<Option<(Opportunity, Option<Uuid>)>, Refusal> {
+    let call = call.map(|c| (call_actor::KIND.as_str(), c));
+    let found = access::opportunity_with_team(v.engine.store(), tenant, id, call)
         .await
         .map_err(|_| Refusal::StoreUnavailable)?;
-    Ok(row.and_then(|r| serde_json::from_value::<Opportunity>(r.state).ok()))
+    Ok(found.and_then(|(state, team)| {
+        let opp = serde_json::from_str::<Opportunity>(&state).ok()?;
+        Some((opp, team))
+    }))
 }
 
 /// A dial's result: its `DialCallStatus`, and whether it bridged (`DialBridged`, else a
@@ -229,19 +240,14 @@ async fn known(
     ) else {
         return Ok(None);
     };
-    let store = v.engine.store();
     let inbound = inbound::Inbound::of(query);
     // An inbound call's actor was created (durably) before its first document was answered,
     // but may not be applied yet: its later inputs wait behind that one in the inbox.
-    let exists = inbound.is_some()
-        || store
-            .actor_exists(tenant, call_actor::KIND.as_str(), call_id)
-            .await
-            .map_err(|_| Refusal::StoreUnavailable)?;
-    if !exists {
-        return Ok(None);
-    }
-    let Some(opp) = load_opportunity(v, tenant, opp_id).await? else {
+    let call = match inbound {
+        Some(_) => None,
+        None => Some(call_id),
+    };
+    let Some((opp, team)) = load_opportunity(v, tenant, opp_id, call).await? else {
         return Ok(None);
     };
     let key = call_actor::key(&opp::key(tenant, opp_id), call_id);
@@ -250,6 +256,7 @@ async fn known(
         call_id,
         key,
         opp,
+        team,
         record: None,
         inbound,
     }))
@@ -314,15 +321,10 @@ async fn ring_next(
     let store = v.engine.store();
     let now = v.engine.config().clock.now();
     let unavailable = |_| Refusal::StoreUnavailable;
-    // Read before the transaction: a request must never hold one connection while it waits
+    // The number's team rings an inbound call; the opportunity's team any other. Both were
+    // read before the transaction: a request must never hold one connection while it waits
     // for a second, or a burst of them takes the whole pool and waits on itself.
-    let team = match k.inbound.as_ref().and_then(|i| i.team) {
-        Some(team) => Some(team),
-        None if round > MAX_ROUNDS => None,
-        None => access::team_of(store, k.tenant, k.opp.id)
-            .await
-            .map_err(|_| Refusal::StoreUnavailable)?,
-    };
+    let team = k.inbound.as_ref().and_then(|i| i.team).or(k.team);
     // The offer and the `RepsRung` input that records it commit together: never a rep held
     // for a call whose actor was not told, nor a second commit to wait for (ADR 0040).
     let mut tx = Tx::begin(store).await.map_err(unavailable)?;

@@ -4,6 +4,8 @@
 use neuronx_actors::domain::call::{CallInput, UnattendedReason};
 use neuronx_actors::domain::playbook::Playbook;
 use neuronx_adapters::twilio::twiml::Response;
+use neuronx_supervision::TenantId;
+use uuid::Uuid;
 
 use super::{
     agent, dial_result, durable, free_rep_if_leg_ended, own_call_ended, ring_next, Known,
@@ -69,13 +71,17 @@ pub(super) async fn ended(
 
 /// A rep's leg ended: the rep is free for the next call at once, not when the whole dial
 /// reports (a simultaneous dial's losers would otherwise look busy through the winner's
-/// conversation).
+/// conversation). Neither the call nor its opportunity is read: the update is scoped to the
+/// tenant and the call, so a call that is not ours matches no leg.
 pub(super) async fn leg(
     v: &Verifier<'_>,
-    k: &Known,
+    tenant: TenantId,
     query: Option<&str>,
     params: &[(String, String)],
 ) -> Result<Response, Refusal> {
-    free_rep_if_leg_ended(v, k.tenant, k.call_id, query, params).await?;
+    let Some(call_id) = query_param(query, "call").and_then(|s| Uuid::parse_str(&s).ok()) else {
+        return Ok(Response::new().hangup());
+    };
+    free_rep_if_leg_ended(v, tenant, call_id, query, params).await?;
     Ok(Response::new())
 }

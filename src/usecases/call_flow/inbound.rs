@@ -162,12 +162,12 @@ async fn route(
     };
     let opportunity = match &req.from {
         Some(from) => match live_opportunity_of(v.engine, tenant, from, team).await? {
-            Some(id) => load_opportunity(v, tenant, id).await?,
+            Some(id) => load_opportunity(v, tenant, id, None).await?,
             None => None,
         },
         None => None,
     };
-    let Some(opportunity) = opportunity else {
+    let Some((opportunity, opp_team)) = opportunity else {
         tracing::info!(from = ?req.from, team = ?team, "inbound call from an unknown caller");
         let doc = ring_unknown(v, flow, tenant, team, req, 1, greeting(flow)).await?;
         return Ok(InboundAnswer {
@@ -218,6 +218,7 @@ async fn route(
         call_id,
         key,
         opp: opportunity,
+        team: opp_team,
         record: None,
         inbound: Some(Inbound { team }),
     };
