@@ -262,6 +262,20 @@ impl EffectHandler for Voice {
                     return later;
                 }
             }
+            if let (
+                Some(account),
+                VoiceEffect::Fetch {
+                    provider_sid,
+                    call_id,
+                },
+            ) = (&account, &op)
+            {
+                let tenant = Context::tenant(&call);
+                let now = ctx.clock.now();
+                let fetched =
+                    twilio_channel::fetch(&ctx.store, account, tenant, *call_id, provider_sid, now);
+                return fetched.await.unwrap_or_else(undecided);
+            }
             if let Some(account) = account {
                 return twilio_channel::voice(
                     &account,

@@ -302,13 +302,40 @@ pub async fn voice(
         VoiceEffect::PickRep { .. } => {
             done(json!({"error": "pick_rep is not a carrier request"}), None)
         }
-        VoiceEffect::Fetch { provider_sid, .. } => {
-            match account.client.fetch_call(provider_sid).await {
-                Ok(c) => done(json!({"fetched": c.sid}), fetched(&c)),
-                // The watchdog gives up on its next firing when no answer came.
-                Err(e) => done(json!({"error": e.to_string()}), None),
+        // Asked through `fetch`, which can also free the call's reps.
+        VoiceEffect::Fetch { .. } => done(json!({"error": "fetch goes through fetch()"}), None),
+    }
+}
+
+/// Reads call `call_id` (`sid` at the carrier) for its watchdog. A call the carrier reports
+/// ended also has every rep leg of it ended: the watchdog asks exactly when no callback came
+/// that would have (an inbound caller who hung up during the greeting leaves reps offered but
+/// never rung). That update is idempotent, so a retry after a crash changes nothing twice;
+/// failing, the effect is put back (`Err`) before anything is reported.
+pub async fn fetch(
+    store: &Store,
+    account: &Account,
+    tenant: TenantId,
+    call_id: uuid::Uuid,
+    sid: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<EffectOutcome, String> {
+    use neuronx_adapters::twilio::CallStatus as Rest;
+    match account.client.fetch_call(sid).await {
+        Ok(c) => {
+            let ended = matches!(
+                c.status,
+                Rest::Completed | Rest::Busy | Rest::Failed | Rest::NoAnswer | Rest::Canceled
+            );
+            if ended {
+                crate::control::reps::call_ended(store, tenant, call_id, now)
+                    .await
+                    .map_err(|e| format!("freeing the call's reps: {e}"))?;
             }
+            Ok(done(json!({"fetched": c.sid}), fetched(&c)))
         }
+        // The watchdog gives up on its next firing when no answer came.
+        Err(e) => Ok(done(json!({"error": e.to_string()}), None)),
     }
 }
 

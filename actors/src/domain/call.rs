@@ -389,6 +389,9 @@ pub fn apply(
         CallInput::DialFailed { reason } => step.dial_failed(reason),
         CallInput::DialBlocked { reason } => step.dial_blocked(reason),
         CallInput::DialUnknown { reason } => step.dial_unknown(reason),
+        CallInput::Fetched { status, .. } if current.inbound.is_some() => {
+            step.inbound_fetched(status)
+        }
         CallInput::Fetched {
             status,
             answered_by,
@@ -466,6 +469,10 @@ mod tests;
 #[cfg(test)]
 #[path = "call_flow_tests.rs"]
 mod flow_tests;
+
+#[cfg(test)]
+#[path = "call_inbound_tests.rs"]
+mod inbound_tests;
 
 #[cfg(test)]
 #[path = "call_hang_up_tests.rs"]

@@ -44,6 +44,9 @@ named_enum! {
         NoRepAvailable = "no_rep_available",
         /// Every rep rung missed the call (no answer, busy, declined).
         RepsMissed = "reps_missed",
+        /// The lead who called in was gone before any rep was put through (hung up during the
+        /// greeting, or the carrier never reported the dial): found by the inbound watchdog.
+        CallerHungUp = "caller_hung_up",
     }
 }
 parse_by_name!(UnattendedReason, "unattended reason", Rejection);
@@ -239,6 +242,9 @@ impl Step<'_> {
             UnattendedReason::RepsMissed => format!(
                 "{who} and every rep rung missed the call; the lead was told someone will call back"
             ),
+            UnattendedReason::CallerHungUp => {
+                format!("{who} and hung up before reaching a rep")
+            }
         };
         let data = json!({ "event": "unattended", "reason": reason });
         self.conversation_event(text, data);

@@ -7,15 +7,23 @@
 //!
 //! An inbound call is not an attempt of the cadence: it is never reported to the opportunity
 //! as a call result (`reported` from the start), only as a conversation or as unattended.
+//!
+//! Without a status callback, a caller who hangs up before the `<Dial>` starts (during the
+//! greeting) leaves no request at all, and the call would stay in progress, holding the
+//! opportunity's live call. So the call keeps a watchdog: each period it asks the provider for
+//! the call, and closes it once the provider says it ended, or did not answer the last asking.
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{AnsweredBy, Call, CallDecision, CallEffect, CallStatus, Flow, Rejection};
+use super::{
+    AnsweredBy, Call, CallDecision, CallEffect, CallStatus, CallTimer, Flow, Rejection,
+    UnattendedReason,
+};
 use crate::domain::opportunity::validate_e164;
 use crate::domain::playbook::Playbook;
-use crate::domain::timeline::{Cause, TimelineEvent, TimelineKind};
+use crate::domain::timeline::{deadline, Cause, TimelineEvent, TimelineKind, TimerOp};
 
 use super::progress::Step;
 
@@ -75,7 +83,10 @@ pub(super) fn create(
     Ok(CallDecision {
         state: call,
         effects: vec![live],
-        timers: Vec::new(),
+        timers: vec![TimerOp::Set {
+            name: CallTimer::Watchdog,
+            at: deadline(now, pb.call_watchdog_seconds),
+        }],
         timeline: vec![TimelineEvent::new(
             TimelineKind::Conversation,
             Cause::Contact,
@@ -92,9 +103,63 @@ impl Step<'_> {
     pub(super) fn inbound_over(&mut self) {
         if self.call.inbound.is_some() && !self.call.status.is_terminal() {
             self.call.status = CallStatus::Completed;
+            self.clear(CallTimer::Watchdog);
             self.effects.push(CallEffect::Ended {
                 opportunity_id: self.call.opportunity_id,
             });
         }
+    }
+
+    /// The inbound call's watchdog: no request of its flow ended it within a period. The
+    /// provider is asked for the call (its answer comes back as `Fetched`); if it did not
+    /// answer the last asking either, the call is closed.
+    pub(super) fn inbound_watchdog(&mut self) {
+        let seconds = self.pb.call_watchdog_seconds;
+        match (self.call.fetch_attempted, self.call.provider_sid.clone()) {
+            (false, Some(sid)) => {
+                self.call.fetch_attempted = true;
+                self.effects.push(CallEffect::Fetch {
+                    provider_sid: sid.clone(),
+                });
+                self.set(CallTimer::Watchdog, seconds);
+                self.event(
+                    Cause::System,
+                    format!("no word of the call for {seconds} s; asking the provider for it"),
+                    json!({ "status": self.call.status, "provider_sid": sid }),
+                );
+            }
+            _ => self.inbound_gone(
+                CallStatus::Completed,
+                Cause::System,
+                "the provider did not say whether the call was still live; closing it".to_owned(),
+            ),
+        }
+    }
+
+    /// What the provider said of the inbound call when the watchdog asked. Still live (a long
+    /// conversation, reps still ringing): asked again next period. Ended: closed.
+    pub(super) fn inbound_fetched(&mut self, status: CallStatus) {
+        if self.call.status.is_terminal() {
+            return; // the flow closed it meanwhile
+        }
+        if !status.is_terminal() {
+            self.call.fetch_attempted = false;
+            return;
+        }
+        let text = format!("the provider reports the call {status}");
+        self.inbound_gone(status, Cause::Channel, text);
+    }
+
+    /// Closes an inbound call whose flow never finished. A caller no rep picked up for hung up
+    /// waiting: the opportunity owes a callback, as when nobody was free.
+    fn inbound_gone(&mut self, status: CallStatus, cause: Cause, text: String) {
+        let from = self.call.status;
+        self.event(cause, text, json!({ "from": from, "to": status }));
+        if self.call.flow.answered.is_empty() {
+            self.unattended(UnattendedReason::CallerHungUp);
+        }
+        self.inbound_over();
+        self.call.status = status;
+        self.clear(CallTimer::Watchdog);
     }
 }

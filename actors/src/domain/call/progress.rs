@@ -187,6 +187,7 @@ impl Step<'_> {
                     text,
                 );
             }
+            CallTimer::Watchdog if self.call.inbound.is_some() => self.inbound_watchdog(),
             CallTimer::Watchdog => self.watchdog(status),
         }
     }
@@ -278,7 +279,7 @@ impl Step<'_> {
         }
     }
 
-    fn event(&mut self, cause: Cause, reason: String, data: serde_json::Value) {
+    pub(super) fn event(&mut self, cause: Cause, reason: String, data: serde_json::Value) {
         self.timeline.push(TimelineEvent::new(
             TimelineKind::CallStatus,
             cause,

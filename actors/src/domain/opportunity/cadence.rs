@@ -352,6 +352,7 @@ impl Step<'_> {
         let text = match reason {
             UnattendedReason::NoRepAvailable => format!("{who} and no rep was available"),
             UnattendedReason::RepsMissed => format!("{who} and every rep rung missed the call"),
+            UnattendedReason::CallerHungUp => format!("{who} and hung up before reaching a rep"),
         };
         let data = json!({ "event": "unattended", "call_id": call_id, "reason": reason,
             "inbound": inbound });
