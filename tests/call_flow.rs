@@ -129,13 +129,7 @@ async fn sequential_ringing_moves_on_after_a_missed_rep(backend: Backend) {
     ringing(&app, "west", "sequential").await;
     rep(&app, "ana", Some("west"), "+14155550201", "available").await;
     rep(&app, "bo", Some("west"), "+14155550202", "available").await;
-    let never = CalleeMix {
-        answer: 0,
-        busy: 0,
-        no_answer: 1,
-        failed: 0,
-        ..CalleeMix::default()
-    };
+    let never = flow::never_answers();
     sim.set_callee("+14155550201", never);
     let id = lead_in(&app, "flow-3", "+14155550103", Some("west")).await;
 

@@ -197,13 +197,7 @@ async fn a_stop_by_text_hangs_up_a_lead_on_an_inbound_call(backend: Backend) {
 async fn a_lead_gone_while_reps_ring_is_not_offered_to_more_reps(backend: Backend) {
     let s = setup(backend).await;
     let (app, sim) = (&s.app, &s.sim);
-    let never = CalleeMix {
-        answer: 0,
-        busy: 0,
-        no_answer: 1,
-        failed: 0,
-        ..CalleeMix::default()
-    };
+    let never = flow::never_answers();
     sim.set_callee(REP_PHONE, never.clone());
     flow::rep(app, "cy", Some("west"), "+14155550203", "available").await;
     sim.set_callee("+14155550203", never);

@@ -229,3 +229,15 @@ pub async fn call_in(s: &Setup, from: &str, to: &str) -> String {
     let call: Value = r.json().await.unwrap();
     call["sid"].as_str().unwrap().to_owned()
 }
+
+/// A phone that rings out every time (for `sim.set_callee`): a rep who never picks up.
+#[allow(dead_code)] // the call-flow suites use it
+pub fn never_answers() -> carrier_sim::CalleeMix {
+    carrier_sim::CalleeMix {
+        answer: 0,
+        busy: 0,
+        no_answer: 1,
+        failed: 0,
+        ..carrier_sim::CalleeMix::default()
+    }
+}
