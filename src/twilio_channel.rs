@@ -5,13 +5,13 @@
 //! count creates per effect. A create whose outcome is unknown is never sent again: the call
 //! actor waits for a callback and its watchdog reconciles by fetching.
 
-use neuronx_actors::domain::call::{AnsweredBy, CallInput, CallStatus};
+use neuronx_actors::domain::call::CallInput;
 use neuronx_actors::domain::compliance::Channel;
 use neuronx_actors::domain::opportunity::{LineFound, LineType, OppInput};
 use neuronx_actors::effects::{SmsEffect, VoiceEffect};
 use neuronx_adapters::twilio::{
-    CallResource, ClientConfig, CreateCall, CreateMessage, HangupStatus, StatusCallbackEvent,
-    TwilioClient, TwilioCredentials, TwilioError, DEFAULT_BASE_URL,
+    ClientConfig, CreateCall, CreateMessage, HangupStatus, StatusCallbackEvent, TwilioClient,
+    TwilioCredentials, TwilioError, DEFAULT_BASE_URL,
 };
 use neuronx_supervision::{EffectCall, EffectOutcome, EffectStatus, Store, TenantId};
 use serde_json::{json, Value};
@@ -21,7 +21,10 @@ use crate::secrets::Keyring;
 use crate::tenant_data::{self, StoredCredentials};
 use neuronx_adapters::outbound::OutboundGuard;
 
+mod fetch;
 pub mod line_types;
+
+pub use fetch::fetch;
 
 /// What a Twilio effect needs: the tenant's account and where our webhooks live.
 pub struct Account {
@@ -176,32 +179,6 @@ fn callback(public_url: &str, account: &Account, route: &str, query: &[(&str, St
     )
 }
 
-fn fetched(c: &CallResource) -> Option<Value> {
-    use neuronx_adapters::twilio::CallStatus as Rest;
-    let status = match c.status {
-        Rest::Queued => CallStatus::Queued,
-        Rest::Initiated => CallStatus::Initiated,
-        Rest::Ringing => CallStatus::Ringing,
-        Rest::InProgress => CallStatus::InProgress,
-        Rest::Completed => CallStatus::Completed,
-        Rest::Busy => CallStatus::Busy,
-        Rest::Failed => CallStatus::Failed,
-        Rest::NoAnswer => CallStatus::NoAnswer,
-        Rest::Canceled => CallStatus::Canceled,
-        // The watchdog gives up on its next firing.
-        Rest::Unknown => return None,
-    };
-    let answered_by = c
-        .answered_by
-        .as_deref()
-        .and_then(|a| a.parse::<AnsweredBy>().ok());
-    input(&CallInput::Fetched {
-        status,
-        answered_by,
-        provider_sid: c.sid.clone(),
-    })
-}
-
 /// Runs a voice effect through the account; a dial goes from `caller` (`None`: the account's
 /// `from`), recorded in its result.
 pub async fn voice(
@@ -302,40 +279,8 @@ pub async fn voice(
         VoiceEffect::PickRep { .. } => {
             done(json!({"error": "pick_rep is not a carrier request"}), None)
         }
-        // Asked through `fetch`, which can also free the call's reps.
-        VoiceEffect::Fetch { .. } => done(json!({"error": "fetch goes through fetch()"}), None),
-    }
-}
-
-/// Reads call `call_id` (`sid` at the carrier) for its watchdog. A call the carrier reports
-/// ended also has every rep leg of it ended: the watchdog asks exactly when no callback came
-/// that would have (an inbound caller who hung up during the greeting leaves reps offered but
-/// never rung). That update is idempotent, so a retry after a crash changes nothing twice;
-/// failing, the effect is put back (`Err`) before anything is reported.
-pub async fn fetch(
-    store: &Store,
-    account: &Account,
-    tenant: TenantId,
-    call_id: uuid::Uuid,
-    sid: &str,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<EffectOutcome, String> {
-    use neuronx_adapters::twilio::CallStatus as Rest;
-    match account.client.fetch_call(sid).await {
-        Ok(c) => {
-            let ended = matches!(
-                c.status,
-                Rest::Completed | Rest::Busy | Rest::Failed | Rest::NoAnswer | Rest::Canceled
-            );
-            if ended {
-                crate::control::reps::call_ended(store, tenant, call_id, now)
-                    .await
-                    .map_err(|e| format!("freeing the call's reps: {e}"))?;
-            }
-            Ok(done(json!({"fetched": c.sid}), fetched(&c)))
-        }
-        // The watchdog gives up on its next firing when no answer came.
-        Err(e) => Ok(done(json!({"error": e.to_string()}), None)),
+        // The dispatcher sends it through `fetch`, which can also free the call's reps.
+        VoiceEffect::Fetch { provider_sid, .. } => fetch::read(account, provider_sid).await.0,
     }
 }
 

@@ -454,7 +454,10 @@ async fn hostile_requests_write_nothing(backend: Backend) {
     s.app.stop().await;
 }
 
-both_backends!(a_known_caller_reaches_their_assignee_and_is_engaged);
+both_backends!(
+    a_known_caller_reaches_their_assignee_and_is_engaged,
+    a_caller_gone_during_the_greeting_is_closed_by_the_watchdog,
+);
 
 mod sqlite_only {
     use super::*;
@@ -462,11 +465,6 @@ mod sqlite_only {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn team_number() {
         a_teams_number_rings_that_teams_reps_only(Backend::Sqlite).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn gone_during_the_greeting() {
-        a_caller_gone_during_the_greeting_is_closed_by_the_watchdog(Backend::Sqlite).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -129,6 +129,7 @@ pub async fn handle(
         FlowHook::Answer => answer(v, &known, pb, flow.rules, &params).await,
         FlowHook::Whisper => whisper(v, &known, pb, d.query, &params).await,
         FlowHook::DialEnded => dial::ended(v, &known, pb, d.query, &params).await,
+        // Answered above without reading the call; kept here so the match stays total.
         FlowHook::Leg => dial::leg(v, tenant, d.query, &params).await,
         FlowHook::Agent => agent::answered(v, &known, pb, d.query).await,
         FlowHook::AgentAccept => agent::accepted(v, &known, flow, pb, d.query, &params).await,

@@ -119,6 +119,10 @@ pub struct Call {
     /// The watchdog has asked the provider for the call once already.
     #[serde(default)]
     pub fetch_attempted: bool,
+    /// An inbound call's watchdog asked the provider this many times in a row without an
+    /// answer (a failed fetch): closed only once it reaches `inbound::UNANSWERED_ASKS`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unanswered_asks: u8,
     /// What the call flow did once a person answered: the reps rung, who picked up, the
     /// conversation. Empty until the provider asks for the flow.
     #[serde(default, skip_serializing_if = "Flow::is_empty")]
@@ -389,9 +393,11 @@ pub fn apply(
         CallInput::DialFailed { reason } => step.dial_failed(reason),
         CallInput::DialBlocked { reason } => step.dial_blocked(reason),
         CallInput::DialUnknown { reason } => step.dial_unknown(reason),
-        CallInput::Fetched { status, .. } if current.inbound.is_some() => {
-            step.inbound_fetched(status)
-        }
+        CallInput::Fetched {
+            status,
+            provider_sid,
+            ..
+        } if current.inbound.is_some() => step.inbound_fetched(status, &provider_sid),
         CallInput::Fetched {
             status,
             answered_by,
@@ -481,3 +487,7 @@ mod hang_up_tests;
 #[cfg(test)]
 #[path = "call_pick_tests.rs"]
 mod pick_tests;
+
+fn is_zero(n: &u8) -> bool {
+    *n == 0
+}

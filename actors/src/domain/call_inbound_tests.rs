@@ -238,10 +238,17 @@ fn a_long_inbound_conversation_is_asked_after_each_period_and_never_cut() {
 }
 
 #[test]
-fn an_inbound_call_the_provider_never_answers_for_is_closed_at_the_next_period() {
+fn an_inbound_call_is_closed_only_after_several_unanswered_askings() {
     let call = apply(None, inbound(), t(0), &pb()).unwrap().state;
-    let asked = run(&call, watchdog()).state;
-    // The fetch failed (no `Fetched` came): the next firing closes the call.
+    // The fetches fail (no `Fetched` comes): asked again at each firing, the lead may still
+    // be on hold.
+    let mut asked = run(&call, watchdog()).state;
+    for _ in 1..inbound::UNANSWERED_ASKS {
+        let d = run(&asked, watchdog());
+        assert_eq!(d.effects, [fetch_effect()], "asked again");
+        assert_eq!(d.state.status, CallStatus::InProgress);
+        asked = d.state;
+    }
     let d = run(&asked, watchdog());
     assert_eq!(d.state.status, CallStatus::Completed);
     assert!(d.effects.contains(&ended_effect()), "{:?}", d.effects);
@@ -252,6 +259,13 @@ fn an_inbound_call_the_provider_never_answers_for_is_closed_at_the_next_period()
             ..
         }
     )));
+    // One answer in between starts the count again.
+    let answered = run(
+        &run(&call, watchdog()).state,
+        fetched(CallStatus::InProgress),
+    )
+    .state;
+    assert_eq!(answered.unanswered_asks, 0);
     // A flow that ended normally leaves no watchdog behind.
     let input = CallInput::Unattended {
         reason: UnattendedReason::NoRepAvailable,
@@ -260,4 +274,33 @@ fn an_inbound_call_the_provider_never_answers_for_is_closed_at_the_next_period()
     assert!(d.timers.contains(&TimerOp::Clear {
         name: CallTimer::Watchdog
     }));
+}
+
+#[test]
+fn a_call_hung_up_at_the_opportunitys_asking_owes_no_callback_and_other_sids_are_ignored() {
+    let call = apply(None, inbound(), t(0), &pb()).unwrap().state;
+    // An answer about another call changes nothing.
+    let asked = run(&call, watchdog()).state;
+    let other = CallInput::Fetched {
+        status: CallStatus::Completed,
+        answered_by: None,
+        provider_sid: "CAother".into(),
+    };
+    let d = run(&asked, other);
+    assert_eq!(d.state.status, CallStatus::InProgress);
+    assert!(d.effects.is_empty() && d.timeline.is_empty());
+    // The lead texted STOP while on hold: the call was hung up at the opportunity's asking.
+    let stop = CallInput::HangUp {
+        reason: "the lead opted out".into(),
+    };
+    let hung = run(&asked, stop).state;
+    assert!(hung.hang_up.is_some(), "{hung:?}");
+    let d = run(&hung, fetched(CallStatus::Completed));
+    assert_eq!(d.state.status, CallStatus::Completed);
+    assert_eq!(
+        d.effects,
+        [ended_effect()],
+        "no callback owed: {:?}",
+        d.effects
+    );
 }

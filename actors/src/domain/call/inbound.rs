@@ -27,6 +27,10 @@ use crate::domain::timeline::{deadline, Cause, TimelineEvent, TimelineKind, Time
 
 use super::progress::Step;
 
+/// Askings of the provider left unanswered in a row before an inbound call is closed without
+/// its word (about this many watchdog periods after the last request of its flow).
+pub(super) const UNANSWERED_ASKS: u8 = 3;
+
 /// What `CallInput::Inbound` creates a call from.
 pub(super) struct NewInbound {
     pub id: Uuid,
@@ -69,6 +73,7 @@ pub(super) fn create(
         reported: true,
         dial_unknown: false,
         fetch_attempted: false,
+        unanswered_asks: 0,
         flow: Flow::default(),
         hang_up: None,
         agent: None,
@@ -111,55 +116,65 @@ impl Step<'_> {
     }
 
     /// The inbound call's watchdog: no request of its flow ended it within a period. The
-    /// provider is asked for the call (its answer comes back as `Fetched`); if it did not
-    /// answer the last asking either, the call is closed.
+    /// provider is asked for the call (its answer comes back as `Fetched`); an asking left
+    /// unanswered (the fetch failed) is asked again, and only after `UNANSWERED_ASKS` of them
+    /// in a row is the call closed: one carrier error must not close a call whose lead is
+    /// still on hold.
     pub(super) fn inbound_watchdog(&mut self) {
         let seconds = self.pb.call_watchdog_seconds;
-        match (self.call.fetch_attempted, self.call.provider_sid.clone()) {
-            (false, Some(sid)) => {
-                self.call.fetch_attempted = true;
-                self.effects.push(CallEffect::Fetch {
-                    provider_sid: sid.clone(),
-                });
-                self.set(CallTimer::Watchdog, seconds);
-                self.event(
-                    Cause::System,
-                    format!("no word of the call for {seconds} s; asking the provider for it"),
-                    json!({ "status": self.call.status, "provider_sid": sid }),
-                );
-            }
-            _ => self.inbound_gone(
-                CallStatus::Completed,
-                Cause::System,
-                "the provider did not say whether the call was still live; closing it".to_owned(),
-            ),
+        if self.call.fetch_attempted {
+            self.call.unanswered_asks = self.call.unanswered_asks.saturating_add(1);
         }
+        let Some(sid) = self.call.provider_sid.clone() else {
+            return self.inbound_gone(None, Cause::System, "no sid to ask the provider".into());
+        };
+        if self.call.unanswered_asks >= UNANSWERED_ASKS {
+            let text = format!(
+                "the provider did not answer {UNANSWERED_ASKS} askings about the call; closing it"
+            );
+            return self.inbound_gone(None, Cause::System, text);
+        }
+        self.call.fetch_attempted = true;
+        self.effects.push(CallEffect::Fetch {
+            provider_sid: sid.clone(),
+        });
+        self.set(CallTimer::Watchdog, seconds);
+        self.event(
+            Cause::System,
+            format!("no word of the call for {seconds} s; asking the provider for it"),
+            json!({ "status": self.call.status, "provider_sid": sid }),
+        );
     }
 
     /// What the provider said of the inbound call when the watchdog asked. Still live (a long
-    /// conversation, reps still ringing): asked again next period. Ended: closed.
-    pub(super) fn inbound_fetched(&mut self, status: CallStatus) {
-        if self.call.status.is_terminal() {
-            return; // the flow closed it meanwhile
+    /// conversation, reps still ringing): asked again next period. Ended: closed. An answer
+    /// about another call (not this call's sid) is ignored.
+    pub(super) fn inbound_fetched(&mut self, status: CallStatus, sid: &str) {
+        if self.call.status.is_terminal() || self.call.provider_sid.as_deref() != Some(sid) {
+            return; // the flow closed it meanwhile, or not this call
         }
+        self.call.fetch_attempted = false;
+        self.call.unanswered_asks = 0;
         if !status.is_terminal() {
-            self.call.fetch_attempted = false;
             return;
         }
         let text = format!("the provider reports the call {status}");
-        self.inbound_gone(status, Cause::Channel, text);
+        self.inbound_gone(Some(status), Cause::Channel, text);
     }
 
-    /// Closes an inbound call whose flow never finished. A caller no rep picked up for hung up
-    /// waiting: the opportunity owes a callback, as when nobody was free.
-    fn inbound_gone(&mut self, status: CallStatus, cause: Cause, text: String) {
+    /// Closes an inbound call whose flow never finished (`status`: as the provider reported
+    /// it, else completed). A caller no rep picked up hung up waiting: the opportunity owes a
+    /// callback, as when nobody was free; not when the call was hung up at the opportunity's
+    /// own asking (a STOP, a pause with hang-up), which says why itself.
+    fn inbound_gone(&mut self, status: Option<CallStatus>, cause: Cause, text: String) {
         let from = self.call.status;
-        self.event(cause, text, json!({ "from": from, "to": status }));
-        if self.call.flow.answered.is_empty() {
+        let to = status.unwrap_or(CallStatus::Completed);
+        self.event(cause, text, json!({ "from": from, "to": to }));
+        if self.call.flow.answered.is_empty() && self.call.hang_up.is_none() {
             self.unattended(UnattendedReason::CallerHungUp);
         }
         self.inbound_over();
-        self.call.status = status;
+        self.call.status = to;
         self.clear(CallTimer::Watchdog);
     }
 }

@@ -42,6 +42,7 @@ pub(super) fn place(
         reported: false,
         dial_unknown: false,
         fetch_attempted: false,
+        unanswered_asks: 0,
         flow: Flow::default(),
         hang_up: None,
         agent: agent.clone(),
