@@ -477,6 +477,10 @@ mod tests;
 mod flow_tests;
 
 #[cfg(test)]
+#[path = "call_fixtures.rs"]
+mod fixtures;
+
+#[cfg(test)]
 #[path = "call_inbound_tests.rs"]
 mod inbound_tests;
 

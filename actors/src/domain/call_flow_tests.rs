@@ -1,18 +1,8 @@
 //! The call flow's inputs on the call: reps rung, a rep picking up, the dial's end, and the
 //! one report when nobody took the lead. Each may come twice or out of order.
 
-use chrono::{TimeDelta, TimeZone};
-
+use super::fixtures::{events, pb, run, rung, t};
 use super::*;
-use crate::domain::timeline::TimelineKind;
-
-fn t(seconds: i64) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2025, 1, 1, 12, 0, 0).unwrap() + TimeDelta::seconds(seconds)
-}
-
-fn pb() -> Playbook {
-    Playbook::with_defaults("speed-to-lead")
-}
 
 /// A placed call the lead answered (a person).
 fn answered() -> Call {
@@ -39,24 +29,6 @@ fn answered() -> Call {
         call = apply(Some(&call), input, t(1), &pb()).unwrap().state;
     }
     call
-}
-
-fn run(call: &Call, input: CallInput) -> CallDecision {
-    apply(Some(call), input, t(5), &pb()).unwrap()
-}
-
-fn events(d: &CallDecision) -> Vec<String> {
-    d.timeline
-        .iter()
-        .filter(|e| e.kind == TimelineKind::Conversation)
-        .map(|e| e.data["event"].as_str().unwrap_or_default().to_owned())
-        .collect()
-}
-
-fn rung(reps: &[&str]) -> CallInput {
-    CallInput::RepsRung {
-        reps: reps.iter().map(|r| r.to_string()).collect(),
-    }
 }
 
 #[test]

@@ -1,36 +1,9 @@
 //! An inbound call on the call actor: created live, ended by its flow, and closed by its
 //! watchdog when the flow never finished (a caller who hung up during the greeting).
 
-use chrono::{TimeDelta, TimeZone};
-
+use super::fixtures::{events, pb, run, rung, t};
 use super::*;
-use crate::domain::timeline::{TimelineKind, TimerOp};
-
-fn t(seconds: i64) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2025, 1, 1, 12, 0, 0).unwrap() + TimeDelta::seconds(seconds)
-}
-
-fn pb() -> Playbook {
-    Playbook::with_defaults("speed-to-lead")
-}
-
-fn run(call: &Call, input: CallInput) -> CallDecision {
-    apply(Some(call), input, t(5), &pb()).unwrap()
-}
-
-fn events(d: &CallDecision) -> Vec<String> {
-    d.timeline
-        .iter()
-        .filter(|e| e.kind == TimelineKind::Conversation)
-        .map(|e| e.data["event"].as_str().unwrap_or_default().to_owned())
-        .collect()
-}
-
-fn rung(reps: &[&str]) -> CallInput {
-    CallInput::RepsRung {
-        reps: reps.iter().map(|r| r.to_string()).collect(),
-    }
-}
+use crate::domain::timeline::TimerOp;
 
 fn watchdog() -> CallInput {
     CallInput::TimerFired {
