@@ -16,9 +16,9 @@ mod flow;
 use std::time::Duration;
 
 use access::team;
-use common::{eventually, post_signed, Backend, TestApp};
-use flow::{call_in, conversation_until, number, quiet_lead, rep, setup};
-use neuronx_adapters::carrier_sim::{self, CallDetail, CalleeMix};
+use common::{eventually, post_signed, Backend};
+use flow::{call_in, conversation_until, finished, number, quiet_lead, rep, rows, setup};
+use neuronx_adapters::carrier_sim::{self, CalleeMix};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -26,16 +26,6 @@ use serde_json::{json, Value};
 const WEST_NUMBER: &str = "+14155550300";
 const EAST_NUMBER: &str = "+12125550300";
 const SID: &str = "CA0123456789abcdef0123456789abcdef";
-
-/// The simulator's record of call `sid` once its flow ended (polled with a deadline).
-async fn finished(sim: &carrier_sim::SimHandle, sid: &str) -> CallDetail {
-    eventually(
-        Duration::from_secs(30),
-        "the inbound call's end",
-        || async { sim.call_detail(sid).filter(|c| c.flow_end.is_some()) },
-    )
-    .await
-}
 
 /// `number` (a rep's phone) picks up every time it rings.
 fn always_answers(sim: &carrier_sim::SimHandle, number: &str) {
@@ -47,15 +37,6 @@ fn always_answers(sim: &carrier_sim::SimHandle, number: &str) {
         ..CalleeMix::default()
     };
     sim.set_callee(number, mix);
-}
-
-/// How many rows a runtime or product table holds (every tenant: each test has its own
-/// database).
-async fn rows(app: &TestApp, sql: &str) -> String {
-    common::sql(app.engine().store(), sql)
-        .await
-        .pop()
-        .unwrap_or_default()
 }
 
 async fn a_known_caller_reaches_their_assignee_and_is_engaged(backend: Backend) {
@@ -219,107 +200,6 @@ async fn nobody_free_promises_a_callback_and_escalates(backend: Backend) {
     s.app.stop().await;
 }
 
-/// The shipped playbooks with a 2 s call watchdog, so an inbound call's watchdog fires within
-/// a test.
-fn short_watchdog_playbooks() -> String {
-    let dir = tempfile::tempdir().unwrap().keep();
-    for name in ["speed-to-lead", "demo"] {
-        let path = format!(
-            "{}/config/playbooks/{name}.toml",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let shipped = std::fs::read_to_string(path).unwrap();
-        let short = shipped
-            .replace("call_watchdog_seconds = 300", "call_watchdog_seconds = 2")
-            .replace("ring_timeout_seconds = 30", "ring_timeout_seconds = 1");
-        assert!(
-            name != "speed-to-lead" || short != shipped,
-            "no watchdog to shorten"
-        );
-        std::fs::write(dir.join(format!("{name}.toml")), short).unwrap();
-    }
-    dir.to_string_lossy().into_owned()
-}
-
-/// A caller who hangs up during the greeting leaves no request behind (no `<Dial>` ran, and
-/// no status callback is asked for an inbound call): the call's watchdog asks the carrier,
-/// closes the call, frees the rep it was offered to and owes the lead a callback.
-async fn a_caller_gone_during_the_greeting_is_closed_by_the_watchdog(backend: Backend) {
-    let dir = short_watchdog_playbooks();
-    let s = flow::setup_with(backend, move |st| st.playbooks.dir = dir).await;
-    let (app, sim) = (&s.app, &s.sim);
-    team(app, "west").await;
-    rep(app, "ana", Some("west"), "+14155550201", "available").await;
-    number(app, WEST_NUMBER, Some("west")).await;
-    let opp = quiet_lead(app, "in-5", "+14155550105", Some("west")).await;
-    let id = opp["id"].as_str().unwrap();
-
-    // A call the carrier has and has ended: its voice URL answered nothing it could run.
-    let r = app
-        .client
-        .post(format!("{}/sim/inbound-calls", sim.base_url))
-        .json(&json!({ "from": "+14155550105", "to": WEST_NUMBER,
-            "url": format!("{}/nowhere", s.public_url) }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let sid = r.json::<Value>().await.unwrap()["sid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    finished(sim, &sid).await;
-    // Our webhook is asked for that call (as if the caller hung up right after): the rep is
-    // offered it, and no request of its flow will ever come.
-    let url = format!("{}/webhooks/twilio/{}/voice/inbound", app.base, app.tenant);
-    let form: Vec<(String, String)> = [
-        ("CallSid", sid.as_str()),
-        ("From", "+14155550105"),
-        ("To", WEST_NUMBER),
-        ("CallStatus", "ringing"),
-        ("Direction", "inbound"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let r = post_signed(&app.client, sim.auth_token(), &url, &form).await;
-    assert_eq!(r.status(), StatusCode::OK);
-    assert!(r.text().await.unwrap().contains("<Dial"));
-    let live = || async {
-        let (_, reps) = app.get("/v1/reps").await;
-        let list = reps
-            .as_array()
-            .or_else(|| reps["items"].as_array())?
-            .clone();
-        let ana: Value = list.into_iter().find(|r| r["name"] == "ana")?;
-        ana["live_calls"].as_u64()
-    };
-    assert_eq!(live().await, Some(1), "the offer holds the rep");
-
-    let entries = conversation_until(app, id, "unattended").await;
-    let un = entries.iter().find(|d| d["event"] == "unattended").unwrap();
-    assert_eq!(un["reason"], "caller_hung_up", "{un}");
-    assert_eq!(un["inbound"], true);
-    let call_id = un["call_id"].as_str().unwrap();
-    let (code, call) = app.get(&format!("/v1/calls/{call_id}")).await;
-    assert_eq!(code, StatusCode::OK, "{call}");
-    let status = call["status"].as_str().unwrap_or_default();
-    assert!(["completed", "failed"].contains(&status), "{call}");
-    let asked = call["timeline"].as_array().unwrap().iter().any(|e| {
-        e["reason"]
-            .as_str()
-            .is_some_and(|r| r.contains("asking the provider"))
-    });
-    assert!(asked, "the watchdog asked the carrier: {call}");
-    eventually(Duration::from_secs(10), "the rep freed", || async {
-        (live().await == Some(0)).then_some(())
-    })
-    .await;
-    flow::escalated_after_text(app, id, "thanks for calling", "escalations:west").await;
-    s.sim.shutdown().await;
-    s.app.stop().await;
-}
-
 /// A number that is not the tenant's is told so, and nothing is written; unsigned or badly
 /// signed requests are refused before anything is read; hostile fields are refused by name.
 async fn hostile_requests_write_nothing(backend: Backend) {
@@ -454,10 +334,7 @@ async fn hostile_requests_write_nothing(backend: Backend) {
     s.app.stop().await;
 }
 
-both_backends!(
-    a_known_caller_reaches_their_assignee_and_is_engaged,
-    a_caller_gone_during_the_greeting_is_closed_by_the_watchdog,
-);
+both_backends!(a_known_caller_reaches_their_assignee_and_is_engaged);
 
 mod sqlite_only {
     use super::*;

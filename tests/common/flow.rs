@@ -241,3 +241,24 @@ pub fn never_answers() -> carrier_sim::CalleeMix {
         ..carrier_sim::CalleeMix::default()
     }
 }
+
+/// The simulator's record of call `sid` once its flow ended (polled with a deadline).
+#[allow(dead_code)] // the inbound-call suites use it
+pub async fn finished(sim: &carrier_sim::SimHandle, sid: &str) -> carrier_sim::CallDetail {
+    crate::common::eventually(
+        std::time::Duration::from_secs(30),
+        "the inbound call's end",
+        || async { sim.call_detail(sid).filter(|c| c.flow_end.is_some()) },
+    )
+    .await
+}
+
+/// How many rows a runtime or product table holds (every tenant: each test has its own
+/// database).
+#[allow(dead_code)] // the inbound-call suites use it
+pub async fn rows(app: &TestApp, sql: &str) -> String {
+    crate::common::sql(app.engine().store(), sql)
+        .await
+        .pop()
+        .unwrap_or_default()
+}

@@ -17,6 +17,8 @@ pub enum Verb {
     Dial(Dial),
     Gather(Gather),
     Hangup,
+    /// Fetch the next document from this URL (POST); the verbs after it never run.
+    Redirect(String),
 }
 
 /// `<Gather>`: play a prompt and collect keys. Twilio posts `Digits` to `action` once
@@ -98,6 +100,11 @@ impl Response {
         self
     }
 
+    pub fn redirect(mut self, url: impl Into<String>) -> Self {
+        self.0.push(Verb::Redirect(url.into()));
+        self
+    }
+
     /// The document as Twilio reads it.
     pub fn render(&self) -> String {
         let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response>");
@@ -113,6 +120,9 @@ impl Response {
                     let _ = write!(out, "<Pause length=\"{seconds}\"/>");
                 }
                 Verb::Hangup => out.push_str("<Hangup/>"),
+                Verb::Redirect(url) => {
+                    let _ = write!(out, "<Redirect method=\"POST\">{}</Redirect>", escape(url));
+                }
                 Verb::Dial(d) => render_dial(&mut out, d),
                 Verb::Gather(g) => {
                     let _ = write!(
@@ -192,6 +202,19 @@ fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn renders_a_redirect_escaped() {
+        let doc = Response::new()
+            .say("Hello")
+            .redirect("https://x/voice/inbound?ring=1&a=<b>");
+        assert_eq!(
+            doc.render(),
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Say>Hello</Say>\
+             <Redirect method=\"POST\">https://x/voice/inbound?ring=1&amp;a=&lt;b&gt;</Redirect>\
+             </Response>"
+        );
+    }
 
     #[test]
     fn renders_a_dial_with_whisper_and_callbacks() {

@@ -77,6 +77,9 @@ pub enum InboundOutcome {
     UnknownCaller,
     /// `To` is none of the tenant's numbers: told so and hung up on; nothing written.
     UnknownNumber,
+    /// The first request of a call with a greeting: greeted, then sent back (`ring=1`) for
+    /// the ringing, which is counted by how it was routed.
+    Greeted,
 }
 
 impl InboundOutcome {
@@ -85,6 +88,7 @@ impl InboundOutcome {
             InboundOutcome::Routed => "routed",
             InboundOutcome::UnknownCaller => "unknown_caller",
             InboundOutcome::UnknownNumber => "unknown_number",
+            InboundOutcome::Greeted => "greeted",
         }
     }
 }
@@ -142,9 +146,25 @@ pub async fn inbound_call(
 ) -> Result<InboundAnswer, Refusal> {
     let (tenant, params) = verified(v, &d).await?;
     let req = request(&params)?;
+    // The second request of a call: the caller heard the greeting and is still on the line.
+    let greeted = query_param(d.query, "ring").as_deref() == Some("1");
     let span = tracing::info_span!("inbound_call", tenant = %tenant.0, call_sid = req.call_sid,
-        to = %req.to);
-    route(v, flow, tenant, &req).instrument(span).await
+        to = %req.to, greeted);
+    route(v, flow, tenant, &req, greeted).instrument(span).await
+}
+
+/// The greeting, then back to `voice/inbound` (`ring=1`) for the ringing. Nothing is offered
+/// to a rep, nor any call recorded, until the caller has heard it: a caller who hangs up during
+/// the greeting leaves nothing behind (no request would ever free a rep offered to them).
+fn greet_then_ring(v: &Verifier<'_>, tenant: TenantId, greeting: Response) -> InboundAnswer {
+    let url = format!(
+        "{}/webhooks/twilio/{}/voice/inbound?ring=1",
+        v.public_url, tenant.0
+    );
+    InboundAnswer {
+        doc: greeting.redirect(url),
+        outcome: InboundOutcome::Greeted,
+    }
 }
 
 async fn route(
@@ -152,6 +172,7 @@ async fn route(
     flow: &Flow<'_>,
     tenant: TenantId,
     req: &Request<'_>,
+    greeted: bool,
 ) -> Result<InboundAnswer, Refusal> {
     let Some(team) = number_team(v.engine, tenant, &req.to).await? else {
         tracing::info!("inbound call to a number that is not the tenant's");
@@ -168,8 +189,12 @@ async fn route(
         None => None,
     };
     let Some((opportunity, opp_team)) = opportunity else {
+        let greeting = greeting(flow);
+        if !greeted && !greeting.0.is_empty() {
+            return Ok(greet_then_ring(v, tenant, greeting));
+        }
         tracing::info!(from = ?req.from, team = ?team, "inbound call from an unknown caller");
-        let doc = ring_unknown(v, flow, tenant, team, req, 1, greeting(flow)).await?;
+        let doc = ring_unknown(v, flow, tenant, team, req, 1, Response::new()).await?;
         return Ok(InboundAnswer {
             doc,
             outcome: InboundOutcome::UnknownCaller,
@@ -181,9 +206,6 @@ async fn route(
             outcome: InboundOutcome::Routed,
         });
     };
-    let call_id = call_id_of(tenant, req.call_sid);
-    let key = call_actor::key(&opp::key(tenant, opportunity.id), call_id);
-    tracing::info!(opp = %opportunity.id, call = %call_id, "inbound call from a known caller");
     // The number calling (a known caller was found by it): the lead's own phone may be unset,
     // as a lead may come with an email alone.
     let caller = req
@@ -191,6 +213,19 @@ async fn route(
         .clone()
         .or_else(|| opportunity.contact.phone.clone())
         .unwrap_or_default();
+    let mut greeting = Response::new();
+    if let Some(text) = recording::notice(pb, flow.rules, &caller) {
+        greeting = greeting.say(text);
+    }
+    if let Some(text) = &pb.call_flow.inbound_greeting {
+        greeting = greeting.say(fill(text, &opportunity.contact.name));
+    }
+    if !greeted && !greeting.0.is_empty() {
+        return Ok(greet_then_ring(v, tenant, greeting));
+    }
+    let call_id = call_id_of(tenant, req.call_sid);
+    let key = call_actor::key(&opp::key(tenant, opportunity.id), call_id);
+    tracing::info!(opp = %opportunity.id, call = %call_id, "inbound call from a known caller");
     let input = CallInput::Inbound {
         call_id,
         opportunity_id: opportunity.id,
@@ -223,15 +258,8 @@ async fn route(
         inbound: Some(Inbound { team }),
     };
     known.record = recording::dial_recording(v, &known, pb, flow.rules);
-    let mut doc = Response::new();
-    if let Some(text) = recording::notice(pb, flow.rules, &caller) {
-        doc = doc.say(text);
-    }
-    if let Some(text) = &pb.call_flow.inbound_greeting {
-        doc = doc.say(fill(text, &known.opp.contact.name));
-    }
     let reason = UnattendedReason::NoRepAvailable;
-    let doc = ring_next(v, &known, pb, req.call_sid, 1, doc, reason).await?;
+    let doc = ring_next(v, &known, pb, req.call_sid, 1, Response::new(), reason).await?;
     Ok(InboundAnswer {
         doc,
         outcome: InboundOutcome::Routed,
