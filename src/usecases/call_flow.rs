@@ -109,13 +109,13 @@ pub async fn handle(
     let (tenant, params) = verified(v, &d).await?;
     // A verified request missing a field is refused by name whatever call it names.
     required(hook, &params)?;
-    if inbound::is_unknown_caller(d.query) {
-        return inbound::unknown_caller(v, flow, tenant, hook, d.query, &params).await;
-    }
     if hook == FlowHook::Leg {
         // A rep's leg moved: only its own row changes, so nothing else is read (one follows
-        // every answered call, issue #14).
+        // every answered call, issue #14), whoever the caller.
         return dial::leg(v, tenant, d.query, &params).await;
+    }
+    if inbound::is_unknown_caller(d.query) {
+        return inbound::unknown_caller(v, flow, tenant, hook, d.query, &params).await;
     }
     let Some(mut known) = known(v, tenant, d.query).await? else {
         // Not a call of ours (or one since erased): never connect anyone on it.
@@ -175,25 +175,6 @@ pub(super) fn dial_result(params: &[(String, String)]) -> Result<(DialStatus, bo
         None => status == DialStatus::Completed,
     };
     Ok((status, bridged))
-}
-
-/// Frees a rep's slot once their leg of call `call_id` has ended (the `rep` the leg's URL
-/// names), so they can take the next call before the whole dial reports.
-pub(super) async fn free_rep_if_leg_ended(
-    v: &Verifier<'_>,
-    tenant: TenantId,
-    call_id: Uuid,
-    query: Option<&str>,
-    params: &[(String, String)],
-) -> Result<(), Refusal> {
-    param(params, "CallStatus").ok_or(Refusal::MissingCallStatus)?;
-    if let (true, Some(rep)) = (own_call_ended(params), query_param(query, "rep")) {
-        let now = v.engine.config().clock.now();
-        reps::leg_ended(v.engine.store(), tenant, call_id, &rep, now)
-            .await
-            .map_err(|_| Refusal::StoreUnavailable)?;
-    }
-    Ok(())
 }
 
 /// Whether the request's own call had ended (`CallStatus` terminal) when the carrier sent it.

@@ -7,10 +7,7 @@ use neuronx_adapters::twilio::twiml::Response;
 use neuronx_supervision::TenantId;
 use uuid::Uuid;
 
-use super::{
-    agent, dial_result, durable, free_rep_if_leg_ended, own_call_ended, ring_next, Known,
-    MAX_ROUNDS,
-};
+use super::{agent, dial_result, durable, own_call_ended, ring_next, Known, MAX_ROUNDS};
 use crate::control::reps;
 use crate::usecases::webhooks::{param, query_param, Refusal, Verifier};
 
@@ -69,7 +66,7 @@ pub(super) async fn ended(
     ring_next(v, k, pb, call_sid, round + 1, Response::new(), reason).await
 }
 
-/// A rep's leg ended: the rep is free for the next call at once, not when the whole dial
+/// A rep's leg moved; ended, the rep is free for the next call at once, not when the whole dial
 /// reports (a simultaneous dial's losers would otherwise look busy through the winner's
 /// conversation). Neither the call nor its opportunity is read: the update is scoped to the
 /// tenant and the call, so a call that is not ours matches no leg.
@@ -82,6 +79,12 @@ pub(super) async fn leg(
     let Some(call_id) = query_param(query, "call").and_then(|s| Uuid::parse_str(&s).ok()) else {
         return Ok(Response::new().hangup());
     };
-    free_rep_if_leg_ended(v, tenant, call_id, query, params).await?;
+    param(params, "CallStatus").ok_or(Refusal::MissingCallStatus)?;
+    if let (true, Some(rep)) = (own_call_ended(params), query_param(query, "rep")) {
+        let now = v.engine.config().clock.now();
+        reps::leg_ended(v.engine.store(), tenant, call_id, &rep, now)
+            .await
+            .map_err(|_| Refusal::StoreUnavailable)?;
+    }
     Ok(Response::new())
 }

@@ -24,8 +24,8 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{
-    dial_result, free_rep_if_leg_ended, load_opportunity, playbook, recording, ring_next,
-    urlencoded, Flow, FlowHook, Known, Rung, MAX_ROUNDS,
+    dial_result, load_opportunity, playbook, recording, ring_next, urlencoded, Flow, FlowHook,
+    Known, Rung, MAX_ROUNDS,
 };
 use crate::control::reps;
 use crate::control::tx::Tx;
@@ -343,7 +343,7 @@ async fn ring_unknown(
 }
 
 /// The flow's later requests for an unknown caller's call (`caller=unknown`): no call actor,
-/// only the reps' legs to free and the next round to ring.
+/// only the whisper and the dial's end (the next round to ring).
 pub(super) async fn unknown_caller(
     v: &Verifier<'_>,
     flow: &Flow<'_>,
@@ -367,10 +367,6 @@ pub(super) async fn unknown_caller(
                 fill(&pb.call_flow.inbound_whisper, UNKNOWN_CALLER)
             });
             Ok(Response::new().say(said))
-        }
-        FlowHook::Leg => {
-            free_rep_if_leg_ended(v, tenant, call_id, query, params).await?;
-            Ok(Response::new())
         }
         FlowHook::DialEnded => {
             let (status, bridged) = dial_result(params)?;
@@ -397,7 +393,8 @@ pub(super) async fn unknown_caller(
             };
             ring_unknown(v, flow, tenant, team, &req, round + 1, Response::new()).await
         }
-        // The agent-first and recording hooks never name an unknown caller's call.
+        // The agent-first and recording hooks never name an unknown caller's call; a leg's
+        // callback is answered before (`call_flow::handle`), whoever the caller.
         _ => Ok(Response::new().hangup()),
     }
 }

@@ -173,8 +173,8 @@ impl Step<'_> {
         if self.call.flow.answered.is_empty() && self.call.hang_up.is_none() {
             self.unattended(UnattendedReason::CallerHungUp);
         }
+        // Closes the call and clears its watchdog; then the status the provider gave.
         self.inbound_over();
         self.call.status = to;
-        self.clear(CallTimer::Watchdog);
     }
 }
