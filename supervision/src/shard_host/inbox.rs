@@ -4,6 +4,7 @@
 use ractor::{ActorProcessingErr, ActorRef};
 
 use super::{Resident, ShardHost, State};
+use crate::committer::BatchError;
 use crate::key::ActorKey;
 use crate::kinds::resolve_key;
 use crate::protocol::{PollScope, ShardHostMsg, Work};
@@ -54,7 +55,11 @@ impl ShardHost {
             rt.metrics.inbox_polls_in_flight.dec();
             // Always answered, even with nothing, so the host knows the read has ended.
             let rows = rows.unwrap_or_else(|e| {
-                tracing::warn!(%shard, error = %e, "inbox poll failed");
+                // A closed batcher is the runtime shutting down, not a failure to report.
+                match e {
+                    BatchError::Closed => tracing::debug!(%shard, "inbox poll ended: stopping"),
+                    BatchError::Store(_) => tracing::warn!(%shard, error = %e, "inbox poll failed"),
+                }
                 Vec::new()
             });
             let _ = me.cast(ShardHostMsg::Polled(rows));
