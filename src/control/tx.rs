@@ -20,6 +20,28 @@ impl Tx {
         })
     }
 
+    /// [`Tx::begin`] for a request-path transaction run hundreds of times a second whose
+    /// statements read and write a few rows each by their keys (a call's offer to reps, on the
+    /// answer to a lead picking up: issue #14, p99 ≤ 20 ms at 500 a second). On PostgreSQL its
+    /// statements keep one generic plan per connection instead of being planned on every
+    /// execution (ADR 0026's default), which was half of their cost. The hazard ADR 0026 names,
+    /// a plan chosen on small tables that scans them whole once they grow, is shut out by
+    /// planning without sequential scans: every table is reached through an index, whatever
+    /// its size when the plan was made. Both settings end with the transaction (ADR 0051).
+    pub async fn begin_generic(store: &Store) -> Result<Tx, StoreError> {
+        Ok(match store {
+            Store::Postgres(pg) => Tx::Pg(
+                pg.pool()
+                    .begin_with(
+                        "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; \
+                         SET LOCAL enable_seqscan = off",
+                    )
+                    .await?,
+            ),
+            Store::Sqlite(_) => Tx::begin(store).await?,
+        })
+    }
+
     /// The transaction's connection, for the engine to write its own rows in it (an input
     /// that must commit with a product change, `EngineHandle::enqueue_in`).
     pub fn conn(&mut self) -> InTx<'_> {

@@ -308,8 +308,9 @@ async fn ring_next(
     // for a second, or a burst of them takes the whole pool and waits on itself.
     let team = k.inbound.as_ref().and_then(|i| i.team).or(k.team);
     // The offer and the `RepsRung` input that records it commit together: never a rep held
-    // for a call whose actor was not told, nor a second commit to wait for (ADR 0040).
-    let mut tx = Tx::begin(store).await.map_err(unavailable)?;
+    // for a call whose actor was not told, nor a second commit to wait for (ADR 0040). Its
+    // statements are keyed reads and writes of a few rows: planned once (ADR 0051).
+    let mut tx = Tx::begin_generic(store).await.map_err(unavailable)?;
     let offered = if round > MAX_ROUNDS {
         None
     } else {

@@ -355,3 +355,113 @@ crate::both_backends!(
     offers_go_round_robin_to_free_reps_only,
     offers_honour_hours_most_calls_and_simultaneous_ringing,
 );
+
+/// An offer's transaction keeps one generic plan per statement (ADR 0051) and plans them without
+/// sequential scans, so a plan made while the tables are empty, as here, still reaches every
+/// table through an index once they hold millions of rows. The settings end with the
+/// transaction, and the engine's connections never compile plans (`jit`).
+#[tokio::test]
+async fn an_offer_plans_once_and_reaches_every_table_through_an_index() {
+    use neuronx_supervision::Store as S;
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::fresh_database(Backend::Postgres, &dir).await;
+    let mut settings = common::settings(&url);
+    let setup = neuronx::app::open_store(&settings).await.unwrap();
+    let tenant = neuronx::tenants::create(&setup, "acme")
+        .await
+        .unwrap()
+        .tenant_id;
+    let west = make_team(&setup, tenant, "west").await;
+    for name in ["a1", "b2"] {
+        make_rep(&setup, tenant, name, Some("west"), None, 1).await;
+    }
+    // Statistics taken while the tables hold a few rows, as autovacuum takes them on a new
+    // deployment: what a plan kept for months would have been costed on.
+    let S::Postgres(admin) = &setup else {
+        unreachable!("a PostgreSQL store")
+    };
+    sqlx::query("ANALYZE").execute(admin.pool()).await.unwrap();
+    // One connection: the statements the offers prepare are on the one read back below.
+    settings.server.max_connections = 1;
+    let store = neuronx::app::open_store(&settings).await.unwrap();
+    for (i, want) in ["a1", "b2"].into_iter().enumerate() {
+        let at = monday() + Duration::seconds(i as i64);
+        let offer = reps::offer(&store, tenant, Some(west), Uuid::new_v4(), at)
+            .await
+            .unwrap();
+        assert_eq!(names(&offer), [want]);
+    }
+    let S::Postgres(pg) = &store else {
+        unreachable!("a PostgreSQL store")
+    };
+    let show = |name: &'static str| async move {
+        let sql = format!("SELECT current_setting('{name}')");
+        sqlx::query_scalar::<_, String>(&sql)
+            .fetch_one(pg.pool())
+            .await
+            .unwrap()
+    };
+    let mut tx = Tx::begin_generic(&store).await.unwrap();
+    let Tx::Pg(inside) = &mut tx else {
+        unreachable!()
+    };
+    let (mode, seqscan): (String, String) = sqlx::query_as(
+        "SELECT current_setting('plan_cache_mode'), current_setting('enable_seqscan')",
+    )
+    .fetch_one(&mut **inside)
+    .await
+    .unwrap();
+    assert_eq!(
+        (mode.as_str(), seqscan.as_str()),
+        ("force_generic_plan", "off")
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(show("plan_cache_mode").await, "force_custom_plan");
+    assert_eq!(show("enable_seqscan").await, "on");
+    assert_eq!(show("jit").await, "off");
+
+    // Statements with parameters planned generically only (one without any always is).
+    let planned: Vec<(String, Vec<String>)> = sqlx::query_as(
+        "SELECT statement, CAST(parameter_types AS TEXT[]) FROM pg_prepared_statements
+         WHERE generic_plans > 0 AND custom_plans = 0 AND cardinality(parameter_types) > 0",
+    )
+    .fetch_all(pg.pool())
+    .await
+    .unwrap();
+    let has = |needle: &str| planned.iter().any(|(s, _)| s.contains(needle));
+    assert!(has("FROM reps r"), "the eligible read: {planned:?}");
+    assert!(has("WITH wanted AS"), "the take: {planned:?}");
+    // Each statement's generic plan, made as the offer made it, on these empty tables.
+    let mut conn = pg.pool().acquire().await.unwrap();
+    for (statement, types) in &planned {
+        let mut tx = conn.begin().await.unwrap();
+        sqlx::query("SET LOCAL plan_cache_mode = force_generic_plan")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        sqlx::query("SET LOCAL enable_seqscan = off")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let prepare = format!("PREPARE planned ({}) AS {statement}", types.join(", "));
+        sqlx::raw_sql(&prepare).execute(&mut *tx).await.unwrap();
+        let nulls = vec!["NULL"; types.len()].join(", ");
+        let explain = format!("EXPLAIN EXECUTE planned ({nulls})");
+        let plan: Vec<String> = sqlx::query_scalar(&explain)
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
+        let plan = plan.join("\n");
+        assert!(
+            !plan.contains("Seq Scan"),
+            "a table read whole by {statement}:\n{plan}"
+        );
+        tx.rollback().await.unwrap();
+        // A prepared statement outlives the transaction that made it.
+        sqlx::raw_sql("DEALLOCATE planned")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+}

@@ -190,7 +190,8 @@ async fn offer_to(
     call_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<Offer, ControlError> {
-    let mut tx = Tx::begin(store).await?;
+    // Keyed reads and writes of a few rows, on a call's path: planned once (ADR 0051).
+    let mut tx = Tx::begin_generic(store).await?;
     let offer = offer_within(&mut tx, tenant, who, call_id, now).await?;
     tx.commit().await?;
     Ok(offer)

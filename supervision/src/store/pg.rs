@@ -56,12 +56,18 @@ impl PgStore {
         // executions, when the tables were small. A plan fit for an empty `actors` table scanned
         // it whole for every key once it held 100,000 rows (1-2 s a batch); planning again costs
         // well under a millisecond per batched statement.
+        //
+        // No JIT compilation: the planner's costs for the batched and per-shard statements
+        // (a straggler poll over 256 shards, a claim sweep) pass `jit_above_cost` although they
+        // read a few index pages, and compiling them cost 20-40 ms a time, once a second, in
+        // a burst that every request behind it waited out (ADR 0051).
         let options = PgConnectOptions::from_str(url)?.options([
             (
                 "idle_in_transaction_session_timeout",
                 IDLE_IN_TRANSACTION_MS,
             ),
             ("plan_cache_mode", "force_custom_plan"),
+            ("jit", "off"),
         ]);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
