@@ -19,7 +19,7 @@ use access::team;
 use common::{eventually, first_call, post_signed, Backend};
 use neuronx_adapters::carrier_sim::CalleeMix;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const REP_PHONE: &str = "+14155550202";
 
@@ -108,13 +108,7 @@ async fn hung_up(s: &Setup, id: &str, call_id: &str, sid: &str, why: &str) {
     assert!(entry["reason"].as_str().unwrap().contains(why), "{entry}");
     // The rep is free again.
     eventually(Duration::from_secs(10), "the rep freed", || async {
-        let (_, reps) = app.get("/v1/reps").await;
-        let list = reps
-            .as_array()
-            .or_else(|| reps["items"].as_array())?
-            .clone();
-        let bo: Value = list.into_iter().find(|r| r["name"] == "bo")?;
-        (bo["live_calls"] == 0).then_some(())
+        (flow::live_calls(app, "bo").await == Some(0)).then_some(())
     })
     .await;
 }

@@ -219,16 +219,7 @@ async fn hostile_requests_write_nothing(backend: Backend) {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
     };
-    let call = |from: &str, to: &str| {
-        form(&[
-            ("CallSid", SID),
-            ("AccountSid", "AC00000000000000000000000000000000"),
-            ("From", from),
-            ("To", to),
-            ("CallStatus", "ringing"),
-            ("Direction", "inbound"),
-        ])
-    };
+    let call = |from: &str, to: &str| flow::inbound_form(SID, from, to);
 
     // A number that is none of ours: a sentence and a hang-up, 200 as Twilio expects.
     let r = post_signed(

@@ -77,28 +77,11 @@ async fn a_silent_call_is_closed_by_the_watchdog(backend: Backend) {
         "{}/webhooks/twilio/{}/voice/inbound?ring=1",
         app.base, app.tenant
     );
-    let form: Vec<(String, String)> = [
-        ("CallSid", sid.as_str()),
-        ("From", "+14155550105"),
-        ("To", WEST_NUMBER),
-        ("CallStatus", "ringing"),
-        ("Direction", "inbound"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    let form = flow::inbound_form(&sid, "+14155550105", WEST_NUMBER);
     let r = post_signed(&app.client, sim.auth_token(), &url, &form).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.text().await.unwrap().contains("<Dial"));
-    let live = || async {
-        let (_, reps) = app.get("/v1/reps").await;
-        let list = reps
-            .as_array()
-            .or_else(|| reps["items"].as_array())?
-            .clone();
-        let ana: Value = list.into_iter().find(|r| r["name"] == "ana")?;
-        ana["live_calls"].as_u64()
-    };
+    let live = || flow::live_calls(app, "ana");
     assert_eq!(live().await, Some(1), "the offer holds the rep");
 
     let entries = conversation_until(app, id, "unattended").await;
@@ -137,15 +120,7 @@ async fn nothing_is_offered_before_the_greeting_is_heard(backend: Backend) {
     quiet_lead(app, "in-6", "+14155550106", Some("west")).await;
     let url = format!("{}/webhooks/twilio/{}/voice/inbound", app.base, app.tenant);
     for from in ["+14155550106", "+14155550999"] {
-        let form: Vec<(String, String)> = [
-            ("CallSid", SID),
-            ("From", from),
-            ("To", WEST_NUMBER),
-            ("CallStatus", "ringing"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        let form = flow::inbound_form(SID, from, WEST_NUMBER);
         let r = post_signed(&app.client, sim.auth_token(), &url, &form).await;
         assert_eq!(r.status(), StatusCode::OK);
         let xml = r.text().await.unwrap();

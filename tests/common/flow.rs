@@ -262,3 +262,25 @@ pub async fn rows(app: &TestApp, sql: &str) -> String {
         .pop()
         .unwrap_or_default()
 }
+
+/// The form Twilio posts to `voice/inbound` when `from` calls `to` (unsigned).
+pub fn inbound_form(sid: &str, from: &str, to: &str) -> Vec<(String, String)> {
+    [
+        ("CallSid", sid),
+        ("AccountSid", "AC00000000000000000000000000000000"),
+        ("From", from),
+        ("To", to),
+        ("CallStatus", "ringing"),
+        ("Direction", "inbound"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// Rep `name`'s live calls as `GET /v1/reps` shows them; `None` when it lists no such rep.
+pub async fn live_calls(app: &TestApp, name: &str) -> Option<u64> {
+    let (_, reps) = app.get("/v1/reps").await;
+    let list = reps.as_array().or_else(|| reps["items"].as_array())?;
+    list.iter().find(|r| r["name"] == name)?["live_calls"].as_u64()
+}

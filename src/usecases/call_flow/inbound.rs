@@ -153,18 +153,27 @@ pub async fn inbound_call(
     route(v, flow, tenant, &req, greeted).instrument(span).await
 }
 
-/// The greeting, then back to `voice/inbound` (`ring=1`) for the ringing. Nothing is offered
-/// to a rep, nor any call recorded, until the caller has heard it: a caller who hangs up during
-/// the greeting leaves nothing behind (no request would ever free a rep offered to them).
-fn greet_then_ring(v: &Verifier<'_>, tenant: TenantId, greeting: Response) -> InboundAnswer {
+/// The first request of a call with something to say: the greeting, then back to
+/// `voice/inbound` (`ring=1`) for the ringing. Nothing is offered to a rep, nor any call
+/// recorded, until the caller has heard it: a caller who hangs up during the greeting leaves
+/// nothing behind (no request would ever free a rep offered to them). `None`: ring now.
+fn greet_first(
+    v: &Verifier<'_>,
+    tenant: TenantId,
+    greeted: bool,
+    greeting: Response,
+) -> Option<InboundAnswer> {
+    if greeted || greeting.0.is_empty() {
+        return None;
+    }
     let url = format!(
         "{}/webhooks/twilio/{}/voice/inbound?ring=1",
         v.public_url, tenant.0
     );
-    InboundAnswer {
+    Some(InboundAnswer {
         doc: greeting.redirect(url),
         outcome: InboundOutcome::Greeted,
-    }
+    })
 }
 
 async fn route(
@@ -189,9 +198,8 @@ async fn route(
         None => None,
     };
     let Some((opportunity, opp_team)) = opportunity else {
-        let greeting = greeting(flow);
-        if !greeted && !greeting.0.is_empty() {
-            return Ok(greet_then_ring(v, tenant, greeting));
+        if let Some(first) = greet_first(v, tenant, greeted, greeting(flow)) {
+            return Ok(first);
         }
         tracing::info!(from = ?req.from, team = ?team, "inbound call from an unknown caller");
         let doc = ring_unknown(v, flow, tenant, team, req, 1, Response::new()).await?;
@@ -220,8 +228,8 @@ async fn route(
     if let Some(text) = &pb.call_flow.inbound_greeting {
         greeting = greeting.say(fill(text, &opportunity.contact.name));
     }
-    if !greeted && !greeting.0.is_empty() {
-        return Ok(greet_then_ring(v, tenant, greeting));
+    if let Some(first) = greet_first(v, tenant, greeted, greeting) {
+        return Ok(first);
     }
     let call_id = call_id_of(tenant, req.call_sid);
     let key = call_actor::key(&opp::key(tenant, opportunity.id), call_id);
