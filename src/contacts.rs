@@ -344,6 +344,17 @@ pub async fn holder_of(
     Ok(holder(store, tenant, &key).await?.map(|(id, _)| id))
 }
 
+/// The opportunity holding the cadence of the person at `address` (ADR 0046), if any claimed
+/// it. Inbound email from an address no reply token names goes there.
+pub async fn holder_of_email(
+    store: &Store,
+    tenant: TenantId,
+    address: &str,
+) -> Result<Option<Uuid>, StoreError> {
+    let key = ContactKey::email(address);
+    Ok(holder(store, tenant, &key).await?.map(|(id, _)| id))
+}
+
 async fn holder(
     store: &Store,
     tenant: TenantId,

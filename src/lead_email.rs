@@ -92,6 +92,26 @@ pub async fn suppress(
     Ok(())
 }
 
+/// [`suppress`] inside `tx`: with the input that tells the opportunity, so both or neither.
+pub async fn suppress_in(
+    tx: &mut Tx,
+    tenant: TenantId,
+    address: &str,
+    why: Suppression,
+) -> Result<(), StoreError> {
+    let sql = "INSERT INTO email_suppressions (tenant_id, address, reason, created_at)
+        VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, address) DO NOTHING";
+    on_tx!(tx, |db, id, _json| sqlx::query(sql)
+        .bind(id(tenant.0))
+        .bind(address.to_lowercase())
+        .bind(why.as_str())
+        .bind(crate::control::now_ms())
+        .execute(db)
+        .await?
+        .rows_affected());
+    Ok(())
+}
+
 /// Whether the tenant may not email `address` (an unsubscribe or a bounce on any opportunity).
 pub async fn is_suppressed(
     store: &Store,
@@ -197,11 +217,15 @@ pub fn with_footer(body: &str, postal_address: &str, url: &str) -> String {
     )
 }
 
-/// The RFC 8058 headers: the HTTPS link (no mailto: no one reads a mailbox for it) and the
-/// one-click marker.
-pub fn unsubscribe_headers(url: &str) -> Vec<(String, String)> {
+/// The RFC 8058 headers: the HTTPS link, the `mailto:` of the reply address when the tenant
+/// receives email (`inbound_email::unsubscribe_mailto`), and the one-click marker.
+pub fn unsubscribe_headers(url: &str, mailto: Option<&str>) -> Vec<(String, String)> {
+    let list = match mailto {
+        Some(mailto) => format!("<{url}>, {mailto}"),
+        None => format!("<{url}>"),
+    };
     vec![
-        ("List-Unsubscribe".to_owned(), format!("<{url}>")),
+        ("List-Unsubscribe".to_owned(), list),
         (
             "List-Unsubscribe-Post".to_owned(),
             "List-Unsubscribe=One-Click".to_owned(),
@@ -252,8 +276,14 @@ mod tests {
             "Hi Ana\n\n-- \nAcme, 1 Main St, Springfield\n\nTo stop receiving these emails: \
              https://nx.example.com/u/k1.abc\n"
         );
-        let headers = unsubscribe_headers(&url);
+        let headers = unsubscribe_headers(&url, None);
         assert_eq!(headers[0].1, "<https://nx.example.com/u/k1.abc>");
         assert_eq!(headers[1].1, "List-Unsubscribe=One-Click");
+        let mailto = "<mailto:reply+ab@r.test?subject=unsubscribe>";
+        let headers = unsubscribe_headers(&url, Some(mailto));
+        assert_eq!(
+            headers[0].1,
+            "<https://nx.example.com/u/k1.abc>, <mailto:reply+ab@r.test?subject=unsubscribe>"
+        );
     }
 }

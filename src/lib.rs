@@ -14,6 +14,7 @@ pub mod config;
 pub mod contacts;
 pub mod control;
 pub mod http;
+pub mod inbound_email;
 pub mod input;
 pub mod lead_email;
 pub mod lock;

@@ -287,20 +287,26 @@ pub async fn reseal_all(store: &Store, keyring: &crate::secrets::Keyring) -> any
             .await?
             .rows_affected());
     }
-    changed += reseal_smtp(store, keyring, &current).await?;
+    changed += reseal_table(store, keyring, &current, SealedTable::Smtp).await?;
+    changed += reseal_table(store, keyring, &current, SealedTable::InboundEmail).await?;
     Ok(changed)
 }
 
-/// `reseal_all` for the SMTP passwords.
-async fn reseal_smtp(
+/// `reseal_all` for the secrets of one of the tables that keep one sealed per tenant (`key_id`
+/// and `sealed` columns): the SMTP passwords and the inbound email signing keys.
+async fn reseal_table(
     store: &Store,
     keyring: &crate::secrets::Keyring,
     current: &str,
+    table: SealedTable,
 ) -> anyhow::Result<u64> {
     type Row = (String, String, String);
-    let select = "SELECT CAST(tenant_id AS TEXT), key_id, sealed FROM smtp_settings
-         WHERE key_id IS NOT NULL AND sealed IS NOT NULL";
-    let rows: Vec<Row> = on_db!(store, |db, id, _json| sqlx::query_as(select)
+    let table = table.name();
+    let select = format!(
+        "SELECT CAST(tenant_id AS TEXT), key_id, sealed FROM {table}
+         WHERE key_id IS NOT NULL AND sealed IS NOT NULL"
+    );
+    let rows: Vec<Row> = on_db!(store, |db, id, _json| sqlx::query_as(&select)
         .fetch_all(db)
         .await?);
     let mut changed = 0;
@@ -311,9 +317,11 @@ async fn reseal_smtp(
         let old = Sealed { key_id, data };
         let sealed = keyring.seal(&keyring.open(&old)?)?;
         // Only if the row still holds what was read (as for the Twilio tokens).
-        let update = "UPDATE smtp_settings SET key_id = $1, sealed = $2
-             WHERE CAST(tenant_id AS TEXT) = $3 AND key_id = $4 AND sealed = $5";
-        changed += on_db!(store, |db, id, _json| sqlx::query(update)
+        let update = format!(
+            "UPDATE {table} SET key_id = $1, sealed = $2
+             WHERE CAST(tenant_id AS TEXT) = $3 AND key_id = $4 AND sealed = $5"
+        );
+        changed += on_db!(store, |db, id, _json| sqlx::query(&update)
             .bind(&sealed.key_id)
             .bind(&sealed.data)
             .bind(&tenant)
@@ -324,6 +332,22 @@ async fn reseal_smtp(
             .rows_affected());
     }
     Ok(changed)
+}
+
+/// The tables `reseal_table` knows: a closed list, so no name is ever spliced from input.
+#[derive(Debug, Clone, Copy)]
+enum SealedTable {
+    Smtp,
+    InboundEmail,
+}
+
+impl SealedTable {
+    fn name(self) -> &'static str {
+        match self {
+            SealedTable::Smtp => "smtp_settings",
+            SealedTable::InboundEmail => "inbound_email_settings",
+        }
+    }
 }
 
 /// What the dispatcher checks before a dial or a text.

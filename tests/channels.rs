@@ -155,13 +155,23 @@ async fn rotating_the_key_reseals_every_secret(backend: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
+    // The inbound email signing key is a secret too (ADR 0052).
+    let (status, body) = t
+        .request(
+            Method::PUT,
+            "/v1/channels/inbound-email",
+            Some(&t.key),
+            Some(json!({"signing_key": "key-inbound-1"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let store = t.engine().store().clone();
     let both = Keyring::parse([new.as_str(), old.as_str()]).unwrap();
     assert_eq!(
         neuronx::tenant_data::reseal_all(&store, &both)
             .await
             .unwrap(),
-        1
+        2
     );
     assert_eq!(
         neuronx::tenant_data::reseal_all(&store, &both)
@@ -178,6 +188,11 @@ async fn rotating_the_key_reseals_every_secret(backend: Backend) {
     // The old key can go: the new one alone opens the secret.
     let only_new = Keyring::parse([new.as_str()]).unwrap();
     assert_eq!(only_new.open(&stored.sealed).unwrap(), "tok-1");
+    let inbound = neuronx::inbound_email::get(&store, tenant)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(only_new.open(&inbound.sealed).unwrap(), "key-inbound-1");
     t.stop().await;
 }
 

@@ -3,6 +3,7 @@
 //! next.
 
 pub mod carrier_sim;
+pub mod inbound_mail;
 pub mod limits;
 pub mod loopback;
 pub mod outbound;

@@ -3,7 +3,8 @@
 //! Before it sends, the handler reads what may have changed since the transition asked for it:
 //! the opportunity (an unsubscribe or a bounce meanwhile: not sent), the tenant's postal
 //! address (none: not sent, CAN-SPAM), the SMTP server and the keyring that signs the link.
-//! Then it adds the footer and the RFC 8058 headers and sends once:
+//! Then it adds the footer, the RFC 8058 headers and, when the tenant receives email, the
+//! reply address (`Reply-To`, and the `mailto:` of `List-Unsubscribe`), and sends once:
 //!
 //! | SMTP outcome | outbox | follow-up |
 //! |---|---|---|
@@ -24,8 +25,8 @@ use uuid::Uuid;
 
 use super::notify::{backoff, hello_name, message_id, EMAIL_ATTEMPTS, SMTP_TIMEOUT};
 use super::{malformed, undecided, Context};
-use crate::lead_email;
 use crate::tenant_data;
+use crate::{inbound_email, lead_email};
 
 pub(super) struct LeadEmailHandler {
     pub(super) ctx: Context,
@@ -115,7 +116,25 @@ impl EffectHandler for LeadEmailHandler {
                 Ok(server) => server,
                 Err(e) => return undecided(e.to_string()),
             };
+            // With a reply domain, the lead's answer comes back to the thread (ADR 0052).
+            let reply_to = match inbound_email::get(store, tenant).await {
+                Ok(inbound) => inbound.and_then(|i| i.reply_domain).and_then(|domain| {
+                    inbound_email::reply_address(
+                        &ctx.keyring,
+                        tenant,
+                        email.opportunity_id,
+                        &domain,
+                    )
+                    .ok()
+                }),
+                Err(e) => return undecided(e.to_string()),
+            };
             let url = lead_email::unsubscribe_url(&ctx.public_url, &token);
+            let mailto = reply_to.as_deref().map(inbound_email::unsubscribe_mailto);
+            let mut headers = lead_email::unsubscribe_headers(&url, mailto.as_deref());
+            if let Some(reply_to) = reply_to {
+                headers.push(("Reply-To".to_owned(), reply_to));
+            }
             let hello = hello_name(&ctx.public_url);
             let message = Email {
                 from: stored.from_email,
@@ -125,7 +144,7 @@ impl EffectHandler for LeadEmailHandler {
                 subject: email.subject,
                 body: lead_email::with_footer(&email.body, &postal, &url),
                 message_id: message_id(&call.idem_key, &hello),
-                headers: lead_email::unsubscribe_headers(&url),
+                headers,
             };
             match smtp::send(&server, &ctx.guard, &hello, &message).await {
                 Ok(answer) => {

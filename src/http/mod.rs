@@ -15,6 +15,7 @@ mod error;
 mod extract;
 mod forwarded;
 mod idempotency;
+mod inbound_email;
 mod messages;
 mod numbers;
 pub(crate) mod openapi;
@@ -118,6 +119,10 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::list))
         .routes(routes!(channels::put_twilio, channels::get_twilio))
         .routes(routes!(channels::put_smtp, channels::get_smtp))
+        .routes(routes!(
+            inbound_email::put_inbound,
+            inbound_email::get_inbound
+        ))
         .routes(routes!(channels::add_dnc))
         .routes(routes!(channels::remove_dnc))
         .routes(routes!(numbers::put_number, numbers::remove_number))
@@ -214,6 +219,13 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/webhooks/twilio/{tenant_id}/sms/inbound",
             post(webhooks::sms_inbound_route),
+        )
+        // A relay posts whole messages: a larger limit than the API's, for this route only.
+        .route(
+            "/webhooks/mailgun/{tenant_id}/mime",
+            post(inbound_email::mailgun_route).layer(axum::extract::DefaultBodyLimit::max(
+                inbound_email::MAX_MAIL_BYTES,
+            )),
         )
         .fallback(|| async { ApiError::NotFound("route") })
         // After every route: it applies to the routes registered before it.

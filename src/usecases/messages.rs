@@ -10,8 +10,9 @@
 //! accepted by the carrier with a `message_sid`; the carrier's later statuses are the timeline's
 //! `message_status` entries with that sid. Emails to the lead are `effect_sent` entries too
 //! (`data.effect = send_email`, with `email_id`); their fate is the `lead_email` outbox row and
-//! then the `email_status` or `email_bounced` entry naming that `email_id`. Nothing is written
-//! outside a transition to build it.
+//! then the `email_status` or `email_bounced` entry naming that `email_id`. The lead's emails
+//! are `replied` entries with `data.channel = email` (ADR 0052). Nothing is written outside a
+//! transition to build it.
 
 use std::collections::HashMap;
 
@@ -48,7 +49,7 @@ const EFFECTS_PER_TRANSITION: usize = 8;
 #[serde(rename_all = "snake_case")]
 pub enum MessageChannel {
     Sms,
-    /// The playbook's emails to the lead (outbound only).
+    /// The playbook's emails to the lead, and the lead's emails to us (replies, ADR 0052).
     Email,
 }
 
@@ -135,7 +136,8 @@ pub struct MessageView {
     /// The carrier's id of an outbound text it accepted.
     #[schema(required = true)]
     pub message_sid: Option<String>,
-    /// The number an outbound text was sent from, once the carrier accepted it.
+    /// The number an outbound text was sent from, once the carrier accepted it; the address an
+    /// inbound email came from.
     #[schema(required = true)]
     pub from: Option<String>,
 }
@@ -333,6 +335,12 @@ fn view(
         from: None,
     };
     if !is_outbound(e) {
+        // An inbound email: its subject, and the address it came from.
+        if e.data["channel"] == "email" {
+            m.channel = MessageChannel::Email;
+            m.subject = text("subject");
+            m.from = text("from");
+        }
         return m;
     }
     m.direction = Direction::Outbound;

@@ -14,6 +14,7 @@ pub mod calls;
 pub mod channels;
 pub mod commands;
 pub mod dashboard;
+pub mod inbound_email;
 pub mod messages;
 pub mod numbers;
 pub mod opportunities;

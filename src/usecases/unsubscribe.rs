@@ -4,7 +4,7 @@
 //! Looking (GET) changes nothing, since mail scanners fetch links; the POST opts the lead out
 //! of email only, on its timeline, audited. Idempotent: a second POST answers the same.
 
-use neuronx_actors::domain::opportunity::{OppInput, Opportunity};
+use neuronx_actors::domain::opportunity::{OppInput, Opportunity, UnsubscribeVia};
 use neuronx_actors::opportunity as opp;
 use neuronx_supervision::{EngineHandle, SubmitOutcome};
 use serde::Serialize;
@@ -130,6 +130,7 @@ pub async fn unsubscribe(
     let pending = audit::begin(store, &who, entry).await?;
     let input = OppInput::EmailUnsubscribed {
         address: address.clone(),
+        via: UnsubscribeVia::OneClick,
     };
     let input = serde_json::to_value(&input).map_err(|e| Error::Internal(e.into()))?;
     // One per opportunity and address: a repeated click is a duplicate of the first.

@@ -236,6 +236,18 @@ pub fn matrix() -> Vec<Row> {
             [200, 200, 403, 403, 403],
         ),
         row(M::GET, "/v1/channels/smtp", None, [200, 200, 403, 403, 403]),
+        row(
+            M::PUT,
+            "/v1/channels/inbound-email",
+            Some(json!({"signing_key": "key-0123456789", "reply_domain": "reply.example.com"})),
+            [200, 200, 403, 403, 403],
+        ),
+        row(
+            M::GET,
+            "/v1/channels/inbound-email",
+            None,
+            [200, 200, 403, 403, 403],
+        ),
         row(M::GET, "/v1/settings", None, [200, 200, 200, 200, 200]),
         row(
             M::PUT,

@@ -426,7 +426,18 @@ pub fn apply(
             why,
             detail,
         } => step.email_not_sent(email_id, why, detail),
-        OppInput::EmailUnsubscribed { address } => step.email_unsubscribed(address),
+        OppInput::EmailUnsubscribed { address, via } => step.email_unsubscribed(address, via),
+        OppInput::EmailReceived {
+            from,
+            subject,
+            body,
+            message_id,
+        } => step.email_received(from, subject, body, message_id),
+        OppInput::EmailReturned {
+            address,
+            status,
+            reason,
+        } => step.email_returned(address, status, reason),
     }
     Ok(step.finish(Some(current), reply))
 }
@@ -434,6 +445,7 @@ pub fn apply(
 mod cadence;
 mod call_now;
 mod email;
+mod email_replies;
 mod hang_up;
 mod inbound;
 mod line;
@@ -445,7 +457,7 @@ mod returning;
 mod step;
 mod takeover;
 
-pub use email::{validate_address, EmailChannel, EmailFailure};
+pub use email::{validate_address, EmailChannel, EmailFailure, UnsubscribeVia};
 pub use line::{LineFound, LineType};
 pub use messages::{OppEffect, OppInput};
 pub use notify::{NoticeChannel, Recipient};

@@ -181,6 +181,7 @@ fn an_unsubscribe_stops_email_only_and_is_idempotent() {
         &opp,
         OppInput::EmailUnsubscribed {
             address: address.clone(),
+            via: UnsubscribeVia::OneClick,
         },
         5,
     );
@@ -188,7 +189,9 @@ fn an_unsubscribe_stops_email_only_and_is_idempotent() {
     assert!(has(&d, TimelineKind::EmailUnsubscribed));
     assert_eq!(d.state.stage, opp.stage, "the stage is untouched");
     assert!(d.effects.is_empty() && d.timers.is_empty());
-    let again = run(&d.state, OppInput::EmailUnsubscribed { address }, 6);
+    // A complaint after the click changes nothing more.
+    let via = UnsubscribeVia::Complaint;
+    let again = run(&d.state, OppInput::EmailUnsubscribed { address, via }, 6);
     assert!(again.timeline.is_empty() && again.state == d.state);
     // The missed call's text and retry go on; the email does not.
     let after = missed(&d.state, 30);
@@ -375,4 +378,106 @@ fn an_email_only_lead_gets_emails_and_no_calls_or_texts() {
         ),
         "{err:?}"
     );
+}
+
+fn reply(body: &str) -> OppInput {
+    OppInput::EmailReceived {
+        from: "ana@x.test".into(),
+        subject: "Re: Welcome Ana Lima".into(),
+        body: body.into(),
+        message_id: Some("m1@mail.x.test".into()),
+    }
+}
+
+#[test]
+fn an_email_reply_is_on_the_thread_engages_and_asks_for_a_person_once() {
+    let opp = create(Some("ana@x.test"), all()).state;
+    let d = run(&opp, reply("Yes, call me at 3pm"), 60);
+    let entry = d.timeline.iter().find(|e| e.kind == TimelineKind::Replied);
+    let entry = entry.unwrap_or_else(|| panic!("no reply entry: {:?}", d.timeline));
+    assert_eq!(entry.data["channel"], "email");
+    assert_eq!(entry.data["subject"], "Re: Welcome Ana Lima");
+    assert_eq!(entry.data["body"], "Yes, call me at 3pm");
+    assert_eq!(d.state.stage, Stage::Engaged);
+    assert!(d.timers.iter().any(|op| matches!(
+        op,
+        TimerOp::Set {
+            name: OppTimer::ResponseSla,
+            ..
+        }
+    )));
+    let notices = |d: &OppDecision| {
+        d.effects
+            .iter()
+            .filter(|e| matches!(e, OppEffect::NotifyReply { .. }))
+            .count()
+    };
+    assert_eq!(notices(&d), 1, "{:?}", d.effects);
+    // The same quarter hour asks no second time; it is still on the thread.
+    let again = run(&d.state, reply("Or at 4"), 120);
+    assert_eq!(notices(&again), 0);
+    assert!(has(&again, TimelineKind::Replied));
+    // Words that may ask to stop contact go to a person, whatever the channel.
+    let stop = run(&opp, reply("please stop contacting me"), 60);
+    assert!(
+        has(&stop, TimelineKind::SlaEscalated),
+        "{:?}",
+        stop.timeline
+    );
+    // A reply to a closed opportunity is recorded and changes nothing else.
+    let closed = Opportunity {
+        stage: Stage::Lost,
+        ..opp.clone()
+    };
+    let late = run(&closed, reply("hello?"), 60);
+    assert!(has(&late, TimelineKind::Replied) && late.effects.is_empty());
+    assert_eq!(late.state.stage, Stage::Lost);
+}
+
+#[test]
+fn a_late_bounce_marks_the_address_invalid_once_and_a_complaint_unsubscribes() {
+    let opp = create(Some("ana@x.test"), all()).state;
+    let returned = || OppInput::EmailReturned {
+        address: "ana@x.test".into(),
+        status: "5.1.1".into(),
+        reason: "550 5.1.1 user unknown".into(),
+    };
+    let d = run(&opp, returned(), 60);
+    assert_eq!(d.state.email.bounced.as_deref(), Some("ana@x.test"));
+    let entry = d
+        .timeline
+        .iter()
+        .find(|e| e.kind == TimelineKind::EmailBounced);
+    assert_eq!(
+        entry.map(|e| e.data["status"].clone()),
+        Some(serde_json::json!("5.1.1"))
+    );
+    assert!(run(&d.state, returned(), 61).timeline.is_empty());
+    assert_eq!(
+        skipped_reason(&missed(&d.state, 90)).as_deref(),
+        Some("address_invalid")
+    );
+    let via = UnsubscribeVia::Complaint;
+    let address = "ana@x.test".to_owned();
+    let spam = run(&opp, OppInput::EmailUnsubscribed { address, via }, 60);
+    assert!(spam.state.email.unsubscribed);
+    let entry = spam
+        .timeline
+        .iter()
+        .find(|e| e.kind == TimelineKind::EmailUnsubscribed);
+    assert_eq!(
+        entry.map(|e| e.data["via"].clone()),
+        Some(serde_json::json!("complaint"))
+    );
+    // Written before there was a `via`: a one-click unsubscribe.
+    let old: OppInput = serde_json::from_value(serde_json::json!(
+        {"type": "email_unsubscribed", "address": "ana@x.test"}))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(
+        old,
+        OppInput::EmailUnsubscribed {
+            via: UnsubscribeVia::OneClick,
+            ..
+        }
+    ));
 }

@@ -308,7 +308,14 @@ async fn panel_markup(state: &AppState, op: &Operator, id: &str) -> Result<Marku
         section {
             h2 { "Messages" }
             @if messages.is_empty() { p { "No messages." } }
-            ul { @for m in &messages { li { (text(m, "at")) " · " (text(m, "kind")) " · " (text(m, "reason")) } } }
+            ul { @for m in &messages { li {
+                (text(m, "at")) " · " (text(m, "kind")) " · " (text(m, "reason"))
+                // What the lead or we wrote (an email's subject first), not only that we did.
+                @if let Some(subject) = m["data"]["subject"].as_str() { " · " em { (subject) } }
+                @if let Some(body) = m["data"]["body"].as_str().filter(|b| !b.is_empty()) {
+                    " · \u{201c}" (body.chars().take(200).collect::<String>()) "\u{201d}"
+                }
+            } } }
         }
         section {
             h2 { "Timeline" }

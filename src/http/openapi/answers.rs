@@ -96,6 +96,20 @@ pub enum SmtpChannelName {
     Smtp,
 }
 
+/// Always `inbound_email`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InboundEmailChannelName {
+    InboundEmail,
+}
+
+/// The mail relay that posts inbound email: Mailgun (its route `forward()`).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InboundEmailProvider {
+    Mailgun,
+}
+
 /// How the SMTP connection is protected: plain text, upgraded by STARTTLS, or TLS throughout.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

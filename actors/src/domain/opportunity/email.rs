@@ -32,6 +32,31 @@ impl EmailChannel {
     }
 }
 
+/// How the lead said "no more email".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnsubscribeVia {
+    /// The link in the footer or the one-click `List-Unsubscribe-Post` (RFC 8058).
+    #[default]
+    OneClick,
+    /// An email to the `mailto:` of `List-Unsubscribe` (our reply address, subject
+    /// `unsubscribe`).
+    Mailto,
+    /// The lead's mailbox provider reported that they marked an email as spam (a feedback
+    /// report): treated as an unsubscribe, as the mailbox providers require.
+    Complaint,
+}
+
+impl UnsubscribeVia {
+    fn describe(self) -> &'static str {
+        match self {
+            UnsubscribeVia::OneClick => "unsubscribed from email (one-click link)",
+            UnsubscribeVia::Mailto => "unsubscribed from email (by email)",
+            UnsubscribeVia::Complaint => "marked an email as spam, so is unsubscribed from email",
+        }
+    }
+}
+
 /// Why an email to the lead did not leave or will not arrive (not the address's fault).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -180,16 +205,17 @@ impl Step<'_> {
         self.event(TimelineKind::EmailStatus, Cause::Channel, text, data);
     }
 
-    /// Idempotent: a second click changes nothing and writes nothing.
-    pub(super) fn email_unsubscribed(&mut self, address: String) {
+    /// Idempotent: a second click (or a complaint after it) changes nothing and writes nothing.
+    pub(super) fn email_unsubscribed(&mut self, address: String, via: UnsubscribeVia) {
         if self.opp.email.unsubscribed {
             return;
         }
         self.opp.email.unsubscribed = true;
         let text = format!(
-            "the lead unsubscribed from email ({address}, one-click link); calls and texts go on"
+            "the lead {} ({address}); no more email, calls and texts go on",
+            via.describe()
         );
-        let data = json!({ "address": address, "via": "one_click" });
+        let data = json!({ "address": address, "via": via });
         self.event(TimelineKind::EmailUnsubscribed, Cause::Contact, text, data);
     }
 }

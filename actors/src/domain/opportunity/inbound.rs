@@ -26,7 +26,7 @@ impl Step<'_> {
         }
     }
 
-    fn conversation(&mut self, body: &str) {
+    pub(super) fn conversation(&mut self, body: &str) {
         if self.opp.stage.is_terminal() {
             return;
         }

@@ -196,6 +196,28 @@ pub enum OppInput {
     /// calls and texts are not affected.
     EmailUnsubscribed {
         address: String,
+        /// How: the one-click link (the default of entries written before there was another
+        /// way), the `mailto:` of `List-Unsubscribe`, or a spam complaint.
+        #[serde(default)]
+        via: UnsubscribeVia,
+    },
+    /// The lead wrote to us by email (a reply to one of our emails, found by its reply
+    /// address, or mail from the lead's address): on the thread, and a conversation like an
+    /// inbound text.
+    EmailReceived {
+        from: String,
+        subject: String,
+        body: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message_id: Option<String>,
+    },
+    /// A delivery status notification said an email to `address` failed for good after the
+    /// server had accepted it (a late bounce): the address is marked invalid.
+    EmailReturned {
+        address: String,
+        /// The RFC 3463 status (`5.1.1`).
+        status: String,
+        reason: String,
     },
 }
 
