@@ -6,6 +6,7 @@ pub mod carrier_sim;
 pub mod inbound_mail;
 pub mod limits;
 pub mod loopback;
+pub mod mail_relay_sim;
 pub mod outbound;
 pub mod smtp;
 pub mod twilio;

@@ -11,6 +11,7 @@ use neuronx_adapters::carrier_sim::{self, SimConfig};
 use neuronx_supervision::TenantId;
 use serde_json::json;
 
+mod replies;
 mod summary;
 pub use summary::{print, speed_to_lead, Summary};
 use summary::{Emails, Texts};
@@ -127,6 +128,9 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<Summa
             bail!("PUT {path} failed: {}", r.text().await?);
         }
     }
+    // Leads' answers by email come back through the tenant's mail relay (ours, speaking
+    // Mailgun's protocol) to the thread.
+    let mut replies = replies::EmailReplies::setup(&http, &base, &key).await?;
     add_reps(&http, &base, &key).await?;
     let rep_phones: HashSet<String> = (1..=REPS).map(rep_phone).collect();
     let rep_emails: HashSet<String> = (1..=REPS).map(rep_email).collect();
@@ -186,6 +190,7 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<Summa
     let deadline = started + Duration::from_secs(args.max_seconds);
     let mut quiet_polls = 0;
     loop {
+        replies.answer_new(&mail).await?;
         let stats = sim.stats();
         let texts = Texts::count(&sim.messages(), &rep_phones);
         let emails = mail.read(|m| Emails::count(m, &rep_emails));
@@ -221,7 +226,7 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<Summa
     eprintln!();
     let texts = Texts::count(&sim.messages(), &rep_phones);
     let emails = mail.read(|m| Emails::count(m, &rep_emails));
-    let summary = summary::summarize(
+    let mut summary = summary::summarize(
         &store,
         tenant.tenant_id,
         args.leads,
@@ -231,6 +236,7 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<Summa
         emails,
     )
     .await?;
+    summary.email_replies_posted = replies.accepted();
     mail.shutdown();
     sim.shutdown().await;
     app.shutdown().await;

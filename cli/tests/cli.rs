@@ -271,7 +271,7 @@ fn a_setting_from_the_environment_reaches_the_engine() {
 /// The README's first command, smaller: `neuronx demo` runs the engine, the carrier simulator
 /// and an SMTP server in one process and ends with its summary table. Every lead consented to
 /// email and gets the playbook's first email; the night leads escalate, and the reps hear of it
-/// by text and by email; no effect goes out twice.
+/// by text and by email; a lead's email reply lands on its thread; no effect goes out twice.
 #[test]
 fn the_demo_reaches_leads_by_phone_text_and_email_and_reps_by_notice() {
     let (code, out, err) = neuronx(&["demo", "--leads", "20", "--max-seconds", "120"], &[]);
@@ -291,6 +291,9 @@ fn the_demo_reaches_leads_by_phone_text_and_email_and_reps_by_notice() {
     assert!(row("calls placed") >= 18, "{out}");
     assert!(row("escalations") >= 2, "{out}");
     assert!(row("emails to reps") >= 1, "{out}");
+    // One lead in five answers its email through the demo's mail relay (Mailgun's protocol):
+    // leads 2, 7, 12 and 17, each on its own thread.
+    assert_eq!(row("email replies"), 4, "{out}");
     assert!(row("SMS to reps (notices)") >= 1, "{out}");
     assert!(out.contains("stages: "), "{out}");
 }

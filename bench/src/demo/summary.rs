@@ -36,6 +36,10 @@ pub struct Summary {
     pub lead_emails: u64,
     /// Emails to reps: escalation notices.
     pub rep_emails: u64,
+    /// Leads' email replies on their threads: `replied` entries with `channel = email`.
+    pub email_replies: u64,
+    /// Email replies the demo's mail relay posted and NeuronX took (each should be on a thread).
+    pub email_replies_posted: u64,
     /// `sla_escalated` entries: SLA breaches and unattended leads alike.
     pub escalations: u64,
     pub compliance_blocks: u64,
@@ -234,6 +238,7 @@ pub(super) async fn summarize(
                 "sla_escalated" => s.escalations += 1,
                 "compliance_blocked" => s.compliance_blocks += 1,
                 "opted_out" => s.opted_out += 1,
+                "replied" if e.data["channel"] == "email" => s.email_replies += 1,
                 _ => {}
             }
             match conversation_event(e) {
@@ -276,6 +281,7 @@ fn rows(s: &Summary) -> Vec<(&'static str, String)> {
         ("SMS to reps (notices)", s.rep_sms.to_string()),
         ("emails to leads", s.lead_emails.to_string()),
         ("emails to reps", s.rep_emails.to_string()),
+        ("email replies", s.email_replies.to_string()),
         ("opt-outs (STOP)", s.opted_out.to_string()),
         ("escalations", s.escalations.to_string()),
         ("compliance blocks", s.compliance_blocks.to_string()),
