@@ -79,17 +79,9 @@ pub async fn suppress(
     address: &str,
     why: Suppression,
 ) -> Result<(), StoreError> {
-    let sql = "INSERT INTO email_suppressions (tenant_id, address, reason, created_at)
-        VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, address) DO NOTHING";
-    on_db!(store, |db, id, _json| sqlx::query(sql)
-        .bind(id(tenant.0))
-        .bind(address.to_lowercase())
-        .bind(why.as_str())
-        .bind(crate::control::now_ms())
-        .execute(db)
-        .await?
-        .rows_affected());
-    Ok(())
+    let mut tx = Tx::begin(store).await?;
+    suppress_in(&mut tx, tenant, address, why).await?;
+    tx.commit().await
 }
 
 /// [`suppress`] inside `tx`: with the input that tells the opportunity, so both or neither.

@@ -42,26 +42,7 @@ pub struct ReceivedMail {
 impl ReceivedMail {
     /// The value of the first header called `name` (case-insensitive), unfolded.
     pub fn header(&self, name: &str) -> Option<String> {
-        let head = self.data.split("\r\n\r\n").next().unwrap_or_default();
-        let mut found: Option<String> = None;
-        for line in head.split("\r\n") {
-            if line.starts_with([' ', '\t']) {
-                if let Some(v) = found.as_mut() {
-                    v.push(' ');
-                    v.push_str(line.trim());
-                }
-                continue;
-            }
-            if found.is_some() {
-                break;
-            }
-            if let Some((k, v)) = line.split_once(':') {
-                if k.eq_ignore_ascii_case(name) {
-                    found = Some(v.trim().to_owned());
-                }
-            }
-        }
-        found
+        neuronx_adapters::mail_relay_sim::header(&self.data, name)
     }
 }
 
