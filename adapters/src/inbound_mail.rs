@@ -138,7 +138,10 @@ fn first_address(value: &str) -> Option<(String, Option<String>)> {
         mailparse::MailAddr::Group(g) => g.addrs.into_iter().next(),
     })?;
     let addr = single.addr.trim().to_lowercase();
+    // No control characters or spaces: an address is stored and compared as text (and
+    // PostgreSQL's JSON refuses NUL).
     let ok = addr.len() <= 254
+        && !addr.chars().any(|c| c.is_control() || c.is_whitespace())
         && matches!(addr.split_once('@'), Some((l, d)) if !l.is_empty() && !d.is_empty());
     ok.then(|| (addr, single.display_name.filter(|n| !n.trim().is_empty())))
 }

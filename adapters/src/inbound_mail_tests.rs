@@ -183,7 +183,13 @@ fn hostile_mime_is_read_or_refused_never_a_panic() {
         .collect();
     let raw = format!("From: a@b.test\r\n{deep}");
     let _ = read(raw.as_bytes());
-    for raw in [&b""[..], b"\xff\xfe", b"From:\r\n\r\n", b"From: <>\r\n"] {
+    for raw in [
+        &b""[..],
+        b"\xff\xfe",
+        b"From:\r\n\r\n",
+        b"From: <>\r\n",
+        b"From: <a\0b@x.test>\r\n\r\nhi",
+    ] {
         assert!(read(raw).is_err(), "{raw:?}");
     }
     let long = format!("From: a@b.test\r\n\r\n{}", "x".repeat(MAX_TEXT_CHARS * 2));

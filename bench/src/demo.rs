@@ -36,6 +36,8 @@ pub struct DemoArgs {
 /// The demo tenant's reps, `rep-01` onwards: each takes one call at a time, so at most this many
 /// leads talk to a rep at once; an answered lead nobody is free for gets the callback path.
 const REPS: u32 = 12;
+/// The tenant's number: the caller id of its calls and texts, and the number leads call back.
+const FROM: &str = "+14155550000";
 
 /// Rep `n`'s phone: New York's 646 (no lead's area code) and the 555-01xx lines set aside for
 /// fiction, so no rep shares a number with a lead (the summary tells their texts apart by it).
@@ -98,7 +100,7 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<Summa
         .json(&json!({
             "account_sid": sim_config.account_sid,
             "auth_token": sim_config.auth_token,
-            "from_number": "+14155550000",
+            "from_number": FROM,
             "base_url": sim.base_url,
         }))
         .send()
@@ -131,6 +133,8 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<Summa
     // Leads' answers by email come back through the tenant's mail relay (ours, speaking
     // Mailgun's protocol) to the thread.
     let mut replies = replies::EmailReplies::setup(&http, &base, &key).await?;
+    let voice_url = format!("{base}/webhooks/twilio/{}/voice/inbound", tenant.tenant_id);
+    let mut call_backs = replies::CallBacks::new(http.clone(), &sim.base_url, voice_url, FROM);
     add_reps(&http, &base, &key).await?;
     let rep_phones: HashSet<String> = (1..=REPS).map(rep_phone).collect();
     let rep_emails: HashSet<String> = (1..=REPS).map(rep_email).collect();
@@ -191,6 +195,9 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<Summa
     let mut quiet_polls = 0;
     loop {
         replies.answer_new(&mail).await?;
+        call_backs
+            .call_new(&mail, |i| places::daytime().phone(u64::from(i)))
+            .await?;
         let stats = sim.stats();
         let texts = Texts::count(&sim.messages(), &rep_phones);
         let emails = mail.read(|m| Emails::count(m, &rep_emails));

@@ -294,6 +294,8 @@ fn the_demo_reaches_leads_by_phone_text_and_email_and_reps_by_notice() {
     // One lead in five answers its email through the demo's mail relay (Mailgun's protocol):
     // leads 2, 7, 12 and 17, each on its own thread.
     assert_eq!(row("email replies"), 4, "{out}");
+    // One lead in ten calls the tenant's number back: leads 4 and 14.
+    assert_eq!(row("calls from leads"), 2, "{out}");
     assert!(row("SMS to reps (notices)") >= 1, "{out}");
     assert!(out.contains("stages: "), "{out}");
 }

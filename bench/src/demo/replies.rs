@@ -1,7 +1,9 @@
-//! Leads who answer the playbook's email. The demo's mail relay (`mail_relay_sim`, speaking
-//! Mailgun's route protocol) posts a reply from one lead in five to NeuronX, to the reply
-//! address the email carried, as a tenant's route would: NeuronX puts it on the lead's thread
-//! and engages the lead.
+//! Leads who answer. The demo's mail relay (`mail_relay_sim`, speaking Mailgun's route
+//! protocol) posts a reply from one lead in five to NeuronX, to the reply address the email
+//! carried, as a tenant's route would: NeuronX puts it on the lead's thread and engages the
+//! lead. And one lead in ten calls the tenant's number back once its email has arrived: the
+//! carrier simulator places the call to the number's voice URL, as Twilio would, and NeuronX
+//! rings the lead's assignee or team (ADR 0050).
 
 use std::collections::HashSet;
 
@@ -80,9 +82,63 @@ impl EmailReplies {
 
 /// Whether the lead at `address` answers email (one lead in five).
 fn answers(address: &str) -> bool {
+    lead_number(address).is_some_and(|n| n % 5 == 2)
+}
+
+/// Leads calling the tenant's number back.
+pub(super) struct CallBacks {
+    http: reqwest::Client,
+    /// The carrier simulator's `POST /sim/inbound-calls`.
+    sim_url: String,
+    /// The number's voice URL (`/webhooks/twilio/{tenant}/voice/inbound`).
+    voice_url: String,
+    /// The tenant's number they call.
+    to: String,
+    called: HashSet<u32>,
+}
+
+impl CallBacks {
+    pub(super) fn new(http: reqwest::Client, sim_base: &str, voice_url: String, to: &str) -> Self {
+        Self {
+            http,
+            sim_url: format!("{}/sim/inbound-calls", sim_base.trim_end_matches('/')),
+            voice_url,
+            to: to.to_owned(),
+            called: HashSet::new(),
+        }
+    }
+
+    /// Lead `i` (`i % 10 == 4`) calls from `phone_of(i)` once its first email has arrived.
+    pub(super) async fn call_new(
+        &mut self,
+        mail: &MailSink,
+        phone_of: impl Fn(u32) -> String,
+    ) -> anyhow::Result<()> {
+        let due: Vec<u32> = mail.read(|all| {
+            all.iter()
+                .flat_map(|m| m.to.iter())
+                .filter_map(|to| lead_number(to))
+                .filter(|i| i % 10 == 4 && !self.called.contains(i))
+                .collect()
+        });
+        for i in due {
+            if !self.called.insert(i) {
+                continue;
+            }
+            let body = json!({"from": phone_of(i), "to": self.to, "url": self.voice_url});
+            let r = self.http.post(&self.sim_url).json(&body).send().await?;
+            if !r.status().is_success() {
+                bail!("lead {i}'s call back was refused: {}", r.text().await?);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `lead-{i}@example.com` → `i`.
+fn lead_number(address: &str) -> Option<u32> {
     address
         .strip_prefix("lead-")
         .and_then(|rest| rest.strip_suffix("@example.com"))
         .and_then(|n| n.parse::<u32>().ok())
-        .is_some_and(|n| n % 5 == 2)
 }

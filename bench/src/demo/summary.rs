@@ -20,6 +20,8 @@ pub struct Summary {
     pub answered: u64,
     /// Conversations the carrier bridged between a lead and a rep (its `bridged_calls`).
     pub bridged: u64,
+    /// Calls leads placed to the tenant's number (the simulator's `inbound_calls`).
+    pub calls_from_leads: u64,
     /// Leads that talked to a rep: opportunities with a `conversation` entry of event
     /// `conversation`.
     pub talked_to_rep: u64,
@@ -218,6 +220,7 @@ pub(super) async fn summarize(
         calls: stats.calls,
         answered: stats.call_outcomes.get("completed").copied().unwrap_or(0),
         bridged: stats.bridged_calls,
+        calls_from_leads: stats.inbound_calls,
         sms: texts.to_leads,
         rep_sms: texts.to_reps,
         replies: texts.lead_replies,
@@ -273,6 +276,7 @@ fn rows(s: &Summary) -> Vec<(&'static str, String)> {
         ("reps", s.reps.to_string()),
         ("calls placed", s.calls.to_string()),
         ("calls connected", s.answered.to_string()),
+        ("calls from leads", s.calls_from_leads.to_string()),
         ("conversations bridged", s.bridged.to_string()),
         ("leads talked to a rep", s.talked_to_rep.to_string()),
         ("answered, nobody free", s.unattended.to_string()),
