@@ -338,6 +338,50 @@ async fn a_reply_lands_on_its_thread_and_engages_the_lead(backend: Backend) {
         replies, 2,
         "the reply, the direct one; not the out-of-office"
     );
+
+    // The rep answers by email, by hand: through the email gate, with the reply address, on
+    // the thread as a person's, and it takes the conversation over.
+    let path = format!("/v1/opportunities/{id}/messages");
+    for (body, field) in [
+        (json!({"channel": "fax", "body": "x"}), "channel"),
+        (json!({"body": "x", "subject": "Hi"}), "subject"),
+        (json!({"channel": "email", "body": "x"}), "subject"),
+        (
+            json!({"channel": "email", "subject": "a\nb", "body": "x"}),
+            "subject",
+        ),
+    ] {
+        let (status, err) = app.post(&path, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+        assert_eq!(err["field"], field, "{err}");
+    }
+    let answer = json!({"channel": "email", "subject": "Re: Hi Ana", "body": "Sure, 3pm works.",
+        "by": "rep-1"});
+    let (status, body) = app.post(&path, answer).await;
+    assert!(
+        status == StatusCode::OK || status == StatusCode::ACCEPTED,
+        "{body}"
+    );
+    let got = mail(&sink, 2).await;
+    let sent = got
+        .iter()
+        .find(|m| m.contains("Subject: Re: Hi Ana"))
+        .unwrap_or_else(|| panic!("no answer: {got:#?}"));
+    assert_eq!(header(sent, "Reply-To"), reply_to, "{sent}");
+    assert!(
+        sent.contains("Sure, 3pm works.") && sent.contains(POSTAL),
+        "{sent}"
+    );
+    let outbound = thread_emails(&app, &id).await;
+    let mine = outbound
+        .iter()
+        .find(|m| m["subject"] == "Re: Hi Ana" && m["direction"] == "outbound")
+        .unwrap_or_else(|| panic!("{outbound:?}"));
+    assert_eq!(
+        (&mine["human"], &mine["by"]),
+        (&json!(true), &json!("operator:rep-1"))
+    );
+    entry(&app, &id, "the takeover", |e| e["kind"] == "taken_over").await;
     sim.shutdown().await;
     app.stop().await;
 }

@@ -66,6 +66,7 @@ fn code(r: &Rejection) -> &'static str {
         Rejection::CallLive { .. } => "call_live",
         Rejection::CallRefused { .. } => "call_refused",
         Rejection::SmsRefused { .. } => "sms_refused",
+        Rejection::EmailRefused { .. } => "email_refused",
         Rejection::NotTakenOver => "not_taken_over",
     }
 }

@@ -43,7 +43,13 @@ pub async fn list_messages(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendMessageRequest {
-    /// The text, 1 to 1600 characters (line breaks allowed).
+    /// `sms` (the default) or `email`.
+    #[schema(value_type = Option<crate::usecases::messages::MessageChannel>)]
+    channel: Option<String>,
+    /// An email's subject, 1 to 200 characters on one line; only for `email`.
+    subject: Option<String>,
+    /// The text: 1 to 1600 characters for a text, 1 to 20,000 for an email (line breaks
+    /// allowed).
     body: String,
     /// Who writes, for keys that belong to no principal (an integration writing for a person);
     /// a principal's key always writes as that principal.
@@ -55,8 +61,8 @@ pub struct SendMessageRequest {
     path = "/v1/opportunities/{id}/messages",
     tag = "operator actions",
     operation_id = "sendOpportunityMessage",
-    summary = "Text the lead by hand",
-    description = "An operator or rep texts the lead now. The opportunity's compliance gate decides as for every text: without SMS consent, outside the contact's calling hours (in every zone its time zone and area code name), past a cap, to a landline, or opted out answers 409 (`sms_refused` naming the gate's reason, `opted_out`), as does a paused (`paused`) or closed (`terminal_stage`) opportunity; the do-not-call list is checked when it is sent. It leaves through the outbox, is on the timeline and in the thread, and takes the conversation over: the playbook's automatic texts stop (its calls go on unless the playbook's `takeover_stops_calls`) until an operator hands it back (`POST /v1/opportunities/{id}/hand-back`). Audited as `message_send`.",
+    summary = "Text or email the lead by hand",
+    description = "An operator or rep texts the lead now, or emails it with `channel = email` and a `subject` (through the email gate: without email consent or an address, unsubscribed, a bounced address or opted out answers 409 `email_refused`; the email carries the footer, the unsubscribe link and, with inbound email set up, the reply address). A text: The opportunity's compliance gate decides as for every text: without SMS consent, outside the contact's calling hours (in every zone its time zone and area code name), past a cap, to a landline, or opted out answers 409 (`sms_refused` naming the gate's reason, `opted_out`), as does a paused (`paused`) or closed (`terminal_stage`) opportunity; the do-not-call list is checked when it is sent. It leaves through the outbox, is on the timeline and in the thread, and takes the conversation over: the playbook's automatic texts stop (its calls go on unless the playbook's `takeover_stops_calls`) until an operator hands it back (`POST /v1/opportunities/{id}/hand-back`). Audited as `message_send`.",
     request_body = SendMessageRequest,
     params(("id" = String, Path, description = "the opportunity's id")),
     responses(
@@ -71,6 +77,19 @@ pub async fn send_message(
     Path(id): Path<String>,
     Body(req): Body<SendMessageRequest>,
 ) -> Result<Response, ApiError> {
-    let done = messages::send(&state.engine, &caller.0, &id, req.body, req.by, None).await?;
+    let done = match req.channel.as_deref().map(str::trim) {
+        None | Some("sms") => {
+            if req.subject.is_some() {
+                return Err(ApiError::invalid("subject", "only an email has a subject"));
+            }
+            messages::send(&state.engine, &caller.0, &id, req.body, req.by, None).await?
+        }
+        Some("email") => {
+            let subject = req.subject.unwrap_or_default();
+            let (engine, who) = (&state.engine, &caller.0);
+            messages::send_email(engine, who, &id, subject, req.body, req.by).await?
+        }
+        Some(_) => return Err(ApiError::invalid("channel", "must be sms or email")),
+    };
     Ok(applied(done))
 }

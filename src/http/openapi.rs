@@ -120,8 +120,9 @@ pub enum ErrorCode {
     PlaybookMismatch,
     UnknownValue,
     OptedOut,
-    // A person's text the gate refused, and a hand-back with nothing taken over.
+    // A person's text or email the gate refused, and a hand-back with nothing taken over.
     SmsRefused,
+    EmailRefused,
     NotTakenOver,
     UnknownPlaybook,
     Rejected,

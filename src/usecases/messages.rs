@@ -18,6 +18,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use neuronx_actors::domain::opportunity::{OppInput, MAX_TEXT_CHARS};
+use neuronx_actors::domain::playbook::{MAX_BODY_CHARS, MAX_SUBJECT_CHARS};
 use neuronx_actors::effects::EffectChannel;
 use neuronx_actors::opportunity as opp;
 use neuronx_supervision::store::{EffectRecord, OutboxStatus, TimelineRow};
@@ -442,6 +443,29 @@ pub async fn send(
     let dedupe = once.as_ref().map(|o| o.dedupe_key(id, &body));
     let input = OppInput::SendText { body, by };
     run_once(engine, who, id, AuditAction::MessageSend, input, dedupe).await
+}
+
+/// A person emails the lead by hand, through the email gate; the first human message takes
+/// the conversation over, as a text does. Audited as `message_send`.
+pub async fn send_email(
+    engine: &EngineHandle,
+    who: &Identity,
+    id: &str,
+    subject: String,
+    body: String,
+    by: Option<String>,
+) -> Result<Applied, Error> {
+    authorize(who, Action::Operate)?;
+    let id = visible(engine, who, id).await?;
+    input::check("subject", &subject, Lines::One, 1, MAX_SUBJECT_CHARS)?;
+    input::check("body", &body, Lines::Many, 1, MAX_BODY_CHARS)?;
+    let by = acting_as(who, by).map_err(|e| match e {
+        Error::Invalid { field, message } if field == "operator" => Error::invalid("by", message),
+        e => e,
+    })?;
+    let (subject, body) = (subject.trim().to_owned(), body.trim().to_owned());
+    let input = OppInput::WriteEmail { subject, body, by };
+    run_once(engine, who, id, AuditAction::MessageSend, input, None).await
 }
 
 #[path = "messages_email.rs"]

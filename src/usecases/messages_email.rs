@@ -59,7 +59,8 @@ pub(super) fn email_view(
         body: text("body").unwrap_or_default(),
         subject: text("subject"),
         by: e.cause.clone(),
-        human: false,
+        // A person's email (`step = by_hand`) is on the timeline by its writer.
+        human: e.cause.starts_with("operator:"),
         purpose: Some("marketing".to_owned()),
         status: DeliveryStatus::Unknown,
         carrier_status: None,

@@ -49,6 +49,8 @@ pub enum Rejection {
     CallRefused { reason: String },
     #[error("the compliance gate refused the text: {reason}")]
     SmsRefused { reason: String },
+    #[error("the email gate refused the email: {reason}")]
+    EmailRefused { reason: String },
     #[error("no human has taken over this opportunity's conversation; nothing to hand back")]
     NotTakenOver,
 }
@@ -369,6 +371,7 @@ pub fn apply(
         OppInput::Escalate { by, reason } => step.operator_escalate(by, reason)?,
         OppInput::CallNow { agent, by } => step.call_now(agent, by)?,
         OppInput::SendText { body, by } => step.send_text(body, by)?,
+        OppInput::WriteEmail { subject, body, by } => step.write_email(subject, body, by)?,
         OppInput::HandBack { by, reason } => step.hand_back(by, reason)?,
         OppInput::CancelTimer { timer, by, reason } => step.cancel_timer(timer, by, reason)?,
         OppInput::SetStage { stage, by, reason } => step.set_stage(stage, by, reason)?,

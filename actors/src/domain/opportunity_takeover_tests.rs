@@ -278,3 +278,82 @@ fn checkpoints_from_before_takeovers_still_load() {
     let back: Opportunity = serde_json::from_value(old).unwrap();
     assert_eq!(back, opp);
 }
+
+fn email(subject: &str, body: &str) -> OppInput {
+    OppInput::WriteEmail {
+        subject: subject.into(),
+        body: body.into(),
+        by: "ana".into(),
+    }
+}
+
+#[test]
+fn a_persons_email_passes_the_email_gate_and_takes_the_conversation_over() {
+    let mut opp = created_with(true, None);
+    // No address, no consent: refused by the gate, nothing written.
+    let no = refused(&opp, email("Hi", "Hello"), 20);
+    assert!(matches!(no, Rejection::EmailRefused { .. }), "{no:?}");
+    opp.contact.email = Some("ana@x.test".into());
+    opp.contact.consent.email = true;
+    let d = run(
+        &opp,
+        email("About your\r\nquote", "Hi Ana,\n\ncall me back."),
+        20,
+    );
+    let sent: Vec<_> = d
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            OppEffect::SendEmail {
+                to, subject, step, ..
+            } => Some((to.clone(), subject.clone(), *step)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sent,
+        [(
+            "ana@x.test".to_owned(),
+            "About your quote".to_owned(),
+            crate::domain::playbook::EmailStep::ByHand
+        )],
+        "one line of subject"
+    );
+    assert!(
+        kinds(&d).contains(&TimelineKind::TakenOver),
+        "{:?}",
+        kinds(&d)
+    );
+    let entry = d
+        .timeline
+        .iter()
+        .find(|e| e.kind == TimelineKind::EffectSent);
+    assert_eq!(
+        entry.map(|e| e.cause.clone()),
+        Some(Cause::Operator("ana".into()))
+    );
+    assert_eq!(
+        d.state.takeover.as_ref().map(|t| t.by.as_str()),
+        Some("ana")
+    );
+    // Unsubscribed, a bounced address, an empty subject: refused.
+    let mut gone = d.state.clone();
+    gone.email.unsubscribed = true;
+    assert!(matches!(
+        refused(&gone, email("Hi", "x"), 30),
+        Rejection::EmailRefused { .. }
+    ));
+    let mut bounced = d.state.clone();
+    bounced.email.bounced = Some("ana@x.test".into());
+    assert!(matches!(
+        refused(&bounced, email("Hi", "x"), 30),
+        Rejection::EmailRefused { .. }
+    ));
+    assert!(matches!(
+        refused(&d.state, email("  ", "x"), 30),
+        Rejection::InvalidField {
+            field: "subject",
+            ..
+        }
+    ));
+}

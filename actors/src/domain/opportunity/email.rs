@@ -7,9 +7,9 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::step::{invalid, Step};
-use super::{OppEffect, Rejection};
-use crate::domain::compliance::{check_email, EmailFacts};
-use crate::domain::playbook::{EmailStep, LeadFields};
+use super::{OppEffect, OppTimer, Rejection};
+use crate::domain::compliance::{check_email, EmailBlock, EmailFacts};
+use crate::domain::playbook::{EmailStep, LeadFields, MAX_BODY_CHARS, MAX_SUBJECT_CHARS};
 use crate::domain::timeline::{Cause, TimelineKind};
 
 /// The lead's email channel as the opportunity knows it.
@@ -132,21 +132,15 @@ impl Step<'_> {
             let data = json!({ "step": step, "reason": "taken_over", "takeover": by });
             return self.event(TimelineKind::EmailSkipped, Cause::Playbook, text, data);
         }
-        let contact = &self.opp.contact;
-        let address = contact.email.as_deref();
-        let facts = EmailFacts {
-            address,
-            consent: contact.consent.email,
-            opted_out: self.opp.opted_out,
-            unsubscribed: self.opp.email.unsubscribed,
-            address_invalid: address.is_some() && self.opp.email.bounced.as_deref() == address,
+        let to = match self.mailable() {
+            Ok(to) => to,
+            Err(block) => {
+                let text = format!("{} email not sent: {}", step.as_str(), block.describe());
+                let data = json!({ "step": step, "reason": block });
+                return self.event(TimelineKind::EmailSkipped, Cause::System, text, data);
+            }
         };
-        if let Err(block) = check_email(&facts) {
-            let text = format!("{} email not sent: {}", step.as_str(), block.describe());
-            let data = json!({ "step": step, "reason": block });
-            return self.event(TimelineKind::EmailSkipped, Cause::System, text, data);
-        }
-        let to = address.unwrap_or_default().to_owned();
+        let contact = &self.opp.contact;
         let phone = contact.phone.as_deref().unwrap_or_default();
         let fields = LeadFields::new(&contact.name, &to, phone, &self.opp.external_id);
         let rendered = match template.render(&fields) {
@@ -157,22 +151,98 @@ impl Step<'_> {
                 return self.event(TimelineKind::EmailSkipped, Cause::System, text, data);
             }
         };
+        self.queue_email(to, rendered.subject, rendered.body, step, None, why);
+    }
+
+    /// The lead's address, when the email gate allows mailing it.
+    fn mailable(&self) -> Result<String, EmailBlock> {
+        let address = self.opp.contact.email.as_deref();
+        let facts = EmailFacts {
+            address,
+            consent: self.opp.contact.consent.email,
+            opted_out: self.opp.opted_out,
+            unsubscribed: self.opp.email.unsubscribed,
+            address_invalid: address.is_some() && self.opp.email.bounced.as_deref() == address,
+        };
+        check_email(&facts)?;
+        Ok(address.unwrap_or_default().to_owned())
+    }
+
+    /// The email effect and its timeline entry (`effect_sent`, `data.effect = send_email`),
+    /// by the playbook or, with `by`, by a person.
+    fn queue_email(
+        &mut self,
+        to: String,
+        subject: String,
+        body: String,
+        step: EmailStep,
+        by: Option<String>,
+        why: &str,
+    ) {
         self.opp.email.sent += 1;
         // Derived, not random: a replayed transition must name the same email.
         let n = self.opp.email.sent;
         let email_id = Uuid::new_v5(&self.opp.id, format!("email-{n}").as_bytes());
-        let data = json!({ "effect": "send_email", "email_id": email_id, "step": step,
-            "to": to, "subject": rendered.subject, "body": rendered.body });
+        let mut data = json!({ "effect": "send_email", "email_id": email_id, "step": step,
+            "to": to, "subject": subject, "body": body });
+        if let Some(by) = &by {
+            data["by"] = json!(by);
+        }
         self.effects.push(OppEffect::SendEmail {
             email_id,
             to,
-            name: contact.name.clone(),
-            subject: rendered.subject,
-            body: rendered.body,
+            name: self.opp.contact.name.clone(),
+            subject,
+            body,
             step,
         });
         let text = format!("email to the lead ({why})");
-        self.event(TimelineKind::EffectSent, Cause::Playbook, text, data);
+        let cause = by.map_or(Cause::Playbook, Cause::Operator);
+        self.event(TimelineKind::EffectSent, cause, text, data);
+    }
+
+    /// A person emails the lead now (`OppInput::WriteEmail`): refused, not deferred, when the
+    /// opportunity is closed, paused or opted out or the email gate says no; the first such
+    /// email takes the conversation over, and answers the response SLA.
+    pub(super) fn write_email(
+        &mut self,
+        subject: String,
+        body: String,
+        by: String,
+    ) -> Result<(), Rejection> {
+        // One line: a line break in a subject would be a header injection.
+        let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
+        if subject.is_empty() || subject.chars().count() > MAX_SUBJECT_CHARS {
+            let reason = format!("must be 1 to {MAX_SUBJECT_CHARS} characters");
+            return Err(Rejection::InvalidField {
+                field: "subject",
+                reason,
+            });
+        }
+        if body.trim().is_empty() || body.chars().count() > MAX_BODY_CHARS {
+            let reason = format!("must be 1 to {MAX_BODY_CHARS} characters");
+            return Err(Rejection::InvalidField {
+                field: "body",
+                reason,
+            });
+        }
+        if by.trim().is_empty() {
+            let reason = "must not be empty".to_owned();
+            return Err(Rejection::InvalidField {
+                field: "by",
+                reason,
+            });
+        }
+        self.open_for("emailing the lead")?;
+        let to = self.mailable().map_err(|block| Rejection::EmailRefused {
+            reason: block.describe().to_owned(),
+        })?;
+        self.take_over(&by);
+        let why = format!("written by {by}");
+        self.queue_email(to, subject, body, EmailStep::ByHand, Some(by), &why);
+        // A person answered the lead: that is the response the response SLA waits for.
+        self.clear(OppTimer::ResponseSla);
+        Ok(())
     }
 
     pub(super) fn email_accepted(&mut self, email_id: Uuid, answer: String) {

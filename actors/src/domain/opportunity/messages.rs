@@ -62,6 +62,14 @@ pub enum OppInput {
         body: String,
         by: String,
     },
+    /// An operator or rep emails the lead by hand, through the email gate (consent, unsubscribe,
+    /// a bounced address, an opt-out); refused when the gate would not send it. Like a text by
+    /// hand, the first one takes the conversation over.
+    WriteEmail {
+        subject: String,
+        body: String,
+        by: String,
+    },
     /// An operator hands a taken-over conversation back to the playbook.
     HandBack {
         by: String,

@@ -1,4 +1,5 @@
-//! Human takeover: an operator or rep texts the lead by hand (`OppInput::SendText`), and from
+//! Human takeover: an operator or rep texts (or emails, `email::write_email`) the lead by
+//! hand (`OppInput::SendText`), and from
 //! that text on the playbook's automatic texts and emails stop (`email::try_email`), so the
 //! lead does not get a rep's sentence followed by a canned follow-up. The cadence's calls are
 //! left to the playbook: a call is how a rep reaches the lead too, and stopping it is a
@@ -74,7 +75,7 @@ impl Step<'_> {
 
     /// The first human text takes over; a later one (by anyone) changes nothing. A text the
     /// playbook deferred is dropped: it would be skipped when due anyway.
-    fn take_over(&mut self, by: &str) {
+    pub(super) fn take_over(&mut self, by: &str) {
         if self.opp.takeover.is_some() {
             return;
         }

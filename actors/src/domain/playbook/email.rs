@@ -39,6 +39,8 @@ pub struct EmailTemplate {
 pub enum EmailStep {
     FirstTouch,
     AfterMissedCall,
+    /// Not the playbook's: a person wrote it (`OppInput::WriteEmail`).
+    ByHand,
 }
 
 impl EmailStep {
@@ -46,6 +48,7 @@ impl EmailStep {
         match self {
             EmailStep::FirstTouch => "first_touch",
             EmailStep::AfterMissedCall => "after_missed_call",
+            EmailStep::ByHand => "by_hand",
         }
     }
 }
@@ -127,6 +130,7 @@ impl EmailSteps {
         match step {
             EmailStep::FirstTouch => self.first_touch.as_ref(),
             EmailStep::AfterMissedCall => self.after_missed_call.as_ref(),
+            EmailStep::ByHand => None,
         }
     }
 
