@@ -8,6 +8,8 @@
 //! finds its opportunity; a stranger's is answered and dropped; an out-of-office is ignored.
 
 mod common;
+#[path = "common/console.rs"]
+mod console;
 #[path = "common/flow.rs"]
 mod flow;
 #[path = "common/mail.rs"]
@@ -382,6 +384,42 @@ async fn a_reply_lands_on_its_thread_and_engages_the_lead(backend: Backend) {
         (&json!(true), &json!("operator:rep-1"))
     );
     entry(&app, &id, "the takeover", |e| e["kind"] == "taken_over").await;
+
+    // And from the console: the lead's page shows the lead's email and answers by email; a
+    // second submit of the same form sends nothing more.
+    let (cookie, _) = console::sign_in(&app, &app.key).await;
+    let page_path = format!("/console/opportunities/{id}");
+    let (status, page) = console::get_page(&app, &cookie, &page_path).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("send email") && page.contains("Yes, call me at 3pm."),
+        "{page}"
+    );
+    let form = [
+        ("csrf", console::csrf(&page)),
+        ("back", "detail".to_owned()),
+        ("nonce", uuid::Uuid::new_v4().to_string()),
+        ("subject", "Confirming 3pm".to_owned()),
+        ("body", "Talk then.".to_owned()),
+    ];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let email_path = format!("/console/opportunities/{id}/email");
+    let (status, page) = console::post_form_page(&app, &cookie, &email_path, &form).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    let (status, page) = console::post_form_page(&app, &cookie, &email_path, &form).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{page}");
+    assert!(page.contains("already submitted"), "{page}");
+    let mut no_subject = form.clone();
+    no_subject.retain(|(k, _)| *k != "subject");
+    let status = console::post_form(&app, &cookie, &email_path, &no_subject).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    mail(&sink, 3).await;
+    let confirming = |all: &[String]| {
+        all.iter()
+            .filter(|m| m.contains("Subject: Confirming 3pm"))
+            .count()
+    };
+    assert_eq!(confirming(&sink.messages()), 1, "one email for two submits");
     sim.shutdown().await;
     app.stop().await;
 }

@@ -87,7 +87,7 @@ pub async fn send_message(
         Some("email") => {
             let subject = req.subject.unwrap_or_default();
             let (engine, who) = (&state.engine, &caller.0);
-            messages::send_email(engine, who, &id, subject, req.body, req.by).await?
+            messages::send_email(engine, who, &id, subject, req.body, req.by, None).await?
         }
         Some(_) => return Err(ApiError::invalid("channel", "must be sms or email")),
     };

@@ -446,7 +446,8 @@ pub async fn send(
 }
 
 /// A person emails the lead by hand, through the email gate; the first human message takes
-/// the conversation over, as a text does. Audited as `message_send`.
+/// the conversation over, as a text does. With `once`, a repeat of the same form is a no-op.
+/// Audited as `message_send`.
 pub async fn send_email(
     engine: &EngineHandle,
     who: &Identity,
@@ -454,6 +455,7 @@ pub async fn send_email(
     subject: String,
     body: String,
     by: Option<String>,
+    once: Option<Once>,
 ) -> Result<Applied, Error> {
     authorize(who, Action::Operate)?;
     let id = visible(engine, who, id).await?;
@@ -464,8 +466,11 @@ pub async fn send_email(
         e => e,
     })?;
     let (subject, body) = (subject.trim().to_owned(), body.trim().to_owned());
+    let dedupe = once
+        .as_ref()
+        .map(|o| o.dedupe_key(id, &format!("email\n{subject}\n{body}")));
     let input = OppInput::WriteEmail { subject, body, by };
-    run_once(engine, who, id, AuditAction::MessageSend, input, None).await
+    run_once(engine, who, id, AuditAction::MessageSend, input, dedupe).await
 }
 
 #[path = "messages_email.rs"]

@@ -23,9 +23,11 @@ pub struct ActionForm {
     assignee: Option<String>,
     /// `outcome` only: booked, won, lost or nurture.
     stage: Option<String>,
-    /// `text` only: what the lead receives.
+    /// `text` and `email`: what the lead receives.
     body: Option<String>,
-    /// `text` only: the rendered form's own id, so a double submit sends one text.
+    /// `email` only: its subject.
+    subject: Option<String>,
+    /// `text` and `email`: the rendered form's own id, so a double submit sends one message.
     nonce: Option<String>,
     /// `snooze` only: one of `snooze::SnoozeFor`.
     #[serde(rename = "for")]
@@ -45,6 +47,8 @@ enum Act {
     Outcome,
     /// A text written by hand (`messages::send`, through the compliance gate).
     Text,
+    /// An email written by hand (`messages::send_email`, through the email gate).
+    Email,
     /// Out of the queue for a while (`snooze::snooze`).
     Snooze,
     /// Back in the queue now.
@@ -63,6 +67,7 @@ impl Act {
             "call" => Act::Call,
             "outcome" => Act::Outcome,
             "text" => Act::Text,
+            "email" => Act::Email,
             "snooze" => Act::Snooze,
             "unsnooze" => Act::Unsnooze,
             _ => return None,
@@ -187,6 +192,18 @@ pub async fn act(
             let body = form.body.unwrap_or_default();
             match form.nonce.map(messages::Once::parse).transpose() {
                 Ok(once) => messages::send(engine, who, &id, body, None, once)
+                    .await
+                    .map(drop),
+                Err(e) => Err(e),
+            }
+        }
+        Act::Email => {
+            let (subject, body) = (
+                form.subject.unwrap_or_default(),
+                form.body.unwrap_or_default(),
+            );
+            match form.nonce.map(messages::Once::parse).transpose() {
+                Ok(once) => messages::send_email(engine, who, &id, subject, body, None, once)
                     .await
                     .map(drop),
                 Err(e) => Err(e),

@@ -17,6 +17,7 @@ use crate::control::{allows, Action};
 use crate::usecases::board::{self, QueueItem};
 use crate::usecases::snooze::SnoozeFor;
 use neuronx_actors::domain::opportunity::MAX_TEXT_CHARS;
+use neuronx_actors::domain::playbook::{MAX_BODY_CHARS, MAX_SUBJECT_CHARS};
 
 /// The outcomes a rep sets from the queue: each a stage change with a reason.
 pub const OUTCOMES: [&str; 4] = ["booked", "won", "lost", "nurture"];
@@ -94,6 +95,17 @@ pub(super) fn work_forms(op: &Operator, lead: &Lead, from: Origin) -> Markup {
             " " button.text type="submit" { "send text" }
         }
         " "
+        // A lead's page also answers by email (the thread shows the lead's emails there).
+        @if from == Origin::Detail {
+            form.inline method="post" action=(to("email")) {
+                (hidden)
+                input type="hidden" name="nonce" value=(uuid::Uuid::new_v4());
+                input type="text" name="subject" required maxlength=(MAX_SUBJECT_CHARS) placeholder="email subject" aria-label={ "Subject of an email to " (name) };
+                " " input type="text" name="body" required maxlength=(MAX_BODY_CHARS) placeholder="email to the lead" aria-label={ "Email to " (name) };
+                " " button.email type="submit" { "send email" }
+            }
+            " "
+        }
         form.inline method="post" action=(to("outcome")) {
             (hidden)
             select name="stage" aria-label={ "Outcome for " (name) } {
