@@ -198,3 +198,29 @@ fn hostile_mime_is_read_or_refused_never_a_panic() {
         Ok(MAX_TEXT_CHARS)
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+    /// Whatever bytes a relay posts, reading them answers (a message or a refusal), never a
+    /// panic, and what it keeps is bounded and free of NUL in the address.
+    #[test]
+    fn any_bytes_are_read_or_refused(raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048)) {
+        if let Ok(mail) = read(&raw) {
+            proptest::prop_assert!(mail.text.chars().count() <= MAX_TEXT_CHARS);
+            proptest::prop_assert!(!mail.from.contains('\0'));
+        }
+    }
+
+    /// Messages shaped like mail (headers, parts, reports) with hostile values.
+    #[test]
+    fn mail_shaped_input_is_read_or_refused(
+        from in "[ -~]{0,40}",
+        subject in "\\PC{0,60}",
+        ctype in proptest::sample::select(vec!["text/plain", "text/html", "multipart/report; report-type=delivery-status; boundary=b", "multipart/mixed; boundary=b", "message/rfc822", ""]),
+        body in "\\PC{0,400}",
+    ) {
+        let raw = format!("From: {from}\r\nSubject: {subject}\r\nContent-Type: {ctype}\r\n\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\n{body}\r\n--b--\r\n");
+        let _ = read(raw.as_bytes());
+    }
+}
