@@ -573,6 +573,24 @@ async fn bounces_complaints_and_unsubscribes_by_email_close_email_only(backend: 
         .await;
         assert_eq!(refused["data"]["why"], why, "{address}: {refused}");
     }
+    // A complaint about an address no lead has yet still closes it for the tenant.
+    let (code, body) = post(
+        &app,
+        &tenant,
+        &sign_post("fbl@reply.acme.test", &complaint("never@example.com")),
+    )
+    .await;
+    assert_eq!(
+        (code, &body["outcome"]),
+        (StatusCode::OK, &json!("complaint")),
+        "{body}"
+    );
+    let later = lead_in(&app, "in-8", "never@example.com").await;
+    let refused = entry(&app, &later, "the suppressed email", |e| {
+        e["kind"] == "email_status" && e["data"]["event"] == "failed"
+    })
+    .await;
+    assert_eq!(refused["data"]["why"], "suppressed", "{refused}");
     assert_eq!(sink.messages().len(), 3, "nothing more went out");
     sim.shutdown().await;
     app.stop().await;

@@ -9,7 +9,7 @@
 //! | a delivery status notification, failed for good, the address's fault | suppression + inbox | `EmailReturned` |
 //! | a complaint (marked as spam) | suppression + inbox | `EmailUnsubscribed` (complaint) |
 //! | an automatic answer, a delay notice, a sender-side failure | nothing | — |
-//! | from nobody we know | nothing | — |
+//! | from nobody we know | nothing (a report about an address nobody holds: the suppression) | — |
 //!
 //! A reply address names its opportunity (`crate::inbound_email`); mail without one goes to
 //! the opportunity holding the sender's address (ADR 0046). The suppression is tenant-wide,
@@ -161,10 +161,10 @@ pub async fn receive(
         return Ok(MailOutcome::Ignored);
     };
     let address = suppress.map(|(a, _)| a.to_owned());
-    let routed = match route(cx, tenant, &mail, named, address.as_deref()).await? {
-        Some(id) => id,
-        None => return Ok(MailOutcome::Unknown),
-    };
+    let routed = route(cx, tenant, &mail, named, address.as_deref()).await?;
+    if routed.is_none() && suppress.is_none() {
+        return Ok(MailOutcome::Unknown);
+    }
     let dedupe = match &mail.message_id {
         Some(id) => format!("email:{id}"),
         None => format!("email:{}", hex::encode(Sha256::digest(raw.as_bytes()))),
@@ -181,6 +181,12 @@ pub async fn receive(
             .await
             .map_err(|e| unavailable(&e))?;
     }
+    // A report about an address no opportunity holds still closes it for the tenant: the
+    // suppression is the part the law asks for; there is just nobody to tell.
+    let Some(routed) = routed else {
+        tx.commit().await.map_err(|e| unavailable(&e))?;
+        return Ok(outcome);
+    };
     let key = opp::key(tenant, routed);
     let staged = cx
         .engine
