@@ -420,6 +420,15 @@ impl Once {
     }
 }
 
+/// Who writes a message by hand: the key's principal, else the `by` it names (refused by that
+/// field's name).
+fn writer(who: &Identity, by: Option<String>) -> Result<String, Error> {
+    acting_as(who, by).map_err(|e| match e {
+        Error::Invalid { field, message } if field == "operator" => Error::invalid("by", message),
+        e => e,
+    })
+}
+
 /// A person texts the lead by hand, through the opportunity's compliance gate; the first such
 /// text takes the conversation over from the playbook. `by` names the person for keys of no
 /// principal (a principal's key always writes as itself). With `once`, a repeat of the same
@@ -435,10 +444,7 @@ pub async fn send(
     authorize(who, Action::Operate)?;
     let id = visible(engine, who, id).await?;
     input::check("body", &body, Lines::Many, 1, MAX_TEXT_CHARS)?;
-    let by = acting_as(who, by).map_err(|e| match e {
-        Error::Invalid { field, message } if field == "operator" => Error::invalid("by", message),
-        e => e,
-    })?;
+    let by = writer(who, by)?;
     let body = body.trim().to_owned();
     let dedupe = once.as_ref().map(|o| o.dedupe_key(id, &body));
     let input = OppInput::SendText { body, by };
@@ -461,10 +467,7 @@ pub async fn send_email(
     let id = visible(engine, who, id).await?;
     input::check("subject", &subject, Lines::One, 1, MAX_SUBJECT_CHARS)?;
     input::check("body", &body, Lines::Many, 1, MAX_BODY_CHARS)?;
-    let by = acting_as(who, by).map_err(|e| match e {
-        Error::Invalid { field, message } if field == "operator" => Error::invalid("by", message),
-        e => e,
-    })?;
+    let by = writer(who, by)?;
     let (subject, body) = (subject.trim().to_owned(), body.trim().to_owned());
     let dedupe = once
         .as_ref()

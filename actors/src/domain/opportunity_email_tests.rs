@@ -1,7 +1,7 @@
 //! Email as a lead channel: the playbook's emails pass the email gate (consent, unsubscribe,
 //! a bounced address), and an unsubscribe or a bounce closes email only.
 
-use super::fixtures::t;
+use super::fixtures::{emails, t};
 use super::*;
 use crate::domain::compliance::Rules;
 use crate::domain::playbook::{EmailStep, EmailSteps, EmailTemplate};
@@ -51,18 +51,6 @@ fn all() -> Consent {
 
 fn run(state: &Opportunity, input: OppInput, at: i64) -> OppDecision {
     apply(Some(state), input, t(at), &pb(), &Rules::federal_only()).unwrap()
-}
-
-fn emails(d: &OppDecision) -> Vec<(String, String, EmailStep)> {
-    d.effects
-        .iter()
-        .filter_map(|e| match e {
-            OppEffect::SendEmail {
-                to, subject, step, ..
-            } => Some((to.clone(), subject.clone(), *step)),
-            _ => None,
-        })
-        .collect()
 }
 
 fn has(d: &OppDecision, kind: TimelineKind) -> bool {

@@ -51,3 +51,16 @@ pub(super) fn created() -> Opportunity {
 pub(super) fn run(state: &Opportunity, input: OppInput, at: i64) -> OppDecision {
     apply(Some(state), input, t(at), &pb(), &Rules::federal_only()).unwrap()
 }
+
+/// The emails a decision sends: address, subject and step.
+pub(super) fn emails(d: &OppDecision) -> Vec<(String, String, crate::domain::playbook::EmailStep)> {
+    d.effects
+        .iter()
+        .filter_map(|e| match e {
+            OppEffect::SendEmail {
+                to, subject, step, ..
+            } => Some((to.clone(), subject.clone(), *step)),
+            _ => None,
+        })
+        .collect()
+}

@@ -2,7 +2,7 @@
 //! texts (its calls go on unless the playbook says otherwise) until an operator hands the
 //! conversation back. Shares the suites' fixtures.
 
-use super::fixtures::{created_with, pb, run, t};
+use super::fixtures::{created_with, emails, pb, run, t};
 use super::*;
 use crate::domain::compliance::Rules;
 use crate::domain::timeline::{Cause, TimelineKind};
@@ -300,18 +300,8 @@ fn a_persons_email_passes_the_email_gate_and_takes_the_conversation_over() {
         email("About your\r\nquote", "Hi Ana,\n\ncall me back."),
         20,
     );
-    let sent: Vec<_> = d
-        .effects
-        .iter()
-        .filter_map(|e| match e {
-            OppEffect::SendEmail {
-                to, subject, step, ..
-            } => Some((to.clone(), subject.clone(), *step)),
-            _ => None,
-        })
-        .collect();
     assert_eq!(
-        sent,
+        emails(&d),
         [(
             "ana@x.test".to_owned(),
             "About your quote".to_owned(),
