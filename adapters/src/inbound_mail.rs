@@ -154,18 +154,15 @@ fn body_text(part: &ParsedMail, depth: usize) -> Option<String> {
     }
     let mime = part.ctype.mimetype.to_ascii_lowercase();
     if mime.starts_with("multipart/") {
-        let texts: Vec<String> = part
-            .subparts
-            .iter()
-            .filter_map(|p| body_text(p, depth + 1))
-            .collect();
+        // A plain part of this level wins; otherwise the first part that yields any text. Each
+        // part is decoded only when it is the one taken.
         let plain = part
             .subparts
             .iter()
-            .position(|p| p.ctype.mimetype.eq_ignore_ascii_case("text/plain") && !is_attachment(p));
+            .find(|p| p.ctype.mimetype.eq_ignore_ascii_case("text/plain") && !is_attachment(p));
         return match plain {
-            Some(i) => part.subparts[i].get_body().ok(),
-            None => texts.into_iter().next(),
+            Some(p) => p.get_body().ok(),
+            None => part.subparts.iter().find_map(|p| body_text(p, depth + 1)),
         };
     }
     if is_attachment(part) {
